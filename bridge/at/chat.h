@@ -1,0 +1,126 @@
+/* AT chat: one command in flight, a bounded queue, a timeout per command,
+ * final-result matching, and URC dispatch by prefix at any moment.
+ *
+ * The chat owns a lexer. It writes through a transport (function pointers),
+ * so unit tests plug in a scripted fake and a fake clock.
+ *
+ * Line classification while a command is in flight, in this order:
+ *   1. the echo of the command itself (echo is on after every boot): dropped;
+ *   2. a final result (OK, ERROR, +CME ERROR, +CMS ERROR, NO CARRIER, BUSY,
+ *      NO ANSWER, NO DIALTONE): completes the command, unless the command
+ *      waits for a result line after OK (opts.after_ok_prefix);
+ *   3. a line starting with the command's opts.info_prefix: an info line;
+ *   4. a line matching a registered URC prefix: dispatched as a URC;
+ *   5. anything else: an info line of the command (CGSN answers bare digits,
+ *      CMGR's PDU line has no prefix).
+ * With no command in flight every line goes to the URC table (unmatched
+ * ones are logged at debug level and dropped). */
+#ifndef M2M_AT_CHAT_H
+#define M2M_AT_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum at_final {
+    AT_FINAL_OK = 0,
+    AT_FINAL_ERROR,
+    AT_FINAL_CME,        /* +CME ERROR: <n|text> */
+    AT_FINAL_CMS,        /* +CMS ERROR: <n|text> */
+    AT_FINAL_NO_CARRIER,
+    AT_FINAL_BUSY,
+    AT_FINAL_NO_ANSWER,
+    AT_FINAL_NO_DIALTONE,
+    AT_FINAL_TIMEOUT,    /* no final result within opts.timeout_ms */
+    AT_FINAL_CANCELLED,  /* at_chat_cancel_all(): port closed, shutdown */
+};
+
+const char *at_final_name(enum at_final f);
+
+struct at_response {
+    enum at_final final;
+    int code;              /* CME/CMS number; -1 when absent or verbose text */
+    const char *text;      /* CME/CMS verbose text, or NULL. Borrowed. */
+    const char *const *lines; /* info lines, NUL-terminated. Borrowed. */
+    size_t n_lines;
+};
+
+/* The response and its strings are valid only during the callback. The
+ * callback may submit further commands; it must not free the chat. */
+typedef void (*at_done_cb)(void *ctx, const struct at_response *rsp);
+
+struct at_cmd_opts {
+    int timeout_ms;              /* 0: the chat's default */
+    const char *info_prefix;     /* e.g. "+CSQ:"; NULL: none */
+    /* Bytes written after the '>' prompt (CMGS: hex PDU then 0x1A; CMQTT:
+     * exactly the announced count). NULL: the command expects no prompt.
+     * Copied at submit time. */
+    const uint8_t *data;
+    size_t data_len;
+    /* Results that follow OK (CMQTT: "OK" then "+CMQTTSTART: 0"). When set,
+     * OK does not complete the command: the first line with this prefix
+     * does, and is the last info line. ERROR still completes it. */
+    const char *after_ok_prefix;
+};
+
+struct at_transport {
+    /* Writes all of buf; returns 0 or a negative errno. */
+    int (*write)(void *ctx, const uint8_t *buf, size_t len);
+    int64_t (*now_ms)(void *ctx);
+    /* The earliest deadline changed: the owner arranges for at_chat_tick()
+     * to run at deadline_ms (monotonic), or not at all for -1. */
+    void (*schedule)(void *ctx, int64_t deadline_ms);
+    void *ctx;
+};
+
+/* A URC handler. lines[0] is the URC line; lines[1..] the extra lines the
+ * entry asked for (+CMT and +CDS carry their PDU on the next line). */
+typedef void (*at_urc_fn)(void *ctx, const char *const *lines, size_t n_lines);
+
+struct at_urc {
+    const char *prefix;       /* matched at line start, e.g. "+CMTI:" or "RING" */
+    unsigned extra_lines;     /* lines that belong to this URC after it */
+    at_urc_fn fn;
+};
+
+struct at_chat_opts {
+    int default_timeout_ms;   /* commands without their own timeout */
+    size_t max_queue;         /* commands waiting behind the one in flight */
+    size_t max_line;          /* lexer line bound */
+    size_t max_block;         /* lexer block bound */
+};
+
+struct at_chat *at_chat_new(const struct at_chat_opts *opts, const struct at_transport *tr);
+void at_chat_free(struct at_chat *chat);
+
+/* Registers a static table (borrowed: must outlive the chat). Several tables
+ * may be added (one per service); first match wins, in registration order. */
+int at_chat_add_urcs(struct at_chat *chat, const struct at_urc *table, size_t n, void *ctx);
+
+/* Queues a command (without the trailing CR, which the chat adds).
+ * Returns 0, -EINVAL when cmd holds CR, LF, Ctrl-Z or ESC (it could end or
+ * add a command) or is empty, -ENOBUFS when the queue is full. On error
+ * nothing is queued and cb is not called. */
+int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts *opts,
+                 at_done_cb cb, void *ctx);
+
+/* Bytes from the port. */
+void at_chat_feed(struct at_chat *chat, const uint8_t *data, size_t len);
+
+/* Call at the scheduled deadline: completes a timed-out command with
+ * AT_FINAL_TIMEOUT (sending ESC first if it was waiting at a prompt) and
+ * starts the next one. */
+void at_chat_tick(struct at_chat *chat);
+
+/* Completes every queued and in-flight command with AT_FINAL_CANCELLED and
+ * resets the lexer. */
+void at_chat_cancel_all(struct at_chat *chat);
+
+/* From inside a URC handler: the next len raw bytes are a block for fn
+ * (CMQTT RX chunks). 0 or -EMSGSIZE. */
+int at_chat_read_block(struct at_chat *chat, size_t len,
+                       void (*fn)(void *ctx, const uint8_t *data, size_t len), void *ctx);
+
+bool at_chat_idle(const struct at_chat *chat);
+
+#endif

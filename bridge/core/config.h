@@ -1,0 +1,111 @@
+/* Configuration: built-in defaults < config file < environment < command
+ * line (CONTRACT.md sections 1-2). Validation errors name the key path:
+ * "mqtt.port: unknown key", "modem.baud: expected integer". */
+#ifndef M2M_CORE_CONFIG_H
+#define M2M_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_FILE "/etc/modem2mqtt/config.json"
+
+struct config_remote_sub { char *topic; int qos; char *local; /* local may be NULL */ };
+struct config_remote_fwd { char *local; char *remote; int qos; };
+
+struct config {
+    struct {
+        char *broker;          /* mqtt://host[:port] | mqtts://... | unix:///path */
+        char *base_topic;
+        char *client_id;
+        char *username;        /* NULL: none */
+        char *password;        /* from MODEM2MQTT_PASSWORD or a password file; never logged */
+        char *password_file;
+        char *ca_file;
+        int keepalive;
+        bool ha_discovery;
+        char *ha_prefix;
+    } mqtt;
+    struct {
+        char *port;            /* device, pty, tcp://HOST:PORT or "auto" */
+        int baud;
+        char *pin;             /* never logged */
+        char *apn;
+        char **init;           /* extra AT commands after bring-up */
+        size_t n_init;
+        int status_interval;   /* seconds */
+        int command_timeout_ms;
+    } modem;
+    struct {
+        char **allow_to;       /* E.164 numbers or prefixes ending in '*' */
+        size_t n_allow_to;
+        int max_parts;
+        int rate_per_hour;
+        bool delivery_reports;
+        bool keep_on_sim;
+    } sms;
+    struct {
+        char **allow_to;
+        size_t n_allow_to;
+    } calls;
+    struct {
+        bool enabled;          /* the "remote" object was present */
+        char *server;
+        char *client_id;
+        char *username;
+        char *password;        /* never logged */
+        int keepalive;
+        bool clean_session;
+        bool tls;
+        struct config_remote_sub *subscribe;
+        size_t n_subscribe;
+        struct config_remote_fwd *forward;
+        size_t n_forward;
+    } remote;
+    char *state_dir;
+    bool allow_raw_at;
+    char *log_level;           /* "error" | "warn" | "info" | "debug" */
+};
+
+enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_LIST_PORTS };
+
+/* What the command line said; NULL / 0 fields were not given. Strings are
+ * borrowed from argv. */
+struct config_cli {
+    enum config_action action;
+    const char *config_file;
+    const char *port;
+    int baud;
+    const char *broker;
+    const char *base_topic;
+    const char *log_level;
+};
+
+/* Parses argv (getopt_long). 0, or -EINVAL with a one-line reason in err
+ * ("unknown option '--password': secrets are not accepted on the command
+ * line, use MODEM2MQTT_PASSWORD_FILE"). */
+int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, size_t err_size);
+
+/* Usage text for --help. */
+void config_print_usage(FILE *out, const char *argv0);
+
+/* Fills cfg with defaults, then the JSON text (may be NULL), then the
+ * environment through getenv_fn (may be NULL), then cli (may be NULL), and
+ * validates. Pure: reads no file (a password_file is read by
+ * config_load). On error cfg is freed, err says "key.path: reason". */
+int config_build(struct config *cfg, const char *json, size_t json_len,
+                 const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
+                 char *err, size_t err_size);
+
+/* config_build with the file named by cli->config_file (or
+ * CONFIG_DEFAULT_FILE when it exists) and the process environment; then
+ * reads the password file (MODEM2MQTT_PASSWORD_FILE or mqtt.password_file)
+ * when no password was given. Errors name the file or the key. */
+int config_load(struct config *cfg, const struct config_cli *cli, char *err, size_t err_size);
+
+void config_free(struct config *cfg);
+
+/* allow_to matching: exact E.164 or a prefix ending in '*' ("*" = all). */
+bool config_number_allowed(char *const *allow, size_t n, const char *number);
+
+#endif

@@ -1,0 +1,44 @@
+/* The event loop: poll() over file descriptors plus monotonic timers.
+ *
+ * One thread runs the loop and owns every piece of modem and bridge state.
+ * Other threads (paho's) never touch that state: they queue work and wake
+ * the loop through a file descriptor the loop polls (see mqtt/link.c). */
+#ifndef M2M_CORE_LOOP_H
+#define M2M_CORE_LOOP_H
+
+#include <stdint.h>
+
+struct loop;
+
+/* revents are poll() flags (POLLIN, POLLOUT, POLLHUP, POLLERR). */
+typedef void (*loop_fd_cb)(void *ctx, int fd, short revents);
+
+/* A timer callback returns the delay in ms until it should run again,
+ * or 0 to stop (the timer is then removed; its id becomes invalid). */
+typedef int64_t (*loop_timer_cb)(void *ctx);
+
+struct loop *loop_new(void);
+void loop_free(struct loop *loop);
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC). */
+int64_t loop_now_ms(void);
+
+/* One registration per fd; 0 or -EEXIST/-ENOMEM. Removing an fd from inside
+ * any callback is safe: its callback is not called again afterwards. */
+int loop_add_fd(struct loop *loop, int fd, short events, loop_fd_cb cb, void *ctx);
+int loop_mod_fd(struct loop *loop, int fd, short events);
+void loop_del_fd(struct loop *loop, int fd);
+
+/* Runs cb after delay_ms. *id (optional) gets a non-zero id for
+ * loop_cancel_timer. Cancelling an unknown or expired id is a no-op, so a
+ * holder may cancel unconditionally. */
+int loop_add_timer(struct loop *loop, int64_t delay_ms, loop_timer_cb cb, void *ctx,
+                   uint64_t *id);
+void loop_cancel_timer(struct loop *loop, uint64_t id);
+
+/* Runs until loop_stop(); returns 0, or a negative errno if poll() failed. */
+int loop_run(struct loop *loop);
+/* Safe from the loop thread only. Signal handlers use a self-pipe in main.c. */
+void loop_stop(struct loop *loop);
+
+#endif
