@@ -24,10 +24,14 @@ struct mqtt_link_opts {
     const char *ca_file;      /* mqtts:// trust anchors; NULL: system default */
     int keepalive;            /* seconds */
     const char *will_topic;   /* retained will "offline" */
-    /* Called from paho's thread before the message is acknowledged, so a
-     * command is durable (journal) before the broker sees PUBACK. Optional;
-     * returns 0 to accept, or a negative errno to have paho redeliver. */
-    int (*persist)(void *ctx, const char *topic, const void *payload, size_t len);
+    /* Called on paho's thread before the message is acknowledged, so a
+     * command is durable (journal) before the broker sees PUBACK. Optional.
+     * Sets *seq (0: not journalled) which comes back in mqtt_link_msg.seq;
+     * returns 0 to accept, or a negative errno to refuse (paho then does
+     * not acknowledge, and the broker redelivers). */
+    int (*persist)(void *ctx, const char *topic, const void *payload, size_t len,
+                   uint64_t *seq);
+    void *persist_ctx;
 };
 
 /* An incoming message. Strings and payload are borrowed for the call. */
@@ -40,6 +44,7 @@ struct mqtt_link_msg {
     const char *response_topic;     /* MQTT 5, or NULL */
     const uint8_t *correlation;     /* MQTT 5, or NULL */
     size_t correlation_len;
+    uint64_t seq;                   /* journal id from persist, or 0 */
 };
 
 struct mqtt_link_cbs {

@@ -1,0 +1,35 @@
+/* Durable command journal in state_dir (DESIGN.md "Durability").
+ *
+ * A command is appended (written to a temporary file, fsync'd, renamed,
+ * directory fsync'd) before paho's messageArrived returns, so the broker's
+ * PUBACK means "will be executed". It is marked done once its result was
+ * published. At start-up, what is still pending is replayed in order.
+ *
+ * Thread-safe: append runs on paho's thread, done and replay on the loop's. */
+#ifndef M2M_CORE_JOURNAL_H
+#define M2M_CORE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct journal;
+
+/* Creates dir/pending when missing. 0 or -errno. */
+int journal_open(const char *dir, struct journal **out);
+void journal_close(struct journal *j);
+
+/* *seq gets a positive id, increasing across restarts. 0 or -errno. */
+int journal_append(struct journal *j, const char *topic, const void *payload, size_t len,
+                   uint64_t *seq);
+
+/* Removes the record. Unknown seq: -ENOENT. */
+int journal_done(struct journal *j, uint64_t seq);
+
+typedef void (*journal_replay_fn)(void *ctx, uint64_t seq, const char *topic,
+                                  const uint8_t *payload, size_t len);
+
+/* Calls fn for every pending record, oldest first. A corrupt record is
+ * logged and removed. Returns the number replayed or -errno. */
+int journal_replay(struct journal *j, journal_replay_fn fn, void *ctx);
+
+#endif
