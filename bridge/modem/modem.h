@@ -1,0 +1,76 @@
+/* The modem: owns the port and the AT chat, brings the module up with a
+ * data-driven script, and recovers from a vanished or hung module.
+ *
+ *   CLOSED --open ok--> PROBING --AT ok--> BRINGUP --script done--> READY
+ *      ^                   |                  |  (SIM locked: SIM_LOCKED,
+ *      |                   |                  |   no SIM: NO_SIM; both stop)
+ *      +---- EOF/EIO, 3 timeouts in a row, probe gives up (backoff) ----+
+ *
+ * Services (sms, status) use the chat while READY and are told about every
+ * state change through the callbacks. */
+#ifndef M2M_MODEM_MODEM_H
+#define M2M_MODEM_MODEM_H
+
+#include <stdbool.h>
+
+struct loop;
+struct at_chat;
+
+enum modem_state {
+    MODEM_CLOSED = 0,  /* no port (not found, vanished); reopening with backoff */
+    MODEM_PROBING,     /* port open, waiting for the module to answer AT */
+    MODEM_BRINGUP,     /* running the bring-up script */
+    MODEM_READY,
+    MODEM_SIM_LOCKED,  /* SIM PIN/PUK needed and no (usable) PIN configured */
+    MODEM_NO_SIM,
+};
+
+const char *modem_state_name(enum modem_state st);
+
+/* B/info: what the bring-up read from the module ("" when unknown). */
+struct modem_info {
+    char manufacturer[64];
+    char model[64];
+    char revision[64];
+    char imei[32];
+    char imsi[32];
+    char iccid[32];
+    char number[32];
+};
+
+struct modem_opts {
+    const char *port;            /* device, pty, tcp://..., or "auto" */
+    int baud;
+    const char *pin;             /* NULL: none. Sent at most once per boot. */
+    const char *apn;             /* NULL: leave the module's PDP context */
+    char *const *init;           /* extra commands after bring-up */
+    size_t n_init;
+    int command_timeout_ms;
+};
+
+struct modem_cbs {
+    void (*state_changed)(void *ctx, enum modem_state st);
+    void (*info_changed)(void *ctx, const struct modem_info *info);
+};
+
+struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
+                        const struct modem_cbs *cbs, void *ctx);
+void modem_free(struct modem *m);
+
+/* Opens the port (retrying with backoff when it is not there). */
+int modem_start(struct modem *m);
+
+enum modem_state modem_state(const struct modem *m);
+
+/* The chat, borrowed; valid for the modem's lifetime (it survives port
+ * reopens). Services register their URC tables on it once. */
+struct at_chat *modem_chat(struct modem *m);
+
+/* Whether the module accepted AT+CMGF=0 during bring-up. */
+bool modem_sms_supported(const struct modem *m);
+
+/* A service saw a command time out: three in a row mean the module hangs,
+ * and the modem reopens the port and runs the bring-up again. */
+void modem_note_timeout(struct modem *m);
+
+#endif

@@ -1,0 +1,70 @@
+/* SMS service: sending (AT+CMGS, PDU mode) and receiving (+CMTI, +CMT,
+ * AT+CMGR, AT+CMGL drain), multipart reassembly, and deletion from the SIM
+ * only after the broker acknowledged the publish (CONTRACT.md section 4).
+ *
+ * The service knows nothing of MQTT: a received message goes out through
+ * the `received` callback with a token, and the owner calls
+ * sms_received_done(token, status) when the broker acknowledged (or refused)
+ * it. Only then is the message deleted (or kept for the next attempt). */
+#ifndef M2M_MODEM_SMS_H
+#define M2M_MODEM_SMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt/json.h"
+
+struct loop;
+struct modem;
+
+struct sms_opts {
+    char *const *allow_to;
+    size_t n_allow_to;
+    int max_parts;
+    int rate_per_hour;
+    bool keep_on_sim;
+    int reassembly_timeout_ms;  /* parts missing after this: published as is */
+};
+
+struct sms_cbs {
+    /* A complete (or timed-out) incoming message. Borrowed for the call.
+     * The owner must call sms_received_done(sms, token, status) once. */
+    void (*received)(void *ctx, const struct sms_received *msg, uint64_t token);
+    /* A PDU that would not decode: published as B/error, then treated like
+     * a message (token, deleted after the ack). */
+    void (*undecodable)(void *ctx, const char *pdu_hex, const char *reason, uint64_t token);
+};
+
+struct sms *sms_new(struct loop *loop, struct modem *modem, const struct sms_opts *opts,
+                    const struct sms_cbs *cbs, void *ctx);
+void sms_free(struct sms *sms);
+
+/* status 0: the broker has it, delete from the SIM; else keep it and try
+ * again at the next drain. */
+void sms_received_done(struct sms *sms, uint64_t token, int status);
+
+/* Reads everything stored (AT+CMGL): at modem ready and after every broker
+ * reconnect. Messages already in flight are not read twice. */
+void sms_drain(struct sms *sms);
+
+/* The modem became ready, or went away (in-flight reads are forgotten:
+ * the messages are still on the SIM and the next drain finds them). */
+void sms_modem_ready(struct sms *sms, bool ready);
+
+struct sms_send_result {
+    unsigned parts;
+    int references[16];          /* message references, one per part sent */
+    unsigned n_references;
+};
+
+/* err is NULL on success. */
+typedef void (*sms_send_cb)(void *ctx, const struct sms_send_result *res,
+                            const struct json_error *err);
+
+/* Policy checks, encoding and sending. Rejections (not_allowed, too_long,
+ * rate_limited, unavailable, unsupported) are reported through cb before
+ * this returns, with nothing written to the modem. */
+void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, void *ctx);
+
+#endif
