@@ -1,1 +1,53 @@
-int main(void) { return 0; }
+/* modem2mqtt: options, configuration, run. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "app.h"
+#include "at/port.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "version.h"
+
+int main(int argc, char **argv)
+{
+    struct config_cli cli;
+    struct config cfg = { 0 };
+    struct app *app = NULL;
+    enum log_level level;
+    char err[512];
+    int r;
+
+    if (config_parse_cli(argc, argv, &cli, err, sizeof(err)) < 0) {
+        fprintf(stderr, "modem2mqtt: %s (try --help)\n", err);
+        return 2;
+    }
+    switch (cli.action) {
+    case CONFIG_HELP:
+        config_print_usage(stdout, argv[0]);
+        return 0;
+    case CONFIG_VERSION:
+        printf("modem2mqtt %s\n", M2M_VERSION);
+        return 0;
+    case CONFIG_LIST_PORTS:
+        return at_port_list(stdout) < 0 ? 1 : 0;
+    case CONFIG_RUN:
+    default:
+        break;
+    }
+
+    if (config_load(&cfg, &cli, err, sizeof(err)) < 0) {
+        fprintf(stderr, "modem2mqtt: %s\n", err);
+        return 2;
+    }
+    if (log_level_parse(cfg.log_level, &level) == 0)
+        log_set_level(level);
+    log_info("modem2mqtt %s: port %s, broker %s, base topic %s", M2M_VERSION, cfg.modem.port,
+             cfg.mqtt.broker, cfg.mqtt.base_topic);
+
+    r = app_new(&cfg, &app);
+    if (r == 0)
+        r = app_run(app);
+    app_free(app);
+    config_free(&cfg);
+    return r < 0 ? 1 : 0;
+}

@@ -1,1 +1,784 @@
-/* placeholder */
+/* The modem: port ownership, bring-up script, recovery. See modem.h. */
+#include "modem/modem.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "at/chat.h"
+#include "at/port.h"
+#include "core/log.h"
+#include "core/loop.h"
+
+#define PROBE_TIMEOUT_MS 700
+#define PROBE_ATTEMPTS 40           /* ~30 s for a booting module */
+#define STEP_RETRY_MS 1000
+#define SIM_BUSY_ATTEMPTS 30        /* "+CME ERROR: SIM busy" right after boot */
+#define LOCKED_RECHECK_MS 30000
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define HUNG_AFTER_TIMEOUTS 3
+#define READ_CHUNK 4096
+
+enum step_result {
+    STEP_NEXT,    /* go on with the next step */
+    STEP_SKIP2,   /* skip the next step (it only applies on another outcome) */
+    STEP_RETRY,   /* this step again after STEP_RETRY_MS */
+    STEP_AGAIN,   /* this step again now (iterating steps: init commands) */
+    STEP_BACK,    /* the previous step again after STEP_RETRY_MS */
+    STEP_STOP,    /* bring-up ends in the state the step set */
+};
+
+struct bringup_step;
+
+struct modem {
+    struct loop *loop;
+    struct modem_opts opts;      /* strings borrowed from the caller */
+    struct modem_cbs cbs;
+    void *ctx;
+
+    struct at_port *port;
+    struct at_chat *chat;
+    enum modem_state state;
+
+    uint64_t chat_timer;
+    uint64_t retry_timer;
+    int backoff_ms;
+    int probe_attempts;
+    int consecutive_timeouts;
+    bool open_failed_logged;
+
+    size_t step;                 /* index into bringup[] */
+    int step_attempts;
+    size_t init_index;           /* next of opts.init for the init step */
+    bool pin_sent;               /* a PIN is sent at most once per boot */
+    bool sms_supported;
+    bool cnmi_failed;
+
+    struct modem_info info;
+};
+
+/* --- the bring-up script ------------------------------------------------ */
+
+/* A step sends cmd (or what build() writes; build returning false skips the
+ * step) and hands the response to done(). A step without done() must
+ * answer OK; with OPTIONAL its failure is only logged. */
+enum { STEP_OPTIONAL = 1 };
+
+struct bringup_step {
+    const char *name;            /* for the log: one line per step */
+    const char *cmd;
+    bool (*build)(struct modem *m, char *buf, size_t size);
+    const char *info_prefix;
+    int timeout_ms;              /* 0: opts.command_timeout_ms */
+    unsigned flags;
+    enum step_result (*done)(struct modem *m, const struct at_response *rsp);
+};
+
+static void set_state(struct modem *m, enum modem_state st);
+static void run_step(struct modem *m);
+static void port_lost(struct modem *m, const char *why);
+
+static bool final_ok(const struct at_response *rsp)
+{
+    return rsp->final == AT_FINAL_OK;
+}
+
+static bool is_sim_busy(const struct at_response *rsp)
+{
+    if (rsp->final != AT_FINAL_CME)
+        return false;
+    if (rsp->code == 14 || rsp->code == 13)
+        return true;
+    return rsp->text && strstr(rsp->text, "busy");
+}
+
+static bool is_no_sim(const struct at_response *rsp)
+{
+    if (rsp->final != AT_FINAL_CME)
+        return false;
+    return rsp->code == 10 || (rsp->text && strstr(rsp->text, "not inserted"));
+}
+
+/* Copies the text after "prefix" (and spaces) of the first matching line. */
+static void copy_after(const struct at_response *rsp, const char *prefix, char *out, size_t size)
+{
+    size_t plen = prefix ? strlen(prefix) : 0;
+    for (size_t i = 0; i < rsp->n_lines; i++) {
+        const char *l = rsp->lines[i];
+        if (plen && strncmp(l, prefix, plen) != 0)
+            continue;
+        l += plen;
+        while (*l == ' ')
+            l++;
+        snprintf(out, size, "%s", l);
+        return;
+    }
+}
+
+static enum step_result done_cpin(struct modem *m, const struct at_response *rsp)
+{
+    char val[32] = "";
+
+    if (is_no_sim(rsp)) {
+        log_error("modem: no SIM inserted");
+        set_state(m, MODEM_NO_SIM);
+        return STEP_STOP;
+    }
+    if (is_sim_busy(rsp) && m->step_attempts < SIM_BUSY_ATTEMPTS)
+        return STEP_RETRY;      /* too early after boot: +CPIN: READY follows */
+    if (!final_ok(rsp)) {
+        log_error("modem: SIM state unreadable (%s)", at_final_name(rsp->final));
+        set_state(m, MODEM_NO_SIM);
+        return STEP_STOP;
+    }
+    copy_after(rsp, "+CPIN:", val, sizeof(val));
+    if (strcmp(val, "READY") == 0)
+        return STEP_SKIP2;
+    if (strcmp(val, "SIM PIN") == 0 && m->opts.pin && !m->pin_sent)
+        return STEP_NEXT;
+    /* Never guess: a wrong PIN sent twice more locks the SIM (PUK). */
+    log_error("modem: SIM needs %s%s", val,
+              strcmp(val, "SIM PIN") == 0 ? (m->pin_sent ? " (the configured PIN was rejected)"
+                                                          : "; set modem.pin")
+                                           : "");
+    set_state(m, MODEM_SIM_LOCKED);
+    return STEP_STOP;
+}
+
+static bool build_pin(struct modem *m, char *buf, size_t size)
+{
+    const char *p = m->opts.pin;
+
+    for (size_t i = 0; p[i]; i++)
+        if (!isdigit((unsigned char)p[i]))
+            return false;       /* config validates; never send anything else */
+    snprintf(buf, size, "AT+CPIN=\"%s\"", p);
+    return true;
+}
+
+static enum step_result done_pin(struct modem *m, const struct at_response *rsp)
+{
+    m->pin_sent = true;
+    if (!final_ok(rsp)) {
+        log_error("modem: SIM PIN rejected (%s); not retrying", at_final_name(rsp->final));
+        set_state(m, MODEM_SIM_LOCKED);
+        return STEP_STOP;
+    }
+    return STEP_BACK;           /* AT+CPIN? again: the SIM needs a moment */
+}
+
+static enum step_result done_cmgf(struct modem *m, const struct at_response *rsp)
+{
+    m->sms_supported = final_ok(rsp);
+    if (!m->sms_supported)
+        log_warn("modem: AT+CMGF=0 refused: this module variant has no SMS");
+    return STEP_NEXT;
+}
+
+static enum step_result done_cnmi(struct modem *m, const struct at_response *rsp)
+{
+    m->cnmi_failed = !final_ok(rsp);
+    return m->cnmi_failed ? STEP_NEXT : STEP_SKIP2;
+}
+
+static bool build_sms_only(struct modem *m, const char *cmd, char *buf, size_t size)
+{
+    if (!m->sms_supported)
+        return false;
+    snprintf(buf, size, "%s", cmd);
+    return true;
+}
+
+static bool build_cmgf(struct modem *m, char *buf, size_t size)
+{
+    (void)m;
+    snprintf(buf, size, "AT+CMGF=0");
+    return true;
+}
+
+static bool build_cnmi(struct modem *m, char *buf, size_t size)
+{
+    /* mt=1: "+CMTI" with the index; the message stays stored until we
+     * delete it, which is what makes "delete only after PUBACK" possible. */
+    return build_sms_only(m, "AT+CNMI=2,1,0,0,0", buf, size);
+}
+
+static bool build_cnmi_fallback(struct modem *m, char *buf, size_t size)
+{
+    /* Some A7670 firmwares reject a CNMI mode; mode 1 keeps +CMTI. */
+    if (!m->cnmi_failed)
+        return false;
+    return build_sms_only(m, "AT+CNMI=1,1,0,0,0", buf, size);
+}
+
+static enum step_result done_cnmi_fallback(struct modem *m, const struct at_response *rsp)
+{
+    if (!final_ok(rsp))
+        log_warn("modem: no new-SMS indications (AT+CNMI refused); stored SMS are read at "
+                 "every status refresh");
+    else
+        m->cnmi_failed = false;
+    return STEP_NEXT;
+}
+
+static bool build_cpms(struct modem *m, char *buf, size_t size)
+{
+    return build_sms_only(m, "AT+CPMS=\"SM\",\"SM\",\"SM\"", buf, size);
+}
+
+static bool build_apn(struct modem *m, char *buf, size_t size)
+{
+    if (!m->opts.apn || !*m->opts.apn)
+        return false;
+    snprintf(buf, size, "AT+CGDCONT=1,\"IP\",\"%s\"", m->opts.apn);
+    return true;
+}
+
+static bool build_init(struct modem *m, char *buf, size_t size)
+{
+    if (m->init_index >= m->opts.n_init)
+        return false;
+    snprintf(buf, size, "%s", m->opts.init[m->init_index]);
+    return true;
+}
+
+static enum step_result done_init(struct modem *m, const struct at_response *rsp)
+{
+    if (!final_ok(rsp))
+        log_warn("modem: init command %zu (%s) failed: %s", m->init_index + 1,
+                 m->opts.init[m->init_index], at_final_name(rsp->final));
+    m->init_index++;
+    return m->init_index < m->opts.n_init ? STEP_AGAIN : STEP_NEXT;
+}
+
+#define INFO_DONE(field, prefix)                                                     \
+    static enum step_result done_##field(struct modem *m, const struct at_response *rsp) \
+    {                                                                                \
+        if (final_ok(rsp))                                                           \
+            copy_after(rsp, prefix, m->info.field, sizeof(m->info.field));           \
+        return STEP_NEXT;                                                            \
+    }
+INFO_DONE(manufacturer, NULL)
+INFO_DONE(model, NULL)
+INFO_DONE(revision, "+CGMR:")
+INFO_DONE(imei, NULL)
+INFO_DONE(imsi, NULL)
+INFO_DONE(iccid, "+ICCID:")
+
+/* +CNUM: ,"+4917000000000",145 (not every SIM knows its number) */
+static enum step_result done_number(struct modem *m, const struct at_response *rsp)
+{
+    char line[128] = "";
+    const char *q1, *q2;
+
+    if (final_ok(rsp))
+        copy_after(rsp, "+CNUM:", line, sizeof(line));
+    q1 = strchr(line, '"');
+    q1 = q1 ? strchr(q1 + 1, '"') : NULL;   /* end of the alpha field */
+    q1 = q1 ? strchr(q1 + 1, '"') : NULL;   /* start of the number */
+    q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+    if (q1 && q2 && (size_t)(q2 - q1 - 1) < sizeof(m->info.number))
+        snprintf(m->info.number, sizeof(m->info.number), "%.*s", (int)(q2 - q1 - 1), q1 + 1);
+    return STEP_NEXT;
+}
+
+static const struct bringup_step bringup[] = {
+    { "echo off",          "ATE0",        NULL, NULL,      0, 0, NULL },
+    { "verbose errors",    "AT+CMEE=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
+    { "SIM",               "AT+CPIN?",    NULL, "+CPIN:",  0, 0, done_cpin },
+    { "SIM PIN",           NULL, build_pin,     NULL,  10000, 0, done_pin },
+    { "SMS PDU mode",      NULL, build_cmgf,    NULL,      0, 0, done_cmgf },
+    { "SMS indications",   NULL, build_cnmi,    NULL,      0, 0, done_cnmi },
+    { "SMS indications (fallback)", NULL, build_cnmi_fallback, NULL, 0, 0, done_cnmi_fallback },
+    { "SMS storage",       NULL, build_cpms,    "+CPMS:",  0, STEP_OPTIONAL, NULL },
+    { "caller id",         "AT+CLIP=1",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
+    { "registration URCs", "AT+CREG=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
+    { "LTE registration URCs", "AT+CEREG=2", NULL, NULL,   0, STEP_OPTIONAL, NULL },
+    { "APN",               NULL, build_apn,     NULL,      0, STEP_OPTIONAL, NULL },
+    { "init commands",     NULL, build_init,    NULL,      0, 0, done_init },
+    { "manufacturer",      "AT+CGMI",     NULL, NULL,      0, 0, done_manufacturer },
+    { "model",             "AT+CGMM",     NULL, NULL,      0, 0, done_model },
+    { "firmware",          "AT+CGMR",     NULL, "+CGMR:",  0, 0, done_revision },
+    { "IMEI",              "AT+CGSN",     NULL, NULL,      0, 0, done_imei },
+    { "IMSI",              "AT+CIMI",     NULL, NULL,      0, 0, done_imsi },
+    { "ICCID",             "AT+CICCID",   NULL, "+ICCID:", 0, 0, done_iccid },
+    { "own number",        "AT+CNUM",     NULL, "+CNUM:",  0, 0, done_number },
+};
+#define N_STEPS (sizeof(bringup) / sizeof(bringup[0]))
+
+/* --- state --------------------------------------------------------------- */
+
+const char *modem_state_name(enum modem_state st)
+{
+    switch (st) {
+    case MODEM_CLOSED: return "closed";
+    case MODEM_PROBING: return "probing";
+    case MODEM_BRINGUP: return "bringup";
+    case MODEM_READY: return "ready";
+    case MODEM_SIM_LOCKED: return "sim_locked";
+    case MODEM_NO_SIM: return "no_sim";
+    default: return "?";
+    }
+}
+
+static void set_state(struct modem *m, enum modem_state st)
+{
+    if (m->state == st)
+        return;
+    log_debug("modem: state %s -> %s", modem_state_name(m->state), modem_state_name(st));
+    m->state = st;
+    if (m->cbs.state_changed)
+        m->cbs.state_changed(m->ctx, st);
+}
+
+static void cancel_retry(struct modem *m)
+{
+    loop_cancel_timer(m->loop, m->retry_timer);
+    m->retry_timer = 0;
+}
+
+static void retry_in(struct modem *m, int64_t ms, loop_timer_cb cb)
+{
+    cancel_retry(m);
+    if (loop_add_timer(m->loop, ms, cb, m, &m->retry_timer) < 0)
+        log_error("modem: cannot arm a timer");
+}
+
+/* --- chat transport ----------------------------------------------------- */
+
+static int tr_write(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct modem *m = ctx;
+
+    if (!m->port)
+        return -EPIPE;
+    return at_port_write(m->port, buf, len, 2000);
+}
+
+static int64_t tr_now(void *ctx)
+{
+    (void)ctx;
+    return loop_now_ms();
+}
+
+static int64_t chat_timer_fired(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->chat_timer = 0;
+    at_chat_tick(m->chat);
+    return 0;
+}
+
+static void tr_schedule(void *ctx, int64_t deadline_ms)
+{
+    struct modem *m = ctx;
+    int64_t delay;
+
+    loop_cancel_timer(m->loop, m->chat_timer);
+    m->chat_timer = 0;
+    if (deadline_ms < 0)
+        return;
+    delay = deadline_ms - loop_now_ms();
+    if (loop_add_timer(m->loop, delay > 0 ? delay : 0, chat_timer_fired, m, &m->chat_timer) < 0)
+        log_error("modem: cannot arm the command timer");
+}
+
+/* --- the port ------------------------------------------------------------ */
+
+static int64_t reopen_fired(void *ctx);
+static void probe(struct modem *m);
+
+static void on_port(void *ctx, int fd, short revents)
+{
+    struct modem *m = ctx;
+    uint8_t buf[READ_CHUNK];
+    ssize_t n;
+
+    (void)fd;
+    (void)revents;
+    /* Read until EAGAIN; POLLHUP without data means the device vanished. */
+    for (;;) {
+        n = at_port_read(m->port, buf, sizeof(buf));
+        if (n > 0) {
+            at_chat_feed(m->chat, buf, (size_t)n);
+            if (!m->port)
+                return;         /* a handler closed it (recovery) */
+            continue;
+        }
+        if (n == 0 && !(revents & (POLLHUP | POLLERR)))
+            return;
+        port_lost(m, n < 0 && n != -EPIPE ? strerror((int)-n) : "device vanished");
+        return;
+    }
+}
+
+static void close_port(struct modem *m)
+{
+    if (!m->port)
+        return;
+    loop_del_fd(m->loop, at_port_fd(m->port));
+    at_port_close(m->port);
+    m->port = NULL;
+}
+
+static void schedule_reopen(struct modem *m)
+{
+    retry_in(m, m->backoff_ms, reopen_fired);
+    m->backoff_ms = m->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : m->backoff_ms * 2;
+}
+
+static void port_lost(struct modem *m, const char *why)
+{
+    log_warn("modem: port lost (%s); reopening", why);
+    close_port(m);
+    cancel_retry(m);
+    m->consecutive_timeouts = 0;
+    set_state(m, MODEM_CLOSED);
+    at_chat_cancel_all(m->chat);
+    schedule_reopen(m);
+}
+
+static int open_port(struct modem *m)
+{
+    char path[PATH_MAX];
+    const char *spec = m->opts.port;
+    int r;
+
+    if (strcmp(spec, "auto") == 0) {
+        r = at_port_find_auto(path, sizeof(path));
+        if (r < 0)
+            return r;
+        spec = path;
+    }
+    r = at_port_open(spec, m->opts.baud, &m->port);
+    if (r < 0)
+        return r;
+    r = loop_add_fd(m->loop, at_port_fd(m->port), POLLIN, on_port, m);
+    if (r < 0) {
+        at_port_close(m->port);
+        m->port = NULL;
+        return r;
+    }
+    log_info("modem: port %s open", spec);
+    return 0;
+}
+
+static int64_t reopen_fired(void *ctx)
+{
+    struct modem *m = ctx;
+    int r;
+
+    m->retry_timer = 0;
+    r = open_port(m);
+    if (r < 0) {
+        /* Once at warn level, then quietly: a modem may be unplugged for days. */
+        if (!m->open_failed_logged)
+            log_warn("modem: cannot open %s: %s; retrying", m->opts.port, strerror(-r));
+        else
+            log_debug("modem: cannot open %s: %s", m->opts.port, strerror(-r));
+        m->open_failed_logged = true;
+        schedule_reopen(m);
+        return 0;
+    }
+    m->open_failed_logged = false;
+    m->probe_attempts = 0;
+    set_state(m, MODEM_PROBING);
+    probe(m);
+    return 0;
+}
+
+/* --- probing and bring-up ------------------------------------------------ */
+
+static int64_t probe_fired(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->retry_timer = 0;
+    probe(m);
+    return 0;
+}
+
+static void probe_done(void *ctx, const struct at_response *rsp)
+{
+    struct modem *m = ctx;
+
+    if (m->state != MODEM_PROBING || rsp->final == AT_FINAL_CANCELLED)
+        return;
+    if (rsp->final == AT_FINAL_OK) {
+        log_info("modem: answering AT");
+        m->backoff_ms = BACKOFF_MIN_MS;
+        m->step = 0;
+        m->step_attempts = 0;
+        m->init_index = 0;
+        m->pin_sent = false;
+        m->sms_supported = false;
+        m->cnmi_failed = false;
+        memset(&m->info, 0, sizeof(m->info));
+        set_state(m, MODEM_BRINGUP);
+        run_step(m);
+        return;
+    }
+    if (++m->probe_attempts >= PROBE_ATTEMPTS) {
+        port_lost(m, "no answer to AT");
+        return;
+    }
+    /* A timeout already waited; anything else (ERROR while booting) waits. */
+    if (rsp->final == AT_FINAL_TIMEOUT)
+        probe(m);
+    else
+        retry_in(m, STEP_RETRY_MS, probe_fired);
+}
+
+static void probe(struct modem *m)
+{
+    const struct at_cmd_opts o = { .timeout_ms = PROBE_TIMEOUT_MS };
+
+    if (at_chat_send(m->chat, "AT", &o, probe_done, m) < 0)
+        retry_in(m, STEP_RETRY_MS, probe_fired);
+}
+
+static int64_t step_fired(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->retry_timer = 0;
+    run_step(m);
+    return 0;
+}
+
+static void finish_bringup(struct modem *m)
+{
+    log_info("modem: ready (%s %s, firmware %s)", m->info.manufacturer, m->info.model,
+             m->info.revision);
+    if (m->cbs.info_changed)
+        m->cbs.info_changed(m->ctx, &m->info);
+    set_state(m, MODEM_READY);
+}
+
+static void step_done(void *ctx, const struct at_response *rsp)
+{
+    struct modem *m = ctx;
+    const struct bringup_step *s;
+    enum step_result r;
+
+    if (m->state != MODEM_BRINGUP || rsp->final == AT_FINAL_CANCELLED)
+        return;
+    s = &bringup[m->step];
+    if (rsp->final == AT_FINAL_TIMEOUT) {
+        log_warn("modem: %s: no answer", s->name);
+        if (++m->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS) {
+            port_lost(m, "module not answering");
+            return;
+        }
+        retry_in(m, STEP_RETRY_MS, step_fired);
+        return;
+    }
+    m->consecutive_timeouts = 0;
+    if (s->done)
+        r = s->done(m, rsp);
+    else if (final_ok(rsp) || (s->flags & STEP_OPTIONAL))
+        r = STEP_NEXT;
+    else
+        r = STEP_RETRY;
+    log_info("modem: %s: %s", s->name,
+             final_ok(rsp) ? "ok" : (rsp->text ? rsp->text : at_final_name(rsp->final)));
+
+    switch (r) {
+    case STEP_NEXT:
+        m->step++;
+        m->step_attempts = 0;
+        break;
+    case STEP_SKIP2:
+        m->step += 2;
+        m->step_attempts = 0;
+        break;
+    case STEP_AGAIN:
+        break;
+    case STEP_RETRY:
+        if (++m->step_attempts > SIM_BUSY_ATTEMPTS) {
+            port_lost(m, "bring-up keeps failing");
+            return;
+        }
+        retry_in(m, STEP_RETRY_MS, step_fired);
+        return;
+    case STEP_BACK:
+        m->step--;
+        m->step_attempts = 0;
+        retry_in(m, STEP_RETRY_MS, step_fired);
+        return;
+    case STEP_STOP:
+    default:
+        /* SIM locked or missing: look again later (someone may fix it),
+         * without ever resending a PIN that was already tried. */
+        m->step = 2;
+        m->step_attempts = 0;
+        retry_in(m, LOCKED_RECHECK_MS, step_fired);
+        return;
+    }
+    run_step(m);
+}
+
+static void run_step(struct modem *m)
+{
+    char cmd[600];
+
+    while (m->step < N_STEPS) {
+        const struct bringup_step *s = &bringup[m->step];
+        struct at_cmd_opts o = {
+            .timeout_ms = s->timeout_ms ? s->timeout_ms : m->opts.command_timeout_ms,
+            .info_prefix = s->info_prefix,
+        };
+
+        if (s->build) {
+            if (!s->build(m, cmd, sizeof(cmd))) {
+                m->step++;
+                continue;
+            }
+        } else {
+            snprintf(cmd, sizeof(cmd), "%s", s->cmd);
+        }
+        if (at_chat_send(m->chat, cmd, &o, step_done, m) < 0) {
+            log_error("modem: %s: cannot send", s->name);
+            retry_in(m, STEP_RETRY_MS, step_fired);
+        }
+        return;
+    }
+    finish_bringup(m);
+}
+
+/* --- boot URCs ------------------------------------------------------------ */
+
+/* A module that reboots on its own (watchdog, brown-out) announces itself;
+ * echo is on again and our settings are gone: bring it up again. */
+static void urc_boot(void *ctx, const char *const *lines, size_t n)
+{
+    struct modem *m = ctx;
+
+    (void)n;
+    if (m->state == MODEM_PROBING || m->state == MODEM_CLOSED)
+        return;
+    log_warn("modem: module restarted (%s); bringing it up again", lines[0]);
+    cancel_retry(m);
+    at_chat_cancel_all(m->chat);
+    m->probe_attempts = 0;
+    set_state(m, MODEM_PROBING);
+    probe(m);
+}
+
+static const struct at_urc boot_urcs[] = {
+    { "*ATREADY", 0, urc_boot },
+    { "RDY", 0, urc_boot },
+};
+
+/* --- public --------------------------------------------------------------- */
+
+struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
+                        const struct modem_cbs *cbs, void *ctx)
+{
+    struct modem *m = calloc(1, sizeof(*m));
+    const struct at_transport tr = {
+        .write = tr_write, .now_ms = tr_now, .schedule = tr_schedule, .ctx = m,
+    };
+    const struct at_chat_opts co = {
+        .default_timeout_ms = opts->command_timeout_ms,
+        .max_queue = 64,
+        .max_line = 4096,
+        .max_block = 10240,
+    };
+
+    if (!m)
+        return NULL;
+    m->loop = loop;
+    m->opts = *opts;
+    if (cbs)
+        m->cbs = *cbs;
+    m->ctx = ctx;
+    m->backoff_ms = BACKOFF_MIN_MS;
+    m->chat = at_chat_new(&co, &tr);
+    if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, 2, m) < 0) {
+        modem_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void modem_free(struct modem *m)
+{
+    if (!m)
+        return;
+    cancel_retry(m);
+    loop_cancel_timer(m->loop, m->chat_timer);
+    close_port(m);
+    if (m->chat) {
+        m->state = MODEM_CLOSED;   /* callbacks during cancel see "not ready" */
+        at_chat_cancel_all(m->chat);
+        at_chat_free(m->chat);
+    }
+    free(m);
+}
+
+int modem_start(struct modem *m)
+{
+    retry_in(m, 0, reopen_fired);
+    return 0;
+}
+
+enum modem_state modem_state(const struct modem *m)
+{
+    return m->state;
+}
+
+struct at_chat *modem_chat(struct modem *m)
+{
+    return m->chat;
+}
+
+bool modem_sms_supported(const struct modem *m)
+{
+    return m->sms_supported;
+}
+
+/* Wraps a service's callback to count timeouts in one place. */
+struct sent {
+    struct modem *m;
+    at_done_cb cb;
+    void *ctx;
+};
+
+static void sent_done(void *ctx, const struct at_response *rsp)
+{
+    struct sent s = *(struct sent *)ctx;
+
+    free(ctx);
+    if (rsp->final == AT_FINAL_TIMEOUT)
+        s.m->consecutive_timeouts++;
+    else if (rsp->final != AT_FINAL_CANCELLED)
+        s.m->consecutive_timeouts = 0;
+    s.cb(s.ctx, rsp);
+    if (s.m->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS && s.m->state == MODEM_READY)
+        port_lost(s.m, "module not answering");
+}
+
+int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts, at_done_cb cb,
+               void *ctx)
+{
+    struct sent *s;
+    int r;
+
+    if (m->state != MODEM_READY)
+        return -EAGAIN;
+    s = malloc(sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    *s = (struct sent){ m, cb, ctx };
+    r = at_chat_send(m->chat, cmd, opts, sent_done, s);
+    if (r < 0)
+        free(s);
+    return r;
+}

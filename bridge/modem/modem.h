@@ -12,9 +12,11 @@
 #define M2M_MODEM_MODEM_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "at/chat.h"
 
 struct loop;
-struct at_chat;
 
 enum modem_state {
     MODEM_CLOSED = 0,  /* no port (not found, vanished); reopening with backoff */
@@ -69,8 +71,10 @@ struct at_chat *modem_chat(struct modem *m);
 /* Whether the module accepted AT+CMGF=0 during bring-up. */
 bool modem_sms_supported(const struct modem *m);
 
-/* A service saw a command time out: three in a row mean the module hangs,
- * and the modem reopens the port and runs the bring-up again. */
-void modem_note_timeout(struct modem *m);
+/* Services send through here rather than at_chat_send(): -EAGAIN unless
+ * READY, else as at_chat_send(). Three timeouts in a row mean the module
+ * hangs: the modem then reopens the port and runs the bring-up again. */
+int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
+               at_done_cb cb, void *ctx);
 
 #endif

@@ -1,1 +1,795 @@
-/* placeholder */
+/* SMS service. See sms.h.
+ *
+ * Incoming: every stored message belongs to a group (a single SMS is a
+ * group of one part). A group is published when all its parts are there,
+ * or when the reassembly timeout passes with parts missing. Its SIM
+ * indexes are deleted only after the broker acknowledged the publish; a
+ * failed publish leaves the group complete-but-unpublished, retried at the
+ * next drain. So at every moment each stored message is either on the SIM
+ * and known to us, or on the SIM and found by the next AT+CMGL.
+ *
+ * Outgoing: PDU mode only; parts are sent one after another, and a failed
+ * part stops the rest. */
+#include "modem/sms.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "at/chat.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "modem/modem.h"
+#include "modem/pdu.h"
+
+#define MAX_SEND_PARTS 16         /* sms_send_result.references */
+#define CMGS_TIMEOUT_MS 60000     /* the reference gives up to 40 s */
+#define SAFETY_DRAIN_MS 60000     /* catches +CMTI lost during a reopen */
+#define MAX_PENDING_READS 256
+#define MAX_GROUPS 64
+#define MAX_GROUP_INDEXES 32
+
+struct group {
+    struct group *next;
+    char from[PDU_ADDR_MAX];
+    uint16_t ref;
+    uint8_t total;                /* parts expected (1 for a single SMS) */
+    bool concat;
+    struct pdu_msg **parts;       /* [total], NULL where missing */
+    int indexes[MAX_GROUP_INDEXES];  /* SIM indexes to delete; -1: none */
+    size_t n_indexes;
+    char *raw_pdu;                /* undecodable: the PDU, published as B/error */
+    int64_t deadline;             /* reassembly gives up at this time */
+    bool publishing;              /* waiting for the broker's ack */
+    uint64_t token;               /* of the current publish attempt */
+};
+
+struct send_job {
+    struct send_job *next;
+    struct sms *sms;
+    struct pdu_part *parts;
+    size_t n_parts;
+    size_t sent;
+    sms_send_cb cb;
+    void *ctx;
+    struct sms_send_result res;
+};
+
+struct sms {
+    struct loop *loop;
+    struct modem *modem;
+    struct sms_opts opts;
+    struct sms_cbs cbs;
+    void *ctx;
+    bool ready;
+
+    struct group *groups;
+    size_t n_groups;
+    uint64_t next_token;
+    uint64_t reassembly_timer;
+    uint64_t drain_timer;
+
+    int pending[MAX_PENDING_READS];  /* SIM indexes announced by +CMTI */
+    size_t n_pending;
+    bool reading;                    /* an AT+CMGR is in flight */
+    bool draining;                   /* an AT+CMGL is in flight */
+
+    struct send_job *jobs;           /* in flight, so sms_free can cancel */
+    uint8_t concat_ref;
+    int64_t *sent_at;                /* ring of send times for rate_per_hour */
+    size_t sent_head, sent_count;
+};
+
+/* --- bookkeeping of SIM indexes -------------------------------------------- */
+
+static bool index_known(const struct sms *sms, int idx)
+{
+    for (size_t i = 0; i < sms->n_pending; i++)
+        if (sms->pending[i] == idx)
+            return true;
+    for (const struct group *g = sms->groups; g; g = g->next)
+        for (size_t i = 0; i < g->n_indexes; i++)
+            if (g->indexes[i] == idx)
+                return true;
+    return false;
+}
+
+static void group_free(struct group *g)
+{
+    if (!g)
+        return;
+    if (g->parts)
+        for (size_t i = 0; i < g->total; i++)
+            free(g->parts[i]);
+    free(g->parts);
+    free(g->raw_pdu);
+    free(g);
+}
+
+static void group_unlink(struct sms *sms, struct group *g)
+{
+    for (struct group **p = &sms->groups; *p; p = &(*p)->next) {
+        if (*p == g) {
+            *p = g->next;
+            sms->n_groups--;
+            return;
+        }
+    }
+}
+
+static struct group *group_new(struct sms *sms, uint8_t total)
+{
+    struct group *g;
+
+    if (sms->n_groups >= MAX_GROUPS)
+        return NULL;
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->total = total ? total : 1;
+    g->parts = calloc(g->total, sizeof(*g->parts));
+    if (!g->parts) {
+        free(g);
+        return NULL;
+    }
+    g->next = sms->groups;
+    sms->groups = g;
+    sms->n_groups++;
+    return g;
+}
+
+static void group_add_index(struct group *g, int idx)
+{
+    if (idx < 0)
+        return;
+    if (g->n_indexes < MAX_GROUP_INDEXES)
+        g->indexes[g->n_indexes++] = idx;
+    else
+        log_warn("sms: too many copies of one message; index %d left on the SIM", idx);
+}
+
+/* --- publishing and deleting ----------------------------------------------- */
+
+static void deleted(void *ctx, const struct at_response *rsp)
+{
+    (void)ctx;
+    if (rsp->final != AT_FINAL_OK)
+        log_warn("sms: delete failed (%s); the next drain publishes that message again",
+                 at_final_name(rsp->final));
+}
+
+static void delete_indexes(struct sms *sms, const struct group *g)
+{
+    char cmd[32];
+
+    if (sms->opts.keep_on_sim)
+        return;
+    for (size_t i = 0; i < g->n_indexes; i++) {
+        snprintf(cmd, sizeof(cmd), "AT+CMGD=%d", g->indexes[i]);
+        if (modem_send(sms->modem, cmd, NULL, deleted, sms) < 0)
+            log_warn("sms: cannot delete index %d now; the next drain finds it again",
+                     g->indexes[i]);
+        else
+            log_debug("sms: deleting index %d", g->indexes[i]);
+    }
+}
+
+static void publish_group(struct sms *sms, struct group *g)
+{
+    uint8_t *text = NULL;
+    size_t len = 0;
+    unsigned missing[255];
+    size_t n_missing = 0;
+    const struct pdu_msg *first = NULL;
+    enum pdu_alphabet alphabet = PDU_GSM7;
+
+    g->publishing = true;
+    g->token = ++sms->next_token;
+
+    if (g->raw_pdu) {
+        if (sms->cbs.undecodable)
+            sms->cbs.undecodable(sms->ctx, g->raw_pdu, "undecodable PDU", g->token);
+        return;
+    }
+    text = malloc((size_t)g->total * (PDU_TEXT_MAX + 1) + 1);
+    if (!text) {
+        g->publishing = false;
+        return;
+    }
+    for (size_t i = 0; i < g->total; i++) {
+        const struct pdu_msg *p = g->parts[i];
+        if (!p) {
+            missing[n_missing++] = (unsigned)i + 1;
+            continue;
+        }
+        if (!first)
+            first = p;
+        if (p->alphabet == PDU_8BIT)
+            alphabet = PDU_8BIT;
+        else if (alphabet != PDU_8BIT && p->alphabet == PDU_UCS2)
+            alphabet = PDU_UCS2;
+        memcpy(text + len, p->text, p->text_len);
+        len += p->text_len;
+    }
+    text[len] = '\0';
+    if (n_missing)
+        log_warn("sms: message from %s incomplete after %d s: %zu of %u parts missing", g->from,
+                 sms->opts.reassembly_timeout_ms / 1000, n_missing, g->total);
+
+    const struct sms_received m = {
+        .from = first->addr,
+        .smsc = first->smsc,
+        .time = first->time,
+        .alphabet = alphabet,
+        .text = text,
+        .text_len = len,
+        .parts = g->total,
+        .parts_missing = n_missing ? missing : NULL,
+        .n_parts_missing = n_missing,
+    };
+    if (sms->cbs.received)
+        sms->cbs.received(sms->ctx, &m, g->token);
+    free(text);
+}
+
+void sms_received_done(struct sms *sms, uint64_t token, int status)
+{
+    struct group *g;
+
+    for (g = sms->groups; g && !(g->publishing && g->token == token); g = g->next)
+        ;
+    if (!g)
+        return;                    /* a stale attempt */
+    g->publishing = false;
+    if (status < 0) {
+        log_info("sms: publish not acknowledged (%s); kept on the SIM for the next attempt",
+                 strerror(-status));
+        return;
+    }
+    delete_indexes(sms, g);
+    group_unlink(sms, g);
+    group_free(g);
+}
+
+static bool group_complete(const struct group *g)
+{
+    for (size_t i = 0; i < g->total; i++)
+        if (!g->parts[i])
+            return false;
+    return true;
+}
+
+static int64_t reassembly_fired(void *ctx);
+
+static void arm_reassembly(struct sms *sms)
+{
+    int64_t next = -1, now = loop_now_ms();
+
+    loop_cancel_timer(sms->loop, sms->reassembly_timer);
+    sms->reassembly_timer = 0;
+    for (const struct group *g = sms->groups; g; g = g->next)
+        if (!g->publishing && !group_complete(g) && (next < 0 || g->deadline < next))
+            next = g->deadline;
+    if (next >= 0)
+        loop_add_timer(sms->loop, next > now ? next - now : 0, reassembly_fired, sms,
+                       &sms->reassembly_timer);
+}
+
+static int64_t reassembly_fired(void *ctx)
+{
+    struct sms *sms = ctx;
+    int64_t now = loop_now_ms();
+
+    sms->reassembly_timer = 0;
+    for (struct group *g = sms->groups; g; g = g->next)
+        if (!g->publishing && !group_complete(g) && g->deadline <= now)
+            publish_group(sms, g);
+    arm_reassembly(sms);
+    return 0;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+/* One stored (idx >= 0) or directly delivered (idx < 0) PDU. */
+static void take_pdu(struct sms *sms, int idx, const char *hex, size_t tpdu_len)
+{
+    struct pdu_msg *msg = malloc(sizeof(*msg));
+    struct group *g = NULL;
+    int r;
+
+    if (!msg)
+        return;
+    r = pdu_decode(hex, strlen(hex), tpdu_len, msg);
+    if (r == 0 && msg->type != PDU_DELIVER) {
+        log_info("sms: index %d holds no incoming message; left alone", idx);
+        free(msg);
+        return;
+    }
+    if (r < 0) {
+        log_warn("sms: index %d: undecodable PDU, publishing it on the error topic", idx);
+        free(msg);
+        g = group_new(sms, 1);
+        if (!g || !(g->raw_pdu = strdup(hex))) {
+            if (g) {
+                group_unlink(sms, g);
+                group_free(g);
+            }
+            return;
+        }
+        group_add_index(g, idx);
+        publish_group(sms, g);
+        return;
+    }
+    if (msg->concat && msg->concat_total > 1) {
+        for (g = sms->groups; g; g = g->next)
+            if (g->concat && g->ref == msg->concat_ref && g->total == msg->concat_total &&
+                strcmp(g->from, msg->addr) == 0 && !g->publishing)
+                break;
+    }
+    if (!g) {
+        bool concat = msg->concat && msg->concat_total > 1;
+        g = group_new(sms, concat ? msg->concat_total : 1);
+        if (!g) {
+            log_warn("sms: too many messages in reassembly; index %d waits for the next drain",
+                     idx);
+            free(msg);
+            return;
+        }
+        g->concat = concat;
+        g->ref = msg->concat_ref;
+        snprintf(g->from, sizeof(g->from), "%s", msg->addr);
+        g->deadline = loop_now_ms() + sms->opts.reassembly_timeout_ms;
+    }
+    group_add_index(g, idx);
+    {
+        size_t slot = g->concat ? (size_t)msg->concat_seq - 1 : 0;
+        if (slot >= g->total || g->parts[slot]) {
+            /* A duplicate or a nonsensical sequence number: its index is
+             * deleted with the group, the first copy's text is kept. */
+            free(msg);
+        } else {
+            g->parts[slot] = msg;
+        }
+    }
+    if (group_complete(g))
+        publish_group(sms, g);
+    else
+        arm_reassembly(sms);
+}
+
+static void read_next(struct sms *sms);
+
+/* The PDU length is the last field of +CMGR, +CMGL and +CMT headers
+ * (the alpha field before it may be empty or quoted). */
+static int pdu_len_field(const char *line, size_t *len)
+{
+    const char *last = strrchr(line, ',');
+    char *end;
+    long v;
+
+    if (!last)
+        return -EINVAL;
+    v = strtol(last + 1, &end, 10);
+    if (v <= 0 || v > 200 || *end)
+        return -EINVAL;
+    *len = (size_t)v;
+    return 0;
+}
+
+static void read_done(void *ctx, const struct at_response *rsp)
+{
+    struct sms *sms = ctx;
+    int idx = sms->pending[0];
+    size_t len;
+
+    sms->reading = false;
+    if (rsp->final == AT_FINAL_CANCELLED)
+        return;                    /* modem gone; pending was cleared */
+    memmove(sms->pending, sms->pending + 1, --sms->n_pending * sizeof(sms->pending[0]));
+    /* +CMGR: <stat>,[<alpha>],<length>: stat 0/1 received, 2/3 our own. */
+    if (rsp->final == AT_FINAL_OK && rsp->n_lines >= 2 &&
+        pdu_len_field(rsp->lines[0], &len) == 0) {
+        if (atoi(rsp->lines[0] + 6) <= 1)
+            take_pdu(sms, idx, rsp->lines[1], len);
+    } else if (rsp->final != AT_FINAL_OK) {
+        log_warn("sms: reading index %d failed: %s", idx,
+                 rsp->text ? rsp->text : at_final_name(rsp->final));
+    }
+    read_next(sms);
+}
+
+static void read_next(struct sms *sms)
+{
+    char cmd[32];
+    const struct at_cmd_opts o = { .info_prefix = "+CMGR:" };
+
+    if (sms->reading || sms->n_pending == 0 || !sms->ready)
+        return;
+    snprintf(cmd, sizeof(cmd), "AT+CMGR=%d", sms->pending[0]);
+    if (modem_send(sms->modem, cmd, &o, read_done, sms) == 0)
+        sms->reading = true;
+}
+
+/* +CMTI: "SM",<index> */
+static void urc_cmti(void *ctx, const char *const *lines, size_t n)
+{
+    struct sms *sms = ctx;
+    const char *comma = strrchr(lines[0], ',');
+    int idx;
+
+    (void)n;
+    if (!comma || (idx = atoi(comma + 1)) <= 0) {
+        log_warn("sms: unparsable %s", lines[0]);
+        return;
+    }
+    if (index_known(sms, idx))
+        return;
+    if (sms->n_pending == MAX_PENDING_READS) {
+        log_warn("sms: read queue full; index %d waits for the next drain", idx);
+        return;
+    }
+    sms->pending[sms->n_pending++] = idx;
+    read_next(sms);
+}
+
+/* +CMT: [<alpha>],<length> then the PDU: delivered, not stored. */
+static void urc_cmt(void *ctx, const char *const *lines, size_t n)
+{
+    struct sms *sms = ctx;
+    size_t len;
+
+    if (n < 2 || pdu_len_field(lines[0], &len) < 0) {
+        log_warn("sms: unparsable +CMT");
+        return;
+    }
+    take_pdu(sms, -1, lines[1], len);
+}
+
+static const struct at_urc sms_urcs[] = {
+    { "+CMTI:", 0, urc_cmti },
+    { "+CMT:", 1, urc_cmt },
+};
+
+/* +CMGL: <index>,<stat>,[<alpha>],<length> then the PDU, per message. */
+static void drain_done(void *ctx, const struct at_response *rsp)
+{
+    struct sms *sms = ctx;
+
+    sms->draining = false;
+    if (rsp->final != AT_FINAL_OK) {
+        if (rsp->final != AT_FINAL_CANCELLED)
+            log_warn("sms: listing stored messages failed: %s",
+                     rsp->text ? rsp->text : at_final_name(rsp->final));
+        return;
+    }
+    for (size_t i = 0; i + 1 < rsp->n_lines; i++) {
+        const char *l = rsp->lines[i];
+        int idx, stat;
+        size_t len;
+
+        if (strncmp(l, "+CMGL:", 6) != 0)
+            continue;
+        if (sscanf(l + 6, "%d,%d", &idx, &stat) != 2 || pdu_len_field(l, &len) < 0) {
+            log_warn("sms: unparsable %s", l);
+            continue;
+        }
+        i++;
+        if (stat > 1 || idx <= 0 || index_known(sms, idx))
+            continue;
+        take_pdu(sms, idx, rsp->lines[i], len);
+    }
+}
+
+void sms_drain(struct sms *sms)
+{
+    /* Unpublished complete groups first: the broker may be back. */
+    for (struct group *g = sms->groups; g; g = g->next)
+        if (!g->publishing && (g->raw_pdu || group_complete(g)))
+            publish_group(sms, g);
+
+    if (!sms->ready || sms->draining || !modem_sms_supported(sms->modem))
+        return;
+    /* 4 = all. With keep_on_sim only unread ones (listing marks them read),
+     * or every drain would publish the whole SIM again. */
+    const struct at_cmd_opts o = { .info_prefix = "+CMGL:", .timeout_ms = 20000 };
+    if (modem_send(sms->modem, sms->opts.keep_on_sim ? "AT+CMGL=0" : "AT+CMGL=4", &o,
+                   drain_done, sms) == 0)
+        sms->draining = true;
+}
+
+static int64_t drain_fired(void *ctx)
+{
+    struct sms *sms = ctx;
+
+    if (!sms->ready) {
+        sms->drain_timer = 0;
+        return 0;
+    }
+    sms_drain(sms);
+    return SAFETY_DRAIN_MS;
+}
+
+void sms_modem_ready(struct sms *sms, bool ready)
+{
+    sms->ready = ready;
+    loop_cancel_timer(sms->loop, sms->drain_timer);
+    sms->drain_timer = 0;
+    if (!ready) {
+        /* Commands were cancelled; the messages are still on the SIM. */
+        sms->n_pending = 0;
+        sms->reading = false;
+        sms->draining = false;
+        return;
+    }
+    sms_drain(sms);
+    loop_add_timer(sms->loop, SAFETY_DRAIN_MS, drain_fired, sms, &sms->drain_timer);
+}
+
+/* --- sending ---------------------------------------------------------------- */
+
+static const struct {
+    int code;
+    const char *text;
+} cms_texts[] = {
+    { 300, "ME failure" },           { 302, "operation not allowed" },
+    { 303, "operation not supported" }, { 304, "invalid PDU parameter" },
+    { 305, "invalid text parameter" }, { 310, "SIM not inserted" },
+    { 311, "SIM PIN required" },     { 313, "SIM failure" },
+    { 314, "SIM busy" },             { 320, "memory failure" },
+    { 321, "invalid memory index" }, { 322, "memory full" },
+    { 330, "SMSC address unknown" }, { 331, "no network service" },
+    { 332, "network timeout" },      { 500, "unknown error" },
+};
+
+static void modem_error(struct json_error *err, const struct at_response *rsp, size_t part,
+                        size_t parts)
+{
+    const char *what = rsp->text;
+    char where[48] = "";
+
+    if (parts > 1)
+        snprintf(where, sizeof(where), " (part %zu of %zu)", part, parts);
+    switch (rsp->final) {
+    case AT_FINAL_TIMEOUT:
+        json_error_set(err, "timeout", "the modem did not answer AT+CMGS%s", where);
+        return;
+    case AT_FINAL_CANCELLED:
+        json_error_set(err, "unavailable", "the modem went away while sending%s", where);
+        return;
+    case AT_FINAL_CMS:
+        for (size_t i = 0; !what && i < sizeof(cms_texts) / sizeof(cms_texts[0]); i++)
+            if (cms_texts[i].code == rsp->code)
+                what = cms_texts[i].text;
+        json_error_set(err, "modem_error", "%s%s", what ? what : "SMS error", where);
+        err->cms = rsp->code;
+        return;
+    case AT_FINAL_CME:
+        json_error_set(err, "modem_error", "%s%s", what ? what : "modem error", where);
+        err->cme = rsp->code;
+        return;
+    default:
+        json_error_set(err, "modem_error", "the modem answered %s%s", at_final_name(rsp->final),
+                       where);
+        return;
+    }
+}
+
+static void job_finish(struct send_job *job, const struct json_error *err)
+{
+    struct sms *sms = job->sms;
+
+    for (struct send_job **p = &sms->jobs; *p; p = &(*p)->next) {
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    }
+    job->cb(job->ctx, err ? NULL : &job->res, err);
+    free(job->parts);
+    free(job);
+}
+
+static void send_part(struct send_job *job);
+
+static void part_done(void *ctx, const struct at_response *rsp)
+{
+    struct send_job *job = ctx;
+    struct json_error err = { .cme = -1, .cms = -1 };
+    int mr = -1;
+
+    if (rsp->final != AT_FINAL_OK) {
+        modem_error(&err, rsp, job->sent + 1, job->n_parts);
+        job_finish(job, &err);
+        return;
+    }
+    for (size_t i = 0; i < rsp->n_lines; i++)
+        if (strncmp(rsp->lines[i], "+CMGS:", 6) == 0)
+            mr = atoi(rsp->lines[i] + 6);
+    job->res.references[job->res.n_references++] = mr;
+    job->sent++;
+    if (job->sent == job->n_parts)
+        job_finish(job, NULL);
+    else
+        send_part(job);
+}
+
+static void send_part(struct send_job *job)
+{
+    const struct pdu_part *p = &job->parts[job->sent];
+    char cmd[32];
+    uint8_t data[PDU_HEX_MAX + 1];
+    size_t n = strlen(p->hex);
+    struct json_error err = { .cme = -1, .cms = -1 };
+    int r;
+
+    /* Hex digits and Ctrl-Z: nothing a user wrote can end the prompt early. */
+    memcpy(data, p->hex, n);
+    data[n++] = 0x1A;
+    snprintf(cmd, sizeof(cmd), "AT+CMGS=%zu", p->tpdu_len);
+    const struct at_cmd_opts o = {
+        .timeout_ms = CMGS_TIMEOUT_MS, .info_prefix = "+CMGS:", .data = data, .data_len = n,
+    };
+    r = modem_send(job->sms->modem, cmd, &o, part_done, job);
+    if (r < 0) {
+        json_error_set(&err, r == -EAGAIN ? "unavailable" : "busy",
+                       r == -EAGAIN ? "the modem is not ready" : "the modem's queue is full");
+        job_finish(job, &err);
+    }
+}
+
+static bool rate_allows(struct sms *sms, int64_t now)
+{
+    size_t cap = (size_t)sms->opts.rate_per_hour;
+
+    if (cap == 0)
+        return true;               /* 0: no limit */
+    while (sms->sent_count && now - sms->sent_at[sms->sent_head] >= 3600 * 1000LL) {
+        sms->sent_head = (sms->sent_head + 1) % cap;
+        sms->sent_count--;
+    }
+    return sms->sent_count < cap;
+}
+
+static void rate_note(struct sms *sms, int64_t now)
+{
+    size_t cap = (size_t)sms->opts.rate_per_hour;
+
+    if (cap == 0)
+        return;
+    sms->sent_at[(sms->sent_head + sms->sent_count) % cap] = now;
+    sms->sent_count++;
+}
+
+void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, void *ctx)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    struct send_job *job = NULL;
+    enum pdu_alphabet alphabet;
+    size_t n_parts;
+    size_t max = (size_t)sms->opts.max_parts;
+    int64_t now = loop_now_ms();
+    int r;
+
+    if (!config_number_allowed(sms->opts.allow_to, sms->opts.n_allow_to, req->to)) {
+        json_error_set(&err, "not_allowed", "'to' %s is not in sms.allow_to", req->to);
+        goto fail;
+    }
+    r = pdu_count_parts(req->text, req->text_len, false, &n_parts, &alphabet);
+    if (r < 0) {
+        json_error_set(&err, "invalid_request", "'text' is not valid UTF-8");
+        goto fail;
+    }
+    if (max > MAX_SEND_PARTS)
+        max = MAX_SEND_PARTS;
+    if (n_parts > max) {
+        json_error_set(&err, "too_long", "'text' needs %zu parts; at most %zu allowed (sms.max_parts)",
+                       n_parts, max);
+        goto fail;
+    }
+    if (modem_state(sms->modem) != MODEM_READY) {
+        json_error_set(&err, "unavailable", "the modem is not ready (%s)",
+                       modem_state_name(modem_state(sms->modem)));
+        goto fail;
+    }
+    if (!modem_sms_supported(sms->modem)) {
+        json_error_set(&err, "unsupported", "this module has no SMS (AT+CMGF=0 refused)");
+        goto fail;
+    }
+    if (!rate_allows(sms, now)) {
+        json_error_set(&err, "rate_limited", "more than %d SMS in the last hour (sms.rate_per_hour)",
+                       sms->opts.rate_per_hour);
+        goto fail;
+    }
+
+    job = calloc(1, sizeof(*job));
+    if (job)
+        job->parts = calloc(n_parts, sizeof(*job->parts));
+    if (!job || !job->parts) {
+        json_error_set(&err, "busy", "out of memory");
+        goto fail;
+    }
+    const struct pdu_encode_opts eo = {
+        .type = PDU_SUBMIT,
+        .addr = req->to,
+        .flash = req->flash,
+        .status_report = req->report,
+        .concat_ref = sms->concat_ref++,
+    };
+    r = pdu_encode(&eo, req->text, req->text_len, job->parts, n_parts, &job->n_parts, &alphabet);
+    if (r < 0) {
+        json_error_set(&err, "invalid_request", "the text cannot be encoded (%s)", strerror(-r));
+        goto fail;
+    }
+    log_info("sms: sending %zu part(s) to %s (%s)", job->n_parts, req->to,
+             alphabet == PDU_UCS2 ? "UCS-2" : "GSM 7-bit");
+    rate_note(sms, now);
+    job->sms = sms;
+    job->cb = cb;
+    job->ctx = ctx;
+    job->res.parts = (unsigned)job->n_parts;
+    job->next = sms->jobs;
+    sms->jobs = job;
+    send_part(job);
+    return;
+
+fail:
+    if (job)
+        free(job->parts);
+    free(job);
+    cb(ctx, NULL, &err);
+}
+
+/* --- life cycle ---------------------------------------------------------- */
+
+struct sms *sms_new(struct loop *loop, struct modem *modem, const struct sms_opts *opts,
+                    const struct sms_cbs *cbs, void *ctx)
+{
+    struct sms *sms = calloc(1, sizeof(*sms));
+
+    if (!sms)
+        return NULL;
+    sms->loop = loop;
+    sms->modem = modem;
+    sms->opts = *opts;
+    if (sms->opts.reassembly_timeout_ms <= 0)
+        sms->opts.reassembly_timeout_ms = 10 * 60 * 1000;
+    if (cbs)
+        sms->cbs = *cbs;
+    sms->ctx = ctx;
+    sms->concat_ref = (uint8_t)(time(NULL) & 0xFF);
+    if (opts->rate_per_hour > 0)
+        sms->sent_at = calloc((size_t)opts->rate_per_hour, sizeof(*sms->sent_at));
+    if ((opts->rate_per_hour > 0 && !sms->sent_at) ||
+        at_chat_add_urcs(modem_chat(modem), sms_urcs, 2, sms) < 0) {
+        free(sms->sent_at);
+        free(sms);
+        return NULL;
+    }
+    return sms;
+}
+
+void sms_free(struct sms *sms)
+{
+    if (!sms)
+        return;
+    loop_cancel_timer(sms->loop, sms->reassembly_timer);
+    loop_cancel_timer(sms->loop, sms->drain_timer);
+    while (sms->groups) {
+        struct group *g = sms->groups;
+        sms->groups = g->next;
+        group_free(g);
+    }
+    /* Jobs still here had their commands cancelled by modem_free, which
+     * finished them; any left are freed without a callback. */
+    while (sms->jobs) {
+        struct send_job *j = sms->jobs;
+        sms->jobs = j->next;
+        free(j->parts);
+        free(j);
+    }
+    free(sms->sent_at);
+    free(sms);
+}

@@ -1,1 +1,310 @@
-/* placeholder */
+/* Status service: signal, registration, operator, access technology. */
+#include "modem/status.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "at/chat.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "modem/modem.h"
+
+/* --- pure parsers ---------------------------------------------------------- */
+
+/* Splits "a,b,\"c,d\",e" into at most max fields in place (quotes kept out,
+ * commas inside quotes kept in). Returns the number of fields. */
+static size_t split_fields(char *s, char **f, size_t max)
+{
+    size_t n = 0;
+    bool quoted = false;
+
+    while (*s == ' ')
+        s++;
+    if (max == 0)
+        return 0;
+    f[n++] = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '"') {
+            quoted = !quoted;
+        } else if (*p == ',' && !quoted) {
+            *p = '\0';
+            if (n == max)
+                break;
+            f[n++] = p + 1;
+        }
+    }
+    /* Trim spaces (the manual's examples put them after commas) and quotes. */
+    for (size_t i = 0; i < n; i++) {
+        char *b = f[i], *e;
+        while (*b == ' ')
+            b++;
+        e = b + strlen(b);
+        while (e > b && e[-1] == ' ')
+            *--e = '\0';
+        if (*b == '"' && e > b + 1 && e[-1] == '"') {
+            b++;
+            *--e = '\0';
+        }
+        f[i] = b;
+    }
+    return n;
+}
+
+/* Copies what follows "prefix" into buf and splits it. */
+static size_t fields_after(const char *line, const char *prefix, char *buf, size_t size,
+                           char **f, size_t max)
+{
+    size_t plen = strlen(prefix);
+
+    if (strncmp(line, prefix, plen) != 0)
+        return 0;
+    snprintf(buf, size, "%s", line + plen);
+    return split_fields(buf, f, max);
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v;
+
+    if (!*s)
+        return -EINVAL;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+int status_parse_csq(const char *line, int *csq)
+{
+    char buf[64], *f[2];
+    int v;
+
+    if (fields_after(line, "+CSQ:", buf, sizeof(buf), f, 2) != 2)
+        return -EINVAL;
+    if (parse_int(f[0], 0, 99, &v) < 0 || (v > 31 && v != 99))
+        return -EINVAL;
+    *csq = v;
+    return 0;
+}
+
+int status_parse_reg(const char *line, bool is_urc, int *stat)
+{
+    char buf[128], *f[6];
+    size_t n;
+    const char *prefix = strncmp(line, "+CEREG:", 7) == 0 ? "+CEREG:" : "+CREG:";
+
+    n = fields_after(line, prefix, buf, sizeof(buf), f, 6);
+    if (n == 0)
+        return -EINVAL;
+    /* A response carries <n> first; a URC starts with <stat>. */
+    if (!is_urc && n < 2)
+        return -EINVAL;
+    return parse_int(f[is_urc ? 0 : 1], 0, 11, stat);
+}
+
+int status_parse_cops(const char *line, char *name, size_t size)
+{
+    char buf[160], *f[4];
+    size_t n = fields_after(line, "+COPS:", buf, sizeof(buf), f, 4);
+
+    if (n == 0)
+        return -EINVAL;
+    snprintf(name, size, "%s", n >= 3 ? f[2] : "");
+    return 0;
+}
+
+int status_parse_cpsi(const char *line, char *access, size_t size)
+{
+    char buf[256], *f[2];
+    size_t n = fields_after(line, "+CPSI:", buf, sizeof(buf), f, 2);
+
+    if (n == 0)
+        return -EINVAL;
+    snprintf(access, size, "%s", strcmp(f[0], "NO SERVICE") == 0 ? "" : f[0]);
+    return 0;
+}
+
+const char *status_reg_name(int stat)
+{
+    static const char *const names[] = { "unregistered", "home", "searching",
+                                         "denied", "unknown", "roaming" };
+
+    return stat >= 0 && stat <= 5 ? names[stat] : "unknown";
+}
+
+int status_csq_dbm(int csq)
+{
+    return csq >= 0 && csq <= 31 ? -113 + 2 * csq : INT_MIN;
+}
+
+int status_csq_percent(int csq)
+{
+    return csq >= 0 && csq <= 31 ? (csq * 100 + 15) / 31 : -1;
+}
+
+/* --- the service ------------------------------------------------------------ */
+
+struct status {
+    struct loop *loop;
+    struct modem *modem;
+    int interval_ms;
+    struct status_cbs cbs;
+    void *ctx;
+    uint64_t timer;
+    bool ready;
+    int creg, cereg;           /* last stat of each, -1 unknown */
+    struct status_info info;
+};
+
+static void notify(struct status *st)
+{
+    /* LTE-only modules (A7670) register in CEREG; others in CREG. */
+    st->info.reg_stat = st->cereg == 1 || st->cereg == 5 ? st->cereg
+                        : st->creg >= 0                  ? st->creg
+                                                         : st->cereg;
+    if (st->cbs.changed)
+        st->cbs.changed(st->ctx, &st->info);
+}
+
+static void poll_done(void *ctx, const struct at_response *rsp)
+{
+    struct status *st = ctx;
+
+    if (rsp->final != AT_FINAL_OK || rsp->n_lines == 0)
+        return;
+    for (size_t i = 0; i < rsp->n_lines; i++) {
+        const char *l = rsp->lines[i];
+        if (strncmp(l, "+CSQ:", 5) == 0)
+            status_parse_csq(l, &st->info.csq);
+        else if (strncmp(l, "+CREG:", 6) == 0)
+            status_parse_reg(l, false, &st->creg);
+        else if (strncmp(l, "+CEREG:", 7) == 0)
+            status_parse_reg(l, false, &st->cereg);
+        else if (strncmp(l, "+COPS:", 6) == 0)
+            status_parse_cops(l, st->info.operator_name, sizeof(st->info.operator_name));
+        else if (strncmp(l, "+CPSI:", 6) == 0)
+            status_parse_cpsi(l, st->info.access, sizeof(st->info.access));
+    }
+}
+
+/* The last command of a poll round: publish once per round. */
+static void round_done(void *ctx, const struct at_response *rsp)
+{
+    struct status *st = ctx;
+
+    poll_done(ctx, rsp);
+    if (rsp->final != AT_FINAL_CANCELLED)
+        notify(st);
+}
+
+static const struct {
+    const char *cmd;
+    const char *prefix;
+} poll_cmds[] = {
+    { "AT+CSQ", "+CSQ:" },
+    { "AT+CREG?", "+CREG:" },
+    { "AT+CEREG?", "+CEREG:" },
+    { "AT+COPS?", "+COPS:" },
+    { "AT+CPSI?", "+CPSI:" },
+};
+#define N_POLL (sizeof(poll_cmds) / sizeof(poll_cmds[0]))
+
+static void poll_now(struct status *st)
+{
+    for (size_t i = 0; i < N_POLL; i++) {
+        const struct at_cmd_opts o = { .info_prefix = poll_cmds[i].prefix };
+        if (modem_send(st->modem, poll_cmds[i].cmd, &o, i + 1 == N_POLL ? round_done : poll_done,
+                       st) < 0)
+            return;
+    }
+}
+
+static int64_t poll_fired(void *ctx)
+{
+    struct status *st = ctx;
+
+    if (!st->ready) {
+        st->timer = 0;
+        return 0;
+    }
+    poll_now(st);
+    return st->interval_ms;
+}
+
+/* +CREG: <stat>[,<lac>,<ci>] and +CEREG: as URCs: registration changed, so
+ * the operator and access technology may have too. */
+static void urc_reg(void *ctx, const char *const *lines, size_t n)
+{
+    struct status *st = ctx;
+    int stat;
+
+    (void)n;
+    if (status_parse_reg(lines[0], true, &stat) < 0)
+        return;
+    if (lines[0][1] == 'C' && lines[0][2] == 'E')
+        st->cereg = stat;
+    else
+        st->creg = stat;
+    log_info("status: registration %s", status_reg_name(stat));
+    if (st->ready)
+        poll_now(st);
+}
+
+static const struct at_urc status_urcs[] = {
+    { "+CREG:", 0, urc_reg },
+    { "+CEREG:", 0, urc_reg },
+};
+
+struct status *status_new(struct loop *loop, struct modem *modem, int interval_s,
+                          const struct status_cbs *cbs, void *ctx)
+{
+    struct status *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return NULL;
+    st->loop = loop;
+    st->modem = modem;
+    st->interval_ms = interval_s * 1000;
+    if (cbs)
+        st->cbs = *cbs;
+    st->ctx = ctx;
+    st->creg = st->cereg = -1;
+    st->info.csq = -1;
+    st->info.reg_stat = -1;
+    if (at_chat_add_urcs(modem_chat(modem), status_urcs, 2, st) < 0) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void status_free(struct status *st)
+{
+    if (!st)
+        return;
+    loop_cancel_timer(st->loop, st->timer);
+    free(st);
+}
+
+void status_modem_ready(struct status *st, bool ready)
+{
+    st->ready = ready;
+    loop_cancel_timer(st->loop, st->timer);
+    st->timer = 0;
+    if (!ready)
+        return;
+    poll_now(st);
+    if (loop_add_timer(st->loop, st->interval_ms, poll_fired, st, &st->timer) < 0)
+        log_error("status: cannot arm the poll timer");
+}
+
+const struct status_info *status_get(const struct status *st)
+{
+    return &st->info;
+}

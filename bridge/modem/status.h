@@ -6,6 +6,7 @@
 #define M2M_MODEM_STATUS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct loop;
 struct modem;
