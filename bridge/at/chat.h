@@ -14,7 +14,32 @@
  *   5. anything else: an info line of the command (CGSN answers bare digits,
  *      CMGR's PDU line has no prefix).
  * With no command in flight every line goes to the URC table (unmatched
- * ones are logged at debug level and dropped). */
+ * ones are logged at debug level and dropped).
+ *
+ * Before all of these: while a URC entry collects its extra_lines, the next
+ * lines are that URC's, whatever they look like and whether or not a command
+ * is in flight (the PDU of +CMT may arrive between a command's echo and its
+ * OK). A lost (overflowed) line abandons the URC.
+ *
+ * With opts.data, a line equal to the written data (trailing Ctrl-Z ignored)
+ * is the module echoing it (echo on) and is dropped too.
+ *
+ * Timeouts: a command's clock starts when it is written. A timeout does not
+ * reset the lexer (a URC may be half received). If the module had shown a
+ * prompt, ESC is written first; the module answers it with OK, so the next
+ * command waits until that final result arrives (it is consumed) or for
+ * AT_CHAT_ESC_GUARD_MS, lest the OK complete the wrong command.
+ *
+ * Write failures: the command completes with AT_FINAL_CANCELLED and
+ * rsp.error set to the transport's negative errno, from the next
+ * at_chat_tick() (scheduled at once), never from inside at_chat_send().
+ * The following commands are then tried in turn; the owner is expected to
+ * reopen the port (and call at_chat_cancel_all()).
+ *
+ * Re-entrancy: done callbacks and URC handlers may call at_chat_send(),
+ * at_chat_cancel_all() and (URC handlers) at_chat_read_block(). A command
+ * sent from a done callback starts after the callback returns. Neither may
+ * call at_chat_feed(), at_chat_tick() or at_chat_free(). */
 #ifndef M2M_AT_CHAT_H
 #define M2M_AT_CHAT_H
 
@@ -35,14 +60,33 @@ enum at_final {
     AT_FINAL_CANCELLED,  /* at_chat_cancel_all(): port closed, shutdown */
 };
 
+/* "OK", "ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER", "BUSY",
+ * "NO ANSWER", "NO DIALTONE", "TIMEOUT", "CANCELLED"; "?" for others. */
 const char *at_final_name(enum at_final f);
+
+/* Lines a URC entry may ask for after its own (+CMT, +CDS need one). */
+#define AT_URC_MAX_EXTRA 4u
+/* URC tables per chat. */
+#define AT_CHAT_MAX_TABLES 16u
+/* Largest opts.data (CMQTT payloads are at most 10240 bytes, certificates
+ * for AT+CCERTDOWN a few KiB). */
+#define AT_CHAT_MAX_DATA 65536u
+/* How long the next command waits for the module's answer to an ESC. */
+#define AT_CHAT_ESC_GUARD_MS 1000
 
 struct at_response {
     enum at_final final;
     int code;              /* CME/CMS number; -1 when absent or verbose text */
     const char *text;      /* CME/CMS verbose text, or NULL. Borrowed. */
-    const char *const *lines; /* info lines, NUL-terminated. Borrowed. */
+    const char *const *lines; /* info lines, NUL-terminated. Borrowed.
+                                 lines[n_lines] is NULL. */
     size_t n_lines;
+    /* Info lines were dropped: more than max_lines/max_info_bytes, or a line
+     * longer than max_line. The final result is still the module's. */
+    bool truncated;
+    /* AT_FINAL_CANCELLED after a failed write: the transport's negative
+     * errno. 0 otherwise. */
+    int error;
 };
 
 /* The response and its strings are valid only during the callback. The
@@ -88,19 +132,31 @@ struct at_chat_opts {
     size_t max_queue;         /* commands waiting behind the one in flight */
     size_t max_line;          /* lexer line bound */
     size_t max_block;         /* lexer block bound */
+    size_t max_lines;         /* info lines kept per command; 0: 256 */
+    size_t max_info_bytes;    /* their total size; 0: 65536 */
 };
 
+/* NULL on invalid options (default_timeout_ms <= 0, max_line < 16, a
+ * missing transport function) or out of memory. tr is copied. */
 struct at_chat *at_chat_new(const struct at_chat_opts *opts, const struct at_transport *tr);
+/* Frees queued and in-flight commands without calling their callbacks
+ * (call at_chat_cancel_all() first if they must run). */
 void at_chat_free(struct at_chat *chat);
 
 /* Registers a static table (borrowed: must outlive the chat). Several tables
  * may be added (one per service); first match wins, in registration order. */
 int at_chat_add_urcs(struct at_chat *chat, const struct at_urc *table, size_t n, void *ctx);
+/* (0, -EINVAL for an empty/NULL prefix, a NULL fn or extra_lines >
+ * AT_URC_MAX_EXTRA, -ENOSPC beyond AT_CHAT_MAX_TABLES tables.) */
 
 /* Queues a command (without the trailing CR, which the chat adds).
  * Returns 0, -EINVAL when cmd holds CR, LF, Ctrl-Z or ESC (it could end or
  * add a command) or is empty, -ENOBUFS when the queue is full. On error
- * nothing is queued and cb is not called. */
+ * nothing is queued and cb is not called. Also -EMSGSIZE when cmd is longer
+ * than max_line or data_len > AT_CHAT_MAX_DATA, -EINVAL for a negative
+ * timeout or data_len without data. opts may be NULL (defaults). cmd and
+ * the opts strings are copied. cb may be NULL. While a done callback runs,
+ * the finished command no longer counts against max_queue. */
 int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts *opts,
                  at_done_cb cb, void *ctx);
 
@@ -117,10 +173,21 @@ void at_chat_tick(struct at_chat *chat);
 void at_chat_cancel_all(struct at_chat *chat);
 
 /* From inside a URC handler: the next len raw bytes are a block for fn
- * (CMQTT RX chunks). 0 or -EMSGSIZE. */
+ * (CMQTT RX chunks). 0 or -EMSGSIZE; -EBUSY when a block is already
+ * awaited; -EINVAL for a NULL fn. fn may request the next block. A pending
+ * block is forgotten by at_chat_cancel_all() (fn is not called). */
 int at_chat_read_block(struct at_chat *chat, size_t len,
                        void (*fn)(void *ctx, const uint8_t *data, size_t len), void *ctx);
 
+/* Nothing in flight, nothing queued, not waiting for an ESC's answer. */
 bool at_chat_idle(const struct at_chat *chat);
+
+/* For logs: copies cmd (len bytes, no NUL needed) to out with secrets
+ * replaced by "***": everything after "AT+CPIN=", after the 4th comma of
+ * AT+CMQTTCONNECT= (user, password), the 1st of AT+CPWD=, the 2nd of
+ * AT+CLCK= and AT+CGAUTH=. Commas inside quotes do not count. Prefixes
+ * match case-insensitively. Truncates to size-1 bytes; out is always
+ * NUL-terminated (size > 0). Returns the length written. Pure. */
+size_t at_chat_mask(const char *cmd, size_t len, char *out, size_t size);
 
 #endif

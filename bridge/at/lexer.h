@@ -13,11 +13,17 @@
  *                   at_lexer_expect_block() (CMQTT RX topic/payload chunks,
  *                   which may contain CR, LF and NUL). Delivered in one piece.
  *  - AT_LEX_OVERFLOW: a line exceeded max_line; the partial line is dropped,
- *                   the lexer resynchronises at the next line end.
+ *                   the lexer resynchronises at the next line end. data is
+ *                   the dropped first max_line bytes (for a log message).
  *
  * Callbacks run synchronously inside at_lexer_feed(). A LINE callback may
  * call at_lexer_expect_block(): the bytes right after that line's
- * terminator (a single LF after the CR included) are then the block. */
+ * terminator (a single LF after the CR included) are then the block.
+ * Only one LF is skipped: a block after SIM7600's CR CR LF would start
+ * with CR LF (the A7670's CMQTT RX uses CR LF).
+ * Any callback may call at_lexer_expect_block() or at_lexer_reset() (the
+ * rest of the bytes being fed then go to the new state); none may call
+ * at_lexer_feed() or at_lexer_free(). data is borrowed for the callback. */
 #ifndef M2M_AT_LEXER_H
 #define M2M_AT_LEXER_H
 
@@ -28,7 +34,8 @@ enum at_lex_event { AT_LEX_LINE, AT_LEX_PROMPT, AT_LEX_BLOCK, AT_LEX_OVERFLOW };
 
 typedef void (*at_lex_cb)(void *ctx, enum at_lex_event ev, const uint8_t *data, size_t len);
 
-/* max_line: longest line kept (the A7670 line buffer is 3071 bytes; its
+/* NULL when cb is NULL, max_line is 0, or out of memory.
+ * max_line: longest line kept (the A7670 line buffer is 3071 bytes; its
  * responses are shorter, but a PDU line is up to 2*176 hex digits).
  * max_block: largest block accepted by at_lexer_expect_block(). */
 struct at_lexer *at_lexer_new(size_t max_line, size_t max_block, at_lex_cb cb, void *ctx);
