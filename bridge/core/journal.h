@@ -14,22 +14,31 @@
 
 struct journal;
 
-/* Creates dir/pending when missing. 0 or -errno. */
+/* Creates dir and dir/pending when missing (mode 0700). Besides pending,
+ * the journal owns dir/journal.seq (the sequence high-water mark).
+ * dir/pending is locked for the journal's lifetime: a second journal_open
+ * of the same dir (another instance) gets -EBUSY. 0 or -errno. */
 int journal_open(const char *dir, struct journal **out);
 void journal_close(struct journal *j);
 
-/* *seq gets a positive id, increasing across restarts. 0 or -errno. */
+/* topic: a non-empty C string of at most 65535 bytes; payload: len bytes,
+ * binary-safe, at most 1 MiB (else -EMSGSIZE). Both are copied.
+ * *seq (optional) gets a positive id, increasing across restarts.
+ * 0 or -errno. */
 int journal_append(struct journal *j, const char *topic, const void *payload, size_t len,
                    uint64_t *seq);
 
-/* Removes the record. Unknown seq: -ENOENT. */
+/* Removes the record durably. Unknown seq: -ENOENT. */
 int journal_done(struct journal *j, uint64_t seq);
 
+/* topic and payload are borrowed: valid only during the call. */
 typedef void (*journal_replay_fn)(void *ctx, uint64_t seq, const char *topic,
                                   const uint8_t *payload, size_t len);
 
-/* Calls fn for every pending record, oldest first. A corrupt record is
- * logged and removed. Returns the number replayed or -errno. */
+/* Calls fn for every record pending when called, oldest first. fn may call
+ * journal_done and journal_append (records appended during the replay are
+ * not replayed). A corrupt or truncated record is logged and removed.
+ * Returns the number replayed or -errno. */
 int journal_replay(struct journal *j, journal_replay_fn fn, void *ctx);
 
 #endif

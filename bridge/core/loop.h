@@ -29,16 +29,25 @@ int loop_add_fd(struct loop *loop, int fd, short events, loop_fd_cb cb, void *ct
 int loop_mod_fd(struct loop *loop, int fd, short events);
 void loop_del_fd(struct loop *loop, int fd);
 
-/* Runs cb after delay_ms. *id (optional) gets a non-zero id for
- * loop_cancel_timer. Cancelling an unknown or expired id is a no-op, so a
- * holder may cancel unconditionally. */
+/* Runs cb after delay_ms (negative counts as 0). *id (optional) gets a
+ * non-zero id for loop_cancel_timer. Cancelling an unknown or expired id is
+ * a no-op, so a holder may cancel unconditionally; cancelling a timer from
+ * its own callback wins over the callback's return value. Timers due
+ * together run earliest first, then in the order they were added. A timer
+ * added or re-armed from a callback runs no earlier than the next poll()
+ * pass, even with delay 0, so fds are never starved. A re-arm counts from
+ * the end of the callback (no catch-up bursts after a stall). */
 int loop_add_timer(struct loop *loop, int64_t delay_ms, loop_timer_cb cb, void *ctx,
                    uint64_t *id);
 void loop_cancel_timer(struct loop *loop, uint64_t id);
 
-/* Runs until loop_stop(); returns 0, or a negative errno if poll() failed. */
+/* Runs until loop_stop(); returns 0, or a negative errno if poll() failed.
+ * An fd closed without loop_del_fd (POLLNVAL) is reported to its callback
+ * once and then removed, with an error logged. */
 int loop_run(struct loop *loop);
-/* Safe from the loop thread only. Signal handlers use a self-pipe in main.c. */
+/* Safe from the loop thread only. Signal handlers use a self-pipe in main.c.
+ * No further callback runs after the current one; loop_run returns and may
+ * be called again (a stop before loop_run makes it return at once). */
 void loop_stop(struct loop *loop);
 
 #endif

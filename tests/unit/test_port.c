@@ -1,0 +1,409 @@
+/* at/port: ptys, tcp://, error mapping, the auto table, --list-ports.
+ *
+ * Waits are poll() with a bound (WAIT_MS), never fixed sleeps. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "at/port.h"
+
+#define WAIT_MS 5000
+
+static int wait_fd(int fd, short events)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+    int rc;
+    do {
+        rc = poll(&pfd, 1, WAIT_MS);
+    } while (rc < 0 && errno == EINTR);
+    return rc > 0 ? pfd.revents : 0;
+}
+
+/* Reads exactly len bytes from a raw fd (the test's side). */
+static void read_exact(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        assert_true(wait_fd(fd, POLLIN) & POLLIN);
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+}
+
+/* Reads exactly len bytes through at_port_read. */
+static void port_read_exact(struct at_port *port, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        assert_true(wait_fd(at_port_fd(port), POLLIN) & POLLIN);
+        ssize_t n = at_port_read(port, buf + got, len - got);
+        assert_true(n >= 0);
+        got += (size_t)n;
+    }
+}
+
+/* Polls until at_port_read reports something other than "nothing now". */
+static ssize_t port_read_event(struct at_port *port)
+{
+    uint8_t buf[64];
+    for (int i = 0; i < 100; i++) {
+        assert_true(wait_fd(at_port_fd(port), POLLIN) != 0);
+        ssize_t n = at_port_read(port, buf, sizeof(buf));
+        if (n != 0)
+            return n;
+    }
+    fail_msg("at_port_read kept returning 0 while poll reported events");
+    return 0;
+}
+
+static int open_master(char *slave, size_t size)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(m >= 0);
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    assert_int_equal(ptsname_r(m, slave, size), 0);
+    return m;
+}
+
+static const uint8_t binary[] = { 'A', 'T', '\r', '\n', 0x00, 0xff, 0x1a, 0x1b, 0x03,
+                                  0x11, 0x13, '\r', 0x7f, '\n', 0x04 };
+
+static void test_pty_both_ways(void **state)
+{
+    (void)state;
+    char slave[128];
+    int m = open_master(slave, sizeof(slave));
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(slave, 115200, &port), 0);
+    assert_non_null(port);
+    assert_true(at_port_fd(port) >= 0);
+
+    /* Nothing waiting: 0, not EOF (the VMIN = 1 setting). */
+    uint8_t buf[64];
+    assert_int_equal(at_port_read(port, buf, sizeof(buf)), 0);
+
+    /* Raw both ways: no CR/LF translation, no echo, no flow control or
+     * signal characters. */
+    assert_int_equal(at_port_write(port, binary, sizeof(binary), 1000), 0);
+    read_exact(m, buf, sizeof(binary));
+    assert_memory_equal(buf, binary, sizeof(binary));
+
+    assert_int_equal(write(m, binary, sizeof(binary)), (ssize_t)sizeof(binary));
+    port_read_exact(port, buf, sizeof(binary));
+    assert_memory_equal(buf, binary, sizeof(binary));
+    /* No echo came back to the master. */
+    assert_int_equal(read(m, buf, sizeof(buf)), -1);
+    assert_int_equal(errno, EAGAIN);
+
+    assert_int_equal(at_port_write(port, NULL, 0, 0), 0);
+    assert_int_equal(at_port_read(port, buf, 0), 0);
+    at_port_close(port);
+    close(m);
+}
+
+static void test_pty_master_closed(void **state)
+{
+    (void)state;
+    char slave[128];
+    int m = open_master(slave, sizeof(slave));
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(slave, 115200, &port), 0);
+    close(m);
+    assert_true(wait_fd(at_port_fd(port), POLLIN) & (POLLHUP | POLLIN | POLLERR));
+    assert_int_equal(port_read_event(port), -EPIPE);
+    assert_int_equal(at_port_write(port, (const uint8_t *)"AT\r", 3, 100), -EPIPE);
+    at_port_close(port);
+}
+
+static void test_pty_lock_and_reopen(void **state)
+{
+    (void)state;
+    char slave[128];
+    int m = open_master(slave, sizeof(slave));
+    struct at_port *a = NULL, *b = (struct at_port *)1;
+    assert_int_equal(at_port_open(slave, 115200, &a), 0);
+    /* A second instance is refused (flock; TIOCEXCL unless root). */
+    assert_int_equal(at_port_open(slave, 115200, &b), -EBUSY);
+    assert_null(b);
+    at_port_close(a);
+    /* Released: the same slave opens again (TIOCNXCL on close). */
+    assert_int_equal(at_port_open(slave, 9600, &b), 0);
+    at_port_close(b);
+    close(m);
+}
+
+static void test_pty_via_symlink(void **state)
+{
+    (void)state;
+    char slave[128], dir[] = "/tmp/m2m-port-XXXXXX", link[256];
+    int m = open_master(slave, sizeof(slave));
+    assert_non_null(mkdtemp(dir));
+    snprintf(link, sizeof(link), "%s/usb-SimTech_A7670-if04-port0", dir);
+    assert_int_equal(symlink(slave, link), 0);
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(link, 115200, &port), 0);
+    assert_int_equal(write(m, "OK\r\n", 4), 4);
+    uint8_t buf[4];
+    port_read_exact(port, buf, 4);
+    assert_memory_equal(buf, "OK\r\n", 4);
+    at_port_close(port);
+    close(m);
+    unlink(link);
+    rmdir(dir);
+}
+
+static void test_pty_write_timeout(void **state)
+{
+    (void)state;
+    char slave[128];
+    int m = open_master(slave, sizeof(slave));
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(slave, 115200, &port), 0);
+    /* Nobody reads the master: the pty buffer fills, the write times out. */
+    size_t big = 1 << 20;
+    uint8_t *p = calloc(1, big);
+    assert_non_null(p);
+    assert_int_equal(at_port_write(port, p, big, 50), -ETIMEDOUT);
+    assert_int_equal(at_port_write(port, p, big, -1), -ETIMEDOUT);
+    free(p);
+    at_port_close(port);
+    close(m);
+}
+
+static void test_bad_baud_and_devices(void **state)
+{
+    (void)state;
+    char slave[128];
+    int m = open_master(slave, sizeof(slave));
+    struct at_port *port = (struct at_port *)1;
+    assert_int_equal(at_port_open(slave, 12345, &port), -EINVAL);
+    assert_null(port);
+    assert_int_equal(at_port_open(slave, 0, &port), -EINVAL);
+    close(m);
+
+    assert_int_equal(at_port_open("/dev/ttyDOES-NOT-EXIST", 115200, &port), -ENOENT);
+    assert_int_equal(at_port_open("/nonexistent/dir/tty", 115200, &port), -ENOENT);
+    /* A character device that is not a tty. */
+    assert_int_equal(at_port_open("/dev/null", 115200, &port), -ENOTTY);
+    /* Not a character device at all. */
+    assert_int_equal(at_port_open("/tmp", 115200, &port), -ENOTTY);
+    assert_null(port);
+    assert_int_equal(at_port_open(NULL, 115200, &port), -EINVAL);
+    assert_int_equal(at_port_open("", 115200, &port), -EINVAL);
+    assert_int_equal(at_port_open("x", 115200, NULL), -EINVAL);
+    at_port_close(NULL);
+    assert_int_equal(at_port_fd(NULL), -1);
+}
+
+/* ---- tcp ---- */
+
+static int listen_local(int family, int *port_out)
+{
+    int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*a);
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        len = sizeof(*a);
+    }
+    if (bind(s, (struct sockaddr *)&ss, len) < 0 || listen(s, 4) < 0) {
+        close(s);
+        return -1;
+    }
+    len = sizeof(ss);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&ss, &len), 0);
+    *port_out = family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                  : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return s;
+}
+
+static void tcp_roundtrip(const char *host, int family)
+{
+    int lport = 0;
+    int ls = listen_local(family, &lport);
+    if (ls < 0) {
+        assert_int_equal(family, AF_INET6); /* IPv4 loopback must work */
+        return;                              /* no IPv6 here */
+    }
+    char spec[64];
+    snprintf(spec, sizeof(spec), "tcp://%s:%d", host, lport);
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(spec, 0 /* ignored */, &port), 0);
+    assert_true(wait_fd(ls, POLLIN) & POLLIN);
+    int peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(peer >= 0);
+
+    uint8_t buf[64];
+    assert_int_equal(at_port_read(port, buf, sizeof(buf)), 0);
+    assert_int_equal(at_port_write(port, binary, sizeof(binary), 1000), 0);
+    read_exact(peer, buf, sizeof(binary));
+    assert_memory_equal(buf, binary, sizeof(binary));
+    assert_int_equal(write(peer, binary, sizeof(binary)), (ssize_t)sizeof(binary));
+    port_read_exact(port, buf, sizeof(binary));
+    assert_memory_equal(buf, binary, sizeof(binary));
+
+    /* Peer closes: EOF is -EPIPE; writes then fail with -EPIPE, not
+     * SIGPIPE (the first may still be accepted by the kernel). */
+    close(peer);
+    assert_int_equal(port_read_event(port), -EPIPE);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        rc = at_port_write(port, (const uint8_t *)"AT\r", 3, 100);
+        if (rc == 0)
+            wait_fd(at_port_fd(port), POLLERR | POLLHUP);
+    }
+    assert_int_equal(rc, -EPIPE);
+    at_port_close(port);
+    close(ls);
+}
+
+static void test_tcp_ipv4(void **state)
+{
+    (void)state;
+    tcp_roundtrip("127.0.0.1", AF_INET);
+}
+
+static void test_tcp_ipv6(void **state)
+{
+    (void)state;
+    tcp_roundtrip("[::1]", AF_INET6);
+}
+
+static void test_tcp_hostname(void **state)
+{
+    (void)state;
+    /* "localhost" may resolve to ::1 first; the port tries each address. */
+    tcp_roundtrip("localhost", AF_INET);
+}
+
+static void test_tcp_refused(void **state)
+{
+    (void)state;
+    int lport = 0;
+    int ls = listen_local(AF_INET, &lport);
+    assert_true(ls >= 0);
+    close(ls); /* the port is now closed */
+    char spec[64];
+    snprintf(spec, sizeof(spec), "tcp://127.0.0.1:%d", lport);
+    struct at_port *port = (struct at_port *)1;
+    assert_int_equal(at_port_open(spec, 115200, &port), -ECONNREFUSED);
+    assert_null(port);
+}
+
+static void test_tcp_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "tcp://",           "tcp://host",         "tcp://host:",     "tcp://:80",
+        "tcp://host:0",     "tcp://host:65536",   "tcp://host:12a",  "tcp://host:-1",
+        "tcp://host:123456", "tcp://::1:80",      "tcp://[::1:80",   "tcp://[::1]80",
+        "tcp://[]:80",      "tcp://host:80/path", "tcp://ho st:80",  "tcp://host:+80",
+        "udp://host:80",    "rfc2217://host:80",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct at_port *port = (struct at_port *)1;
+        int rc = at_port_open(bad[i], 115200, &port);
+        if (rc != -EINVAL)
+            fail_msg("%s: expected -EINVAL, got %d", bad[i], rc);
+        assert_null(port);
+    }
+}
+
+/* ---- auto table and listing ---- */
+
+static void test_known_modems(void **state)
+{
+    (void)state;
+    /* ModemManager's SIMCom rules: the primary AT interface. */
+    assert_non_null(at_port_known_modem(0x1e0e, 0x9011, 4));
+    assert_non_null(at_port_known_modem(0x1e0e, 0x9001, 2));
+    assert_non_null(at_port_known_modem(0x1e0e, 0x9205, 2));
+    assert_non_null(at_port_known_modem(0x1e0e, 0x9206, 2));
+    /* Diag, NMEA, PPP and audio interfaces are not the AT port. */
+    assert_null(at_port_known_modem(0x1e0e, 0x9011, 2));
+    assert_null(at_port_known_modem(0x1e0e, 0x9011, 5));
+    assert_null(at_port_known_modem(0x1e0e, 0x9001, 0));
+    assert_null(at_port_known_modem(0x1e0e, 0x9001, 3));
+    assert_null(at_port_known_modem(0x1e0e, 0x9001, -1));
+    assert_null(at_port_known_modem(0x2c7c, 0x0125, 2));
+}
+
+static void test_list_and_auto(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    assert_non_null(f);
+    int n = at_port_list(f);
+    fclose(f);
+    assert_true(n >= 0);
+    assert_non_null(text);
+    if (n == 0)
+        assert_string_equal(text, "no serial ports found\n");
+    else
+        assert_true(strlen(text) > 0);
+    free(text);
+    assert_int_equal(at_port_list(NULL), -EINVAL);
+
+    char path[256];
+    int rc = at_port_find_auto(path, sizeof(path));
+    /* A build machine normally has no modem; one with a modem finds it. */
+    assert_true(rc == 0 || rc == -ENODEV);
+    if (rc == 0)
+        assert_int_equal(at_port_find_auto(path, 2), -ENOSPC);
+    assert_int_equal(at_port_find_auto(NULL, 10), -EINVAL);
+
+    /* "auto" without a modem: -ENODEV from at_port_open too. */
+    if (rc == -ENODEV) {
+        struct at_port *port = (struct at_port *)1;
+        assert_int_equal(at_port_open("auto", 115200, &port), -ENODEV);
+        assert_null(port);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pty_both_ways),
+        cmocka_unit_test(test_pty_master_closed),
+        cmocka_unit_test(test_pty_lock_and_reopen),
+        cmocka_unit_test(test_pty_via_symlink),
+        cmocka_unit_test(test_pty_write_timeout),
+        cmocka_unit_test(test_bad_baud_and_devices),
+        cmocka_unit_test(test_tcp_ipv4),
+        cmocka_unit_test(test_tcp_ipv6),
+        cmocka_unit_test(test_tcp_hostname),
+        cmocka_unit_test(test_tcp_refused),
+        cmocka_unit_test(test_tcp_malformed),
+        cmocka_unit_test(test_known_modems),
+        cmocka_unit_test(test_list_and_auto),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
