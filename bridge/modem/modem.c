@@ -270,20 +270,22 @@ INFO_DONE(imei, NULL)
 INFO_DONE(imsi, NULL)
 INFO_DONE(iccid, "+ICCID:")
 
-/* +CNUM: ,"+4917000000000",145 (not every SIM knows its number) */
+/* +CNUM: [<alpha>],"<number>",<type>: the alpha field is often empty and
+ * unquoted (+CNUM: ,"+4917000000000",145). Not every SIM knows its number. */
 static enum step_result done_number(struct modem *m, const struct at_response *rsp)
 {
     char line[128] = "";
-    const char *q1, *q2;
+    const char *p = line, *end;
+    bool quoted = false;
 
     if (final_ok(rsp))
         copy_after(rsp, "+CNUM:", line, sizeof(line));
-    q1 = strchr(line, '"');
-    q1 = q1 ? strchr(q1 + 1, '"') : NULL;   /* end of the alpha field */
-    q1 = q1 ? strchr(q1 + 1, '"') : NULL;   /* start of the number */
-    q2 = q1 ? strchr(q1 + 1, '"') : NULL;
-    if (q1 && q2 && (size_t)(q2 - q1 - 1) < sizeof(m->info.number))
-        snprintf(m->info.number, sizeof(m->info.number), "%.*s", (int)(q2 - q1 - 1), q1 + 1);
+    for (; *p && (quoted || *p != ','); p++)   /* skip the alpha field */
+        if (*p == '"')
+            quoted = !quoted;
+    if (p[0] == ',' && p[1] == '"' && (end = strchr(p + 2, '"')) &&
+        (size_t)(end - p - 2) < sizeof(m->info.number))
+        snprintf(m->info.number, sizeof(m->info.number), "%.*s", (int)(end - p - 2), p + 2);
     return STEP_NEXT;
 }
 

@@ -1,0 +1,323 @@
+/* modem2mqtt-sim: a simulated SIMCom A7670 on a pseudo-terminal.
+ *
+ * One process, one thread, one struct sim: a poll() loop over stdin (the
+ * control protocol of README.md), the pty master and a few timers.
+ *
+ *   sim.c        main, options, the loop, timers, the control protocol
+ *   sim_pty.c    the pty, the --link symlink, bounded output towards the host
+ *   sim_modem.c  the AT engine: echo, lines, the "> " data mode, dispatch
+ *                through static const command tables; boot, SIM card,
+ *                registration, identity commands
+ *   sim_sms.c    the SIM's SMS store, AT+CMG* and the SMS control commands
+ *   sim_util.c   hex, parameter lists, numbers, the clock
+ *
+ * A feature (calls, USSD, CMQTT...) is one more sim_<feature>.c with its own
+ * `static const` AT and control tables, listed in sim_modem.c / sim.c, its
+ * state one more member of struct sim, and its timers more enum sim_timer
+ * entries. */
+#ifndef M2M_SIM_H
+#define M2M_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modem/pdu.h"
+
+#define SIM_LINE_MAX 3072          /* A7670 line buffer: 3071 chars + NUL */
+#define SIM_IN_MAX 4096            /* host bytes read but not yet processed */
+#define SIM_OUT_MAX (64 * 1024)    /* bytes for the host not yet written */
+#define SIM_DATA_MAX (16 * 1024)   /* bytes after a "> " prompt */
+#define SIM_CTL_MAX (64 * 1024)    /* one control line */
+#define SIM_REJECT_MAX 16
+#define SIM_PARAMS_MAX 16
+#define SIM_PARAM_LEN 256
+#define SIM_PDP_MAX 15
+#define SIM_SMS_PARTS_MAX 16       /* parts of one `sms` control message */
+#define SIM_REPORTS_MAX 32         /* +CDS status reports in flight */
+
+/* ---- options ---- */
+
+struct sim_opts {
+    const char *link;          /* NULL: no symlink */
+    size_t capacity;           /* SMS slots */
+    bool no_sms;
+    const char *pin;           /* NULL: the SIM is not locked */
+    int boot_ms;               /* power on -> *ATREADY */
+    int sim_init_ms;           /* *ATREADY (or the PIN) -> +CPIN: READY */
+    int cmgs_ms;               /* AT+CMGS data -> +CMGS result */
+    int report_ms;             /* +CMGS -> +CDS status report */
+    const char *reject[SIM_REJECT_MAX];
+    size_t n_reject;
+    bool quiet;
+};
+
+/* ---- timers (monotonic ms; one slot per purpose) ---- */
+
+enum sim_timer {
+    SIM_TIMER_BOOT = 0,   /* boot delay over: *ATREADY */
+    SIM_TIMER_CARD,       /* SIM initialised: +CPIN: READY / SIM PIN */
+    SIM_TIMER_HANG,       /* `hang <ms>` over */
+    SIM_TIMER_BUSY,       /* a deferred final result (AT+CMGS with --cmgs-ms) */
+    SIM_TIMER_REPORT,     /* the next +CDS status report is due */
+    SIM_TIMER_COUNT
+};
+
+struct sim;
+typedef void (*sim_timer_fn)(struct sim *s);
+
+struct sim_timer_slot {
+    int64_t due;          /* monotonic ms */
+    sim_timer_fn fn;      /* NULL: not armed */
+};
+
+/* ---- AT commands ---- */
+
+enum sim_final { SIM_OK = 0, SIM_ERROR, SIM_CME, SIM_CMS, SIM_NO_FINAL };
+
+/* What a handler answers. SIM_NO_FINAL: the handler opened the data mode
+ * (prompt) or deferred its result; the final result comes later. */
+struct sim_result {
+    enum sim_final final;
+    int code;             /* SIM_CME / SIM_CMS */
+};
+
+#define SIM_RES_OK ((struct sim_result){SIM_OK, 0})
+#define SIM_RES_ERROR ((struct sim_result){SIM_ERROR, 0})
+#define SIM_RES_PENDING ((struct sim_result){SIM_NO_FINAL, 0})
+#define SIM_RES_CME(n) ((struct sim_result){SIM_CME, (n)})
+#define SIM_RES_CMS(n) ((struct sim_result){SIM_CMS, (n)})
+
+enum sim_at_kind {
+    SIM_AT_EXEC = 0,      /* AT+X (basic commands: always, arg is the rest) */
+    SIM_AT_QUERY,         /* AT+X? */
+    SIM_AT_TEST,          /* AT+X=? */
+    SIM_AT_SET,           /* AT+X=<arg> */
+};
+
+struct sim_at {
+    const char *line;     /* the whole command line, NUL-terminated */
+    enum sim_at_kind kind;
+    const char *arg;      /* SET: after '='; basic: after the name; else "" */
+};
+
+enum sim_cmd_flags {
+    SIM_F_CARD = 1 << 0,  /* needs a ready SIM: +CME ERROR 14 busy / 11 PIN */
+    SIM_F_SMS = 1 << 1,   /* SMS: ERROR with --no-sms, +CMS ERROR 314/311 */
+};
+
+struct sim_cmd {
+    const char *name;     /* after "AT", e.g. "+CMGS" or "E"; case-insensitive */
+    bool basic;           /* V.250 basic syntax: the argument follows directly */
+    unsigned flags;       /* enum sim_cmd_flags */
+    struct sim_result (*fn)(struct sim *s, const struct sim_at *at);
+};
+
+/* Called when a data block after a "> " prompt is complete. cancelled: the
+ * host sent ESC (only in Ctrl-Z mode). overflow: more than SIM_DATA_MAX bytes
+ * came (the excess was dropped). Returns the final result like a handler. */
+typedef struct sim_result (*sim_data_fn)(struct sim *s, const uint8_t *data, size_t len,
+                                         bool cancelled, bool overflow);
+
+/* ---- control commands ---- */
+
+struct sim_ctl {
+    const char *name;
+    /* args: the rest of the line after the name and its spaces (writable,
+     * NUL-terminated). Replies with sim_ctl_ok() or sim_ctl_error(); a
+     * handler that does neither gets a plain "ok". */
+    void (*fn)(struct sim *s, char *args);
+};
+
+/* ---- state ---- */
+
+enum sim_phase { SIM_UNPLUGGED = 0, SIM_BOOTING, SIM_READY };
+enum sim_card { SIM_CARD_INIT = 0, SIM_CARD_LOCKED, SIM_CARD_READY };
+
+struct sim_sms_slot {
+    bool used;
+    uint8_t stat;                /* 0 unread, 1 read, 2 unsent, 3 sent */
+    size_t tpdu_len;
+    char hex[PDU_HEX_MAX];
+};
+
+struct sim_report {
+    bool used;
+    int64_t due;
+    uint8_t mr;
+    char addr[PDU_ADDR_MAX];
+};
+
+struct sim_sms {
+    struct sim_sms_slot *slots;  /* opt.capacity of them; index i+1 */
+    uint8_t next_mr;
+    int cms_next;                /* `cms <code>`: 0 none */
+    int report_status;           /* TP-ST of automatic +CDS */
+    bool text_mode;              /* AT+CMGF=1 */
+    int cnmi[5];                 /* mode, mt, bm, ds, bfr */
+    char mem[3][3];              /* AT+CPMS <mem1..3>: "SM" or "ME" */
+    int csmp[4];
+    char cscs[8];
+    struct sim_report reports[SIM_REPORTS_MAX];
+    /* AT+CMGS=<len> / AT+CMGW=<len>[,<stat>] waiting for the data */
+    size_t announced;
+    uint8_t write_stat;
+    /* the accepted AT+CMGS, until its +CMGS result (--cmgs-ms) */
+    uint8_t pending_mr;
+    bool pending_report;
+    char pending_addr[PDU_ADDR_MAX];
+    char pending_pdu[PDU_HEX_MAX];
+};
+
+struct sim_pdp {
+    bool used;
+    char type[16];
+    char apn[SIM_PARAM_LEN];
+};
+
+struct sim {
+    struct sim_opts opt;
+    enum sim_phase phase;
+    uint64_t rng;
+
+    /* pty (sim_pty.c) */
+    int master, slave;           /* -1 when unplugged */
+    char pty_path[128];
+    uint8_t out[SIM_OUT_MAX];
+    size_t out_len;
+    uint64_t out_dropped;
+
+    struct sim_timer_slot timers[SIM_TIMER_COUNT];
+
+    /* AT engine (sim_modem.c) */
+    uint8_t in[SIM_IN_MAX];      /* read from the host, not yet processed */
+    size_t in_len, in_pos;
+    bool hung;                   /* `hang`: host input is read and dropped */
+    bool echo, verbose;          /* ATE, ATV */
+    int cmee;
+    bool resp_open;              /* an information response has started */
+    char line[SIM_LINE_MAX];
+    size_t line_len;
+    bool line_overflow;
+    bool last_cr;
+    struct {
+        bool active;
+        size_t want;             /* 0: until Ctrl-Z / ESC, else a byte count */
+        sim_data_fn done;
+        uint8_t buf[SIM_DATA_MAX];
+        size_t len;
+        bool overflow;
+    } data;
+
+    /* module state */
+    enum sim_card card;
+    bool pin_ok;                 /* the PIN was given since boot */
+    int reg_stat;                /* network side: `creg <stat>` */
+    int creg_n, cereg_n;
+    int csq;
+    bool clip;
+    struct sim_pdp pdp[SIM_PDP_MAX];
+
+    struct sim_sms sms;
+
+    /* control (sim.c) */
+    char ctl[SIM_CTL_MAX];
+    size_t ctl_len;
+    bool ctl_overflow;
+    bool ctl_replied;
+    bool quit;
+};
+
+/* ---- sim.c ---- */
+
+void sim_log(const struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line on stdout (an event or a control reply). */
+void sim_event(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_ctl_ok(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_ctl_error(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_ctl_done(struct sim *s); /* a plain "ok" */
+void sim_timer_set(struct sim *s, enum sim_timer t, int64_t ms, sim_timer_fn fn);
+void sim_timer_stop(struct sim *s, enum sim_timer t);
+bool sim_timer_armed(const struct sim *s, enum sim_timer t);
+/* Runs the timers that are due (also right after a final result, so that a
+ * zero delay means "just after the OK"). */
+void sim_timers_run(struct sim *s);
+uint32_t sim_random(struct sim *s);
+
+/* ---- sim_pty.c ---- */
+
+/* New pty, raw, --link updated, `pty <path>` event. 0 or -errno. */
+int sim_pty_open(struct sim *s);
+/* Closes master and slave (the host's next read gets EOF/EIO) and removes
+ * --link if it still points at this pty. */
+void sim_pty_close(struct sim *s);
+/* Queues bytes for the host (bounded: drops with a warning when full). */
+void sim_write(struct sim *s, const void *buf, size_t len);
+void sim_writes(struct sim *s, const char *str);
+/* Writes what the host will take now. */
+void sim_pty_flush(struct sim *s);
+/* The master is readable: reads into s->in (when it is empty). */
+void sim_pty_read(struct sim *s);
+
+/* ---- sim_modem.c ---- */
+
+/* Power on (again): forgets the session, echo on, boot URCs after boot_ms. */
+void sim_modem_boot(struct sim *s);
+/* The host is gone (unplug): forget the session, stop the module timers. */
+void sim_modem_stop(struct sim *s);
+/* Processes s->in as far as possible. */
+void sim_modem_pump(struct sim *s);
+/* Whether the engine would take more host bytes now. */
+bool sim_modem_wants_input(const struct sim *s);
+/* `hang`: drop the command in progress; input ignored until unhang. */
+void sim_modem_hang(struct sim *s, bool on);
+
+/* Output for handlers (ATV1 / ATV0 framing). */
+void sim_info(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_urc(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_final(struct sim *s, struct sim_result res);
+/* Writes "\r\n> " and collects the data block (want 0: until Ctrl-Z/ESC). */
+struct sim_result sim_prompt(struct sim *s, size_t want, sim_data_fn done);
+/* The final result comes from fn after ms; host input waits until then. */
+struct sim_result sim_defer(struct sim *s, int64_t ms, sim_timer_fn fn);
+/* The registration state the host sees (0 until the SIM is ready). */
+int sim_reg_stat(const struct sim *s);
+bool sim_registered(const struct sim *s);
+/* `creg <stat>`: sets it and sends +CREG/+CEREG when enabled. */
+void sim_modem_set_reg(struct sim *s, int stat);
+
+extern const struct sim_cmd sim_modem_cmds[];
+
+/* ---- sim_sms.c ---- */
+
+int sim_sms_init(struct sim *s);
+void sim_sms_free(struct sim *s);
+/* Boot: AT+CMGF/CNMI/CPMS/CSMP back to defaults, reports in flight lost. */
+void sim_sms_reset(struct sim *s);
+
+extern const struct sim_cmd sim_sms_cmds[];
+extern const struct sim_ctl sim_sms_ctls[];
+
+/* ---- sim_util.c ---- */
+
+struct sim_params {
+    size_t n;
+    char v[SIM_PARAMS_MAX][SIM_PARAM_LEN];
+    bool quoted[SIM_PARAMS_MAX];
+};
+
+/* `1,"a,b", 3` -> 3 values; empty values count ("2,,0" has 3). 0 or
+ * -EINVAL (unterminated quote, too many, too long). */
+int sim_params_parse(const char *arg, struct sim_params *p);
+/* Value i as an unquoted integer in [min, max]; false if absent/invalid. */
+bool sim_param_int(const struct sim_params *p, size_t i, long min, long max, long *out);
+/* A whole string as a decimal integer in [min, max]. */
+bool sim_parse_long(const char *str, long min, long max, long *out);
+/* Octets written, or -1 (odd length, not hex, more than cap). */
+long sim_hex_decode(const char *hex, size_t len, uint8_t *out, size_t cap);
+/* Upper-case; out holds 2*len+1. */
+void sim_hex_encode(const uint8_t *in, size_t len, char *out);
+bool sim_prefix_ci(const char *str, const char *prefix);
+int64_t sim_now_ms(void);
+
+#endif
