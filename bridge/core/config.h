@@ -1,6 +1,9 @@
 /* Configuration: built-in defaults < config file < environment < command
  * line (CONTRACT.md sections 1-2). Validation errors name the key path:
- * "mqtt.port: unknown key", "modem.baud: expected integer". */
+ * "mqtt.port: unknown key", "modem.baud: expected integer"; the variable
+ * or the option for the other sources ("MODEM2MQTT_BAUD: expected
+ * integer", "--broker: ..."). No message quotes a value (it may be a
+ * secret). Every key, its range and its default: config/README.md. */
 #ifndef M2M_CORE_CONFIG_H
 #define M2M_CORE_CONFIG_H
 
@@ -10,6 +13,7 @@
 
 #define CONFIG_DEFAULT_FILE "/etc/modem2mqtt/config.json"
 
+/* qos defaults to 0 (MQTT's default, as in a mosquitto bridge line). */
 struct config_remote_sub { char *topic; int qos; char *local; /* local may be NULL */ };
 struct config_remote_fwd { char *local; char *remote; int qos; };
 
@@ -28,7 +32,7 @@ struct config {
     } mqtt;
     struct {
         char *port;            /* device, pty, tcp://HOST:PORT or "auto" */
-        int baud;
+        int baud;              /* a standard termios rate, 300-4000000 */
         char *pin;             /* never logged */
         char *apn;
         char **init;           /* extra AT commands after bring-up */
@@ -39,8 +43,8 @@ struct config {
     struct {
         char **allow_to;       /* E.164 numbers or prefixes ending in '*' */
         size_t n_allow_to;
-        int max_parts;
-        int rate_per_hour;
+        int max_parts;         /* 1-16 */
+        int rate_per_hour;     /* 1-100000 SMS per sliding hour */
         bool delivery_reports;
         bool keep_on_sim;
     } sms;
@@ -49,7 +53,8 @@ struct config {
         size_t n_allow_to;
     } calls;
     struct {
-        bool enabled;          /* the "remote" object was present */
+        bool enabled;          /* the "remote" object was present; the fields
+                                  below hold their defaults either way */
         char *server;
         char *client_id;
         char *username;
@@ -64,7 +69,8 @@ struct config {
     } remote;
     char *state_dir;
     bool allow_raw_at;
-    char *log_level;           /* "error" | "warn" | "info" | "debug" */
+    char *log_level;           /* "error" | "warn" | "info" | "debug"; also a
+                                  top-level "log_level" key in the file */
 };
 
 enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_LIST_PORTS };
@@ -81,9 +87,11 @@ struct config_cli {
     const char *log_level;
 };
 
-/* Parses argv (getopt_long). 0, or -EINVAL with a one-line reason in err
- * ("unknown option '--password': secrets are not accepted on the command
- * line, use MODEM2MQTT_PASSWORD_FILE"). */
+/* Parses argv (getopt_long; it resets getopt, so it may be called again).
+ * -b is checked here (a standard rate). 0, or -EINVAL with a one-line
+ * reason in err ("unknown option '--password': secrets are not accepted on
+ * the command line, use MODEM2MQTT_PASSWORD_FILE or MODEM2MQTT_PASSWORD
+ * (and MODEM2MQTT_USERNAME)"). --help beats --version beats --list-ports. */
 int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, size_t err_size);
 
 /* Usage text for --help. */
@@ -92,20 +100,26 @@ void config_print_usage(FILE *out, const char *argv0);
 /* Fills cfg with defaults, then the JSON text (may be NULL), then the
  * environment through getenv_fn (may be NULL), then cli (may be NULL), and
  * validates. Pure: reads no file (a password_file is read by
- * config_load). On error cfg is freed, err says "key.path: reason". */
+ * config_load). cfg is overwritten (it must not hold a built config). An
+ * empty environment variable counts as unset. On error cfg is freed (and
+ * zeroed), err says "key.path: reason". */
 int config_build(struct config *cfg, const char *json, size_t json_len,
                  const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
                  char *err, size_t err_size);
 
-/* config_build with the file named by cli->config_file (or
- * CONFIG_DEFAULT_FILE when it exists) and the process environment; then
- * reads the password file (MODEM2MQTT_PASSWORD_FILE or mqtt.password_file)
- * when no password was given. Errors name the file or the key. */
+/* config_build with the file named by cli->config_file (which must exist)
+ * or CONFIG_DEFAULT_FILE when it exists (at most 1 MiB), and the process
+ * environment; then reads the password file (MODEM2MQTT_PASSWORD_FILE or
+ * mqtt.password_file, at most 4096 bytes, one trailing newline removed)
+ * when no password was given (MODEM2MQTT_PASSWORD). Errors name the file
+ * ("FILE: No such file or directory") or the key. */
 int config_load(struct config *cfg, const struct config_cli *cli, char *err, size_t err_size);
 
+/* Frees (and wipes the secrets); safe on a zeroed struct, and again. */
 void config_free(struct config *cfg);
 
-/* allow_to matching: exact E.164 or a prefix ending in '*' ("*" = all). */
+/* allow_to matching: exact E.164 or a prefix ending in '*' ("*" = all).
+ * false for NULL or "" and for n == 0 (an empty list allows none). */
 bool config_number_allowed(char *const *allow, size_t n, const char *number);
 
 #endif

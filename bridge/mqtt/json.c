@@ -1,1 +1,891 @@
-/* placeholder */
+/* JSON payload codecs for the MQTT side (CONTRACT.md section 3). Pure: no
+ * I/O, no clock, no global state (cJSON's global error pointer is not
+ * used: the parse end comes back through cJSON_ParseWithLengthOpts).
+ *
+ * Two things cJSON does not do for us, handled here:
+ *  - It stores strings NUL-terminated without a length, so a "\u0000" in
+ *    a command would silently cut the string there. Such commands are
+ *    refused. Outgoing text that may hold a NUL (an SMS's UCS-2 U+0000) is
+ *    written by our own escaper, with its length.
+ *  - It neither checks nor repairs UTF-8. Incoming payloads must be UTF-8;
+ *    outgoing bytes that are not (a modem's text) become U+FFFD, so the
+ *    bridge never publishes invalid JSON. */
+#include "mqtt/json.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char INVALID_NUMBER_MSG[] = "'to' must be E.164, e.g. +4917012345678";
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (1-4), 0 if invalid (overlong,
+ * surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t b = p[0];
+    size_t len;
+    uint32_t cp;
+
+    if (b < 0x80)
+        return 1;
+    if (b >= 0xC2 && b <= 0xDF) {
+        len = 2;
+        cp = b & 0x1F;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3;
+        cp = b & 0x0F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4;
+        cp = b & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        return 0;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+        return 0;
+    return len;
+}
+
+static bool utf8_valid(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(p + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* A growable output buffer; an allocation failure is remembered and
+ * reported once at the end. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_put(struct sbuf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 128;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3)))
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static char *sb_finish(struct sbuf *b)
+{
+    if (b->oom || !b->p) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
+/* A JSON string of n bytes (RFC 8259 escapes). NUL is "\u0000"; bytes
+ * that are not UTF-8 are U+FFFD, one per byte. */
+static void sb_json_string(struct sbuf *b, const uint8_t *s, size_t n)
+{
+    sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t k = utf8_seq(s + i, n - i);
+        if (!k) {
+            sb_put(b, "\xEF\xBF\xBD", 3);
+            i++;
+            continue;
+        }
+        if (k > 1) {
+            sb_put(b, s + i, k);
+        } else if (c == '"') {
+            sb_put(b, "\\\"", 2);
+        } else if (c == '\\') {
+            sb_put(b, "\\\\", 2);
+        } else if (c == '\n') {
+            sb_put(b, "\\n", 2);
+        } else if (c == '\r') {
+            sb_put(b, "\\r", 2);
+        } else if (c == '\t') {
+            sb_put(b, "\\t", 2);
+        } else if (c == '\b') {
+            sb_put(b, "\\b", 2);
+        } else if (c == '\f') {
+            sb_put(b, "\\f", 2);
+        } else if (c < 0x20) {
+            sb_printf(b, "\\u%04x", c);
+        } else {
+            sb_put(b, &c, 1);
+        }
+        i += k;
+    }
+    sb_put(b, "\"", 1);
+}
+
+/* NULL or "" -> null. */
+static void sb_json_string_or_null(struct sbuf *b, const char *s)
+{
+    if (!s || !*s)
+        sb_str(b, "null");
+    else
+        sb_json_string(b, (const uint8_t *)s, strlen(s));
+}
+
+/* cJSON prints string bytes as they are: replace those that are not UTF-8
+ * with U+FFFD. Only string contents can hold such bytes (the rest is
+ * ASCII), so the result stays well-formed. Frees s when it replaces it. */
+static char *utf8_fix(char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    if (utf8_valid((const uint8_t *)s, n))
+        return s;
+    struct sbuf b = {0};
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq((const uint8_t *)s + i, n - i);
+        if (k) {
+            sb_put(&b, s + i, k);
+            i += k;
+        } else {
+            sb_put(&b, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+    free(s);
+    return sb_finish(&b);
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+void json_error_set(struct json_error *err, const char *code, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    err->code = code;
+    err->cme = -1;
+    err->cms = -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    /* The buffer may have cut a multi-byte character, and a modem's text
+     * may be anything: keep the message valid UTF-8. */
+    uint8_t *m = (uint8_t *)err->message;
+    size_t n = strlen(err->message);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(m + i, n - i);
+        if (!k) {
+            m[i++] = '?';
+            continue;
+        }
+        i += k;
+    }
+}
+
+/* A field name from the payload, quoted in a message: at most 48 bytes,
+ * cut at a character boundary. */
+static void shown_name(char *out, size_t size, const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 48) {
+        n = 48;
+        while (n > 0 && ((uint8_t)name[n] & 0xC0) == 0x80)
+            n--;
+        snprintf(out, size, "%.*s...", (int)n, name);
+    } else {
+        snprintf(out, size, "%s", name);
+    }
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+/* Payload checks before cJSON: UTF-8 throughout (RFC 8259), and no NUL,
+ * raw or as "\u0000" inside a string. false with err set. */
+static bool payload_ok(const uint8_t *p, size_t len, struct json_error *err)
+{
+    bool in_str = false;
+
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(p + i, len - i);
+        if (!k) {
+            json_error_set(err, "invalid_json", "payload is not valid UTF-8 (byte %zu)", i);
+            return false;
+        }
+        if (p[i] == 0) {
+            json_error_set(err, "invalid_json", "NUL byte in payload (byte %zu)", i);
+            return false;
+        }
+        if (in_str && p[i] == '\\' && i + 1 < len) {
+            if (i + 5 < len && memcmp(p + i + 1, "u0000", 5) == 0) {
+                json_error_set(err, "invalid_request",
+                               "strings must not contain \\u0000 (byte %zu)", i);
+                return false;
+            }
+            /* Skip the escaped character; a non-ASCII one is a syntax
+             * error cJSON reports, its UTF-8 is still checked here. */
+            i += p[i + 1] && p[i + 1] < 0x80 ? 2 : 1;
+            continue;
+        }
+        if (p[i] == '"')
+            in_str = !in_str;
+        i += k;
+    }
+    return true;
+}
+
+cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
+                          struct json_error *err)
+{
+    *id = NULL;
+    if (len > JSON_PAYLOAD_MAX) {
+        json_error_set(err, "too_long", "payload larger than %d bytes", JSON_PAYLOAD_MAX);
+        return NULL;
+    }
+    /* mosquitto_pub -n: "no fields" is what a user means for answer/hangup. */
+    if (len == 0) {
+        cJSON *root = cJSON_CreateObject();
+        if (!root)
+            json_error_set(err, "unavailable", "out of memory");
+        return root;
+    }
+    if (!payload_ok(payload, len, err))
+        return NULL;
+
+    const char *text = (const char *)payload;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t pos = end && end >= text ? (size_t)(end - text) : 0;
+        json_error_set(err, "invalid_json", "invalid JSON at byte %zu", pos);
+        return NULL;
+    }
+    /* cJSON stops after the first value: anything but space after it is
+     * as malformed as a missing brace. */
+    size_t pos = (size_t)(end - text);
+    while (pos < len && strchr(" \t\r\n", text[pos]))
+        pos++;
+    if (pos < len) {
+        json_error_set(err, "invalid_json", "invalid JSON at byte %zu", pos);
+        goto fail;
+    }
+    if (!cJSON_IsObject(root)) {
+        json_error_set(err, "invalid_request", "payload must be a JSON object");
+        goto fail;
+    }
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (it) {
+        /* A number is echoed as cJSON prints a double (as JavaScript
+         * would); infinity would come back as null, so it is refused. */
+        bool finite = cJSON_IsNumber(it) && it->valuedouble - it->valuedouble == 0;
+        if (!cJSON_IsString(it) && !finite) {
+            json_error_set(err, "invalid_request", "'id' must be a string or a number");
+            goto fail;
+        }
+        *id = it;
+    }
+    return root;
+fail:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+int json_check_fields(const cJSON *root, const char *const *allowed, struct json_error *err)
+{
+    /* One bit per allowed name, bit 0 for "id": duplicates are found in
+     * one pass even in a payload of thousands of fields. */
+    uint64_t seen = 0;
+    char name[64];
+
+    for (const cJSON *it = root ? root->child : NULL; it; it = it->next) {
+        const char *key = it->string ? it->string : "";
+        size_t bit;
+        if (strcmp(key, "id") == 0) {
+            bit = 0;
+        } else {
+            size_t i = 0;
+            while (allowed && allowed[i] && strcmp(allowed[i], key) != 0)
+                i++;
+            if (!allowed || !allowed[i]) {
+                shown_name(name, sizeof name, key);
+                json_error_set(err, "invalid_request", "unknown field '%s'", name);
+                return -EINVAL;
+            }
+            bit = i + 1 < 64 ? i + 1 : 63;
+        }
+        if (seen & (UINT64_C(1) << bit)) {
+            shown_name(name, sizeof name, key);
+            json_error_set(err, "invalid_request", "duplicate field '%s'", name);
+            return -EINVAL;
+        }
+        seen |= UINT64_C(1) << bit;
+    }
+    return 0;
+}
+
+bool json_is_e164(const char *s)
+{
+    if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9')
+        return false;
+    size_t n = 0;
+    for (const char *p = s + 1; *p; p++, n++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return n >= 7 && n <= 15;
+}
+
+/* Field getters: absent leaves *out as it is (the default) unless required. */
+
+static const cJSON *field(const cJSON *root, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(root, name);
+}
+
+static int get_string(const cJSON *root, const char *name, bool required, const char **out,
+                      struct json_error *err)
+{
+    const cJSON *it = field(root, name);
+    if (!it) {
+        if (!required)
+            return 0;
+        json_error_set(err, "invalid_request", "missing field '%s'", name);
+        return -EINVAL;
+    }
+    if (!cJSON_IsString(it)) {
+        json_error_set(err, "invalid_request", "'%s' must be a string", name);
+        return -EINVAL;
+    }
+    *out = it->valuestring;
+    return 0;
+}
+
+static int get_bool(const cJSON *root, const char *name, bool *out, struct json_error *err)
+{
+    const cJSON *it = field(root, name);
+    if (!it)
+        return 0;
+    if (!cJSON_IsBool(it)) {
+        json_error_set(err, "invalid_request", "'%s' must be true or false", name);
+        return -EINVAL;
+    }
+    *out = cJSON_IsTrue(it);
+    return 0;
+}
+
+static int get_qos(const cJSON *root, int *out, struct json_error *err)
+{
+    const cJSON *it = field(root, "qos");
+    if (!it)
+        return 0;
+    if (!cJSON_IsNumber(it) ||
+        (it->valuedouble != 0 && it->valuedouble != 1 && it->valuedouble != 2)) {
+        json_error_set(err, "invalid_request", "'qos' must be 0, 1 or 2");
+        return -EINVAL;
+    }
+    *out = (int)it->valuedouble;
+    return 0;
+}
+
+/* "to": present and a string (invalid_request), E.164 (invalid_number). */
+static int get_number(const cJSON *root, const char **to, struct json_error *err)
+{
+    const cJSON *it = field(root, "to");
+    if (!it) {
+        json_error_set(err, "invalid_request", "missing field 'to'");
+        return -EINVAL;
+    }
+    if (!cJSON_IsString(it)) {
+        json_error_set(err, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
+        return -EINVAL;
+    }
+    if (!json_is_e164(it->valuestring)) {
+        json_error_set(err, "invalid_number", "%s", INVALID_NUMBER_MSG);
+        return -EINVAL;
+    }
+    *to = it->valuestring;
+    return 0;
+}
+
+/* Every character of s in set, length min..max. */
+static bool only_chars(const char *s, const char *set, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    return n >= min && n <= max && strspn(s, set) == n;
+}
+
+int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json_error *err)
+{
+    static const char *const allowed[] = {"to", "text", "flash", "report", NULL};
+
+    memset(req, 0, sizeof *req);
+    if (json_check_fields(root, allowed, err) || get_number(root, &req->to, err) ||
+        get_string(root, "text", true, &req->text, err))
+        return -EINVAL;
+    if (req->text[0] == '\0') {
+        json_error_set(err, "invalid_request", "'text' must not be empty");
+        return -EINVAL;
+    }
+    req->text_len = strlen(req->text); /* no NUL inside: json_parse_command */
+    if (get_bool(root, "flash", &req->flash, err) || get_bool(root, "report", &req->report, err))
+        return -EINVAL;
+    return 0;
+}
+
+int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err)
+{
+    static const char *const allowed[] = {"to", NULL};
+    *to = NULL;
+    if (json_check_fields(root, allowed, err) || get_number(root, to, err))
+        return -EINVAL;
+    return 0;
+}
+
+int json_parse_dtmf(const cJSON *root, const char **digits, struct json_error *err)
+{
+    static const char *const allowed[] = {"digits", NULL};
+    *digits = NULL;
+    if (json_check_fields(root, allowed, err) || get_string(root, "digits", true, digits, err))
+        return -EINVAL;
+    /* Goes inside AT+VTS="...": the set leaves no way to close the quote. */
+    if (!only_chars(*digits, "0123456789*#ABCDabcd", 1, 32)) {
+        json_error_set(err, "invalid_request", "'digits' must be 1-32 of 0-9 * # A-D");
+        *digits = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int json_parse_ussd(const cJSON *root, const char **code, struct json_error *err)
+{
+    static const char *const allowed[] = {"code", NULL};
+    *code = NULL;
+    if (json_check_fields(root, allowed, err) || get_string(root, "code", true, code, err))
+        return -EINVAL;
+    /* Goes inside AT+CUSD=1,"...",15; 160 GSM characters fill a USSD
+     * string (182 septets) with room to spare. */
+    if (!only_chars(*code, "0123456789*#+", 1, 160)) {
+        json_error_set(err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
+        *code = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+bool json_topic_valid(const char *t, size_t n, bool filter)
+{
+    if (!t || n == 0 || !utf8_valid((const uint8_t *)t, n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)t[i];
+        if (c < 0x20 || c == 0x7F)
+            return false;
+        if (c != '+' && c != '#')
+            continue;
+        if (!filter)
+            return false;
+        bool starts = i == 0 || t[i - 1] == '/';
+        bool ends = i + 1 == n || t[i + 1] == '/';
+        if (!starts || !ends || (c == '#' && i + 1 != n))
+            return false;
+    }
+    return true;
+}
+
+/* "topic" for the remote commands: a string, a valid name or filter, at
+ * most JSON_REMOTE_TOPIC_MAX bytes (too_long). */
+static int get_remote_topic(const cJSON *root, bool filter, const char **topic,
+                            struct json_error *err)
+{
+    if (get_string(root, "topic", true, topic, err))
+        return -EINVAL;
+    size_t n = strlen(*topic);
+    if (n > JSON_REMOTE_TOPIC_MAX) {
+        json_error_set(err, "too_long", "'topic' is longer than %d bytes",
+                       JSON_REMOTE_TOPIC_MAX);
+        return -EINVAL;
+    }
+    if (!json_topic_valid(*topic, n, filter)) {
+        json_error_set(err, "invalid_request",
+                       filter ? "'topic' must be a topic filter ('+' and '#' as whole levels, "
+                                "'#' last)"
+                              : "'topic' must be a topic name (no '+' or '#', not empty)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int json_parse_remote_publish(const cJSON *root, struct remote_publish_req *req,
+                              struct json_error *err)
+{
+    static const char *const allowed[] = {"topic", "payload", "qos", "retain", "encoding", NULL};
+    const char *payload = NULL, *encoding = "utf8";
+
+    memset(req, 0, sizeof *req);
+    if (json_check_fields(root, allowed, err) || get_remote_topic(root, false, &req->topic, err) ||
+        get_string(root, "payload", true, &payload, err) || get_qos(root, &req->qos, err) ||
+        get_bool(root, "retain", &req->retain, err) ||
+        get_string(root, "encoding", false, &encoding, err))
+        goto err;
+
+    size_t n = strlen(payload);
+    if (strcmp(encoding, "utf8") == 0) {
+        req->payload = (const uint8_t *)payload;
+        req->payload_len = n;
+    } else if (strcmp(encoding, "base64") == 0) {
+        int rc = json_base64_decode(payload, n, &req->payload_buf, &req->payload_len);
+        if (rc == -ENOMEM) {
+            json_error_set(err, "unavailable", "out of memory");
+            goto err;
+        }
+        if (rc) {
+            json_error_set(err, "invalid_request", "'payload' is not valid base64");
+            goto err;
+        }
+        req->payload = req->payload_buf;
+    } else {
+        json_error_set(err, "invalid_request", "'encoding' must be \"utf8\" or \"base64\"");
+        goto err;
+    }
+    if (req->payload_len > JSON_REMOTE_PAYLOAD_MAX) {
+        json_error_set(err, "too_long", "'payload' is longer than %d bytes",
+                       JSON_REMOTE_PAYLOAD_MAX);
+        goto err;
+    }
+    return 0;
+err:
+    json_remote_publish_clear(req);
+    return -EINVAL;
+}
+
+void json_remote_publish_clear(struct remote_publish_req *req)
+{
+    if (!req)
+        return;
+    free(req->payload_buf);
+    memset(req, 0, sizeof *req);
+}
+
+int json_parse_remote_subscribe(const cJSON *root, const char **topic, int *qos,
+                                struct json_error *err)
+{
+    static const char *const allowed[] = {"topic", "qos", NULL};
+    *topic = NULL;
+    *qos = 0;
+    if (json_check_fields(root, allowed, err) || get_remote_topic(root, true, topic, err) ||
+        get_qos(root, qos, err)) {
+        *topic = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int json_parse_remote_unsubscribe(const cJSON *root, const char **topic, struct json_error *err)
+{
+    static const char *const allowed[] = {"topic", NULL};
+    *topic = NULL;
+    if (json_check_fields(root, allowed, err) || get_remote_topic(root, true, topic, err)) {
+        *topic = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
+                           struct json_error *err)
+{
+    static const char *const allowed[] = {"mode", NULL};
+    static const char *const names[] = {
+        [JSON_POWER_FULL] = "full", [JSON_POWER_MIN] = "min", [JSON_POWER_RESET] = "reset"};
+    const char *s = NULL;
+
+    if (json_check_fields(root, allowed, err) || get_string(root, "mode", true, &s, err))
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *mode = (enum json_power_mode)i;
+            return 0;
+        }
+    }
+    json_error_set(err, "invalid_request", "'mode' must be \"full\", \"min\" or \"reset\"");
+    return -EINVAL;
+}
+
+int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err)
+{
+    static const char *const allowed[] = {"command", NULL};
+    const char *s = NULL;
+
+    *command = NULL;
+    if (json_check_fields(root, allowed, err) || get_string(root, "command", true, &s, err))
+        return -EINVAL;
+    size_t n = strlen(s);
+    bool ok = n >= 2 && n <= 1024 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'T' || s[1] == 't');
+    /* Printable ASCII only: CR/LF would end the line and start another
+     * command, Ctrl-Z/ESC would act on an open prompt. */
+    for (size_t i = 0; ok && i < n; i++)
+        ok = s[i] >= 0x20 && s[i] <= 0x7E;
+    if (!ok) {
+        json_error_set(err, "invalid_request",
+                       "'command' must be one AT command: AT..., 2-1024 printable ASCII "
+                       "characters (no CR, LF, Ctrl-Z or ESC)");
+        return -EINVAL;
+    }
+    *command = s;
+    return 0;
+}
+
+/* ---- results and events ------------------------------------------------ */
+
+char *json_result(const cJSON *id, cJSON *data, const struct json_error *err)
+{
+    char *out = NULL;
+    cJSON *res = cJSON_CreateObject();
+    if (!res)
+        goto out;
+    if (id) {
+        cJSON *dup = cJSON_Duplicate(id, 0);
+        if (!dup || !cJSON_AddItemToObject(res, "id", dup)) {
+            cJSON_Delete(dup);
+            goto out;
+        }
+    }
+    if (!cJSON_AddBoolToObject(res, "ok", err == NULL))
+        goto out;
+    while (data && data->child) {
+        cJSON *it = cJSON_DetachItemViaPointer(data, data->child);
+        if (!it->string || !cJSON_AddItemToObject(res, it->string, it)) {
+            cJSON_Delete(it);
+            goto out;
+        }
+    }
+    if (err) {
+        cJSON *e = cJSON_AddObjectToObject(res, "error");
+        if (!e || !cJSON_AddStringToObject(e, "code", err->code ? err->code : "modem_error"))
+            goto out;
+        if (err->cme >= 0 && !cJSON_AddNumberToObject(e, "cme", err->cme))
+            goto out;
+        if (err->cms >= 0 && !cJSON_AddNumberToObject(e, "cms", err->cms))
+            goto out;
+        if (!cJSON_AddStringToObject(e, "message", err->message))
+            goto out;
+    }
+    out = utf8_fix(cJSON_PrintUnformatted(res));
+out:
+    cJSON_Delete(res);
+    cJSON_Delete(data);
+    return out;
+}
+
+char *json_sms_received(const struct sms_received *m)
+{
+    struct sbuf b = {0};
+
+    sb_str(&b, "{\"from\":");
+    sb_json_string_or_null(&b, m->from);
+    sb_str(&b, ",\"text\":");
+    if (m->alphabet == PDU_8BIT) {
+        char *b64 = json_base64_encode(m->text, m->text ? m->text_len : 0);
+        if (!b64)
+            b.oom = true;
+        else
+            sb_json_string(&b, (const uint8_t *)b64, strlen(b64));
+        free(b64);
+    } else {
+        sb_json_string(&b, m->text ? m->text : (const uint8_t *)"", m->text ? m->text_len : 0);
+    }
+    sb_str(&b, ",\"time\":");
+    sb_json_string_or_null(&b, m->time);
+    sb_str(&b, ",\"smsc\":");
+    sb_json_string_or_null(&b, m->smsc);
+    sb_printf(&b, ",\"parts\":%u", m->parts);
+    if (m->alphabet == PDU_8BIT)
+        sb_str(&b, ",\"encoding\":\"base64\"");
+    if (m->parts_missing && m->n_parts_missing) {
+        sb_str(&b, ",\"parts_missing\":[");
+        for (size_t i = 0; i < m->n_parts_missing; i++)
+            sb_printf(&b, "%s%u", i ? "," : "", m->parts_missing[i]);
+        sb_str(&b, "]");
+    }
+    sb_str(&b, "}");
+    return sb_finish(&b);
+}
+
+char *json_remote_message(const char *topic, size_t topic_len, const uint8_t *payload,
+                          size_t len, int qos)
+{
+    struct sbuf b = {0};
+    /* NUL is valid in a JSON string, but many consumers (cJSON among them)
+     * cut there: such a payload goes as base64 like any binary one. */
+    bool utf8 = (!payload || !memchr(payload, 0, len)) &&
+                utf8_valid(payload ? payload : (const uint8_t *)"", payload ? len : 0);
+
+    sb_str(&b, "{\"topic\":");
+    sb_json_string(&b, (const uint8_t *)(topic ? topic : ""), topic ? topic_len : 0);
+    sb_str(&b, ",\"payload\":");
+    if (utf8) {
+        sb_json_string(&b, payload ? payload : (const uint8_t *)"", payload ? len : 0);
+    } else {
+        char *b64 = json_base64_encode(payload, len);
+        if (!b64)
+            b.oom = true;
+        else
+            sb_json_string(&b, (const uint8_t *)b64, strlen(b64));
+        free(b64);
+    }
+    sb_printf(&b, ",\"encoding\":\"%s\",\"qos\":%d}", utf8 ? "utf8" : "base64", qos);
+    return sb_finish(&b);
+}
+
+char *json_event_error(const char *code, const char *message, const char *extra_key,
+                       const char *extra_value)
+{
+    char *out = NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddStringToObject(o, "code", code ? code : "") &&
+        cJSON_AddStringToObject(o, "message", message ? message : "") &&
+        (!extra_key || cJSON_AddStringToObject(o, extra_key, extra_value ? extra_value : "")))
+        out = utf8_fix(cJSON_PrintUnformatted(o));
+    cJSON_Delete(o);
+    return out;
+}
+
+/* ---- base64 (RFC 4648 section 4) --------------------------------------- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *json_base64_encode(const uint8_t *data, size_t len)
+{
+    if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+        return NULL;
+    size_t out_len = (len + 2) / 3 * 4;
+    char *out = malloc(out_len + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        *o++ = b64_alphabet[v >> 18 & 63];
+        *o++ = b64_alphabet[v >> 12 & 63];
+        *o++ = b64_alphabet[v >> 6 & 63];
+        *o++ = b64_alphabet[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        *o++ = b64_alphabet[v >> 18 & 63];
+        *o++ = b64_alphabet[v >> 12 & 63];
+        *o++ = '=';
+        *o++ = '=';
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
+        *o++ = b64_alphabet[v >> 18 & 63];
+        *o++ = b64_alphabet[v >> 12 & 63];
+        *o++ = b64_alphabet[v >> 6 & 63];
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+int json_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (len % 4 != 0)
+        return -EINVAL;
+    size_t pad = 0;
+    if (len >= 4 && text[len - 1] == '=')
+        pad = text[len - 2] == '=' ? 2 : 1;
+
+    uint8_t *buf = malloc(len / 4 * 3 + 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        bool last = i + 4 == len;
+        int v[4];
+        for (size_t j = 0; j < 4; j++) {
+            bool is_pad = last && j >= 4 - pad;
+            v[j] = is_pad ? 0 : b64_value(text[i + j]);
+            if (v[j] < 0)
+                goto bad;
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                     (uint32_t)v[3];
+        /* Bits a padded group does not use must be zero (RFC 4648 3.5):
+         * otherwise two spellings would give the same bytes. */
+        if (last && pad == 2 && (w & 0xFFFF))
+            goto bad;
+        if (last && pad == 1 && (w & 0xFF))
+            goto bad;
+        size_t take = last ? 3 - pad : 3;
+        buf[n++] = (uint8_t)(w >> 16);
+        if (take > 1)
+            buf[n++] = (uint8_t)(w >> 8);
+        if (take > 2)
+            buf[n++] = (uint8_t)w;
+    }
+    *out = buf;
+    *out_len = n;
+    return 0;
+bad:
+    free(buf);
+    return -EINVAL;
+}

@@ -11,6 +11,13 @@
 
 #include "modem/pdu.h"
 
+/* Bounds. A command payload is at most JSON_PAYLOAD_MAX bytes (too_long
+ * beyond). The remote limits are the module's (AT+CMQTTTOPIC 1-1024,
+ * AT+CMQTTPAYLOAD 1-10240). */
+#define JSON_PAYLOAD_MAX        65536
+#define JSON_REMOTE_TOPIC_MAX   1024
+#define JSON_REMOTE_PAYLOAD_MAX 10240
+
 /* A command's error, as it goes into {"ok":false,"error":{...}}. */
 struct json_error {
     const char *code;     /* "invalid_json", "invalid_request", ... (static) */
@@ -19,19 +26,29 @@ struct json_error {
     int cms;              /* -1: absent */
 };
 
+/* Sets code and message, and cme = cms = -1 (set them after this call).
+ * A message cut by the buffer, or with bytes that are not UTF-8 (a modem's
+ * text), is repaired: invalid bytes become '?'. */
 void json_error_set(struct json_error *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A command payload must be a JSON object whose optional "id" is a string
- * or a number. Returns the root (caller frees with cJSON_Delete) and sets
- * *id to the borrowed "id" item or NULL; NULL with err set otherwise
- * (invalid_json, invalid_request). */
+ * or a (finite) number. Returns the root (caller frees with cJSON_Delete)
+ * and sets *id to the borrowed "id" item or NULL; NULL with err set
+ * otherwise, and then *id is NULL (the result carries no id):
+ *   invalid_json     not UTF-8, not JSON, or text after the value
+ *   invalid_request  not an object; a bad "id"; a string holding U+0000
+ *                    (cJSON would silently cut it there)
+ *   too_long         more than JSON_PAYLOAD_MAX bytes
+ * An empty payload (mosquitto_pub -n) is taken as {}. */
 cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
                           struct json_error *err);
 
 /* Fields of a command object other than "id" and those in allowed
- * (NULL-terminated) are rejected: invalid_request "unknown field 'x'".
- * 0 or -EINVAL. */
+ * (NULL-terminated) are rejected: invalid_request "unknown field 'x'"; a
+ * field given twice: invalid_request "duplicate field 'x'" (cJSON keeps
+ * both and every lookup sees the first). 0 or -EINVAL. B/call/answer and
+ * B/call/hangup take no fields: allowed = {NULL}. */
 int json_check_fields(const cJSON *root, const char *const *allowed, struct json_error *err);
 
 /* +<7..15 digits>, first digit not 0. */
@@ -50,11 +67,67 @@ struct sms_send_req {
  * (allow_to, max_parts, rate) are the SMS service's. 0 or -EINVAL. */
 int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json_error *err);
 
-/* {"id":<id>,"ok":true,...data} or {"id":..,"ok":false,"error":{...}}.
+/* {"id":<id>,"ok":true,...data} or {"id":..,"ok":false,...data,"error":{...}}.
  * id may be NULL (then no "id" key). data (may be NULL) is consumed: its
- * members are moved into the result. err NULL means ok. Returns a malloc'd
- * compact JSON string, or NULL on allocation failure. */
+ * members are moved into the result, in order, after "ok". err NULL means
+ * ok; its object is {"code", then "cme"/"cms" when >= 0, then "message"},
+ * as in CONTRACT.md. Bytes that are not UTF-8 in data strings become
+ * U+FFFD. Returns a malloc'd compact JSON string (free()), or NULL on
+ * allocation failure. */
 char *json_result(const cJSON *id, cJSON *data, const struct json_error *err);
+
+/* B/call/dial: {"to"} E.164 (invalid_number). *to is borrowed. */
+int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err);
+
+/* B/call/dtmf: {"digits"} 1-32 of 0-9 * # A-D (a-d accepted), the AT+VTS
+ * set. *digits is borrowed. 0 or -EINVAL (invalid_request). */
+int json_parse_dtmf(const cJSON *root, const char **digits, struct json_error *err);
+
+/* B/ussd/send: {"code"} 1-160 of 0-9 * # + (codes like "*100#" and the
+ * digits answering a USSD menu). *code is borrowed. */
+int json_parse_ussd(const cJSON *root, const char **code, struct json_error *err);
+
+struct remote_publish_req {
+    const char *topic;          /* borrowed from the tree */
+    const uint8_t *payload;     /* the tree's string, or payload_buf */
+    size_t payload_len;         /* 0 allowed */
+    int qos;                    /* default 0 */
+    bool retain;                /* default false */
+    uint8_t *payload_buf;       /* owned: the decoded "encoding":"base64" payload */
+};
+
+/* B/remote/publish: "topic" a topic name (no wildcards) of at most
+ * JSON_REMOTE_TOPIC_MAX bytes, "payload" a string of at most
+ * JSON_REMOTE_PAYLOAD_MAX bytes once decoded (too_long beyond), optional
+ * "qos" 0-2, "retain", "encoding" "utf8" | "base64" (RFC 4648, padded).
+ * On 0 the caller calls json_remote_publish_clear(req). */
+int json_parse_remote_publish(const cJSON *root, struct remote_publish_req *req,
+                              struct json_error *err);
+void json_remote_publish_clear(struct remote_publish_req *req);
+
+/* B/remote/subscribe: "topic" a topic filter, optional "qos" 0-2 (default
+ * 0). B/remote/unsubscribe: "topic" only. *topic is borrowed. */
+int json_parse_remote_subscribe(const cJSON *root, const char **topic, int *qos,
+                                struct json_error *err);
+int json_parse_remote_unsubscribe(const cJSON *root, const char **topic,
+                                  struct json_error *err);
+
+enum json_power_mode { JSON_POWER_FULL = 0, JSON_POWER_MIN, JSON_POWER_RESET };
+
+/* B/modem/power: "mode" "full" | "min" | "reset". */
+int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
+                           struct json_error *err);
+
+/* B/at/send: "command" one AT command line: starts with AT (any case),
+ * 2-1024 printable ASCII characters, so no CR, LF, Ctrl-Z or ESC can end
+ * it early or add another. Whether raw AT is allowed is the router's
+ * check (allow_raw_at). *command is borrowed. */
+int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err);
+
+/* MQTT topic rules (3.1.1 section 4.7): non-empty, UTF-8 without control
+ * characters; a filter may hold '+' as a whole level and '#' as the whole
+ * last level, a name neither. */
+bool json_topic_valid(const char *topic, size_t len, bool filter);
 
 /* B/sms/received. text is UTF-8, or raw octets (base64-encoded in the
  * JSON, with "encoding":"base64") when alphabet is PDU_8BIT.
@@ -70,13 +143,33 @@ struct sms_received {
     const unsigned *parts_missing;
     size_t n_parts_missing;
 };
+/* from, time and smsc: NULL or "" become null. The text is written with
+ * its length, so a NUL (UCS-2 U+0000 from the network) comes out as
+ * "\u0000" and nothing is cut; bytes that are not UTF-8 become U+FFFD.
+ * Members in this order: from, text, time, smsc, parts, then "encoding"
+ * ("base64", only for 8-bit), then "parts_missing" (only when some are).
+ * Returns malloc'd JSON or NULL on allocation failure. */
 char *json_sms_received(const struct sms_received *m);
 
-/* {"code":..,"message":..} plus an optional extra string field (e.g. "pdu"). */
+/* B/remote/message: {"topic","payload","encoding","qos"}. The payload is
+ * "utf8" when it is UTF-8 without NUL, else "base64". A topic that is not
+ * UTF-8 gets U+FFFD for the bad bytes. Returns malloc'd JSON or NULL. */
+char *json_remote_message(const char *topic, size_t topic_len, const uint8_t *payload,
+                          size_t len, int qos);
+
+/* {"code":..,"message":..} plus an optional extra string field (e.g. "pdu";
+ * extra_key NULL: none). Returns malloc'd JSON or NULL. */
 char *json_event_error(const char *code, const char *message, const char *extra_key,
                        const char *extra_value);
 
-/* RFC 4648 base64 (for 8-bit SMS and binary payloads). Returns malloc'd. */
+/* RFC 4648 base64 (for 8-bit SMS and binary payloads). Returns malloc'd
+ * (NUL-terminated; "" for len 0), NULL on allocation failure. */
 char *json_base64_encode(const uint8_t *data, size_t len);
+
+/* RFC 4648 base64, strict: padded to a multiple of 4, no whitespace, no
+ * URL alphabet, unused bits zero (so every payload has one spelling).
+ * *out is malloc'd (never NULL on success, even for ""). 0, -EINVAL or
+ * -ENOMEM. */
+int json_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len);
 
 #endif

@@ -1,0 +1,896 @@
+/* Unit tests of the MQTT payload codecs (bridge/mqtt/json.[ch]). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mqtt/json.h"
+
+/* ---- command validation: one table for every parser --------------------- */
+
+enum parser {
+    P_NONE,     /* B/call/answer, B/call/hangup: no fields */
+    P_SMS,
+    P_DIAL,
+    P_DTMF,
+    P_USSD,
+    P_PUB,
+    P_SUB,
+    P_UNSUB,
+    P_POWER,
+    P_AT,
+};
+
+struct cmd_case {
+    enum parser parser;
+    const char *payload;
+    const char *code;     /* NULL: accepted */
+    const char *message;  /* the error's message, or what was parsed */
+};
+
+/* What a parser extracted, as one comparable line. */
+static int run_parser(enum parser p, const cJSON *root, char *out, size_t size,
+                      struct json_error *err)
+{
+    const char *s = NULL;
+    int rc, qos = -1;
+
+    switch (p) {
+    case P_NONE: {
+        static const char *const none[] = {NULL};
+        rc = json_check_fields(root, none, err);
+        snprintf(out, size, "-");
+        return rc;
+    }
+    case P_SMS: {
+        struct sms_send_req req;
+        rc = json_parse_sms_send(root, &req, err);
+        if (!rc)
+            snprintf(out, size, "to=%s text=%s len=%zu flash=%d report=%d", req.to, req.text,
+                     req.text_len, req.flash, req.report);
+        return rc;
+    }
+    case P_DIAL:
+        rc = json_parse_call_dial(root, &s, err);
+        if (!rc)
+            snprintf(out, size, "to=%s", s);
+        else
+            assert_null(s);
+        return rc;
+    case P_DTMF:
+        rc = json_parse_dtmf(root, &s, err);
+        if (!rc)
+            snprintf(out, size, "digits=%s", s);
+        else
+            assert_null(s);
+        return rc;
+    case P_USSD:
+        rc = json_parse_ussd(root, &s, err);
+        if (!rc)
+            snprintf(out, size, "code=%s", s);
+        else
+            assert_null(s);
+        return rc;
+    case P_PUB: {
+        struct remote_publish_req req;
+        rc = json_parse_remote_publish(root, &req, err);
+        if (!rc) {
+            snprintf(out, size, "topic=%s payload=%.*s len=%zu qos=%d retain=%d", req.topic,
+                     (int)req.payload_len, (const char *)req.payload, req.payload_len, req.qos,
+                     req.retain);
+            json_remote_publish_clear(&req);
+            assert_null(req.payload_buf);
+        } else {
+            assert_null(req.payload_buf);
+        }
+        return rc;
+    }
+    case P_SUB:
+        rc = json_parse_remote_subscribe(root, &s, &qos, err);
+        if (!rc)
+            snprintf(out, size, "topic=%s qos=%d", s, qos);
+        else
+            assert_null(s);
+        return rc;
+    case P_UNSUB:
+        rc = json_parse_remote_unsubscribe(root, &s, err);
+        if (!rc)
+            snprintf(out, size, "topic=%s", s);
+        else
+            assert_null(s);
+        return rc;
+    case P_POWER: {
+        enum json_power_mode mode = JSON_POWER_FULL;
+        rc = json_parse_modem_power(root, &mode, err);
+        if (!rc)
+            snprintf(out, size, "mode=%d", (int)mode);
+        return rc;
+    }
+    case P_AT:
+        rc = json_parse_at_send(root, &s, err);
+        if (!rc)
+            snprintf(out, size, "command=%s", s);
+        else
+            assert_null(s);
+        return rc;
+    }
+    return -1;
+}
+
+static const char E164_MSG[] = "'to' must be E.164, e.g. +4917012345678";
+static const char NUM_STRING[] = "'to' must be a string, e.g. \"+4917012345678\"";
+static const char DTMF_MSG[] = "'digits' must be 1-32 of 0-9 * # A-D";
+static const char USSD_MSG[] = "'code' must be 1-160 of 0-9 * # +";
+static const char FILTER_MSG[] =
+    "'topic' must be a topic filter ('+' and '#' as whole levels, '#' last)";
+static const char NAME_MSG[] = "'topic' must be a topic name (no '+' or '#', not empty)";
+static const char AT_MSG[] = "'command' must be one AT command: AT..., 2-1024 printable ASCII "
+                             "characters (no CR, LF, Ctrl-Z or ESC)";
+static const char POWER_MSG[] = "'mode' must be \"full\", \"min\" or \"reset\"";
+static const char QOS_MSG[] = "'qos' must be 0, 1 or 2";
+static const char ID_MSG[] = "'id' must be a string or a number";
+static const char BIN[] = "invalid_request";
+
+static const struct cmd_case cmd_cases[] = {
+    /* json_parse_command: the envelope */
+    {P_NONE, "", NULL, "-"}, /* mosquitto_pub -n */
+    {P_NONE, "{}", NULL, "-"},
+    {P_NONE, " \r\n\t{ } \n", NULL, "-"},
+    {P_NONE, "{\"id\":\"a\"}", NULL, "-"},
+    {P_NONE, "{\"id\":7}", NULL, "-"},
+    {P_NONE, "{", "invalid_json", "invalid JSON at byte 0"},
+    {P_NONE, "{\"a\":}", "invalid_json", "invalid JSON at byte 5"},
+    {P_NONE, "{} {}", "invalid_json", "invalid JSON at byte 3"},
+    {P_NONE, "{}x", "invalid_json", "invalid JSON at byte 2"},
+    {P_NONE, "nope", "invalid_json", "invalid JSON at byte 0"},
+    {P_NONE, "{'to':1}", "invalid_json", "invalid JSON at byte 2"},
+    {P_NONE, "\xff{}", "invalid_json", "payload is not valid UTF-8 (byte 0)"},
+    {P_NONE, "{\"a\":\"\xc3\x28\"}", "invalid_json", "payload is not valid UTF-8 (byte 6)"},
+    {P_NONE, "{\"a\":\"\xed\xa0\x80\"}", "invalid_json", "payload is not valid UTF-8 (byte 6)"},
+    {P_NONE, "{\"a\":\"\xc0\xaf\"}", "invalid_json", "payload is not valid UTF-8 (byte 6)"},
+    {P_NONE, "[]", BIN, "payload must be a JSON object"},
+    {P_NONE, "\"x\"", BIN, "payload must be a JSON object"},
+    {P_NONE, "42", BIN, "payload must be a JSON object"},
+    {P_NONE, "null", BIN, "payload must be a JSON object"},
+    {P_NONE, "{\"id\":true}", BIN, ID_MSG},
+    {P_NONE, "{\"id\":null}", BIN, ID_MSG},
+    {P_NONE, "{\"id\":{}}", BIN, ID_MSG},
+    {P_NONE, "{\"id\":[1]}", BIN, ID_MSG},
+    {P_NONE, "{\"id\":1e999}", BIN, ID_MSG},
+    {P_NONE, "{\"x\":\"a\\u0000b\"}", BIN, "strings must not contain \\u0000 (byte 7)"},
+    {P_NONE, "{\"a\\u0000\":1}", BIN, "strings must not contain \\u0000 (byte 3)"},
+    /* an escaped backslash before "u0000" is text, not an escape */
+    {P_NONE, "{\"x\":\"a\\\\u0000\"}", BIN, "unknown field 'x'"},
+    {P_NONE, "{\"x\":\"\\\xc3\xa9\"}", "invalid_json", "invalid JSON at byte 6"},
+    {P_NONE, "{\"x\":\"\\\xc3\"}", "invalid_json", "payload is not valid UTF-8 (byte 7)"},
+    {P_NONE, "{\"x\":1}", BIN, "unknown field 'x'"},
+    {P_NONE, "{\"ID\":1}", BIN, "unknown field 'ID'"},
+    {P_NONE, "{\"id\":1,\"id\":2}", BIN, "duplicate field 'id'"},
+    {P_NONE,
+     "{\"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij\":1}", BIN,
+     "unknown field 'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuv...'"},
+    /* a cut name never splits a character: 47 'a' then "é" (2 bytes) */
+    {P_NONE, "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9xyz\":1}", BIN,
+     "unknown field 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...'"},
+
+    /* B/sms/send */
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"hi\"}", NULL,
+     "to=+4917012345678 text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"id\":\"42\",\"text\":\"hi\",\"to\":\"+4917012345678\",\"flash\":true,"
+            "\"report\":true}",
+     NULL, "to=+4917012345678 text=hi len=2 flash=1 report=1"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"hi\",\"flash\":false,\"report\":false}",
+     NULL, "to=+4917012345678 text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":\"+1234567\",\"text\":\"Gr\\u00fc\\u00dfe \\ud83d\\ude00\"}", NULL,
+     "to=+1234567 text=Gr\xc3\xbc\xc3\x9f" "e \xf0\x9f\x98\x80 len=12 flash=0 report=0"},
+    {P_SMS, "{\"to\":\"+123456789012345\",\"text\":\"a\\nb\"}", NULL,
+     "to=+123456789012345 text=a\nb len=3 flash=0 report=0"},
+    {P_SMS, "{\"text\":\"hi\"}", BIN, "missing field 'to'"},
+    {P_SMS, "{\"to\":4917012345678,\"text\":\"hi\"}", BIN, NUM_STRING},
+    {P_SMS, "{\"to\":null,\"text\":\"hi\"}", BIN, NUM_STRING},
+    {P_SMS, "{\"to\":\"017012345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"4917012345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+017012345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+123456\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+1234567890123456\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+49 170 12345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+4917012345678;\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"+4917012345678\"}", BIN, "missing field 'text'"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":5}", BIN, "'text' must be a string"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":[\"a\"]}", BIN, "'text' must be a string"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"\"}", BIN, "'text' must not be empty"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"hi\",\"flash\":\"yes\"}", BIN,
+     "'flash' must be true or false"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"hi\",\"report\":1}", BIN,
+     "'report' must be true or false"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"hi\",\"flash\":null}", BIN,
+     "'flash' must be true or false"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"text\":\"hi\",\"from\":\"x\"}", BIN,
+     "unknown field 'from'"},
+    {P_SMS, "{\"To\":\"+4917012345678\",\"text\":\"hi\"}", BIN, "unknown field 'To'"},
+    {P_SMS, "{\"to\":\"+4917012345678\",\"to\":\"+4917099999999\",\"text\":\"hi\"}", BIN,
+     "duplicate field 'to'"},
+    /* unknown fields are found before anything else */
+    {P_SMS, "{\"foo\":1}", BIN, "unknown field 'foo'"},
+
+    /* B/call/dial */
+    {P_DIAL, "{\"to\":\"+4917012345678\"}", NULL, "to=+4917012345678"},
+    {P_DIAL, "{\"id\":1,\"to\":\"+4917012345678\"}", NULL, "to=+4917012345678"},
+    {P_DIAL, "{}", BIN, "missing field 'to'"},
+    {P_DIAL, "{\"to\":\"110\"}", "invalid_number", E164_MSG},
+    {P_DIAL, "{\"to\":\"+4917012345678;\\r\\nATH\"}", "invalid_number", E164_MSG},
+    {P_DIAL, "{\"to\":1}", BIN, NUM_STRING},
+    {P_DIAL, "{\"to\":\"+4917012345678\",\"text\":\"x\"}", BIN, "unknown field 'text'"},
+
+    /* B/call/answer, B/call/hangup */
+    {P_NONE, "{\"id\":\"x\"}", NULL, "-"},
+    {P_NONE, "{\"force\":true}", BIN, "unknown field 'force'"},
+
+    /* B/call/dtmf */
+    {P_DTMF, "{\"digits\":\"12#\"}", NULL, "digits=12#"},
+    {P_DTMF, "{\"digits\":\"0123456789*#ABCDabcd\"}", NULL, "digits=0123456789*#ABCDabcd"},
+    {P_DTMF, "{\"digits\":\"12345678901234567890123456789012\"}", NULL,
+     "digits=12345678901234567890123456789012"},
+    {P_DTMF, "{\"digits\":\"123456789012345678901234567890123\"}", BIN, DTMF_MSG},
+    {P_DTMF, "{\"digits\":\"\"}", BIN, DTMF_MSG},
+    {P_DTMF, "{\"digits\":\"1\\\"\"}", BIN, DTMF_MSG},
+    {P_DTMF, "{\"digits\":\"1;ATH\"}", BIN, DTMF_MSG},
+    {P_DTMF, "{\"digits\":\"E\"}", BIN, DTMF_MSG},
+    {P_DTMF, "{\"digits\":\"1 2\"}", BIN, DTMF_MSG},
+    {P_DTMF, "{\"digits\":12}", BIN, "'digits' must be a string"},
+    {P_DTMF, "{}", BIN, "missing field 'digits'"},
+    {P_DTMF, "{\"digits\":\"1\",\"duration\":100}", BIN, "unknown field 'duration'"},
+
+    /* B/ussd/send */
+    {P_USSD, "{\"code\":\"*100#\"}", NULL, "code=*100#"},
+    {P_USSD, "{\"code\":\"1\"}", NULL, "code=1"},
+    {P_USSD, "{\"code\":\"*135*+4917012345678#\"}", NULL, "code=*135*+4917012345678#"},
+    {P_USSD, "{\"code\":\"\"}", BIN, USSD_MSG},
+    {P_USSD, "{\"code\":\"*100#\\\",15\\r\\nAT+CFUN=0\"}", BIN, USSD_MSG},
+    {P_USSD, "{\"code\":\"*100#\\u001a\"}", BIN, USSD_MSG},
+    {P_USSD, "{\"code\":\"abc\"}", BIN, USSD_MSG},
+    {P_USSD, "{\"code\":100}", BIN, "'code' must be a string"},
+    {P_USSD, "{}", BIN, "missing field 'code'"},
+    {P_USSD, "{\"code\":\"*100#\",\"dcs\":15}", BIN, "unknown field 'dcs'"},
+
+    /* B/remote/publish */
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\"}", NULL, "topic=t payload=p len=1 qos=0 retain=0"},
+    {P_PUB, "{\"topic\":\"a/b\",\"payload\":\"x\\r\\ny\",\"qos\":2,\"retain\":true,"
+            "\"encoding\":\"utf8\"}",
+     NULL, "topic=a/b payload=x\r\ny len=4 qos=2 retain=1"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"aGk=\",\"encoding\":\"base64\"}", NULL,
+     "topic=t payload=hi len=2 qos=0 retain=0"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"\",\"encoding\":\"base64\"}", NULL,
+     "topic=t payload= len=0 qos=0 retain=0"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"\"}", NULL, "topic=t payload= len=0 qos=0 retain=0"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"qos\":1.0}", NULL,
+     "topic=t payload=p len=1 qos=1 retain=0"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"aGk\",\"encoding\":\"base64\"}", BIN,
+     "'payload' is not valid base64"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"a Gk=\",\"encoding\":\"base64\"}", BIN,
+     "'payload' is not valid base64"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"encoding\":\"hex\"}", BIN,
+     "'encoding' must be \"utf8\" or \"base64\""},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"encoding\":1}", BIN,
+     "'encoding' must be a string"},
+    {P_PUB, "{\"topic\":\"a/+\",\"payload\":\"p\"}", BIN, NAME_MSG},
+    {P_PUB, "{\"topic\":\"a/#\",\"payload\":\"p\"}", BIN, NAME_MSG},
+    {P_PUB, "{\"topic\":\"\",\"payload\":\"p\"}", BIN, NAME_MSG},
+    {P_PUB, "{\"topic\":\"a\\u0001\",\"payload\":\"p\"}", BIN, NAME_MSG},
+    {P_PUB, "{\"payload\":\"p\"}", BIN, "missing field 'topic'"},
+    {P_PUB, "{\"topic\":1,\"payload\":\"p\"}", BIN, "'topic' must be a string"},
+    {P_PUB, "{\"topic\":\"t\"}", BIN, "missing field 'payload'"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":{}}", BIN, "'payload' must be a string"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"qos\":3}", BIN, QOS_MSG},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"qos\":-1}", BIN, QOS_MSG},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"qos\":1.5}", BIN, QOS_MSG},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"qos\":\"1\"}", BIN, QOS_MSG},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"retain\":\"true\"}", BIN,
+     "'retain' must be true or false"},
+    {P_PUB, "{\"topic\":\"t\",\"payload\":\"p\",\"dup\":true}", BIN, "unknown field 'dup'"},
+
+    /* B/remote/subscribe */
+    {P_SUB, "{\"topic\":\"a/+/#\",\"qos\":1}", NULL, "topic=a/+/# qos=1"},
+    {P_SUB, "{\"topic\":\"abc/+\"}", NULL, "topic=abc/+ qos=0"},
+    {P_SUB, "{\"topic\":\"#\",\"qos\":2}", NULL, "topic=# qos=2"},
+    {P_SUB, "{\"topic\":\"+\"}", NULL, "topic=+ qos=0"},
+    {P_SUB, "{\"topic\":\"a/#/b\"}", BIN, FILTER_MSG},
+    {P_SUB, "{\"topic\":\"a#\"}", BIN, FILTER_MSG},
+    {P_SUB, "{\"topic\":\"a/b+\"}", BIN, FILTER_MSG},
+    {P_SUB, "{\"topic\":\"\"}", BIN, FILTER_MSG},
+    {P_SUB, "{\"topic\":\"a\",\"qos\":5}", BIN, QOS_MSG},
+    {P_SUB, "{\"qos\":1}", BIN, "missing field 'topic'"},
+    {P_SUB, "{\"topic\":\"a\",\"local\":\"b\"}", BIN, "unknown field 'local'"},
+
+    /* B/remote/unsubscribe */
+    {P_UNSUB, "{\"topic\":\"a/#\"}", NULL, "topic=a/#"},
+    {P_UNSUB, "{\"topic\":\"a/#/\"}", BIN, FILTER_MSG},
+    {P_UNSUB, "{\"topic\":\"a\",\"qos\":1}", BIN, "unknown field 'qos'"},
+    {P_UNSUB, "{}", BIN, "missing field 'topic'"},
+
+    /* B/modem/power */
+    {P_POWER, "{\"mode\":\"full\"}", NULL, "mode=0"},
+    {P_POWER, "{\"mode\":\"min\"}", NULL, "mode=1"},
+    {P_POWER, "{\"mode\":\"reset\"}", NULL, "mode=2"},
+    {P_POWER, "{\"mode\":\"off\"}", BIN, POWER_MSG},
+    {P_POWER, "{\"mode\":\"Full\"}", BIN, POWER_MSG},
+    {P_POWER, "{\"mode\":1}", BIN, "'mode' must be a string"},
+    {P_POWER, "{}", BIN, "missing field 'mode'"},
+    {P_POWER, "{\"mode\":\"min\",\"delay\":5}", BIN, "unknown field 'delay'"},
+
+    /* B/at/send */
+    {P_AT, "{\"command\":\"AT+CSQ\"}", NULL, "command=AT+CSQ"},
+    {P_AT, "{\"command\":\"at\"}", NULL, "command=at"},
+    {P_AT, "{\"command\":\"AT+COPS=1,2,\\\"26201\\\"\"}", NULL, "command=AT+COPS=1,2,\"26201\""},
+    {P_AT, "{\"command\":\"ATI\\r\\nAT+CFUN=0\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"AT+CSQ\\r\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"AT+CMGS=1\\u001a\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"AT\\u001b\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"AT\\u00e9\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"CSQ\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"A\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":[\"AT\"]}", BIN, "'command' must be a string"},
+    {P_AT, "{}", BIN, "missing field 'command'"},
+    {P_AT, "{\"command\":\"AT\",\"timeout\":1}", BIN, "unknown field 'timeout'"},
+};
+
+/* Reports a mismatch and returns false, so one run shows every failing row. */
+static bool run_cmd_case(const struct cmd_case *c, size_t len)
+{
+    bool ok = true;
+    struct json_error err;
+    const cJSON *id = (const cJSON *)1;
+    char got[512] = "";
+
+    memset(&err, 0x55, sizeof err);
+    cJSON *root = json_parse_command((const uint8_t *)c->payload, len, &id, &err);
+    int rc = root ? run_parser(c->parser, root, got, sizeof got, &err) : -1;
+    if (!root)
+        assert_null(id);
+
+    if (!c->code) {
+        if (rc != 0) {
+            print_error("payload %s: rejected: %s %s\n", c->payload, err.code, err.message);
+            ok = false;
+        } else if (strcmp(got, c->message) != 0) {
+            print_error("payload %s: got \"%s\", expected \"%s\"\n", c->payload, got,
+                        c->message);
+            ok = false;
+        }
+    } else if (rc == 0) {
+        print_error("payload %s: accepted (%s), expected %s\n", c->payload, got, c->code);
+        ok = false;
+    } else if (strcmp(err.code, c->code) != 0 || strcmp(err.message, c->message) != 0 ||
+               err.cme != -1 || err.cms != -1) {
+        print_error("payload %s: got %s \"%s\", expected %s \"%s\"\n", c->payload, err.code,
+                    err.message, c->code, c->message);
+        ok = false;
+    }
+    cJSON_Delete(root);
+    return ok;
+}
+
+static void test_commands(void **state)
+{
+    (void)state;
+    size_t failed = 0;
+    for (size_t i = 0; i < sizeof cmd_cases / sizeof cmd_cases[0]; i++)
+        failed += !run_cmd_case(&cmd_cases[i], strlen(cmd_cases[i].payload));
+    assert_int_equal(failed, 0);
+}
+
+/* A payload is not NUL-terminated: only len bytes are read. */
+static void test_command_not_terminated(void **state)
+{
+    (void)state;
+    const char buf[] = "{\"to\":\"+4917012345678\",\"text\":\"hi\"}GARBAGE";
+    size_t len = strlen("{\"to\":\"+4917012345678\",\"text\":\"hi\"}");
+    char *copy = malloc(len); /* no terminator: ASan sees any overread */
+    assert_non_null(copy);
+    memcpy(copy, buf, len);
+    const cJSON *id;
+    struct json_error err;
+    cJSON *root = json_parse_command((const uint8_t *)copy, len, &id, &err);
+    assert_non_null(root);
+    struct sms_send_req req;
+    assert_int_equal(json_parse_sms_send(root, &req, &err), 0);
+    assert_string_equal(req.text, "hi");
+    cJSON_Delete(root);
+    free(copy);
+
+    /* A NUL byte inside the payload is refused, not cut. */
+    const char nul[] = "{\"text\":\"a\0b\"}";
+    root = json_parse_command((const uint8_t *)nul, sizeof nul - 1, &id, &err);
+    assert_null(root);
+    assert_string_equal(err.code, "invalid_json");
+    assert_string_equal(err.message, "NUL byte in payload (byte 10)");
+}
+
+static void test_command_ids(void **state)
+{
+    (void)state;
+    static const struct { const char *payload; int type; const char *printed; } cases[] = {
+        {"{\"id\":\"42\"}", cJSON_String, "\"42\""},
+        {"{\"id\":\"\"}", cJSON_String, "\"\""},
+        {"{\"id\":42}", cJSON_Number, "42"},
+        {"{\"id\":-7}", cJSON_Number, "-7"},
+        {"{\"id\":1.5}", cJSON_Number, "1.5"},
+        {"{\"id\":12345678901}", cJSON_Number, "12345678901"},
+        {"{\"id\":\"caf\\u00e9\"}", cJSON_String, "\"caf\xc3\xa9\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const cJSON *id = NULL;
+        struct json_error err;
+        cJSON *root = json_parse_command((const uint8_t *)cases[i].payload,
+                                         strlen(cases[i].payload), &id, &err);
+        assert_non_null(root);
+        assert_non_null(id);
+        assert_int_equal(id->type & 0xFF, cases[i].type);
+        char *res = json_result(id, NULL, NULL);
+        char want[128];
+        snprintf(want, sizeof want, "{\"id\":%s,\"ok\":true}", cases[i].printed);
+        assert_string_equal(res, want);
+        free(res);
+        cJSON_Delete(root);
+    }
+}
+
+static void test_command_too_long(void **state)
+{
+    (void)state;
+    const cJSON *id;
+    struct json_error err;
+
+    /* Exactly the limit is parsed; one more byte is too_long. */
+    size_t n = JSON_PAYLOAD_MAX;
+    char *buf = malloc(n + 1);
+    assert_non_null(buf);
+    memset(buf, ' ', n + 1);
+    buf[0] = '{';
+    buf[n - 1] = '}';
+    cJSON *root = json_parse_command((const uint8_t *)buf, n, &id, &err);
+    assert_non_null(root);
+    cJSON_Delete(root);
+    buf[n - 1] = ' ';
+    buf[n] = '}';
+    root = json_parse_command((const uint8_t *)buf, n + 1, &id, &err);
+    assert_null(root);
+    assert_string_equal(err.code, "too_long");
+    assert_string_equal(err.message, "payload larger than 65536 bytes");
+    free(buf);
+}
+
+/* The remote limits: topic 1024 bytes, payload 10240 (decoded). */
+static void test_remote_limits(void **state)
+{
+    (void)state;
+    static const struct { size_t topic, payload; bool b64; const char *code, *msg; } cases[] = {
+        {1024, 10240, false, NULL, NULL},
+        {1025, 1, false, "too_long", "'topic' is longer than 1024 bytes"},
+        {1, 10241, false, "too_long", "'payload' is longer than 10240 bytes"},
+        {1, 10239, true, NULL, NULL},       /* 10239 is a multiple of 3 */
+        {1, 10242, true, "too_long", "'payload' is longer than 10240 bytes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t plen = cases[i].b64 ? (cases[i].payload + 2) / 3 * 4 : cases[i].payload;
+        size_t size = cases[i].topic + plen + 128;
+        char *buf = malloc(size);
+        assert_non_null(buf);
+        int n = snprintf(buf, size, "{\"topic\":\"%*s\",\"payload\":\"%*s\",\"encoding\":\"%s\"}",
+                         (int)cases[i].topic, "", (int)plen, "",
+                         cases[i].b64 ? "base64" : "utf8");
+        /* spaces are a valid topic; "AAAA" groups are valid base64 */
+        char *t = buf + strlen("{\"topic\":\"");
+        memset(t, 't', cases[i].topic);
+        char *p = t + cases[i].topic + strlen("\",\"payload\":\"");
+        memset(p, 'A', plen);
+        const cJSON *id;
+        struct json_error err;
+        cJSON *root = json_parse_command((const uint8_t *)buf, (size_t)n, &id, &err);
+        assert_non_null(root);
+        struct remote_publish_req req;
+        int rc = json_parse_remote_publish(root, &req, &err);
+        if (!cases[i].code) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(req.payload_len, cases[i].payload);
+            json_remote_publish_clear(&req);
+        } else {
+            assert_int_not_equal(rc, 0);
+            assert_string_equal(err.code, cases[i].code);
+            assert_string_equal(err.message, cases[i].msg);
+        }
+        cJSON_Delete(root);
+        free(buf);
+    }
+
+    /* Topic length is checked for subscribe too. */
+    char sub[1200];
+    snprintf(sub, sizeof sub, "{\"topic\":\"%01025d\"}", 0);
+    const cJSON *id;
+    struct json_error err;
+    cJSON *root = json_parse_command((const uint8_t *)sub, strlen(sub), &id, &err);
+    const char *topic;
+    int qos;
+    assert_int_not_equal(json_parse_remote_subscribe(root, &topic, &qos, &err), 0);
+    assert_string_equal(err.code, "too_long");
+    cJSON_Delete(root);
+}
+
+/* Thousands of duplicate fields: found in one pass. */
+static void test_check_fields_many(void **state)
+{
+    (void)state;
+    size_t n = 6000, size = n * 8 + 16;
+    char *buf = malloc(size);
+    assert_non_null(buf);
+    size_t len = 0;
+    buf[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s\"to\":1", i ? "," : "");
+    buf[len++] = '}';
+    const cJSON *id;
+    struct json_error err;
+    cJSON *root = json_parse_command((const uint8_t *)buf, len, &id, &err);
+    assert_non_null(root);
+    static const char *const allowed[] = {"to", NULL};
+    assert_int_equal(json_check_fields(root, allowed, &err), -EINVAL);
+    assert_string_equal(err.message, "duplicate field 'to'");
+    cJSON_Delete(root);
+    free(buf);
+}
+
+/* ---- E.164 and topics ---------------------------------------------------- */
+
+static void test_e164(void **state)
+{
+    (void)state;
+    static const struct { const char *s; bool ok; } cases[] = {
+        {"+4917012345678", true}, {"+1234567", true}, {"+123456789012345", true},
+        {"+123456", false},       {"+1234567890123456", false}, {"4917012345678", false},
+        {"+04917012345678", false}, {"+49170123456a8", false}, {"+49 17012345678", false},
+        {"", false},              {"+", false},                 {"++4917012345678", false},
+        {NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (json_is_e164(cases[i].s) != cases[i].ok)
+            fail_msg("json_is_e164(%s) != %d", cases[i].s ? cases[i].s : "NULL", cases[i].ok);
+}
+
+static void test_topics(void **state)
+{
+    (void)state;
+    static const struct { const char *t; bool name, filter; } cases[] = {
+        {"a", true, true},       {"a/b/c", true, true},   {"/a", true, true},
+        {"a/", true, true},      {"a//b", true, true},    {"$SYS/x", true, true},
+        {"+", false, true},      {"#", false, true},      {"a/+/c", false, true},
+        {"a/#", false, true},    {"+/+", false, true},    {"a/+/#", false, true},
+        {"a#", false, false},    {"a/#/b", false, false}, {"a/b+", false, false},
+        {"+a", false, false},    {"##", false, false},    {"", false, false},
+        {"a\tb", false, false},  {"a\x7f", false, false}, {"\xff", false, false},
+        {"caf\xc3\xa9", true, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].t);
+        if (json_topic_valid(cases[i].t, n, false) != cases[i].name)
+            fail_msg("name %s", cases[i].t);
+        if (json_topic_valid(cases[i].t, n, true) != cases[i].filter)
+            fail_msg("filter %s", cases[i].t);
+    }
+    assert_false(json_topic_valid(NULL, 0, true));
+    /* length, not the terminator, decides */
+    assert_true(json_topic_valid("a/b#", 3, false));
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+static const cJSON *parse_id(cJSON **holder, const char *payload)
+{
+    const cJSON *id = NULL;
+    struct json_error err;
+    *holder = json_parse_command((const uint8_t *)payload, strlen(payload), &id, &err);
+    assert_non_null(*holder);
+    return id;
+}
+
+static void expect_result(const cJSON *id, cJSON *data, const struct json_error *err,
+                          const char *want)
+{
+    char *got = json_result(id, data, err);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_result(void **state)
+{
+    (void)state;
+    cJSON *h1, *h2, *h3;
+    const cJSON *sid = parse_id(&h1, "{\"id\":\"42\"}");
+    const cJSON *nid = parse_id(&h2, "{\"id\":42}");
+    const cJSON *fid = parse_id(&h3, "{\"id\":0.25}");
+    struct json_error err;
+
+    expect_result(sid, NULL, NULL, "{\"id\":\"42\",\"ok\":true}");
+    expect_result(nid, NULL, NULL, "{\"id\":42,\"ok\":true}");
+    expect_result(fid, NULL, NULL, "{\"id\":0.25,\"ok\":true}");
+    expect_result(NULL, NULL, NULL, "{\"ok\":true}");
+
+    /* sms/send data, members in order after "ok" */
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(data, "parts", 2);
+    cJSON *refs = cJSON_AddArrayToObject(data, "references");
+    cJSON_AddItemToArray(refs, cJSON_CreateNumber(17));
+    cJSON_AddItemToArray(refs, cJSON_CreateNumber(18));
+    expect_result(sid, data, NULL, "{\"id\":\"42\",\"ok\":true,\"parts\":2,\"references\":[17,18]}");
+
+    /* ussd/send and at/send data */
+    data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "text", "Balance: 5.00 \xe2\x82\xac");
+    cJSON_AddNumberToObject(data, "status", 0);
+    expect_result(nid, data, NULL,
+                  "{\"id\":42,\"ok\":true,\"text\":\"Balance: 5.00 \xe2\x82\xac\",\"status\":0}");
+    data = cJSON_CreateObject();
+    cJSON *lines = cJSON_AddArrayToObject(data, "response");
+    cJSON_AddItemToArray(lines, cJSON_CreateString("+CSQ: 14,99"));
+    expect_result(NULL, data, NULL, "{\"ok\":true,\"response\":[\"+CSQ: 14,99\"]}");
+
+    /* the contract's error examples */
+    json_error_set(&err, "invalid_number", "'to' must be E.164, e.g. +4917012345678");
+    expect_result(sid, NULL, &err,
+                  "{\"id\":\"42\",\"ok\":false,\"error\":{\"code\":\"invalid_number\","
+                  "\"message\":\"'to' must be E.164, e.g. +4917012345678\"}}");
+    json_error_set(&err, "modem_error", "no network service");
+    err.cms = 331;
+    expect_result(NULL, NULL, &err,
+                  "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"cms\":331,"
+                  "\"message\":\"no network service\"}}");
+    json_error_set(&err, "modem_error", "SIM busy");
+    err.cme = 14;
+    expect_result(nid, NULL, &err,
+                  "{\"id\":42,\"ok\":false,\"error\":{\"code\":\"modem_error\",\"cme\":14,"
+                  "\"message\":\"SIM busy\"}}");
+    json_error_set(&err, "modem_error", "x");
+    err.cme = 0; /* 0 is a code, not "absent" */
+    expect_result(NULL, NULL, &err,
+                  "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"cme\":0,\"message\":\"x\"}}");
+
+    /* data goes before the error */
+    data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(data, "parts", 1);
+    json_error_set(&err, "timeout", "no answer in %d s", 40);
+    expect_result(sid, data, &err,
+                  "{\"id\":\"42\",\"ok\":false,\"parts\":1,\"error\":{\"code\":\"timeout\","
+                  "\"message\":\"no answer in 40 s\"}}");
+
+    /* escaping, and bytes that are not UTF-8 (a modem's text) */
+    data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "text", "a\"b\\c\n\x01\xff\xc3");
+    expect_result(NULL, data, NULL,
+                  "{\"ok\":true,\"text\":\"a\\\"b\\\\c\\n\\u0001\xef\xbf\xbd\xef\xbf\xbd\"}");
+    json_error_set(&err, "modem_error", "bad \xff byte");
+    expect_result(NULL, NULL, &err,
+                  "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"message\":\"bad ? byte\"}}");
+
+    cJSON_Delete(h1);
+    cJSON_Delete(h2);
+    cJSON_Delete(h3);
+}
+
+static void test_error_set(void **state)
+{
+    (void)state;
+    struct json_error err;
+    char longtext[300];
+
+    memset(&err, 0, sizeof err);
+    json_error_set(&err, "busy", "a call is %s", "active");
+    assert_string_equal(err.code, "busy");
+    assert_string_equal(err.message, "a call is active");
+    assert_int_equal(err.cme, -1);
+    assert_int_equal(err.cms, -1);
+
+    /* cut inside "é": the half character becomes '?' */
+    memset(longtext, 'a', 198);
+    memcpy(longtext + 198, "\xc3\xa9zz", 5);
+    json_error_set(&err, "modem_error", "%s", longtext);
+    assert_int_equal(strlen(err.message), 199);
+    assert_int_equal(err.message[198], '?');
+
+    json_error_set(NULL, "x", "nothing happens");
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void test_sms_received(void **state)
+{
+    (void)state;
+    static const unsigned missing[] = {2, 3};
+    static const struct {
+        struct sms_received m;
+        const char *want;
+    } cases[] = {
+        {{"+4917012345678", "+491710760000", "2026-11-21T06:00:00+01:00", PDU_GSM7,
+          (const uint8_t *)"hi", 2, 1, NULL, 0},
+         "{\"from\":\"+4917012345678\",\"text\":\"hi\",\"time\":\"2026-11-21T06:00:00+01:00\","
+         "\"smsc\":\"+491710760000\",\"parts\":1}"},
+        /* UCS-2 U+0000 decodes to a NUL byte: kept, as \u0000 */
+        {{"+4917012345678", "+491710760000", "2026-11-21T06:00:00+01:00", PDU_UCS2,
+          (const uint8_t *)"a\0b", 3, 1, NULL, 0},
+         "{\"from\":\"+4917012345678\",\"text\":\"a\\u0000b\",\"time\":\"2026-11-21T06:00:00+01:00\","
+         "\"smsc\":\"+491710760000\",\"parts\":1}"},
+        /* GSM '@' is 0x00 on the air but "@" in UTF-8 */
+        {{"+4917012345678", "", "", PDU_GSM7, (const uint8_t *)"@ \"q\" \\ \r\n\t\x1b\xe2\x82\xac",
+          15, 1, NULL, 0},
+         "{\"from\":\"+4917012345678\",\"text\":\"@ \\\"q\\\" \\\\ \\r\\n\\t\\u001b\xe2\x82\xac\","
+         "\"time\":null,\"smsc\":null,\"parts\":1}"},
+        {{"Vodafone", NULL, NULL, PDU_GSM7, (const uint8_t *)"x\xff", 2, 1, NULL, 0},
+         "{\"from\":\"Vodafone\",\"text\":\"x\xef\xbf\xbd\",\"time\":null,\"smsc\":null,"
+         "\"parts\":1}"},
+        {{"+4917012345678", "+491710760000", "2026-11-21T06:00:00+01:00", PDU_8BIT,
+          (const uint8_t *)"\x00\xff\x10", 3, 1, NULL, 0},
+         "{\"from\":\"+4917012345678\",\"text\":\"AP8Q\",\"time\":\"2026-11-21T06:00:00+01:00\","
+         "\"smsc\":\"+491710760000\",\"parts\":1,\"encoding\":\"base64\"}"},
+        {{"+4917012345678", "+491710760000", "2026-11-21T06:00:00+01:00", PDU_GSM7,
+          (const uint8_t *)"part one", 8, 3, missing, 2},
+         "{\"from\":\"+4917012345678\",\"text\":\"part one\","
+         "\"time\":\"2026-11-21T06:00:00+01:00\",\"smsc\":\"+491710760000\",\"parts\":3,"
+         "\"parts_missing\":[2,3]}"},
+        {{NULL, NULL, NULL, PDU_8BIT, NULL, 0, 2, missing, 1},
+         "{\"from\":null,\"text\":\"\",\"time\":null,\"smsc\":null,\"parts\":2,"
+         "\"encoding\":\"base64\",\"parts_missing\":[2]}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = json_sms_received(&cases[i].m);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        /* and cJSON reads it back */
+        cJSON *back = cJSON_Parse(got);
+        assert_non_null(back);
+        cJSON_Delete(back);
+        free(got);
+    }
+}
+
+static void test_remote_message(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *topic;
+        const char *payload;
+        size_t len;
+        int qos;
+        const char *want;
+    } cases[] = {
+        {"abc/1", "21.5", 4, 1,
+         "{\"topic\":\"abc/1\",\"payload\":\"21.5\",\"encoding\":\"utf8\",\"qos\":1}"},
+        {"abc/1", "", 0, 0, "{\"topic\":\"abc/1\",\"payload\":\"\",\"encoding\":\"utf8\",\"qos\":0}"},
+        {"t", "{\"a\":\"\xc3\xa9\"}\n", 11, 2,
+         "{\"topic\":\"t\",\"payload\":\"{\\\"a\\\":\\\"\xc3\xa9\\\"}\\n\",\"encoding\":\"utf8\","
+         "\"qos\":2}"},
+        {"t", "a\0b", 3, 1, "{\"topic\":\"t\",\"payload\":\"YQBi\",\"encoding\":\"base64\",\"qos\":1}"},
+        {"t", "\xff\xfe", 2, 0, "{\"topic\":\"t\",\"payload\":\"//4=\",\"encoding\":\"base64\",\"qos\":0}"},
+        {"t\xff", "x", 1, 0,
+         "{\"topic\":\"t\xef\xbf\xbd\",\"payload\":\"x\",\"encoding\":\"utf8\",\"qos\":0}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = json_remote_message(cases[i].topic, strlen(cases[i].topic),
+                                        (const uint8_t *)cases[i].payload, cases[i].len,
+                                        cases[i].qos);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
+}
+
+static void test_event_error(void **state)
+{
+    (void)state;
+    char *s = json_event_error("modem_error", "undecodable PDU", "pdu", "0791AB");
+    assert_string_equal(s, "{\"code\":\"modem_error\",\"message\":\"undecodable PDU\",\"pdu\":\"0791AB\"}");
+    free(s);
+    s = json_event_error("unavailable", "modem \"gone\"\xff", NULL, NULL);
+    assert_string_equal(s, "{\"code\":\"unavailable\",\"message\":\"modem \\\"gone\\\"\xef\xbf\xbd\"}");
+    free(s);
+}
+
+/* ---- base64 --------------------------------------------------------------- */
+
+static void test_base64_rfc4648(void **state)
+{
+    (void)state;
+    /* RFC 4648 section 10 */
+    static const char *const vectors[][2] = {
+        {"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    };
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        const char *plain = vectors[i][0], *enc = vectors[i][1];
+        char *got = json_base64_encode((const uint8_t *)plain, strlen(plain));
+        assert_string_equal(got, enc);
+        free(got);
+        uint8_t *dec = NULL;
+        size_t n = 99;
+        assert_int_equal(json_base64_decode(enc, strlen(enc), &dec, &n), 0);
+        assert_non_null(dec);
+        assert_int_equal(n, strlen(plain));
+        assert_memory_equal(dec, plain, n);
+        free(dec);
+    }
+    char *e = json_base64_encode(NULL, 0);
+    assert_string_equal(e, "");
+    free(e);
+}
+
+static void test_base64_binary(void **state)
+{
+    (void)state;
+    uint8_t all[256];
+    for (size_t i = 0; i < sizeof all; i++)
+        all[i] = (uint8_t)i;
+    for (size_t len = 0; len <= sizeof all; len++) {
+        char *enc = json_base64_encode(all, len);
+        assert_non_null(enc);
+        assert_int_equal(strlen(enc), (len + 2) / 3 * 4);
+        uint8_t *dec;
+        size_t n;
+        assert_int_equal(json_base64_decode(enc, strlen(enc), &dec, &n), 0);
+        assert_int_equal(n, len);
+        assert_memory_equal(dec, all, len);
+        free(dec);
+        free(enc);
+    }
+    char *enc = json_base64_encode((const uint8_t *)"\xfb\xff\xbf", 3);
+    assert_string_equal(enc, "+/+/");
+    free(enc);
+}
+
+static void test_base64_reject(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "Zg",        "Zg=",      "Zm9vY",    "Zh==",     "Zm9=",     "Z===",
+        "====",      "Zg==Zg==", "Zm9v\n",   "Zm 9v",    "Zm-_",     "Zm9v====",
+        "=Zm9",      "Zm=v",     "\xc3\xa9xx", "Zm9\0",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *out = (uint8_t *)1;
+        size_t n = 99;
+        size_t len = strcmp(bad[i], "Zm9") == 0 ? 4 : strlen(bad[i]);
+        if (json_base64_decode(bad[i], len, &out, &n) != -EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+        assert_null(out);
+        assert_int_equal(n, 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_command_not_terminated),
+        cmocka_unit_test(test_command_ids),
+        cmocka_unit_test(test_command_too_long),
+        cmocka_unit_test(test_remote_limits),
+        cmocka_unit_test(test_check_fields_many),
+        cmocka_unit_test(test_e164),
+        cmocka_unit_test(test_topics),
+        cmocka_unit_test(test_result),
+        cmocka_unit_test(test_error_set),
+        cmocka_unit_test(test_sms_received),
+        cmocka_unit_test(test_remote_message),
+        cmocka_unit_test(test_event_error),
+        cmocka_unit_test(test_base64_rfc4648),
+        cmocka_unit_test(test_base64_binary),
+        cmocka_unit_test(test_base64_reject),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
