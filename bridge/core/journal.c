@@ -465,7 +465,8 @@ static int list_pending(struct journal *j, uint64_t **out, size_t *count)
         }
         seqs[n++] = seq;
     }
-    qsort(seqs, n, sizeof(*seqs), cmp_u64);
+    if (n > 0) /* qsort(NULL, 0, ...) is undefined behaviour */
+        qsort(seqs, n, sizeof(*seqs), cmp_u64);
     *out = seqs;
     *count = n;
     seqs = NULL;
