@@ -834,7 +834,7 @@ static void test_scts_round_trip(void **state)
             minutes += 1440, day--;
         while (minutes >= 1440)
             minutes -= 1440, day++;
-        char want[32];
+        char want[64]; /* gcc cannot bound the day and hour here */
         int aq = q < 0 ? -q : q;
         snprintf(want, sizeof want, "2026-11-%02dT%02d:%02d:00%c%02d:%02d", day, minutes / 60,
                  minutes % 60, q < 0 ? '-' : '+', aq * 15 / 60, aq * 15 % 60);
