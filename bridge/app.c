@@ -557,7 +557,6 @@ static void on_connected(void *ctx)
     struct app *a = ctx;
     char t[TOPIC_MAX];
 
-    log_info("mqtt: connected to %s", a->cfg->mqtt.broker);
     for (size_t i = 0; i < N_ROUTES; i++)
         if (topic(a, routes[i].suffix, t, sizeof(t)) == 0)
             mqtt_link_subscribe(a->link, t, 1);
@@ -572,9 +571,8 @@ static void on_connected(void *ctx)
 
 static void on_disconnected(void *ctx, const char *reason)
 {
-    struct app *a = ctx;
-
-    log_warn("mqtt: disconnected from %s: %s", a->cfg->mqtt.broker, reason ? reason : "?");
+    (void)ctx;
+    (void)reason;   /* the link logs it */
 }
 
 static void on_message(void *ctx, const struct mqtt_link_msg *m)

@@ -252,7 +252,7 @@ static int open_tcp(const char *spec, int *out_fd)
     char host[AT_PORT_HOST_MAX + 1], port[8];
     int ret = parse_tcp(spec, host, sizeof(host), port, sizeof(port));
     if (ret < 0) {
-        log_error("port: %s: expected tcp://HOST:PORT (IPv6: tcp://[ADDR]:PORT)", spec);
+        log_debug("port: %s: expected tcp://HOST:PORT (IPv6: tcp://[ADDR]:PORT)", spec);
         return ret;
     }
 
@@ -268,7 +268,7 @@ static int open_tcp(const char *spec, int *out_fd)
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
         ret = gai_to_errno(rc);
-        log_error("port: %s: %s", spec, gai_strerror(rc));
+        log_debug("port: %s: %s", spec, gai_strerror(rc));
         return ret;
     }
 
@@ -281,7 +281,7 @@ static int open_tcp(const char *spec, int *out_fd)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        log_error("port: %s: connect: %s", spec, strerror(-fd));
+        log_debug("port: %s: connect: %s", spec, strerror(-fd));
         return fd;
     }
 
@@ -439,23 +439,23 @@ static int open_device(struct at_port *port, const char *spec, int baud)
     int ret;
     if (!realpath(spec, real)) {
         ret = -errno;
-        log_error("port: %s: %s", spec, strerror(-ret));
+        log_debug("port: %s: %s", spec, strerror(-ret));
         return ret;
     }
     snprintf(port->name, sizeof(port->name), "%s", real);
     struct stat st;
     if (stat(real, &st) < 0) {
         ret = -errno;
-        log_error("port: %s: %s", real, strerror(-ret));
+        log_debug("port: %s: %s", real, strerror(-ret));
         return ret;
     }
     if (!S_ISCHR(st.st_mode)) {
-        log_error("port: %s is not a serial device", spec);
+        log_debug("port: %s is not a serial device", spec);
         return -ENOTTY;
     }
     speed_t speed;
     if (speed_for(baud, &speed) < 0) {
-        log_error("port: %s: unsupported baud rate %d", real, baud);
+        log_debug("port: %s: unsupported baud rate %d", real, baud);
         return -EINVAL;
     }
 
@@ -463,24 +463,24 @@ static int open_device(struct at_port *port, const char *spec, int baud)
     if (port->lockfd < 0) {
         ret = -errno;
         if (ret == -EBUSY)
-            log_error("port: %s is held exclusively by another program (a second "
+            log_debug("port: %s is held exclusively by another program (a second "
                       "modem2mqtt? ModemManager: exclude the modem with a udev rule "
                       "setting ID_MM_DEVICE_IGNORE=1)",
                       real);
         else
-            log_error("port: %s: %s", real, strerror(-ret));
+            log_debug("port: %s: %s", real, strerror(-ret));
         return ret;
     }
     if (!isatty(port->lockfd)) {
-        log_error("port: %s is not a serial device", spec);
+        log_debug("port: %s is not a serial device", spec);
         return -ENOTTY;
     }
     if (flock(port->lockfd, LOCK_EX | LOCK_NB) < 0) {
         ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
         if (ret == -EBUSY)
-            log_error("port: %s is in use by another program (a second modem2mqtt?)", real);
+            log_debug("port: %s is in use by another program (a second modem2mqtt?)", real);
         else
-            log_error("port: %s: flock: %s", real, strerror(-ret));
+            log_debug("port: %s: flock: %s", real, strerror(-ret));
         return ret;
     }
 
@@ -489,7 +489,7 @@ static int open_device(struct at_port *port, const char *spec, int baud)
         port->kind = AT_PORT_TTY;
         ret = open_serial(port, real, baud);
         if (ret < 0 && ret != -ENOTTY) {
-            log_error("port: %s: %s", real, strerror(-ret));
+            log_debug("port: %s: %s", real, strerror(-ret));
             return ret;
         }
         /* Other ttys that reject modem-line ioctls (USB gadget serial,
@@ -502,7 +502,7 @@ static int open_device(struct at_port *port, const char *spec, int baud)
         port->kind = AT_PORT_PTY;
         ret = termios_setup(port->lockfd, &speed);
         if (ret < 0) {
-            log_error("port: %s: termios: %s", real, strerror(-ret));
+            log_debug("port: %s: termios: %s", real, strerror(-ret));
             return ret;
         }
         port->fd = port->lockfd;
@@ -536,7 +536,7 @@ int at_port_open(const char *spec, int baud, struct at_port **out)
     if (strcmp(spec, "auto") == 0) {
         ret = at_port_find_auto(autopath, sizeof(autopath));
         if (ret < 0) {
-            log_error("port: auto: no known modem found (see --list-ports)");
+            log_debug("port: auto: no known modem found (see --list-ports)");
             goto err;
         }
         log_info("port: auto: using %s", autopath);
@@ -548,11 +548,11 @@ int at_port_open(const char *spec, int baud, struct at_port **out)
         snprintf(port->name, sizeof(port->name), "%s", spec);
         ret = open_tcp(spec, &port->fd);
     } else if (strstr(spec, "://")) {
-        log_error("port: %s: unknown scheme (a device path or tcp://HOST:PORT)", spec);
+        log_debug("port: %s: unknown scheme (a device path or tcp://HOST:PORT)", spec);
         ret = -EINVAL;
     } else {
         if (baud <= 0) {
-            log_error("port: %s: invalid baud rate %d", spec, baud);
+            log_debug("port: %s: invalid baud rate %d", spec, baud);
             ret = -EINVAL;
             goto err;
         }

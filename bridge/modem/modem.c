@@ -481,7 +481,12 @@ static int64_t reopen_fired(void *ctx)
     if (r < 0) {
         /* Once at warn level, then quietly: a modem may be unplugged for days. */
         if (!m->open_failed_logged)
-            log_warn("modem: cannot open %s: %s; retrying", m->opts.port, strerror(-r));
+            log_warn("modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
+                     m->opts.port, strerror(-r),
+                     r == -EBUSY ? " (another program holds it: ModemManager, a second "
+                                   "modem2mqtt?)"
+                                 : "",
+                     BACKOFF_MAX_MS / 1000);
         else
             log_debug("modem: cannot open %s: %s", m->opts.port, strerror(-r));
         m->open_failed_logged = true;
