@@ -329,6 +329,9 @@ static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root)
         command_finish(cmd, NULL, &err);
         return;
     }
+    /* From here an SMS may leave: a crash must not send it twice. */
+    if (cmd->seq)
+        journal_started(a->journal, cmd->seq);
     sms_send(a->sms, &req, sms_sent, cmd);
 }
 
@@ -404,26 +407,15 @@ static const struct route *find_route(const struct app *a, const char *t)
     return NULL;
 }
 
-static void dispatch(struct app *a, const struct held *h)
+static struct command *command_new(struct app *a, const struct held *h)
 {
-    const struct route *r = find_route(a, h->topic);
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const cJSON *id = NULL;
-    struct command *cmd;
-    cJSON *root;
-    size_t tlen;
+    struct command *cmd = calloc(1, sizeof(*cmd));
+    size_t tlen = strlen(h->topic) + sizeof("/result");
 
-    if (!r) {
-        if (h->seq)
-            journal_done(a->journal, h->seq);
-        return;
-    }
-    cmd = calloc(1, sizeof(*cmd));
-    tlen = strlen(h->topic) + sizeof("/result");
     if (!cmd || !(cmd->result_topic = malloc(tlen))) {
         free(cmd);
         log_error("out of memory; command on %s dropped", h->topic);
-        return;
+        return NULL;
     }
     snprintf(cmd->result_topic, tlen, "%s/result", h->topic);
     cmd->app = a;
@@ -434,7 +426,27 @@ static void dispatch(struct app *a, const struct held *h)
         memcpy(cmd->correlation, h->correlation, h->correlation_len);
         cmd->correlation_len = h->correlation_len;
     }
+    return cmd;
+}
 
+/* interrupted: the command had begun when the bridge stopped (journal);
+ * it is answered, never run a second time. */
+static void dispatch(struct app *a, const struct held *h, bool interrupted)
+{
+    const struct route *r = find_route(a, h->topic);
+    struct json_error err = { .cme = -1, .cms = -1 };
+    const cJSON *id = NULL;
+    struct command *cmd;
+    cJSON *root;
+
+    if (!r) {
+        if (h->seq)
+            journal_done(a->journal, h->seq);
+        return;
+    }
+    cmd = command_new(a, h);
+    if (!cmd)
+        return;
     root = json_parse_command(h->payload, h->len, &id, &err);
     if (id)
         cmd->id = cJSON_Duplicate(id, true);
@@ -442,8 +454,14 @@ static void dispatch(struct app *a, const struct held *h)
         command_finish(cmd, NULL, &err);
         return;
     }
-    log_debug("command %s", h->topic);
-    r->handle(a, cmd, root);
+    if (interrupted) {
+        finish_error(cmd, "unavailable",
+                     "the bridge stopped while running this command; it may have taken "
+                     "effect and is not repeated");
+    } else {
+        log_debug("command %s", h->topic);
+        r->handle(a, cmd, root);
+    }
     cJSON_Delete(root);
 }
 
@@ -497,7 +515,7 @@ static void run_held(struct app *a)
         struct held *h = a->held;
         a->held = h->next;
         a->n_held--;
-        dispatch(a, h);
+        dispatch(a, h, false);
         held_free(h);
     }
     a->held_tail = &a->held;
@@ -506,7 +524,7 @@ static void run_held(struct app *a)
 static void take(struct app *a, struct held *h)
 {
     if (!modem_starting(a)) {
-        dispatch(a, h);
+        dispatch(a, h, false);
         held_free(h);
         return;
     }
@@ -517,7 +535,7 @@ static void take(struct app *a, struct held *h)
         a->n_held--;
         if (!a->held)
             a->held_tail = &a->held;
-        dispatch(a, oldest);
+        dispatch(a, oldest, false);
         held_free(oldest);
     }
     h->next = NULL;
@@ -602,10 +620,19 @@ static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *pay
     struct app *a = ctx;
     struct held *h = held_new(t, payload, len, NULL, NULL, 0, seq);
 
-    log_info("journal: running command %llu on %s again (accepted before a restart)",
+    if (!h)
+        return;
+    if (journal_is_started(a->journal, seq)) {
+        log_warn("journal: command %llu on %s was running when the bridge stopped; "
+                 "answering it without running it again",
+                 (unsigned long long)seq, t);
+        dispatch(a, h, true);
+        held_free(h);
+        return;
+    }
+    log_info("journal: running command %llu on %s (accepted before a restart)",
              (unsigned long long)seq, t);
-    if (h)
-        take(a, h);
+    take(a, h);
 }
 
 /* --- service callbacks ------------------------------------------------------- */

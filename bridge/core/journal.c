@@ -241,6 +241,11 @@ static int scan_pending(struct journal *j, uint64_t *max)
                 *max = seq;
             log_info("journal: removing incomplete record %s/pending/%s", j->dir, de->d_name);
             unlinkat(j->pendfd, de->d_name, 0);
+        } else if (parse_name(de->d_name, ".started", &seq)) {
+            char rec[JOURNAL_NAME_MAX];
+            make_name(rec, sizeof(rec), seq, ".rec");
+            if (faccessat(j->pendfd, rec, F_OK, 0) < 0)
+                unlinkat(j->pendfd, de->d_name, 0);   /* a done cut short */
         }
     }
     closedir(d);
@@ -409,6 +414,8 @@ int journal_done(struct journal *j, uint64_t seq)
             log_error("journal: done %s: %s", name, strerror(-ret));
         goto out;
     }
+    make_name(name, sizeof(name), seq, ".started");
+    unlinkat(j->pendfd, name, 0);
     /* Durable removal: a done command replayed after a crash would run
      * twice (an SMS sent twice). */
     if (fsync(j->pendfd) < 0) {
@@ -419,6 +426,38 @@ int journal_done(struct journal *j, uint64_t seq)
 out:
     pthread_mutex_unlock(&j->lock);
     return ret;
+}
+
+int journal_started(struct journal *j, uint64_t seq)
+{
+    if (!j || seq == 0)
+        return -EINVAL;
+    char name[JOURNAL_NAME_MAX];
+    int fd, ret = 0;
+
+    make_name(name, sizeof(name), seq, ".started");
+    pthread_mutex_lock(&j->lock);
+    fd = openat(j->pendfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || fsync(j->pendfd) < 0)
+        ret = -errno;
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&j->lock);
+    if (ret < 0)
+        log_error("journal: marking %" PRIu64 " started: %s", seq, strerror(-ret));
+    return ret;
+}
+
+bool journal_is_started(struct journal *j, uint64_t seq)
+{
+    char name[JOURNAL_NAME_MAX];
+    bool started;
+
+    make_name(name, sizeof(name), seq, ".started");
+    pthread_mutex_lock(&j->lock);
+    started = faccessat(j->pendfd, name, F_OK, 0) == 0;
+    pthread_mutex_unlock(&j->lock);
+    return started;
 }
 
 static int cmp_u64(const void *a, const void *b)

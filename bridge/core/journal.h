@@ -9,6 +9,7 @@
 #ifndef M2M_CORE_JOURNAL_H
 #define M2M_CORE_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +29,13 @@ void journal_close(struct journal *j);
 int journal_append(struct journal *j, const char *topic, const void *payload, size_t len,
                    uint64_t *seq);
 
-/* Removes the record durably. Unknown seq: -ENOENT. */
+/* Records durably that the command's effect has begun (an AT+CMGS is about
+ * to be written). A replay of a started command must not run it again: its
+ * outcome is unknown. 0 or -errno. */
+int journal_started(struct journal *j, uint64_t seq);
+bool journal_is_started(struct journal *j, uint64_t seq);
+
+/* Removes the record durably (and its started mark). Unknown seq: -ENOENT. */
 int journal_done(struct journal *j, uint64_t seq);
 
 /* topic and payload are borrowed: valid only during the call. */

@@ -427,6 +427,46 @@ static void test_threads(void **state)
     journal_close(j);
 }
 
+/* A command whose effect began (an SMS about to leave) is known as such
+ * after a crash, so the bridge answers it instead of running it twice. */
+static void test_started_mark(void **state)
+{
+    const char *dir = state_dir(state);
+    struct journal *j = NULL;
+    uint64_t a, b;
+    char path[512];
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &a), 0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &b), 0);
+    assert_false(journal_is_started(j, a));
+    assert_int_equal(journal_started(j, a), 0);
+    assert_true(journal_is_started(j, a));
+    assert_false(journal_is_started(j, b));
+    journal_close(j);
+
+    /* "Crash": reopen; the mark survived. */
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_true(journal_is_started(j, a));
+    assert_false(journal_is_started(j, b));
+    /* done removes the mark with the record */
+    assert_int_equal(journal_done(j, a), 0);
+    assert_false(journal_is_started(j, a));
+    snprintf(path, sizeof(path), "%s/pending/%020llu.started", dir, (unsigned long long)a);
+    assert_int_equal(access(path, F_OK), -1);
+    journal_close(j);
+
+    /* An orphan mark (done interrupted between its two unlinks) is removed
+     * at open, so a later record with that number cannot inherit it. */
+    write_raw(dir, "00000000000000099999.started", NULL, 0);
+    assert_int_equal(journal_open(dir, &j), 0);
+    snprintf(path, sizeof(path), "%s/pending/00000000000000099999.started", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(journal_started(NULL, 1), -EINVAL);
+    assert_int_equal(journal_started(j, 0), -EINVAL);
+    journal_close(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_arguments_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_started_mark, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
