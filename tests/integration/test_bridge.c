@@ -1,0 +1,236 @@
+/* Integration: the bridge's life cycle as users see it (CONTRACT.md
+ * sections 1 and 3): B/availability, B/info, B/status, modem unplugged and
+ * plugged again, SIGTERM, a module without SMS. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const struct h_env_opts default_opts = { 0 };
+
+/* A fresh subscriber's first message on topic: must be retained. */
+static cJSON *retained_json(struct h_env *e, const char *topic)
+{
+    struct h_mqtt late;
+    h_mqtt_connect(&late, e->broker.uri, "late", true);
+    h_mqtt_subscribe(&late, topic);
+    struct h_msg *m = h_mqtt_take(&late, topic, h_ms(H_TIMEOUT_MS));
+    h_mqtt_disconnect(&late);
+    if (!m)
+        h_fail("no retained message on '%s'", topic);
+    bool retained = m->retained;
+    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", m->payload);
+    h_msg_free(m);
+    if (!retained)
+        h_fail("the message on '%s' is not retained", topic);
+    if (!j)
+        h_fail("'%s' on '%s' is not JSON", copy, topic);
+    return j;
+}
+
+static void retained_payload(struct h_env *e, const char *topic, char *out, size_t size)
+{
+    struct h_mqtt late;
+    h_mqtt_connect(&late, e->broker.uri, "late", true);
+    h_mqtt_subscribe(&late, topic);
+    h_mqtt_wait(&late, topic, out, size, H_TIMEOUT_MS);
+    bool retained = late.last_retained;
+    h_mqtt_disconnect(&late);
+    if (!retained)
+        h_fail("'%s' on '%s' is not retained", out, topic);
+}
+
+static void assert_signal(const cJSON *status, int csq, int dbm, long long *percent)
+{
+    const cJSON *sig = h_json_obj(status, "signal");
+    h_json_int_eq(sig, "csq", csq);
+    h_json_int_eq(sig, "dbm", dbm);
+    long long p = h_json_int(sig, "percent");
+    if (p < 0 || p > 100)
+        h_fail("signal.percent %lld outside 0-100", p);
+    if (percent)
+        *percent = p;
+}
+
+static void test_availability_online_retained(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    char buf[64];
+    retained_payload(e, e->t_avail, buf, sizeof buf);
+    assert_string_equal(buf, "online");
+    H_PASS(e);
+}
+
+static void test_info(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    cJSON *info = retained_json(e, e->t_info);
+    h_json_str_eq(info, "manufacturer", "SIMCOM INCORPORATED");
+    h_json_str_eq(info, "model", "A7670E");
+    h_json_str_eq(info, "revision", "A011B07A7670M7");
+    const char *imei = h_json_str(info, "imei");
+    if (strlen(imei) != 15 || strspn(imei, "0123456789") != 15)
+        h_fail("imei \"%s\" is not 15 digits", imei);
+    cJSON_Delete(info);
+    H_PASS(e);
+}
+
+/* The SIM's identity the simulator reports (tests/sim/sim_modem.c). */
+static void test_info_sim_identity(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    cJSON *info = retained_json(e, e->t_info);
+    h_json_str_eq(info, "imei", "869951030012345");
+    h_json_str_eq(info, "imsi", "262011234567890");
+    h_json_str_eq(info, "iccid", "89490200001234567890");
+    h_json_str_eq(info, "number", "+4917000000000");
+    cJSON_Delete(info);
+    H_PASS(e);
+}
+
+static void test_status(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    cJSON *st = retained_json(e, e->t_status);
+    h_json_str_eq(st, "state", "ready");
+    h_json_str_eq(st, "sim", "ready");
+    h_json_str_eq(st, "registration", "home");
+    assert_signal(st, 20, -73, NULL);
+    cJSON_Delete(st);
+    H_PASS(e);
+}
+
+/* The status is polled every modem.status_interval seconds (min 5). */
+static void test_status_signal_refresh(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = { .config = "\"modem\":{\"status_interval\":5}" };
+    h_env_up(e, &o);
+    cJSON *st = retained_json(e, e->t_status);
+    long long p20, p25;
+    assert_signal(st, 20, -73, &p20);
+    cJSON_Delete(st);
+
+    h_sim_cmd_ok(&e->sim, "csq 25", NULL, 0);
+    /* Take status updates until the signal changes (bounded: 3 intervals). */
+    int64_t budget = h_ms(15000);
+    for (;;) {
+        struct h_msg *m = h_mqtt_take(&e->mqtt, e->t_status, (int)budget);
+        if (!m)
+            h_fail("no status with signal.csq 25 within 15 s of 'csq 25'");
+        cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+        h_msg_free(m);
+        const cJSON *sig = cJSON_GetObjectItemCaseSensitive(j, "signal");
+        const cJSON *csq = cJSON_GetObjectItemCaseSensitive(sig, "csq");
+        if (cJSON_IsNumber(csq) && csq->valueint == 25) {
+            h_json_str_eq(j, "state", "ready");
+            assert_signal(j, 25, -63, &p25);
+            cJSON_Delete(j);
+            break;
+        }
+        cJSON_Delete(j);
+    }
+    if (p25 <= p20)
+        h_fail("signal.percent %lld at csq 25 is not above %lld at csq 20", p25, p20);
+    /* And it is what a new subscriber sees. */
+    st = retained_json(e, e->t_status);
+    assert_signal(st, 25, -63, NULL);
+    cJSON_Delete(st);
+    H_PASS(e);
+}
+
+static void test_unplug_replug(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
+    h_mqtt_wait_payload(&e->mqtt, e->t_avail, "offline", H_TIMEOUT_MS);
+    h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
+    h_wait_ready(e);
+    char buf[64];
+    retained_payload(e, e->t_avail, buf, sizeof buf);
+    assert_string_equal(buf, "online");
+    cJSON *st = retained_json(e, e->t_status);
+    h_json_str_eq(st, "state", "ready");
+    cJSON_Delete(st);
+
+    /* It works again: an SMS goes out. */
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":1,\"to\":\"+4917012345678\",\"text\":\"back\"}", 1,
+                   false);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
+static void test_sigterm_offline(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    h_bridge_stop(&e->bridge); /* asserts exit status 0 */
+    h_mqtt_wait_payload(&e->mqtt, e->t_avail, "offline", H_TIMEOUT_MS);
+    char buf[64];
+    retained_payload(e, e->t_avail, buf, sizeof buf);
+    assert_string_equal(buf, "offline");
+    H_PASS(e);
+}
+
+/* A killed bridge: the broker publishes its last will. */
+static void test_kill_last_will(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    h_bridge_kill(&e->bridge);
+    h_mqtt_wait_payload(&e->mqtt, e->t_avail, "offline", H_READY_TIMEOUT_MS);
+    char buf[64];
+    retained_payload(e, e->t_avail, buf, sizeof buf);
+    assert_string_equal(buf, "offline");
+    H_PASS(e);
+}
+
+static void test_no_sms_unsupported(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--no-sms", NULL };
+    const struct h_env_opts o = { .sim_args = args };
+    h_env_up(e, &o);
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":7,\"to\":\"+4917012345678\",\"text\":\"x\"}", 1,
+                   false);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_int_eq(r, "id", 7);
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "unsupported");
+    cJSON_Delete(r);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CMGS"), 0);
+    /* Exactly one result: the next request's result is the next one. */
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":8,\"to\":\"+4917012345678\",\"text\":\"y\"}", 1,
+                   false);
+    r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_int_eq(r, "id", 8);
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
+int main(void)
+{
+    h_init_filter();
+#define T(f) cmocka_unit_test_setup_teardown(f, h_env_setup, h_env_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_availability_online_retained),
+        T(test_info),
+        T(test_info_sim_identity),
+        T(test_status),
+        T(test_status_signal_refresh),
+        T(test_unplug_replug),
+        T(test_sigterm_offline),
+        T(test_kill_last_will),
+        T(test_no_sms_unsupported),
+    };
+    return cmocka_run_group_tests_name("integration_bridge", tests, NULL, NULL);
+}
