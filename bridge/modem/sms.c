@@ -43,6 +43,7 @@ struct group {
     size_t n_indexes;
     char *raw_pdu;                /* undecodable: the PDU, published as B/error */
     int64_t deadline;             /* reassembly gives up at this time */
+    bool expired;                 /* it did: published as is; retried by sms_drain */
     bool publishing;              /* waiting for the broker's ack */
     uint64_t token;               /* of the current publish attempt */
 };
@@ -74,6 +75,8 @@ struct sms {
 
     int pending[MAX_PENDING_READS];  /* SIM indexes announced by +CMTI */
     size_t n_pending;
+    int deleting[MAX_PENDING_READS]; /* SIM indexes with an AT+CMGD queued, in order */
+    size_t n_deleting;
     bool reading;                    /* an AT+CMGR is in flight */
     bool draining;                   /* an AT+CMGL is in flight */
 
@@ -89,6 +92,12 @@ static bool index_known(const struct sms *sms, int idx)
 {
     for (size_t i = 0; i < sms->n_pending; i++)
         if (sms->pending[i] == idx)
+            return true;
+    /* Until its AT+CMGD completed, a listing queued before it still shows
+     * the message: taking it again would publish it twice, and its second
+     * ack would delete whatever SMS took the slot meanwhile. */
+    for (size_t i = 0; i < sms->n_deleting; i++)
+        if (sms->deleting[i] == idx)
             return true;
     for (const struct group *g = sms->groups; g; g = g->next)
         for (size_t i = 0; i < g->n_indexes; i++)
@@ -155,7 +164,11 @@ static void group_add_index(struct group *g, int idx)
 
 static void deleted(void *ctx, const struct at_response *rsp)
 {
-    (void)ctx;
+    struct sms *sms = ctx;
+
+    /* The chat completes commands in the order they were sent. */
+    if (sms->n_deleting)
+        memmove(sms->deleting, sms->deleting + 1, --sms->n_deleting * sizeof(sms->deleting[0]));
     if (rsp->final != AT_FINAL_OK)
         log_warn("sms: delete failed (%s); the next drain publishes that message again",
                  at_final_name(rsp->final));
@@ -169,11 +182,14 @@ static void delete_indexes(struct sms *sms, const struct group *g)
         return;
     for (size_t i = 0; i < g->n_indexes; i++) {
         snprintf(cmd, sizeof(cmd), "AT+CMGD=%d", g->indexes[i]);
-        if (modem_send(sms->modem, cmd, NULL, deleted, sms) < 0)
+        if (sms->n_deleting == MAX_PENDING_READS ||
+            modem_send(sms->modem, cmd, NULL, deleted, sms) < 0) {
             log_warn("sms: cannot delete index %d now; the next drain finds it again",
                      g->indexes[i]);
-        else
+        } else {
+            sms->deleting[sms->n_deleting++] = g->indexes[i];
             log_debug("sms: deleting index %d", g->indexes[i]);
+        }
     }
 }
 
@@ -262,6 +278,14 @@ static bool group_complete(const struct group *g)
     return true;
 }
 
+/* Parts missing and the deadline still ahead. An undecodable PDU or a group
+ * that timed out and whose publish failed is not: sms_drain retries those
+ * (broker back), or a refused publish would re-arm the timer at 0 for ever. */
+static bool group_waiting(const struct group *g)
+{
+    return !g->publishing && !g->raw_pdu && !g->expired && !group_complete(g);
+}
+
 static int64_t reassembly_fired(void *ctx);
 
 static void arm_reassembly(struct sms *sms)
@@ -271,7 +295,7 @@ static void arm_reassembly(struct sms *sms)
     loop_cancel_timer(sms->loop, sms->reassembly_timer);
     sms->reassembly_timer = 0;
     for (const struct group *g = sms->groups; g; g = g->next)
-        if (!g->publishing && !group_complete(g) && (next < 0 || g->deadline < next))
+        if (group_waiting(g) && (next < 0 || g->deadline < next))
             next = g->deadline;
     if (next >= 0)
         loop_add_timer(sms->loop, next > now ? next - now : 0, reassembly_fired, sms,
@@ -284,9 +308,12 @@ static int64_t reassembly_fired(void *ctx)
     int64_t now = loop_now_ms();
 
     sms->reassembly_timer = 0;
-    for (struct group *g = sms->groups; g; g = g->next)
-        if (!g->publishing && !group_complete(g) && g->deadline <= now)
+    for (struct group *g = sms->groups; g; g = g->next) {
+        if (group_waiting(g) && g->deadline <= now) {
+            g->expired = true;
             publish_group(sms, g);
+        }
+    }
     arm_reassembly(sms);
     return 0;
 }
@@ -391,7 +418,7 @@ static void read_done(void *ctx, const struct at_response *rsp)
     memmove(sms->pending, sms->pending + 1, --sms->n_pending * sizeof(sms->pending[0]));
     /* +CMGR: <stat>,[<alpha>],<length>: stat 0/1 received, 2/3 our own. */
     if (rsp->final == AT_FINAL_OK && rsp->n_lines >= 2 &&
-        pdu_len_field(rsp->lines[0], &len) == 0) {
+        strncmp(rsp->lines[0], "+CMGR:", 6) == 0 && pdu_len_field(rsp->lines[0], &len) == 0) {
         if (atoi(rsp->lines[0] + 6) <= 1)
             take_pdu(sms, idx, rsp->lines[1], len);
     } else if (rsp->final != AT_FINAL_OK) {
@@ -485,9 +512,10 @@ static void drain_done(void *ctx, const struct at_response *rsp)
 
 void sms_drain(struct sms *sms)
 {
-    /* Unpublished complete groups first: the broker may be back. */
+    /* Unpublished complete (or timed-out, or undecodable) groups first: the
+     * broker may be back. */
     for (struct group *g = sms->groups; g; g = g->next)
-        if (!g->publishing && (g->raw_pdu || group_complete(g)))
+        if (!g->publishing && (g->raw_pdu || g->expired || group_complete(g)))
             publish_group(sms, g);
 
     if (!sms->ready || sms->draining || !modem_sms_supported(sms->modem))
@@ -525,6 +553,9 @@ void sms_modem_ready(struct sms *sms, bool ready)
         return;
     }
     sms_drain(sms);
+    /* +CMTI that came while not ready (after AT+CNMI in the bring-up): the
+     * listing skips indexes queued for reading, so read them now. */
+    read_next(sms);
     loop_add_timer(sms->loop, SAFETY_DRAIN_MS, drain_fired, sms, &sms->drain_timer);
 }
 
