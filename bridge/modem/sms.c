@@ -440,15 +440,18 @@ static void read_next(struct sms *sms)
         sms->reading = true;
 }
 
-/* +CMTI: "SM",<index> */
+/* +CMTI: "SM",<index>. The A7670 counts SIM slots from 1, but 27.005
+ * allows 0 and ME storage on other modules starts there. */
 static void urc_cmti(void *ctx, const char *const *lines, size_t n)
 {
     struct sms *sms = ctx;
     const char *comma = strrchr(lines[0], ',');
-    int idx;
+    char *end = NULL;
+    long v = comma ? strtol(comma + 1, &end, 10) : -1;
+    int idx = (int)v;
 
     (void)n;
-    if (!comma || (idx = atoi(comma + 1)) <= 0) {
+    if (!comma || end == comma + 1 || *end || v < 0 || v > 65535) {
         log_warn("sms: unparsable %s", lines[0]);
         return;
     }
@@ -504,7 +507,7 @@ static void drain_done(void *ctx, const struct at_response *rsp)
             continue;
         }
         i++;
-        if (stat > 1 || idx <= 0 || index_known(sms, idx))
+        if (stat > 1 || idx < 0 || index_known(sms, idx))
             continue;
         take_pdu(sms, idx, rsp->lines[i], len);
     }

@@ -641,6 +641,9 @@ static void test_single_via_cmti(void **state)
         /* GSM extension table characters, national number */
         { "+CMTI: \"SM\",255", 255, "+CMGR: 0,,", NULL, "01701234567",
           "{json} [x] ~ \\ | ^ \xE2\x82\xAC", "", TIME_STR, PDU_GSM7 },
+        /* slot 0: 27.005 allows it, ME storage of other modules uses it */
+        { "+CMTI: \"ME\",0", 0, "+CMGR: 0,,", NULL, FROM, "slot zero", "", TIME_STR,
+          PDU_GSM7 },
         /* a real network PDU with an SMSC (the classic "hellohello") */
         { "+CMTI: \"SM\",1", 1, "+CMGR: 0,,",
           "07919730071111F1000B919746121611F10000211110312270400AE8329BFD4697D9EC37",
@@ -1399,7 +1402,7 @@ static void test_send_multipart_in_turn(void **state)
     start();
     send_text(FROM, text3(), false, false);
     for (int k = 0; k < 3; k++) {
-        char cmd[32];
+        char cmd[64]; /* as long as a recorded command */
         struct lines l = { 0 };
 
         /* Only part k+1 is out: the next waits for this one's answer. */
