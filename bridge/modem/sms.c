@@ -31,6 +31,7 @@
 #define MAX_PENDING_READS 256
 #define MAX_GROUPS 64
 #define MAX_GROUP_INDEXES 32
+#define MAX_SEND_JOBS 256
 
 struct group {
     struct group *next;
@@ -80,7 +81,12 @@ struct sms {
     bool reading;                    /* an AT+CMGR is in flight */
     bool draining;                   /* an AT+CMGL is in flight */
 
-    struct send_job *jobs;           /* in flight, so sms_free can cancel */
+    /* Send jobs in arrival order; only the head has a part in flight. The
+     * queue is ours, not the chat's: a burst of accepted commands waits
+     * here instead of overflowing the chat and being refused. */
+    struct send_job *jobs, **jobs_tail;
+    size_t n_jobs;
+    bool part_in_flight;
     uint8_t concat_ref;
     int64_t *sent_at;                /* ring of send times for rate_per_hour */
     size_t sent_head, sent_count;
@@ -611,52 +617,28 @@ static void modem_error(struct json_error *err, const struct at_response *rsp, s
     }
 }
 
+/* Removes the head job and reports its outcome. */
 static void job_finish(struct send_job *job, const struct json_error *err)
 {
     struct sms *sms = job->sms;
 
-    for (struct send_job **p = &sms->jobs; *p; p = &(*p)->next) {
-        if (*p == job) {
-            *p = job->next;
-            break;
-        }
-    }
+    sms->jobs = job->next;
+    if (!sms->jobs)
+        sms->jobs_tail = &sms->jobs;
+    sms->n_jobs--;
     job->cb(job->ctx, err ? NULL : &job->res, err);
     free(job->parts);
     free(job);
 }
 
-static void send_part(struct send_job *job);
+static void part_done(void *ctx, const struct at_response *rsp);
 
-static void part_done(void *ctx, const struct at_response *rsp)
-{
-    struct send_job *job = ctx;
-    struct json_error err = { .cme = -1, .cms = -1 };
-    int mr = -1;
-
-    if (rsp->final != AT_FINAL_OK) {
-        modem_error(&err, rsp, job->sent + 1, job->n_parts);
-        job_finish(job, &err);
-        return;
-    }
-    for (size_t i = 0; i < rsp->n_lines; i++)
-        if (strncmp(rsp->lines[i], "+CMGS:", 6) == 0)
-            mr = atoi(rsp->lines[i] + 6);
-    job->res.references[job->res.n_references++] = mr;
-    job->sent++;
-    if (job->sent == job->n_parts)
-        job_finish(job, NULL);
-    else
-        send_part(job);
-}
-
-static void send_part(struct send_job *job)
+static int send_part(struct send_job *job)
 {
     const struct pdu_part *p = &job->parts[job->sent];
     char cmd[32];
     uint8_t data[PDU_HEX_MAX + 1];
     size_t n = strlen(p->hex);
-    struct json_error err = { .cme = -1, .cms = -1 };
     int r;
 
     /* Hex digits and Ctrl-Z: nothing a user wrote can end the prompt early. */
@@ -667,11 +649,56 @@ static void send_part(struct send_job *job)
         .timeout_ms = CMGS_TIMEOUT_MS, .info_prefix = "+CMGS:", .data = data, .data_len = n,
     };
     r = modem_send(job->sms->modem, cmd, &o, part_done, job);
-    if (r < 0) {
-        json_error_set(&err, r == -EAGAIN ? "unavailable" : "busy",
-                       r == -EAGAIN ? "the modem is not ready" : "the modem's queue is full");
-        job_finish(job, &err);
+    if (r == 0)
+        job->sms->part_in_flight = true;
+    return r;
+}
+
+static void fail_send(struct send_job *job, int r)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+
+    json_error_set(&err, r == -EAGAIN ? "unavailable" : "busy",
+                   r == -EAGAIN ? "the modem is not ready" : "the modem's queue is full");
+    job_finish(job, &err);
+}
+
+/* Starts the head job when no part is in flight. A job that cannot start
+ * is answered, and the next one tried. Callbacks may add jobs meanwhile. */
+static void pump(struct sms *sms)
+{
+    while (sms->jobs && !sms->part_in_flight) {
+        struct send_job *job = sms->jobs;
+        int r = send_part(job);
+        if (r < 0)
+            fail_send(job, r);
     }
+}
+
+static void part_done(void *ctx, const struct at_response *rsp)
+{
+    struct send_job *job = ctx;
+    struct sms *sms = job->sms;
+    struct json_error err = { .cme = -1, .cms = -1 };
+    int mr = -1, r;
+
+    sms->part_in_flight = false;
+    if (rsp->final != AT_FINAL_OK) {
+        modem_error(&err, rsp, job->sent + 1, job->n_parts);
+        job_finish(job, &err);
+        pump(sms);
+        return;
+    }
+    for (size_t i = 0; i < rsp->n_lines; i++)
+        if (strncmp(rsp->lines[i], "+CMGS:", 6) == 0)
+            mr = atoi(rsp->lines[i] + 6);
+    job->res.references[job->res.n_references++] = mr;
+    job->sent++;
+    if (job->sent == job->n_parts)
+        job_finish(job, NULL);
+    else if ((r = send_part(job)) < 0)
+        fail_send(job, r);
+    pump(sms);
 }
 
 static bool rate_allows(struct sms *sms, int64_t now)
@@ -732,6 +759,10 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, v
         json_error_set(&err, "unsupported", "this module has no SMS (AT+CMGF=0 refused)");
         goto fail;
     }
+    if (sms->n_jobs >= MAX_SEND_JOBS) {
+        json_error_set(&err, "busy", "%d SMS are already waiting to be sent", MAX_SEND_JOBS);
+        goto fail;
+    }
     if (!rate_allows(sms, now)) {
         json_error_set(&err, "rate_limited", "more than %d SMS in the last hour (sms.rate_per_hour)",
                        sms->opts.rate_per_hour);
@@ -764,9 +795,10 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, v
     job->cb = cb;
     job->ctx = ctx;
     job->res.parts = (unsigned)job->n_parts;
-    job->next = sms->jobs;
-    sms->jobs = job;
-    send_part(job);
+    *sms->jobs_tail = job;
+    sms->jobs_tail = &job->next;
+    sms->n_jobs++;
+    pump(sms);
     return;
 
 fail:
@@ -793,6 +825,7 @@ struct sms *sms_new(struct loop *loop, struct modem *modem, const struct sms_opt
     if (cbs)
         sms->cbs = *cbs;
     sms->ctx = ctx;
+    sms->jobs_tail = &sms->jobs;
     sms->concat_ref = (uint8_t)(time(NULL) & 0xFF);
     if (opts->rate_per_hour > 0)
         sms->sent_at = calloc((size_t)opts->rate_per_hour, sizeof(*sms->sent_at));

@@ -46,10 +46,10 @@
 #define TIME_STR "2026-11-21T06:00:00+01:00"   /* TS at +01:00 */
 #define FROM "+491701234567"
 
-#define MAX_CMDS 128
+#define MAX_CMDS 512
 #define MAX_RX 32
 #define MAX_TIMERS 16
-#define MAX_SENT 16
+#define MAX_SENT 300
 
 /* --- the fakes' state -------------------------------------------------------- */
 
@@ -1341,6 +1341,49 @@ static void send_text(const char *to, const char *text, bool flash, bool report)
     sms_send(F.sms, &req, on_sent, &F);
 }
 
+/* A burst of accepted commands waits in the service's own queue, one
+ * AT+CMGS in flight at a time, in arrival order; only beyond 256 waiting
+ * SMS is a command refused (busy). The chat's queue is never the limit. */
+static void test_send_queue_burst(void **state)
+{
+    size_t base;
+
+    (void)state;
+    start();
+    go_ready();
+    base = F.n_cmds;
+    for (int i = 0; i < 256; i++) {
+        char text[16];
+        snprintf(text, sizeof(text), "n%d", i);
+        send_text("+4917012345678", text, false, false);
+    }
+    assert_int_equal(F.n_sent, 0);               /* nothing refused */
+    assert_int_equal(F.n_cmds - base, 1);        /* one AT+CMGS out */
+    send_text("+4917012345678", "one too many", false, false);
+    assert_int_equal(F.n_sent, 1);
+    assert_false(F.sent[0].ok);
+    assert_string_equal(F.sent[0].err.code, "busy");
+    assert_int_equal(F.n_cmds - base, 1);
+    for (int i = 0; i < 256; i++) {
+        struct pdu_msg pm;
+        struct lines l = { 0 };
+        char want[16];
+        struct cmd_rec *c = &F.cmds[F.n_completed];
+
+        assert_int_equal(outstanding(), 1);
+        /* the data is the PDU without its Ctrl-Z */
+        assert_int_equal(pdu_decode((const char *)c->data, c->data_len - 1, 0, &pm), 0);
+        snprintf(want, sizeof(want), "n%d", i);
+        assert_string_equal((const char *)pm.text, want);   /* arrival order */
+        lines_add(&l, "+CMGS: %d", i);
+        reply(c->cmd, AT_FINAL_OK, &l);
+        assert_int_equal(F.n_sent, (size_t)i + 2);
+        assert_true(F.sent[i + 1].ok);
+        assert_int_equal(F.sent[i + 1].res.references[0], i);
+    }
+    assert_int_equal(outstanding(), 0);
+}
+
 static void test_send_single(void **state)
 {
     static const struct {
@@ -1806,6 +1849,7 @@ static void test_free_busy(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_send_queue_burst, teardown),
         cmocka_unit_test_teardown(test_single_via_cmti, teardown),
         cmocka_unit_test_teardown(test_publish_failure_then_drain, teardown),
         cmocka_unit_test_teardown(test_multipart_any_order, teardown),
