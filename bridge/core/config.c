@@ -22,6 +22,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/utf8.h"
+
 /* Bounds. A config is a few KiB; anything near these is a mistake. */
 #define CONFIG_FILE_MAX     (1024 * 1024)
 #define PASSWORD_FILE_MAX   4096
@@ -80,52 +82,10 @@ static int oom(struct ctx *c)
 
 /* ---- text checks ---------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (1-4), 0 if invalid (overlong,
- * surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char b = p[0];
-    size_t len;
-    uint32_t cp;
 
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF) {
-        len = 2;
-        cp = b & 0x1F;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3;
-        cp = b & 0x0F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4;
-        cp = b & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        return 0;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        return 0;
-    return len;
-}
-
-static bool utf8_valid(const char *s)
+static bool str_utf8_valid(const char *s)
 {
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
+    return utf8_valid((const uint8_t *)s, strlen(s));
 }
 
 static bool has_ctrl(const char *s)
@@ -196,7 +156,7 @@ static const char *topic_check(const char *t, bool filter, size_t max)
         return "must not be empty";
     if (n > max)
         return max == REMOTE_TOPIC_MAX ? "longer than 1024 bytes" : "too long";
-    if (!utf8_valid(t) || has_ctrl(t))
+    if (!str_utf8_valid(t) || has_ctrl(t))
         return "must be UTF-8 without control characters";
     for (size_t i = 0; i < n; i++) {
         if (t[i] != '+' && t[i] != '#')
@@ -260,7 +220,7 @@ static const char *check_topic_root(const char *s)
 static const char *check_client_id(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 256 || !utf8_valid(s) || has_ctrl(s))
+    if (n == 0 || n > 256 || !str_utf8_valid(s) || has_ctrl(s))
         return "expected 1-256 bytes of UTF-8 without control characters";
     return NULL;
 }
@@ -270,7 +230,7 @@ static const char *check_username(const char *s)
     size_t n = strlen(s);
     if (n == 0)
         return "must not be empty (use null for none)";
-    if (n > 1024 || !utf8_valid(s) || has_ctrl(s))
+    if (n > 1024 || !str_utf8_valid(s) || has_ctrl(s))
         return "expected at most 1024 bytes of UTF-8 without control characters";
     return NULL;
 }

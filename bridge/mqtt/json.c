@@ -18,56 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 static const char INVALID_NUMBER_MSG[] = "'to' must be E.164, e.g. +4917012345678";
-
-/* ---- UTF-8 --------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at p (1-4), 0 if invalid (overlong,
- * surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-    uint8_t b = p[0];
-    size_t len;
-    uint32_t cp;
-
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF) {
-        len = 2;
-        cp = b & 0x1F;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3;
-        cp = b & 0x0F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4;
-        cp = b & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        return 0;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        return 0;
-    return len;
-}
-
-static bool utf8_valid(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(p + i, n - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
-}
 
 /* A growable output buffer; an allocation failure is remembered and
  * reported once at the end. */
