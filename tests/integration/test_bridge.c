@@ -217,6 +217,111 @@ static void test_no_sms_unsupported(void **state)
     H_PASS(e);
 }
 
+/* Reads the whole bridge log (for "no secret in it" checks). */
+static char *read_log(const struct h_bridge *br)
+{
+    FILE *f = fopen(br->log_path, "rb");
+    char *buf = NULL;
+    size_t n = 0;
+    if (!f)
+        h_fail("cannot read %s", br->log_path);
+    buf = calloc(1, 1 << 20);
+    if (buf)
+        n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    if (!buf)
+        h_fail("out of memory");
+    buf[n] = '\0';
+    return buf;
+}
+
+/* A SIM with a PIN: the configured PIN is sent once, and never logged
+ * (the bridge runs at debug level, where it logs AT traffic). */
+static void test_sim_pin(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--pin", "4711", NULL };
+    const struct h_env_opts o = { .sim_args = args, .config = "\"modem\":{\"pin\":\"4711\"}" };
+    h_env_up(e, &o);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CPIN=\"4711\""), 1);
+    char *log = read_log(&e->bridge);
+    if (strstr(log, "4711"))
+        h_fail("the PIN appears in the bridge log");
+    free(log);
+    H_PASS(e);
+}
+
+/* A wrong PIN is sent exactly once (three would lock the SIM), and the
+ * bridge reports sim_locked, with commands answered "unavailable". */
+static void test_wrong_pin_locked(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--pin", "4711", NULL };
+    const struct h_env_opts o = {
+        .sim_args = args, .config = "\"modem\":{\"pin\":\"1234\"}", .no_bridge = true,
+    };
+    h_env_up(e, &o);
+    /* Not h_env_start_bridge: it waits for "ready", which never comes. */
+    h_bridge_start(&e->bridge, &e->broker, &e->sim, e->base, e->opts.config);
+    cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "sim_locked",
+                                       H_READY_TIMEOUT_MS);
+    h_json_str_eq(st, "sim", "locked");
+    cJSON_Delete(st);
+    cJSON *err = h_mqtt_wait_json_where(&e->mqtt, "m2mtest/error", "code", "sim_locked",
+                                        H_TIMEOUT_MS);
+    cJSON_Delete(err);
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":1,\"to\":\"+4917012345678\",\"text\":\"x\"}", 1,
+                   false);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "unavailable");
+    cJSON_Delete(r);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CPIN=\""), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CMGS"), 0);
+    H_PASS(e);
+}
+
+/* Firmware that rejects AT+CNMI=2,1,...: the fallback mode still gives
+ * +CMTI, and an incoming SMS arrives. */
+static void test_cnmi_fallback(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--reject", "AT+CNMI=2", NULL };
+    const struct h_env_opts o = { .sim_args = args };
+    h_env_up(e, &o);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=1,1,0,0,0"), 1);
+    h_sim_cmd_ok(&e->sim, "sms +4917099999999 via fallback", NULL, 0);
+    cJSON *m = h_mqtt_wait_json(&e->mqtt, e->t_received, H_TIMEOUT_MS);
+    h_json_str_eq(m, "text", "via fallback");
+    cJSON_Delete(m);
+    H_PASS(e);
+}
+
+/* A module that stops answering: three timeouts in a row count as hung;
+ * the bridge reopens the port, reports it, and recovers when the module
+ * answers again. */
+static void test_hung_module_recovers(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = {
+        .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":500}",
+    };
+    h_env_up(e, &o);
+    h_sim_cmd_ok(&e->sim, "hang 0", NULL, 0);
+    cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
+                                       H_READY_TIMEOUT_MS);
+    cJSON_Delete(st);
+    h_sim_cmd_ok(&e->sim, "unhang", NULL, 0);
+    st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "ready", H_READY_TIMEOUT_MS);
+    cJSON_Delete(st);
+    /* It works again. */
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":2,\"to\":\"+4917012345678\",\"text\":\"ok\"}", 1,
+                   false);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -231,6 +336,10 @@ int main(void)
         T(test_sigterm_offline),
         T(test_kill_last_will),
         T(test_no_sms_unsupported),
+        T(test_sim_pin),
+        T(test_wrong_pin_locked),
+        T(test_cnmi_fallback),
+        T(test_hung_module_recovers),
     };
     return cmocka_run_group_tests_name("integration_bridge", tests, NULL, NULL);
 }
