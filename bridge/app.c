@@ -86,6 +86,7 @@ struct app {
     struct modem_info info;
     bool have_info;
     char *last_status;            /* last published B/status, to skip repeats */
+    const char *last_state;       /* status_state() last logged */
 };
 
 static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root);
@@ -702,7 +703,9 @@ static void on_modem_state(void *ctx, enum modem_state st)
     struct app *a = ctx;
     bool ready = st == MODEM_READY;
 
-    log_info("modem: %s", status_state(st));
+    if (strcmp(status_state(st), a->last_state) != 0)
+        log_info("modem: %s", status_state(st));
+    a->last_state = status_state(st);
     if (st != MODEM_PROBING && st != MODEM_BRINGUP && (st != MODEM_CLOSED || a->settled)) {
         a->settled = true;
         loop_cancel_timer(a->loop, a->settle_timer);
@@ -771,6 +774,7 @@ int app_new(const struct config *cfg, struct app **out)
     a->cfg = cfg;
     a->sig_fd = -1;
     a->held_tail = &a->held;
+    a->last_state = "";
     a->loop = loop_new();
     if (!a->loop)
         goto err;
