@@ -91,6 +91,11 @@ struct at_chat {
     void (*block_fn)(void *ctx, const uint8_t *data, size_t len);
     void *block_ctx;
 
+    /* at_chat_urc_more(): lines that continue a URC. */
+    bool (*more_fn)(void *ctx, const char *line);
+    void *more_ctx;
+    size_t more_left;
+
     /* Re-entrancy: >0 while a done callback runs; true while pump() runs. */
     unsigned completing;
     bool pumping;
@@ -520,9 +525,27 @@ static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
     add_info(chat, s, len);
 }
 
+/* A line of a URC that asked for more (at_chat_urc_more). */
+static void more_line(struct at_chat *chat, const char *s, size_t len)
+{
+    bool (*fn)(void *, const char *) = chat->more_fn;
+
+    /* urc_buf is free: nothing collects extra lines meanwhile. */
+    memcpy(chat->urc_buf, s, len);
+    chat->urc_buf[len] = 0;
+    if (--chat->more_left == 0)
+        chat->more_fn = NULL;
+    if (fn(chat->more_ctx, chat->urc_buf))
+        chat->more_fn = NULL;
+}
+
 static void on_line(struct at_chat *chat, const char *s, size_t len)
 {
     log_traffic("AT<", s, len);
+    if (chat->more_fn) {
+        more_line(chat, s, len);
+        return;
+    }
     if (chat->urc) {
         urc_collect(chat, s, len);
         return;
@@ -582,7 +605,10 @@ static void on_prompt(struct at_chat *chat)
 static void on_overflow(struct at_chat *chat, size_t len)
 {
     log_warn("AT line longer than %zu bytes dropped", len);
-    if (chat->urc) {
+    if (chat->more_fn) {
+        log_warn("AT URC continuation abandoned");
+        chat->more_fn = NULL;
+    } else if (chat->urc) {
         log_warn("AT URC %s lost its extra line", chat->urc->prefix);
         chat->urc = NULL;
         chat->urc_have = 0;
@@ -835,6 +861,7 @@ void at_chat_cancel_all(struct at_chat *chat)
     chat->urc = NULL;
     chat->urc_have = 0;
     chat->block_fn = NULL;
+    chat->more_fn = NULL;
     chat->guard = false;
     if (cmd) {
         rsp.lines = chat->lines;
@@ -852,6 +879,19 @@ void at_chat_cancel_all(struct at_chat *chat)
     while (n-- > 0 && chat->q_count > 0)
         finish(chat, q_pop(chat), &rsp);
     pump(chat);
+}
+
+int at_chat_urc_more(struct at_chat *chat, size_t max_lines,
+                     bool (*fn)(void *ctx, const char *line), void *ctx)
+{
+    if (!fn || max_lines == 0)
+        return -EINVAL;
+    if (chat->more_fn || chat->urc)
+        return -EBUSY;
+    chat->more_fn = fn;
+    chat->more_ctx = ctx;
+    chat->more_left = max_lines;
+    return 0;
 }
 
 int at_chat_read_block(struct at_chat *chat, size_t len,
