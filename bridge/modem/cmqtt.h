@@ -1,0 +1,137 @@
+/* Remote broker through the module's own MQTT client (AT+CMQTT*, client
+ * index 0): session life cycle, publish, subscribe, receive.
+ *
+ *   DISABLED (no "remote" in the config)
+ *   DISCONNECTED --modem ready / backoff over--> CONNECTING
+ *   CONNECTING: START (ERROR = already started) -> [TLS: CCERTDOWN once per
+ *               modem boot, CSSLCFG sslversion/authmode/cacert/enableSNI,
+ *               CMQTTSSLCFG] -> ACCQ (ERROR = already acquired) -> CFG
+ *               version 3.1.1 -> [DISC after a failure: the module may
+ *               still hold the old session] -> CONNECT, whose outcome is
+ *               the "+CMQTTCONNECT: 0,<e>" line after OK -> SUB for every
+ *               subscription --all done--> CONNECTED
+ *   CONNECTED --+CMQTTCONNLOST / +CMQTTNONET / a failed step--> DISCONNECTED
+ *   DISCONNECTED retries with exponential backoff (never a storm: a broker
+ *   that refuses the password is asked again after 1, 2, 4 ... 60 s).
+ *
+ * One job at a time (like sms.c): a publish is TOPIC (prompt, bytes),
+ * PAYLOAD (prompt, bytes), PUB; the module keeps one topic/payload buffer
+ * per client, so two publishes must never interleave. Jobs wait in a
+ * bounded queue; they run only while CONNECTED. A QoS 0 publish while not
+ * connected is refused ("unavailable"), QoS 1/2 wait for the reconnect.
+ *
+ * Receiving: +CMQTTRXSTART announces the totals, +CMQTTRXTOPIC /
+ * +CMQTTRXPAYLOAD chunks are followed by exactly <n> raw bytes (read with
+ * at_chat_read_block, so CR, LF and NUL are data), +CMQTTRXEND delivers.
+ * A chunk beyond the announced total, an RXEND before everything came, or
+ * no RXEND within CMQTT_RX_TIMEOUT_MS: the message is dropped and reported
+ * through the error callback; the next RXSTART starts afresh.
+ *
+ * The service knows nothing of the local broker: messages and state go out
+ * through callbacks. */
+#ifndef M2M_MODEM_CMQTT_H
+#define M2M_MODEM_CMQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt/json.h"
+
+struct loop;
+struct modem;
+
+#define CMQTT_MAX_SUBS 32          /* remote subscriptions (config + run time) */
+#define CMQTT_MAX_QUEUE 64         /* jobs waiting behind the one in flight */
+#define CMQTT_RX_TIMEOUT_MS 10000  /* RXSTART -> RXEND */
+#define CMQTT_RX_MAX (64 * 1024)   /* largest payload kept (others are dropped) */
+#define CMQTT_PUB_TIMEOUT_S 60     /* AT+CMQTTPUB's <pub_timeout> */
+#define CMQTT_CA_MAX 16384         /* largest CA file uploaded (AT+CCERTDOWN) */
+
+enum cmqtt_state {
+    CMQTT_DISABLED = 0,
+    CMQTT_CONNECTING,
+    CMQTT_CONNECTED,
+    CMQTT_DISCONNECTED,
+};
+
+/* "disabled", "connecting", "connected", "disconnected" (B/status remote). */
+const char *cmqtt_state_name(enum cmqtt_state st);
+
+/* The module's <e> codes 0-35 in words ("bad user name or password");
+ * "unknown error" otherwise. */
+const char *cmqtt_error_text(int e);
+
+/* MQTT 3.1.1 topic filter matching ('+' one level, '#' the rest). Pure. */
+bool cmqtt_topic_match(const char *filter, const char *topic, size_t topic_len);
+
+struct cmqtt_sub_opt {
+    const char *topic;
+    int qos;
+};
+
+struct cmqtt_opts {
+    const char *server;          /* tcp://host[:port] (config.c checked it) */
+    const char *client_id;
+    const char *username;        /* NULL: none */
+    const char *password;        /* NULL: none; never logged */
+    int keepalive;
+    bool clean_session;
+    bool tls;                    /* TLS: needs ca_pem */
+    const uint8_t *ca_pem;       /* the CA the module checks the server with (borrowed; */
+    size_t ca_len;               /*  uploaded with AT+CCERTDOWN once per modem boot) */
+    const struct cmqtt_sub_opt *subs;
+    size_t n_subs;
+    int backoff_min_ms;          /* 0: 1000 */
+    int backoff_max_ms;          /* 0: 60000 */
+};
+
+struct cmqtt_cbs {
+    /* reason: NULL, or why the session is down ("bad user name or password
+     * (30)"). Borrowed for the call. */
+    void (*state_changed)(void *ctx, enum cmqtt_state st, const char *reason);
+    /* A complete message. topic is NUL-terminated as well; qos is that of
+     * the best matching subscription (the module does not report it). */
+    void (*message)(void *ctx, const char *topic, size_t topic_len, const uint8_t *payload,
+                    size_t len, int qos);
+    /* A failure that belongs to no command (B/error). */
+    void (*error)(void *ctx, const char *code, const char *message);
+};
+
+/* NULL on allocation failure or bad options (tls without a CA). */
+struct cmqtt *cmqtt_new(struct loop *loop, struct modem *modem, const struct cmqtt_opts *opts,
+                        const struct cmqtt_cbs *cbs, void *ctx);
+void cmqtt_free(struct cmqtt *c);
+
+enum cmqtt_state cmqtt_state(const struct cmqtt *c);
+/* Why the session is down, or NULL. */
+const char *cmqtt_reason(const struct cmqtt *c);
+
+/* The modem became ready (the session is set up), or went away (whatever
+ * was in flight is forgotten; queued QoS 1/2 publishes stay). */
+void cmqtt_modem_ready(struct cmqtt *c, bool ready);
+
+/* err NULL: done. */
+typedef void (*cmqtt_done_cb)(void *ctx, const struct json_error *err);
+
+/* Copies topic and payload. Errors (too_long, invalid_request, unavailable,
+ * busy) are reported through cb before this returns, nothing written. */
+void cmqtt_publish(struct cmqtt *c, const char *topic, const uint8_t *payload, size_t len,
+                   int qos, bool retain, cmqtt_done_cb cb, void *ctx);
+/* Kept across reconnects. While not connected the list is updated and cb
+ * answers at once; the module hears of it at the next connect. */
+void cmqtt_subscribe(struct cmqtt *c, const char *topic, int qos, cmqtt_done_cb cb, void *ctx);
+void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, void *ctx);
+
+/* Shutdown: DISC, REL, STOP, best effort. done runs once when they are
+ * through (or at once when there is nothing to do); the caller bounds the
+ * wait with its own timer. Queued jobs are answered "unavailable". */
+void cmqtt_shutdown(struct cmqtt *c, void (*done)(void *ctx), void *ctx);
+
+/* Counters for logs and tests. */
+struct cmqtt_stats {
+    uint64_t published, received, dropped_qos0, rx_errors, connects;
+};
+const struct cmqtt_stats *cmqtt_stats(const struct cmqtt *c);
+
+#endif

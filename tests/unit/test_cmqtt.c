@@ -1,0 +1,853 @@
+/* modem/cmqtt: the remote-broker service through link seams and a REAL
+ * AT chat.
+ *
+ * This file defines what cmqtt.c calls on its neighbours outside chat.o:
+ *   modem.o  modem_send (forwards to the real chat), modem_chat
+ *   loop.o   loop_add_timer, loop_cancel_timer (a timer list the tests
+ *            fire by hand)
+ * so the linker never pulls modem.o or loop.o out of libm2m.a. The chat is
+ * the real one (chat.o, lexer.o) over a fake transport that records what
+ * is written: the module's answers are fed as byte transcripts, which is
+ * how the receive path (+CMQTTRX* with raw blocks through
+ * at_chat_read_block) is exercised at every possible byte split. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "at/chat.h"
+#include "core/loop.h"
+#include "modem/cmqtt.h"
+#include "modem/modem.h"
+
+#define MAX_TIMERS 16
+#define MAX_MSGS 8
+
+static char fake_loop_obj, fake_modem_obj;
+#define FAKE_LOOP ((struct loop *)(void *)&fake_loop_obj)
+#define FAKE_MODEM ((struct modem *)(void *)&fake_modem_obj)
+
+struct fake_timer {
+    bool live;
+    uint64_t id;
+    int64_t delay;
+    loop_timer_cb cb;
+    void *ctx;
+};
+
+struct msg {
+    char topic[1100];
+    uint8_t payload[12000];
+    size_t len;
+    int qos;
+};
+
+static struct {
+    struct at_chat *chat;
+    bool ready;                     /* modem_send answers -EAGAIN unless */
+    uint8_t out[65536];             /* written by the chat */
+    size_t out_len;
+    int64_t now;
+
+    struct fake_timer timers[MAX_TIMERS];
+    uint64_t next_id;
+
+    struct msg msgs[MAX_MSGS];
+    size_t n_msgs;
+    size_t n_errors;
+    char last_error[256];
+    enum cmqtt_state state;
+    char reason[200];
+    size_t n_states;
+
+    size_t n_done;
+    bool done_ok;
+    char done_code[32];
+
+    struct cmqtt *c;
+} F;
+
+/* --- seams ------------------------------------------------------------------------ */
+
+struct at_chat *modem_chat(struct modem *m)
+{
+    assert_ptr_equal(m, FAKE_MODEM);
+    return F.chat;
+}
+
+int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts, at_done_cb cb,
+               void *ctx)
+{
+    assert_ptr_equal(m, FAKE_MODEM);
+    if (!F.ready)
+        return -EAGAIN;
+    return at_chat_send(F.chat, cmd, opts, cb, ctx);
+}
+
+int loop_add_timer(struct loop *loop, int64_t delay_ms, loop_timer_cb cb, void *ctx, uint64_t *id)
+{
+    assert_ptr_equal(loop, FAKE_LOOP);
+    for (size_t i = 0; i < MAX_TIMERS; i++) {
+        if (F.timers[i].live)
+            continue;
+        F.timers[i] = (struct fake_timer){ true, ++F.next_id, delay_ms, cb, ctx };
+        if (id)
+            *id = F.next_id;
+        return 0;
+    }
+    fail_msg("too many timers");
+    return -ENOMEM;
+}
+
+void loop_cancel_timer(struct loop *loop, uint64_t id)
+{
+    assert_ptr_equal(loop, FAKE_LOOP);
+    for (size_t i = 0; id && i < MAX_TIMERS; i++)
+        if (F.timers[i].live && F.timers[i].id == id)
+            F.timers[i].live = false;
+}
+
+/* Fires the one live timer with this delay; false when there is none. */
+static bool fire_timer(int64_t delay)
+{
+    for (size_t i = 0; i < MAX_TIMERS; i++) {
+        if (F.timers[i].live && F.timers[i].delay == delay) {
+            F.timers[i].live = false;
+            F.timers[i].cb(F.timers[i].ctx);
+            return true;
+        }
+    }
+    return false;
+}
+
+static int tr_write(void *ctx, const uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    assert_true(F.out_len + len <= sizeof(F.out));
+    memcpy(F.out + F.out_len, buf, len);
+    F.out_len += len;
+    return 0;
+}
+
+static int64_t tr_now(void *ctx)
+{
+    (void)ctx;
+    return F.now;
+}
+
+static void tr_schedule(void *ctx, int64_t deadline)
+{
+    (void)ctx;
+    (void)deadline;
+}
+
+/* --- callbacks ------------------------------------------------------------------- */
+
+static void on_state(void *ctx, enum cmqtt_state st, const char *reason)
+{
+    (void)ctx;
+    F.state = st;
+    F.n_states++;
+    snprintf(F.reason, sizeof(F.reason), "%s", reason ? reason : "");
+}
+
+static void on_message(void *ctx, const char *topic, size_t tlen, const uint8_t *payload,
+                       size_t len, int qos)
+{
+    (void)ctx;
+    assert_true(F.n_msgs < MAX_MSGS);
+    assert_true(tlen < sizeof(F.msgs[0].topic) && len <= sizeof(F.msgs[0].payload));
+    assert_int_equal(topic[tlen], '\0');
+    memcpy(F.msgs[F.n_msgs].topic, topic, tlen + 1);
+    memcpy(F.msgs[F.n_msgs].payload, payload, len);
+    F.msgs[F.n_msgs].len = len;
+    F.msgs[F.n_msgs].qos = qos;
+    F.n_msgs++;
+}
+
+static void on_error(void *ctx, const char *code, const char *message)
+{
+    (void)ctx;
+    F.n_errors++;
+    snprintf(F.last_error, sizeof(F.last_error), "%s: %s", code, message);
+}
+
+static void on_done(void *ctx, const struct json_error *err)
+{
+    (void)ctx;
+    F.n_done++;
+    F.done_ok = err == NULL;
+    snprintf(F.done_code, sizeof(F.done_code), "%s", err ? err->code : "");
+}
+
+/* --- helpers --------------------------------------------------------------------- */
+
+static const struct cmqtt_sub_opt SUBS[] = { { "cloud/+", 1 } };
+
+static struct cmqtt_opts base_opts(void)
+{
+    return (struct cmqtt_opts){ .server = "tcp://127.0.0.1:1883", .client_id = "dev1",
+                                .username = "user", .password = "secret", .keepalive = 60,
+                                .clean_session = true, .subs = SUBS, .n_subs = 1 };
+}
+
+static void new_chat(void)
+{
+    const struct at_chat_opts co = { .default_timeout_ms = 5000, .max_queue = 16,
+                                     .max_line = 4096, .max_block = 10240 };
+    const struct at_transport tr = { tr_write, tr_now, tr_schedule, NULL };
+    F.chat = at_chat_new(&co, &tr);
+    assert_non_null(F.chat);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&F, 0, sizeof(F));
+    new_chat();
+    F.now = 1000;
+    F.ready = true;
+    const struct cmqtt_opts o = base_opts();
+    const struct cmqtt_cbs cb = { on_state, on_message, on_error };
+    F.c = cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL);
+    assert_non_null(F.c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    at_chat_cancel_all(F.chat);
+    cmqtt_free(F.c);
+    at_chat_free(F.chat);
+    return 0;
+}
+
+static void feed(const char *s)
+{
+    at_chat_feed(F.chat, (const uint8_t *)s, strlen(s));
+}
+
+static void feed_bytes(const void *b, size_t n)
+{
+    at_chat_feed(F.chat, b, n);
+}
+
+/* The chat wrote exactly want (then forget it). */
+static void expect_written(const char *want, size_t len)
+{
+    if (F.out_len != len || memcmp(F.out, want, len) != 0)
+        fail_msg("written '%.*s' (%zu bytes), expected '%.*s' (%zu)", (int)F.out_len,
+                 (const char *)F.out, F.out_len, (int)len, want, len);
+    F.out_len = 0;
+}
+#define EXPECT(lit) expect_written((lit), sizeof(lit) - 1)
+
+/* Runs the connect sequence to CONNECTED with the module's real framing:
+ * START already started (ERROR), OK before every result line. */
+static void connect_ok(void)
+{
+    cmqtt_modem_ready(F.c, true);
+    assert_int_equal(F.state, CMQTT_CONNECTING);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
+    feed("\r\nOK\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTING);   /* OK alone is not success */
+    feed("\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n> ");
+    EXPECT("cloud/+");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
+    assert_int_equal(F.out_len, 0);
+}
+
+/* --- tests: pure ------------------------------------------------------------------ */
+
+static void test_topic_match(void **state)
+{
+    static const struct {
+        const char *filter, *topic;
+        bool match;
+    } cases[] = {
+        { "a/b", "a/b", true },       { "a/b", "a/c", false },    { "a/+", "a/b", true },
+        { "a/+", "a/b/c", false },    { "a/#", "a/b/c", true },   { "a/#", "a", true },
+        { "#", "a/b", true },         { "+/+", "a/b", true },     { "+", "a/b", false },
+        { "a/+/c", "a//c", true },    { "+", "", true },          { "#", "$SYS/x", false },
+        { "+/x", "$SYS/x", false },   { "$SYS/#", "$SYS/x", true }, { "sensors/+/temp",
+                                                                      "sensors/k/temp", true },
+        { "sensors/+/temp", "sensors/k/hum", false }, { "ab", "a", false }, { "a", "ab", false },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (cmqtt_topic_match(cases[i].filter, cases[i].topic, strlen(cases[i].topic)) !=
+            cases[i].match)
+            fail_msg("'%s' vs '%s': expected %d", cases[i].filter, cases[i].topic,
+                     cases[i].match);
+}
+
+static void test_error_texts(void **state)
+{
+    (void)state;
+    assert_string_equal(cmqtt_error_text(30), "connection refused: bad user name or password");
+    assert_string_equal(cmqtt_error_text(11), "no connection");
+    assert_string_equal(cmqtt_error_text(26), "socket is closed by server");
+    assert_string_equal(cmqtt_error_text(35), "disconnect from server failed");
+    assert_string_equal(cmqtt_error_text(36), "unknown error");
+    assert_string_equal(cmqtt_error_text(-1), "unknown error");
+    for (int e = 0; e <= 35; e++)
+        assert_non_null(cmqtt_error_text(e));
+    assert_string_equal(cmqtt_state_name(CMQTT_DISABLED), "disabled");
+    assert_string_equal(cmqtt_state_name(CMQTT_CONNECTED), "connected");
+}
+
+/* --- tests: session --------------------------------------------------------------- */
+
+static void test_connect_sequence(void **state)
+{
+    (void)state;
+    connect_ok();
+    assert_int_equal(cmqtt_stats(F.c)->connects, 1);
+}
+
+static void test_connect_refused_backoff(void **state)
+{
+    (void)state;
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,30\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_non_null(strstr(F.reason, "bad user name or password (30)"));
+    assert_string_equal(cmqtt_reason(F.c), F.reason);
+    /* Nothing is sent until the backoff is over: 1 s, then 2 s, 4 s. */
+    assert_int_equal(F.out_len, 0);
+    for (int64_t d = 1000; d <= 8000; d *= 2) {
+        assert_true(fire_timer(d));
+        EXPECT("AT+CMQTTSTART\r");
+        feed("\r\nERROR\r\n");
+        /* ACCQ: still acquired: "+CMQTTACCQ: 0,19" then ERROR: go on. */
+        EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+        feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
+        EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+        feed("\r\nOK\r\n");
+        /* After a failed attempt: close whatever is left first; the
+         * module's answer (here "not connected", 11) does not matter. */
+        EXPECT("AT+CMQTTDISC=0,10\r");
+        feed("\r\nOK\r\n\r\n+CMQTTDISC: 0,11\r\n");
+        F.out_len = 0;
+        feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,30\r\n");
+        assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    }
+    assert_false(fire_timer(1000));
+    assert_true(fire_timer(16000));
+}
+
+static void test_connlost_reconnects_and_resubscribes(void **state)
+{
+    (void)state;
+    connect_ok();
+    feed("\r\n+CMQTTCONNLOST: 0,1\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_non_null(strstr(F.reason, "closed by the broker"));
+    /* A run-time subscription while down: kept for the reconnect. */
+    cmqtt_subscribe(F.c, "rt/#", 2, on_done, NULL);
+    assert_true(F.done_ok);
+    assert_int_equal(F.out_len, 0);
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n> ");
+    EXPECT("cloud/+");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,4,2\r");
+    feed("\r\n> ");
+    EXPECT("rt/#");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
+}
+
+/* --- tests: publish ----------------------------------------------------------------- */
+
+static void test_publish_binary(void **state)
+{
+    static const uint8_t payload[] = { 'a', '\r', '\n', 0, 0x1a, 0x1b, 'O', 'K', '\r', '\n' };
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "dev/x", payload, sizeof(payload), 1, true, on_done, NULL);
+    EXPECT("AT+CMQTTTOPIC=0,5\r");
+    feed("\r\n> ");
+    EXPECT("dev/x");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTPAYLOAD=0,10\r");
+    feed("\r\n> ");
+    expect_written((const char *)payload, sizeof(payload));
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTPUB=0,1,60,1\r");
+    feed("\r\nOK\r\n");
+    assert_int_equal(F.n_done, 0);
+    feed("\r\n+CMQTTPUB: 0,0\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_true(F.done_ok);
+}
+
+static void test_publish_rejections(void **state)
+{
+    static uint8_t big[10241];
+    (void)state;
+    /* Not connected: QoS 0 refused at once, nothing written. */
+    cmqtt_publish(F.c, "t", (const uint8_t *)"p", 1, 0, false, on_done, NULL);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_int_equal(cmqtt_stats(F.c)->dropped_qos0, 1);
+    connect_ok();
+    cmqtt_publish(F.c, "t", big, sizeof(big), 1, false, on_done, NULL);
+    assert_string_equal(F.done_code, "too_long");
+    cmqtt_publish(F.c, "t/+", (const uint8_t *)"p", 1, 1, false, on_done, NULL);
+    assert_string_equal(F.done_code, "invalid_request");
+    cmqtt_publish(F.c, "t\r\nAT", (const uint8_t *)"p", 1, 1, false, on_done, NULL);
+    assert_string_equal(F.done_code, "invalid_request");
+    assert_int_equal(F.n_done, 4);
+    assert_int_equal(F.out_len, 0);
+}
+
+static void test_publish_queued_until_connected(void **state)
+{
+    (void)state;
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 1, false, on_done, NULL);
+    assert_int_equal(F.n_done, 0);
+    assert_int_equal(F.out_len, 0);
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    F.out_len = 0;
+    feed("\r\n> ");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    /* Connected: the queued publish goes out first thing. */
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    feed("\r\n> ");
+    EXPECT("q");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTPAYLOAD=0,1\r");
+    feed("\r\n> ");
+    EXPECT("v");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTPUB=0,1,60\r");
+    feed("\r\nOK\r\n\r\n+CMQTTPUB: 0,0\r\n");
+    assert_true(F.done_ok);
+}
+
+/* --- tests: receive ------------------------------------------------------------------ */
+
+static const uint8_t RX_PAYLOAD[20] = { 'x', '\r', '\n', 0, '+', 'C', 'M', 'Q', 'T', 'T', 'R',
+                                        'X', 'E', 'N', 'D', ':', ' ', '0', '\r', '\n' };
+
+/* One message: topic in two chunks, payload in two chunks of 12 and 8,
+ * the payload holding CR LF NUL and a fake RXEND line. */
+static size_t rx_transcript(uint8_t *buf)
+{
+    size_t n = 0;
+#define PUT(s) (memcpy(buf + n, (s), strlen(s)), n += strlen(s))
+    PUT("\r\n+CMQTTRXSTART: 0,9,20\r\n");
+    PUT("+CMQTTRXTOPIC: 0,6\r\ncloud/\r\n");
+    PUT("+CMQTTRXTOPIC: 0,3\r\nabc\r\n");
+    PUT("+CMQTTRXPAYLOAD: 0,12\r\n");
+    memcpy(buf + n, RX_PAYLOAD, 12);
+    n += 12;
+    PUT("\r\n+CMQTTRXPAYLOAD: 0,8\r\n");
+    memcpy(buf + n, RX_PAYLOAD + 12, 8);
+    n += 8;
+    PUT("\r\n+CMQTTRXEND: 0\r\n");
+#undef PUT
+    return n;
+}
+
+static void expect_rx_message(size_t i)
+{
+    assert_true(F.n_msgs > i);
+    assert_string_equal(F.msgs[i].topic, "cloud/abc");
+    assert_int_equal(F.msgs[i].len, sizeof(RX_PAYLOAD));
+    assert_memory_equal(F.msgs[i].payload, RX_PAYLOAD, sizeof(RX_PAYLOAD));
+    assert_int_equal(F.msgs[i].qos, 1);   /* "cloud/+" was subscribed with QoS 1 */
+}
+
+static void test_rx_every_split(void **state)
+{
+    uint8_t t[512];
+    size_t n = rx_transcript(t);
+    (void)state;
+    connect_ok();
+    for (size_t cut = 0; cut <= n; cut++) {
+        F.n_msgs = 0;
+        feed_bytes(t, cut);
+        feed_bytes(t + cut, n - cut);
+        if (F.n_msgs != 1)
+            fail_msg("split at %zu: %zu messages", cut, F.n_msgs);
+        expect_rx_message(0);
+    }
+    /* Byte by byte, and two cuts at once. */
+    F.n_msgs = 0;
+    for (size_t i = 0; i < n; i++)
+        feed_bytes(t + i, 1);
+    expect_rx_message(0);
+    for (size_t a = 0; a < n; a += 7) {
+        for (size_t b = a; b <= n; b += 5) {
+            F.n_msgs = 0;
+            feed_bytes(t, a);
+            feed_bytes(t + a, b - a);
+            feed_bytes(t + b, n - b);
+            if (F.n_msgs != 1)
+                fail_msg("splits at %zu and %zu: %zu messages", a, b, F.n_msgs);
+            expect_rx_message(0);
+        }
+    }
+    assert_int_equal(F.n_errors, 0);
+    assert_int_equal(F.out_len, 0);
+}
+
+/* A message arriving between a command's OK and its result line. */
+static void test_rx_inside_command(void **state)
+{
+    uint8_t t[512];
+    size_t n = rx_transcript(t);
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "d", (const uint8_t *)"", 0, 1, false, on_done, NULL);
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    feed("\r\n> ");
+    EXPECT("d");
+    feed("\r\nOK\r\n");
+    /* Empty payload: no AT+CMQTTPAYLOAD (the module takes 1-10240). */
+    EXPECT("AT+CMQTTPUB=0,1,60\r");
+    feed("\r\nOK\r\n");
+    feed_bytes(t, n);
+    feed("\r\n+CMQTTPUB: 0,0\r\n");
+    expect_rx_message(0);
+    assert_true(F.done_ok);
+}
+
+static void test_rx_longer_than_announced(void **state)
+{
+    uint8_t t[512];
+    size_t n = rx_transcript(t);
+    (void)state;
+    connect_ok();
+    feed("\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+         "+CMQTTRXPAYLOAD: 0,6\r\n123456\r\n+CMQTTRXEND: 0\r\n");
+    assert_int_equal(F.n_msgs, 0);
+    assert_int_equal(F.n_errors, 1);
+    assert_non_null(strstr(F.last_error, "remote_message_dropped"));
+    /* Recovered: the next one is delivered. */
+    feed_bytes(t, n);
+    expect_rx_message(0);
+}
+
+static void test_rx_short_and_missing_end(void **state)
+{
+    uint8_t t[512];
+    size_t n = rx_transcript(t);
+    (void)state;
+    connect_ok();
+    /* RXEND before the payload came. */
+    feed("\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n+CMQTTRXEND: 0\r\n");
+    assert_int_equal(F.n_errors, 1);
+    /* No RXEND at all: the timeout drops it. */
+    feed("\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+         "+CMQTTRXPAYLOAD: 0,4\r\n1234\r\n");
+    assert_true(fire_timer(CMQTT_RX_TIMEOUT_MS));
+    assert_int_equal(F.n_errors, 2);
+    assert_non_null(strstr(F.last_error, "RXEND"));
+    assert_int_equal(F.n_msgs, 0);
+    feed_bytes(t, n);
+    expect_rx_message(0);
+    /* A new RXSTART in the middle of a message: the old one is dropped. */
+    feed("\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n");
+    feed_bytes(t, n);
+    assert_int_equal(F.n_errors, 3);
+    expect_rx_message(1);
+}
+
+/* --- tests: subscribe, shutdown, modem loss ----------------------------------------- */
+
+static void test_subscribe_unsubscribe(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_subscribe(F.c, "a/#", 0, on_done, NULL);
+    EXPECT("AT+CMQTTSUB=0,3,0\r");
+    feed("\r\n> ");
+    EXPECT("a/#");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_true(F.done_ok);
+    cmqtt_unsubscribe(F.c, "a/#", on_done, NULL);
+    EXPECT("AT+CMQTTUNSUBTOPIC=0,3\r");
+    feed("\r\n> ");
+    EXPECT("a/#");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTUNSUB=0,0\r");
+    feed("\r\nOK\r\n\r\n+CMQTTUNSUB: 0,0\r\n");
+    assert_int_equal(F.n_done, 2);
+    assert_true(F.done_ok);
+    /* A refused subscription: modem_error with the reason. */
+    cmqtt_subscribe(F.c, "b", 1, on_done, NULL);
+    F.out_len = 0;
+    feed("\r\n> ");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,1\r\n");
+    assert_string_equal(F.done_code, "modem_error");
+    /* Bad filters: nothing written. */
+    cmqtt_subscribe(F.c, "a/#/b", 0, on_done, NULL);
+    assert_string_equal(F.done_code, "invalid_request");
+    assert_int_equal(F.out_len, 0);
+}
+
+static void stopped(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+static void test_shutdown(void **state)
+{
+    int n = 0;
+    (void)state;
+    connect_ok();
+    cmqtt_shutdown(F.c, stopped, &n);
+    EXPECT("AT+CMQTTDISC=0,60\r");
+    feed("\r\n+CMQTTDISC: 0,0\r\n\r\nOK\r\n");   /* result before OK: also fine */
+    EXPECT("AT+CMQTTREL=0\r");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTSTOP\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTOP: 0\r\n");
+    assert_int_equal(n, 1);
+    assert_int_equal(F.out_len, 0);
+}
+
+static void test_modem_lost(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 1, false, on_done, NULL);
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    F.ready = false;
+    at_chat_cancel_all(F.chat);
+    cmqtt_modem_ready(F.c, false);
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_int_equal(F.n_done, 0);   /* QoS 1: kept for the next session */
+    F.ready = true;
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");
+    F.out_len = 0;
+    feed("\r\nERROR\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n");
+    /* The module may still hold the old session: DISC before CONNECT. */
+    EXPECT("AT+CMQTTDISC=0,10\r");
+    feed("\r\nOK\r\n\r\n+CMQTTDISC: 0,0\r\n");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    F.out_len = 0;
+    feed("\r\n> ");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
+    /* The kept QoS 1 publish goes out. */
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+}
+
+/* +CMQTTNONET: the stack stopped; START again after the backoff. */
+static void test_nonet(void **state)
+{
+    (void)state;
+    connect_ok();
+    feed("\r\n+CMQTTNONET\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_non_null(strstr(F.reason, "data connection"));
+    assert_int_equal(F.out_len, 0);
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+}
+
+/* One subscription refused at connect: reported, the session stays up. */
+static void test_connect_sub_refused(void **state)
+{
+    (void)state;
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    for (int i = 0; i < 2; i++) {
+        F.out_len = 0;
+        feed("\r\nOK\r\n");
+    }
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n> ");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,1\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
+    assert_int_equal(F.n_errors, 1);
+    assert_non_null(strstr(F.last_error, "remote_subscribe_failed"));
+}
+
+/* +CMQTTCONNLOST while the subscriptions of a connect run: not "connected". */
+static void test_lost_while_subscribing(void **state)
+{
+    (void)state;
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    for (int i = 0; i < 2; i++) {
+        F.out_len = 0;
+        feed("\r\nOK\r\n");
+    }
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n+CMQTTCONNLOST: 0,3\r\n");
+    feed("\r\n> ");
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,11\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+}
+
+static void test_disabled(void **state)
+{
+    const struct cmqtt_cbs cb = { on_state, on_message, on_error };
+    struct cmqtt *d = cmqtt_new(FAKE_LOOP, FAKE_MODEM, NULL, &cb, NULL);
+    (void)state;
+    assert_non_null(d);
+    assert_int_equal(cmqtt_state(d), CMQTT_DISABLED);
+    cmqtt_modem_ready(d, true);
+    cmqtt_publish(d, "t", (const uint8_t *)"p", 1, 1, false, on_done, NULL);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_int_equal(F.out_len, 0);
+    cmqtt_free(d);
+    /* TLS is refused rather than silently sent in clear. */
+    struct cmqtt_opts o = base_opts();
+    o.tls = true;
+    assert_null(cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL));
+}
+
+static void test_tls_sequence(void **state)
+{
+    static const char ca[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const struct cmqtt_cbs cb = { on_state, on_message, on_error };
+    struct cmqtt_opts o = base_opts();
+    (void)state;
+    /* A fresh chat: the old service's URC table cannot be removed. */
+    cmqtt_free(F.c);
+    at_chat_free(F.chat);
+    new_chat();
+    o.tls = true;
+    o.ca_pem = (const uint8_t *)ca;
+    o.ca_len = sizeof(ca) - 1;
+    o.n_subs = 0;
+    F.c = cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL);
+    assert_non_null(F.c);
+    for (int round = 0; round < 2; round++) {
+        if (round == 0)
+            cmqtt_modem_ready(F.c, true);
+        else
+            assert_true(fire_timer(1000));
+        EXPECT("AT+CMQTTSTART\r");
+        feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+        if (round == 0) {
+            /* The CA once per modem boot, byte exact after the prompt. */
+            EXPECT("AT+CCERTDOWN=\"m2m_ca.pem\",59\r");
+            feed("\r\n>");
+            expect_written(ca, sizeof(ca) - 1);
+            feed("\r\nOK\r\n");
+        }
+        EXPECT("AT+CSSLCFG=\"sslversion\",0,4\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"authmode\",0,1\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"cacert\",0,\"m2m_ca.pem\"\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"enableSNI\",0,1\r");
+        feed("\r\nERROR\r\n");   /* older firmware: fine */
+        EXPECT("AT+CMQTTSSLCFG=0,0\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTACCQ=0,\"dev1\",1\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+        feed("\r\nOK\r\n");
+        F.out_len = 0;
+        feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+        assert_int_equal(F.state, CMQTT_CONNECTED);
+        feed("\r\n+CMQTTCONNLOST: 0,2\r\n");
+    }
+    /* A TLS handshake failure reads as such. */
+    assert_true(fire_timer(1000));
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    for (int i = 0; i < 7; i++) {
+        F.out_len = 0;
+        feed("\r\nOK\r\n");
+    }
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,32\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_non_null(strstr(F.reason, "handshake failed (32)"));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_topic_match),
+        T(test_error_texts),
+        T(test_connect_sequence),
+        T(test_connect_refused_backoff),
+        T(test_connlost_reconnects_and_resubscribes),
+        T(test_publish_binary),
+        T(test_publish_rejections),
+        T(test_publish_queued_until_connected),
+        T(test_rx_every_split),
+        T(test_rx_inside_command),
+        T(test_rx_longer_than_announced),
+        T(test_rx_short_and_missing_end),
+        T(test_subscribe_unsubscribe),
+        T(test_shutdown),
+        T(test_modem_lost),
+        T(test_nonet),
+        T(test_connect_sub_refused),
+        T(test_lost_while_subscribing),
+        T(test_disabled),
+        T(test_tls_sequence),
+    };
+    return cmocka_run_group_tests_name("cmqtt", tests, NULL, NULL);
+}
