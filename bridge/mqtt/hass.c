@@ -1,0 +1,461 @@
+/* Home Assistant MQTT discovery. See hass.h.
+ *
+ * Templates (Jinja, rendered by HA):
+ *  - B/status carries nulls while the modem is not ready; "{{ None }}"
+ *    renders "None", which HA's MQTT sensor takes as "unknown" rather than
+ *    a bogus 0 dBm.
+ *  - An MQTT event entity wants a JSON object with "event_type"; the rest
+ *    of the object becomes the event's attributes. dict(value_json,
+ *    event_type=...) keeps every field of the bridge's event (from, text,
+ *    time, parts, ...) without quoting anything by hand.
+ *  - The notify entity's message goes through tojson, so quotes,
+ *    backslashes and newlines in it stay one JSON string. */
+#include "mqtt/hass.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/log.h"
+
+#define TOPIC_MAX 1280        /* prefix (<= 1024) + component, node and key */
+#define NODE_PREFIX "modem2mqtt_"
+
+struct entity {
+    const char *component;    /* sensor | event | button | notify */
+    const char *key;          /* object id: unique per device */
+    const char *name;
+    const char *state;        /* state topic after "B/", or NULL */
+    const char *value_template;
+    const char *command;      /* command topic after "B/", or NULL */
+    const char *payload_press;
+    const char *device_class;
+    const char *unit;
+    const char *state_class;
+    const char *category;     /* entity_category, or NULL */
+    const char *icon;
+    const char *event_type;   /* the one event type of an event entity */
+    bool notify;              /* needs opts->notify_to */
+};
+
+static const struct entity entities[] = {
+    { .component = "sensor", .key = "signal_dbm", .name = "Signal", .state = "status",
+      .value_template = "{{ value_json.signal.dbm }}", .device_class = "signal_strength",
+      .unit = "dBm", .state_class = "measurement", .category = "diagnostic" },
+    { .component = "sensor", .key = "signal_percent", .name = "Signal quality",
+      .state = "status", .value_template = "{{ value_json.signal.percent }}", .unit = "%",
+      .state_class = "measurement", .category = "diagnostic", .icon = "mdi:signal" },
+    { .component = "sensor", .key = "operator", .name = "Operator", .state = "status",
+      .value_template = "{{ value_json.operator }}", .icon = "mdi:radio-tower" },
+    { .component = "sensor", .key = "registration", .name = "Registration", .state = "status",
+      .value_template = "{{ value_json.registration }}", .icon = "mdi:antenna" },
+    { .component = "sensor", .key = "access", .name = "Access technology", .state = "status",
+      .value_template = "{{ value_json.access }}", .icon = "mdi:access-point-network",
+      .category = "diagnostic" },
+    { .component = "sensor", .key = "modem_state", .name = "Modem state", .state = "status",
+      .value_template = "{{ value_json.state }}", .icon = "mdi:sim",
+      .category = "diagnostic" },
+    { .component = "sensor", .key = "remote", .name = "Remote broker", .state = "status",
+      .value_template = "{{ value_json.remote }}", .icon = "mdi:cloud-outline",
+      .category = "diagnostic" },
+    { .component = "sensor", .key = "call_state", .name = "Call", .state = "call/state",
+      .value_template = "{{ value_json.state }}", .icon = "mdi:phone" },
+    { .component = "event", .key = "sms_received", .name = "SMS received",
+      .state = "sms/received", .event_type = "received", .icon = "mdi:message-text",
+      .value_template = "{{ dict(value_json, event_type='received') | tojson }}" },
+    { .component = "event", .key = "call_ring", .name = "Incoming call", .state = "call/ring",
+      .event_type = "ring", .icon = "mdi:phone-incoming",
+      .value_template = "{{ dict(value_json, event_type='ring') | tojson }}" },
+    { .component = "button", .key = "modem_reset", .name = "Restart modem",
+      .command = "modem/power", .payload_press = "{\"mode\":\"reset\"}",
+      .device_class = "restart", .category = "config" },
+    { .component = "notify", .key = "sms", .name = "SMS", .command = "sms/send",
+      .icon = "mdi:message-arrow-right", .notify = true },
+};
+#define N_ENTITIES (sizeof(entities) / sizeof(entities[0]))
+_Static_assert(N_ENTITIES <= HASS_MAX_ENTITIES, "HASS_MAX_ENTITIES too small");
+
+size_t hass_entity_count(void)
+{
+    return N_ENTITIES;
+}
+
+int hass_status_topic(const char *prefix, char *topic, size_t size)
+{
+    int n = snprintf(topic, size, "%s/status", prefix);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+bool hass_is_online(const void *payload, size_t len)
+{
+    return len == 6 && memcmp(payload, "online", 6) == 0;
+}
+
+/* HA's node_id and object_id allow [a-zA-Z0-9_-]; an IMEI is digits, but
+ * the modem's answer is not trusted to be. */
+static int node_id(const struct modem_info *info, char *buf, size_t size)
+{
+    size_t n = strnlen(info->imei, sizeof(info->imei));
+    int w;
+
+    if (n == 0)
+        return -EINVAL;
+    w = snprintf(buf, size, NODE_PREFIX "%.*s", (int)n, info->imei);
+    if (w < 0 || (size_t)w >= size)
+        return -ENAMETOOLONG;
+    for (char *p = buf + strlen(NODE_PREFIX); *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'))
+            *p = '_';
+    return 0;
+}
+
+static bool add_str(cJSON *o, const char *key, const char *v)
+{
+    return !v || cJSON_AddStringToObject(o, key, v);
+}
+
+static bool add_topic(cJSON *o, const char *key, const char *base, const char *suffix)
+{
+    char t[TOPIC_MAX];
+    int n;
+
+    if (!suffix)
+        return true;
+    n = snprintf(t, sizeof(t), "%s/%s", base, suffix);
+    return n >= 0 && (size_t)n < sizeof(t) && cJSON_AddStringToObject(o, key, t);
+}
+
+static cJSON *device(const struct hass_opts *opts, const struct modem_info *info,
+                     const char *node)
+{
+    cJSON *d = cJSON_CreateObject(), *ids;
+    char name[160];
+    const char *model = info->model[0] ? info->model : "Modem";
+
+    if (!d)
+        return NULL;
+    snprintf(name, sizeof(name), "%.64s %.80s", model, opts->base);
+    ids = cJSON_AddArrayToObject(d, "identifiers");
+    if (!ids || !cJSON_AddItemToArray(ids, cJSON_CreateString(node)) ||
+        !add_str(d, "name", name) ||
+        !add_str(d, "manufacturer", info->manufacturer[0] ? info->manufacturer : NULL) ||
+        !add_str(d, "model", info->model[0] ? info->model : NULL) ||
+        !add_str(d, "sw_version", info->revision[0] ? info->revision : NULL) ||
+        !add_str(d, "serial_number", info->imei)) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* {"to":"+49...","text":{{ value | tojson }}}: notify_to was validated as
+ * E.164 (config.c), so it needs no escaping inside the template. */
+static bool add_notify_template(cJSON *o, const char *to)
+{
+    char t[128];
+    int n = snprintf(t, sizeof(t), "{\"to\":\"%s\",\"text\":{{ value | tojson }}}", to);
+
+    return n >= 0 && (size_t)n < sizeof(t) && cJSON_AddStringToObject(o, "command_template", t);
+}
+
+int hass_config(const struct hass_opts *opts, const struct modem_info *info, size_t i,
+                char *topic, size_t size, char **payload)
+{
+    const struct entity *e;
+    char node[sizeof(NODE_PREFIX) + sizeof(info->imei)], uid[160];
+    cJSON *o, *d, *types, *origin;
+    int n, r;
+
+    *payload = NULL;
+    if (i >= N_ENTITIES)
+        return -EINVAL;
+    e = &entities[i];
+    if (e->notify && !(opts->notify_to && *opts->notify_to))
+        return -ENOENT;
+    r = node_id(info, node, sizeof(node));
+    if (r < 0)
+        return r;
+    n = snprintf(topic, size, "%s/%s/%s/%s/config", opts->prefix, e->component, node, e->key);
+    if (n < 0 || (size_t)n >= size)
+        return -ENAMETOOLONG;
+    snprintf(uid, sizeof(uid), "%s_%s", node, e->key);
+
+    o = cJSON_CreateObject();
+    if (!o)
+        return -ENOMEM;
+    bool ok = add_str(o, "name", e->name) && add_str(o, "unique_id", uid) &&
+              add_topic(o, "state_topic", opts->base, e->state) &&
+              add_str(o, "value_template", e->value_template) &&
+              add_topic(o, "command_topic", opts->base, e->command) &&
+              add_str(o, "payload_press", e->payload_press) &&
+              (!e->notify || add_notify_template(o, opts->notify_to)) &&
+              add_topic(o, "availability_topic", opts->base, "availability") &&
+              add_str(o, "payload_available", "online") &&
+              add_str(o, "payload_not_available", "offline") &&
+              add_str(o, "device_class", e->device_class) &&
+              add_str(o, "unit_of_measurement", e->unit) &&
+              add_str(o, "state_class", e->state_class) &&
+              add_str(o, "entity_category", e->category) && add_str(o, "icon", e->icon) &&
+              /* Commands and SMS events are QoS 1 on the bridge's side too. */
+              cJSON_AddNumberToObject(o, "qos", 1);
+    if (ok && e->event_type) {
+        types = cJSON_AddArrayToObject(o, "event_types");
+        ok = types && cJSON_AddItemToArray(types, cJSON_CreateString(e->event_type));
+    }
+    if (ok) {
+        d = device(opts, info, node);
+        ok = d && cJSON_AddItemToObject(o, "device", d);
+        if (d && !ok)
+            cJSON_Delete(d);
+    }
+    if (ok) {
+        origin = cJSON_AddObjectToObject(o, "origin");
+        ok = origin && add_str(origin, "name", "modem2mqtt") &&
+             add_str(origin, "sw_version", opts->sw_version);
+    }
+    if (ok)
+        *payload = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *payload ? 0 : -ENOMEM;
+}
+
+/* --- the glue ---------------------------------------------------------------- */
+
+#define STATE_MAX (4 * HASS_MAX_ENTITIES)   /* topics remembered across runs */
+
+struct topic_set {
+    char *t[STATE_MAX];
+    size_t n;
+};
+
+struct hass {
+    struct hass_opts opts;
+    char *prefix, *base, *notify_to, *sw_version;
+    bool discovery;
+    char *state_path;
+    bool announced;               /* this process announced announced_imei */
+    char announced_imei[sizeof(((struct modem_info *)0)->imei)];
+    hass_publish_fn publish;
+    void *ctx;
+};
+
+static void set_clear(struct topic_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->t[i]);
+    s->n = 0;
+}
+
+static bool set_has(const struct topic_set *s, const char *t)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->t[i], t) == 0)
+            return true;
+    return false;
+}
+
+/* Adds a copy; a duplicate is not added. -ENOSPC past STATE_MAX. */
+static int set_add(struct topic_set *s, const char *t)
+{
+    if (set_has(s, t))
+        return 0;
+    if (s->n == STATE_MAX)
+        return -ENOSPC;
+    if (!(s->t[s->n] = strdup(t)))
+        return -ENOMEM;
+    s->n++;
+    return 0;
+}
+
+/* A missing file is an empty set. Lines that are not under our prefix's
+ * discovery layout are still taken: the prefix may have changed since. */
+static int state_load(const struct hass *h, struct topic_set *s)
+{
+    FILE *f = fopen(h->state_path, "r");
+    char line[TOPIC_MAX + 2];
+    int r = 0;
+
+    s->n = 0;
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    while (r == 0 && fgets(line, sizeof(line), f)) {
+        size_t n = strcspn(line, "\n");
+        line[n] = '\0';
+        if (n > 0)
+            r = set_add(s, line);
+    }
+    fclose(f);
+    if (r < 0)
+        set_clear(s);
+    return r;
+}
+
+/* Atomically: tmp, fsync, rename. An empty set removes the file. */
+static int state_save(const struct hass *h, const struct topic_set *s)
+{
+    char tmp[PATH_MAX + 8];
+    FILE *f;
+    int r = 0;
+
+    if (s->n == 0)
+        return unlink(h->state_path) == 0 || errno == ENOENT ? 0 : -errno;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", h->state_path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    for (size_t i = 0; i < s->n; i++)
+        if (fprintf(f, "%s\n", s->t[i]) < 0)
+            r = -EIO;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        r = r ? r : -errno;
+    if (fclose(f) != 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, h->state_path) != 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+struct hass *hass_new(const struct hass_opts *opts, bool discovery, const char *state_dir,
+                      hass_publish_fn publish, void *ctx)
+{
+    struct hass *h;
+
+    if (!opts || !opts->prefix || !opts->base || !state_dir || !publish)
+        return NULL;
+    h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->prefix = strdup(opts->prefix);
+    h->base = strdup(opts->base);
+    h->notify_to = opts->notify_to ? strdup(opts->notify_to) : NULL;
+    h->sw_version = strdup(opts->sw_version ? opts->sw_version : "");
+    h->state_path = malloc(strlen(state_dir) + sizeof("/" HASS_STATE_FILE));
+    if (!h->prefix || !h->base || (opts->notify_to && !h->notify_to) || !h->sw_version ||
+        !h->state_path) {
+        hass_free(h);
+        return NULL;
+    }
+    sprintf(h->state_path, "%s/" HASS_STATE_FILE, state_dir);
+    h->opts = (struct hass_opts){ h->prefix, h->base, h->notify_to, h->sw_version };
+    h->discovery = discovery;
+    h->publish = publish;
+    h->ctx = ctx;
+    return h;
+}
+
+void hass_free(struct hass *h)
+{
+    if (!h)
+        return;
+    free(h->prefix);
+    free(h->base);
+    free(h->notify_to);
+    free(h->sw_version);
+    free(h->state_path);
+    free(h);
+}
+
+int hass_reannounce(struct hass *h, const struct modem_info *info)
+{
+    h->announced = false;
+    return hass_sync(h, info);
+}
+
+int hass_sync(struct hass *h, const struct modem_info *info)
+{
+    struct topic_set old = { .n = 0 }, want = { .n = 0 }, keep = { .n = 0 };
+    char *payloads[HASS_MAX_ENTITIES] = { NULL };
+    char topic[TOPIC_MAX];
+    int r, first = 0;
+
+    if (h->discovery && !(info && info->imei[0]))
+        return 0;   /* nothing to announce before the device's identity is known */
+    if (h->discovery && h->announced && strcmp(h->announced_imei, info->imei) == 0)
+        return 0;   /* retained on the broker already; HA's "online" re-announces */
+    r = state_load(h, &old);
+    if (r < 0) {
+        log_warn("hass: %s: %s", h->state_path, strerror(-r));
+        return r;
+    }
+    if (!h->discovery && old.n == 0)
+        return 0;
+
+    for (size_t i = 0; h->discovery && i < N_ENTITIES; i++) {
+        r = hass_config(&h->opts, info, i, topic, sizeof(topic), &payloads[want.n]);
+        if (r == -ENOENT) {
+            r = 0;   /* off under these options */
+            continue;
+        }
+        if (r == 0)
+            r = set_add(&want, topic);
+        if (r < 0) {
+            free(payloads[want.n]);
+            payloads[want.n] = NULL;
+            log_warn("hass: entity %s: %s", entities[i].key, strerror(-r));
+            goto out;
+        }
+    }
+
+    /* Remember the union first: whatever happens below, a later run with
+     * discovery off knows every topic that may be on the broker. */
+    for (size_t i = 0; i < want.n && r == 0; i++)
+        r = set_add(&keep, want.t[i]);
+    for (size_t i = 0; i < old.n && r == 0; i++)
+        r = set_add(&keep, old.t[i]);
+    if (r == 0)
+        r = state_save(h, &keep);
+    if (r < 0) {
+        log_warn("hass: cannot record the discovery topics in %s: %s", h->state_path,
+                 strerror(-r));
+        goto out;
+    }
+
+    /* Withdraw what is no longer wanted; what could not be withdrawn stays
+     * in the file for the next call. */
+    set_clear(&keep);
+    for (size_t i = 0; i < old.n; i++) {
+        if (set_has(&want, old.t[i]))
+            continue;
+        int p = h->publish(h->ctx, old.t[i], "");
+        if (p < 0 && set_add(&keep, old.t[i]) == 0 && first == 0)
+            first = p;
+        else if (p == 0)
+            log_info("hass: removed %s", old.t[i]);
+    }
+    for (size_t i = 0; i < want.n; i++) {
+        int p = h->publish(h->ctx, want.t[i], payloads[i]);
+        if (p < 0 && first == 0)
+            first = p;
+        r = set_add(&keep, want.t[i]);
+        if (r < 0)
+            goto out;
+    }
+    if (want.n)
+        log_info("hass: announced %zu entities under %s", want.n, h->prefix);
+    r = state_save(h, &keep);
+    if (r == 0)
+        r = first;
+    if (r == 0 && h->discovery) {
+        h->announced = true;
+        snprintf(h->announced_imei, sizeof(h->announced_imei), "%s", info->imei);
+    }
+
+out:
+    for (size_t i = 0; i < HASS_MAX_ENTITIES; i++)
+        free(payloads[i]);
+    set_clear(&old);
+    set_clear(&want);
+    set_clear(&keep);
+    return r;
+}

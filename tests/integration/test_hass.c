@@ -1,0 +1,338 @@
+/* Integration: Home Assistant MQTT discovery from a simulated modem, end
+ * to end (mqtt/hass.h): the whole set of retained config messages, each
+ * checked against what HA requires of its component and against the
+ * bridge's real topics; re-announced on HA's "online"; removed when the
+ * option is turned off. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "modem/pdu.h"
+
+#define PREFIX "hatest"
+#define NOTIFY_TO "+4917012345678"
+#define HA_CONFIG \
+    "\"mqtt\":{\"homeassistant\":{\"prefix\":\"" PREFIX "\",\"notify_to\":\"" NOTIFY_TO "\"}}"
+
+/* Every entity the bridge announces, by component and object id. */
+static const struct {
+    const char *component, *key;
+} expected[] = {
+    { "sensor", "signal_dbm" },   { "sensor", "signal_percent" }, { "sensor", "operator" },
+    { "sensor", "registration" }, { "sensor", "access" },         { "sensor", "modem_state" },
+    { "sensor", "remote" },       { "sensor", "call_state" },     { "event", "sms_received" },
+    { "event", "call_ring" },     { "button", "modem_reset" },    { "notify", "sms" },
+};
+#define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
+
+static struct h_mqtt g_ha;           /* subscribed to PREFIX/#: HA's view */
+
+static int teardown(void **state)
+{
+    h_mqtt_disconnect(&g_ha);
+    memset(&g_ha, 0, sizeof(g_ha));
+    return h_env_teardown(state);
+}
+
+static void topic_of(const char *imei, size_t i, char *out, size_t size)
+{
+    snprintf(out, size, PREFIX "/%s/modem2mqtt_%s/%s/config", expected[i].component, imei,
+             expected[i].key);
+}
+
+/* The IMEI the bridge published on B/info (retained). */
+static void get_imei(struct h_env *e, char *imei, size_t size)
+{
+    cJSON *info = h_mqtt_wait_json(&e->mqtt, e->t_info, H_TIMEOUT_MS);
+    snprintf(imei, size, "%s", h_json_str(info, "imei"));
+    cJSON_Delete(info);
+}
+
+/* The retained B/status, as HA gets it when it subscribes. */
+static cJSON *retained_status(struct h_env *e)
+{
+    struct h_mqtt late;
+    h_mqtt_connect(&late, e->broker.uri, "ha-status", true);
+    h_mqtt_subscribe(&late, e->t_status);
+    struct h_msg *m = h_mqtt_take(&late, e->t_status, h_ms(H_TIMEOUT_MS));
+    h_mqtt_disconnect(&late);
+    if (!m)
+        h_fail("no retained message on %s", e->t_status);
+    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+    h_msg_free(m);
+    if (!j)
+        h_fail("%s is not JSON", e->t_status);
+    return j;
+}
+
+static void ha_connect(struct h_env *e)
+{
+    h_mqtt_connect(&g_ha, e->broker.uri, "ha-test", true);
+    h_mqtt_subscribe(&g_ha, PREFIX "/#");
+}
+
+/* "{{ value_json.a.b }}" -> resolves a.b in payload; fails when missing. */
+static void check_template_path(const char *topic, const char *tmpl, const cJSON *payload)
+{
+    char path[128];
+    if (sscanf(tmpl, "{{ value_json.%127[a-z_.] }}", path) != 1)
+        h_fail("%s: unexpected value_template '%s'", topic, tmpl);
+    const cJSON *v = payload;
+    for (char *save = NULL, *k = strtok_r(path, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+        v = cJSON_GetObjectItemCaseSensitive(v, k);
+        if (!v)
+            h_fail("%s: value_template '%s' names '%s', missing from the state payload", topic,
+                   tmpl, k);
+    }
+}
+
+/* What HA's MQTT discovery requires of every component, and that each
+ * topic is one of the bridge's. status: the retained B/status, to resolve
+ * the sensors' templates against. */
+static void check_config(struct h_env *e, const char *topic, const cJSON *c, const char *imei,
+                         const char *component, const cJSON *status)
+{
+    char want[160];
+
+    h_json_str(c, "name");
+    snprintf(want, sizeof want, "modem2mqtt_%s_", imei);
+    if (strncmp(h_json_str(c, "unique_id"), want, strlen(want)) != 0)
+        h_fail("%s: unique_id '%s' does not start with %s", topic, h_json_str(c, "unique_id"),
+               want);
+    const cJSON *dev = h_json_obj(c, "device");
+    const cJSON *ids = h_json_arr(dev, "identifiers");
+    snprintf(want, sizeof want, "modem2mqtt_%s", imei);
+    if (cJSON_GetArraySize(ids) != 1 || !cJSON_IsString(cJSON_GetArrayItem(ids, 0)) ||
+        strcmp(cJSON_GetArrayItem(ids, 0)->valuestring, want) != 0)
+        h_fail("%s: device.identifiers is not [\"%s\"]", topic, want);
+    h_json_str_eq(dev, "manufacturer", "SIMCOM INCORPORATED");
+    h_json_str_eq(dev, "model", "A7670E");
+    h_json_str_eq(dev, "sw_version", "A011B07A7670M7");
+    h_json_str(dev, "name");
+    h_json_str_eq(c, "availability_topic", e->t_avail);
+    h_json_str_eq(c, "payload_available", "online");
+    h_json_str_eq(c, "payload_not_available", "offline");
+
+    if (strcmp(component, "sensor") == 0 || strcmp(component, "event") == 0) {
+        const char *st = h_json_str(c, "state_topic");
+        if (strncmp(st, e->base, strlen(e->base)) != 0 || st[strlen(e->base)] != '/')
+            h_fail("%s: state_topic '%s' is not under %s/", topic, st, e->base);
+        const char *vt = h_json_str(c, "value_template");
+        if (strcmp(st, e->t_status) == 0)
+            check_template_path(topic, vt, status);
+    }
+    if (strcmp(component, "event") == 0) {
+        const cJSON *types = h_json_arr(c, "event_types");
+        if (cJSON_GetArraySize(types) < 1)
+            h_fail("%s: event_types is empty", topic);
+        if (!strstr(h_json_str(c, "value_template"), "event_type="))
+            h_fail("%s: the value_template does not set event_type", topic);
+    }
+    if (strcmp(component, "button") == 0 || strcmp(component, "notify") == 0) {
+        const char *ct = h_json_str(c, "command_topic");
+        if (strncmp(ct, e->base, strlen(e->base)) != 0)
+            h_fail("%s: command_topic '%s' is not under %s/", topic, ct, e->base);
+    }
+    if (strcmp(component, "button") == 0)
+        h_json_str(c, "payload_press");
+    if (strcmp(component, "notify") == 0)
+        h_json_str(c, "command_template");
+}
+
+/* Takes one config message per expected topic from g_ha; returns them
+ * (caller frees) in expected[] order. Then nothing else may be queued. */
+static void take_all(struct h_env *e, const char *imei, cJSON **out)
+{
+    char t[256];
+    cJSON *status = retained_status(e);
+
+    for (size_t i = 0; i < N_EXPECTED; i++) {
+        topic_of(imei, i, t, sizeof t);
+        out[i] = h_mqtt_wait_json(&g_ha, t, H_TIMEOUT_MS);
+        check_config(e, t, out[i], imei, expected[i].component, status);
+    }
+    cJSON_Delete(status);
+    pthread_mutex_lock(&g_ha.mu);
+    const struct h_msg *extra = g_ha.head;
+    char extra_topic[256] = "";
+    if (extra)
+        snprintf(extra_topic, sizeof extra_topic, "%s", extra->topic);
+    pthread_mutex_unlock(&g_ha.mu);
+    if (*extra_topic)
+        h_fail("unexpected discovery message on %s", extra_topic);
+}
+
+static void free_all(cJSON **c)
+{
+    for (size_t i = 0; i < N_EXPECTED; i++)
+        cJSON_Delete(c[i]);
+}
+
+static const cJSON *config_of(cJSON **c, const char *key)
+{
+    for (size_t i = 0; i < N_EXPECTED; i++)
+        if (strcmp(expected[i].key, key) == 0)
+            return c[i];
+    h_fail("no entity %s", key);
+}
+
+/* The whole set, then each command entity used the way HA would. */
+static void test_discovery_set(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = { .config = HA_CONFIG };
+    char imei[32], l[1024], hex[900];
+    cJSON *c[N_EXPECTED];
+
+    h_env_up(e, &o);
+    get_imei(e, imei, sizeof imei);
+    ha_connect(e);
+    take_all(e, imei, c);
+
+    /* The notify entity: HA renders the command template with the
+     * message (tojson: a JSON string, quotes escaped). */
+    const char *tmpl = h_json_str(config_of(c, "sms"), "command_template");
+    const char *slot = strstr(tmpl, "{{ value | tojson }}");
+    if (!slot)
+        h_fail("command_template '%s' has no {{ value | tojson }}", tmpl);
+    cJSON *text = cJSON_CreateString("HA says \"hi\"");
+    char *quoted = cJSON_PrintUnformatted(text);
+    char *cmd = h_strdupf("%.*s%s%s", (int)(slot - tmpl), tmpl, quoted,
+                          slot + strlen("{{ value | tojson }}"));
+    h_mqtt_publish(&e->mqtt, h_json_str(config_of(c, "sms"), "command_topic"), cmd, 1, false);
+    h_sim_wait_line(&e->sim, "sent ", l, sizeof l, H_TIMEOUT_MS);
+    struct pdu_msg msg;
+    int mr;
+    if (sscanf(l, "sent %d %899s", &mr, hex) != 2 || pdu_decode(hex, strlen(hex), 0, &msg) != 0)
+        h_fail("unexpected simulator line '%s'", l);
+    assert_string_equal(msg.addr, NOTIFY_TO);
+    assert_string_equal((const char *)msg.text, "HA says \"hi\"");
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    free(cmd);
+    free(quoted);
+    cJSON_Delete(text);
+
+    /* The button: its payload on its command topic is a routed command
+     * (whatever this release answers, it answers). */
+    const cJSON *button = config_of(c, "modem_reset");
+    char *result_topic = h_strdupf("%s/result", h_json_str(button, "command_topic"));
+    h_mqtt_publish(&e->mqtt, h_json_str(button, "command_topic"),
+                   h_json_str(button, "payload_press"), 1, false);
+    r = h_mqtt_wait_json(&e->mqtt, result_topic, 30000);
+    h_json_bool(r, "ok");
+    cJSON_Delete(r);
+    free(result_topic);
+
+    /* The SMS event's state topic carries what its template reads. */
+    const char *sms_topic = h_json_str(config_of(c, "sms_received"), "state_topic");
+    assert_string_equal(sms_topic, e->t_received);
+    h_sim_cmd_ok(&e->sim, "sms +4917099999999 hello HA", NULL, 0);
+    r = h_mqtt_wait_json(&e->mqtt, sms_topic, H_TIMEOUT_MS);
+    h_json_str_eq(r, "from", "+4917099999999");
+    h_json_str_eq(r, "text", "hello HA");
+    cJSON_Delete(r);
+
+    free_all(c);
+    H_PASS(e);
+}
+
+/* HA restarted: "online" on <prefix>/status announces everything again;
+ * "offline" does not. */
+static void test_reannounce_on_ha_online(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = { .config = HA_CONFIG };
+    char imei[32];
+    cJSON *c[N_EXPECTED];
+
+    h_env_up(e, &o);
+    get_imei(e, imei, sizeof imei);
+    ha_connect(e);
+    take_all(e, imei, c);
+    free_all(c);
+
+    h_mqtt_publish(&g_ha, PREFIX "/status", "offline", 1, false);
+    h_mqtt_publish(&g_ha, PREFIX "/status", "online", 1, false);
+    /* g_ha hears its own birth messages too. */
+    h_mqtt_wait_payload(&g_ha, PREFIX "/status", "offline", H_TIMEOUT_MS);
+    h_mqtt_wait_payload(&g_ha, PREFIX "/status", "online", H_TIMEOUT_MS);
+    take_all(e, imei, c);
+    free_all(c);
+    /* The birth message is not a command: nothing was answered. */
+    if (h_mqtt_pending(&g_ha, PREFIX "/status/result"))
+        h_fail("the bridge answered HA's birth message");
+    H_PASS(e);
+}
+
+/* Discovery turned off: a restart empties every config it announced, and
+ * the broker keeps none of them. */
+static void test_discovery_off_removes(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = { .config = HA_CONFIG };
+    char imei[32], t[256], buf[64], path[400];
+    cJSON *c[N_EXPECTED];
+    struct stat sb;
+
+    h_env_up(e, &o);
+    get_imei(e, imei, sizeof imei);
+    ha_connect(e);
+    take_all(e, imei, c);
+    free_all(c);
+    snprintf(path, sizeof path, "%s/hass-discovery", e->bridge.state_dir);
+    if (stat(path, &sb) != 0)
+        h_fail("%s: the announced topics are not recorded", path);
+
+    h_bridge_stop(&e->bridge);
+    char *json = h_strdupf("{\"state_dir\":\"%s\",\"mqtt\":{\"homeassistant\":"
+                           "{\"discovery\":false,\"prefix\":\"" PREFIX "\"}}}\n",
+                           e->bridge.state_dir);
+    FILE *f = fopen(e->bridge.config_path, "w");
+    if (!f || fputs(json, f) < 0 || fclose(f) != 0)
+        h_fail("rewriting %s", e->bridge.config_path);
+    free(json);
+    h_env_start_bridge(e);
+
+    for (size_t i = 0; i < N_EXPECTED; i++) {
+        topic_of(imei, i, t, sizeof t);
+        size_t n = h_mqtt_wait(&g_ha, t, buf, sizeof buf, H_TIMEOUT_MS);
+        if (n != 0)
+            h_fail("%s: expected an empty payload (removal), got '%s'", t, buf);
+    }
+    if (stat(path, &sb) == 0)
+        h_fail("%s still exists after every topic was removed", path);
+
+    /* A fresh subscriber finds no config left: the retained marker on a
+     * second filter arrives after every retained message of the first. */
+    h_mqtt_publish(&e->mqtt, "hatest-marker", "m", 1, true);
+    struct h_mqtt late;
+    h_mqtt_connect(&late, e->broker.uri, "ha-late", true);
+    h_mqtt_subscribe(&late, PREFIX "/#");
+    h_mqtt_subscribe(&late, "hatest-marker");
+    h_mqtt_wait_payload(&late, "hatest-marker", "m", H_TIMEOUT_MS);
+    for (size_t i = 0; i < N_EXPECTED; i++) {
+        topic_of(imei, i, t, sizeof t);
+        if (h_mqtt_pending(&late, t)) {
+            h_mqtt_disconnect(&late);
+            h_fail("%s is still retained on the broker", t);
+        }
+    }
+    h_mqtt_disconnect(&late);
+    H_PASS(e);
+}
+
+int main(void)
+{
+    h_init_filter();
+#define T(f) cmocka_unit_test_setup_teardown(f, h_env_setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_discovery_set),
+        T(test_reannounce_on_ha_online),
+        T(test_discovery_off_removes),
+    };
+    return cmocka_run_group_tests_name("integration_hass", tests, NULL, NULL);
+}
