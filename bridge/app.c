@@ -24,12 +24,18 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "modem/call.h"
+#include "modem/cmqtt.h"
 #include "modem/modem.h"
 #include "modem/sms.h"
 #include "modem/status.h"
+#include "modem/ussd.h"
+#include "mqtt/hass.h"
+#include "version.h"
 #include "mqtt/json.h"
 #include "mqtt/link.h"
 
@@ -76,36 +82,53 @@ struct app {
     struct modem *modem;
     struct sms *sms;
     struct status *status;
+    struct cmqtt *cmqtt;          /* remote broker (always there; DISABLED without "remote") */
+    uint64_t remote_stop_timer;   /* bounds the CMQTT shutdown sequence */
+    uint8_t *remote_ca;           /* remote.ca_file's contents (TLS) */
+    size_t remote_ca_len;
+    struct call *call;
+    struct ussd *ussd;
+    bool resetting;               /* AT+CRESET accepted; the module not back yet */
     int sig_fd;
 
     bool settled;                 /* the modem left "starting" at least once */
     uint64_t settle_timer;
+    bool health_warned;           /* health_write failed once: logged */
     struct held *held, **held_tail;
     size_t n_held;
 
     struct modem_info info;
     bool have_info;
+    struct hass *hass;            /* Home Assistant discovery (mqtt/hass.h) */
     char *last_status;            /* last published B/status, to skip repeats */
     const char *last_state;       /* status_state() last logged */
 };
 
 static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root);
 static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_not_yet(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_ussd_send(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_modem_power(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_call_hangup(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_call_dtmf(struct app *a, struct command *cmd, const cJSON *root);
 
 /* Every command topic of the contract. Those of later releases answer
  * "unsupported" rather than nothing, so a script never waits in vain. */
 static const struct route routes[] = {
     { "sms/send", cmd_sms_send },
-    { "call/dial", cmd_not_yet },
-    { "call/answer", cmd_not_yet },
-    { "call/hangup", cmd_not_yet },
-    { "call/dtmf", cmd_not_yet },
-    { "ussd/send", cmd_not_yet },
-    { "remote/publish", cmd_not_yet },
-    { "remote/subscribe", cmd_not_yet },
-    { "remote/unsubscribe", cmd_not_yet },
-    { "modem/power", cmd_not_yet },
+    { "call/dial", cmd_call_dial },
+    { "call/answer", cmd_call_answer },
+    { "call/hangup", cmd_call_hangup },
+    { "call/dtmf", cmd_call_dtmf },
+    { "ussd/send", cmd_ussd_send },
+    { "remote/publish", cmd_remote_publish },
+    { "remote/subscribe", cmd_remote_subscribe },
+    { "remote/unsubscribe", cmd_remote_unsubscribe },
+    { "modem/power", cmd_modem_power },
     { "at/send", cmd_at_send },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -148,8 +171,21 @@ static const char *status_state(enum modem_state st)
     case MODEM_READY: return "ready";
     case MODEM_SIM_LOCKED: return "sim_locked";
     case MODEM_NO_SIM: return "no_sim";
+    case MODEM_LOW_POWER: return "low_power";
+    case MODEM_RESETTING: return "resetting";
     default: return "unavailable";
     }
+}
+
+/* B/status "state": a reset stays "resetting" through the module's boot
+ * and bring-up, until it is ready (or stops: SIM, no port). */
+static const char *app_state(const struct app *a)
+{
+    enum modem_state st = modem_state(a->modem);
+
+    if (a->resetting && (st == MODEM_PROBING || st == MODEM_BRINGUP || st == MODEM_RESETTING))
+        return "resetting";
+    return status_state(st);
 }
 
 static const char *sim_state(enum modem_state st)
@@ -180,10 +216,13 @@ static void publish_status(struct app *a)
 
     if (!o)
         return;
-    cJSON_AddStringToObject(o, "state", status_state(st));
+    cJSON_AddStringToObject(o, "state", app_state(a));
     cJSON_AddStringToObject(o, "sim", sim_state(st));
+    /* AT+CFUN=0: the radio is off, so the module is not registered. */
     cJSON_AddStringToObject(o, "registration",
-                            ready ? status_reg_name(si->reg_stat) : "unknown");
+                            ready                      ? status_reg_name(si->reg_stat)
+                            : st == MODEM_LOW_POWER    ? "unregistered"
+                                                       : "unknown");
     add_string_or_null(o, "operator", ready ? si->operator_name : NULL);
     add_string_or_null(o, "access", ready ? si->access : NULL);
     sig = cJSON_AddObjectToObject(o, "signal");
@@ -201,7 +240,11 @@ static void publish_status(struct app *a)
         cJSON_AddNullToObject(sig, "dbm");
         cJSON_AddNullToObject(sig, "percent");
     }
-    cJSON_AddStringToObject(o, "remote", "disabled");
+    cJSON_AddStringToObject(o, "remote", cmqtt_state_name(cmqtt_state(a->cmqtt)));
+    /* Why the remote session is down (e.g. "connection refused: bad user
+     * name or password (30)"); only while it is. */
+    if (cmqtt_reason(a->cmqtt) && cmqtt_state(a->cmqtt) == CMQTT_DISCONNECTED)
+        cJSON_AddStringToObject(o, "remote_error", cmqtt_reason(a->cmqtt));
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!s)
@@ -246,6 +289,21 @@ static void publish_error_event(struct app *a, const char *code, const char *mes
 
     if (s)
         publish(a, "error", s, 0, false, NULL, NULL);
+    free(s);
+}
+
+static void publish_sim_locked(struct app *a)
+{
+    publish_error_event(a, "sim_locked", "the SIM needs a PIN or PUK (modem.pin)");
+}
+
+/* Retained: a dashboard shows the call in progress after its own restart. */
+static void publish_call_state(struct app *a, const struct call_state *st)
+{
+    char *s = st ? call_state_json(st) : NULL;
+
+    if (s)
+        publish(a, "call/state", s, 1, true, NULL, NULL);
     free(s);
 }
 
@@ -294,11 +352,263 @@ static void finish_error(struct command *cmd, const char *code, const char *mess
     command_finish(cmd, NULL, &err);
 }
 
-static void cmd_not_yet(struct app *a, struct command *cmd, const cJSON *root)
+/* --- USSD and modem power -------------------------------------------------------- */
+
+static void ussd_answered(void *ctx, const struct ussd_reply *reply, const struct json_error *err)
 {
-    (void)a;
-    (void)root;
-    finish_error(cmd, "unsupported", "this command is not implemented in this version");
+    struct command *cmd = ctx;
+    cJSON *data;
+
+    if (err) {
+        command_finish(cmd, NULL, err);
+        return;
+    }
+    data = cJSON_CreateObject();
+    if (data) {
+        cJSON_AddStringToObject(data, "text", reply->text);
+        cJSON_AddNumberToObject(data, "status", reply->status);
+    }
+    command_finish(cmd, data, NULL);
+}
+
+static void cmd_ussd_send(struct app *a, struct command *cmd, const cJSON *root)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    const char *code;
+
+    if (json_parse_ussd(root, &code, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    ussd_send(a->ussd, code, ussd_answered, cmd);
+}
+
+struct power_cmd {
+    struct command *cmd;
+    enum modem_power_mode mode;
+};
+
+static void power_done(void *ctx, const struct at_response *rsp)
+{
+    static const char *const names[] = {
+        [MODEM_POWER_FULL] = "full", [MODEM_POWER_MIN] = "min", [MODEM_POWER_RESET] = "reset",
+    };
+    struct power_cmd pc = *(struct power_cmd *)ctx;
+    struct json_error err = { .cme = -1, .cms = -1 };
+    cJSON *data;
+
+    free(ctx);
+    if (rsp->final != AT_FINAL_OK) {
+        json_error_set(&err,
+                       rsp->final == AT_FINAL_TIMEOUT     ? "timeout"
+                       : rsp->final == AT_FINAL_CANCELLED ? "unavailable"
+                                                          : "modem_error",
+                       "%s",
+                       rsp->text                          ? rsp->text
+                       : rsp->final == AT_FINAL_CANCELLED ? "the modem went away before answering"
+                                                          : at_final_name(rsp->final));
+        if (rsp->final == AT_FINAL_CME)
+            err.cme = rsp->code;
+        command_finish(pc.cmd, NULL, &err);
+        return;
+    }
+    data = cJSON_CreateObject();
+    if (data)
+        cJSON_AddStringToObject(data, "mode", names[pc.mode]);
+    command_finish(pc.cmd, data, NULL);
+}
+
+/* Results: "full" and "min" after the module's OK to AT+CFUN; "reset"
+ * after its OK to AT+CRESET (B/status then says "resetting" until the
+ * module is back and brought up again: "ready"). */
+static void cmd_modem_power(struct app *a, struct command *cmd, const cJSON *root)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    enum json_power_mode jm;
+    struct power_cmd *pc;
+    int r;
+
+    if (json_parse_modem_power(root, &jm, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    pc = malloc(sizeof(*pc));
+    if (!pc) {
+        finish_error(cmd, "unavailable", "out of memory");
+        return;
+    }
+    pc->cmd = cmd;
+    pc->mode = jm == JSON_POWER_FULL ? MODEM_POWER_FULL
+               : jm == JSON_POWER_MIN ? MODEM_POWER_MIN
+                                      : MODEM_POWER_RESET;
+    /* A reset must not run a second time after a crash mid-way. */
+    if (cmd->seq)
+        journal_started(a->journal, cmd->seq);
+    r = modem_power(a->modem, pc->mode, power_done, pc);
+    if (r < 0) {
+        free(pc);
+        if (r == -EAGAIN) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "the modem is not ready (%s)", app_state(a));
+            finish_error(cmd, "unavailable", msg);
+        } else {
+            finish_error(cmd, "busy", "the modem's command queue is full");
+        }
+    }
+}
+
+/* Why no command but modem/power can run now, or NULL: at AT+CFUN=0 the
+ * module still answers AT but has no radio; during a reset it is gone. */
+static const char *not_ready_reason(const struct app *a)
+{
+    if (a->resetting)
+        return "the modem is resetting (modem/power reset); wait for B/status \"ready\"";
+    if (modem_state(a->modem) == MODEM_LOW_POWER)
+        return "the modem is in low power mode (modem/power min): no radio; send "
+               "{\"mode\":\"full\"} to modem/power first";
+    return NULL;
+}
+
+/* --- calls ---------------------------------------------------------------------- */
+
+static void call_cmd_done(void *ctx, const struct json_error *err)
+{
+    command_finish(ctx, NULL, err);
+}
+
+static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { "to", NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(root, "to");
+
+    if (json_check_fields(root, fields, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    if (!to) {
+        finish_error(cmd, "invalid_request", "missing field 'to'");
+        return;
+    }
+    if (!cJSON_IsString(to)) {
+        finish_error(cmd, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
+        return;
+    }
+    /* From here a call may begin: a crash must not dial twice. */
+    if (cmd->seq)
+        journal_started(a->journal, cmd->seq);
+    call_dial(a->call, to->valuestring, call_cmd_done, cmd);
+}
+
+static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+
+    if (json_check_fields(root, fields, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    call_answer(a->call, call_cmd_done, cmd);
+}
+
+static void cmd_call_hangup(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+
+    if (json_check_fields(root, fields, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    call_hangup(a->call, call_cmd_done, cmd);
+}
+
+static void cmd_call_dtmf(struct app *a, struct command *cmd, const cJSON *root)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    const char *digits;
+
+    if (json_parse_dtmf(root, &digits, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    call_dtmf(a->call, digits, call_cmd_done, cmd);
+}
+
+/* --- remote broker (modem/cmqtt) ------------------------------------------------ */
+
+static void remote_cmd_done(void *ctx, const struct json_error *err)
+{
+    command_finish(ctx, NULL, err);
+}
+
+static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { "topic", "payload", "qos", "retain", "encoding", NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+    struct remote_publish_req req;
+
+    if (json_check_fields(root, fields, &err) < 0 ||
+        json_parse_remote_publish(root, &req, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    cmqtt_publish(a->cmqtt, req.topic, req.payload, req.payload_len, req.qos, req.retain,
+                  remote_cmd_done, cmd);
+    json_remote_publish_clear(&req);
+}
+
+static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { "topic", "qos", NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+    const char *t;
+    int qos;
+
+    if (json_check_fields(root, fields, &err) < 0 ||
+        json_parse_remote_subscribe(root, &t, &qos, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    cmqtt_subscribe(a->cmqtt, t, qos, remote_cmd_done, cmd);
+}
+
+static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { "topic", NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+    const char *t;
+
+    if (json_check_fields(root, fields, &err) < 0 ||
+        json_parse_remote_unsubscribe(root, &t, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    cmqtt_unsubscribe(a->cmqtt, t, remote_cmd_done, cmd);
+}
+
+/* remote.forward: a local message on a rule's filter goes to the remote
+ * broker as is. Not a command: no result, no journal (on_persist only
+ * journals command topics). Returns whether a rule matched. */
+static bool forward_local(struct app *a, const struct mqtt_link_msg *m)
+{
+    bool matched = false;
+
+    for (size_t i = 0; i < a->cfg->remote.n_forward; i++) {
+        const struct config_remote_fwd *f = &a->cfg->remote.forward[i];
+        if (!cmqtt_topic_match(f->local, m->topic, strlen(m->topic)))
+            continue;
+        matched = true;
+        if (m->len > JSON_REMOTE_PAYLOAD_MAX) {
+            log_warn("remote: forward %s -> %s: %zu bytes, the module takes at most %d; dropped",
+                     m->topic, f->remote, m->len, JSON_REMOTE_PAYLOAD_MAX);
+            continue;
+        }
+        log_debug("remote: forward %s -> %s (%zu bytes)", m->topic, f->remote, m->len);
+        cmqtt_publish(a->cmqtt, f->remote, m->payload, m->len, f->qos, false, NULL, NULL);
+    }
+    return matched;
 }
 
 static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
@@ -459,6 +769,9 @@ static void dispatch(struct app *a, const struct held *h, bool interrupted)
         finish_error(cmd, "unavailable",
                      "the bridge stopped while running this command; it may have taken "
                      "effect and is not repeated");
+    } else if (r->handle != cmd_modem_power && not_ready_reason(a)) {
+        /* Nothing reaches the line: the answer is known now. */
+        finish_error(cmd, "unavailable", not_ready_reason(a));
     } else {
         log_debug("command %s", h->topic);
         r->handle(a, cmd, root);
@@ -507,6 +820,9 @@ static bool modem_starting(const struct app *a)
 {
     enum modem_state st = modem_state(a->modem);
 
+    /* After a reset: answered "unavailable" at once (not_ready_reason). */
+    if (a->resetting)
+        return false;
     return st == MODEM_PROBING || st == MODEM_BRINGUP || (st == MODEM_CLOSED && !a->settled);
 }
 
@@ -581,6 +897,66 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
     return 0;
 }
 
+/* --- health file (core/health.h; `modem2mqtt --health`) ---------------------- */
+
+static void health_update(struct app *a)
+{
+    int r = health_write(a->cfg->state_dir, mqtt_link_connected(a->link),
+                         app_state(a));
+
+    if (r < 0 && !a->health_warned)
+        log_warn("health: cannot write %s/%s: %s", a->cfg->state_dir, HEALTH_FILE,
+                 strerror(-r));
+    a->health_warned = r < 0;
+}
+
+/* Rewritten even when nothing changed: its age proves the loop runs. */
+static int64_t health_tick(void *ctx)
+{
+    health_update(ctx);
+    return HEALTH_INTERVAL_MS;
+}
+
+/* --- Home Assistant discovery (mqtt/hass.h) ------------------------------------ */
+
+static int hass_publish(void *ctx, const char *t, const char *payload)
+{
+    struct app *a = ctx;
+
+    return mqtt_link_publish(a->link, t, payload, strlen(payload), 1, true, NULL, 0, NULL, NULL);
+}
+
+/* again: HA asked (its birth message), publish every config once more. */
+static void hass_update(struct app *a, bool again)
+{
+    const struct modem_info *info = a->have_info ? &a->info : NULL;
+    int r;
+
+    if (!mqtt_link_connected(a->link))
+        return;   /* on_connected syncs */
+    r = again ? hass_reannounce(a->hass, info) : hass_sync(a->hass, info);
+    if (r < 0)
+        log_warn("hass: discovery not (fully) published: %s; retried on the next connect",
+                 strerror(-r));
+}
+
+/* HA's birth message on <prefix>/status: not a command (never journalled,
+ * retained or not). "online" after an HA restart or an HA reconnect to the
+ * broker: announce again, as the broker may have lost the retained
+ * configs. */
+static bool hass_status_message(struct app *a, const struct mqtt_link_msg *m)
+{
+    char t[TOPIC_MAX];
+
+    if (hass_status_topic(a->cfg->mqtt.ha_prefix, t, sizeof(t)) < 0 || strcmp(m->topic, t) != 0)
+        return false;
+    if (hass_is_online(m->payload, m->len) && a->cfg->mqtt.ha_discovery) {
+        log_info("hass: Home Assistant is online; announcing the entities again");
+        hass_update(a, true);
+    }
+    return true;
+}
+
 static void on_connected(void *ctx)
 {
     struct app *a = ctx;
@@ -589,19 +965,33 @@ static void on_connected(void *ctx)
     for (size_t i = 0; i < N_ROUTES; i++)
         if (topic(a, routes[i].suffix, t, sizeof(t)) == 0)
             mqtt_link_subscribe(a->link, t, 1);
+    /* remote.forward: local filters whose messages go to the remote broker. */
+    for (size_t i = 0; a->cfg->remote.enabled && i < a->cfg->remote.n_forward; i++)
+        mqtt_link_subscribe(a->link, a->cfg->remote.forward[i].local,
+                            a->cfg->remote.forward[i].qos);
     publish_availability(a);
     free(a->last_status);
     a->last_status = NULL;
     publish_status(a);
     publish_info(a);
+    /* HA's birth topic, and the discovery configs not yet announced (or
+     * removals left from a run with discovery off). */
+    if (hass_status_topic(a->cfg->mqtt.ha_prefix, t, sizeof(t)) == 0 && a->cfg->mqtt.ha_discovery)
+        mqtt_link_subscribe(a->link, t, 1);
+    hass_update(a, false);
     /* What could not be published while the broker was away. */
     sms_drain(a->sms);
+    /* The event may have fired before the broker connection was up. */
+    if (modem_state(a->modem) == MODEM_SIM_LOCKED)
+        publish_sim_locked(a);
+    publish_call_state(a, call_get_state(a->call));
+    health_update(a);
 }
 
 static void on_disconnected(void *ctx, const char *reason)
 {
-    (void)ctx;
     (void)reason;   /* the link logs it */
+    health_update(ctx);
 }
 
 static void on_message(void *ctx, const struct mqtt_link_msg *m)
@@ -609,6 +999,12 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
     struct app *a = ctx;
     struct held *h;
 
+    /* remote.forward messages are data, not commands: forwarded, and
+     * dropped here unless the topic is a command topic as well. */
+    if (a->cfg->remote.enabled && forward_local(a, m) && !find_route(a, m->topic))
+        return;
+    if (!find_route(a, m->topic) && hass_status_message(a, m))
+        return;
     if (m->retained) {
         /* It would run again at every restart of the bridge. */
         log_warn("ignoring retained command on %s; clear it with: mosquitto_pub -r -n -t '%s'",
@@ -692,6 +1088,61 @@ static void on_sms_undecodable(void *ctx, const char *pdu, const char *reason, u
     publish_for_sms(a, "error", json_event_error("undecodable_sms", reason, "pdu", pdu), token);
 }
 
+static void on_call_state(void *ctx, const struct call_state *st)
+{
+    struct app *a = ctx;
+
+    log_info("call: %s", call_st_name(st->state));
+    publish_call_state(a, st);
+}
+
+static void on_call_ring(void *ctx, const char *from)
+{
+    struct app *a = ctx;
+    cJSON *o = cJSON_CreateObject();
+    char *s;
+
+    if (!o)
+        return;
+    add_string_or_null(o, "from", from);
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s)
+        publish(a, "call/ring", s, 1, false, NULL, NULL);
+    free(s);
+}
+
+static void on_remote_state(void *ctx, enum cmqtt_state st, const char *reason)
+{
+    (void)st;
+    (void)reason;   /* cmqtt logs it */
+    publish_status(ctx);
+}
+
+/* B/remote/message, and the raw payload on remote.subscribe[].local. */
+static void on_remote_message(void *ctx, const char *t, size_t tlen, const uint8_t *payload,
+                              size_t len, int qos)
+{
+    struct app *a = ctx;
+    char *s = json_remote_message(t, tlen, payload, len, qos);
+
+    if (!s || publish(a, "remote/message", s, 1, false, NULL, NULL) < 0)
+        log_warn("remote: message on %s not published locally", t);
+    free(s);
+    for (size_t i = 0; i < a->cfg->remote.n_subscribe; i++) {
+        const struct config_remote_sub *sub = &a->cfg->remote.subscribe[i];
+        if (sub->local && cmqtt_topic_match(sub->topic, t, tlen) &&
+            mqtt_link_publish(a->link, sub->local, payload, len, sub->qos, false, NULL, 0, NULL,
+                              NULL) < 0)
+            log_warn("remote: message on %s not published on %s", t, sub->local);
+    }
+}
+
+static void on_remote_error(void *ctx, const char *code, const char *message)
+{
+    publish_error_event(ctx, code, message);
+}
+
 static void on_status(void *ctx, const struct status_info *info)
 {
     (void)info;
@@ -703,9 +1154,13 @@ static void on_modem_state(void *ctx, enum modem_state st)
     struct app *a = ctx;
     bool ready = st == MODEM_READY;
 
-    if (strcmp(status_state(st), a->last_state) != 0)
-        log_info("modem: %s", status_state(st));
-    a->last_state = status_state(st);
+    if (st == MODEM_RESETTING)
+        a->resetting = true;
+    else if (st != MODEM_PROBING && st != MODEM_BRINGUP)
+        a->resetting = false;
+    if (strcmp(app_state(a), a->last_state) != 0)
+        log_info("modem: %s", app_state(a));
+    a->last_state = app_state(a);
     if (st != MODEM_PROBING && st != MODEM_BRINGUP && (st != MODEM_CLOSED || a->settled)) {
         a->settled = true;
         loop_cancel_timer(a->loop, a->settle_timer);
@@ -713,12 +1168,16 @@ static void on_modem_state(void *ctx, enum modem_state st)
     }
     status_modem_ready(a->status, ready);
     sms_modem_ready(a->sms, ready);
+    cmqtt_modem_ready(a->cmqtt, ready);
+    call_modem_ready(a->call, ready);
+    ussd_modem_ready(a->ussd, ready);
     publish_availability(a);
     publish_status(a);
+    health_update(a);
     if (!modem_starting(a))
         run_held(a);
     if (st == MODEM_SIM_LOCKED)
-        publish_error_event(a, "sim_locked", "the SIM needs a PIN or PUK (modem.pin)");
+        publish_sim_locked(a);
 }
 
 static void on_modem_info(void *ctx, const struct modem_info *info)
@@ -728,9 +1187,31 @@ static void on_modem_info(void *ctx, const struct modem_info *info)
     a->info = *info;
     a->have_info = true;
     publish_info(a);
+    /* The device's identity (IMEI) is known now. */
+    hass_update(a, false);
 }
 
 /* --- signals ------------------------------------------------------------------ */
+
+#define REMOTE_STOP_MS 3000
+
+static void remote_stopped(void *ctx)
+{
+    struct app *a = ctx;
+
+    loop_cancel_timer(a->loop, a->remote_stop_timer);
+    loop_stop(a->loop);
+}
+
+static int64_t remote_stop_expired(void *ctx)
+{
+    struct app *a = ctx;
+
+    log_warn("remote: the module did not close the session within %d ms; stopping anyway",
+             REMOTE_STOP_MS);
+    loop_stop(a->loop);
+    return 0;
+}
 
 static void on_signal(void *ctx, int fd, short revents)
 {
@@ -740,7 +1221,14 @@ static void on_signal(void *ctx, int fd, short revents)
     (void)revents;
     if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         log_info("signal %u: shutting down", si.ssi_signo);
-    loop_stop(a->loop);
+    /* A connected remote session is closed first (DISC, REL, STOP), for at
+     * most REMOTE_STOP_MS; a second signal stops at once. */
+    if (a->remote_stop_timer || cmqtt_state(a->cmqtt) != CMQTT_CONNECTED) {
+        loop_stop(a->loop);
+        return;
+    }
+    loop_add_timer(a->loop, REMOTE_STOP_MS, remote_stop_expired, a, &a->remote_stop_timer);
+    cmqtt_shutdown(a->cmqtt, remote_stopped, a);
 }
 
 static int open_signals(struct app *a)
@@ -759,6 +1247,31 @@ static int open_signals(struct app *a)
     if (a->sig_fd < 0)
         return -errno;
     return loop_add_fd(a->loop, a->sig_fd, POLLIN, on_signal, a);
+}
+
+/* Reads a whole file of at most max bytes: 0, -errno, -EFBIG. */
+static int read_small_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    size_t n;
+
+    if (!f)
+        return -errno;
+    buf = malloc(max + 1);
+    if (!buf) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (n > max || n == 0) {
+        free(buf);
+        return n ? -EFBIG : -ENODATA;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
 }
 
 /* --- life cycle ---------------------------------------------------------------- */
@@ -818,6 +1331,57 @@ int app_new(const struct config *cfg, struct app **out)
     a->status = status_new(a->loop, a->modem, cfg->modem.status_interval, &stc, a);
     if (!a->sms || !a->status)
         goto err;
+    /* The network may take 30 s to answer a USSD code: six command
+     * timeouts (30 s with the default 5000 ms) rather than a new key. */
+    a->ussd = ussd_new(a->loop, a->modem, cfg->modem.command_timeout_ms * 6);
+    if (!a->ussd)
+        goto err;
+    {
+        /* Without "remote" the service is DISABLED: commands answer
+         * "unavailable" and B/status says "disabled". */
+        struct cmqtt_sub_opt subs[CMQTT_MAX_SUBS];
+        size_t n = cfg->remote.n_subscribe < CMQTT_MAX_SUBS ? cfg->remote.n_subscribe
+                                                            : CMQTT_MAX_SUBS;
+        for (size_t i = 0; i < n; i++)
+            subs[i] = (struct cmqtt_sub_opt){ cfg->remote.subscribe[i].topic,
+                                              cfg->remote.subscribe[i].qos };
+        if (cfg->remote.enabled && cfg->remote.tls && cfg->remote.ca_file) {
+            r = read_small_file(cfg->remote.ca_file, CMQTT_CA_MAX, &a->remote_ca,
+                                &a->remote_ca_len);
+            if (r < 0) {
+                log_error("remote.ca_file %s: %s", cfg->remote.ca_file,
+                          r == -EFBIG ? "larger than 16384 bytes" : strerror(-r));
+                goto err;
+            }
+        }
+        const struct cmqtt_opts ro = {
+            .server = cfg->remote.enabled ? cfg->remote.server : NULL,
+            .client_id = cfg->remote.client_id,
+            .username = cfg->remote.username,
+            .password = cfg->remote.password,
+            .keepalive = cfg->remote.keepalive,
+            .clean_session = cfg->remote.clean_session,
+            .tls = cfg->remote.enabled && cfg->remote.tls,
+            .ca_pem = a->remote_ca,
+            .ca_len = a->remote_ca_len,
+            .subs = subs,
+            .n_subs = n,
+        };
+        const struct cmqtt_cbs rc = { .state_changed = on_remote_state,
+                                      .message = on_remote_message,
+                                      .error = on_remote_error };
+        r = -EINVAL;
+        a->cmqtt = cmqtt_new(a->loop, a->modem, &ro, &rc, a);
+        if (!a->cmqtt)
+            goto err;
+        r = -ENOMEM;
+    }
+    const struct call_opts co = { .allow_to = cfg->calls.allow_to,
+                                  .n_allow_to = cfg->calls.n_allow_to };
+    const struct call_cbs cc = { .state = on_call_state, .ring = on_call_ring };
+    a->call = call_new(a->loop, a->modem, &co, &cc, a);
+    if (!a->call)
+        goto err;
 
     r = topic(a, "availability", will, sizeof(will));
     if (r < 0)
@@ -839,6 +1403,12 @@ int app_new(const struct config *cfg, struct app **out)
     r = -EINVAL;
     a->link = mqtt_link_new(a->loop, &lo, &lc, a);
     if (!a->link)
+        goto err;
+    const struct hass_opts ho = { .prefix = cfg->mqtt.ha_prefix, .base = cfg->mqtt.base_topic,
+                                  .notify_to = cfg->mqtt.ha_notify_to, .sw_version = M2M_VERSION };
+    r = -ENOMEM;
+    a->hass = hass_new(&ho, cfg->mqtt.ha_discovery, cfg->state_dir, hass_publish, a);
+    if (!a->hass)
         goto err;
     *out = a;
     return 0;
@@ -862,7 +1432,9 @@ int app_run(struct app *a)
         log_warn("journal: replay failed: %s", strerror(-r));
     loop_add_timer(a->loop, SETTLE_TIMEOUT_MS, settle_fired, a, &a->settle_timer);
     modem_start(a->modem);
+    loop_add_timer(a->loop, 0, health_tick, a, NULL);
     r = loop_run(a->loop);
+    health_remove(a->cfg->state_dir);
     mqtt_link_stop(a->link, 3000);
     return r;
 }
@@ -876,7 +1448,12 @@ void app_free(struct app *a)
     modem_free(a->modem);
     sms_free(a->sms);
     status_free(a->status);
+    ussd_free(a->ussd);
+    cmqtt_free(a->cmqtt);
+    free(a->remote_ca);
+    call_free(a->call);
     mqtt_link_free(a->link);
+    hass_free(a->hass);
     while (a->held) {
         struct held *h = a->held;
         a->held = h->next;

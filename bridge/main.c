@@ -1,10 +1,12 @@
 /* modem2mqtt: options, configuration, run. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "app.h"
 #include "at/port.h"
 #include "core/config.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "version.h"
 
@@ -30,6 +32,7 @@ int main(int argc, char **argv)
         return 0;
     case CONFIG_LIST_PORTS:
         return at_port_list(stdout) < 0 ? 1 : 0;
+    case CONFIG_HEALTH:
     case CONFIG_RUN:
     default:
         break;
@@ -38,6 +41,14 @@ int main(int argc, char **argv)
     if (config_load(&cfg, &cli, err, sizeof(err)) < 0) {
         fprintf(stderr, "modem2mqtt: %s\n", err);
         return 2;
+    }
+    if (cli.action == CONFIG_HEALTH) {
+        /* The same configuration sources as the bridge, for its state_dir. */
+        char msg[PATH_MAX + 128];
+        r = health_check(cfg.state_dir, msg, sizeof(msg));
+        puts(msg);
+        config_free(&cfg);
+        return r < 0 ? 1 : 0;
     }
     if (log_level_parse(cfg.log_level, &level) == 0)
         log_set_level(level);

@@ -318,6 +318,15 @@ static const char *check_allow(const char *s)
     return NULL;
 }
 
+/* An E.164 number, no prefix: it goes verbatim into the notify entity's
+ * command template (mqtt/hass.c), so it must hold no quote or brace. */
+static const char *check_e164(const char *s)
+{
+    if (s[0] != '+' || s[1] == '0' || !all_digits(s + 1, 7, 15))
+        return "expected an E.164 number, e.g. +4917012345678";
+    return NULL;
+}
+
 static const char *check_log_level(const char *s)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -430,6 +439,7 @@ struct key {
 static const struct key ha_keys[] = {
     BOOL("discovery", mqtt.ha_discovery),
     STR("prefix", mqtt.ha_prefix, check_topic_root),
+    NSTR("notify_to", mqtt.ha_notify_to, check_e164),
     {0},
 };
 
@@ -482,6 +492,7 @@ static const struct key remote_keys[] = {
     INT("keepalive", remote.keepalive, 1, 64800),
     BOOL("clean_session", remote.clean_session),
     BOOL("tls", remote.tls),
+    NSTR("ca_file", remote.ca_file, check_file),
     {.name = "subscribe", .kind = K_SUBS},
     {.name = "forward", .kind = K_FWDS},
     {0},
@@ -1150,7 +1161,7 @@ int config_load(struct config *cfg, const struct config_cli *cli, char *err, siz
 
 /* ---- command line ---------------------------------------------------------- */
 
-enum { OPT_LIST_PORTS = 0x100 };
+enum { OPT_LIST_PORTS = 0x100, OPT_HEALTH };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -1160,6 +1171,7 @@ static const struct option long_opts[] = {
     {"base-topic", required_argument, NULL, 't'},
     {"log-level", required_argument, NULL, 'l'},
     {"list-ports", no_argument, NULL, OPT_LIST_PORTS},
+    {"health", no_argument, NULL, OPT_HEALTH},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -1212,7 +1224,7 @@ static bool looks_secret(const char *name)
 
 int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, size_t err_size)
 {
-    bool help = false, version = false, list = false;
+    bool help = false, version = false, list = false, health = false;
     char name[40];
     int ch;
 
@@ -1253,6 +1265,9 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
         case OPT_LIST_PORTS:
             list = true;
             break;
+        case OPT_HEALTH:
+            health = true;
+            break;
         case 'V':
             version = true;
             break;
@@ -1284,6 +1299,8 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
 
     cli->action = help ? CONFIG_HELP : version ? CONFIG_VERSION : list ? CONFIG_LIST_PORTS
                                                                       : CONFIG_RUN;
+    if (cli->action == CONFIG_RUN && health)
+        cli->action = CONFIG_HEALTH;
     return 0;
 }
 
@@ -1319,7 +1336,11 @@ void config_print_usage(FILE *out, const char *argv0)
             "  MODEM2MQTT_PASSWORD       broker password\n"
             "  MODEM2MQTT_PASSWORD_FILE  file holding the broker password (used when\n"
             "                            MODEM2MQTT_PASSWORD is not set)\n"
-            "Secrets are not accepted on the command line (they would show in ps).\n",
+            "Secrets are not accepted on the command line (they would show in ps).\n"
+            "\n"
+            "Health check (the container's HEALTHCHECK; same -c and environment):\n"
+            "      --health           exit 0 if the bridge using this state_dir is healthy\n"
+            "                         (broker connected, modem ready), else 1\n",
             prog);
 }
 
@@ -1335,7 +1356,9 @@ void config_free(struct config *cfg)
         &cfg->mqtt.ca_file, &cfg->mqtt.ha_prefix,  &cfg->modem.port,
         &cfg->modem.pin,    &cfg->modem.apn,       &cfg->remote.server,
         &cfg->remote.client_id, &cfg->remote.username, &cfg->remote.password,
+        &cfg->remote.ca_file,
         &cfg->state_dir,    &cfg->log_level,
+        &cfg->mqtt.ha_notify_to,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};

@@ -29,6 +29,7 @@ struct config {
         int keepalive;
         bool ha_discovery;
         char *ha_prefix;
+        char *ha_notify_to;    /* E.164 for HA's notify entity (SMS); NULL: no entity */
     } mqtt;
     struct {
         char *port;            /* device, pty, tcp://HOST:PORT or "auto" */
@@ -62,6 +63,7 @@ struct config {
         int keepalive;
         bool clean_session;
         bool tls;
+        char *ca_file;         /* PEM CA the module checks the server with (tls) */
         struct config_remote_sub *subscribe;
         size_t n_subscribe;
         struct config_remote_fwd *forward;
@@ -73,7 +75,8 @@ struct config {
                                   top-level "log_level" key in the file */
 };
 
-enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_LIST_PORTS };
+enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_LIST_PORTS,
+                     CONFIG_HEALTH };
 
 /* What the command line said; NULL / 0 fields were not given. Strings are
  * borrowed from argv. */
@@ -91,7 +94,8 @@ struct config_cli {
  * -b is checked here (a standard rate). 0, or -EINVAL with a one-line
  * reason in err ("unknown option '--password': secrets are not accepted on
  * the command line, use MODEM2MQTT_PASSWORD_FILE or MODEM2MQTT_PASSWORD
- * (and MODEM2MQTT_USERNAME)"). --help beats --version beats --list-ports. */
+ * (and MODEM2MQTT_USERNAME)"). --help beats --version beats --list-ports
+ * beats --health. */
 int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, size_t err_size);
 
 /* Usage text for --help. */

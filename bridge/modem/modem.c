@@ -47,6 +47,7 @@ struct modem {
 
     uint64_t chat_timer;
     uint64_t retry_timer;
+    uint64_t reset_timer;        /* MODEM_RESETTING: the boot is overdue */
     int backoff_ms;
     int probe_attempts;
     int consecutive_timeouts;
@@ -58,6 +59,7 @@ struct modem {
     bool pin_sent;               /* a PIN is sent at most once per boot */
     bool sms_supported;
     bool cnmi_failed;
+    bool radio_off;              /* AT+CFUN? said 0 or 4 during the bring-up */
 
     struct modem_info info;
 };
@@ -171,6 +173,34 @@ static enum step_result done_pin(struct modem *m, const struct at_response *rsp)
     }
     return STEP_BACK;           /* AT+CPIN? again: the SIM needs a moment */
 }
+
+/* A module left at AT+CFUN=0 (B/modem/power "min", then the bridge
+ * restarted) may have its SIM switched off too: the bridge starts it at
+ * full functionality, as the module itself does after every boot. */
+static enum step_result done_cfun_query(struct modem *m, const struct at_response *rsp)
+{
+    char val[16] = "";
+
+    m->radio_off = false;
+    if (final_ok(rsp)) {
+        copy_after(rsp, "+CFUN:", val, sizeof(val));
+        m->radio_off = val[0] == '0' || val[0] == '4';
+    }
+    return STEP_NEXT;
+}
+
+static bool build_cfun_full(struct modem *m, char *buf, size_t size)
+{
+    if (!m->radio_off)
+        return false;
+    log_info("modem: the module is at minimum functionality; AT+CFUN=1");
+    snprintf(buf, size, "AT+CFUN=1");
+    return true;
+}
+
+/* The index of the SIM step (bring-up restarts there when the SIM was
+ * locked or missing). */
+static size_t sim_step(void);
 
 static enum step_result done_cmgf(struct modem *m, const struct at_response *rsp)
 {
@@ -292,6 +322,8 @@ static enum step_result done_number(struct modem *m, const struct at_response *r
 static const struct bringup_step bringup[] = {
     { "echo off",          "ATE0",        NULL, NULL,      0, 0, NULL },
     { "verbose errors",    "AT+CMEE=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
+    { "functionality",     "AT+CFUN?",    NULL, "+CFUN:",  0, 0, done_cfun_query },
+    { "full functionality", NULL, build_cfun_full, NULL, 15000, STEP_OPTIONAL, NULL },
     { "SIM",               "AT+CPIN?",    NULL, "+CPIN:",  0, 0, done_cpin },
     { "SIM PIN",           NULL, build_pin,     NULL,  10000, 0, done_pin },
     { "SMS PDU mode",      NULL, build_cmgf,    NULL,      0, 0, done_cmgf },
@@ -313,6 +345,14 @@ static const struct bringup_step bringup[] = {
 };
 #define N_STEPS (sizeof(bringup) / sizeof(bringup[0]))
 
+static size_t sim_step(void)
+{
+    for (size_t i = 0; i < N_STEPS; i++)
+        if (bringup[i].cmd && strcmp(bringup[i].cmd, "AT+CPIN?") == 0)
+            return i;
+    return 0;
+}
+
 /* --- state --------------------------------------------------------------- */
 
 const char *modem_state_name(enum modem_state st)
@@ -324,6 +364,8 @@ const char *modem_state_name(enum modem_state st)
     case MODEM_READY: return "ready";
     case MODEM_SIM_LOCKED: return "sim_locked";
     case MODEM_NO_SIM: return "no_sim";
+    case MODEM_LOW_POWER: return "low_power";
+    case MODEM_RESETTING: return "resetting";
     default: return "?";
     }
 }
@@ -441,7 +483,8 @@ static void port_lost(struct modem *m, const char *why)
     close_port(m);
     cancel_retry(m);
     m->consecutive_timeouts = 0;
-    set_state(m, MODEM_CLOSED);
+    /* After AT+CRESET a USB module re-enumerates: still resetting. */
+    set_state(m, m->state == MODEM_RESETTING ? MODEM_RESETTING : MODEM_CLOSED);
     at_chat_cancel_all(m->chat);
     schedule_reopen(m);
 }
@@ -623,7 +666,7 @@ static void step_done(void *ctx, const struct at_response *rsp)
     default:
         /* SIM locked or missing: look again later (someone may fix it),
          * without ever resending a PIN that was already tried. */
-        m->step = 2;
+        m->step = sim_step();
         m->step_attempts = 0;
         retry_in(m, LOCKED_RECHECK_MS, step_fired);
         return;
@@ -720,6 +763,7 @@ void modem_free(struct modem *m)
     if (!m)
         return;
     cancel_retry(m);
+    loop_cancel_timer(m->loop, m->reset_timer);
     loop_cancel_timer(m->loop, m->chat_timer);
     close_port(m);
     if (m->chat) {
@@ -767,7 +811,8 @@ static void sent_done(void *ctx, const struct at_response *rsp)
         s.m->consecutive_timeouts++;
     else if (rsp->final != AT_FINAL_CANCELLED)
         s.m->consecutive_timeouts = 0;
-    s.cb(s.ctx, rsp);
+    if (s.cb)
+        s.cb(s.ctx, rsp);
     if (s.m->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS && s.m->state == MODEM_READY)
         port_lost(s.m, "module not answering");
 }
@@ -787,5 +832,106 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     r = at_chat_send(m->chat, cmd, opts, sent_done, s);
     if (r < 0)
         free(s);
+    return r;
+}
+
+/* --- power ------------------------------------------------------------------ */
+
+struct power_req {
+    struct modem *m;
+    enum modem_power_mode mode;
+    at_done_cb cb;
+    void *ctx;
+};
+
+static int64_t reset_overdue(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->reset_timer = 0;
+    if (m->state != MODEM_RESETTING)
+        return 0;
+    if (!m->port) {
+        log_warn("modem: no port %d s after AT+CRESET", MODEM_RESET_WAIT_MS / 1000);
+        set_state(m, MODEM_CLOSED);     /* the reopen backoff goes on */
+        return 0;
+    }
+    /* Some firmwares reboot without a boot URC (or we missed it). */
+    log_warn("modem: no boot URC %d s after AT+CRESET; probing", MODEM_RESET_WAIT_MS / 1000);
+    cancel_retry(m);
+    at_chat_cancel_all(m->chat);
+    m->probe_attempts = 0;
+    set_state(m, MODEM_PROBING);
+    probe(m);
+    return 0;
+}
+
+static void power_done(void *ctx, const struct at_response *rsp)
+{
+    struct power_req p = *(struct power_req *)ctx;
+    struct modem *m = p.m;
+
+    free(ctx);
+    if (rsp->final == AT_FINAL_OK) {
+        switch (p.mode) {
+        case MODEM_POWER_FULL:
+            if (m->state == MODEM_LOW_POWER) {
+                log_info("modem: full functionality (AT+CFUN=1)");
+                set_state(m, MODEM_READY);
+            }
+            break;
+        case MODEM_POWER_MIN:
+            if (m->state == MODEM_READY) {
+                log_info("modem: minimum functionality (AT+CFUN=0)");
+                set_state(m, MODEM_LOW_POWER);
+            }
+            break;
+        case MODEM_POWER_RESET:
+        default:
+            if (m->state == MODEM_READY || m->state == MODEM_LOW_POWER) {
+                log_info("modem: resetting (AT+CRESET); waiting for the module to boot");
+                /* Nothing more may be written to a module that reboots. */
+                cancel_retry(m);
+                set_state(m, MODEM_RESETTING);
+                at_chat_cancel_all(m->chat);
+                loop_cancel_timer(m->loop, m->reset_timer);
+                m->reset_timer = 0;
+                if (loop_add_timer(m->loop, MODEM_RESET_WAIT_MS, reset_overdue, m,
+                                   &m->reset_timer) < 0)
+                    log_error("modem: cannot arm the reset timer");
+            }
+            break;
+        }
+    }
+    if (p.cb)
+        p.cb(p.ctx, rsp);
+}
+
+int modem_power(struct modem *m, enum modem_power_mode mode, at_done_cb cb, void *ctx)
+{
+    static const char *const cmds[] = {
+        [MODEM_POWER_FULL] = "AT+CFUN=1",
+        [MODEM_POWER_MIN] = "AT+CFUN=0",
+        [MODEM_POWER_RESET] = "AT+CRESET",
+    };
+    /* The module detaches from / attaches to the network first: slower
+     * than an ordinary command on real hardware. */
+    const struct at_cmd_opts o = {
+        .timeout_ms = m->opts.command_timeout_ms > 15000 ? m->opts.command_timeout_ms : 15000,
+    };
+    struct power_req *p;
+    int r;
+
+    if ((unsigned)mode > MODEM_POWER_RESET)
+        return -EINVAL;
+    if (m->state != MODEM_READY && m->state != MODEM_LOW_POWER)
+        return -EAGAIN;
+    p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    *p = (struct power_req){ m, mode, cb, ctx };
+    r = at_chat_send(m->chat, cmds[mode], &o, power_done, p);
+    if (r < 0)
+        free(p);
     return r;
 }

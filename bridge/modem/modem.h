@@ -25,6 +25,8 @@ enum modem_state {
     MODEM_READY,
     MODEM_SIM_LOCKED,  /* SIM PIN/PUK needed and no (usable) PIN configured */
     MODEM_NO_SIM,
+    MODEM_LOW_POWER,   /* AT+CFUN=0 accepted: answers AT, no radio */
+    MODEM_RESETTING,   /* AT+CRESET accepted: waiting for the module's boot */
 };
 
 const char *modem_state_name(enum modem_state st);
@@ -76,5 +78,19 @@ bool modem_sms_supported(const struct modem *m);
  * hangs: the modem then reopens the port and runs the bring-up again. */
 int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
                at_done_cb cb, void *ctx);
+
+/* B/modem/power (power handling: modem.c, next to the state it changes).
+ *   FULL:  AT+CFUN=1; its OK turns LOW_POWER into READY.
+ *   MIN:   AT+CFUN=0; its OK turns READY into LOW_POWER (services stop).
+ *   RESET: AT+CRESET; its OK turns the state into RESETTING. The module's
+ *          boot URCs (or its port vanishing and coming back, as on USB)
+ *          then start the probe and the bring-up again; without either
+ *          within MODEM_RESET_WAIT_MS the modem probes anyway (port open)
+ *          or goes CLOSED (port gone, reopening continues).
+ * cb gets the module's answer to the command itself. -EAGAIN unless READY
+ * or LOW_POWER (nothing is written), else as at_chat_send(). */
+enum modem_power_mode { MODEM_POWER_FULL = 0, MODEM_POWER_MIN, MODEM_POWER_RESET };
+#define MODEM_RESET_WAIT_MS 60000
+int modem_power(struct modem *m, enum modem_power_mode mode, at_done_cb cb, void *ctx);
 
 #endif

@@ -307,6 +307,9 @@ static const struct sim_ctl core_ctls[] = {
 static const struct sim_ctl *const ctl_tables[] = {
     core_ctls,
     sim_sms_ctls,
+    sim_call_ctls,
+    sim_ussd_ctls,
+    sim_cmqtt_ctls,
 };
 
 #define N_CTL_TABLES (sizeof(ctl_tables) / sizeof(ctl_tables[0]))
@@ -395,6 +398,7 @@ static void usage(FILE *out)
             "usage: modem2mqtt-sim [--link PATH] [--capacity N] [--no-sms] [--pin PIN]\n"
             "                      [--boot-ms MS] [--reject PREFIX]... [--quiet]\n"
             "                      [--sim-init-ms MS] [--cmgs-ms MS] [--report-ms MS]\n"
+            "                      [--reset-unplug]\n"
             "A simulated SIMCom A7670 on a pseudo-terminal; control protocol on\n"
             "stdin/stdout (type `help`). See tests/sim/README.md.\n");
 }
@@ -412,7 +416,7 @@ static bool opt_ms(const char *name, const char *arg, int *out)
 
 static int parse_opts(struct sim *s, int argc, char **argv)
 {
-    enum { O_BOOT = 256, O_SIM_INIT, O_CMGS, O_REPORT, O_NO_SMS, O_CAPACITY };
+    enum { O_BOOT = 256, O_SIM_INIT, O_CMGS, O_REPORT, O_NO_SMS, O_CAPACITY, O_RESET_UNPLUG };
     static const struct option longs[] = {
         {"link", required_argument, NULL, 'l'},
         {"capacity", required_argument, NULL, O_CAPACITY},
@@ -422,6 +426,7 @@ static int parse_opts(struct sim *s, int argc, char **argv)
         {"sim-init-ms", required_argument, NULL, O_SIM_INIT},
         {"cmgs-ms", required_argument, NULL, O_CMGS},
         {"report-ms", required_argument, NULL, O_REPORT},
+        {"reset-unplug", no_argument, NULL, O_RESET_UNPLUG},
         {"reject", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -463,6 +468,9 @@ static int parse_opts(struct sim *s, int argc, char **argv)
             if (!opt_ms("--cmgs-ms", optarg, &o->cmgs_ms))
                 return -1;
             break;
+        case O_RESET_UNPLUG:
+            o->reset_unplug = true;
+            break;
         case O_REPORT:
             if (!opt_ms("--report-ms", optarg, &o->report_ms))
                 return -1;
@@ -499,9 +507,10 @@ static void loop(struct sim *s, const sigset_t *sigmask)
     bool stdin_open = true;
     while (!s->quit && !sim_signal && stdin_open) {
         sim_pty_flush(s);
-        struct pollfd fds[2] = {
+        struct pollfd fds[3] = {
             {.fd = STDIN_FILENO, .events = POLLIN},
             {.fd = s->master, .events = 0},
+            {.fd = sim_cmqtt_fd(s), .events = POLLIN}, /* paho's events */
         };
         if (s->master >= 0) {
             if (sim_modem_wants_input(s))
@@ -513,7 +522,7 @@ static void loop(struct sim *s, const sigset_t *sigmask)
         }
         int ms = next_timeout(s);
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-        int rc = ppoll(fds, 2, ms < 0 ? NULL : &ts, sigmask);
+        int rc = ppoll(fds, 3, ms < 0 ? NULL : &ts, sigmask);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -534,6 +543,9 @@ static void loop(struct sim *s, const sigset_t *sigmask)
         sim_timers_run(s);
         /* Host bytes held back while a result was deferred. */
         sim_modem_pump(s);
+        /* CMQTT results and messages (also those held back during a data
+         * block or a deferred result). */
+        sim_cmqtt_pump(s);
     }
     sim_pty_flush(s);
     if (!stdin_open)
@@ -582,6 +594,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "modem2mqtt-sim: out of memory\n");
         goto out;
     }
+    if (sim_cmqtt_init(s) < 0) {
+        fprintf(stderr, "modem2mqtt-sim: cannot set up the CMQTT event pipe\n");
+        goto out_sms;
+    }
     int err = sim_pty_open(s);
     if (err < 0) {
         fprintf(stderr, "modem2mqtt-sim: cannot create a pty: %s\n", strerror(-err));
@@ -593,6 +609,7 @@ int main(int argc, char **argv)
     sim_pty_close(s);
     status = 0;
 out_sms:
+    sim_cmqtt_free(s);
     sim_sms_free(s);
 out:
     free(s);

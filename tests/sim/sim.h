@@ -50,6 +50,7 @@ struct sim_opts {
     const char *reject[SIM_REJECT_MAX];
     size_t n_reject;
     bool quiet;
+    bool reset_unplug;         /* AT+CRESET closes the pty and opens a new one */
 };
 
 /* ---- timers (monotonic ms; one slot per purpose) ---- */
@@ -60,6 +61,10 @@ enum sim_timer {
     SIM_TIMER_HANG,       /* `hang <ms>` over */
     SIM_TIMER_BUSY,       /* a deferred final result (AT+CMGS with --cmgs-ms) */
     SIM_TIMER_REPORT,     /* the next +CDS status report is due */
+    SIM_TIMER_RING,       /* the next RING (+CLIP) of an incoming call */
+    SIM_TIMER_CALL,       /* the next step of a dialled call, or a URC after OK */
+    SIM_TIMER_USSD,       /* the +CUSD answer, just after the OK of AT+CUSD */
+    SIM_TIMER_POWER,      /* after AT+CFUN's OK: +CREG URCs; after AT+CRESET's: reboot */
     SIM_TIMER_COUNT
 };
 
@@ -175,6 +180,42 @@ struct sim_pdp {
     char apn[SIM_PARAM_LEN];
 };
 
+enum sim_call_state {
+    SIM_CALL_IDLE = 0,
+    SIM_CALL_DIALING,            /* ATD accepted (+CLCC stat 2) */
+    SIM_CALL_ALERTING,           /* the far end rings (stat 3) */
+    SIM_CALL_INCOMING,           /* `ring`: RING/+CLIP repeat (stat 4) */
+    SIM_CALL_ACTIVE,             /* stat 0 */
+};
+
+enum sim_dial_outcome {
+    SIM_DIAL_ANSWER = 0, SIM_DIAL_BUSY, SIM_DIAL_NO_ANSWER, SIM_DIAL_NO_CARRIER, SIM_DIAL_ERROR,
+};
+
+struct sim_call {
+    enum sim_call_state state;
+    bool outgoing;
+    char number[64];             /* "" withheld */
+    int64_t active_at;           /* monotonic ms the call became active */
+    bool clcc_urc;               /* AT+CLCC=1 */
+    enum sim_dial_outcome outcome;  /* of the next ATD (`dial-outcome`) */
+    int ring_ms;                 /* RING period (`ring-ms`, default 6000) */
+    int answer_ms;               /* ATD -> outcome (`answer-ms`, default 200) */
+    char after_ok[128];          /* URC written just after the OK */
+};
+
+#define SIM_USSD_TEXT_MAX 512
+
+struct sim_ussd {
+    /* `ussd-reply` for the next AT+CUSD=1 (one-shot); else a default */
+    bool armed;
+    bool silent;                 /* `ussd-silent`: no +CUSD at all */
+    int m;                       /* -1: the URC has no string */
+    int dcs;
+    char text[SIM_USSD_TEXT_MAX]; /* UTF-8 as given */
+    char pending[2 * SIM_USSD_TEXT_MAX + 64]; /* the URC after the OK */
+};
+
 struct sim {
     struct sim_opts opt;
     enum sim_phase phase;
@@ -219,6 +260,10 @@ struct sim {
     struct sim_pdp pdp[SIM_PDP_MAX];
 
     struct sim_sms sms;
+    struct sim_cmqtt *cmqtt;     /* sim_cmqtt.c (paho client, event queue) */
+    struct sim_call call;
+    struct sim_ussd ussd;
+    bool radio_off;              /* AT+CFUN=0: not registered, no signal */
 
     /* control (sim.c) */
     char ctl[SIM_CTL_MAX];
@@ -297,6 +342,43 @@ void sim_sms_reset(struct sim *s);
 
 extern const struct sim_cmd sim_sms_cmds[];
 extern const struct sim_ctl sim_sms_ctls[];
+
+/* ---- sim_cmqtt.c ---- */
+
+int sim_cmqtt_init(struct sim *s);
+void sim_cmqtt_free(struct sim *s);
+/* Boot / unplug: the MQTT session is gone (the broker sees the client drop). */
+void sim_cmqtt_reset(struct sim *s);
+/* The fd the loop polls for paho's events (-1 before init). */
+int sim_cmqtt_fd(const struct sim *s);
+/* Turns queued paho events into output when the host may take it. */
+void sim_cmqtt_pump(struct sim *s);
+
+extern const struct sim_cmd sim_cmqtt_cmds[];
+extern const struct sim_ctl sim_cmqtt_ctls[];
+
+/* ---- sim_call.c ---- */
+
+/* Boot: the call drops, AT+CLCC=1 off; the control settings stay. */
+void sim_call_reset(struct sim *s);
+
+extern const struct sim_cmd sim_call_cmds[];
+extern const struct sim_ctl sim_call_ctls[];
+
+/* ---- sim_ussd.c ---- */
+
+/* Boot: a pending answer is lost; the `ussd-reply` setting stays. */
+void sim_ussd_reset(struct sim *s);
+
+extern const struct sim_cmd sim_ussd_cmds[];
+extern const struct sim_ctl sim_ussd_ctls[];
+
+/* ---- sim_power.c ---- */
+
+/* AT+CFUN (radio on/off with registration URCs) and AT+CRESET. */
+extern const struct sim_cmd sim_power_cmds[];
+/* Sends the +CREG/+CEREG URCs the host enabled for the current state. */
+void sim_modem_reg_urcs(struct sim *s);
 
 /* ---- sim_util.c ---- */
 

@@ -37,6 +37,10 @@
 static const struct sim_cmd *const cmd_tables[] = {
     sim_modem_cmds,
     sim_sms_cmds,
+    sim_call_cmds,
+    sim_ussd_cmds,
+    sim_power_cmds,
+    sim_cmqtt_cmds,
 };
 
 /* ---- output ---- */
@@ -467,6 +471,10 @@ static void forget_session(struct sim *s)
     for (int t = 0; t < SIM_TIMER_COUNT; t++)
         sim_timer_stop(s, (enum sim_timer)t);
     sim_sms_reset(s);
+    sim_call_reset(s);
+    sim_ussd_reset(s);
+    sim_cmqtt_reset(s);
+    s->radio_off = false;        /* a module boots with AT+CFUN=1 */
 }
 
 void sim_modem_boot(struct sim *s)
@@ -485,13 +493,18 @@ void sim_modem_stop(struct sim *s)
 
 int sim_reg_stat(const struct sim *s)
 {
-    return s->card == SIM_CARD_READY ? s->reg_stat : 0;
+    return s->card == SIM_CARD_READY && !s->radio_off ? s->reg_stat : 0;
 }
 
 bool sim_registered(const struct sim *s)
 {
     int stat = sim_reg_stat(s);
     return stat == 1 || stat == 5;
+}
+
+void sim_modem_reg_urcs(struct sim *s)
+{
+    reg_urcs(s);
 }
 
 void sim_modem_set_reg(struct sim *s, int stat)
@@ -707,7 +720,7 @@ static struct sim_result cmd_csq(struct sim *s, const struct sim_at *at)
     }
     if (at->kind != SIM_AT_EXEC)
         return SIM_RES_ERROR;
-    sim_info(s, "+CSQ: %d,99", s->csq);
+    sim_info(s, "+CSQ: %d,99", s->radio_off ? 99 : s->csq);
     return SIM_RES_OK;
 }
 

@@ -75,6 +75,7 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_line(d, "mqtt.keepalive=%d\n", c->mqtt.keepalive);
     dump_line(d, "mqtt.homeassistant.discovery=%d\n", c->mqtt.ha_discovery);
     dump_line(d, "mqtt.homeassistant.prefix=%s\n", nz(c->mqtt.ha_prefix));
+    dump_line(d, "mqtt.homeassistant.notify_to=%s\n", nz(c->mqtt.ha_notify_to));
     dump_line(d, "modem.port=%s\n", nz(c->modem.port));
     dump_line(d, "modem.baud=%d\n", c->modem.baud);
     dump_line(d, "modem.pin=%s\n", nz(c->modem.pin));
@@ -122,6 +123,7 @@ static const char DEFAULTS[] =
     "mqtt.keepalive=30\n"
     "mqtt.homeassistant.discovery=1\n"
     "mqtt.homeassistant.prefix=homeassistant\n"
+    "mqtt.homeassistant.notify_to=(null)\n"
     "modem.port=auto\n"
     "modem.baud=115200\n"
     "modem.pin=(null)\n"
@@ -387,6 +389,17 @@ static const struct build_case build_cases[] = {
     {.json = "{\"mqtt\":{\"homeassistant\":{\"discovery\":1}}}", .err = "mqtt.homeassistant.discovery: expected boolean"},
     {.json = "{\"mqtt\":{\"homeassistant\":{\"prefix\":\"\"}}}", .err = "mqtt.homeassistant.prefix: must not be empty"},
     {.json = "{\"mqtt\":{\"homeassistant\":{\"prefix\":\"ha/#\"}}}", .err = "mqtt.homeassistant.prefix: must not contain '+' or '#'"},
+    /* notify_to goes verbatim into HA's command template: E.164 only. */
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":\"+4917012345678\"}}}",
+     .expect = {"mqtt.homeassistant.notify_to=+4917012345678"}},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":null}}}",
+     .expect = {"mqtt.homeassistant.notify_to=(null)"}},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":\"+49*\"}}}", .err = "mqtt.homeassistant.notify_to: expected an E.164 number, e.g. +4917012345678"},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":\"017012345678\"}}}", .err = "mqtt.homeassistant.notify_to: expected an E.164 number, e.g. +4917012345678"},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":\"+0170123456\"}}}", .err = "mqtt.homeassistant.notify_to: expected an E.164 number, e.g. +4917012345678"},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":\"+49170\\\"}\"}}}", .err = "mqtt.homeassistant.notify_to: expected an E.164 number, e.g. +4917012345678"},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":\"+1234567890123456\"}}}", .err = "mqtt.homeassistant.notify_to: expected an E.164 number, e.g. +4917012345678"},
+    {.json = "{\"mqtt\":{\"homeassistant\":{\"notify_to\":4917012345678}}}", .err = "mqtt.homeassistant.notify_to: expected string or null"},
 
     /* ---- modem ---- */
     {.json = "{\"modem\":\"auto\"}", .err = "modem: expected object"},
@@ -775,6 +788,9 @@ static const struct cli_case cli_cases[] = {
     {{"--help"}, NULL, "action=1 c=- p=- b=0 H=- t=- l=-"},
     {{"-Vh"}, NULL, "action=1 c=- p=- b=0 H=- t=- l=-"},        /* help wins */
     {{"--list-ports", "-V"}, NULL, "action=2 c=- p=- b=0 H=- t=- l=-"},
+    {{"--health", "-c", "f"}, NULL, "action=4 c=f p=- b=0 H=- t=- l=-"},
+    {{"--health", "--list-ports"}, NULL, "action=3 c=- p=- b=0 H=- t=- l=-"},
+    {{"--health=1"}, "option '--health' does not take an argument", NULL},
     {{"-p", "/dev/x", "--"}, NULL, "action=0 c=- p=/dev/x b=0 H=- t=- l=-"},
     {{"--password", "hunter2"}, SECRET("--password"), NULL},
     {{"--password=hunter2"}, SECRET("--password"), NULL},
