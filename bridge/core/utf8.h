@@ -12,4 +12,9 @@ size_t utf8_seq(const uint8_t *p, size_t n);
 
 bool utf8_valid(const uint8_t *p, size_t n);
 
+/* Writes the UTF-8 form of code point cp (at most U+10FFFF, no check for
+ * surrogates: the caller decides what it accepts) into out; returns its
+ * length, 1-4. */
+size_t utf8_encode(uint32_t cp, uint8_t out[4]);
+
 #endif

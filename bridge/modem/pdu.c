@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 #define UD_MAX 140          /* 23.040 9.2.3.24 */
 #define TPDU_MAX 164        /* SUBMIT with a 7-octet VP and a 12-octet DA */
 #define SMSC_OCTETS_MAX 12  /* length octet + type + 10 octets of digits */
@@ -189,21 +191,11 @@ static void wbuf_put(struct wbuf *w, uint8_t c)
 
 static void wbuf_utf8(struct wbuf *w, uint32_t cp)
 {
-    if (cp < 0x80) {
-        wbuf_put(w, (uint8_t)cp);
-    } else if (cp < 0x800) {
-        wbuf_put(w, (uint8_t)(0xC0 | cp >> 6));
-        wbuf_put(w, (uint8_t)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        wbuf_put(w, (uint8_t)(0xE0 | cp >> 12));
-        wbuf_put(w, (uint8_t)(0x80 | (cp >> 6 & 0x3F)));
-        wbuf_put(w, (uint8_t)(0x80 | (cp & 0x3F)));
-    } else {
-        wbuf_put(w, (uint8_t)(0xF0 | cp >> 18));
-        wbuf_put(w, (uint8_t)(0x80 | (cp >> 12 & 0x3F)));
-        wbuf_put(w, (uint8_t)(0x80 | (cp >> 6 & 0x3F)));
-        wbuf_put(w, (uint8_t)(0x80 | (cp & 0x3F)));
-    }
+    uint8_t b[4];
+    size_t n = utf8_encode(cp, b);
+
+    for (size_t i = 0; i < n; i++)
+        wbuf_put(w, b[i]);
 }
 
 /* Unpacks n septets from bit `bit` of ud into UTF-8. */

@@ -86,28 +86,9 @@ static int copy_text(const char *s, size_t n, char *out, size_t size)
 
 static int put_utf8(uint32_t cp, char *out, size_t size, size_t *o)
 {
-    char b[4];
-    size_t n;
+    uint8_t b[4];
+    size_t n = utf8_encode(cp, b);
 
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xC0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xE0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        b[0] = (char)(0xF0 | (cp >> 18));
-        b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
     if (*o + n >= size)
         return -EMSGSIZE;
     memcpy(out + *o, b, n);
