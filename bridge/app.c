@@ -86,6 +86,10 @@ struct app {
     uint64_t remote_stop_timer;   /* bounds the CMQTT shutdown sequence */
     uint8_t *remote_ca;           /* remote.ca_file's contents (TLS) */
     size_t remote_ca_len;
+    uint8_t *remote_cert;         /* remote.cert_file's contents (TLS client) */
+    size_t remote_cert_len;
+    uint8_t *remote_key;          /* remote.key_file's: wiped before it is freed */
+    size_t remote_key_len;
     struct call *call;
     struct ussd *ussd;
     bool resetting;               /* AT+CRESET accepted; the module not back yet */
@@ -1354,6 +1358,24 @@ int app_new(const struct config *cfg, struct app **out)
                 goto err;
             }
         }
+        if (cfg->remote.enabled && cfg->remote.tls && cfg->remote.cert_file &&
+            cfg->remote.key_file) {
+            /* config.c made sure there are both or neither. */
+            r = read_small_file(cfg->remote.cert_file, CMQTT_CERT_MAX, &a->remote_cert,
+                                &a->remote_cert_len);
+            if (r < 0) {
+                log_error("remote.cert_file %s: %s", cfg->remote.cert_file,
+                          r == -EFBIG ? "larger than 16384 bytes" : strerror(-r));
+                goto err;
+            }
+            r = read_small_file(cfg->remote.key_file, CMQTT_CERT_MAX, &a->remote_key,
+                                &a->remote_key_len);
+            if (r < 0) {
+                log_error("remote.key_file %s: %s", cfg->remote.key_file,
+                          r == -EFBIG ? "larger than 16384 bytes" : strerror(-r));
+                goto err;
+            }
+        }
         const struct cmqtt_opts ro = {
             .server = cfg->remote.enabled ? cfg->remote.server : NULL,
             .client_id = cfg->remote.client_id,
@@ -1364,6 +1386,10 @@ int app_new(const struct config *cfg, struct app **out)
             .tls = cfg->remote.enabled && cfg->remote.tls,
             .ca_pem = a->remote_ca,
             .ca_len = a->remote_ca_len,
+            .cert_pem = a->remote_cert,
+            .cert_len = a->remote_cert_len,
+            .key_pem = a->remote_key,
+            .key_len = a->remote_key_len,
             .subs = subs,
             .n_subs = n,
         };
@@ -1451,6 +1477,10 @@ void app_free(struct app *a)
     ussd_free(a->ussd);
     cmqtt_free(a->cmqtt);
     free(a->remote_ca);
+    free(a->remote_cert);
+    if (a->remote_key)
+        explicit_bzero(a->remote_key, a->remote_key_len);   /* a secret */
+    free(a->remote_key);
     call_free(a->call);
     mqtt_link_free(a->link);
     hass_free(a->hass);

@@ -493,6 +493,8 @@ static const struct key remote_keys[] = {
     BOOL("clean_session", remote.clean_session),
     BOOL("tls", remote.tls),
     NSTR("ca_file", remote.ca_file, check_file),
+    NSTR("cert_file", remote.cert_file, check_file),
+    NSTR("key_file", remote.key_file, check_file),
     {.name = "subscribe", .kind = K_SUBS},
     {.name = "forward", .kind = K_FWDS},
     {0},
@@ -1012,6 +1014,22 @@ static int apply_cli(struct ctx *c, const struct config_cli *cli)
     return 0;
 }
 
+/* remote.cert_file and remote.key_file: one is useless without the other,
+ * and the module presents them only in a TLS session. */
+static int check_remote_client_cert(struct ctx *c)
+{
+    const struct config *cfg = c->cfg;
+    bool cert = cfg->remote.cert_file != NULL, key = cfg->remote.key_file != NULL;
+
+    if (cert && !key)
+        return fail(c, "remote.key_file: required with remote.cert_file");
+    if (key && !cert)
+        return fail(c, "remote.cert_file: required with remote.key_file");
+    if (cert && !cfg->remote.tls)
+        return fail(c, "remote.cert_file: needs \"tls\": true");
+    return 0;
+}
+
 int config_build(struct config *cfg, const char *json, size_t json_len,
                  const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
                  char *err, size_t err_size)
@@ -1031,6 +1049,8 @@ int config_build(struct config *cfg, const char *json, size_t json_len,
     if (getenv_fn && (rc = apply_env(&c, getenv_fn)))
         goto err;
     if (cli && (rc = apply_cli(&c, cli)))
+        goto err;
+    if ((rc = check_remote_client_cert(&c)))
         goto err;
     return 0;
 err:
@@ -1356,7 +1376,7 @@ void config_free(struct config *cfg)
         &cfg->mqtt.ca_file, &cfg->mqtt.ha_prefix,  &cfg->modem.port,
         &cfg->modem.pin,    &cfg->modem.apn,       &cfg->remote.server,
         &cfg->remote.client_id, &cfg->remote.username, &cfg->remote.password,
-        &cfg->remote.ca_file,
+        &cfg->remote.ca_file, &cfg->remote.cert_file, &cfg->remote.key_file,
         &cfg->state_dir,    &cfg->log_level,
         &cfg->mqtt.ha_notify_to,
     };

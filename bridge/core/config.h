@@ -64,6 +64,8 @@ struct config {
         bool clean_session;
         bool tls;
         char *ca_file;         /* PEM CA the module checks the server with (tls) */
+        char *cert_file;       /* PEM client certificate (tls; with key_file) */
+        char *key_file;        /* its private key (tls; with cert_file); never logged */
         struct config_remote_sub *subscribe;
         size_t n_subscribe;
         struct config_remote_fwd *forward;

@@ -18,12 +18,17 @@
 #define PUB_TIMEOUT_MS ((CMQTT_PUB_TIMEOUT_S + 5) * 1000)
 #define MAX_ATTEMPTS 3             /* a QoS 1/2 publish is tried this often */
 #define CMQTT_CA_NAME "m2m_ca.pem" /* the CA's name in the module's file system */
+#define CMQTT_CERT_NAME "client.pem" /* the client certificate's (tls with cert_pem) */
+#define CMQTT_KEY_NAME "client.key"  /* its key's */
 
-/* The connect job's steps; the subscriptions follow. */
-enum cstep { CS_START, CS_CERT, CS_SSLVER, CS_AUTH, CS_CACERT, CS_SNI, CS_SSLCFG, CS_ACCQ,
-             CS_CFG, CS_DISC, CS_CONNECT };
+/* The connect job's steps; the subscriptions follow. The CL* steps run
+ * only with a client certificate. */
+enum cstep { CS_START, CS_CERT, CS_CLCERT, CS_CLKEY, CS_SSLVER, CS_AUTH, CS_CACERT,
+             CS_CLIENTCERT, CS_CLIENTKEY, CS_SNI, CS_SSLCFG, CS_ACCQ, CS_CFG, CS_DISC,
+             CS_CONNECT };
 static const enum cstep cseq_plain[] = { CS_START, CS_ACCQ, CS_CFG, CS_DISC, CS_CONNECT };
-static const enum cstep cseq_tls[] = { CS_START, CS_CERT, CS_SSLVER, CS_AUTH, CS_CACERT, CS_SNI,
+static const enum cstep cseq_tls[] = { CS_START, CS_CERT, CS_CLCERT, CS_CLKEY, CS_SSLVER,
+                                       CS_AUTH, CS_CACERT, CS_CLIENTCERT, CS_CLIENTKEY, CS_SNI,
                                        CS_SSLCFG, CS_ACCQ, CS_CFG, CS_DISC, CS_CONNECT };
 
 enum job_kind { JOB_CONNECT, JOB_PUBLISH, JOB_SUB, JOB_UNSUB, JOB_STOP };
@@ -73,7 +78,7 @@ struct cmqtt {
     bool stopping;
     bool cancelling;             /* in step_done for AT_FINAL_CANCELLED */
     bool need_disc;              /* the next connect sends AT+CMQTTDISC first */
-    bool cert_loaded;            /* AT+CCERTDOWN done since the modem came up */
+    bool cert_loaded;            /* every AT+CCERTDOWN done since the modem came up */
     bool lost_while_connecting;  /* CONNLOST/NONET during the connect job */
     void (*stopped)(void *ctx);
     void *stopped_ctx;
@@ -315,8 +320,29 @@ struct step {
     size_t data_len;
     const char *after_ok;
     bool tolerate_error;
+    bool last_upload;            /* the last AT+CCERTDOWN: cert_loaded once it is OK */
     int timeout_ms;
 };
+
+static bool cstep_skipped(const struct cmqtt *c, enum cstep st)
+{
+    bool client = c->opt.cert_pem != NULL;
+
+    switch (st) {
+    case CS_DISC:
+        return !c->need_disc;
+    case CS_CERT:
+        return c->cert_loaded;
+    case CS_CLCERT:
+    case CS_CLKEY:
+        return !client || c->cert_loaded;
+    case CS_CLIENTCERT:
+    case CS_CLIENTKEY:
+        return !client;
+    default:
+        return false;
+    }
+}
 
 /* Fills s with the job's step number n; false when the job is done. */
 static bool build_step(struct cmqtt *c, struct job *j, unsigned n, struct step *s)
@@ -329,8 +355,7 @@ static bool build_step(struct cmqtt *c, struct job *j, unsigned n, struct step *
         size_t nseq = c->opt.tls ? sizeof(cseq_tls) / sizeof(cseq_tls[0])
                                  : sizeof(cseq_plain) / sizeof(cseq_plain[0]);
         /* Steps that have nothing to do this time are skipped here. */
-        while (n < nseq && ((seq[n] == CS_DISC && !c->need_disc) ||
-                            (seq[n] == CS_CERT && c->cert_loaded)))
+        while (n < nseq && cstep_skipped(c, seq[n]))
             j->step = ++n;
         if (n >= nseq) {
             size_t i = n - nseq;
@@ -358,16 +383,42 @@ static bool build_step(struct cmqtt *c, struct job *j, unsigned n, struct step *
             s->data = c->opt.ca_pem;
             s->data_len = c->opt.ca_len;
             s->timeout_ms = 20000;
+            s->last_upload = !c->opt.cert_pem;
+            return true;
+        case CS_CLCERT:
+            snprintf(s->cmd, sizeof(s->cmd), "AT+CCERTDOWN=\"%s\",%zu", CMQTT_CERT_NAME,
+                     c->opt.cert_len);
+            s->data = c->opt.cert_pem;
+            s->data_len = c->opt.cert_len;
+            s->timeout_ms = 20000;
+            return true;
+        case CS_CLKEY:
+            /* The key goes after the prompt: the chat logs only its length. */
+            snprintf(s->cmd, sizeof(s->cmd), "AT+CCERTDOWN=\"%s\",%zu", CMQTT_KEY_NAME,
+                     c->opt.key_len);
+            s->data = c->opt.key_pem;
+            s->data_len = c->opt.key_len;
+            s->timeout_ms = 20000;
+            s->last_upload = true;
             return true;
         case CS_SSLVER:
             snprintf(s->cmd, sizeof(s->cmd), "AT+CSSLCFG=\"sslversion\",0,4");
             return true;
         case CS_AUTH:
-            /* 1: the module checks the server against the CA. */
-            snprintf(s->cmd, sizeof(s->cmd), "AT+CSSLCFG=\"authmode\",0,1");
+            /* 1: the module checks the server against the CA; 2: and
+             * presents its own certificate as well. */
+            snprintf(s->cmd, sizeof(s->cmd), "AT+CSSLCFG=\"authmode\",0,%d",
+                     c->opt.cert_pem ? 2 : 1);
             return true;
         case CS_CACERT:
             snprintf(s->cmd, sizeof(s->cmd), "AT+CSSLCFG=\"cacert\",0,\"%s\"", CMQTT_CA_NAME);
+            return true;
+        case CS_CLIENTCERT:
+            snprintf(s->cmd, sizeof(s->cmd), "AT+CSSLCFG=\"clientcert\",0,\"%s\"",
+                     CMQTT_CERT_NAME);
+            return true;
+        case CS_CLIENTKEY:
+            snprintf(s->cmd, sizeof(s->cmd), "AT+CSSLCFG=\"clientkey\",0,\"%s\"", CMQTT_KEY_NAME);
             return true;
         case CS_SNI:
             /* Virtual hosts (most cloud brokers) need the server name;
@@ -568,7 +619,7 @@ static void step_done(void *ctx, const struct at_response *rsp)
                  rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED ? 17 : e);
         return;
     }
-    if (j->kind == JOB_CONNECT && s.data && strncmp(s.cmd, "AT+CCERTDOWN", 12) == 0)
+    if (j->kind == JOB_CONNECT && s.last_upload)
         c->cert_loaded = true;
     j->step++;
     run_step(c);
@@ -1203,6 +1254,13 @@ struct cmqtt *cmqtt_new(struct loop *loop, struct modem *modem, const struct cmq
          * than give a false sense of security. */
         log_error("remote.tls needs remote.ca_file: a PEM CA certificate of at most %d bytes",
                   CMQTT_CA_MAX);
+        return NULL;
+    }
+    if (opts && opts->server && opts->tls && (opts->cert_pem || opts->key_pem) &&
+        (!opts->cert_pem || !opts->key_pem || opts->cert_len == 0 || opts->key_len == 0 ||
+         opts->cert_len > CMQTT_CERT_MAX || opts->key_len > CMQTT_CERT_MAX)) {
+        log_error("remote.cert_file and remote.key_file: both, PEM, at most %d bytes each",
+                  CMQTT_CERT_MAX);
         return NULL;
     }
     c = calloc(1, sizeof(*c));

@@ -3,9 +3,10 @@
  *
  *   DISABLED (no "remote" in the config)
  *   DISCONNECTED --modem ready / backoff over--> CONNECTING
- *   CONNECTING: START (ERROR = already started) -> [TLS: CCERTDOWN once per
- *               modem boot, CSSLCFG sslversion/authmode/cacert/enableSNI,
- *               CMQTTSSLCFG] -> ACCQ (ERROR = already acquired) -> CFG
+ *   CONNECTING: START (ERROR = already started) -> [TLS: CCERTDOWN of the
+ *               CA (and the client certificate and key, if any) once per
+ *               modem boot, CSSLCFG sslversion/authmode/cacert/[clientcert/
+ *               clientkey]/enableSNI, CMQTTSSLCFG] -> ACCQ (ERROR = already acquired) -> CFG
  *               version 3.1.1 -> [DISC after a failure: the module may
  *               still hold the old session] -> CONNECT, whose outcome is
  *               the "+CMQTTCONNECT: 0,<e>" line after OK -> SUB for every
@@ -47,6 +48,7 @@ struct modem;
 #define CMQTT_RX_MAX (64 * 1024)   /* largest payload kept (others are dropped) */
 #define CMQTT_PUB_TIMEOUT_S 60     /* AT+CMQTTPUB's <pub_timeout> */
 #define CMQTT_CA_MAX 16384         /* largest CA file uploaded (AT+CCERTDOWN) */
+#define CMQTT_CERT_MAX 16384       /* largest client certificate or key uploaded */
 
 enum cmqtt_state {
     CMQTT_DISABLED = 0,
@@ -80,6 +82,10 @@ struct cmqtt_opts {
     bool tls;                    /* TLS: needs ca_pem */
     const uint8_t *ca_pem;       /* the CA the module checks the server with (borrowed; */
     size_t ca_len;               /*  uploaded with AT+CCERTDOWN once per modem boot) */
+    const uint8_t *cert_pem;     /* tls: client certificate, NULL: none (borrowed; */
+    size_t cert_len;             /*  with key_pem, or neither: authmode 2) */
+    const uint8_t *key_pem;      /* its private key (borrowed); never logged */
+    size_t key_len;
     const struct cmqtt_sub_opt *subs;
     size_t n_subs;
     int backoff_min_ms;          /* 0: 1000 */
@@ -98,7 +104,8 @@ struct cmqtt_cbs {
     void (*error)(void *ctx, const char *code, const char *message);
 };
 
-/* NULL on allocation failure or bad options (tls without a CA). */
+/* NULL on allocation failure or bad options (tls without a CA, a client
+ * certificate without its key or the other way round). */
 struct cmqtt *cmqtt_new(struct loop *loop, struct modem *modem, const struct cmqtt_opts *opts,
                         const struct cmqtt_cbs *cbs, void *ctx);
 void cmqtt_free(struct cmqtt *c);

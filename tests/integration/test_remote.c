@@ -403,8 +403,9 @@ static void test_disabled(void **state)
 
 /* Makes the remote broker's listener TLS with a fresh CA (ca.pem) and a
  * server certificate for 127.0.0.1; also a second, unrelated CA
- * (other-ca.pem). */
-static void remote_tls(struct rt *r)
+ * (other-ca.pem). require_client: the CA also signs a client certificate
+ * (client.pem, client.key) and the listener demands one. */
+static void remote_tls(struct rt *r, bool require_client)
 {
     const char *d = r->remote.dir;
     h_broker_start(&r->remote);
@@ -420,8 +421,15 @@ static void remote_tls(struct rt *r)
         "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
         "-out srv.pem -days 2 -extfile ext.cnf && "
         "printf 'cafile %s/ca.pem\\ncertfile %s/srv.pem\\nkeyfile %s/srv.key\\n' >> mosquitto.conf"
-        " ) >/dev/null 2>&1",
-        d, d, d, d);
+        "%s ) >/dev/null 2>&1",
+        d, d, d, d,
+        require_client
+            ? " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+              "-keyout client.key -out client.csr -subj /CN=m2m-client && "
+              "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out client.pem -days 2 && "
+              "printf 'require_certificate true\\n' >> mosquitto.conf"
+            : "");
     if (system(cmd) != 0)
         h_fail("cannot make the TLS certificates: %s", cmd);
     free(cmd);
@@ -433,7 +441,7 @@ static void remote_tls(struct rt *r)
 static void test_tls_round_trip(void **state)
 {
     struct rt *r = *state;
-    remote_tls(r);
+    remote_tls(r, false);
     char *extra = h_strdupf("\"tls\":true,\"ca_file\":\"%s/ca.pem\","
                             "\"subscribe\":[{\"topic\":\"loop/#\",\"qos\":1}]",
                             r->remote.dir);
@@ -456,7 +464,7 @@ static void test_tls_round_trip(void **state)
 static void test_tls_wrong_ca(void **state)
 {
     struct rt *r = *state;
-    remote_tls(r);
+    remote_tls(r, false);
     char *extra = h_strdupf("\"tls\":true,\"ca_file\":\"%s/other-ca.pem\"", r->remote.dir);
     rt_up(r, extra, true);
     free(extra);
@@ -465,6 +473,103 @@ static void test_tls_wrong_ca(void **state)
     if (!strstr(why, "handshake failed (32)"))
         h_fail("remote_error '%s': expected the TLS handshake failure", why);
     cJSON_Delete(st);
+    H_PASS(&r->e);
+}
+
+/* A whole small file, NUL-terminated (the caller frees it). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        h_fail("cannot open %s", path);
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (cap - n < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            buf = realloc(buf, cap + 1);
+            if (!buf)
+                h_fail("out of memory");
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* remote.cert_file/key_file: a broker that demands a client certificate
+ * (require_certificate) takes the bridge's; the certificate and key go to
+ * the module, authmode 2, a message makes the round trip. The key's bytes
+ * never reach the bridge's log (which runs at debug, AT traffic included). */
+static void test_tls_client_cert(void **state)
+{
+    struct rt *r = *state;
+    remote_tls(r, true);
+    const char *d = r->remote.dir;
+    char *extra = h_strdupf("\"tls\":true,\"ca_file\":\"%s/ca.pem\","
+                            "\"cert_file\":\"%s/client.pem\",\"key_file\":\"%s/client.key\","
+                            "\"subscribe\":[{\"topic\":\"loop/#\",\"qos\":1}]",
+                            d, d, d);
+    rt_up(r, extra, true);
+    free(extra);
+    cJSON_Delete(wait_remote(r, "connected"));
+    h_sim_wait_line(&r->e.sim, "rx AT+CCERTDOWN=\"client.pem\",", NULL, 0, 5000);
+    h_sim_wait_line(&r->e.sim, "rx AT+CCERTDOWN=\"client.key\",", NULL, 0, 5000);
+    h_sim_wait_line(&r->e.sim, "rx AT+CSSLCFG=\"authmode\",0,2", NULL, 0, 5000);
+    h_sim_wait_line(&r->e.sim, "rx AT+CSSLCFG=\"clientcert\",0,\"client.pem\"", NULL, 0, 5000);
+    h_sim_wait_line(&r->e.sim, "rx AT+CSSLCFG=\"clientkey\",0,\"client.key\"", NULL, 0, 5000);
+    h_mqtt_publish(&r->e.mqtt, r->t_pub,
+                   "{\"topic\":\"loop/c\",\"payload\":\"with a client certificate\",\"qos\":1}",
+                   1, false);
+    expect_ok(r, r->t_pub_result);
+    cJSON *m = h_mqtt_wait_json(&r->e.mqtt, r->t_message, 10000);
+    h_json_str_eq(m, "topic", "loop/c");
+    h_json_str_eq(m, "payload", "with a client certificate");
+    cJSON_Delete(m);
+
+    /* Every line of the key's base64 body is absent from the log. */
+    char *kp = h_strdupf("%s/client.key", d);
+    char *key = slurp(kp);
+    char *log = slurp(r->e.bridge.log_path);
+    size_t checked = 0;
+    for (char *save = NULL, *ln = strtok_r(key, "\n", &save); ln;
+         ln = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(ln, "-----", 5) == 0 || strlen(ln) < 16)
+            continue;
+        if (strstr(log, ln))
+            h_fail("the bridge log holds a line of the private key: %s", ln);
+        checked++;
+    }
+    if (checked == 0)
+        h_fail("%s: no key lines to look for", kp);
+    if (!strstr(log, "bytes of data]"))
+        h_fail("the bridge log has no AT data lines: is it at debug?");
+    free(log);
+    free(key);
+    free(kp);
+    H_PASS(&r->e);
+}
+
+/* The same broker without remote.cert_file/key_file: the TLS handshake is
+ * refused, B/status says why, and the bridge keeps retrying. */
+static void test_tls_client_cert_missing(void **state)
+{
+    struct rt *r = *state;
+    remote_tls(r, true);
+    char *extra = h_strdupf("\"tls\":true,\"ca_file\":\"%s/ca.pem\"", r->remote.dir);
+    rt_up(r, extra, true);
+    free(extra);
+    cJSON *st = wait_remote(r, "disconnected");
+    const char *why = h_json_str(st, "remote_error");
+    if (!strstr(why, "handshake failed (32)"))
+        h_fail("remote_error '%s': expected the TLS handshake failure", why);
+    cJSON_Delete(st);
+    assert_int_equal(h_sim_saw(&r->e.sim, "rx AT+CSSLCFG=\"clientcert\""), 0);
+    h_sim_wait_line(&r->e.sim, "rx AT+CSSLCFG=\"authmode\",0,1", NULL, 0, 5000);
     H_PASS(&r->e);
 }
 
@@ -483,6 +588,8 @@ int main(void)
         T(test_disabled),
         T(test_tls_round_trip),
         T(test_tls_wrong_ca),
+        T(test_tls_client_cert),
+        T(test_tls_client_cert_missing),
     };
     return cmocka_run_group_tests_name("integration_remote", tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@
 #define CM_TOPIC_MAX 1024
 #define CM_PAYLOAD_MAX 10240
 #define CM_CHUNK 1500
+#define SIM_CERT_FILES 4        /* AT+CCERTDOWN files kept (CA, client cert, key) */
 
 enum ev_kind { EV_LINE, EV_CONNECTED, EV_CONNECT_FAILED, EV_LOST, EV_RX, EV_PUB, EV_SUB,
                EV_UNSUB, EV_DISC };
@@ -77,11 +78,15 @@ struct sim_cmqtt {
     size_t chunk;
 
     /* TLS: AT+CCERTDOWN files (kept in temporary files), SSL context 0 */
-    char cert_name[SIM_PARAM_LEN]; /* the one file the module holds */
-    char cert_path[64];
+    struct {
+        char name[SIM_PARAM_LEN];  /* the name AT+CCERTDOWN gave it; "" free */
+        char path[64];
+    } certs[SIM_CERT_FILES];
     char cert_pending[SIM_PARAM_LEN]; /* AT+CCERTDOWN waiting for its data */
-    int authmode;
+    int authmode;                  /* 0 none, 1 server, 2 server+client, 3 client */
     char cacert[SIM_PARAM_LEN];
+    char clientcert[SIM_PARAM_LEN];
+    char clientkey[SIM_PARAM_LEN];
     bool ssl_ctx_bound;            /* AT+CMQTTSSLCFG=0,0 */
     bool ssl;                      /* AT+CMQTTACCQ=0,"id",1 */
 };
@@ -89,6 +94,17 @@ struct sim_cmqtt {
 static struct sim_cmqtt *cm(struct sim *s)
 {
     return s->cmqtt;
+}
+
+/* The temporary file behind the module file name, or NULL (none, or ""). */
+static const char *cert_file(const struct sim_cmqtt *c, const char *name)
+{
+    if (!name[0])
+        return NULL;
+    for (size_t i = 0; i < SIM_CERT_FILES; i++)
+        if (strcmp(c->certs[i].name, name) == 0)
+            return c->certs[i].path;
+    return NULL;
 }
 
 /* --- events (any thread) ------------------------------------------------------- */
@@ -308,7 +324,7 @@ void sim_cmqtt_reset(struct sim *s)
     c->started = c->acquired = false;
     c->ssl = c->ssl_ctx_bound = false;
     c->authmode = 0;
-    c->cacert[0] = '\0';
+    c->cacert[0] = c->clientcert[0] = c->clientkey[0] = '\0';
     c->topic_len = c->payload_len = 0;
     c->have_subtopic = c->have_unsubtopic = false;
 }
@@ -324,8 +340,9 @@ void sim_cmqtt_free(struct sim *s)
         c->head = e->next;
         ev_free(e);
     }
-    if (c->cert_path[0])
-        unlink(c->cert_path);
+    for (size_t i = 0; i < SIM_CERT_FILES; i++)
+        if (c->certs[i].path[0])
+            unlink(c->certs[i].path);
     close(c->pipe[0]);
     close(c->pipe[1]);
     pthread_mutex_destroy(&c->mu);
@@ -575,13 +592,19 @@ static struct sim_result cmd_connect(struct sim *s, const struct sim_at *at)
         uris[0] = uri;
         o.serverURIs = uris;
         o.serverURIcount = 1;
-        bool verify = c->authmode >= 1;
-        if (verify && (!c->cacert[0] || strcmp(c->cacert, c->cert_name) != 0)) {
+        bool verify = c->authmode == 1 || c->authmode == 2;
+        bool client = c->authmode >= 2;
+        const char *ca = cert_file(c, c->cacert);
+        const char *cert = cert_file(c, c->clientcert);
+        const char *key = cert_file(c, c->clientkey);
+        if ((verify && !ca) || (client && (!cert || !key))) {
             post_line(s, "+CMQTTCONNECT", 33);   /* no certificate */
             destroy_client(c);
             return SIM_RES_OK;
         }
-        so.trustStore = verify ? c->cert_path : NULL;
+        so.trustStore = verify ? ca : NULL;
+        so.keyStore = client ? cert : NULL;
+        so.privateKey = client ? key : NULL;
         so.enableServerCertAuth = verify;
         so.verify = verify;
         so.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
@@ -836,12 +859,26 @@ static struct sim_result certdown_done(struct sim *s, const uint8_t *d, size_t n
         unlink(path);
         return SIM_RES_ERROR;
     }
-    /* One file is enough for the tests: a new one replaces it. */
-    if (c->cert_path[0])
-        unlink(c->cert_path);
-    snprintf(c->cert_path, sizeof(c->cert_path), "%s", path);
-    snprintf(c->cert_name, sizeof(c->cert_name), "%s", c->cert_pending);
-    sim_log(s, "cmqtt: certificate %s, %zu bytes", c->cert_name, n);
+    /* A file of the same name is replaced; else the first free slot. */
+    size_t slot = SIM_CERT_FILES;
+    for (size_t i = 0; i < SIM_CERT_FILES; i++) {
+        if (strcmp(c->certs[i].name, c->cert_pending) == 0) {
+            slot = i;
+            break;
+        }
+        if (!c->certs[i].name[0] && slot == SIM_CERT_FILES)
+            slot = i;
+    }
+    if (slot == SIM_CERT_FILES) {
+        unlink(path);
+        return SIM_RES_ERROR;
+    }
+    if (c->certs[slot].path[0])
+        unlink(c->certs[slot].path);
+    snprintf(c->certs[slot].path, sizeof(c->certs[slot].path), "%s", path);
+    snprintf(c->certs[slot].name, sizeof(c->certs[slot].name), "%s", c->cert_pending);
+    /* The size only: a key's bytes stay out of the log. */
+    sim_log(s, "cmqtt: certificate %s, %zu bytes", c->certs[slot].name, n);
     return SIM_RES_OK;
 }
 
@@ -873,6 +910,16 @@ static struct sim_result cmd_csslcfg(struct sim *s, const struct sim_at *at)
     }
     if (strcmp(p.v[0], "cacert") == 0 && p.quoted[2] && strlen(p.v[2]) < sizeof(c->cacert)) {
         snprintf(c->cacert, sizeof(c->cacert), "%s", p.v[2]);
+        return SIM_RES_OK;
+    }
+    if (strcmp(p.v[0], "clientcert") == 0 && p.quoted[2] &&
+        strlen(p.v[2]) < sizeof(c->clientcert)) {
+        snprintf(c->clientcert, sizeof(c->clientcert), "%s", p.v[2]);
+        return SIM_RES_OK;
+    }
+    if (strcmp(p.v[0], "clientkey") == 0 && p.quoted[2] &&
+        strlen(p.v[2]) < sizeof(c->clientkey)) {
+        snprintf(c->clientkey, sizeof(c->clientkey), "%s", p.v[2]);
         return SIM_RES_OK;
     }
     if (strcmp(p.v[0], "enableSNI") == 0 && sim_param_int(&p, 2, 0, 1, &v))

@@ -824,6 +824,90 @@ static void test_tls_sequence(void **state)
     assert_non_null(strstr(F.reason, "handshake failed (32)"));
 }
 
+/* A client certificate (remote.cert_file/key_file): the certificate and
+ * its key go to the module after the CA, authmode 2 (server and client),
+ * clientcert/clientkey name them. An upload that fails sends all three
+ * again on the next attempt. Half a pair is refused. */
+static void test_tls_client_cert_sequence(void **state)
+{
+    static const char ca[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    static const char cert[] = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+    static const char key[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+    const struct cmqtt_cbs cb = { on_state, on_message, on_error };
+    struct cmqtt_opts o = base_opts();
+    (void)state;
+    cmqtt_free(F.c);
+    at_chat_free(F.chat);
+    new_chat();
+    o.tls = true;
+    o.ca_pem = (const uint8_t *)ca;
+    o.ca_len = sizeof(ca) - 1;
+    o.cert_pem = (const uint8_t *)cert;
+    o.cert_len = sizeof(cert) - 1;
+    o.n_subs = 0;
+    /* Half a pair: refused. */
+    assert_null(cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL));
+    o.key_pem = (const uint8_t *)key;
+    o.key_len = sizeof(key) - 1;
+    F.c = cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL);
+    assert_non_null(F.c);
+    cmqtt_modem_ready(F.c, true);
+    for (int round = 0; round < 3; round++) {
+        if (round > 0)
+            assert_true(fire_timer(1000));   /* a success reset the backoff */
+        EXPECT("AT+CMQTTSTART\r");
+        feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+        if (round < 2) {
+            EXPECT("AT+CCERTDOWN=\"m2m_ca.pem\",59\r");
+            feed("\r\n>");
+            expect_written(ca, sizeof(ca) - 1);
+            feed("\r\nOK\r\n");
+            EXPECT("AT+CCERTDOWN=\"client.pem\",59\r");
+            feed("\r\n>");
+            expect_written(cert, sizeof(cert) - 1);
+            feed("\r\nOK\r\n");
+            EXPECT("AT+CCERTDOWN=\"client.key\",59\r");
+            feed("\r\n>");
+            expect_written(key, sizeof(key) - 1);
+            if (round == 0) {
+                /* The key's upload fails: the session is down, and the
+                 * next attempt starts the uploads over. */
+                feed("\r\nERROR\r\n");
+                assert_int_equal(F.state, CMQTT_DISCONNECTED);
+                continue;
+            }
+            feed("\r\nOK\r\n");
+        }
+        EXPECT("AT+CSSLCFG=\"sslversion\",0,4\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"authmode\",0,2\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"cacert\",0,\"m2m_ca.pem\"\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"clientcert\",0,\"client.pem\"\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"clientkey\",0,\"client.key\"\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CSSLCFG=\"enableSNI\",0,1\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTSSLCFG=0,0\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTACCQ=0,\"dev1\",1\r");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+        feed("\r\nOK\r\n");
+        if (round == 1) {
+            /* After the failed attempt: the old session is closed first. */
+            EXPECT("AT+CMQTTDISC=0,10\r");
+            feed("\r\nOK\r\n\r\n+CMQTTDISC: 0,11\r\n");
+        }
+        F.out_len = 0;
+        feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+        assert_int_equal(F.state, CMQTT_CONNECTED);
+        feed("\r\n+CMQTTCONNLOST: 0,2\r\n");
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -848,6 +932,7 @@ int main(void)
         T(test_lost_while_subscribing),
         T(test_disabled),
         T(test_tls_sequence),
+        T(test_tls_client_cert_sequence),
     };
     return cmocka_run_group_tests_name("cmqtt", tests, NULL, NULL);
 }

@@ -97,6 +97,9 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_line(d, "remote.keepalive=%d\n", c->remote.keepalive);
     dump_line(d, "remote.clean_session=%d\n", c->remote.clean_session);
     dump_line(d, "remote.tls=%d\n", c->remote.tls);
+    dump_line(d, "remote.ca_file=%s\n", nz(c->remote.ca_file));
+    dump_line(d, "remote.cert_file=%s\n", nz(c->remote.cert_file));
+    dump_line(d, "remote.key_file=%s\n", nz(c->remote.key_file));
     dump_line(d, "remote.subscribe=[");
     for (size_t i = 0; i < c->remote.n_subscribe; i++)
         dump_line(d, "%s%s %d %s", i ? "," : "", c->remote.subscribe[i].topic,
@@ -145,6 +148,9 @@ static const char DEFAULTS[] =
     "remote.keepalive=120\n"
     "remote.clean_session=1\n"
     "remote.tls=0\n"
+    "remote.ca_file=(null)\n"
+    "remote.cert_file=(null)\n"
+    "remote.key_file=(null)\n"
     "remote.subscribe=[]\n"
     "remote.forward=[]\n"
     "state_dir=/var/lib/modem2mqtt\n"
@@ -329,6 +335,27 @@ static const struct build_case build_cases[] = {
     {.json = "{\"sms\":{\"allow\":[]}}", .err = "sms.allow: unknown key"},
     {.json = "{\"calls\":{\"max\":1}}", .err = "calls.max: unknown key"},
     {.json = "{\"remote\":{\"enabled\":true}}", .err = "remote.enabled: unknown key"},
+    /* ---- remote client certificate: both or neither, only with tls ---- */
+    {.json = "{\"remote\":{\"tls\":true,\"ca_file\":\"/c/ca.pem\",\"cert_file\":\"/c/cl.pem\","
+             "\"key_file\":\"/c/cl.key\"}}",
+     .expect = {"remote.tls=1", "remote.ca_file=/c/ca.pem", "remote.cert_file=/c/cl.pem",
+                "remote.key_file=/c/cl.key"}},
+    {.json = "{\"remote\":{\"tls\":true,\"cert_file\":null,\"key_file\":null}}",
+     .expect = {"remote.cert_file=(null)", "remote.key_file=(null)"}},
+    {.json = "{\"remote\":{\"tls\":true,\"cert_file\":\"/c/cl.pem\"}}",
+     .err = "remote.key_file: required with remote.cert_file"},
+    {.json = "{\"remote\":{\"tls\":true,\"cert_file\":\"/c/cl.pem\",\"key_file\":null}}",
+     .err = "remote.key_file: required with remote.cert_file"},
+    {.json = "{\"remote\":{\"tls\":true,\"key_file\":\"/c/cl.key\"}}",
+     .err = "remote.cert_file: required with remote.key_file"},
+    {.json = "{\"remote\":{\"cert_file\":\"/c/cl.pem\",\"key_file\":\"/c/cl.key\"}}",
+     .err = "remote.cert_file: needs \"tls\": true"},
+    {.json = "{\"remote\":{\"tls\":false,\"cert_file\":\"/c/cl.pem\",\"key_file\":\"/c/cl.key\"}}",
+     .err = "remote.cert_file: needs \"tls\": true"},
+    {.json = "{\"remote\":{\"tls\":true,\"cert_file\":\"\",\"key_file\":\"/c/cl.key\"}}",
+     .err = "remote.cert_file: expected a file path"},
+    {.json = "{\"remote\":{\"tls\":true,\"cert_file\":\"/c/cl.pem\",\"key_file\":7}}",
+     .err = "remote.key_file: expected string or null"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\"},{\"topic\":\"b\",\"qso\":1}]}}",
      .err = "remote.subscribe[1].qso: unknown key"},
     {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"b\",\"retain\":true}]}}",
