@@ -877,8 +877,23 @@ static void handle_lost(struct mqtt_link *l, const char *cause)
     fail_acks(l, -ENOTCONN);
     if (was_up && !l->dead && l->cbs.disconnected)
         l->cbs.disconnected(l->ctx, reason);
-    if (!stopping && !l->dead)
-        schedule_retry(l);
+    if (stopping || l->dead)
+        return;
+    /* Reconnect on a fresh paho client. paho 1.3.12 can free a publish
+     * command queued before the loss while another of its threads still
+     * reads it, once MQTTAsync_connect is called again on the same client
+     * (ASan: heap-use-after-free inside paho, seen under test load). A new
+     * client carries nothing over; the broker keeps our session by client
+     * id, the acks were failed above, and subscriptions are renewed on
+     * every connect. */
+    destroy_client(l);
+    int rc = create_client(l, l->version);
+    if (rc < 0) {
+        log_error("mqtt: cannot create a client to reconnect: %s", strerror(-rc));
+        l->state = LS_STOPPED;
+        return;
+    }
+    schedule_retry(l);
 }
 
 static void handle_connect_failed(struct mqtt_link *l, int code, int reason, const char *msg)
