@@ -158,6 +158,8 @@ struct status {
     void *ctx;
     uint64_t timer;
     bool ready;
+    bool polling;              /* a round's commands are queued or running */
+    bool again;                /* another round was asked for meanwhile */
     int creg, cereg;           /* last stat of each, -1 unknown */
     struct status_info info;
 };
@@ -193,14 +195,26 @@ static void poll_done(void *ctx, const struct at_response *rsp)
     }
 }
 
-/* The last command of a poll round: publish once per round. */
+static void poll_now(struct status *st);
+
+/* The last command of a poll round: publish once per round, so every
+ * B/status is one snapshot (registration, operator and access read in the
+ * same round). */
 static void round_done(void *ctx, const struct at_response *rsp)
 {
     struct status *st = ctx;
 
     poll_done(ctx, rsp);
-    if (rsp->final != AT_FINAL_CANCELLED)
-        notify(st);
+    st->polling = false;
+    if (rsp->final == AT_FINAL_CANCELLED) {
+        st->again = false;
+        return;
+    }
+    notify(st);
+    if (st->again) {
+        st->again = false;
+        poll_now(st);
+    }
 }
 
 static const struct {
@@ -215,14 +229,21 @@ static const struct {
 };
 #define N_POLL (sizeof(poll_cmds) / sizeof(poll_cmds[0]))
 
+/* A round asked for while one runs is coalesced into one more round after
+ * it: its answers may predate what made us ask. */
 static void poll_now(struct status *st)
 {
+    if (st->polling) {
+        st->again = true;
+        return;
+    }
     for (size_t i = 0; i < N_POLL; i++) {
         const struct at_cmd_opts o = { .info_prefix = poll_cmds[i].prefix };
         if (modem_send(st->modem, poll_cmds[i].cmd, &o, i + 1 == N_POLL ? round_done : poll_done,
                        st) < 0)
-            return;
+            return;   /* not ready, or the queue is full: the next tick retries */
     }
+    st->polling = true;
 }
 
 static int64_t poll_fired(void *ctx)
@@ -238,7 +259,9 @@ static int64_t poll_fired(void *ctx)
 }
 
 /* +CREG: <stat>[,<lac>,<ci>] and +CEREG: as URCs: registration changed, so
- * the operator and access technology may have too. */
+ * the operator and access technology may have too. The URC only starts a
+ * round: taking its value at once would publish it next to the operator
+ * of a round that began before the change. */
 static void urc_reg(void *ctx, const char *const *lines, size_t n)
 {
     struct status *st = ctx;
@@ -247,10 +270,6 @@ static void urc_reg(void *ctx, const char *const *lines, size_t n)
     (void)n;
     if (status_parse_reg(lines[0], true, &stat) < 0)
         return;
-    if (lines[0][1] == 'C' && lines[0][2] == 'E')
-        st->cereg = stat;
-    else
-        st->creg = stat;
     log_info("status: registration %s", status_reg_name(stat));
     if (st->ready)
         poll_now(st);
