@@ -699,12 +699,7 @@ struct at_chat *at_chat_new(const struct at_chat_opts *opts, const struct at_tra
     return chat;
 
 err:
-    free(chat->urc_buf);
-    free(chat->final_text);
-    free(chat->lines);
-    free(chat->arena);
-    free(chat->q);
-    free(chat);
+    at_chat_free(chat);   /* zeroed where not yet allocated */
     return NULL;
 }
 

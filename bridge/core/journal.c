@@ -216,8 +216,9 @@ bad:
     return 0;
 }
 
-/* Scans pending: removes leftover .tmp files, returns the largest seq. */
-static int scan_pending(struct journal *j, uint64_t *max)
+/* A directory stream over pending/, from its start. The dup shares its
+ * offset with pendfd, left at the end by an earlier pass: hence the rewind. */
+static int open_pending(struct journal *j, DIR **out)
 {
     int fd = dup(j->pendfd);
     if (fd < 0)
@@ -229,6 +230,17 @@ static int scan_pending(struct journal *j, uint64_t *max)
         return ret;
     }
     rewinddir(d);
+    *out = d;
+    return 0;
+}
+
+/* Scans pending: removes leftover .tmp files, returns the largest seq. */
+static int scan_pending(struct journal *j, uint64_t *max)
+{
+    DIR *d;
+    int ret = open_pending(j, &d);
+    if (ret < 0)
+        return ret;
     *max = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -471,20 +483,11 @@ static int list_pending(struct journal *j, uint64_t **out, size_t *count)
 {
     *out = NULL;
     *count = 0;
-    int fd = dup(j->pendfd);
-    if (fd < 0)
-        return -errno;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int ret = -errno;
-        close(fd);
+    DIR *d;
+    int ret = open_pending(j, &d);
+    if (ret < 0)
         return ret;
-    }
-    /* The dup shares the offset with pendfd, left at the end by an
-     * earlier scan. */
-    rewinddir(d);
 
-    int ret = 0;
     uint64_t *seqs = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
