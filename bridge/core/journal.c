@@ -237,7 +237,7 @@ static int open_pending(struct journal *j, DIR **out)
 /* Scans pending: removes leftover .tmp files, returns the largest seq. */
 static int scan_pending(struct journal *j, uint64_t *max)
 {
-    DIR *d;
+    DIR *d = NULL;
     int ret = open_pending(j, &d);
     if (ret < 0)
         return ret;
@@ -483,7 +483,7 @@ static int list_pending(struct journal *j, uint64_t **out, size_t *count)
 {
     *out = NULL;
     *count = 0;
-    DIR *d;
+    DIR *d = NULL;
     int ret = open_pending(j, &d);
     if (ret < 0)
         return ret;
