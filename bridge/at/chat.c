@@ -906,6 +906,19 @@ int at_chat_read_block(struct at_chat *chat, size_t len,
     return 0;
 }
 
+bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix)
+{
+    char name[64];
+
+    if (!chat->cur || chat->failed || !cmd_prefix ||
+        !starts_with(chat->cur->cmd, chat->cur->cmd_len, cmd_prefix))
+        return false;
+    log_warn("AT %s: aborted, the state it waits for has ended",
+             cmd_log(chat->cur, name, sizeof(name)));
+    complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, 0);
+    return true;
+}
+
 bool at_chat_idle(const struct at_chat *chat)
 {
     return !chat->cur && chat->q_count == 0 && !chat->guard;

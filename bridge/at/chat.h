@@ -188,6 +188,16 @@ int at_chat_read_block(struct at_chat *chat, size_t len,
 int at_chat_urc_more(struct at_chat *chat, size_t max_lines,
                      bool (*fn)(void *ctx, const char *line), void *ctx);
 
+/* A URC ended the state a command waits for (+CMQTTCONNLOST while
+ * AT+CMQTTSUB waits for its result): completes the command in flight with
+ * AT_FINAL_CANCELLED at once when its command line starts with cmd_prefix
+ * (case-sensitive), rather than letting the whole queue wait for its
+ * timeout. Queued commands are left alone: they get the module's own
+ * answer. Whatever the module still sends for the aborted command arrives
+ * with no command in flight. Callable from URC handlers. Returns true when
+ * a command was aborted. */
+bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix);
+
 /* Nothing in flight, nothing queued, not waiting for an ESC's answer. */
 bool at_chat_idle(const struct at_chat *chat);
 

@@ -268,6 +268,14 @@ static void urc_rx(void *ctx, const char *const *lines, size_t n)
         putf(current, "rb %d\n", rc);
 }
 
+/* "+CMQTTCONNLOST": a pending AT+CMQTTSUB will never get its result. */
+static void urc_abort(void *ctx, const char *const *lines, size_t n)
+{
+    (void)ctx;
+    trace_urc("a", lines, n);
+    putf(current, "abort=%d\n", at_chat_abort(current->chat, "AT+CMQTTSUB"));
+}
+
 static const struct at_urc table_a[] = {
     {"+CMTI:", 0, urc_cmti},
     {"+CMT:", 1, urc_a},
@@ -282,7 +290,7 @@ static const struct at_urc table_a[] = {
     {"+CMQTTRXTOPIC:", 0, urc_rx},
     {"+CMQTTRXPAYLOAD:", 0, urc_rx},
     {"+CMQTTRXEND:", 0, urc_a},
-    {"+CMQTTCONNLOST:", 0, urc_a},
+    {"+CMQTTCONNLOST:", 0, urc_abort},
 };
 
 /* Registered second: "+CPIN: READY" never wins over table_a's "+CPIN:". */
@@ -890,6 +898,24 @@ static const struct chat_case cases[] = {
                 "--\n"
                 "done#3 OK -1 <9471080000F0>\n"
                 "idle=1\n",
+    },
+    {
+        .name = "+CMQTTCONNLOST aborts the AT+CMQTTSUB waiting after OK, not others",
+        .cmds = {{"AT+CMQTTSUB=0", .after_ok = "+CMQTTSUB:"}, {"AT+CSQ", .info = "+CSQ:"}},
+        .steps = {SEND(0), SEND(1), FEED("\r\nOK\r\n"), MARK, FEED("\r\n+CMQTTCONNLOST: 0,3\r\n"),
+                  MARK, FEED("\r\n+CSQ: 14,99\r\n\r\nOK\r\n"), MARK,
+                  FEED("\r\n+CMQTTCONNLOST: 0,3\r\n")},
+        .want = "W:AT+CMQTTSUB=0\\x0d\n"
+                "--\n"
+                "urca <+CMQTTCONNLOST: 0,3>\n"
+                "done#0 CANCELLED -1\n"
+                "W:AT+CSQ\\x0d\n"
+                "abort=1\n"
+                "--\n"
+                "done#1 OK -1 <+CSQ: 14,99>\n"
+                "--\n"
+                "urca <+CMQTTCONNLOST: 0,3>\n"
+                "abort=0\n",
     },
     {
         .name = "write failure completes CANCELLED from the tick",
