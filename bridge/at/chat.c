@@ -18,8 +18,6 @@
 #define MIN_LINE 16u
 #define LOG_TRAFFIC_MAX 200u
 
-static const uint8_t ESC = 0x1b;
-
 struct at_cmd {
     at_done_cb cb;
     void *ctx;
@@ -30,7 +28,19 @@ struct at_cmd {
     const char *after_ok_prefix; /* NULL: none */
     const uint8_t *data;         /* NULL: no prompt expected */
     size_t data_len;
+    bool expect_info;
     char storage[]; /* cmd "\r" NUL, prefixes, data */
+};
+
+#define MARKER_LEN (2 + 2 * 16)
+
+enum sync_phase {
+    SYNC_NONE = 0,  /* in step */
+    SYNC_DRAIN,     /* ESC written; waiting for the line to go quiet */
+    SYNC_ECHO_ON,   /* ATE1 written; draining its answer */
+    SYNC_MARK,      /* marker written; waiting for its echo, then its final */
+    SYNC_ECHO_OFF,  /* ATE0 written; its final ends the resync */
+    SYNC_FAILED,    /* every attempt failed: held until the owner acts */
 };
 
 struct urc_table {
@@ -63,6 +73,7 @@ struct at_chat {
     bool prompt_seen;  /* the module sits at a '>' prompt */
     bool data_written;
     bool truncated;
+    bool info_seen;    /* a line with the command's info_prefix arrived */
 
     /* Info lines of the command in flight: an arena and pointers into it. */
     char *arena;
@@ -73,9 +84,17 @@ struct at_chat {
     size_t n_lines;
     char *final_text; /* max_line + 1: CME/CMS verbose text */
 
-    /* After an ESC on timeout: the module's answer to it is still due. */
-    bool guard;
-    int64_t guard_deadline;
+    /* Resynchronisation (chat.h): the phase, its deadlines, the marker. */
+    enum sync_phase sync;
+    bool sync_discard;       /* drop bytes unread until the marker's echo */
+    bool marker_seen;
+    unsigned sync_attempt;
+    unsigned sync_attempts;
+    int64_t quiet_at;        /* draining: done when no byte came until then */
+    int64_t drain_end;       /* draining: done at the latest then */
+    int64_t sync_deadline;   /* MARK, ECHO_OFF: the attempt failed then */
+    uint32_t nonce;
+    char marker[MARKER_LEN + 2]; /* the marker, CR, NUL */
 
     int64_t scheduled; /* last deadline handed to tr.schedule */
 
@@ -112,6 +131,7 @@ static const char *const final_names[] = {
     [AT_FINAL_NO_DIALTONE] = "NO DIALTONE",
     [AT_FINAL_TIMEOUT] = "TIMEOUT",
     [AT_FINAL_CANCELLED] = "CANCELLED",
+    [AT_FINAL_OUT_OF_STEP] = "OUT OF STEP",
 };
 
 const char *at_final_name(enum at_final f)
@@ -236,8 +256,10 @@ static void update_schedule(struct at_chat *chat)
 
     if (chat->cur)
         want = chat->deadline;
-    else if (chat->guard)
-        want = chat->guard_deadline;
+    else if (chat->sync == SYNC_DRAIN || chat->sync == SYNC_ECHO_ON)
+        want = chat->quiet_at < chat->drain_end ? chat->quiet_at : chat->drain_end;
+    else if (chat->sync == SYNC_MARK || chat->sync == SYNC_ECHO_OFF)
+        want = chat->sync_deadline;
     if (want != chat->scheduled) {
         chat->scheduled = want;
         chat->tr.schedule(chat->tr.ctx, want);
@@ -254,6 +276,7 @@ static void reset_cur_state(struct at_chat *chat)
     chat->prompt_seen = false;
     chat->data_written = false;
     chat->truncated = false;
+    chat->info_seen = false;
 }
 
 static void finish(struct at_chat *chat, struct at_cmd *cmd, const struct at_response *rsp)
@@ -287,6 +310,7 @@ static void complete_cur(struct at_chat *chat, enum at_final final, int code, co
     chat->cur = NULL;
     chat->lines[chat->n_lines] = NULL;
     reset_cur_state(chat);
+    at_lexer_expect_prompt(chat->lx, false);
     log_debug("AT %s -> %s code=%d%s%s", cmd_log(cmd, name, sizeof(name)), at_final_name(final),
               code, text ? " " : "", text ? text : "");
     /* The info lines stay put until pump() starts another command, which
@@ -315,6 +339,9 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
     chat->n_lines = 0;
     chat->arena_used = 0;
     chat->deadline = now + cmd->timeout_ms;
+    /* Only a command with data to write waits for a prompt: any other '>'
+     * at line start (a USSD menu) is text. */
+    at_lexer_expect_prompt(chat->lx, cmd->data != NULL);
     log_traffic("AT>", cmd->cmd, cmd->cmd_len);
     rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)cmd->cmd, cmd->cmd_len + 1);
     if (rc < 0) {
@@ -336,7 +363,7 @@ static void pump(struct at_chat *chat)
     if (chat->completing || chat->pumping)
         return;
     chat->pumping = true;
-    if (!chat->cur && !chat->guard && chat->q_count > 0)
+    if (!chat->cur && chat->sync == SYNC_NONE && chat->q_count > 0)
         start(chat, q_pop(chat));
     chat->pumping = false;
     update_schedule(chat);
@@ -465,6 +492,9 @@ static void urc_collect(struct at_chat *chat, const char *s, size_t len)
     dispatch_urc(u, chat->urc_ctx, chat->urc_lines, n);
 }
 
+static void out_of_step(struct at_chat *chat, const char *why);
+static bool is_step_final(struct at_chat *chat, const char *s, size_t len);
+
 /* With echo on, the module echoes what follows the prompt too. */
 static bool is_data_echo(const struct at_cmd *cmd, const char *s, size_t len)
 {
@@ -493,6 +523,11 @@ static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
     /* 2. Final result. */
     f = parse_final(chat, s, len, &code, &text);
     if (f >= 0) {
+        if (f == AT_FINAL_OK && cmd->expect_info && !chat->info_seen &&
+            !(cmd->after_ok_prefix && !chat->result_seen)) {
+            out_of_step(chat, "OK without the expected information line");
+            return;
+        }
         if (f == AT_FINAL_OK && cmd->after_ok_prefix) {
             /* CMQTT: OK only acknowledges the request; the outcome is the
              * result line, which the A7670 sends after OK (or, for
@@ -509,6 +544,7 @@ static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
     if (cmd->after_ok_prefix && !chat->result_seen && starts_with(s, len, cmd->after_ok_prefix)) {
         add_info(chat, s, len);
         chat->result_seen = true;
+        chat->info_seen = true;
         if (chat->ok_seen)
             complete_cur(chat, AT_FINAL_OK, -1, NULL, 0);
         return;
@@ -516,6 +552,7 @@ static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
     /* 3. The command's own info lines. */
     if (cmd->info_prefix && starts_with(s, len, cmd->info_prefix)) {
         add_info(chat, s, len);
+        chat->info_seen = true;
         return;
     }
     /* 4. URCs. */
@@ -523,6 +560,194 @@ static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
         return;
     /* 5. Bare info lines (CGSN digits, the PDU after +CMGR:). */
     add_info(chat, s, len);
+}
+
+/* ---- staying in step (chat.h) ---------------------------------------- */
+
+/* OK, ERROR, +CME ERROR, +CMS ERROR: the finals that end a command. The
+ * call results (NO CARRIER, BUSY, ...) also come on their own when a call
+ * ends, so they prove nothing. */
+static bool is_step_final(struct at_chat *chat, const char *s, size_t len)
+{
+    const char *text;
+    int code, f = parse_final(chat, s, len, &code, &text);
+
+    return f == AT_FINAL_OK || f == AT_FINAL_ERROR || f == AT_FINAL_CME || f == AT_FINAL_CMS;
+}
+
+static int sync_write(struct at_chat *chat, const char *what)
+{
+    size_t n = strlen(what);
+    int rc;
+
+    log_traffic("AT>", what, n);
+    rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)what, n);
+    if (rc < 0)
+        log_warn("AT resync: write failed: %s", strerror(-rc));
+    return rc;
+}
+
+static void sync_end(struct at_chat *chat, bool ok)
+{
+    chat->sync = ok ? SYNC_NONE : SYNC_FAILED;
+    chat->sync_discard = false;
+    if (ok)
+        log_info("AT in step after %u attempt%s", chat->sync_attempt,
+                 chat->sync_attempt == 1 ? "" : "s");
+    else
+        log_warn("AT resync failed after %u attempts: the module does not answer",
+                 chat->sync_attempt);
+    chat->sync_attempt = 0;
+    if (chat->tr.synced) {
+        chat->completing++;
+        chat->tr.synced(chat->tr.ctx, ok);
+        chat->completing--;
+    }
+    pump(chat);
+}
+
+/* "AT" and 16 basic commands, E1 or V1 by the nonce's bits: harmless (echo
+ * on and verbose results are what a resync wants anyway) and different for
+ * every attempt. */
+static void make_marker(struct at_chat *chat)
+{
+    uint32_t x = chat->nonce;
+    char *p = chat->marker;
+
+    /* xorshift32: nothing secret, only different from the last ones. */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    chat->nonce = x;
+    *p++ = 'A';
+    *p++ = 'T';
+    for (int i = 0; i < 16; i++) {
+        *p++ = (x >> i) & 1 ? 'V' : 'E';
+        *p++ = '1';
+    }
+    *p++ = '\r';
+    *p = 0;
+}
+
+static void drain_start(struct at_chat *chat, enum sync_phase phase, int64_t now)
+{
+    chat->sync = phase;
+    chat->quiet_at = now + AT_CHAT_QUIET_MS;
+    chat->drain_end = now + AT_CHAT_DRAIN_MAX_MS;
+}
+
+static void sync_attempt(struct at_chat *chat)
+{
+    if (chat->sync_attempt >= chat->sync_attempts) {
+        sync_end(chat, false);
+        return;
+    }
+    chat->sync_attempt++;
+    chat->marker_seen = false;
+    /* Whatever was half received belongs to the time before. */
+    at_lexer_reset(chat->lx);
+    chat->urc = NULL;
+    chat->urc_have = 0;
+    chat->block_fn = NULL;
+    chat->more_fn = NULL;
+    log_debug("AT resync attempt %u", chat->sync_attempt);
+    /* ESC: out of a data prompt; elsewhere the module ignores it. */
+    if (sync_write(chat, "\x1b") < 0) {
+        sync_end(chat, false);
+        return;
+    }
+    drain_start(chat, SYNC_DRAIN, chat->tr.now_ms(chat->tr.ctx));
+    update_schedule(chat);
+}
+
+/* The drain phases are over: the next step. */
+static void sync_drained(struct at_chat *chat, int64_t now)
+{
+    if (chat->sync == SYNC_DRAIN) {
+        if (sync_write(chat, "ATE1\r") < 0) {
+            sync_end(chat, false);
+            return;
+        }
+        drain_start(chat, SYNC_ECHO_ON, now);
+        update_schedule(chat);
+        return;
+    }
+    make_marker(chat);
+    if (sync_write(chat, chat->marker) < 0) {
+        sync_end(chat, false);
+        return;
+    }
+    chat->sync = SYNC_MARK;
+    chat->sync_deadline = now + AT_CHAT_SYNC_STEP_MS;
+    update_schedule(chat);
+}
+
+static void sync_line(struct at_chat *chat, const char *s, size_t len)
+{
+    bool after_marker = chat->sync == SYNC_ECHO_OFF || chat->marker_seen;
+
+    if (chat->sync == SYNC_MARK && !chat->marker_seen && len == MARKER_LEN &&
+        memcmp(s, chat->marker, len) == 0) {
+        chat->marker_seen = true;
+        return;
+    }
+    if (after_marker && is_step_final(chat, s, len)) {
+        if (chat->sync == SYNC_MARK) {
+            /* The marker's own answer: in step. Echo off again. */
+            if (sync_write(chat, "ATE0\r") < 0) {
+                sync_end(chat, false);
+                return;
+            }
+            chat->sync = SYNC_ECHO_OFF;
+            chat->sync_deadline = chat->tr.now_ms(chat->tr.ctx) + AT_CHAT_SYNC_STEP_MS;
+            update_schedule(chat);
+            return;
+        }
+        sync_end(chat, true);
+        return;
+    }
+    if (chat->sync_discard && !after_marker) {
+        log_debug("AT resync: stale line dropped");
+        return;
+    }
+    if (try_urc(chat, s, len))
+        return;
+    log_debug("AT resync: line dropped");
+}
+
+/* Holds the queue and starts the first attempt; false when one runs. */
+static bool begin_sync(struct at_chat *chat, bool discard)
+{
+    if (chat->sync != SYNC_NONE && chat->sync != SYNC_FAILED) {
+        chat->sync_discard = chat->sync_discard || discard;
+        return false;
+    }
+    chat->sync = SYNC_DRAIN;
+    chat->sync_discard = discard;
+    chat->sync_attempt = 0;
+    sync_attempt(chat);
+    return true;
+}
+
+static void resync(struct at_chat *chat, bool discard, const char *why)
+{
+    char name[64];
+
+    if (chat->sync != SYNC_NONE && chat->sync != SYNC_FAILED) {
+        begin_sync(chat, discard);
+        return;
+    }
+    log_warn("AT resynchronising: %s%s%s", why, chat->cur ? "; dropping " : "",
+             chat->cur ? cmd_log(chat->cur, name, sizeof(name)) : "");
+    begin_sync(chat, discard);
+    if (chat->cur)
+        complete_cur(chat, AT_FINAL_OUT_OF_STEP, -1, NULL, 0);
+}
+
+/* The command in flight got an answer that cannot be its own. */
+static void out_of_step(struct at_chat *chat, const char *why)
+{
+    resync(chat, false, why);
 }
 
 /* A line of a URC that asked for more (at_chat_urc_more). */
@@ -550,23 +775,21 @@ static void on_line(struct at_chat *chat, const char *s, size_t len)
         urc_collect(chat, s, len);
         return;
     }
+    if (chat->sync != SYNC_NONE) {
+        sync_line(chat, s, len);
+        return;
+    }
     if (chat->cur && !chat->failed) {
         line_in_flight(chat, s, len);
         return;
     }
-    if (chat->guard) {
-        int code;
-        const char *text;
-
-        if (parse_final(chat, s, len, &code, &text) >= 0) {
-            log_debug("AT answer to ESC: %.*s", (int)len, s);
-            chat->guard = false;
-            pump(chat);
-            return;
-        }
-    }
     if (try_urc(chat, s, len))
         return;
+    if (is_step_final(chat, s, len)) {
+        /* An answer nobody asked for: a late one, or we lost count. */
+        resync(chat, false, "a final result with no command in flight");
+        return;
+    }
     log_debug("AT unsolicited line dropped");
 }
 
@@ -577,7 +800,7 @@ static void on_prompt(struct at_chat *chat)
     int rc;
 
     log_traffic("AT<", ">", 1);
-    if (!cmd || chat->failed) {
+    if (!cmd || chat->failed || chat->sync != SYNC_NONE) {
         log_debug("AT prompt with no command in flight, ignored");
         return;
     }
@@ -589,6 +812,7 @@ static void on_prompt(struct at_chat *chat)
         return;
     }
     chat->data_written = true;
+    at_lexer_expect_prompt(chat->lx, false);
     log_debug("AT> [%zu bytes of data]", cmd->data_len);
     if (cmd->data_len == 0)
         return;
@@ -677,6 +901,9 @@ struct at_chat *at_chat_new(const struct at_chat_opts *opts, const struct at_tra
     chat->max_lines = max_lines;
     chat->arena_cap = info_bytes;
     chat->scheduled = -1;
+    chat->sync_attempts = opts->sync_attempts ? opts->sync_attempts : AT_CHAT_SYNC_ATTEMPTS;
+    /* xorshift32 never leaves 0. */
+    chat->nonce = opts->sync_seed ? opts->sync_seed : 0x6d326d71u;
 
     chat->q = calloc(chat->q_cap, sizeof(*chat->q));
     if (!chat->q)
@@ -782,6 +1009,7 @@ int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts
     c->cb = cb;
     c->ctx = ctx;
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : chat->default_timeout_ms;
+    c->expect_info = opts->expect_info && info;
     c->cmd_len = len;
     p = c->storage;
     memcpy(p, cmd, len);
@@ -807,6 +1035,18 @@ int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts
 
 void at_chat_feed(struct at_chat *chat, const uint8_t *data, size_t len)
 {
+    if (len == 0)
+        return;
+    if (chat->sync == SYNC_DRAIN || chat->sync == SYNC_ECHO_ON) {
+        int64_t q = chat->tr.now_ms(chat->tr.ctx) + AT_CHAT_QUIET_MS;
+
+        chat->quiet_at = q < chat->drain_end ? q : chat->drain_end;
+        update_schedule(chat);
+        if (chat->sync_discard) {
+            log_debug("AT resync: %zu stale bytes discarded", len);
+            return;
+        }
+    }
     at_lexer_feed(chat->lx, data, len);
 }
 
@@ -818,29 +1058,35 @@ void at_chat_tick(struct at_chat *chat)
     /* The owner's timer fired: announce the deadline again even if it did
      * not change (a failed write completes "now", again and again). */
     chat->scheduled = INT64_MIN;
-    if (chat->guard && !chat->cur && now >= chat->guard_deadline) {
-        log_debug("AT no answer to ESC, going on");
-        chat->guard = false;
-    }
     if (chat->cur && now >= chat->deadline) {
         if (chat->failed) {
             complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, chat->failed);
             return;
         }
         log_warn("AT %s: timeout", cmd_log(chat->cur, name, sizeof(name)));
-        if (chat->prompt_seen) {
-            /* The module still collects data: ESC makes it drop them. */
-            int rc = chat->tr.write(chat->tr.ctx, &ESC, 1);
-
-            if (rc == 0) {
-                chat->guard = true;
-                chat->guard_deadline = now + AT_CHAT_ESC_GUARD_MS;
-            } else {
-                log_warn("AT write of ESC failed: %s", strerror(-rc));
-            }
-        }
+        /* The module may answer it yet, or sit at a prompt: resync first,
+         * so that nothing the callback sends is written before that. */
+        begin_sync(chat, false);
         complete_cur(chat, AT_FINAL_TIMEOUT, -1, NULL, 0);
         return;
+    }
+    switch (chat->sync) {
+    case SYNC_DRAIN:
+    case SYNC_ECHO_ON:
+        if (now >= chat->quiet_at || now >= chat->drain_end)
+            sync_drained(chat, now);
+        break;
+    case SYNC_MARK:
+    case SYNC_ECHO_OFF:
+        if (now >= chat->sync_deadline) {
+            log_debug("AT resync: no answer to %s", chat->sync == SYNC_MARK ? "the marker" : "ATE0");
+            sync_attempt(chat);
+        }
+        break;
+    case SYNC_NONE:
+    case SYNC_FAILED:
+    default:
+        break;
     }
     pump(chat);
 }
@@ -857,7 +1103,9 @@ void at_chat_cancel_all(struct at_chat *chat)
     chat->urc_have = 0;
     chat->block_fn = NULL;
     chat->more_fn = NULL;
-    chat->guard = false;
+    chat->sync = SYNC_NONE;
+    chat->sync_discard = false;
+    chat->sync_attempt = 0;
     if (cmd) {
         rsp.lines = chat->lines;
         rsp.n_lines = chat->n_lines;
@@ -919,7 +1167,17 @@ bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix)
     return true;
 }
 
+void at_chat_resync(struct at_chat *chat, bool discard, const char *why)
+{
+    resync(chat, discard, why ? why : "asked to");
+}
+
+bool at_chat_syncing(const struct at_chat *chat)
+{
+    return chat->sync != SYNC_NONE;
+}
+
 bool at_chat_idle(const struct at_chat *chat)
 {
-    return !chat->cur && chat->q_count == 0 && !chat->guard;
+    return !chat->cur && chat->q_count == 0 && chat->sync == SYNC_NONE;
 }

@@ -24,11 +24,36 @@
  * With opts.data, a line equal to the written data (trailing Ctrl-Z ignored)
  * is the module echoing it (echo on) and is dropped too.
  *
- * Timeouts: a command's clock starts when it is written. A timeout does not
- * reset the lexer (a URC may be half received). If the module had shown a
- * prompt, ESC is written first; the module answers it with OK, so the next
- * command waits until that final result arrives (it is consumed) or for
- * AT_CHAT_ESC_GUARD_MS, lest the OK complete the wrong command.
+ * Timeouts: a command's clock starts when it is written. A command that
+ * times out completes with AT_FINAL_TIMEOUT and the chat resynchronises
+ * (below): the module may still answer it, and that late answer must not
+ * be taken for the next command's.
+ *
+ * Staying in step. An answer is a command's only when it provably is.
+ * at_chat_resync() (the owner calls it after opening the port; the chat
+ * calls it itself on any doubt) holds the queue and repeats, up to
+ * opts.sync_attempts times:
+ *   1. ESC (leaves a data prompt a killed process left open), then discard
+ *      what arrives until the line is quiet for AT_CHAT_QUIET_MS (at most
+ *      AT_CHAT_DRAIN_MAX_MS);
+ *   2. "ATE1", and discard its answer the same way;
+ *   3. a marker line: "AT" and 16 harmless basic commands, E1 or V1, chosen
+ *      by a fresh nonce. Echo is on, so the module echoes the marker before
+ *      it runs it: the first final result after that exact echo is the
+ *      marker's, and from there on every answer is in step;
+ *   4. "ATE0" (echo off again: data written after a prompt must not come
+ *      back as lines).
+ * When a step is not answered within AT_CHAT_SYNC_STEP_MS the attempt
+ * starts again. tr.synced() reports the outcome; after a failure the queue
+ * stays held until the owner calls at_chat_resync() or
+ * at_chat_cancel_all(). With discard (the port was just opened) everything
+ * before the marker's echo is dropped unread: a stale RING or +CMTI of a
+ * killed process is no event. Otherwise URCs are still dispatched during a
+ * resync and only other lines are dropped.
+ * Doubts that start a resync: a timeout; a final result with no command in
+ * flight; a command with opts.expect_info answered OK without its info
+ * line (it completes with AT_FINAL_OUT_OF_STEP: its real answer may be
+ * anywhere).
  *
  * Write failures: the command completes with AT_FINAL_CANCELLED and
  * rsp.error set to the transport's negative errno, from the next
@@ -58,10 +83,12 @@ enum at_final {
     AT_FINAL_NO_DIALTONE,
     AT_FINAL_TIMEOUT,    /* no final result within opts.timeout_ms */
     AT_FINAL_CANCELLED,  /* at_chat_cancel_all(): port closed, shutdown */
+    AT_FINAL_OUT_OF_STEP, /* the answer did not fit the command (opts.expect_info) */
 };
 
 /* "OK", "ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER", "BUSY",
- * "NO ANSWER", "NO DIALTONE", "TIMEOUT", "CANCELLED"; "?" for others. */
+ * "NO ANSWER", "NO DIALTONE", "TIMEOUT", "CANCELLED", "OUT OF STEP"; "?"
+ * for others. */
 const char *at_final_name(enum at_final f);
 
 /* Lines a URC entry may ask for after its own (+CMT, +CDS need one). */
@@ -71,8 +98,11 @@ const char *at_final_name(enum at_final f);
 /* Largest opts.data (CMQTT payloads are at most 10240 bytes, certificates
  * for AT+CCERTDOWN a few KiB). */
 #define AT_CHAT_MAX_DATA 65536u
-/* How long the next command waits for the module's answer to an ESC. */
-#define AT_CHAT_ESC_GUARD_MS 1000
+/* Resynchronisation (see above). */
+#define AT_CHAT_QUIET_MS 200
+#define AT_CHAT_DRAIN_MAX_MS 2000
+#define AT_CHAT_SYNC_STEP_MS 1000
+#define AT_CHAT_SYNC_ATTEMPTS 10
 
 struct at_response {
     enum at_final final;
@@ -105,6 +135,9 @@ struct at_cmd_opts {
      * OK does not complete the command: the first line with this prefix
      * does, and is the last info line. ERROR still completes it. */
     const char *after_ok_prefix;
+    /* The answer must hold a line starting with info_prefix (AT+CPIN?,
+     * AT+CSQ): OK without one is AT_FINAL_OUT_OF_STEP and a resync. */
+    bool expect_info;
 };
 
 struct at_transport {
@@ -115,6 +148,10 @@ struct at_transport {
      * to run at deadline_ms (monotonic), or not at all for -1. */
     void (*schedule)(void *ctx, int64_t deadline_ms);
     void *ctx;
+    /* A resync ended: in step again (ok), or every attempt failed (the
+     * module does not answer: the owner reopens the port). May be NULL.
+     * May send commands; must not free the chat. */
+    void (*synced)(void *ctx, bool ok);
 };
 
 /* A URC handler. lines[0] is the URC line; lines[1..] the extra lines the
@@ -134,6 +171,10 @@ struct at_chat_opts {
     size_t max_block;         /* lexer block bound */
     size_t max_lines;         /* info lines kept per command; 0: 256 */
     size_t max_info_bytes;    /* their total size; 0: 65536 */
+    unsigned sync_attempts;   /* 0: AT_CHAT_SYNC_ATTEMPTS */
+    /* Seeds the markers' nonces: differ between processes (pid, clock), so
+     * a killed process's marker echo is never taken for ours. */
+    uint32_t sync_seed;
 };
 
 /* NULL on invalid options (default_timeout_ms <= 0, max_line < 16, a
@@ -164,12 +205,12 @@ int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts
 void at_chat_feed(struct at_chat *chat, const uint8_t *data, size_t len);
 
 /* Call at the scheduled deadline: completes a timed-out command with
- * AT_FINAL_TIMEOUT (sending ESC first if it was waiting at a prompt) and
- * starts the next one. */
+ * AT_FINAL_TIMEOUT (and resynchronises), moves a resync on, starts the
+ * next command. */
 void at_chat_tick(struct at_chat *chat);
 
 /* Completes every queued and in-flight command with AT_FINAL_CANCELLED and
- * resets the lexer. */
+ * resets the lexer. Ends a resync without calling tr.synced(). */
 void at_chat_cancel_all(struct at_chat *chat);
 
 /* From inside a URC handler: the next len raw bytes are a block for fn
@@ -198,7 +239,15 @@ int at_chat_urc_more(struct at_chat *chat, size_t max_lines,
  * a command was aborted. */
 bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix);
 
-/* Nothing in flight, nothing queued, not waiting for an ESC's answer. */
+/* Starts a resynchronisation (see above) unless one runs. The command in
+ * flight, if any, completes with AT_FINAL_OUT_OF_STEP. discard: the port
+ * was just opened, whatever is buffered is stale. why is for the log. */
+void at_chat_resync(struct at_chat *chat, bool discard, const char *why);
+
+/* A resync runs or failed: commands wait. */
+bool at_chat_syncing(const struct at_chat *chat);
+
+/* Nothing in flight, nothing queued, not resynchronising. */
 bool at_chat_idle(const struct at_chat *chat);
 
 /* For logs: copies cmd (len bytes, no NUL needed) to out with secrets

@@ -27,6 +27,8 @@ struct at_lexer {
     bool skip_lf;
     /* After a '>' prompt: one space belongs to it (27.005 sends "> "). */
     bool want_space;
+    /* A '>' at line start is the prompt only while one is expected. */
+    bool prompt_expected;
 
     bool in_block;
     size_t blk_want;
@@ -76,9 +78,15 @@ void at_lexer_reset(struct at_lexer *lx)
     lx->discard = false;
     lx->skip_lf = false;
     lx->want_space = false;
+    lx->prompt_expected = false;
     lx->in_block = false;
     lx->blk_want = 0;
     lx->blk_got = 0;
+}
+
+void at_lexer_expect_prompt(struct at_lexer *lx, bool on)
+{
+    lx->prompt_expected = on;
 }
 
 int at_lexer_expect_block(struct at_lexer *lx, size_t len)
@@ -173,7 +181,7 @@ void at_lexer_feed(struct at_lexer *lx, const uint8_t *data, size_t len)
         }
         if (lx->discard)
             continue;
-        if (lx->len == 0 && c == '>') {
+        if (lx->len == 0 && c == '>' && lx->prompt_expected) {
             /* 27.005's "\r\n> " has no line end and CMQTT's ">" neither: the
              * module waits for our data, so the prompt cannot wait for one. */
             lx->want_space = true;

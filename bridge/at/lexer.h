@@ -8,7 +8,9 @@
  *                   line. data is NUL-terminated (data[len] == 0).
  *  - AT_LEX_PROMPT: '>' at the start of a line (27.005 sends "\r\n> " and
  *                   no LF after it; CMQTT sends ">"). One following space is
- *                   consumed with it.
+ *                   consumed with it. Only while a prompt is expected
+ *                   (at_lexer_expect_prompt()); otherwise '>' is an
+ *                   ordinary character (a USSD menu line "> 1 Balance").
  *  - AT_LEX_BLOCK:  exactly the number of raw bytes announced with
  *                   at_lexer_expect_block() (CMQTT RX topic/payload chunks,
  *                   which may contain CR, LF and NUL). Delivered in one piece.
@@ -27,6 +29,7 @@
 #ifndef M2M_AT_LEXER_H
 #define M2M_AT_LEXER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +48,11 @@ void at_lexer_feed(struct at_lexer *lx, const uint8_t *data, size_t len);
 
 /* 0, or -EMSGSIZE when len > max_block (nothing changes then). */
 int at_lexer_expect_block(struct at_lexer *lx, size_t len);
+
+/* Whether a '>' at line start is the data prompt (off after
+ * at_lexer_new() and at_lexer_reset()). The chat turns it on only while a
+ * command that writes data after the prompt waits for it. */
+void at_lexer_expect_prompt(struct at_lexer *lx, bool on);
 
 /* Drops any partial line or block: after a port reopen or a timeout. */
 void at_lexer_reset(struct at_lexer *lx);

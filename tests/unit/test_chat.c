@@ -17,6 +17,7 @@
  *   send#<i> <rc>              a refused at_chat_send
  *   sched <ms>                 (cases with .sched) a transport->schedule call
  *   idle=<0|1>                 an IDLE step
+ *   synced=<0|1>               the transport's synced() (a resync ended)
  * Bytes outside 0x20..0x7e (and '\') appear as \xNN. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,7 +36,7 @@
 
 #define TRACE_MAX 16384
 #define MAX_CMDS 8
-#define MAX_STEPS 24
+#define MAX_STEPS 40
 #define T0 100000 /* the fake clock's start */
 
 struct cmd_spec {
@@ -46,9 +47,10 @@ struct cmd_spec {
     size_t data_len;
     int timeout_ms;
     int then; /* 1 + index of a spec the done callback sends; 0: none */
+    bool expect_info;
 };
 
-enum step_kind { S_END = 0, S_SEND, S_FEED, S_TICK, S_CANCEL, S_MARK, S_WFAIL, S_IDLE };
+enum step_kind { S_END = 0, S_SEND, S_FEED, S_TICK, S_CANCEL, S_MARK, S_WFAIL, S_IDLE, S_RESYNC };
 
 struct step {
     enum step_kind kind;
@@ -64,6 +66,7 @@ struct step {
 #define MARK {S_MARK, NULL, 0, 0}
 #define WFAIL {S_WFAIL, NULL, 0, 0} /* the next write fails with -EIO */
 #define IDLE {S_IDLE, NULL, 0, 0}
+#define RESYNC(discard) {S_RESYNC, NULL, 0, (discard)} /* at_chat_resync() */
 #define DATA(lit) .data = (lit), .data_len = sizeof(lit) - 1
 
 struct chat_case {
@@ -145,6 +148,11 @@ static int64_t tr_now(void *ctx)
     return ((struct harness *)ctx)->now;
 }
 
+static void tr_synced(void *ctx, bool ok)
+{
+    putf(ctx, "synced=%d\n", ok);
+}
+
 static void tr_schedule(void *ctx, int64_t deadline)
 {
     struct harness *h = ctx;
@@ -189,6 +197,7 @@ static void send_spec(struct harness *h, int idx)
         .after_ok_prefix = s->after_ok,
         .data = (const uint8_t *)s->data,
         .data_len = s->data_len,
+        .expect_info = s->expect_info,
     };
     int rc = at_chat_send(h->chat, s->cmd, &o, done_cb, &h->ctx[idx]);
 
@@ -311,11 +320,12 @@ static void setup(struct harness *h, const struct chat_case *c)
     struct at_chat_opts o = {
         .default_timeout_ms = 5000,
         .max_queue = c->max_queue ? c->max_queue : 3,
+        .sync_attempts = 3,
         .max_line = 400,
         .max_block = 1500,
         .max_lines = c->max_lines,
     };
-    struct at_transport tr = {tr_write, tr_now, tr_schedule, h};
+    struct at_transport tr = {tr_write, tr_now, tr_schedule, h, tr_synced};
 
     memset(h, 0, sizeof(*h));
     h->c = c;
@@ -404,6 +414,9 @@ static void run(struct harness *h, const struct chat_case *c, enum mode mode, in
         case S_IDLE:
             putf(h, "idle=%d\n", at_chat_idle(h->chat));
             break;
+        case S_RESYNC:
+            at_chat_resync(h->chat, s->arg, "test");
+            break;
         default:
             fail();
         }
@@ -489,6 +502,22 @@ static void run_case(const struct chat_case *c)
 /* SMS-DELIVER from +491591234567, "Hallo Welt!", 29 TPDU octets. */
 #define DELIVER_PDU "07919471080000F0040C919419513254760000621112615060800BC8309BFD065DCB6C7A08"
 #define DELIVER_PDU2 "07919471080000F0040C919419513254760000621112615070800AE8329BFD4697D9EC37"
+
+/* The resync markers of a chat with the default seed, attempts 1, 2, 3. */
+#define M1 "ATV1V1V1V1V1E1V1V1E1V1E1V1V1V1V1V1"
+#define M2 "ATV1E1E1V1V1E1V1V1V1V1E1E1E1V1V1V1"
+#define M3 "ATV1E1V1E1E1V1E1V1V1V1V1V1V1V1E1E1"
+/* A resync that works at the first attempt, from its ESC on (the module
+ * answers each step at once; the drains wait AT_CHAT_QUIET_MS). */
+#define SYNC_STEPS(marker)                                                            \
+    TICK(200), FEED("ATE1\r\r\nOK\r\n"), TICK(200), FEED(marker "\r\r\nOK\r\n"), MARK, \
+        FEED("ATE0\r\r\nOK\r\n")
+#define SYNC_WANT(marker)                                                             \
+    "W:ATE1\\x0d\n"                                                                  \
+    "W:" marker "\\x0d\n"                                                            \
+    "W:ATE0\\x0d\n"                                                                  \
+    "--\n"                                                                            \
+    "synced=1\n"
 
 #define X10 "AAAAAAAAAA"
 #define X100 X10 X10 X10 X10 X10 X10 X10 X10 X10 X10
@@ -660,74 +689,157 @@ static const struct chat_case cases[] = {
                 "done#3 +CMS ERROR 304\n",
     },
     {
-        .name = "timeout, then the next queued command runs",
+        .name = "timeout: resync; the late answer is dropped, not the next command's",
         .sched = true,
         .cmds = {{"AT+CSQ", .info = "+CSQ:", .timeout_ms = 1000}, {"AT+CREG?", .info = "+CREG:"}},
         .steps = {SEND(0), SEND(1), FEED("AT+CSQ\r\r\n"), TICK(999), MARK, TICK(1), MARK,
+                  FEED("\r\n+CSQ: 14,99\r\n\r\nOK\r\n"), TICK(200), FEED("ATE1\r\r\nOK\r\n"),
+                  TICK(200), FEED(M1 "\r\r\nOK\r\n"), MARK, FEED("ATE0\r\r\nOK\r\n"), MARK,
                   FEED("\r\n+CREG: 0,1\r\n\r\nOK\r\n"), IDLE},
         .want = "W:AT+CSQ\\x0d\n"
                 "sched 101000\n"
                 "sched 101000\n"
                 "--\n"
+                "W:\\x1b\n"
+                "sched 101000\n"
                 "done#0 TIMEOUT -1\n"
+                "sched 101200\n"
+                "--\n"
+                "W:ATE1\\x0d\n"
+                "sched 101400\n"
+                "W:" M1 "\\x0d\n"
+                "sched 102400\n"
+                "W:ATE0\\x0d\n"
+                "--\n"
+                "synced=1\n"
                 "W:AT+CREG?\\x0d\n"
-                "sched 106000\n"
+                "sched 106400\n"
                 "--\n"
                 "done#1 OK -1 <+CREG: 0,1>\n"
                 "sched -1\n"
                 "idle=1\n",
     },
     {
-        .name = "timeout at the prompt writes ESC, its OK is not the next command's",
-        .sched = true,
+        .name = "timeout at the prompt: ESC, and its OK is not the next command's",
         .cmds = {{"AT+CMGS=23", .info = "+CMGS:", DATA(SUBMIT_PDU "\x1a"), .timeout_ms = 60000},
                  {"AT+CSQ", .info = "+CSQ:"}},
         .steps = {SEND(0), SEND(1), FEED("\r\n> "), MARK, TICK(60000), MARK,
-                  FEED("\r\n+CMTI: \"SM\",4\r\n"), MARK, FEED("\r\nOK\r\n"), MARK,
-                  FEED("\r\n+CSQ: 20,99\r\n\r\nOK\r\n")},
+                  FEED("\r\n+CMTI: \"SM\",4\r\n"), MARK, FEED("\r\nOK\r\n"), MARK, SYNC_STEPS(M1),
+                  MARK, FEED("\r\n+CSQ: 20,99\r\n\r\nOK\r\n")},
         .want = "W:AT+CMGS=23\\x0d\n"
-                "sched 160000\n"
                 "W:" SUBMIT_PDU "\\x1a\n"
                 "--\n"
                 "W:\\x1b\n"
                 "done#0 TIMEOUT -1\n"
-                "sched 161000\n"
                 "--\n"
                 "urca <+CMTI: \"SM\",4>\n"
                 "--\n"
-                "W:AT+CSQ\\x0d\n"
-                "sched 165000\n"
+                "--\n" SYNC_WANT(M1) "W:AT+CSQ\\x0d\n"
                 "--\n"
-                "done#1 OK -1 <+CSQ: 20,99>\n"
-                "sched -1\n",
+                "done#1 OK -1 <+CSQ: 20,99>\n",
     },
     {
-        .name = "no answer to ESC: the next command runs after the guard",
-        .sched = true,
+        .name = "no answer to the marker: a new attempt with a new marker",
         .cmds = {{"AT+CMQTTPAYLOAD=0,5", DATA("hello"), .timeout_ms = 3000}, {"AT"}},
-        .steps = {SEND(0), SEND(1), FEED("\r\n>"), TICK(3000), IDLE, TICK(999), MARK, TICK(1),
+        .steps = {SEND(0), SEND(1), FEED("\r\n>"), TICK(3000), IDLE, TICK(200), TICK(200),
+                  FEED(M1 "\r\r\n"), MARK, TICK(1000), MARK, SYNC_STEPS(M2), MARK,
                   FEED("\r\nOK\r\n")},
         .want = "W:AT+CMQTTPAYLOAD=0,5\\x0d\n"
-                "sched 103000\n"
                 "W:hello\n"
                 "W:\\x1b\n"
                 "done#0 TIMEOUT -1\n"
-                "sched 104000\n"
                 "idle=0\n"
-                "sched 104000\n"
+                "W:ATE1\\x0d\n"
+                "W:" M1 "\\x0d\n"
                 "--\n"
-                "W:AT\\x0d\n"
-                "sched 109000\n"
-                "done#1 OK -1\n"
-                "sched -1\n",
+                "W:\\x1b\n"
+                "--\n" SYNC_WANT(M2) "W:AT\\x0d\n"
+                "--\n"
+                "done#1 OK -1\n",
     },
     {
-        .name = "unexpected prompt: ignored, ESC on timeout; a prompt with nothing in flight",
+        /* A command without data expects no prompt: "> " is a line of text
+         * (the one fed before the command is its first half). */
+        .name = "'>' while no data is pending is text; resync on timeout",
         .cmds = {{"AT+CMQTTTOPIC=0,9", .timeout_ms = 2000}},
         .steps = {FEED("\r\n> "), SEND(0), FEED("\r\n> "), TICK(2000)},
         .want = "W:AT+CMQTTTOPIC=0,9\\x0d\n"
                 "W:\\x1b\n"
-                "done#0 TIMEOUT -1\n",
+                "done#0 TIMEOUT -1 <> >\n",
+    },
+    {
+        /* A killed process left an answer, a RING and a half-open prompt:
+         * none of it is taken for ours, and commands wait for the sync. */
+        .name = "resync at open: stale output discarded unread, commands held",
+        .cmds = {{"AT+CPIN?", .info = "+CPIN:", .expect_info = true}},
+        .steps = {RESYNC(1), FEED("\r\nOK\r\n\r\nRING\r\n"), SEND(0), IDLE,
+                  FEED("\r\n+CFUN: 1\r\n\r\nOK\r\n\r\nRING\r\n> "), TICK(200),
+                  FEED("\r\nOK\r\n\r\nRING\r\n"), TICK(200), FEED("\r\nOK\r\n\r\n+CLIP: \"1\"\r\n"),
+                  FEED("ATV1E1V1\r\r\nOK\r\n"), MARK, FEED(M1 "\r\r\n\r\nRING\r\n\r\nOK\r\n"), MARK,
+                  FEED("ATE0\r\r\nOK\r\n"), MARK, FEED("\r\n+CPIN: READY\r\n\r\nOK\r\n")},
+        .want = "W:\\x1b\n"
+                "idle=0\n"
+                "W:ATE1\\x0d\n"
+                "W:" M1 "\\x0d\n"
+                "--\n"
+                "urca <RING>\n"
+                "W:ATE0\\x0d\n"
+                "--\n"
+                "synced=1\n"
+                "W:AT+CPIN?\\x0d\n"
+                "--\n"
+                "done#0 OK -1 <+CPIN: READY>\n",
+    },
+    {
+        .name = "a final result with no command in flight: resync before the next",
+        .cmds = {{"AT+CSQ", .info = "+CSQ:"}},
+        .steps = {FEED("\r\nOK\r\n"), SEND(0), SYNC_STEPS(M1), MARK,
+                  FEED("\r\n+CSQ: 9,99\r\n\r\nOK\r\n")},
+        .want = "W:\\x1b\n" SYNC_WANT(M1) "W:AT+CSQ\\x0d\n"
+                "--\n"
+                "done#0 OK -1 <+CSQ: 9,99>\n",
+    },
+    {
+        /* AT+CPIN? answered with another command's lines: never read as
+         * "no +CPIN: line, so the SIM is locked". */
+        .name = "expect_info: OK without the info line is OUT OF STEP and a resync",
+        .cmds = {{"AT+CPIN?", .info = "+CPIN:", .expect_info = true},
+                 {"AT+CPIN?", .info = "+CPIN:", .expect_info = true}},
+        .steps = {SEND(0), SEND(1), FEED("\r\n+CFUN: 1\r\n\r\nOK\r\n"), MARK, SYNC_STEPS(M1), MARK,
+                  FEED("\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n")},
+        .want = "W:AT+CPIN?\\x0d\n"
+                "W:\\x1b\n"
+                "done#0 OUT OF STEP -1 <+CFUN: 1>\n"
+                "--\n" SYNC_WANT(M1) "W:AT+CPIN?\\x0d\n"
+                "--\n"
+                "done#1 OK -1 <+CPIN: SIM PIN>\n",
+    },
+    {
+        .name = "resync gives up after every attempt; the queue waits; cancel_all frees it",
+        .cmds = {{"AT+CSQ"}},
+        .steps = {RESYNC(0), SEND(0), TICK(200), TICK(200), TICK(1000), TICK(200), TICK(200),
+                  TICK(1000), TICK(200), TICK(200), TICK(1000), IDLE, CANCEL, IDLE},
+        .max_queue = 3,
+        .want = "W:\\x1b\n"
+                "W:ATE1\\x0d\n"
+                "W:" M1 "\\x0d\n"
+                "W:\\x1b\n"
+                "W:ATE1\\x0d\n"
+                "W:" M2 "\\x0d\n"
+                "W:\\x1b\n"
+                "W:ATE1\\x0d\n"
+                "W:" M3 "\\x0d\n"
+                "synced=0\n"
+                "idle=0\n"
+                "done#0 CANCELLED -1\n"
+                "idle=1\n",
+    },
+    {
+        .name = "'>' of a USSD menu while no data is pending is an info line",
+        .cmds = {{"AT+CUSD=1,\"*100#\",15"}},
+        .steps = {SEND(0), FEED("\r\n> 1 Balance\r\n\r\nOK\r\n")},
+        .want = "W:AT+CUSD=1,\"*100#\",15\\x0d\n"
+                "done#0 OK -1 <> 1 Balance>\n",
     },
     {
         .name = "+CMT with its PDU line while a command is in flight",
@@ -918,7 +1030,7 @@ static const struct chat_case cases[] = {
                 "abort=0\n",
     },
     {
-        .name = "write failure completes CANCELLED from the tick",
+        .name = "write failure completes CANCELLED from the tick; a late final resyncs",
         .sched = true,
         .cmds = {{"AT+CSQ"}, {"AT+CREG?"}, {"AT+CMGS=23", DATA(SUBMIT_PDU "\x1a")}},
         .steps = {WFAIL, SEND(0), SEND(1), IDLE, TICK(0), FEED("\r\nOK\r\n"), SEND(2), WFAIL,
@@ -936,7 +1048,10 @@ static const struct chat_case cases[] = {
                 "Wfail:" SUBMIT_PDU "\\x1a\n"
                 "sched 100000\n"
                 "done#2 CANCELLED -1 err=-5\n"
-                "sched -1\n",
+                "sched -1\n"
+                /* Its answer, after all: nobody asked for it any more. */
+                "W:\\x1b\n"
+                "sched 100205\n",
     },
 };
 
@@ -1074,10 +1189,10 @@ static void test_final_names(void **state)
 {
     static const char *const want[] = {"OK",        "ERROR",     "+CME ERROR",  "+CMS ERROR",
                                        "NO CARRIER", "BUSY",      "NO ANSWER",   "NO DIALTONE",
-                                       "TIMEOUT",    "CANCELLED"};
+                                       "TIMEOUT",    "CANCELLED", "OUT OF STEP"};
 
     (void)state;
-    for (int i = AT_FINAL_OK; i <= AT_FINAL_CANCELLED; i++)
+    for (int i = AT_FINAL_OK; i <= AT_FINAL_OUT_OF_STEP; i++)
         assert_string_equal(at_final_name((enum at_final)i), want[i]);
     assert_string_equal(at_final_name((enum at_final)99), "?");
 }

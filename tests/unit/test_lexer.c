@@ -101,6 +101,8 @@ struct lex_case {
     const char *in;
     size_t len;
     const char *want;
+    /* The chat expects no data prompt now: '>' is text. */
+    bool no_prompt;
 };
 
 #define IN(lit) lit, sizeof(lit) - 1
@@ -155,6 +157,12 @@ static const struct lex_case cases[] = {
      "L:+CMQTTRXPAYLOAD: 0,40\nB:0123456789012345678901234567890123456789\n"},
     {"block too large stays lines", IN("+CMQTTRXPAYLOAD: 0,41\r\nabc\r\n"),
      "L:+CMQTTRXPAYLOAD: 0,41\nE:-90\nL:abc\n"},
+    /* A USSD menu line is not a prompt when no command waits for one: the
+     * pending data of a command must never be written in command mode. */
+    {"no prompt expected: '>' is text", IN("\r\n> 1 Balance\r\n>\r\n"),
+     "L:> 1 Balance\nL:>\n", true},
+    {"no prompt expected: cmgs answer", IN("\r\n> \r\n+CMGS: 5\r\n\r\nOK\r\n"),
+     "L:> \nL:+CMGS: 5\nL:OK\n", true},
 };
 
 static void run(const struct lex_case *c, size_t split, bool bytewise, const char *mode)
@@ -163,6 +171,7 @@ static void run(const struct lex_case *c, size_t split, bool bytewise, const cha
 
     h.lx = at_lexer_new(MAX_LINE, MAX_BLOCK, cb, &h);
     assert_non_null(h.lx);
+    at_lexer_expect_prompt(h.lx, !c->no_prompt);
     if (bytewise) {
         for (size_t i = 0; i < c->len; i++)
             at_lexer_feed(h.lx, (const uint8_t *)c->in + i, 1);
@@ -198,13 +207,17 @@ static void test_reset_drops_partial_line_and_block(void **state)
     (void)state;
     h.lx = at_lexer_new(MAX_LINE, MAX_BLOCK, cb, &h);
     assert_non_null(h.lx);
+    at_lexer_expect_prompt(h.lx, true);
     at_lexer_feed(h.lx, (const uint8_t *)"+CSQ: 1", 7);
     at_lexer_reset(h.lx);
     at_lexer_feed(h.lx, (const uint8_t *)"OK\r\n+CMQTTRXPAYLOAD: 0,5\r\nab", 28);
     at_lexer_reset(h.lx);
-    /* After a reset '>' is at line start again and no block is pending. */
+    /* After a reset no prompt is expected any more and no block is pending. */
     at_lexer_feed(h.lx, (const uint8_t *)"> x\r\n", 5);
-    assert_string_equal(h.trace, "L:OK\nL:+CMQTTRXPAYLOAD: 0,5\nP\nL:x\n");
+    /* '>' is at line start again. */
+    at_lexer_expect_prompt(h.lx, true);
+    at_lexer_feed(h.lx, (const uint8_t *)"> y\r\n", 5);
+    assert_string_equal(h.trace, "L:OK\nL:+CMQTTRXPAYLOAD: 0,5\nL:> x\nP\nL:y\n");
     at_lexer_free(h.lx);
 }
 
