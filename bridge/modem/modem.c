@@ -8,20 +8,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "at/chat.h"
 #include "at/port.h"
 #include "core/log.h"
 #include "core/loop.h"
 
-#define PROBE_TIMEOUT_MS 700
-#define PROBE_ATTEMPTS 40           /* ~30 s for a booting module */
 #define STEP_RETRY_MS 1000
 #define SIM_BUSY_ATTEMPTS 30        /* "+CME ERROR: SIM busy" right after boot */
+/* A step whose answer was lost or out of step is tried again (the chat has
+ * resynchronised meanwhile); this often means the module is not itself. */
+#define STEP_DOUBT_ATTEMPTS 5
 #define LOCKED_RECHECK_MS 30000
 #define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
-#define HUNG_AFTER_TIMEOUTS 3
+/* A replugged module is found within this (plus its boot). */
+#define BACKOFF_MAX_MS 5000
 #define READ_CHUNK 4096
 
 enum step_result {
@@ -31,6 +34,7 @@ enum step_result {
     STEP_AGAIN,   /* this step again now (iterating steps: init commands) */
     STEP_BACK,    /* the previous step again after STEP_RETRY_MS */
     STEP_STOP,    /* bring-up ends in the state the step set */
+    STEP_DOUBT,   /* the answer did not fit: this step again, a bounded number of times */
 };
 
 struct bringup_step;
@@ -49,8 +53,6 @@ struct modem {
     uint64_t retry_timer;
     uint64_t reset_timer;        /* MODEM_RESETTING: the boot is overdue */
     int backoff_ms;
-    int probe_attempts;
-    int consecutive_timeouts;
     bool open_failed_logged;
 
     size_t step;                 /* index into bringup[] */
@@ -68,8 +70,10 @@ struct modem {
 
 /* A step sends cmd (or what build() writes; build returning false skips the
  * step) and hands the response to done(). A step without done() must
- * answer OK; with OPTIONAL its failure is only logged. */
-enum { STEP_OPTIONAL = 1 };
+ * answer OK; with OPTIONAL its failure is only logged. With EXPECT_INFO an
+ * OK without a line starting with info_prefix is out of step (the chat
+ * resynchronises and the step runs again): nothing is concluded from it. */
+enum { STEP_OPTIONAL = 1, STEP_EXPECT_INFO = 2 };
 
 struct bringup_step {
     const char *name;            /* for the log: one line per step */
@@ -122,6 +126,22 @@ static void copy_after(const struct at_response *rsp, const char *prefix, char *
     }
 }
 
+/* 27.007 +CPIN: codes that mean "the SIM wants a code". Anything else
+ * (empty, garbage, another command's line) is a doubt, never a lock. */
+static const char *const cpin_locks[] = {
+    "SIM PIN", "SIM PUK", "SIM PIN2", "SIM PUK2", "PH-SIM PIN", "PH-FSIM PIN", "PH-FSIM PUK",
+    "PH-NET PIN", "PH-NET PUK", "PH-NETSUB PIN", "PH-NETSUB PUK", "PH-SP PIN", "PH-SP PUK",
+    "PH-CORP PIN", "PH-CORP PUK",
+};
+
+static bool cpin_is_lock(const char *val)
+{
+    for (size_t i = 0; i < sizeof(cpin_locks) / sizeof(cpin_locks[0]); i++)
+        if (strcmp(val, cpin_locks[i]) == 0)
+            return true;
+    return false;
+}
+
 static enum step_result done_cpin(struct modem *m, const struct at_response *rsp)
 {
     char val[32] = "";
@@ -134,13 +154,26 @@ static enum step_result done_cpin(struct modem *m, const struct at_response *rsp
     if (is_sim_busy(rsp) && m->step_attempts < SIM_BUSY_ATTEMPTS)
         return STEP_RETRY;      /* too early after boot: +CPIN: READY follows */
     if (!final_ok(rsp)) {
-        log_error("modem: SIM state unreadable (%s)", at_final_name(rsp->final));
+        if (m->step_attempts < STEP_DOUBT_ATTEMPTS) {
+            log_warn("modem: AT+CPIN? answered %s; asking again",
+                     rsp->text ? rsp->text : at_final_name(rsp->final));
+            return STEP_RETRY;
+        }
+        log_error("modem: SIM state unreadable (AT+CPIN? answered %s %d times)",
+                  rsp->text ? rsp->text : at_final_name(rsp->final), m->step_attempts + 1);
         set_state(m, MODEM_NO_SIM);
         return STEP_STOP;
     }
     copy_after(rsp, "+CPIN:", val, sizeof(val));
     if (strcmp(val, "READY") == 0)
         return STEP_SKIP2;
+    if (!cpin_is_lock(val)) {
+        /* Not an answer to AT+CPIN?: resynchronise and ask again. */
+        log_warn("modem: AT+CPIN? answered \"%.20s\", which is no SIM state; resynchronising",
+                 val);
+        at_chat_resync(m->chat, false, "AT+CPIN? answer does not fit");
+        return STEP_DOUBT;
+    }
     if (strcmp(val, "SIM PIN") == 0 && m->opts.pin && !m->pin_sent)
         return STEP_NEXT;
     /* Never guess: a wrong PIN sent twice more locks the SIM (PUK). */
@@ -279,9 +312,15 @@ static bool build_init(struct modem *m, char *buf, size_t size)
 
 static enum step_result done_init(struct modem *m, const struct at_response *rsp)
 {
-    if (!final_ok(rsp))
-        log_warn("modem: init command %zu (%s) failed: %s", m->init_index + 1,
-                 m->opts.init[m->init_index], at_final_name(rsp->final));
+    if (!final_ok(rsp)) {
+        const char *cmd = m->opts.init[m->init_index];
+        char shown[128];
+
+        /* Masked as the chat's own log is (AT+CGAUTH's password...). */
+        at_chat_mask(cmd, strlen(cmd), shown, sizeof(shown));
+        log_warn("modem: init command %zu (%s) failed: %s", m->init_index + 1, shown,
+                 at_final_name(rsp->final));
+    }
     m->init_index++;
     return m->init_index < m->opts.n_init ? STEP_AGAIN : STEP_NEXT;
 }
@@ -322,22 +361,25 @@ static enum step_result done_number(struct modem *m, const struct at_response *r
 static const struct bringup_step bringup[] = {
     { "echo off",          "ATE0",        NULL, NULL,      0, 0, NULL },
     { "verbose errors",    "AT+CMEE=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
-    { "functionality",     "AT+CFUN?",    NULL, "+CFUN:",  0, 0, done_cfun_query },
+    { "functionality",     "AT+CFUN?",    NULL, "+CFUN:",  0, STEP_EXPECT_INFO, done_cfun_query },
     { "full functionality", NULL, build_cfun_full, NULL, 15000, STEP_OPTIONAL, NULL },
-    { "SIM",               "AT+CPIN?",    NULL, "+CPIN:",  0, 0, done_cpin },
+    { "SIM",               "AT+CPIN?",    NULL, "+CPIN:",  0, STEP_EXPECT_INFO, done_cpin },
     { "SIM PIN",           NULL, build_pin,     NULL,  10000, 0, done_pin },
     { "SMS PDU mode",      NULL, build_cmgf,    NULL,      0, 0, done_cmgf },
     { "SMS indications",   NULL, build_cnmi,    NULL,      0, 0, done_cnmi },
     { "SMS indications (fallback)", NULL, build_cnmi_fallback, NULL, 0, 0, done_cnmi_fallback },
     { "SMS storage",       NULL, build_cpms,    "+CPMS:",  0, STEP_OPTIONAL, NULL },
     { "caller id",         "AT+CLIP=1",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
+    /* Strings in ASCII (the USSD service switches to UCS2 and back; a
+     * process killed in between must not leave hex behind). */
+    { "character set",     "AT+CSCS=\"IRA\"", NULL, NULL, 0, STEP_OPTIONAL, NULL },
     { "registration URCs", "AT+CREG=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
     { "LTE registration URCs", "AT+CEREG=2", NULL, NULL,   0, STEP_OPTIONAL, NULL },
     { "APN",               NULL, build_apn,     NULL,      0, STEP_OPTIONAL, NULL },
     { "init commands",     NULL, build_init,    NULL,      0, 0, done_init },
     { "manufacturer",      "AT+CGMI",     NULL, NULL,      0, 0, done_manufacturer },
     { "model",             "AT+CGMM",     NULL, NULL,      0, 0, done_model },
-    { "firmware",          "AT+CGMR",     NULL, "+CGMR:",  0, 0, done_revision },
+    { "firmware",          "AT+CGMR",     NULL, "+CGMR:",  0, STEP_EXPECT_INFO, done_revision },
     { "IMEI",              "AT+CGSN",     NULL, NULL,      0, 0, done_imei },
     { "IMSI",              "AT+CIMI",     NULL, NULL,      0, 0, done_imsi },
     { "ICCID",             "AT+CICCID",   NULL, "+ICCID:", 0, 0, done_iccid },
@@ -436,7 +478,7 @@ static void tr_schedule(void *ctx, int64_t deadline_ms)
 /* --- the port ------------------------------------------------------------ */
 
 static int64_t reopen_fired(void *ctx);
-static void probe(struct modem *m);
+static void start_sync(struct modem *m, bool discard, const char *why);
 
 static void on_port(void *ctx, int fd, short revents)
 {
@@ -482,7 +524,6 @@ static void port_lost(struct modem *m, const char *why)
     log_warn("modem: port lost (%s); reopening", why);
     close_port(m);
     cancel_retry(m);
-    m->consecutive_timeouts = 0;
     /* After AT+CRESET a USB module re-enumerates: still resetting. */
     set_state(m, m->state == MODEM_RESETTING ? MODEM_RESETTING : MODEM_CLOSED);
     at_chat_cancel_all(m->chat);
@@ -537,60 +578,49 @@ static int64_t reopen_fired(void *ctx)
         return 0;
     }
     m->open_failed_logged = false;
-    m->probe_attempts = 0;
+    /* What the port holds now was written before we came: a killed
+     * process's answers, a device server's registry packet. */
+    start_sync(m, true, "port opened");
+    return 0;
+}
+
+/* --- getting in step and bring-up ----------------------------------------- */
+
+/* PROBING: the chat resynchronises (chat.h); tr_synced() goes on. */
+static void start_sync(struct modem *m, bool discard, const char *why)
+{
+    cancel_retry(m);
     set_state(m, MODEM_PROBING);
-    probe(m);
-    return 0;
+    at_chat_resync(m->chat, discard, why);
 }
 
-/* --- probing and bring-up ------------------------------------------------ */
+static void start_bringup(struct modem *m)
+{
+    log_info("modem: answering AT");
+    m->backoff_ms = BACKOFF_MIN_MS;
+    m->step = 0;
+    m->step_attempts = 0;
+    m->init_index = 0;
+    m->pin_sent = false;
+    m->sms_supported = false;
+    m->cnmi_failed = false;
+    memset(&m->info, 0, sizeof(m->info));
+    set_state(m, MODEM_BRINGUP);
+    run_step(m);
+}
 
-static int64_t probe_fired(void *ctx)
+static void tr_synced(void *ctx, bool ok)
 {
     struct modem *m = ctx;
 
-    m->retry_timer = 0;
-    probe(m);
-    return 0;
-}
-
-static void probe_done(void *ctx, const struct at_response *rsp)
-{
-    struct modem *m = ctx;
-
-    if (m->state != MODEM_PROBING || rsp->final == AT_FINAL_CANCELLED)
-        return;
-    if (rsp->final == AT_FINAL_OK) {
-        log_info("modem: answering AT");
-        m->backoff_ms = BACKOFF_MIN_MS;
-        m->step = 0;
-        m->step_attempts = 0;
-        m->init_index = 0;
-        m->pin_sent = false;
-        m->sms_supported = false;
-        m->cnmi_failed = false;
-        memset(&m->info, 0, sizeof(m->info));
-        set_state(m, MODEM_BRINGUP);
-        run_step(m);
+    if (!ok) {
+        /* A hung module, a wrong port or baud: reopening also resets a
+         * USB-serial adapter's state. */
+        port_lost(m, "module not answering");
         return;
     }
-    if (++m->probe_attempts >= PROBE_ATTEMPTS) {
-        port_lost(m, "no answer to AT");
-        return;
-    }
-    /* A timeout already waited; anything else (ERROR while booting) waits. */
-    if (rsp->final == AT_FINAL_TIMEOUT)
-        probe(m);
-    else
-        retry_in(m, STEP_RETRY_MS, probe_fired);
-}
-
-static void probe(struct modem *m)
-{
-    const struct at_cmd_opts o = { .timeout_ms = PROBE_TIMEOUT_MS };
-
-    if (at_chat_send(m->chat, "AT", &o, probe_done, m) < 0)
-        retry_in(m, STEP_RETRY_MS, probe_fired);
+    if (m->state == MODEM_PROBING)
+        start_bringup(m);
 }
 
 static int64_t step_fired(void *ctx)
@@ -620,24 +650,20 @@ static void step_done(void *ctx, const struct at_response *rsp)
     if (m->state != MODEM_BRINGUP || rsp->final == AT_FINAL_CANCELLED)
         return;
     s = &bringup[m->step];
-    if (rsp->final == AT_FINAL_TIMEOUT) {
-        log_warn("modem: %s: no answer", s->name);
-        if (++m->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS) {
-            port_lost(m, "module not answering");
-            return;
-        }
-        retry_in(m, STEP_RETRY_MS, step_fired);
-        return;
-    }
-    m->consecutive_timeouts = 0;
-    if (s->done)
+    if (rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_OUT_OF_STEP) {
+        /* The chat resynchronises; the step waits behind it. */
+        log_warn("modem: %s: %s", s->name,
+                 rsp->final == AT_FINAL_TIMEOUT ? "no answer" : "answer out of step");
+        r = STEP_DOUBT;
+    } else if (s->done)
         r = s->done(m, rsp);
     else if (final_ok(rsp) || (s->flags & STEP_OPTIONAL))
         r = STEP_NEXT;
     else
         r = STEP_RETRY;
-    log_info("modem: %s: %s", s->name,
-             final_ok(rsp) ? "ok" : (rsp->text ? rsp->text : at_final_name(rsp->final)));
+    if (r != STEP_DOUBT)
+        log_info("modem: %s: %s", s->name,
+                 final_ok(rsp) ? "ok" : (rsp->text ? rsp->text : at_final_name(rsp->final)));
 
     switch (r) {
     case STEP_NEXT:
@@ -657,6 +683,12 @@ static void step_done(void *ctx, const struct at_response *rsp)
         }
         retry_in(m, STEP_RETRY_MS, step_fired);
         return;
+    case STEP_DOUBT:
+        if (++m->step_attempts > STEP_DOUBT_ATTEMPTS) {
+            port_lost(m, "bring-up answers keep not fitting");
+            return;
+        }
+        break;          /* again now: it waits behind the resync */
     case STEP_BACK:
         m->step--;
         m->step_attempts = 0;
@@ -683,6 +715,7 @@ static void run_step(struct modem *m)
         struct at_cmd_opts o = {
             .timeout_ms = s->timeout_ms ? s->timeout_ms : m->opts.command_timeout_ms,
             .info_prefix = s->info_prefix,
+            .expect_info = s->flags & STEP_EXPECT_INFO,
         };
 
         if (s->build) {
@@ -714,11 +747,8 @@ static void urc_boot(void *ctx, const char *const *lines, size_t n)
     if (m->state == MODEM_PROBING || m->state == MODEM_CLOSED)
         return;
     log_warn("modem: module restarted (%s); bringing it up again", lines[0]);
-    cancel_retry(m);
     at_chat_cancel_all(m->chat);
-    m->probe_attempts = 0;
-    set_state(m, MODEM_PROBING);
-    probe(m);
+    start_sync(m, false, "module restarted");
 }
 
 static const struct at_urc boot_urcs[] = {
@@ -734,12 +764,16 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
     struct modem *m = calloc(1, sizeof(*m));
     const struct at_transport tr = {
         .write = tr_write, .now_ms = tr_now, .schedule = tr_schedule, .ctx = m,
+        .synced = tr_synced,
     };
     const struct at_chat_opts co = {
         .default_timeout_ms = opts->command_timeout_ms,
         .max_queue = 64,
         .max_line = 4096,
         .max_block = 10240,
+        /* Another process's marker must never look like ours. */
+        .sync_seed = (uint32_t)getpid() * 2654435761u ^ (uint32_t)loop_now_ms() ^
+                     (uint32_t)time(NULL),
     };
 
     if (!m)
@@ -795,44 +829,12 @@ bool modem_sms_supported(const struct modem *m)
     return m->sms_supported;
 }
 
-/* Wraps a service's callback to count timeouts in one place. */
-struct sent {
-    struct modem *m;
-    at_done_cb cb;
-    void *ctx;
-};
-
-static void sent_done(void *ctx, const struct at_response *rsp)
-{
-    struct sent s = *(struct sent *)ctx;
-
-    free(ctx);
-    if (rsp->final == AT_FINAL_TIMEOUT)
-        s.m->consecutive_timeouts++;
-    else if (rsp->final != AT_FINAL_CANCELLED)
-        s.m->consecutive_timeouts = 0;
-    if (s.cb)
-        s.cb(s.ctx, rsp);
-    if (s.m->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS && s.m->state == MODEM_READY)
-        port_lost(s.m, "module not answering");
-}
-
 int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts, at_done_cb cb,
                void *ctx)
 {
-    struct sent *s;
-    int r;
-
     if (m->state != MODEM_READY)
         return -EAGAIN;
-    s = malloc(sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    *s = (struct sent){ m, cb, ctx };
-    r = at_chat_send(m->chat, cmd, opts, sent_done, s);
-    if (r < 0)
-        free(s);
-    return r;
+    return at_chat_send(m->chat, cmd, opts, cb, ctx);
 }
 
 /* --- power ------------------------------------------------------------------ */
@@ -858,11 +860,8 @@ static int64_t reset_overdue(void *ctx)
     }
     /* Some firmwares reboot without a boot URC (or we missed it). */
     log_warn("modem: no boot URC %d s after AT+CRESET; probing", MODEM_RESET_WAIT_MS / 1000);
-    cancel_retry(m);
     at_chat_cancel_all(m->chat);
-    m->probe_attempts = 0;
-    set_state(m, MODEM_PROBING);
-    probe(m);
+    start_sync(m, false, "no boot URC after AT+CRESET");
     return 0;
 }
 

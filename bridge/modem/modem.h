@@ -1,10 +1,17 @@
 /* The modem: owns the port and the AT chat, brings the module up with a
  * data-driven script, and recovers from a vanished or hung module.
  *
- *   CLOSED --open ok--> PROBING --AT ok--> BRINGUP --script done--> READY
+ *   CLOSED --open ok--> PROBING --in step--> BRINGUP --script done--> READY
  *      ^                   |                  |  (SIM locked: SIM_LOCKED,
- *      |                   |                  |   no SIM: NO_SIM; both stop)
- *      +---- EOF/EIO, 3 timeouts in a row, probe gives up (backoff) ----+
+ *      |                   |                  |   no SIM: NO_SIM; both
+ *      |                   |                  |   look again every 30 s)
+ *      +---- EOF/EIO, the chat cannot get in step (backoff up to 5 s) ---+
+ *
+ * PROBING is the chat's resynchronisation (at/chat.h): stale output is
+ * discarded and an echoed marker proves that the next answer is ours. Any
+ * later doubt (a timeout, an answer that does not fit) resynchronises
+ * again while commands wait; when that fails the port is reopened.
+ * Nothing is concluded from an answer that does not fit its command.
  *
  * Services (sms, status) use the chat while READY and are told about every
  * state change through the callbacks. */
@@ -20,7 +27,7 @@ struct loop;
 
 enum modem_state {
     MODEM_CLOSED = 0,  /* no port (not found, vanished); reopening with backoff */
-    MODEM_PROBING,     /* port open, waiting for the module to answer AT */
+    MODEM_PROBING,     /* port open, getting in step with the module */
     MODEM_BRINGUP,     /* running the bring-up script */
     MODEM_READY,
     MODEM_SIM_LOCKED,  /* SIM PIN/PUK needed and no (usable) PIN configured */
@@ -74,8 +81,8 @@ struct at_chat *modem_chat(struct modem *m);
 bool modem_sms_supported(const struct modem *m);
 
 /* Services send through here rather than at_chat_send(): -EAGAIN unless
- * READY, else as at_chat_send(). Three timeouts in a row mean the module
- * hangs: the modem then reopens the port and runs the bring-up again. */
+ * READY, else as at_chat_send(). A timeout makes the chat resynchronise;
+ * a module that does not answer that is reopened and brought up again. */
 int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
                at_done_cb cb, void *ctx);
 
@@ -84,8 +91,8 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
  *   MIN:   AT+CFUN=0; its OK turns READY into LOW_POWER (services stop).
  *   RESET: AT+CRESET; its OK turns the state into RESETTING. The module's
  *          boot URCs (or its port vanishing and coming back, as on USB)
- *          then start the probe and the bring-up again; without either
- *          within MODEM_RESET_WAIT_MS the modem probes anyway (port open)
+ *          then start the resync and the bring-up again; without either
+ *          within MODEM_RESET_WAIT_MS the modem resyncs anyway (port open)
  *          or goes CLOSED (port gone, reopening continues).
  * cb gets the module's answer to the command itself. -EAGAIN unless READY
  * or LOW_POWER (nothing is written), else as at_chat_send(). */

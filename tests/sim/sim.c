@@ -230,18 +230,21 @@ static void ctl_creg(struct sim *s, char *args)
 static void hang_over(struct sim *s)
 {
     sim_log(s, "hang over");
-    sim_modem_hang(s, false);
+    sim_modem_hang(s, false, false);
 }
 
 static void ctl_hang(struct sim *s, char *args)
 {
     long ms;
+    char *late = strstr(args, " late");
+    if (late)
+        *late = '\0';
     if (!sim_parse_long(args, 0, INT_MAX, &ms)) {
-        sim_ctl_error(s, "usage: hang <ms> (0: until unhang)");
+        sim_ctl_error(s, "usage: hang <ms> [late] (0: until unhang)");
         return;
     }
-    sim_log(s, "hanging %s", ms ? args : "until unhang");
-    sim_modem_hang(s, true);
+    sim_log(s, "hanging %s%s", ms ? args : "until unhang", late ? ", answering later" : "");
+    sim_modem_hang(s, true, late != NULL);
     if (ms > 0)
         sim_timer_set(s, SIM_TIMER_HANG, ms, hang_over);
     else
@@ -252,7 +255,7 @@ static void ctl_unhang(struct sim *s, char *args)
 {
     (void)args;
     sim_log(s, "unhang");
-    sim_modem_hang(s, false);
+    sim_modem_hang(s, false, false);
 }
 
 static void unplug(struct sim *s)

@@ -234,6 +234,7 @@ struct sim {
     uint8_t in[SIM_IN_MAX];      /* read from the host, not yet processed */
     size_t in_len, in_pos;
     bool hung;                   /* `hang`: host input is read and dropped */
+    bool stalled;                /* `hang <ms> late`: host input waits unread */
     bool echo, verbose;          /* ATE, ATV */
     int cmee;
     bool resp_open;              /* an information response has started */
@@ -315,7 +316,7 @@ void sim_modem_pump(struct sim *s);
 /* Whether the engine would take more host bytes now. */
 bool sim_modem_wants_input(const struct sim *s);
 /* `hang`: drop the command in progress; input ignored until unhang. */
-void sim_modem_hang(struct sim *s, bool on);
+void sim_modem_hang(struct sim *s, bool on, bool late);
 
 /* Output for handlers (ATV1 / ATV0 framing). */
 void sim_info(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -20,7 +20,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #define SIM_MANUFACTURER "SIMCOM INCORPORATED"
@@ -107,6 +109,33 @@ static const char *cme_text(int code)
     return "unknown";
 }
 
+/* A host must wait for a command's final result before it sends the
+ * next one. Bytes already waiting when the result is written were sent
+ * before it: a whole command line among them is reported as `overlap`. */
+static void check_overlap(struct sim *s)
+{
+    if (s->master >= 0) {
+        if (s->in_pos >= s->in_len)
+            s->in_pos = s->in_len = 0;
+        ssize_t n = read(s->master, s->in + s->in_len, sizeof(s->in) - s->in_len);
+        if (n > 0)
+            s->in_len += (size_t)n;
+    }
+    const uint8_t *p = s->in + s->in_pos;
+    size_t n = s->in_len - s->in_pos;
+    const uint8_t *cr = memchr(p, '\r', n);
+    if (!cr)
+        return;
+    char shown[80];
+    size_t k = 0;
+    for (const uint8_t *q = p; q < cr && k + 1 < sizeof(shown); q++)
+        if (*q >= 0x20 && *q < 0x7f)
+            shown[k++] = (char)*q;
+    shown[k] = '\0';
+    sim_event(s, "overlap %s", shown);
+    sim_log(s, "the host sent \"%s\" before this final result", shown);
+}
+
 void sim_final(struct sim *s, struct sim_result res)
 {
     char text[64];
@@ -139,6 +168,7 @@ void sim_final(struct sim *s, struct sim_result res)
     default:
         return;
     }
+    check_overlap(s);
     if (s->verbose) {
         sim_writes(s, "\r\n");
         sim_writes(s, text);
@@ -277,6 +307,20 @@ static void execute(struct sim *s, char *line)
                 sim_final(s, SIM_RES_ERROR);
                 return;
             }
+            /* V.250: basic commands (a letter and a number) follow each
+             * other without ';' (ATE0V1). */
+            char digits[16];
+            if (c->basic && strcasecmp(c->name, "D") != 0) {
+                size_t k = 0;
+                while (at.arg[k] >= '0' && at.arg[k] <= '9' && k + 1 < sizeof(digits))
+                    k++;
+                if (isalpha((unsigned char)at.arg[k]) && !next) {
+                    memcpy(digits, at.arg, k);
+                    digits[k] = '\0';
+                    next = (char *)at.arg + k;
+                    at.arg = digits;
+                }
+            }
             struct sim_result res = check_flags(s, c, &at);
             if (res.final == SIM_OK)
                 res = c->fn(s, &at);
@@ -379,11 +423,14 @@ static void feed_byte(struct sim *s, uint8_t c)
 
 bool sim_modem_wants_input(const struct sim *s)
 {
-    return s->master >= 0 && s->in_pos >= s->in_len && !sim_timer_armed(s, SIM_TIMER_BUSY);
+    return s->master >= 0 && s->in_pos >= s->in_len && !sim_timer_armed(s, SIM_TIMER_BUSY) &&
+           !s->stalled;
 }
 
 void sim_modem_pump(struct sim *s)
 {
+    if (s->stalled)
+        return; /* answered when the hang is over */
     while (s->in_pos < s->in_len) {
         if (s->phase != SIM_READY || s->hung) {
             sim_log(s, "%s: %zu bytes from the host ignored",
@@ -398,8 +445,14 @@ void sim_modem_pump(struct sim *s)
     s->in_pos = s->in_len = 0;
 }
 
-void sim_modem_hang(struct sim *s, bool on)
+void sim_modem_hang(struct sim *s, bool on, bool late)
 {
+    if (on && late) {
+        /* A module that stops reading and answers everything later. */
+        s->stalled = true;
+        return;
+    }
+    s->stalled = false;
     s->hung = on;
     if (on) {
         /* Whatever was in progress is lost, as on a module that locks up. */
