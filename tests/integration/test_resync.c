@@ -119,7 +119,7 @@ static void test_kill_during_cmgs_restart_at_once(void **state)
 
 /* The module stops reading for 8 s and then answers everything it was
  * sent meanwhile (the bridge's resync attempts among it). An SMS sent
- * during the hang goes out after it, once. */
+ * during the hang waits and goes out after it, once. */
 static void test_hang_then_late_answers(void **state)
 {
     struct h_env *e = *state;
@@ -138,9 +138,36 @@ static void test_hang_then_late_answers(void **state)
         h_fail("the SMS was answered during the hang (%lld ms)", (long long)took);
     if (h_sim_saw(&e->sim, "sent ") != sent_before + 1)
         h_fail("%zu SMS went out, want 1", h_sim_saw(&e->sim, "sent ") - sent_before);
-    cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "ready", H_TIMEOUT_MS);
-    cJSON_Delete(st);
+    /* In step afterwards: the next SMS goes out at once, nothing overlaps. */
+    size_t mark = h_sim_mark(&e->sim);
     sms_ok(e, 12, H_TIMEOUT_MS);
+    no_overlap_since(e, mark);
+    H_PASS(e);
+}
+
+/* A late-answering hang longer than the resync's patience: the port is
+ * reopened while the module still holds the old session's commands, and
+ * answers them all afterwards. The old bridge took one of those answers
+ * for its probe's and ended in sim_locked. */
+static void test_long_hang_late_answers(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = {
+        .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":1000}",
+    };
+    h_env_up(e, &o);
+    h_sim_cmd_ok(&e->sim, "hang 25000 late", NULL, 0);
+    cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
+                                        h_ms(40000)));
+    int64_t t0 = now_ms();
+    cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "ready", h_ms(90000));
+    h_json_str_eq(st, "sim", "ready");
+    cJSON_Delete(st);
+    fprintf(stderr, "late hang of 25 s: ready %lld ms after it was reported unavailable\n",
+            (long long)(now_ms() - t0));
+    size_t mark = h_sim_mark(&e->sim);
+    sms_ok(e, 15, H_TIMEOUT_MS);
+    no_overlap_since(e, mark);
     H_PASS(e);
 }
 
@@ -167,7 +194,8 @@ static void test_hang_dropping_recovers(void **state)
     H_PASS(e);
 }
 
-/* Unplugged and plugged in again: ready within 10 s of the replug. */
+/* Unplugged for 20 s and plugged in again: ready within 10 s of the
+ * replug. */
 static void test_replug_within_10s(void **state)
 {
     struct h_env *e = *state;
@@ -175,6 +203,11 @@ static void test_replug_within_10s(void **state)
     h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                         H_TIMEOUT_MS));
+    /* Unplugged for a while (the scenario, not a synchronisation): the
+     * reopen attempts back off meanwhile. */
+    int64_t until = now_ms() + 20000;
+    while (now_ms() < until)
+        h_msg_free(h_mqtt_take(&e->mqtt, e->t_status, (int)(until - now_ms())));
     char reply[64];
     size_t mark = h_sim_mark(&e->sim);
     int64_t t0 = now_ms();
@@ -196,6 +229,7 @@ int main(void)
         T(test_kill_during_cmgs_then_restart),
         T(test_kill_during_cmgs_restart_at_once),
         T(test_hang_then_late_answers),
+        T(test_long_hang_late_answers),
         T(test_hang_dropping_recovers),
         T(test_replug_within_10s),
     };
