@@ -1010,9 +1010,12 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
     if (!find_route(a, m->topic) && hass_status_message(a, m))
         return;
     if (m->retained) {
-        /* It would run again at every restart of the bridge. */
-        log_warn("ignoring retained command on %s; clear it with: mosquitto_pub -r -n -t '%s'",
-                 m->topic, m->topic);
+        /* It would run again at every restart of the bridge. An empty one
+         * is someone clearing it: nothing to say. Under MQTT 5 a live
+         * retained publish keeps its flag too (Retain As Published). */
+        if (m->len > 0)
+            log_warn("ignoring retained command on %s; clear it with: mosquitto_pub -r -n -t '%s'",
+                     m->topic, m->topic);
         if (m->seq)
             journal_done(a->journal, m->seq);
         return;

@@ -217,10 +217,12 @@ static const char *check_topic_root(const char *s)
     return topic_check(s, false, TOPIC_MAX);
 }
 
+#define CLIENT_ID_MAX 256
+
 static const char *check_client_id(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 256 || !str_utf8_valid(s) || has_ctrl(s))
+    if (n == 0 || n > CLIENT_ID_MAX || !str_utf8_valid(s) || has_ctrl(s))
         return "expected 1-256 bytes of UTF-8 without control characters";
     return NULL;
 }
@@ -524,6 +526,7 @@ static const struct key env_keys[] = {
     STR("MODEM2MQTT_PASSWORD", mqtt.password, NULL),
     STR("MODEM2MQTT_PASSWORD_FILE", mqtt.password_file, check_file),
     STR("MODEM2MQTT_LOG_LEVEL", log_level, check_log_level),
+    STR("MODEM2MQTT_CLIENT_ID", mqtt.client_id, check_client_id),
     {0},
 };
 
@@ -937,7 +940,6 @@ static int set_defaults(struct config *cfg)
     static const struct { size_t off; const char *v; } strs[] = {
         {OFF(mqtt.broker), "mqtt://localhost:1883"},
         {OFF(mqtt.base_topic), "modem"},
-        {OFF(mqtt.client_id), "modem2mqtt"},
         {OFF(mqtt.ha_prefix), "homeassistant"},
         {OFF(modem.port), "auto"},
         /* The remote block's defaults apply once "remote" is present. */
@@ -1030,6 +1032,31 @@ static int check_remote_client_cert(struct ctx *c)
     return 0;
 }
 
+/* "modem2mqtt-<base topic, '/' as '-'>": two bridges with different base
+ * topics on one broker never share a client id (the broker would let each
+ * take the other's session over, again and again). */
+static int default_client_id(struct ctx *c)
+{
+    static const char prefix[] = "modem2mqtt-";
+    const char *base = c->cfg->mqtt.base_topic;
+    size_t n = strlen(base), max = CLIENT_ID_MAX - (sizeof(prefix) - 1);
+
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)base[n] & 0xC0) == 0x80)
+            n--;        /* not inside a UTF-8 sequence */
+    }
+    char *id = malloc(sizeof(prefix) + n);
+    if (!id)
+        return oom(c);
+    memcpy(id, prefix, sizeof(prefix) - 1);
+    for (size_t i = 0; i < n; i++)
+        id[sizeof(prefix) - 1 + i] = base[i] == '/' ? '-' : base[i];
+    id[sizeof(prefix) - 1 + n] = '\0';
+    c->cfg->mqtt.client_id = id;
+    return 0;
+}
+
 int config_build(struct config *cfg, const char *json, size_t json_len,
                  const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
                  char *err, size_t err_size)
@@ -1049,6 +1076,8 @@ int config_build(struct config *cfg, const char *json, size_t json_len,
     if (getenv_fn && (rc = apply_env(&c, getenv_fn)))
         goto err;
     if (cli && (rc = apply_cli(&c, cli)))
+        goto err;
+    if (!cfg->mqtt.client_id && (rc = default_client_id(&c)))
         goto err;
     if ((rc = check_remote_client_cert(&c)))
         goto err;
@@ -1352,6 +1381,7 @@ void config_print_usage(FILE *out, const char *argv0)
             "  MODEM2MQTT_BROKER         as --broker\n"
             "  MODEM2MQTT_BASE_TOPIC     as --base-topic\n"
             "  MODEM2MQTT_LOG_LEVEL      as --log-level\n"
+            "  MODEM2MQTT_CLIENT_ID      MQTT client id (default modem2mqtt-<base topic>)\n"
             "  MODEM2MQTT_USERNAME       broker user name\n"
             "  MODEM2MQTT_PASSWORD       broker password\n"
             "  MODEM2MQTT_PASSWORD_FILE  file holding the broker password (used when\n"

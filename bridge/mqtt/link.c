@@ -49,6 +49,10 @@
 #define LINK_MAX_PAYLOAD (268435455 - 65536 - 1024)
 #define LINK_SESSION_EXPIRY_S (7 * 24 * 3600)
 #define LINK_CONNECT_TIMEOUT_S 10
+/* A connection lost this soon after it came up, this many times in a row,
+ * without a reason from the broker: probably a client id clash. */
+#define LINK_QUICK_LOSS_MS 10000
+#define LINK_QUICK_LOSSES 3
 #define LINK_BACKOFF_MIN_MS 1000
 #define LINK_BACKOFF_MAX_MS 30000
 #define LINK_TEXT_MAX 160
@@ -146,6 +150,8 @@ struct mqtt_link {
     int64_t backoff_ms;
     uint32_t rng;
     int server_reason;       /* reason of the broker's DISCONNECT, or -1 */
+    int64_t up_since;        /* when the connection came up (monotonic ms) */
+    unsigned quick_losses;   /* lost within LINK_QUICK_LOSS_MS of coming up, in a row */
     int last_fail;           /* last connect failure code, to quieten repeats */
     struct op *ops_head, *ops_tail;
     size_t n_ops;
@@ -848,9 +854,11 @@ static void handle_connected(struct mqtt_link *l)
     l->state = LS_UP;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
     l->server_reason = -1;
+    l->up_since = loop_now_ms();
     l->last_fail = 0;
     l->connected_version = l->version;
-    log_info("mqtt: connected to %s (MQTT %s)", l->uri, version_name(l->version));
+    log_info("mqtt: connected to %s (MQTT %s) as %s", l->uri, version_name(l->version),
+             l->client_id);
     if (!l->dead && l->cbs.connected)
         l->cbs.connected(l->ctx);
 }
@@ -858,7 +866,29 @@ static void handle_connected(struct mqtt_link *l)
 static void handle_lost(struct mqtt_link *l, const char *cause)
 {
     char reason[LINK_TEXT_MAX + 96];
-    if (l->server_reason >= 0) {
+    bool was_up = l->state == LS_UP;
+    if (was_up && l->server_reason < 0 && loop_now_ms() - l->up_since < LINK_QUICK_LOSS_MS)
+        l->quick_losses++;
+    else if (was_up)
+        l->quick_losses = 0;
+    if (l->server_reason == MQTTREASONCODE_SESSION_TAKEN_OVER ||
+        (l->quick_losses >= LINK_QUICK_LOSSES && l->quick_losses % LINK_QUICK_LOSSES == 0)) {
+        /* Two clients with one id knock each other off, about once a
+         * second, for as long as both run: say so, loudly. Brokers that
+         * send no reason (mosquitto 2.0) show it as losses right after
+         * every connect. */
+        log_error("mqtt: %s %s; another client probably uses this bridge's client id '%s': give "
+                  "each bridge its own mqtt.client_id (MODEM2MQTT_CLIENT_ID; the default is "
+                  "modem2mqtt-<base topic>)",
+                  l->uri,
+                  l->server_reason == MQTTREASONCODE_SESSION_TAKEN_OVER
+                      ? "gave this bridge's session to another client"
+                      : "closed the connection right after accepting it, again and again",
+                  l->client_id);
+    }
+    if (l->server_reason == MQTTREASONCODE_SESSION_TAKEN_OVER) {
+        snprintf(reason, sizeof(reason), "broker disconnected: session taken over");
+    } else if (l->server_reason >= 0) {
         const char *s = MQTTReasonCode_toString((enum MQTTReasonCodes)l->server_reason);
         snprintf(reason, sizeof(reason), "broker disconnected: %s", s ? s : "unknown reason");
     } else {
@@ -866,7 +896,6 @@ static void handle_lost(struct mqtt_link *l, const char *cause)
     }
     l->server_reason = -1;
 
-    bool was_up = l->state == LS_UP;
     bool stopping = l->state == LS_STOPPING || l->state == LS_STOPPED;
     if (!stopping)
         l->state = LS_BACKOFF;
@@ -978,6 +1007,7 @@ static void handle_event(struct mqtt_link *l, struct ev *e)
                 handle_lost(l, c->text);
                 break;
             case EV_SERVER_DISCONNECT:
+                log_debug("mqtt: the broker sent DISCONNECT (reason %d)", c->reason);
                 l->server_reason = c->reason;
                 break;
             case EV_TLS_ERROR:
@@ -1167,6 +1197,11 @@ int mqtt_link_subscribe(struct mqtt_link *l, const char *topic, int qos)
         return -ENOMEM;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     fill_response_options(l, &ro, op);
+    /* MQTT 5: a message published with retain keeps its flag when it is
+     * delivered live, so a retained command is recognised whenever it
+     * comes, not only at subscribe time (3.1.1 clears it). */
+    if (l->connected_version == MQTTVERSION_5)
+        ro.subscribeOptions.retainAsPublished = 1;
     int rc = MQTTAsync_subscribe(l->client, topic, qos, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
         /* Not queued: paho will not call back for it. */

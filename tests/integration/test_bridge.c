@@ -4,6 +4,9 @@
 #include "harness.h"
 
 #include <stdio.h>
+#include <time.h>
+
+#include <stdio.h>
 #include <stdlib.h>
 
 static const struct h_env_opts default_opts = { 0 };
@@ -322,6 +325,54 @@ static void test_hung_module_recovers(void **state)
     H_PASS(e);
 }
 
+/* Bounded wait for text in the bridge's log. */
+static bool log_has(const struct h_bridge *br, const char *text, int timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        FILE *f = fopen(br->log_path, "r");
+        char line[1024];
+        bool found = false;
+        while (f && !found && fgets(line, sizeof line, f))
+            found = strstr(line, text) != NULL;
+        if (f)
+            fclose(f);
+        if (found)
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > h_ms(timeout_ms))
+            return false;
+        struct timespec nap = {0, 50 * 1000000};
+        nanosleep(&nap, NULL); /* polling a file: no event to wait for */
+    }
+}
+
+/* The default client id is modem2mqtt-<base topic>; a client that takes
+ * the session over with the same id is named in a loud log line. */
+static void test_client_id_taken_over(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, NULL);
+    char id[160];
+    snprintf(id, sizeof id, "modem2mqtt-%s", e->base);
+    if (!log_has(&e->bridge, id, H_TIMEOUT_MS))
+        h_fail("the bridge does not use the client id %s", id);
+    /* A second program with the same id, connecting again and again (as a
+     * second bridge would): mosquitto 2.0 closes the older connection
+     * without a reason code each time. */
+    for (int i = 0; i < 3; i++) {
+        struct h_mqtt thief;
+        h_mqtt_connect(&thief, e->broker.uri, id, true);
+        h_mqtt_disconnect(&thief);
+        /* The bridge comes back by itself. */
+        h_mqtt_wait_payload(&e->mqtt, e->t_avail, "online", H_READY_TIMEOUT_MS);
+    }
+    if (!log_has(&e->bridge, "another client probably uses this bridge's client id", H_TIMEOUT_MS))
+        h_fail("no log line naming the client id clash");
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -340,6 +391,7 @@ int main(void)
         T(test_wrong_pin_locked),
         T(test_cnmi_fallback),
         T(test_hung_module_recovers),
+        T(test_client_id_taken_over),
     };
     return cmocka_run_group_tests_name("integration_bridge", tests, NULL, NULL);
 }

@@ -118,7 +118,7 @@ static void dump_config(const struct config *c, struct dump *d)
 static const char DEFAULTS[] =
     "mqtt.broker=mqtt://localhost:1883\n"
     "mqtt.base_topic=modem\n"
-    "mqtt.client_id=modem2mqtt\n"
+    "mqtt.client_id=modem2mqtt-modem\n"
     "mqtt.username=(null)\n"
     "mqtt.password=(null)\n"
     "mqtt.password_file=(null)\n"
@@ -299,6 +299,15 @@ static const struct build_case build_cases[] = {
     /* the command line over the file without environment */
     {.json = "{\"modem\":{\"port\":\"/dev/ttyUSB1\"}}", .argv = {"--port=auto"},
      .expect = {"modem.port=auto"}},
+    /* the client id: derived from the base topic unless set, '/' as '-' */
+    {.argv = {"-t", "home/gsm/1"}, .expect = {"mqtt.client_id=modem2mqtt-home-gsm-1"}},
+    {.env = {"MODEM2MQTT_BASE_TOPIC=sms"}, .expect = {"mqtt.client_id=modem2mqtt-sms"}},
+    {.json = "{\"mqtt\":{\"client_id\":\"file\"}}", .env = {"MODEM2MQTT_CLIENT_ID=env-1"},
+     .argv = {"-t", "x"}, .expect = {"mqtt.client_id=env-1"}},
+    {.json = "{\"mqtt\":{\"client_id\":\"file\"}}", .argv = {"-t", "x"},
+     .expect = {"mqtt.client_id=file"}},
+    {.env = {"MODEM2MQTT_CLIENT_ID=a\tb"},
+     .err = "MODEM2MQTT_CLIENT_ID: expected 1-256 bytes of UTF-8 without control characters"},
     /* the environment over the defaults without a file */
     {.env = {"MODEM2MQTT_BAUD=57600"}, .expect = {"modem.baud=57600", "modem.port=auto"}},
     /* empty variables count as unset */
@@ -681,7 +690,11 @@ static void test_contract_example(void **state)
         config_build(&cfg, CONTRACT_EXAMPLE, strlen(CONTRACT_EXAMPLE), NULL, NULL, err, sizeof err), 0);
     dump_config(&cfg, &d);
     snprintf(want, sizeof want, "%s", DEFAULTS);
-    char *p = strstr(want, "remote.enabled=0");
+    /* The example names the client id "modem2mqtt" itself. */
+    char *p = strstr(want, "mqtt.client_id=modem2mqtt-modem\n");
+    memmove(p + strlen("mqtt.client_id=modem2mqtt"), p + strlen("mqtt.client_id=modem2mqtt-modem"),
+            strlen(p + strlen("mqtt.client_id=modem2mqtt-modem")) + 1);
+    p = strstr(want, "remote.enabled=0");
     p[strlen("remote.enabled=")] = '1';
     p = strstr(want, "remote.subscribe=[]\nremote.forward=[]\n");
     snprintf(p, sizeof want - (size_t)(p - want),
