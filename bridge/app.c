@@ -1,8 +1,11 @@
 /* The bridge: routing, results, events. See app.h.
  *
  * Command path: paho thread -> persist (journal, fsync) -> PUBACK; loop
- * thread -> dispatch -> service -> finish (result on T/result, and on the
- * MQTT 5 Response Topic) -> journal record done.
+ * thread -> dispatch -> service (started: journal mark right before the
+ * bytes go to the modem) -> finish: the result is stored in the journal,
+ * then published on T/result (and on the MQTT 5 Response Topic) once the
+ * broker connection is up -> the broker's PUBACK -> journal record done.
+ * A result still unacknowledged at a crash is published after the restart.
  *
  * Commands that arrive while the modem is still starting (port just
  * opened, bring-up running) are held, not refused: after a restart the
@@ -64,6 +67,20 @@ struct held {
     uint64_t seq;
 };
 
+/* A result until the broker acknowledged it; also kept in the journal
+ * with its command (seq) so that a crash cannot lose it. */
+struct result {
+    struct result *next;
+    struct app *app;
+    uint64_t seq;                 /* 0: the command was not journaled */
+    bool in_flight;               /* published, waiting for the PUBACK */
+    char *topic;                  /* <command topic>/result */
+    char *payload;
+    char *response_topic;         /* MQTT 5 Response Topic, or NULL */
+    uint8_t *correlation;
+    size_t correlation_len;
+};
+
 struct command {
     struct app *app;
     char *result_topic;
@@ -100,6 +117,7 @@ struct app {
     bool health_warned;           /* health_write failed once: logged */
     struct held *held, **held_tail;
     size_t n_held;
+    struct result *results;       /* not yet acknowledged by the broker */
 
     struct modem_info info;
     bool have_info;
@@ -324,27 +342,178 @@ static void command_free(struct command *cmd)
     free(cmd);
 }
 
+/* --- results: durable until the broker acknowledged them ------------------ */
+
+static void result_free(struct result *r)
+{
+    if (!r)
+        return;
+    free(r->topic);
+    free(r->payload);
+    free(r->response_topic);
+    free(r->correlation);
+    free(r);
+}
+
+/* The journal's copy: topic NUL, response topic NUL ("" for none), u32 LE
+ * correlation length, the correlation data, the payload. */
+static uint8_t *result_encode(const struct result *r, size_t *len)
+{
+    size_t tl = strlen(r->topic) + 1, rl = r->response_topic ? strlen(r->response_topic) + 1 : 1;
+    size_t pl = strlen(r->payload);
+    uint8_t *b = malloc(tl + rl + 4 + r->correlation_len + pl), *p = b;
+
+    if (!b)
+        return NULL;
+    memcpy(p, r->topic, tl);
+    p += tl;
+    memcpy(p, r->response_topic ? r->response_topic : "", rl);
+    p += rl;
+    for (int i = 0; i < 4; i++)
+        *p++ = (uint8_t)(r->correlation_len >> (8 * i));
+    if (r->correlation_len)
+        memcpy(p, r->correlation, r->correlation_len);
+    p += r->correlation_len;
+    memcpy(p, r->payload, pl);
+    *len = tl + rl + 4 + r->correlation_len + pl;
+    return b;
+}
+
+static struct result *result_decode(const uint8_t *b, size_t len)
+{
+    struct result *r = calloc(1, sizeof(*r));
+    const uint8_t *end = b + len, *t = b, *rt, *p;
+    size_t cl = 0;
+
+    if (!r)
+        return NULL;
+    rt = memchr(t, 0, len);
+    p = rt ? memchr(rt + 1, 0, (size_t)(end - rt - 1)) : NULL;
+    if (!rt || !p || end - (p + 1) < 4)
+        goto bad;
+    p++;
+    for (int i = 0; i < 4; i++)
+        cl |= (size_t)p[i] << (8 * i);
+    p += 4;
+    if ((size_t)(end - p) < cl)
+        goto bad;
+    r->topic = strdup((const char *)t);
+    if (rt[1])
+        r->response_topic = strdup((const char *)rt + 1);
+    r->correlation = cl ? malloc(cl) : NULL;
+    r->payload = malloc((size_t)(end - p - cl) + 1);
+    if (!r->topic || (rt[1] && !r->response_topic) || (cl && !r->correlation) || !r->payload)
+        goto bad;
+    if (cl)
+        memcpy(r->correlation, p, cl);
+    r->correlation_len = cl;
+    memcpy(r->payload, p + cl, (size_t)(end - p - cl));
+    r->payload[end - p - cl] = '\0';
+    return r;
+
+bad:
+    result_free(r);
+    return NULL;
+}
+
+static void results_flush(struct app *a);
+
+static void result_unlink(struct app *a, struct result *r)
+{
+    for (struct result **pp = &a->results; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            return;
+        }
+}
+
+static void result_acked(void *ctx, int status)
+{
+    struct result *r = ctx;
+    struct app *a = r->app;
+
+    r->in_flight = false;
+    if (status == -ECANCELED)
+        return;                 /* shutting down: the journal keeps it */
+    if (status == 0 || (status != -ENOTCONN && status != -EAGAIN)) {
+        if (status != 0)
+            log_error("command result on %s refused by the broker (%s); dropped", r->topic,
+                      strerror(-status));
+        /* Answered: a restart must neither run the command nor publish
+         * this again. */
+        if (r->seq && a->journal)
+            journal_done(a->journal, r->seq);
+        result_unlink(a, r);
+        result_free(r);
+    }
+    results_flush(a);
+}
+
+/* Publishes what is not in flight; what the link refuses now (not
+ * connected, too many in flight) waits for the next connect or ack. */
+static void results_flush(struct app *a)
+{
+    for (struct result *r = a->results; r; r = r->next) {
+        if (r->in_flight)
+            continue;
+        if (mqtt_link_publish(a->link, r->topic, r->payload, strlen(r->payload), 1, false, NULL, 0,
+                              result_acked, r) < 0)
+            return;
+        r->in_flight = true;
+        if (r->response_topic &&
+            mqtt_link_publish(a->link, r->response_topic, r->payload, strlen(r->payload), 1, false,
+                              r->correlation, r->correlation_len, NULL, NULL) < 0)
+            log_warn("command %s: response not published", r->topic);
+    }
+}
+
+static void results_add(struct app *a, struct result *r)
+{
+    struct result **pp = &a->results;
+
+    r->app = a;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = r;            /* in order: results go out as commands finished */
+    results_flush(a);
+}
+
 /* Publishes the one result of a command; consumes data. */
 static void command_finish(struct command *cmd, cJSON *data, const struct json_error *err)
 {
     struct app *a = cmd->app;
     char *s = json_result(cmd->id, data, err);
+    struct result *r = s ? calloc(1, sizeof(*r)) : NULL;
 
     if (err)
         log_info("command %s: %s: %s", cmd->result_topic, err->code, err->message);
-    if (s) {
-        if (mqtt_link_publish(a->link, cmd->result_topic, s, strlen(s), 1, false, NULL, 0, NULL,
-                              NULL) < 0)
-            log_warn("command %s: result not published (broker unreachable)", cmd->result_topic);
-        if (cmd->response_topic &&
-            mqtt_link_publish(a->link, cmd->response_topic, s, strlen(s), 1, false,
-                              cmd->correlation, cmd->correlation_len, NULL, NULL) < 0)
-            log_warn("command %s: response not published", cmd->result_topic);
+    if (!r) {
+        log_error("out of memory; the result on %s is lost", cmd->result_topic);
+        free(s);
+        command_free(cmd);
+        return;
     }
-    free(s);
-    /* The command has run: a restart must not run it again. */
-    if (cmd->seq && a->journal)
-        journal_done(a->journal, cmd->seq);
+    r->seq = cmd->seq;
+    r->payload = s;
+    r->topic = cmd->result_topic;
+    cmd->result_topic = NULL;
+    r->response_topic = cmd->response_topic;
+    cmd->response_topic = NULL;
+    r->correlation = cmd->correlation;
+    r->correlation_len = cmd->correlation_len;
+    cmd->correlation = NULL;
+    if (r->seq && a->journal) {
+        size_t len = 0;
+        uint8_t *blob = result_encode(r, &len);
+
+        /* Kept with the command until the broker has it: a crash before
+         * that publishes it after the restart, never runs it again. */
+        if (!blob || journal_result(a->journal, r->seq, blob, len) < 0)
+            log_error("journal: the result on %s is not stored; a crash now would lose it",
+                      r->topic);
+        free(blob);
+    }
+    results_add(a, r);
     command_free(cmd);
 }
 
@@ -447,7 +616,7 @@ static void cmd_modem_power(struct app *a, struct command *cmd, const cJSON *roo
                                       : MODEM_POWER_RESET;
     /* A reset must not run a second time after a crash mid-way. */
     if (cmd->seq)
-        journal_started(a->journal, cmd->seq);
+        journal_started(a->journal, cmd->seq, 1);
     r = modem_power(a->modem, pc->mode, power_done, pc);
     if (r < 0) {
         free(pc);
@@ -500,7 +669,7 @@ static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root)
     }
     /* From here a call may begin: a crash must not dial twice. */
     if (cmd->seq)
-        journal_started(a->journal, cmd->seq);
+        journal_started(a->journal, cmd->seq, 1);
     call_dial(a->call, to->valuestring, call_cmd_done, cmd);
 }
 
@@ -634,6 +803,17 @@ static void sms_sent(void *ctx, const struct sms_send_result *res, const struct 
     command_finish(cmd, data, NULL);
 }
 
+/* A part's AT+CMGS is about to be written: from here it may leave, and a
+ * crash must not send it again. Queued in the bridge it is not started. */
+static void sms_part_written(void *ctx, unsigned part, unsigned n_parts)
+{
+    struct command *cmd = ctx;
+
+    (void)n_parts;
+    if (cmd->seq)
+        journal_started(cmd->app->journal, cmd->seq, part);
+}
+
 static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root)
 {
     static const char *const fields[] = { "to", "text", "flash", "report", NULL };
@@ -644,10 +824,7 @@ static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root)
         command_finish(cmd, NULL, &err);
         return;
     }
-    /* From here an SMS may leave: a crash must not send it twice. */
-    if (cmd->seq)
-        journal_started(a->journal, cmd->seq);
-    sms_send(a->sms, &req, sms_sent, cmd);
+    sms_send(a->sms, &req, sms_sent, sms_part_written, cmd);
 }
 
 static void at_sent(void *ctx, const struct at_response *rsp)
@@ -744,9 +921,10 @@ static struct command *command_new(struct app *a, const struct held *h)
     return cmd;
 }
 
-/* interrupted: the command had begun when the bridge stopped (journal);
- * it is answered, never run a second time. */
-static void dispatch(struct app *a, const struct held *h, bool interrupted)
+/* started_part > 0: the command had begun when the bridge stopped
+ * (journal; for an SMS, the part whose AT+CMGS was written last): it is
+ * answered, never run a second time. */
+static void dispatch(struct app *a, const struct held *h, unsigned started_part)
 {
     const struct route *r = find_route(a, h->topic);
     struct json_error err = { .cme = -1, .cms = -1 };
@@ -769,7 +947,20 @@ static void dispatch(struct app *a, const struct held *h, bool interrupted)
         command_finish(cmd, NULL, &err);
         return;
     }
-    if (interrupted) {
+    if (started_part > 1) {
+        struct json_error e = { .cme = -1, .cms = -1 };
+        cJSON *data = cJSON_CreateObject();
+
+        /* Parts before it went out (each waited for the previous one's
+         * +CMGS); that one may have. */
+        json_error_set(&e, "unavailable",
+                       "the bridge stopped while sending part %u; parts 1-%u were sent, part %u "
+                       "may have been; nothing is sent again",
+                       started_part, started_part - 1, started_part);
+        if (data)
+            cJSON_AddNumberToObject(data, "parts_sent", started_part - 1);
+        command_finish(cmd, data, &e);
+    } else if (started_part == 1) {
         finish_error(cmd, "unavailable",
                      "the bridge stopped while running this command; it may have taken "
                      "effect and is not repeated");
@@ -836,7 +1027,7 @@ static void run_held(struct app *a)
         struct held *h = a->held;
         a->held = h->next;
         a->n_held--;
-        dispatch(a, h, false);
+        dispatch(a, h, 0);
         held_free(h);
     }
     a->held_tail = &a->held;
@@ -845,7 +1036,7 @@ static void run_held(struct app *a)
 static void take(struct app *a, struct held *h)
 {
     if (!modem_starting(a)) {
-        dispatch(a, h, false);
+        dispatch(a, h, 0);
         held_free(h);
         return;
     }
@@ -856,7 +1047,7 @@ static void take(struct app *a, struct held *h)
         a->n_held--;
         if (!a->held)
             a->held_tail = &a->held;
-        dispatch(a, oldest, false);
+        dispatch(a, oldest, 0);
         held_free(oldest);
     }
     h->next = NULL;
@@ -984,6 +1175,7 @@ static void on_connected(void *ctx)
         mqtt_link_subscribe(a->link, t, 1);
     hass_update(a, false);
     /* What could not be published while the broker was away. */
+    results_flush(a);
     sms_drain(a->sms);
     /* The event may have fired before the broker connection was up. */
     if (modem_state(a->modem) == MODEM_SIM_LOCKED)
@@ -1032,15 +1224,37 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
 static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *payload, size_t len)
 {
     struct app *a = ctx;
-    struct held *h = held_new(t, payload, len, NULL, NULL, 0, seq);
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    unsigned started;
+    struct held *h;
 
+    /* Answered before the restart, not yet acknowledged by the broker:
+     * the stored result goes out (once connected), the command never runs
+     * again. */
+    if (journal_result_load(a->journal, seq, &blob, &blen) == 0) {
+        struct result *r = result_decode(blob, blen);
+
+        free(blob);
+        if (r) {
+            log_info("journal: publishing the stored result of command %llu on %s",
+                     (unsigned long long)seq, t);
+            r->seq = seq;
+            results_add(a, r);
+            return;
+        }
+        log_warn("journal: the stored result of command %llu is unreadable; answering again",
+                 (unsigned long long)seq);
+    }
+    h = held_new(t, payload, len, NULL, NULL, 0, seq);
     if (!h)
         return;
-    if (journal_is_started(a->journal, seq)) {
+    started = journal_started_part(a->journal, seq);
+    if (started > 0) {
         log_warn("journal: command %llu on %s was running when the bridge stopped; "
                  "answering it without running it again",
                  (unsigned long long)seq, t);
-        dispatch(a, h, true);
+        dispatch(a, h, started);
         held_free(h);
         return;
     }
@@ -1078,6 +1292,23 @@ static void publish_for_sms(struct app *a, const char *suffix, char *payload, ui
         sms_received_done(a->sms, token, r);
     }
     free(payload);
+}
+
+static bool sms_acked_before(void *ctx, const char *key)
+{
+    struct app *a = ctx;
+
+    return a->journal && journal_was_published(a->journal, key);
+}
+
+static void sms_acked_key(void *ctx, const char *key)
+{
+    struct app *a = ctx;
+
+    if (a->journal && journal_mark_published(a->journal, key) < 0)
+        log_error("journal: cannot record that %s was published; a crash before its delete "
+                  "would publish it again",
+                  key);
 }
 
 static void on_sms_received(void *ctx, const struct sms_received *msg, uint64_t token)
@@ -1332,7 +1563,10 @@ int app_new(const struct config *cfg, struct app **out)
         .rate_per_hour = cfg->sms.rate_per_hour,
         .keep_on_sim = cfg->sms.keep_on_sim,
     };
-    const struct sms_cbs sc = { .received = on_sms_received, .undecodable = on_sms_undecodable };
+    const struct sms_cbs sc = {
+        .received = on_sms_received, .undecodable = on_sms_undecodable,
+        .acked_before = sms_acked_before, .acked = sms_acked_key,
+    };
     a->sms = sms_new(a->loop, a->modem, &so, &sc, a);
     const struct status_cbs stc = { .changed = on_status };
     a->status = status_new(a->loop, a->modem, cfg->modem.status_interval, &stc, a);
@@ -1491,6 +1725,11 @@ void app_free(struct app *a)
         struct held *h = a->held;
         a->held = h->next;
         held_free(h);
+    }
+    while (a->results) {
+        struct result *r = a->results;
+        a->results = r->next;
+        result_free(r);      /* the journal keeps those not acknowledged */
     }
     journal_close(a->journal);
     if (a->sig_fd >= 0) {

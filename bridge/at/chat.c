@@ -29,6 +29,7 @@ struct at_cmd {
     const uint8_t *data;         /* NULL: no prompt expected */
     size_t data_len;
     bool expect_info;
+    void (*written)(void *ctx);
     char storage[]; /* cmd "\r" NUL, prefixes, data */
 };
 
@@ -343,6 +344,8 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
      * at line start (a USSD menu) is text. */
     at_lexer_expect_prompt(chat->lx, cmd->data != NULL);
     log_traffic("AT>", cmd->cmd, cmd->cmd_len);
+    if (cmd->written)
+        cmd->written(cmd->ctx);
     rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)cmd->cmd, cmd->cmd_len + 1);
     if (rc < 0) {
         /* Completed from the tick, so that no callback runs inside
@@ -1010,6 +1013,7 @@ int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts
     c->ctx = ctx;
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : chat->default_timeout_ms;
     c->expect_info = opts->expect_info && info;
+    c->written = opts->written;
     c->cmd_len = len;
     p = c->storage;
     memcpy(p, cmd, len);

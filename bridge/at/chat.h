@@ -138,6 +138,10 @@ struct at_cmd_opts {
     /* The answer must hold a line starting with info_prefix (AT+CPIN?,
      * AT+CSQ): OK without one is AT_FINAL_OUT_OF_STEP and a resync. */
     bool expect_info;
+    /* Called (with the done callback's ctx) right before the command line
+     * is written: from here on it may take effect. A crash-safe owner
+     * records that durably here. May be NULL. Must not send or cancel. */
+    void (*written)(void *ctx);
 };
 
 struct at_transport {

@@ -22,6 +22,13 @@
  * high-water mark reserved in blocks of JOURNAL_SEQ_BLOCK, so an append
  * needs no extra fsync except once per block.
  *
+ * Beside a record: <seq>.started (u32 LE: the part that began last) and
+ * <seq>.result ("M2R1", u32 LE length, u32 LE CRC-32, the blob), each
+ * written like a record (through <seq>.stmp / <seq>.rtmp).
+ *
+ * dir/published: the ids of acknowledged incoming messages, one a line,
+ * oldest first, rewritten durably on every change.
+ *
  * dir/pending is flock'd for the journal's lifetime: two bridges sharing
  * one state_dir would replay each other's commands. */
 #include "core/journal.h"
@@ -48,7 +55,11 @@
 #define JOURNAL_SEQ_BLOCK 1024u
 #define JOURNAL_SEQ_FILE "journal.seq"
 #define JOURNAL_SEQ_DIGITS 20
-#define JOURNAL_NAME_MAX 32 /* 20 digits + ".rec" + NUL, with room */
+#define JOURNAL_NAME_MAX 32 /* 20 digits + ".started" + NUL, with room */
+#define RESULT_MAGIC "M2R1"
+#define RESULT_HDR_LEN 12
+#define PUBLISHED_FILE "published"
+#define PUBLISHED_ID_MAX 200
 
 struct journal {
     pthread_mutex_t lock;
@@ -57,6 +68,9 @@ struct journal {
     uint64_t next;    /* the seq the next append gets */
     uint64_t reserved; /* next may go up to this without rewriting journal.seq */
     char *dir;        /* for log messages */
+    /* The published ids, a ring: pub[(pub_head + i) % MAX], oldest first. */
+    char pub[JOURNAL_PUBLISHED_MAX][PUBLISHED_ID_MAX + 1];
+    size_t pub_head, n_pub;
 };
 
 /* ---- helpers ---- */
@@ -253,7 +267,11 @@ static int scan_pending(struct journal *j, uint64_t *max)
                 *max = seq;
             log_info("journal: removing incomplete record %s/pending/%s", j->dir, de->d_name);
             unlinkat(j->pendfd, de->d_name, 0);
-        } else if (parse_name(de->d_name, ".started", &seq)) {
+        } else if (parse_name(de->d_name, ".stmp", &seq) ||
+                   parse_name(de->d_name, ".rtmp", &seq)) {
+            unlinkat(j->pendfd, de->d_name, 0);       /* a mark cut short */
+        } else if (parse_name(de->d_name, ".started", &seq) ||
+                   parse_name(de->d_name, ".result", &seq)) {
             char rec[JOURNAL_NAME_MAX];
             make_name(rec, sizeof(rec), seq, ".rec");
             if (faccessat(j->pendfd, rec, F_OK, 0) < 0)
@@ -263,6 +281,8 @@ static int scan_pending(struct journal *j, uint64_t *max)
     closedir(d);
     return 0;
 }
+
+static void pub_load(struct journal *j);
 
 static int mkdir_if_missing(const char *path)
 {
@@ -331,6 +351,7 @@ int journal_open(const char *dir, struct journal **out)
         log_error("journal: %s: %s", pend, strerror(-ret));
         goto err;
     }
+    pub_load(j);
     uint64_t hwm = seq_load(j);
     j->next = (hwm > max ? hwm : max) + 1;
     ret = seq_reserve(j, j->next - 1 + JOURNAL_SEQ_BLOCK);
@@ -428,6 +449,8 @@ int journal_done(struct journal *j, uint64_t seq)
     }
     make_name(name, sizeof(name), seq, ".started");
     unlinkat(j->pendfd, name, 0);
+    make_name(name, sizeof(name), seq, ".result");
+    unlinkat(j->pendfd, name, 0);
     /* Durable removal: a done command replayed after a crash would run
      * twice (an SMS sent twice). */
     if (fsync(j->pendfd) < 0) {
@@ -440,36 +463,213 @@ out:
     return ret;
 }
 
-int journal_started(struct journal *j, uint64_t seq)
+/* Reads a side file of at most max bytes: 0, or -errno (-ENOENT: none). */
+static int read_side(struct journal *j, uint64_t seq, const char *suffix, size_t max,
+                     uint8_t **out, size_t *len)
 {
-    if (!j || seq == 0)
-        return -EINVAL;
     char name[JOURNAL_NAME_MAX];
-    int fd, ret = 0;
+    struct stat st;
+    int ret = 0;
 
-    make_name(name, sizeof(name), seq, ".started");
-    pthread_mutex_lock(&j->lock);
-    fd = openat(j->pendfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || fsync(j->pendfd) < 0)
+    *out = NULL;
+    make_name(name, sizeof(name), seq, suffix);
+    int fd = openat(j->pendfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
         ret = -errno;
-    if (fd >= 0)
-        close(fd);
+    } else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+        ret = -EBADMSG;
+    } else {
+        *len = (size_t)st.st_size;
+        *out = malloc(*len + 1);
+        ret = *out ? read_all(fd, *out, *len) : -ENOMEM;
+        if (ret < 0) {
+            free(*out);
+            *out = NULL;
+        }
+    }
+    close(fd);
+    return ret;
+}
+
+static int write_side(struct journal *j, uint64_t seq, const char *suffix, const char *tmp_suffix,
+                      const void *a, size_t alen, const void *b, size_t blen)
+{
+    char name[JOURNAL_NAME_MAX], tmp[JOURNAL_NAME_MAX];
+
+    make_name(name, sizeof(name), seq, suffix);
+    make_name(tmp, sizeof(tmp), seq, tmp_suffix);
+    pthread_mutex_lock(&j->lock);
+    int ret = write_file_durable(j->pendfd, tmp, name, a, alen, b, blen);
     pthread_mutex_unlock(&j->lock);
     if (ret < 0)
-        log_error("journal: marking %" PRIu64 " started: %s", seq, strerror(-ret));
+        log_error("journal: %s of %" PRIu64 ": %s", suffix + 1, seq, strerror(-ret));
     return ret;
+}
+
+int journal_started(struct journal *j, uint64_t seq, unsigned part)
+{
+    uint8_t v[4];
+
+    if (!j || seq == 0 || part == 0)
+        return -EINVAL;
+    put_le32(v, part);
+    return write_side(j, seq, ".started", ".stmp", v, sizeof(v), NULL, 0);
+}
+
+unsigned journal_started_part(struct journal *j, uint64_t seq)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    unsigned part = 0;
+
+    pthread_mutex_lock(&j->lock);
+    int ret = read_side(j, seq, ".started", 4, &buf, &len);
+    pthread_mutex_unlock(&j->lock);
+    if (ret == 0)
+        /* An empty mark (a journal of an earlier version) is part 1. */
+        part = len == 4 && get_le32(buf) > 0 ? get_le32(buf) : 1;
+    else if (ret != -ENOENT)
+        part = 1;       /* unreadable: assume the worst, never run it again */
+    free(buf);
+    return part;
 }
 
 bool journal_is_started(struct journal *j, uint64_t seq)
 {
-    char name[JOURNAL_NAME_MAX];
-    bool started;
+    return journal_started_part(j, seq) > 0;
+}
 
-    make_name(name, sizeof(name), seq, ".started");
+int journal_result(struct journal *j, uint64_t seq, const void *blob, size_t len)
+{
+    uint8_t hdr[RESULT_HDR_LEN];
+
+    if (!j || seq == 0 || (!blob && len > 0))
+        return -EINVAL;
+    if (len > JOURNAL_PAYLOAD_MAX)
+        return -EMSGSIZE;
+    memcpy(hdr, RESULT_MAGIC, 4);
+    put_le32(hdr + 4, (uint32_t)len);
+    put_le32(hdr + 8, crc32_update(0, blob, len));
+    return write_side(j, seq, ".result", ".rtmp", hdr, sizeof(hdr), blob, len);
+}
+
+int journal_result_load(struct journal *j, uint64_t seq, uint8_t **blob, size_t *len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+
+    *blob = NULL;
+    *len = 0;
     pthread_mutex_lock(&j->lock);
-    started = faccessat(j->pendfd, name, F_OK, 0) == 0;
+    int ret = read_side(j, seq, ".result", RESULT_HDR_LEN + JOURNAL_PAYLOAD_MAX, &buf, &n);
     pthread_mutex_unlock(&j->lock);
-    return started;
+    if (ret < 0)
+        return ret;
+    if (n < RESULT_HDR_LEN || memcmp(buf, RESULT_MAGIC, 4) != 0 ||
+        get_le32(buf + 4) != n - RESULT_HDR_LEN ||
+        crc32_update(0, buf + RESULT_HDR_LEN, n - RESULT_HDR_LEN) != get_le32(buf + 8)) {
+        log_warn("journal: the stored result of %" PRIu64 " is corrupt", seq);
+        free(buf);
+        return -EBADMSG;
+    }
+    memmove(buf, buf + RESULT_HDR_LEN, n - RESULT_HDR_LEN);
+    *blob = buf;
+    *len = n - RESULT_HDR_LEN;
+    return 0;
+}
+
+/* ---- published ids ---- */
+
+static bool id_ok(const char *id)
+{
+    size_t n = strnlen(id, PUBLISHED_ID_MAX + 1);
+
+    if (n == 0 || n > PUBLISHED_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] <= ' ' || id[i] > '~')
+            return false;
+    return true;
+}
+
+static void pub_add(struct journal *j, const char *id)
+{
+    size_t slot = (j->pub_head + j->n_pub) % JOURNAL_PUBLISHED_MAX;
+
+    if (j->n_pub == JOURNAL_PUBLISHED_MAX) {
+        slot = j->pub_head;     /* the oldest goes */
+        j->pub_head = (j->pub_head + 1) % JOURNAL_PUBLISHED_MAX;
+    } else {
+        j->n_pub++;
+    }
+    snprintf(j->pub[slot], sizeof(j->pub[slot]), "%s", id);
+}
+
+/* At open; a missing or damaged file only means fewer ids. */
+static void pub_load(struct journal *j)
+{
+    char line[PUBLISHED_ID_MAX + 8];
+    int fd = openat(j->dirfd, PUBLISHED_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (id_ok(line))
+            pub_add(j, line);
+    }
+    fclose(f);
+}
+
+int journal_mark_published(struct journal *j, const char *id)
+{
+    char *text;
+    size_t len = 0;
+    int ret;
+
+    if (!j || !id || !id_ok(id))
+        return -EINVAL;
+    pthread_mutex_lock(&j->lock);
+    pub_add(j, id);
+    text = malloc((size_t)JOURNAL_PUBLISHED_MAX * (PUBLISHED_ID_MAX + 1));
+    if (!text) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < j->n_pub; i++) {
+        const char *s = j->pub[(j->pub_head + i) % JOURNAL_PUBLISHED_MAX];
+        size_t n = strlen(s);
+
+        memcpy(text + len, s, n);
+        text[len + n] = '\n';
+        len += n + 1;
+    }
+    ret = write_file_durable(j->dirfd, PUBLISHED_FILE ".tmp", PUBLISHED_FILE, text, len, NULL, 0);
+    if (ret < 0)
+        log_error("journal: %s/%s: %s", j->dir, PUBLISHED_FILE, strerror(-ret));
+    free(text);
+out:
+    pthread_mutex_unlock(&j->lock);
+    return ret;
+}
+
+bool journal_was_published(struct journal *j, const char *id)
+{
+    bool found = false;
+
+    if (!j || !id)
+        return false;
+    pthread_mutex_lock(&j->lock);
+    for (size_t i = 0; i < j->n_pub && !found; i++)
+        found = strcmp(j->pub[(j->pub_head + i) % JOURNAL_PUBLISHED_MAX], id) == 0;
+    pthread_mutex_unlock(&j->lock);
+    return found;
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -47,6 +47,8 @@ struct group {
     bool expired;                 /* it did: published as is; retried by sms_drain */
     bool publishing;              /* waiting for the broker's ack */
     uint64_t token;               /* of the current publish attempt */
+    /* message_id "@" the SIM indexes: what the broker acknowledged. */
+    char key[17 + 1 + MAX_GROUP_INDEXES * 4];
 };
 
 struct send_job {
@@ -56,6 +58,7 @@ struct send_job {
     size_t n_parts;
     size_t sent;
     sms_send_cb cb;
+    sms_written_cb written;
     void *ctx;
     struct sms_send_result res;
 };
@@ -199,6 +202,48 @@ static void delete_indexes(struct sms *sms, const struct group *g)
     }
 }
 
+void sms_message_id(const char *from, const char *time, const uint8_t *text, size_t len,
+                    char out[17])
+{
+    uint64_t h = 0xcbf29ce484222325u;   /* FNV-1a 64 */
+    const uint8_t sep = 0;
+
+    const struct { const void *p; size_t n; } fields[] = {
+        {from ? from : "", from ? strlen(from) : 0}, {&sep, 1},
+        {time ? time : "", time ? strlen(time) : 0}, {&sep, 1},
+        {text, text ? len : 0},
+    };
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+        for (size_t i = 0; i < fields[f].n; i++) {
+            h ^= ((const uint8_t *)fields[f].p)[i];
+            h *= 0x100000001b3u;
+        }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* "<message_id>@<index>,<index>...": the same message in the same slots. */
+static void group_key(struct group *g, const char *message_id)
+{
+    size_t o = (size_t)snprintf(g->key, sizeof(g->key), "%s@", message_id);
+
+    for (size_t i = 0; i < g->n_indexes && o < sizeof(g->key); i++)
+        o += (size_t)snprintf(g->key + o, sizeof(g->key) - o, "%s%d", i ? "," : "",
+                              g->indexes[i]);
+}
+
+/* Acknowledged before a restart (killed between the PUBACK and the
+ * delete): deleted now, not published twice. */
+static bool acked_before(struct sms *sms, struct group *g)
+{
+    if (!sms->cbs.acked_before || !sms->cbs.acked_before(sms->ctx, g->key))
+        return false;
+    log_info("sms: message %s was published before a restart; deleting it", g->key);
+    delete_indexes(sms, g);
+    group_unlink(sms, g);
+    group_free(g);
+    return true;
+}
+
 static void publish_group(struct sms *sms, struct group *g)
 {
     uint8_t *text = NULL;
@@ -212,6 +257,12 @@ static void publish_group(struct sms *sms, struct group *g)
     g->token = ++sms->next_token;
 
     if (g->raw_pdu) {
+        char id[17];
+
+        sms_message_id(NULL, NULL, (const uint8_t *)g->raw_pdu, strlen(g->raw_pdu), id);
+        group_key(g, id);
+        if (acked_before(sms, g))
+            return;
         if (sms->cbs.undecodable)
             sms->cbs.undecodable(sms->ctx, g->raw_pdu, "undecodable PDU", g->token);
         return;
@@ -237,6 +288,13 @@ static void publish_group(struct sms *sms, struct group *g)
         len += p->text_len;
     }
     text[len] = '\0';
+    char id[17];
+    sms_message_id(first->addr, first->time, text, len, id);
+    group_key(g, id);
+    if (acked_before(sms, g)) {
+        free(text);
+        return;
+    }
     if (n_missing)
         log_warn("sms: message from %s incomplete after %d s: %zu of %u parts missing", g->from,
                  sms->opts.reassembly_timeout_ms / 1000, n_missing, g->total);
@@ -251,6 +309,7 @@ static void publish_group(struct sms *sms, struct group *g)
         .parts = g->total,
         .parts_missing = n_missing ? missing : NULL,
         .n_parts_missing = n_missing,
+        .message_id = id,
     };
     if (sms->cbs.received)
         sms->cbs.received(sms->ctx, &m, g->token);
@@ -271,6 +330,10 @@ void sms_received_done(struct sms *sms, uint64_t token, int status)
                  strerror(-status));
         return;
     }
+    /* Recorded before the delete: a kill in between must not publish it
+     * again after the restart. */
+    if (sms->cbs.acked && !sms->opts.keep_on_sim)
+        sms->cbs.acked(sms->ctx, g->key);
     delete_indexes(sms, g);
     group_unlink(sms, g);
     group_free(g);
@@ -633,6 +696,14 @@ static void job_finish(struct send_job *job, const struct json_error *err)
 
 static void part_done(void *ctx, const struct at_response *rsp);
 
+static void part_written(void *ctx)
+{
+    struct send_job *job = ctx;
+
+    if (job->written)
+        job->written(job->ctx, (unsigned)job->sent + 1, (unsigned)job->n_parts);
+}
+
 static int send_part(struct send_job *job)
 {
     const struct pdu_part *p = &job->parts[job->sent];
@@ -647,6 +718,7 @@ static int send_part(struct send_job *job)
     snprintf(cmd, sizeof(cmd), "AT+CMGS=%zu", p->tpdu_len);
     const struct at_cmd_opts o = {
         .timeout_ms = CMGS_TIMEOUT_MS, .info_prefix = "+CMGS:", .data = data, .data_len = n,
+        .written = part_written,
     };
     r = modem_send(job->sms->modem, cmd, &o, part_done, job);
     if (r == 0)
@@ -724,7 +796,8 @@ static void rate_note(struct sms *sms, int64_t now)
     sms->sent_count++;
 }
 
-void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, void *ctx)
+void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
+              sms_written_cb written, void *ctx)
 {
     struct json_error err = { .cme = -1, .cms = -1 };
     struct send_job *job = NULL;
@@ -793,6 +866,7 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, v
     rate_note(sms, now);
     job->sms = sms;
     job->cb = cb;
+    job->written = written;
     job->ctx = ctx;
     job->res.parts = (unsigned)job->n_parts;
     *sms->jobs_tail = job;

@@ -34,6 +34,13 @@ struct sms_cbs {
     /* A PDU that would not decode: published as B/error, then treated like
      * a message (token, deleted after the ack). */
     void (*undecodable)(void *ctx, const char *pdu_hex, const char *reason, uint64_t token);
+    /* Whether the broker already acknowledged this message (key: its
+     * message_id and SIM indexes) before a restart: then it is deleted
+     * without being published again. May be NULL. */
+    bool (*acked_before)(void *ctx, const char *key);
+    /* The broker acknowledged it: record the key durably; the delete
+     * follows. May be NULL. */
+    void (*acked)(void *ctx, const char *key);
 };
 
 struct sms *sms_new(struct loop *loop, struct modem *modem, const struct sms_opts *opts,
@@ -61,10 +68,19 @@ struct sms_send_result {
 /* err is NULL on success. */
 typedef void (*sms_send_cb)(void *ctx, const struct sms_send_result *res,
                             const struct json_error *err);
+/* Part `part` (1-based) of n_parts is about to be written to the modem
+ * (AT+CMGS): from here it may go out. May be NULL. */
+typedef void (*sms_written_cb)(void *ctx, unsigned part, unsigned n_parts);
 
 /* Policy checks, encoding and sending. Rejections (not_allowed, too_long,
  * rate_limited, unavailable, unsupported) are reported through cb before
  * this returns, with nothing written to the modem. */
-void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb, void *ctx);
+void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
+              sms_written_cb written, void *ctx);
+
+/* The message_id of a received message: 16 lower-case hex digits (FNV-1a,
+ * 64 bits) of the sender, the time stamp and the text. out: 17 bytes. */
+void sms_message_id(const char *from, const char *time, const uint8_t *text, size_t len,
+                    char out[17]);
 
 #endif

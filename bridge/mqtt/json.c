@@ -676,6 +676,8 @@ char *json_sms_received(const struct sms_received *m)
 
     sb_str(&b, "{\"from\":");
     sb_json_string_or_null(&b, m->from);
+    if (m->message_id)
+        sb_printf(&b, ",\"message_id\":\"%s\"", m->message_id);
     sb_str(&b, ",\"text\":");
     if (m->alphabet == PDU_8BIT) {
         char *b64 = json_base64_encode(m->text, m->text ? m->text_len : 0);

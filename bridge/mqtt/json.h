@@ -142,6 +142,9 @@ struct sms_received {
     unsigned parts;
     const unsigned *parts_missing;
     size_t n_parts_missing;
+    /* 16 hex digits from sender, time stamp and text: the same every time
+     * the same message is published, so a consumer can drop a repeat. */
+    const char *message_id;
 };
 /* from, time and smsc: NULL or "" become null. The text is written with
  * its length, so a NUL (UCS-2 U+0000 from the network) comes out as

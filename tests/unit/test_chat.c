@@ -18,6 +18,7 @@
  *   sched <ms>                 (cases with .sched) a transport->schedule call
  *   idle=<0|1>                 an IDLE step
  *   synced=<0|1>               the transport's synced() (a resync ended)
+ *   written#<i>                opts.written of command i (just before its W:)
  * Bytes outside 0x20..0x7e (and '\') appear as \xNN. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@ struct cmd_spec {
     int timeout_ms;
     int then; /* 1 + index of a spec the done callback sends; 0: none */
     bool expect_info;
+    bool written; /* trace "written#<i>" from opts.written */
 };
 
 enum step_kind { S_END = 0, S_SEND, S_FEED, S_TICK, S_CANCEL, S_MARK, S_WFAIL, S_IDLE, S_RESYNC };
@@ -188,6 +190,13 @@ static void done_cb(void *ctx, const struct at_response *rsp)
         send_spec(h, h->c->cmds[cc->idx].then - 1);
 }
 
+static void on_written(void *ctx)
+{
+    struct cmd_ctx *cc = ctx;
+
+    putf(cc->h, "written#%d\n", cc->idx);
+}
+
 static void send_spec(struct harness *h, int idx)
 {
     const struct cmd_spec *s = &h->c->cmds[idx];
@@ -198,6 +207,7 @@ static void send_spec(struct harness *h, int idx)
         .data = (const uint8_t *)s->data,
         .data_len = s->data_len,
         .expect_info = s->expect_info,
+        .written = s->written ? on_written : NULL,
     };
     int rc = at_chat_send(h->chat, s->cmd, &o, done_cb, &h->ctx[idx]);
 
@@ -833,6 +843,24 @@ static const struct chat_case cases[] = {
                 "idle=0\n"
                 "done#0 CANCELLED -1\n"
                 "idle=1\n",
+    },
+    {
+        /* What reached the module is what may have taken effect: the hook
+         * runs when the line is written, not when it is queued. */
+        .name = "written: called right before the command line goes out",
+        .cmds = {{"AT+CSQ", .written = true}, {"AT+CMGS=23", DATA(SUBMIT_PDU "\x1a"), .written = true}},
+        .steps = {SEND(0), SEND(1), IDLE, FEED("\r\nOK\r\n"), MARK, FEED("\r\n> "), MARK,
+                  FEED("\r\n+CMGS: 1\r\n\r\nOK\r\n")},
+        .want = "written#0\n"
+                "W:AT+CSQ\\x0d\n"
+                "idle=0\n"
+                "done#0 OK -1\n"
+                "written#1\n"
+                "W:AT+CMGS=23\\x0d\n"
+                "--\n"
+                "W:" SUBMIT_PDU "\\x1a\n"
+                "--\n"
+                "done#1 OK -1 <+CMGS: 1>\n",
     },
     {
         .name = "'>' of a USSD menu while no data is pending is an info line",

@@ -440,8 +440,13 @@ static void test_started_mark(void **state)
     assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &a), 0);
     assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &b), 0);
     assert_false(journal_is_started(j, a));
-    assert_int_equal(journal_started(j, a), 0);
+    assert_int_equal(journal_started(j, a, 1), 0);
     assert_true(journal_is_started(j, a));
+    assert_int_equal(journal_started_part(j, a), 1);
+    /* Part 2 of a multipart SMS begins: the mark says which. */
+    assert_int_equal(journal_started(j, a, 2), 0);
+    assert_int_equal(journal_started_part(j, a), 2);
+    assert_int_equal(journal_started_part(j, b), 0);
     assert_false(journal_is_started(j, b));
     journal_close(j);
 
@@ -462,8 +467,74 @@ static void test_started_mark(void **state)
     assert_int_equal(journal_open(dir, &j), 0);
     snprintf(path, sizeof(path), "%s/pending/00000000000000099999.started", dir);
     assert_int_equal(access(path, F_OK), -1);
-    assert_int_equal(journal_started(NULL, 1), -EINVAL);
-    assert_int_equal(journal_started(j, 0), -EINVAL);
+    assert_int_equal(journal_started(NULL, 1, 1), -EINVAL);
+    assert_int_equal(journal_started(j, 0, 1), -EINVAL);
+    assert_int_equal(journal_started(j, 1, 0), -EINVAL);
+    journal_close(j);
+}
+
+/* A result is stored with its command until the broker has it: it
+ * survives a crash, done removes it, a damaged one is reported. */
+static void test_result(void **state)
+{
+    const char *dir = state_dir(state);
+    struct journal *j = NULL;
+    uint64_t a, b;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    static const uint8_t res[] = "m/sms/send/result\0\0\0\0\0\0{\"ok\":true}";
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &a), 0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &b), 0);
+    assert_int_equal(journal_result_load(j, a, &blob, &len), -ENOENT);
+    assert_int_equal(journal_result(j, a, res, sizeof(res)), 0);
+    journal_close(j);
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_int_equal(journal_result_load(j, a, &blob, &len), 0);
+    assert_int_equal(len, sizeof(res));
+    assert_memory_equal(blob, res, sizeof(res));
+    free(blob);
+    assert_int_equal(journal_result_load(j, b, &blob, &len), -ENOENT);
+    assert_int_equal(journal_done(j, a), 0);
+    assert_int_equal(journal_result_load(j, a, &blob, &len), -ENOENT);
+    /* A torn result file: not taken for a result. */
+    char name[64];
+    snprintf(name, sizeof(name), "%020llu.result", (unsigned long long)b);
+    write_raw(dir, name, "M2R1\x05\0\0\0\0\0\0\0ab", 14);
+    assert_int_equal(journal_result_load(j, b, &blob, &len), -EBADMSG);
+    assert_null(blob);
+    journal_close(j);
+}
+
+/* Acknowledged incoming messages: remembered across restarts, the oldest
+ * forgotten beyond JOURNAL_PUBLISHED_MAX. */
+static void test_published(void **state)
+{
+    const char *dir = state_dir(state);
+    struct journal *j = NULL;
+    char key[32];
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_false(journal_was_published(j, "0123456789abcdef@3"));
+    assert_int_equal(journal_mark_published(j, "0123456789abcdef@3"), 0);
+    assert_int_equal(journal_mark_published(j, "bad key"), -EINVAL);
+    assert_int_equal(journal_mark_published(j, ""), -EINVAL);
+    journal_close(j);
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_true(journal_was_published(j, "0123456789abcdef@3"));
+    assert_false(journal_was_published(j, "0123456789abcdef@4"));
+    for (int i = 0; i < JOURNAL_PUBLISHED_MAX; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(journal_mark_published(j, key), 0);
+    }
+    assert_false(journal_was_published(j, "0123456789abcdef@3"));
+    journal_close(j);
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_true(journal_was_published(j, "k0"));
+    snprintf(key, sizeof(key), "k%d", JOURNAL_PUBLISHED_MAX - 1);
+    assert_true(journal_was_published(j, key));
     journal_close(j);
 }
 
@@ -478,6 +549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_started_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_published, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

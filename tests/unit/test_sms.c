@@ -122,6 +122,8 @@ static struct {
 
     struct sent_rec sent[MAX_SENT];
     size_t n_sent;
+    /* sms_send's written hook: "<part>/<parts>@<commands recorded>" each. */
+    char written[256];
 
     struct sms *sms;
 } F;
@@ -175,6 +177,9 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     assert_null(strpbrk(cmd, "\r\n\x1a\x1b"));
     assert_true(strlen(cmd) < sizeof(c->cmd));
     assert_true(F.n_cmds < MAX_CMDS);
+    /* The fake chat writes at once: the hook runs before the line. */
+    if (opts && opts->written)
+        opts->written(ctx);
     c = &F.cmds[F.n_cmds++];
     memset(c, 0, sizeof(*c));
     snprintf(c->cmd, sizeof(c->cmd), "%s", cmd);
@@ -375,6 +380,14 @@ static void on_sent(void *ctx, const struct sms_send_result *res, const struct j
         s->res = *res;
     if (err)
         s->err = *err;
+}
+
+static void on_written(void *ctx, unsigned part, unsigned n_parts)
+{
+    size_t n = strlen(F.written);
+
+    assert_ptr_equal(ctx, &F);
+    snprintf(F.written + n, sizeof(F.written) - n, "%u/%u@%zu ", part, n_parts, F.n_cmds);
 }
 
 /* --- set-up ------------------------------------------------------------------ */
@@ -1338,7 +1351,7 @@ static void send_text(const char *to, const char *text, bool flash, bool report)
     const struct sms_send_req req = {
         .to = to, .text = text, .text_len = strlen(text), .flash = flash, .report = report,
     };
-    sms_send(F.sms, &req, on_sent, &F);
+    sms_send(F.sms, &req, on_sent, on_written, &F);
 }
 
 /* A burst of accepted commands waits in the service's own queue, one
@@ -1469,6 +1482,9 @@ static void test_send_multipart_in_turn(void **state)
     }
     assert_string_equal(got, text3());
     assert_int_equal(F.n_cmds, 3);
+    /* Each part was reported started just before its own AT+CMGS, not all
+     * at the start: what a crash interrupts is known part by part. */
+    assert_string_equal(F.written, "1/3@0 2/3@1 3/3@2 ");
     assert_int_equal(F.n_sent, 1);
     assert_true(F.sent[0].ok);
     assert_int_equal(F.sent[0].res.parts, 3);
