@@ -62,6 +62,7 @@ struct modem {
     bool radio_off;              /* AT+CFUN? said 0 or 4 during the bring-up */
 
     struct modem_info info;
+    bool charset_ucs2;           /* TE character set section at the end */
 };
 
 /* --- the bring-up script ------------------------------------------------ */
@@ -934,4 +935,18 @@ int modem_power(struct modem *m, enum modem_power_mode mode, at_done_cb cb, void
     if (r < 0)
         free(p);
     return r;
+}
+
+/* --- TE character set --- */
+
+void modem_set_charset_ucs2(struct modem *m, bool on)
+{
+    if (m->charset_ucs2 != on)
+        log_debug("modem: TE character set now %s", on ? "UCS2" : "IRA");
+    m->charset_ucs2 = on;
+}
+
+bool modem_charset_ucs2(const struct modem *m)
+{
+    return m->charset_ucs2;
 }
