@@ -21,6 +21,10 @@
 #define CMQTT_CERT_NAME "client.pem" /* the client certificate's (tls with cert_pem) */
 #define CMQTT_KEY_NAME "client.key"  /* its key's */
 
+/* The command codec checks B/remote/publish against the same limits. */
+_Static_assert(JSON_REMOTE_TOPIC_MAX == CMQTT_TOPIC_MAX, "one topic limit");
+_Static_assert(JSON_REMOTE_PAYLOAD_MAX == CMQTT_PAYLOAD_MAX, "one payload limit");
+
 /* The connect job's steps; the subscriptions follow. The CL* steps run
  * only with a client certificate. */
 enum cstep { CS_START, CS_CERT, CS_CLCERT, CS_CLKEY, CS_SSLVER, CS_AUTH, CS_CACERT,
@@ -56,10 +60,10 @@ struct sub {
 /* The message being received. Pure state; the URC handlers drive it. */
 struct rx {
     bool active;
-    bool bad;                    /* a chunk did not fit: dropped at RXEND */
+    bool bad;                    /* payload before the topic: dropped at RXEND */
     size_t topic_total, payload_total, topic_got, payload_got;
     char *topic;                 /* topic_total + 1 */
-    uint8_t *payload;            /* payload_total (NULL when too large) */
+    uint8_t *payload;            /* payload_total (at least 1) */
     bool in_payload;             /* the awaited block is payload, not topic */
     uint64_t timer;
 };
@@ -792,8 +796,8 @@ void cmqtt_publish(struct cmqtt *c, const char *topic, const uint8_t *payload, s
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (len > JSON_REMOTE_PAYLOAD_MAX || tl > JSON_REMOTE_TOPIC_MAX) {
-        answer_now(cb, ctx, "too_long", len > JSON_REMOTE_PAYLOAD_MAX
+    if (len > CMQTT_PAYLOAD_MAX || tl > CMQTT_TOPIC_MAX) {
+        answer_now(cb, ctx, "too_long", len > CMQTT_PAYLOAD_MAX
                                             ? "'payload' is longer than 10240 bytes"
                                             : "'topic' is longer than 1024 bytes");
         return;
@@ -872,7 +876,7 @@ void cmqtt_subscribe(struct cmqtt *c, const char *topic, int qos, cmqtt_done_cb 
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (tl == 0 || tl > JSON_REMOTE_TOPIC_MAX || !json_topic_valid(topic, tl, true) || qos < 0 ||
+    if (tl == 0 || tl > CMQTT_TOPIC_MAX || !json_topic_valid(topic, tl, true) || qos < 0 ||
         qos > 2) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic filter, 'qos' 0-2");
         return;
@@ -915,7 +919,7 @@ void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, voi
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (tl == 0 || tl > JSON_REMOTE_TOPIC_MAX || !json_topic_valid(topic, tl, true)) {
+    if (tl == 0 || tl > CMQTT_TOPIC_MAX || !json_topic_valid(topic, tl, true)) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic filter");
         return;
     }
@@ -1076,24 +1080,31 @@ static void urc_rxstart(void *ctx, const char *const *lines, size_t n)
 {
     struct cmqtt *c = ctx;
     long v[3];
+    char msg[160];
 
     (void)n;
     if (c->rx.active)
         rx_error(c, "a new message began before +CMQTTRXEND of the previous one");
-    if (parse_ints(lines[0], v, 3) != 3 || v[0] != 0 || v[1] < 1 ||
-        v[1] > JSON_REMOTE_TOPIC_MAX || v[2] < 0) {
+    if (parse_ints(lines[0], v, 3) != 3 || v[0] != 0 || v[1] < 1 || v[2] < 0) {
         rx_error(c, "malformed +CMQTTRXSTART");
+        return;
+    }
+    if (v[1] > CMQTT_TOPIC_MAX || v[2] > CMQTT_PAYLOAD_MAX) {
+        /* The module cannot send that much: a garbled line, not a message.
+         * Its chunks are not read on the strength of it. */
+        snprintf(msg, sizeof(msg),
+                 "+CMQTTRXSTART announces a %ld-byte topic and a %ld-byte payload; the module "
+                 "sends at most %d and %d",
+                 v[1], v[2], CMQTT_TOPIC_MAX, CMQTT_PAYLOAD_MAX);
+        rx_error(c, msg);
         return;
     }
     c->rx.active = true;
     c->rx.topic_total = (size_t)v[1];
     c->rx.payload_total = (size_t)v[2];
     c->rx.topic = malloc(c->rx.topic_total + 1);
-    if (c->rx.payload_total <= CMQTT_RX_MAX)
-        c->rx.payload = malloc(c->rx.payload_total ? c->rx.payload_total : 1);
-    else
-        c->rx.bad = true;   /* read and dropped at RXEND */
-    if (!c->rx.topic || (!c->rx.payload && !c->rx.bad)) {
+    c->rx.payload = malloc(c->rx.payload_total ? c->rx.payload_total : 1);
+    if (!c->rx.topic || !c->rx.payload) {
         rx_error(c, "out of memory");
         return;
     }
@@ -1127,25 +1138,47 @@ static void rx_block(void *ctx, const uint8_t *data, size_t len)
 static void rx_chunk(struct cmqtt *c, const char *line, bool payload)
 {
     struct rx *rx = &c->rx;
+    const char *what = payload ? "+CMQTTRXPAYLOAD" : "+CMQTTRXTOPIC";
+    size_t limit = payload ? CMQTT_PAYLOAD_MAX : CMQTT_TOPIC_MAX;
+    char msg[200];
     long v[2];
     int r;
 
-    if (parse_ints(line, v, 2) != 2 || v[0] != 0 || v[1] < 0 || v[1] > 65536) {
+    if (parse_ints(line, v, 2) != 2 || v[0] != 0 || v[1] < 0) {
         /* The byte count is unknown: nothing to skip, the lexer resyncs
          * on the next line end. */
         if (rx->active)
             rx_error(c, "malformed +CMQTTRXTOPIC/+CMQTTRXPAYLOAD");
         return;
     }
+    if (rx->active) {
+        /* A chunk is believed only within what its RXSTART announced: a
+         * false length would make the bridge read the module's next replies
+         * as message bytes. */
+        limit = payload ? rx->payload_total - rx->payload_got : rx->topic_total - rx->topic_got;
+    }
+    if ((unsigned long)v[1] > limit) {
+        snprintf(msg, sizeof(msg), "%s announces %ld bytes, %s %zu; not read", what, v[1],
+                 rx->active ? "but what remains of the announced total is"
+                            : "without +CMQTTRXSTART, and the module sends at most",
+                 limit);
+        if (rx->active) {
+            rx_error(c, msg);
+        } else {
+            c->stats.rx_errors++;
+            log_warn("remote: incoming message dropped: %s", msg);
+            if (c->cbs.error)
+                c->cbs.error(c->ctx, "remote_message_dropped", msg);
+        }
+        return;
+    }
     if (!rx->active) {
         /* Bytes of a message we do not follow: still consume them. */
         c->stats.rx_errors++;
-        log_warn("remote: %s without +CMQTTRXSTART; skipping %ld bytes", line, v[1]);
+        log_warn("remote: %s without +CMQTTRXSTART; skipping %ld bytes", what, v[1]);
     } else {
-        size_t room = payload ? rx->payload_total - rx->payload_got
-                              : rx->topic_total - rx->topic_got;
-        if ((size_t)v[1] > room || (payload && rx->topic_got != rx->topic_total))
-            rx->bad = true;   /* longer than announced: dropped at RXEND */
+        if (payload && rx->topic_got != rx->topic_total)
+            rx->bad = true;   /* payload before the whole topic: dropped at RXEND */
         rx->in_payload = payload;
     }
     if (v[1] == 0)
@@ -1183,9 +1216,8 @@ static void urc_rxend(void *ctx, const char *const *lines, size_t n)
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "the message did not match its announced lengths (topic %zu/%zu, payload "
-                 "%zu/%zu bytes%s)",
-                 rx->topic_got, rx->topic_total, rx->payload_got, rx->payload_total,
-                 rx->payload_total > CMQTT_RX_MAX ? ", too large" : "");
+                 "%zu/%zu bytes)",
+                 rx->topic_got, rx->topic_total, rx->payload_got, rx->payload_total);
         rx_error(c, msg);
         return;
     }

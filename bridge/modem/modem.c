@@ -13,6 +13,7 @@
 #include "at/port.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "modem/cmqtt.h"
 
 #define PROBE_TIMEOUT_MS 700
 #define PROBE_ATTEMPTS 40           /* ~30 s for a booting module */
@@ -740,7 +741,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
         .default_timeout_ms = opts->command_timeout_ms,
         .max_queue = 64,
         .max_line = 4096,
-        .max_block = 10240,
+        .max_block = CMQTT_PAYLOAD_MAX,   /* blocks are +CMQTTRX chunks only */
     };
 
     if (!m)

@@ -201,7 +201,7 @@ static struct cmqtt_opts base_opts(void)
 static void new_chat(void)
 {
     const struct at_chat_opts co = { .default_timeout_ms = 5000, .max_queue = 16,
-                                     .max_line = 4096, .max_block = 10240 };
+                                     .max_line = 4096, .max_block = CMQTT_PAYLOAD_MAX };
     const struct at_transport tr = { tr_write, tr_now, tr_schedule, NULL };
     F.chat = at_chat_new(&co, &tr);
     assert_non_null(F.chat);
@@ -597,6 +597,104 @@ static void test_rx_short_and_missing_end(void **state)
     expect_rx_message(1);
 }
 
+
+/* --- tests: lengths the module cannot send ------------------------------------------ */
+
+/* Announced lengths are believed only within what the module can send and
+ * within what RXSTART announced: beyond, the message is dropped with an
+ * error and NO bytes are read, so the module's next output (here: a whole
+ * message) is still parsed. The old code read a false 9999-byte chunk and
+ * swallowed what followed. */
+static void test_rx_false_lengths(void **state)
+{
+    static const struct {
+        const char *name;
+        const char *bytes;
+        size_t errors;
+    } cases[] = {
+        { "payload chunk beyond the announced total",
+          "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,9999\r\nhello\r\n+CMQTTRXEND: 0\r\n", 1 },
+        { "topic chunk beyond the announced total",
+          "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,200\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n", 1 },
+        { "second payload chunk beyond what remains",
+          "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,3\r\nhel\r\n+CMQTTRXPAYLOAD: 0,3\r\nlo\r\n+CMQTTRXEND: 0\r\n", 1 },
+        { "payload total beyond 10240",
+          "\r\n+CMQTTRXSTART: 0,3,10241\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,10241\r\nhello\r\n+CMQTTRXEND: 0\r\n", 2 },
+        { "topic total beyond 1024",
+          "\r\n+CMQTTRXSTART: 0,1025,5\r\n+CMQTTRXTOPIC: 0,1025\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n", 2 },
+        { "chunk of 65536 without RXSTART",
+          "\r\n+CMQTTRXPAYLOAD: 0,65536\r\nhello\r\n", 1 },
+        { "chunk of 10241 without RXSTART",
+          "\r\n+CMQTTRXPAYLOAD: 0,10241\r\nhello\r\n", 1 },
+        { "topic chunk of 1025 without RXSTART",
+          "\r\n+CMQTTRXTOPIC: 0,1025\r\nabc\r\n", 1 },
+    };
+    uint8_t t[512];
+    size_t n = rx_transcript(t);
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        teardown(NULL);
+        setup(NULL);
+        connect_ok();
+        feed(cases[i].bytes);
+        if (F.n_msgs != 0)
+            fail_msg("%s: a message was delivered", cases[i].name);
+        if (F.n_errors != cases[i].errors)
+            fail_msg("%s: %zu errors, want %zu (last: %s)", cases[i].name, F.n_errors,
+                     cases[i].errors, F.last_error);
+        if (!strstr(F.last_error, "remote_message_dropped"))
+            fail_msg("%s: error '%s'", cases[i].name, F.last_error);
+        /* Nothing was read for it: what the module says next is parsed. */
+        feed_bytes(t, n);
+        if (F.n_msgs != 1)
+            fail_msg("%s: the next message was swallowed", cases[i].name);
+        expect_rx_message(0);
+    }
+}
+
+/* The largest message the module can send, in 1500-byte chunks as it does,
+ * and a single 10240-byte chunk (the chat's block limit is the same
+ * constant), are delivered whole. */
+static void test_rx_at_the_limits(void **state)
+{
+    static uint8_t buf[2 * (CMQTT_TOPIC_MAX + CMQTT_PAYLOAD_MAX) + 1024];
+    static char topic[CMQTT_TOPIC_MAX + 1];
+    static uint8_t payload[CMQTT_PAYLOAD_MAX];
+    size_t n = 0;
+
+    (void)state;
+    memset(topic, 't', CMQTT_TOPIC_MAX);
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)i;
+    connect_ok();
+    for (int pass = 0; pass < 2; pass++) {
+        size_t chunk = pass == 0 ? 1500 : CMQTT_PAYLOAD_MAX;
+        n = (size_t)sprintf((char *)buf, "\r\n+CMQTTRXSTART: 0,%d,%d\r\n+CMQTTRXTOPIC: 0,%d\r\n",
+                            CMQTT_TOPIC_MAX, CMQTT_PAYLOAD_MAX, CMQTT_TOPIC_MAX);
+        memcpy(buf + n, topic, CMQTT_TOPIC_MAX);
+        n += CMQTT_TOPIC_MAX;
+        for (size_t off = 0; off < sizeof(payload); off += chunk) {
+            size_t k = sizeof(payload) - off < chunk ? sizeof(payload) - off : chunk;
+            n += (size_t)sprintf((char *)buf + n, "\r\n+CMQTTRXPAYLOAD: 0,%zu\r\n", k);
+            memcpy(buf + n, payload + off, k);
+            n += k;
+        }
+        n += (size_t)sprintf((char *)buf + n, "\r\n+CMQTTRXEND: 0\r\n");
+        feed_bytes(buf, n);
+        assert_int_equal(F.n_errors, 0);
+        assert_int_equal(F.n_msgs, (size_t)pass + 1);
+        assert_int_equal(F.msgs[pass].len, CMQTT_PAYLOAD_MAX);
+        assert_memory_equal(F.msgs[pass].payload, payload, CMQTT_PAYLOAD_MAX);
+        assert_int_equal(strlen(F.msgs[pass].topic), CMQTT_TOPIC_MAX);
+    }
+}
+
 /* --- tests: subscribe, shutdown, modem loss ----------------------------------------- */
 
 static void test_subscribe_unsubscribe(void **state)
@@ -924,6 +1022,8 @@ int main(void)
         T(test_rx_inside_command),
         T(test_rx_longer_than_announced),
         T(test_rx_short_and_missing_end),
+        T(test_rx_false_lengths),
+        T(test_rx_at_the_limits),
         T(test_subscribe_unsubscribe),
         T(test_shutdown),
         T(test_modem_lost),
