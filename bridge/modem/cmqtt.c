@@ -81,6 +81,7 @@ struct cmqtt {
     bool modem_ready;
     bool stopping;
     bool cancelling;             /* in step_done for AT_FINAL_CANCELLED */
+    bool aborting;               /* in at_chat_abort() for a CONNLOST/NONET */
     bool need_disc;              /* the next connect sends AT+CMQTTDISC first */
     bool cert_loaded;            /* every AT+CCERTDOWN done since the modem came up */
     bool lost_while_connecting;  /* CONNLOST/NONET during the connect job */
@@ -575,6 +576,14 @@ static void step_done(void *ctx, const struct at_response *rsp)
 
     if (!j)
         return;
+    if (rsp->final == AT_FINAL_CANCELLED && c->aborting) {
+        /* +CMQTTCONNLOST/+CMQTTNONET ended the session this step waited
+         * for: fail now (a QoS 1/2 publish waits for the reconnect). */
+        char why[sizeof(c->reason)];
+        snprintf(why, sizeof(why), "%s", c->have_reason ? c->reason : "connection lost");
+        job_done(c, j, "unavailable", why, 11);
+        return;
+    }
     c->cancelling = rsp->final == AT_FINAL_CANCELLED;
     if (c->cancelling) {
         job_done(c, j, "unavailable", "the modem went away", 17);
@@ -625,6 +634,16 @@ static void step_done(void *ctx, const struct at_response *rsp)
     }
     if (j->kind == JOB_CONNECT && s.last_upload)
         c->cert_loaded = true;
+    if (((j->kind == JOB_PUBLISH || j->kind == JOB_SUB || j->kind == JOB_UNSUB) &&
+         c->state != CMQTT_CONNECTED) ||
+        (j->kind == JOB_CONNECT && c->lost_while_connecting && j->step + 1 >= first_sub_step(c))) {
+        /* The session ended between two steps (TOPIC done, PUB next): the
+         * rest would only collect "no connection" answers. */
+        char why[sizeof(c->reason)];
+        snprintf(why, sizeof(why), "%s", c->have_reason ? c->reason : "connection lost");
+        job_done(c, j, "unavailable", why, 11);
+        return;
+    }
     j->step++;
     run_step(c);
 }
@@ -1232,6 +1251,32 @@ static void urc_rxend(void *ctx, const char *const *lines, size_t n)
     rx_reset(c);
 }
 
+/* A URC ended the session: the command of ours that waits for it (its
+ * result line comes after OK, and would now come late or never) completes
+ * at once, so that the commands queued behind it (SMS, status) go on
+ * rather than wait for its timeout (65 s for a SUB). TOPIC, PAYLOAD and
+ * the *TOPIC steps are not aborted: they only fill the module's buffer and
+ * finish by themselves; their job stops after them (step_done). A
+ * CONNECT is aborted for NONET only: after a CONNLOST (of the previous
+ * session, maybe) the module still answers it. */
+static void abort_waiting(struct cmqtt *c, bool nonet)
+{
+    static const char *const waiting[] = { "AT+CMQTTSUB=", "AT+CMQTTUNSUB=", "AT+CMQTTPUB=" };
+    struct at_chat *chat = modem_chat(c->modem);
+    bool done = false;
+
+    if (!c->cur || c->cur->kind == JOB_STOP || !c->modem_ready)
+        return;
+    c->aborting = true;
+    for (size_t i = 0; i < sizeof(waiting) / sizeof(waiting[0]) && !done; i++)
+        done = at_chat_abort(chat, waiting[i]);
+    if (!done && nonet)
+        done = at_chat_abort(chat, "AT+CMQTTCONNECT=");
+    c->aborting = false;
+    if (done)
+        log_info("remote: the command waiting for the session was aborted");
+}
+
 static void urc_connlost(void *ctx, const char *const *lines, size_t n)
 {
     struct cmqtt *c = ctx;
@@ -1248,6 +1293,7 @@ static void urc_connlost(void *ctx, const char *const *lines, size_t n)
     if (c->state == CMQTT_DISABLED)
         return;
     session_lost(c, why);
+    abort_waiting(c, false);
     kick(c);
 }
 
@@ -1261,6 +1307,7 @@ static void urc_nonet(void *ctx, const char *const *lines, size_t n)
         return;
     /* The stack stopped: the next attempt starts it again (START). */
     session_lost(c, "the module lost its data connection");
+    abort_waiting(c, true);
     kick(c);
 }
 

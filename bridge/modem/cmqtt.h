@@ -30,6 +30,12 @@
  * came, or no RXEND within CMQTT_RX_TIMEOUT_MS: the message is dropped and
  * reported through the error callback; the next RXSTART starts afresh.
  *
+ * +CMQTTCONNLOST / +CMQTTNONET end the session: the command of ours that
+ * waits for it (SUB, UNSUB, PUB; CONNECT on NONET) is aborted at once
+ * (at_chat_abort) instead of holding the whole AT queue until its timeout,
+ * and its job is answered "unavailable" (a QoS 1/2 publish waits for the
+ * reconnect). A job between steps (TOPIC done, PUB next) stops there.
+ *
  * The service knows nothing of the local broker: messages and state go out
  * through callbacks. */
 #ifndef M2M_MODEM_CMQTT_H

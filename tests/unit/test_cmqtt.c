@@ -274,6 +274,25 @@ static void connect_ok(void)
     assert_int_equal(F.out_len, 0);
 }
 
+/* After a CONNLOST: the retry after the backoff, to CONNECTED again. */
+static void connect_ok_again(void)
+{
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");                    /* START: already started */
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\nERROR\r\n");                    /* ACCQ: still acquired */
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");                       /* no DISC after a CONNLOST */
+    EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n> ");
+    EXPECT("cloud/+");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
+}
+
 /* --- tests: pure ------------------------------------------------------------------ */
 
 static void test_topic_match(void **state)
@@ -695,6 +714,129 @@ static void test_rx_at_the_limits(void **state)
     }
 }
 
+/* --- tests: a URC that ends the session ------------------------------------------- */
+
+static int other_final = -1;
+
+static void other_done(void *ctx, const struct at_response *rsp)
+{
+    (void)ctx;
+    other_final = (int)rsp->final;
+}
+
+/* +CMQTTCONNLOST while AT+CMQTTSUB waits for its result after OK: the SUB
+ * is answered "unavailable" at once and the command queued behind it (an
+ * SMS, a status poll) is written at once. The old code let the whole queue
+ * wait for the SUB's 65 s timeout. */
+static void test_connlost_aborts_waiting_sub(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_subscribe(F.c, "a/#", 1, on_done, NULL);
+    EXPECT("AT+CMQTTSUB=0,3,1\r");
+    feed("\r\n> ");
+    EXPECT("a/#");
+    feed("\r\nOK\r\n");
+    other_final = -1;
+    assert_int_equal(at_chat_send(F.chat, "AT+CSQ", NULL, other_done, NULL), 0);
+    assert_int_equal(F.out_len, 0);              /* behind the SUB */
+    feed("\r\n+CMQTTCONNLOST: 0,3\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    EXPECT("AT+CSQ\r");                          /* goes on at once */
+    /* The SUB's result, if it still comes, completes nothing. */
+    feed("\r\n+CMQTTSUB: 0,11\r\n");
+    assert_int_equal(other_final, -1);
+    feed("\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+    assert_int_equal(other_final, AT_FINAL_OK);
+    /* Not kept: the next session subscribes cloud/+ only. */
+    connect_ok_again();
+    assert_int_equal(F.out_len, 0);
+}
+
+/* Runs a publish of "v" on "q" up to the OK of its AT+CMQTTPUB. */
+static void publish_to_pub(int qos)
+{
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    feed("\r\n> ");
+    EXPECT("q");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTPAYLOAD=0,1\r");
+    feed("\r\n> ");
+    EXPECT("v");
+    feed("\r\nOK\r\n");
+    if (qos == 1)
+        EXPECT("AT+CMQTTPUB=0,1,60\r");
+    else
+        EXPECT("AT+CMQTTPUB=0,0,60\r");
+    feed("\r\nOK\r\n");
+}
+
+/* The same for a publish waiting for +CMQTTPUB: a QoS 1 one is kept for
+ * the reconnect (not answered), a QoS 0 one is answered "unavailable". */
+static void test_connlost_aborts_waiting_pub(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 1, false, on_done, NULL);
+    publish_to_pub(1);
+    feed("\r\n+CMQTTCONNLOST: 0,1\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_int_equal(F.n_done, 0);
+    assert_true(at_chat_idle(F.chat));
+    connect_ok_again();
+    publish_to_pub(1);                           /* the kept one, first */
+    feed("\r\n+CMQTTPUB: 0,0\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_true(F.done_ok);
+
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 0, false, on_done, NULL);
+    publish_to_pub(0);
+    feed("\r\n+CMQTTCONNLOST: 0,1\r\n");
+    assert_int_equal(F.n_done, 2);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_true(at_chat_idle(F.chat));
+}
+
+/* The session ends between two steps of a publish (TOPIC done): the job
+ * stops there instead of sending PAYLOAD and PUB into "no connection". */
+static void test_connlost_between_steps(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 0, false, on_done, NULL);
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    feed("\r\n> ");
+    EXPECT("q");
+    feed("\r\n+CMQTTCONNLOST: 0,2\r\n");         /* TOPIC is not aborted */
+    assert_int_equal(F.n_done, 0);
+    feed("\r\nOK\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_int_equal(F.out_len, 0);              /* no PAYLOAD, no PUB */
+}
+
+/* +CMQTTNONET while AT+CMQTTCONNECT waits for its result: aborted, the
+ * retry comes after the backoff. */
+static void test_nonet_aborts_connect(void **state)
+{
+    (void)state;
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    for (int i = 0; i < 2; i++) {
+        F.out_len = 0;
+        feed("\r\nOK\r\n");
+    }
+    EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
+    feed("\r\nOK\r\n\r\n+CMQTTNONET\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_true(at_chat_idle(F.chat));
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+}
+
 /* --- tests: subscribe, shutdown, modem loss ----------------------------------------- */
 
 static void test_subscribe_unsubscribe(void **state)
@@ -1024,6 +1166,10 @@ int main(void)
         T(test_rx_short_and_missing_end),
         T(test_rx_false_lengths),
         T(test_rx_at_the_limits),
+        T(test_connlost_aborts_waiting_sub),
+        T(test_connlost_aborts_waiting_pub),
+        T(test_connlost_between_steps),
+        T(test_nonet_aborts_connect),
         T(test_subscribe_unsubscribe),
         T(test_shutdown),
         T(test_modem_lost),
