@@ -202,15 +202,21 @@ static void ira_done(void *ctx, const struct at_response *rsp)
                  rsp->text ? rsp->text : at_final_name(rsp->final));
 }
 
-/* Back to the character set the rest of the bridge expects. */
-static void restore_ira(struct ussd *u)
+/* Back to the character set the rest of the bridge expects. force: the
+ * module may have switched without our seeing its OK (AT+CSCS timed out). */
+static void restore_ira_if(struct ussd *u, bool force)
 {
-    if (u->freeing || !modem_charset_ucs2(u->modem) || u->restoring)
+    if (u->freeing || u->restoring || (!force && !modem_charset_ucs2(u->modem)))
         return;
     if (modem_send(u->modem, "AT+CSCS=\"IRA\"", NULL, ira_done, u) == 0)
         u->restoring = true;
     else
         log_debug("ussd: AT+CSCS=\"IRA\" not sent (modem not ready or queue full)");
+}
+
+static void restore_ira(struct ussd *u)
+{
+    restore_ira_if(u, false);
 }
 
 static void finish(struct ussd *u, const struct ussd_reply *reply, const struct json_error *err)
@@ -335,9 +341,9 @@ static void ucs2_done(void *ctx, const struct at_response *rsp)
         return;
     case AT_FINAL_TIMEOUT:
         free(tag);
-        /* Whether it switched is unknown: going back is harmless. */
-        modem_set_charset_ucs2(u->modem, true);
         finish_error(u, "timeout", "the modem did not answer AT+CSCS", -1);
+        /* Whether it switched is unknown: going back is harmless. */
+        restore_ira_if(u, true);
         return;
     case AT_FINAL_CANCELLED:
         free(tag);

@@ -443,6 +443,20 @@ static void test_svc_ucs2_refused(void **state)
     assert_int_equal(f.n_cmds, 2);
 }
 
+/* AT+CSCS="UCS2" unanswered: "timeout", and IRA is sent anyway (the module
+ * may have switched); the flag says UCS2 only after an OK. */
+static void test_svc_ucs2_timeout(void **state)
+{
+    ussd_send(*state, "*100#", answered, &f);
+    complete(0, AT_FINAL_TIMEOUT, -1);
+    assert_int_equal(f.n_answers, 1);
+    assert_string_equal(f.err.code, "timeout");
+    assert_false(f.ucs2);
+    assert_int_equal(f.n_cmds, 2);
+    expect_ira();
+    assert_null(f.timer_cb);
+}
+
 /* Some firmwares print +CUSD before the OK of AT+CUSD. */
 static void test_svc_urc_before_ok(void **state)
 {
@@ -616,6 +630,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_svc_line_breaks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svc_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svc_ucs2_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_svc_ucs2_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svc_urc_before_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svc_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svc_timeout, setup, teardown),
