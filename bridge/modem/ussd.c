@@ -108,10 +108,9 @@ static const char *parse_small(const char *p, int max, int *out)
 
 int ussd_parse_cusd(const char *line, bool ucs2, struct ussd_reply *out)
 {
-    int r;
-
     const char *p, *q1, *q2;
     size_t n;
+    int r;
 
     out->status = -1;
     out->has_text = false;
