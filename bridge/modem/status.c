@@ -188,7 +188,7 @@ static void parse_operator(struct status *st, const char *line)
     if (status_parse_cops(line, name, sizeof(name)) < 0)
         return;
     if (modem_charset_ucs2(st->modem) &&
-        utf8_from_ucs2_hex(name, strlen(name), dec, sizeof(dec)) >= 0)
+        utf8_from_ucs2_hex(name, strnlen(name, sizeof(name)), dec, sizeof(dec)) >= 0)
         src = dec;
     n = strnlen(src, sizeof(st->info.operator_name) - 1);
     memcpy(st->info.operator_name, src, n);
