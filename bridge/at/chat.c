@@ -1167,6 +1167,10 @@ bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix)
         return false;
     log_warn("AT %s: aborted, the state it waits for has ended",
              cmd_log(chat->cur, name, sizeof(name)));
+    /* The module may still show its prompt (it would take the next
+     * command's bytes as data) or answer it late: resync first, so that
+     * nothing is written before that is settled. */
+    begin_sync(chat, false);
     complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, 0);
     return true;
 }

@@ -237,9 +237,9 @@ int at_chat_urc_more(struct at_chat *chat, size_t max_lines,
  * AT+CMQTTSUB waits for its result): completes the command in flight with
  * AT_FINAL_CANCELLED at once when its command line starts with cmd_prefix
  * (case-sensitive), rather than letting the whole queue wait for its
- * timeout. Queued commands are left alone: they get the module's own
- * answer. Whatever the module still sends for the aborted command arrives
- * with no command in flight. Callable from URC handlers. Returns true when
+ * timeout, and resynchronises (a prompt the module may still show is left
+ * with ESC, a late answer is drained). Queued commands are left alone:
+ * they run after the resync. Callable from URC handlers. Returns true when
  * a command was aborted. */
 bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix);
 

@@ -1,6 +1,9 @@
 /* UTF-8 validation. See utf8.h. */
 #include "core/utf8.h"
 
+#include <errno.h>
+#include <limits.h>
+
 /* Length of the valid UTF-8 sequence at p (1-4), 0 if invalid (overlong,
  * surrogate, beyond U+10FFFF, truncated). */
 size_t utf8_seq(const uint8_t *p, size_t n)
@@ -70,4 +73,61 @@ size_t utf8_encode(uint32_t cp, uint8_t out[4])
     out[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
     out[3] = (uint8_t)(0x80 | (cp & 0x3F));
     return 4;
+}
+
+static int hex4(const char *s, uint32_t *out)
+{
+    uint32_t v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (d < 0)
+            return -EINVAL;
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+int utf8_from_ucs2_hex(const char *hex, size_t n, char *out, size_t size)
+{
+    size_t o = 0;
+
+    if (size == 0)
+        return -EMSGSIZE;
+    if (size > INT_MAX)
+        size = INT_MAX;          /* the length is returned as an int */
+    out[0] = '\0';
+    if (n % 4)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t u, lo;
+        uint8_t b[4];
+        size_t k;
+
+        if (hex4(hex + i, &u) < 0 || u == 0 || (u >= 0xDC00 && u <= 0xDFFF))
+            goto bad;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 8 > n || hex4(hex + i + 4, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                goto bad;
+            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            i += 4;
+        }
+        k = utf8_encode(u, b);
+        if (o + k >= size) {
+            out[0] = '\0';
+            return -EMSGSIZE;
+        }
+        for (size_t j = 0; j < k; j++)
+            out[o++] = (char)b[j];
+    }
+    out[o] = '\0';
+    return (int)o;
+bad:
+    out[0] = '\0';
+    return -EINVAL;
 }

@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/utf8.h"
 #include "modem/modem.h"
 
 #define DEFAULT_RING_GAP_MS 8000
@@ -324,9 +325,15 @@ static const char *skip_int(const char *p, int *out)
     return p;
 }
 
-/* Copies the quoted string at p (bounded, control bytes dropped). */
-static void copy_quoted(const char *p, char *out, size_t size)
+/* Copies the quoted string at p (bounded, control bytes dropped). ucs2:
+ * the module's TE character set is UCS2 (a USSD request runs), so it prints
+ * the number as UCS-2 hex: decoded. A string that is not UCS-2 hex is kept
+ * as given (the flag and the module disagree for the moment a URC crosses
+ * the switch, and "+49..." is not hex). */
+static void copy_quoted(const char *p, bool ucs2, char *out, size_t size)
 {
+    char raw[4 * CALL_NUMBER_MAX + 1], dec[CALL_NUMBER_MAX];
+    const char *src = raw;
     size_t n = 0;
 
     while (*p == ' ')
@@ -334,14 +341,20 @@ static void copy_quoted(const char *p, char *out, size_t size)
     out[0] = '\0';
     if (*p++ != '"')
         return;
-    for (; *p && *p != '"' && n + 1 < size; p++)
-        if ((unsigned char)*p >= 0x20 && *p != 0x7F)
-            out[n++] = *p;
+    for (; *p && *p != '"' && n + 1 < sizeof(raw); p++)
+        raw[n++] = *p;
+    raw[n] = '\0';
+    if (ucs2 && utf8_from_ucs2_hex(raw, n, dec, sizeof(dec)) >= 0)
+        src = dec;
+    n = 0;
+    for (; *src && n + 1 < size; src++)
+        if ((unsigned char)*src >= 0x20 && *src != 0x7F)
+            out[n++] = *src;
     out[n] = '\0';
 }
 
 /* +CLCC: <id>,<dir>,<stat>,<mode>,<mpty>[,"<number>",<type>] */
-static int parse_clcc(const char *line, struct clcc_entry *e)
+static int parse_clcc(const char *line, bool ucs2, struct clcc_entry *e)
 {
     const char *p = line + strlen("+CLCC:");
     int v[5];
@@ -356,7 +369,7 @@ static int parse_clcc(const char *line, struct clcc_entry *e)
     e->mode = v[3];
     e->number[0] = '\0';
     if (*p == ',')
-        copy_quoted(p + 1, e->number, sizeof(e->number));
+        copy_quoted(p + 1, ucs2, e->number, sizeof(e->number));
     return 0;
 }
 
@@ -444,7 +457,7 @@ static void clcc_done(void *ctx, const struct at_response *rsp)
         for (size_t i = 0; i < rsp->n_lines; i++) {
             struct clcc_entry e;
             if (strncmp(rsp->lines[i], "+CLCC:", 6) != 0 ||
-                parse_clcc(rsp->lines[i], &e) < 0 || e.mode != 0)
+                parse_clcc(rsp->lines[i], modem_charset_ucs2(c->modem), &e) < 0 || e.mode != 0)
                 continue;     /* data and fax calls are not ours */
             any = true;
             if (first && c->st.state == CALL_IDLE)
@@ -567,7 +580,7 @@ static void urc_clip(void *ctx, const char *const *lines, size_t n)
     (void)n;
     if (c->st.state != CALL_IDLE && c->st.state != CALL_RINGING)
         return;
-    copy_quoted(p, number, sizeof(number));
+    copy_quoted(p, modem_charset_ucs2(c->modem), number, sizeof(number));
     for (bool q = false; *p; p++) {
         if (*p == '"')
             q = !q;
@@ -632,7 +645,7 @@ static void urc_clcc(void *ctx, const char *const *lines, size_t n)
     struct clcc_entry e;
 
     (void)n;
-    if (parse_clcc(lines[0], &e) == 0 && e.mode == 0)
+    if (parse_clcc(lines[0], modem_charset_ucs2(c->modem), &e) == 0 && e.mode == 0)
         clcc_handle(c, &e);
 }
 

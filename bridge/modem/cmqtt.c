@@ -21,6 +21,10 @@
 #define CMQTT_CERT_NAME "client.pem" /* the client certificate's (tls with cert_pem) */
 #define CMQTT_KEY_NAME "client.key"  /* its key's */
 
+/* The command codec checks B/remote/publish against the same limits. */
+_Static_assert(JSON_REMOTE_TOPIC_MAX == CMQTT_TOPIC_MAX, "one topic limit");
+_Static_assert(JSON_REMOTE_PAYLOAD_MAX == CMQTT_PAYLOAD_MAX, "one payload limit");
+
 /* The connect job's steps; the subscriptions follow. The CL* steps run
  * only with a client certificate. */
 enum cstep { CS_START, CS_CERT, CS_CLCERT, CS_CLKEY, CS_SSLVER, CS_AUTH, CS_CACERT,
@@ -56,10 +60,10 @@ struct sub {
 /* The message being received. Pure state; the URC handlers drive it. */
 struct rx {
     bool active;
-    bool bad;                    /* a chunk did not fit: dropped at RXEND */
+    bool bad;                    /* payload before the topic: dropped at RXEND */
     size_t topic_total, payload_total, topic_got, payload_got;
     char *topic;                 /* topic_total + 1 */
-    uint8_t *payload;            /* payload_total (NULL when too large) */
+    uint8_t *payload;            /* payload_total (at least 1) */
     bool in_payload;             /* the awaited block is payload, not topic */
     uint64_t timer;
 };
@@ -77,6 +81,7 @@ struct cmqtt {
     bool modem_ready;
     bool stopping;
     bool cancelling;             /* in step_done for AT_FINAL_CANCELLED */
+    bool aborting;               /* in at_chat_abort() for a CONNLOST/NONET */
     bool need_disc;              /* the next connect sends AT+CMQTTDISC first */
     bool cert_loaded;            /* every AT+CCERTDOWN done since the modem came up */
     bool lost_while_connecting;  /* CONNLOST/NONET during the connect job */
@@ -571,6 +576,14 @@ static void step_done(void *ctx, const struct at_response *rsp)
 
     if (!j)
         return;
+    if (rsp->final == AT_FINAL_CANCELLED && c->aborting) {
+        /* +CMQTTCONNLOST/+CMQTTNONET ended the session this step waited
+         * for: fail now (a QoS 1/2 publish waits for the reconnect). */
+        char why[sizeof(c->reason)];
+        snprintf(why, sizeof(why), "%s", c->have_reason ? c->reason : "connection lost");
+        job_done(c, j, "unavailable", why, 11);
+        return;
+    }
     c->cancelling = rsp->final == AT_FINAL_CANCELLED;
     if (c->cancelling) {
         job_done(c, j, "unavailable", "the modem went away", 17);
@@ -621,6 +634,16 @@ static void step_done(void *ctx, const struct at_response *rsp)
     }
     if (j->kind == JOB_CONNECT && s.last_upload)
         c->cert_loaded = true;
+    if (((j->kind == JOB_PUBLISH || j->kind == JOB_SUB || j->kind == JOB_UNSUB) &&
+         c->state != CMQTT_CONNECTED) ||
+        (j->kind == JOB_CONNECT && c->lost_while_connecting && j->step + 1 >= first_sub_step(c))) {
+        /* The session ended between two steps (TOPIC done, PUB next): the
+         * rest would only collect "no connection" answers. */
+        char why[sizeof(c->reason)];
+        snprintf(why, sizeof(why), "%s", c->have_reason ? c->reason : "connection lost");
+        job_done(c, j, "unavailable", why, 11);
+        return;
+    }
     j->step++;
     run_step(c);
 }
@@ -792,8 +815,8 @@ void cmqtt_publish(struct cmqtt *c, const char *topic, const uint8_t *payload, s
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (len > JSON_REMOTE_PAYLOAD_MAX || tl > JSON_REMOTE_TOPIC_MAX) {
-        answer_now(cb, ctx, "too_long", len > JSON_REMOTE_PAYLOAD_MAX
+    if (len > CMQTT_PAYLOAD_MAX || tl > CMQTT_TOPIC_MAX) {
+        answer_now(cb, ctx, "too_long", len > CMQTT_PAYLOAD_MAX
                                             ? "'payload' is longer than 10240 bytes"
                                             : "'topic' is longer than 1024 bytes");
         return;
@@ -872,7 +895,7 @@ void cmqtt_subscribe(struct cmqtt *c, const char *topic, int qos, cmqtt_done_cb 
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (tl == 0 || tl > JSON_REMOTE_TOPIC_MAX || !json_topic_valid(topic, tl, true) || qos < 0 ||
+    if (tl == 0 || tl > CMQTT_TOPIC_MAX || !json_topic_valid(topic, tl, true) || qos < 0 ||
         qos > 2) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic filter, 'qos' 0-2");
         return;
@@ -915,7 +938,7 @@ void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, voi
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (tl == 0 || tl > JSON_REMOTE_TOPIC_MAX || !json_topic_valid(topic, tl, true)) {
+    if (tl == 0 || tl > CMQTT_TOPIC_MAX || !json_topic_valid(topic, tl, true)) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic filter");
         return;
     }
@@ -1076,24 +1099,31 @@ static void urc_rxstart(void *ctx, const char *const *lines, size_t n)
 {
     struct cmqtt *c = ctx;
     long v[3];
+    char msg[160];
 
     (void)n;
     if (c->rx.active)
         rx_error(c, "a new message began before +CMQTTRXEND of the previous one");
-    if (parse_ints(lines[0], v, 3) != 3 || v[0] != 0 || v[1] < 1 ||
-        v[1] > JSON_REMOTE_TOPIC_MAX || v[2] < 0) {
+    if (parse_ints(lines[0], v, 3) != 3 || v[0] != 0 || v[1] < 1 || v[2] < 0) {
         rx_error(c, "malformed +CMQTTRXSTART");
+        return;
+    }
+    if (v[1] > CMQTT_TOPIC_MAX || v[2] > CMQTT_PAYLOAD_MAX) {
+        /* The module cannot send that much: a garbled line, not a message.
+         * Its chunks are not read on the strength of it. */
+        snprintf(msg, sizeof(msg),
+                 "+CMQTTRXSTART announces a %ld-byte topic and a %ld-byte payload; the module "
+                 "sends at most %d and %d",
+                 v[1], v[2], CMQTT_TOPIC_MAX, CMQTT_PAYLOAD_MAX);
+        rx_error(c, msg);
         return;
     }
     c->rx.active = true;
     c->rx.topic_total = (size_t)v[1];
     c->rx.payload_total = (size_t)v[2];
     c->rx.topic = malloc(c->rx.topic_total + 1);
-    if (c->rx.payload_total <= CMQTT_RX_MAX)
-        c->rx.payload = malloc(c->rx.payload_total ? c->rx.payload_total : 1);
-    else
-        c->rx.bad = true;   /* read and dropped at RXEND */
-    if (!c->rx.topic || (!c->rx.payload && !c->rx.bad)) {
+    c->rx.payload = malloc(c->rx.payload_total ? c->rx.payload_total : 1);
+    if (!c->rx.topic || !c->rx.payload) {
         rx_error(c, "out of memory");
         return;
     }
@@ -1127,25 +1157,47 @@ static void rx_block(void *ctx, const uint8_t *data, size_t len)
 static void rx_chunk(struct cmqtt *c, const char *line, bool payload)
 {
     struct rx *rx = &c->rx;
+    const char *what = payload ? "+CMQTTRXPAYLOAD" : "+CMQTTRXTOPIC";
+    size_t limit = payload ? CMQTT_PAYLOAD_MAX : CMQTT_TOPIC_MAX;
+    char msg[200];
     long v[2];
     int r;
 
-    if (parse_ints(line, v, 2) != 2 || v[0] != 0 || v[1] < 0 || v[1] > 65536) {
+    if (parse_ints(line, v, 2) != 2 || v[0] != 0 || v[1] < 0) {
         /* The byte count is unknown: nothing to skip, the lexer resyncs
          * on the next line end. */
         if (rx->active)
             rx_error(c, "malformed +CMQTTRXTOPIC/+CMQTTRXPAYLOAD");
         return;
     }
+    if (rx->active) {
+        /* A chunk is believed only within what its RXSTART announced: a
+         * false length would make the bridge read the module's next replies
+         * as message bytes. */
+        limit = payload ? rx->payload_total - rx->payload_got : rx->topic_total - rx->topic_got;
+    }
+    if ((unsigned long)v[1] > limit) {
+        snprintf(msg, sizeof(msg), "%s announces %ld bytes, %s %zu; not read", what, v[1],
+                 rx->active ? "but what remains of the announced total is"
+                            : "without +CMQTTRXSTART, and the module sends at most",
+                 limit);
+        if (rx->active) {
+            rx_error(c, msg);
+        } else {
+            c->stats.rx_errors++;
+            log_warn("remote: incoming message dropped: %s", msg);
+            if (c->cbs.error)
+                c->cbs.error(c->ctx, "remote_message_dropped", msg);
+        }
+        return;
+    }
     if (!rx->active) {
         /* Bytes of a message we do not follow: still consume them. */
         c->stats.rx_errors++;
-        log_warn("remote: %s without +CMQTTRXSTART; skipping %ld bytes", line, v[1]);
+        log_warn("remote: %s without +CMQTTRXSTART; skipping %ld bytes", what, v[1]);
     } else {
-        size_t room = payload ? rx->payload_total - rx->payload_got
-                              : rx->topic_total - rx->topic_got;
-        if ((size_t)v[1] > room || (payload && rx->topic_got != rx->topic_total))
-            rx->bad = true;   /* longer than announced: dropped at RXEND */
+        if (payload && rx->topic_got != rx->topic_total)
+            rx->bad = true;   /* payload before the whole topic: dropped at RXEND */
         rx->in_payload = payload;
     }
     if (v[1] == 0)
@@ -1183,9 +1235,8 @@ static void urc_rxend(void *ctx, const char *const *lines, size_t n)
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "the message did not match its announced lengths (topic %zu/%zu, payload "
-                 "%zu/%zu bytes%s)",
-                 rx->topic_got, rx->topic_total, rx->payload_got, rx->payload_total,
-                 rx->payload_total > CMQTT_RX_MAX ? ", too large" : "");
+                 "%zu/%zu bytes)",
+                 rx->topic_got, rx->topic_total, rx->payload_got, rx->payload_total);
         rx_error(c, msg);
         return;
     }
@@ -1198,6 +1249,32 @@ static void urc_rxend(void *ctx, const char *const *lines, size_t n)
     if (c->cbs.message)
         c->cbs.message(c->ctx, rx->topic, rx->topic_total, rx->payload, rx->payload_total, qos);
     rx_reset(c);
+}
+
+/* A URC ended the session: the command of ours that waits for it (its
+ * result line comes after OK, and would now come late or never) completes
+ * at once, so that the commands queued behind it (SMS, status) go on
+ * rather than wait for its timeout (65 s for a SUB). TOPIC, PAYLOAD and
+ * the *TOPIC steps are not aborted: they only fill the module's buffer and
+ * finish by themselves; their job stops after them (step_done). A
+ * CONNECT is aborted for NONET only: after a CONNLOST (of the previous
+ * session, maybe) the module still answers it. */
+static void abort_waiting(struct cmqtt *c, bool nonet)
+{
+    static const char *const waiting[] = { "AT+CMQTTSUB=", "AT+CMQTTUNSUB=", "AT+CMQTTPUB=" };
+    struct at_chat *chat = modem_chat(c->modem);
+    bool done = false;
+
+    if (!c->cur || c->cur->kind == JOB_STOP || !c->modem_ready)
+        return;
+    c->aborting = true;
+    for (size_t i = 0; i < sizeof(waiting) / sizeof(waiting[0]) && !done; i++)
+        done = at_chat_abort(chat, waiting[i]);
+    if (!done && nonet)
+        done = at_chat_abort(chat, "AT+CMQTTCONNECT=");
+    c->aborting = false;
+    if (done)
+        log_info("remote: the command waiting for the session was aborted");
 }
 
 static void urc_connlost(void *ctx, const char *const *lines, size_t n)
@@ -1216,6 +1293,7 @@ static void urc_connlost(void *ctx, const char *const *lines, size_t n)
     if (c->state == CMQTT_DISABLED)
         return;
     session_lost(c, why);
+    abort_waiting(c, false);
     kick(c);
 }
 
@@ -1229,6 +1307,7 @@ static void urc_nonet(void *ctx, const char *const *lines, size_t n)
         return;
     /* The stack stopped: the next attempt starts it again (START). */
     session_lost(c, "the module lost its data connection");
+    abort_waiting(c, true);
     kick(c);
 }
 

@@ -24,9 +24,17 @@
  * Receiving: +CMQTTRXSTART announces the totals, +CMQTTRXTOPIC /
  * +CMQTTRXPAYLOAD chunks are followed by exactly <n> raw bytes (read with
  * at_chat_read_block, so CR, LF and NUL are data), +CMQTTRXEND delivers.
- * A chunk beyond the announced total, an RXEND before everything came, or
- * no RXEND within CMQTT_RX_TIMEOUT_MS: the message is dropped and reported
- * through the error callback; the next RXSTART starts afresh.
+ * Totals beyond CMQTT_TOPIC_MAX/CMQTT_PAYLOAD_MAX, a chunk beyond what
+ * remains of its announced total (no bytes are read for it: a false length
+ * must not swallow the module's next replies), an RXEND before everything
+ * came, or no RXEND within CMQTT_RX_TIMEOUT_MS: the message is dropped and
+ * reported through the error callback; the next RXSTART starts afresh.
+ *
+ * +CMQTTCONNLOST / +CMQTTNONET end the session: the command of ours that
+ * waits for it (SUB, UNSUB, PUB; CONNECT on NONET) is aborted at once
+ * (at_chat_abort) instead of holding the whole AT queue until its timeout,
+ * and its job is answered "unavailable" (a QoS 1/2 publish waits for the
+ * reconnect). A job between steps (TOPIC done, PUB next) stops there.
  *
  * The service knows nothing of the local broker: messages and state go out
  * through callbacks. */
@@ -45,7 +53,14 @@ struct modem;
 #define CMQTT_MAX_SUBS 32          /* remote subscriptions (config + run time) */
 #define CMQTT_MAX_QUEUE 64         /* jobs waiting behind the one in flight */
 #define CMQTT_RX_TIMEOUT_MS 10000  /* RXSTART -> RXEND */
-#define CMQTT_RX_MAX (64 * 1024)   /* largest payload kept (others are dropped) */
+/* What the module's MQTT stack carries, both ways: AT+CMQTTTOPIC takes
+ * 1-1024 bytes, AT+CMQTTPAYLOAD 1-10240, and a received message is
+ * announced (+CMQTTRXSTART, +CMQTTRXTOPIC, +CMQTTRXPAYLOAD) within the same
+ * totals. An announced length beyond them is not believed: the message is
+ * dropped and no bytes are read for it. CMQTT_PAYLOAD_MAX is also the AT
+ * lexer's block limit (modem.c), so every chunk believed can be read. */
+#define CMQTT_TOPIC_MAX 1024
+#define CMQTT_PAYLOAD_MAX 10240
 #define CMQTT_PUB_TIMEOUT_S 60     /* AT+CMQTTPUB's <pub_timeout> */
 #define CMQTT_CA_MAX 16384         /* largest CA file uploaded (AT+CCERTDOWN) */
 #define CMQTT_CERT_MAX 16384       /* largest client certificate or key uploaded */

@@ -15,6 +15,7 @@
 #include "at/port.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "modem/cmqtt.h"
 
 #define STEP_RETRY_MS 1000
 #define SIM_BUSY_ATTEMPTS 30        /* "+CME ERROR: SIM busy" right after boot */
@@ -64,6 +65,7 @@ struct modem {
     bool radio_off;              /* AT+CFUN? said 0 or 4 during the bring-up */
 
     struct modem_info info;
+    bool charset_ucs2;           /* TE character set section at the end */
 };
 
 /* --- the bring-up script ------------------------------------------------ */
@@ -289,6 +291,13 @@ static enum step_result done_cnmi_fallback(struct modem *m, const struct at_resp
     return STEP_NEXT;
 }
 
+static enum step_result done_cscs(struct modem *m, const struct at_response *rsp)
+{
+    if (final_ok(rsp))
+        m->charset_ucs2 = false;
+    return STEP_NEXT;
+}
+
 static bool build_cpms(struct modem *m, char *buf, size_t size)
 {
     return build_sms_only(m, "AT+CPMS=\"SM\",\"SM\",\"SM\"", buf, size);
@@ -372,7 +381,7 @@ static const struct bringup_step bringup[] = {
     { "caller id",         "AT+CLIP=1",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
     /* Strings in ASCII (the USSD service switches to UCS2 and back; a
      * process killed in between must not leave hex behind). */
-    { "character set",     "AT+CSCS=\"IRA\"", NULL, NULL, 0, STEP_OPTIONAL, NULL },
+    { "character set",     "AT+CSCS=\"IRA\"", NULL, NULL, 0, STEP_OPTIONAL, done_cscs },
     { "registration URCs", "AT+CREG=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
     { "LTE registration URCs", "AT+CEREG=2", NULL, NULL,   0, STEP_OPTIONAL, NULL },
     { "APN",               NULL, build_apn,     NULL,      0, STEP_OPTIONAL, NULL },
@@ -770,7 +779,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
         .default_timeout_ms = opts->command_timeout_ms,
         .max_queue = 64,
         .max_line = 4096,
-        .max_block = 10240,
+        .max_block = CMQTT_PAYLOAD_MAX,   /* blocks are +CMQTTRX chunks only */
         /* Another process's marker must never look like ours. */
         .sync_seed = (uint32_t)getpid() * 2654435761u ^ (uint32_t)loop_now_ms() ^
                      (uint32_t)time(NULL),
@@ -933,4 +942,18 @@ int modem_power(struct modem *m, enum modem_power_mode mode, at_done_cb cb, void
     if (r < 0)
         free(p);
     return r;
+}
+
+/* --- TE character set --- */
+
+void modem_set_charset_ucs2(struct modem *m, bool on)
+{
+    if (m->charset_ucs2 != on)
+        log_debug("modem: TE character set now %s", on ? "UCS2" : "IRA");
+    m->charset_ucs2 = on;
+}
+
+bool modem_charset_ucs2(const struct modem *m)
+{
+    return m->charset_ucs2;
 }

@@ -100,4 +100,14 @@ enum modem_power_mode { MODEM_POWER_FULL = 0, MODEM_POWER_MIN, MODEM_POWER_RESET
 #define MODEM_RESET_WAIT_MS 60000
 int modem_power(struct modem *m, enum modem_power_mode mode, at_done_cb cb, void *ctx);
 
+/* --- TE character set --- */
+
+/* Whether the module's TE character set (AT+CSCS) is UCS2: set when it
+ * accepted AT+CSCS="UCS2" (the USSD service, for a reply in hex), cleared
+ * when it accepted AT+CSCS="IRA". While set, the module prints string
+ * parameters (+COPS operator, +CLIP/+CLCC numbers, +CUSD text) as UCS-2
+ * hex; readers decode them with utf8_from_ucs2_hex(). */
+void modem_set_charset_ucs2(struct modem *m, bool on);
+bool modem_charset_ucs2(const struct modem *m);
+
 #endif

@@ -10,6 +10,7 @@
 #include "at/chat.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/utf8.h"
 #include "modem/modem.h"
 
 /* --- pure parsers ---------------------------------------------------------- */
@@ -110,7 +111,7 @@ int status_parse_reg(const char *line, bool is_urc, int *stat)
 
 int status_parse_cops(const char *line, char *name, size_t size)
 {
-    char buf[160], *f[4];
+    char buf[320], *f[4];        /* a 63-character name as UCS-2 hex fits */
     size_t n = fields_after(line, "+COPS:", buf, sizeof(buf), f, 4);
 
     if (n == 0)
@@ -174,6 +175,26 @@ static void notify(struct status *st)
         st->cbs.changed(st->ctx, &st->info);
 }
 
+/* The operator name; under AT+CSCS="UCS2" (while a USSD request runs) the
+ * module prints it as UCS-2 hex. A name that is not UCS-2 hex is kept as
+ * given (the flag and the module can disagree for a moment). */
+static void parse_operator(struct status *st, const char *line)
+{
+    char name[sizeof(st->info.operator_name) * 4];
+    char dec[sizeof(st->info.operator_name)];
+    const char *src = name;
+    size_t n;
+
+    if (status_parse_cops(line, name, sizeof(name)) < 0)
+        return;
+    if (modem_charset_ucs2(st->modem) &&
+        utf8_from_ucs2_hex(name, strnlen(name, sizeof(name)), dec, sizeof(dec)) >= 0)
+        src = dec;
+    n = strnlen(src, sizeof(st->info.operator_name) - 1);
+    memcpy(st->info.operator_name, src, n);
+    st->info.operator_name[n] = '\0';
+}
+
 static void poll_done(void *ctx, const struct at_response *rsp)
 {
     struct status *st = ctx;
@@ -189,7 +210,7 @@ static void poll_done(void *ctx, const struct at_response *rsp)
         else if (strncmp(l, "+CEREG:", 7) == 0)
             status_parse_reg(l, false, &st->cereg);
         else if (strncmp(l, "+COPS:", 6) == 0)
-            status_parse_cops(l, st->info.operator_name, sizeof(st->info.operator_name));
+            parse_operator(st, l);
         else if (strncmp(l, "+CPSI:", 6) == 0)
             status_parse_cpsi(l, st->info.access, sizeof(st->info.access));
     }

@@ -14,7 +14,6 @@
 #include "modem/modem.h"
 
 #define CODE_MAX 160
-#define MORE_LINES 32           /* lines one +CUSD text may span */
 
 /* --- the pure decoder ---------------------------------------------------------- */
 
@@ -84,46 +83,6 @@ static int copy_text(const char *s, size_t n, char *out, size_t size)
     return 0;
 }
 
-static int put_utf8(uint32_t cp, char *out, size_t size, size_t *o)
-{
-    uint8_t b[4];
-    size_t n = utf8_encode(cp, b);
-
-    if (*o + n >= size)
-        return -EMSGSIZE;
-    memcpy(out + *o, b, n);
-    *o += n;
-    return 0;
-}
-
-/* n is a multiple of 4 and all hex. */
-static int decode_ucs2(const char *s, size_t n, char *out, size_t size)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i += 4) {
-        uint32_t u = (uint32_t)(hexval(s[i]) << 12 | hexval(s[i + 1]) << 8 |
-                                hexval(s[i + 2]) << 4 | hexval(s[i + 3]));
-        if (u == 0 || (u >= 0xDC00 && u <= 0xDFFF))
-            return -EINVAL;      /* NUL, or a low surrogate without a high one */
-        if (u >= 0xD800 && u <= 0xDBFF) {
-            uint32_t lo;
-            if (i + 8 > n)
-                return -EINVAL;
-            i += 4;
-            lo = (uint32_t)(hexval(s[i]) << 12 | hexval(s[i + 1]) << 8 |
-                            hexval(s[i + 2]) << 4 | hexval(s[i + 3]));
-            if (lo < 0xDC00 || lo > 0xDFFF)
-                return -EINVAL;
-            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        if (put_utf8(u, out, size, &o) < 0)
-            return -EMSGSIZE;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 static const char *skip_spaces(const char *p)
 {
     while (*p == ' ')
@@ -147,10 +106,11 @@ static const char *parse_small(const char *p, int max, int *out)
     return p;
 }
 
-int ussd_parse_cusd(const char *line, struct ussd_reply *out)
+int ussd_parse_cusd(const char *line, bool ucs2, struct ussd_reply *out)
 {
     const char *p, *q1, *q2;
     size_t n;
+    int r;
 
     out->status = -1;
     out->has_text = false;
@@ -183,8 +143,12 @@ int ussd_parse_cusd(const char *line, struct ussd_reply *out)
     q1++;
     n = (size_t)(q2 - q1);
     out->has_text = true;
-    if (dcs_charset(out->dcs) == CS_UCS2 && n % 4 == 0 && all_hex(q1, n))
-        return decode_ucs2(q1, n, out->text, sizeof(out->text));
+    if (ucs2 || (dcs_charset(out->dcs) == CS_UCS2 && n % 4 == 0 && all_hex(q1, n))) {
+        /* With AT+CSCS="UCS2" the module converts every alphabet into
+         * UCS-2 hex, whatever <dcs> says (dcs 15 included). */
+        r = utf8_from_ucs2_hex(q1, n, out->text, sizeof(out->text));
+        return r < 0 ? r : 0;
+    }
     /* GSM text decoded by the module, 8-bit data as its hex, or UCS-2 the
      * module already turned into text. */
     return copy_text(q1, n, out->text, sizeof(out->text));
@@ -192,28 +156,67 @@ int ussd_parse_cusd(const char *line, struct ussd_reply *out)
 
 /* --- the service ------------------------------------------------------------------ */
 
+/* A7670 quirk: with the default AT+CSCS="IRA" it prints a GSM text reply
+ * raw between the quotes, line breaks included, so a reply could hold
+ * lines that look like modem output ("+CMT: ...", "RING", "OK"). Each
+ * request therefore runs with the TE character set UCS2:
+ *   AT+CSCS="UCS2" -> AT+CUSD=1,"<code as UCS-2 hex>",15 -> OK ...
+ *   +CUSD: <m>,"<UCS-2 hex>",<dcs> (one line, whatever the dcs)
+ *   -> AT+CSCS="IRA" (after the reply, an error or the bounded wait).
+ * A module that refuses UCS2 gets no raw-text fallback: "unsupported". */
+
 struct ussd {
     struct loop *loop;
     struct modem *modem;
     int wait_ms;
     uint64_t timer;
     bool busy;                   /* a request waits for its answer */
-    unsigned gen;                /* which request an AT+CUSD answer belongs to */
+    bool restoring;              /* AT+CSCS="IRA" is queued */
+    bool freeing;                /* ussd_free: the modem is gone already */
+    unsigned gen;                /* which request an AT answer belongs to */
     ussd_cb cb;
     void *ctx;
+    char code[CODE_MAX + 1];     /* sent once the module accepted UCS2 */
     struct ussd_reply reply;     /* the last decoded +CUSD (1 KiB: not on the stack) */
-    /* A +CUSD whose text holds line breaks: the lexer split it into lines;
-     * they are joined here with '\n' until the closing quote. */
-    char acc[2 * USSD_TEXT_MAX];
-    size_t acc_len;
-    unsigned acc_lines;
-    bool acc_overflow;
 };
 
 struct ussd_tag {
     struct ussd *u;
     unsigned gen;
 };
+
+static void ira_done(void *ctx, const struct at_response *rsp)
+{
+    struct ussd *u = ctx;
+
+    u->restoring = false;
+    if (rsp->final == AT_FINAL_OK) {
+        modem_set_charset_ucs2(u->modem, false);
+        return;
+    }
+    /* The module stays in UCS2: the flag says so, and readers of its
+     * strings keep decoding them. The next request tries again. */
+    if (rsp->final != AT_FINAL_CANCELLED)
+        log_warn("ussd: AT+CSCS=\"IRA\" after the request: %s",
+                 rsp->text ? rsp->text : at_final_name(rsp->final));
+}
+
+/* Back to the character set the rest of the bridge expects. force: the
+ * module may have switched without our seeing its OK (AT+CSCS timed out). */
+static void restore_ira_if(struct ussd *u, bool force)
+{
+    if (u->freeing || u->restoring || (!force && !modem_charset_ucs2(u->modem)))
+        return;
+    if (modem_send(u->modem, "AT+CSCS=\"IRA\"", NULL, ira_done, u) == 0)
+        u->restoring = true;
+    else
+        log_debug("ussd: AT+CSCS=\"IRA\" not sent (modem not ready or queue full)");
+}
+
+static void restore_ira(struct ussd *u)
+{
+    restore_ira_if(u, false);
+}
 
 static void finish(struct ussd *u, const struct ussd_reply *reply, const struct json_error *err)
 {
@@ -225,6 +228,7 @@ static void finish(struct ussd *u, const struct ussd_reply *reply, const struct 
     u->busy = false;
     u->cb = NULL;
     u->ctx = NULL;
+    restore_ira(u);
     if (cb)
         cb(ctx, reply, err);
 }
@@ -256,12 +260,18 @@ static int64_t wait_over(void *ctx)
     snprintf(msg, sizeof(msg), "no USSD answer from the network within %d s; session cancelled",
              u->wait_ms / 1000);
     log_warn("ussd: %s", msg);
-    finish_error(u, "timeout", msg, -1);
     /* Ends the network side too, so that a late answer does not land in the
-     * next request (and the network stops waiting for us). */
+     * next request (and the network stops waiting for us). Queued before
+     * AT+CSCS="IRA": an answer that still comes meanwhile is in hex. */
     if (modem_send(u->modem, "AT+CUSD=2", NULL, ignore_done, NULL) < 0)
         log_debug("ussd: AT+CUSD=2 not sent");
+    finish_error(u, "timeout", msg, -1);
     return 0;
+}
+
+static bool tag_current(const struct ussd_tag *tag)
+{
+    return tag->u->busy && tag->gen == tag->u->gen;
 }
 
 static void cusd_done(void *ctx, const struct at_response *rsp)
@@ -271,7 +281,7 @@ static void cusd_done(void *ctx, const struct at_response *rsp)
     char msg[160];
 
     free(ctx);
-    if (!u->busy || tag.gen != u->gen)
+    if (!tag_current(&tag))
         return;                  /* answered already (URC first, timeout) */
     switch (rsp->final) {
     case AT_FINAL_OK:
@@ -290,41 +300,80 @@ static void cusd_done(void *ctx, const struct at_response *rsp)
     }
 }
 
-/* Whether line ends a quoted string: its last '"', followed only by
- * ",<dcs>" (optional unless need_dcs), is not the opening quote itself.
- * A later line of a multi-line text needs the dcs: a line of the text may
- * end with a quote too, and the A7670 always gives the dcs with a string. */
-static bool string_closed(const char *line, const char *open, bool need_dcs)
+/* The code as UCS-2 hex: in UCS2 mode the module reads <str> that way. */
+static void send_cusd(struct ussd *u, struct ussd_tag *tag)
 {
-    const char *q = strrchr(line, '"'), *p;
+    char cmd[sizeof("AT+CUSD=1,\"\",15") + 4 * CODE_MAX];
+    size_t o = (size_t)snprintf(cmd, sizeof(cmd), "AT+CUSD=1,\"");
+    int r;
 
-    if (!q || q == open)
-        return false;
-    p = skip_spaces(q + 1);
-    if (*p == ',') {
-        p = skip_spaces(p + 1);
-        if (*p < '0' || *p > '9')
-            return false;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        p = skip_spaces(p);
-    } else if (need_dcs) {
-        return false;
+    for (size_t i = 0; u->code[i] && i < CODE_MAX; i++)
+        o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, "%04X", (unsigned char)u->code[i]);
+    snprintf(cmd + o, sizeof(cmd) - o, "\",15");
+    r = modem_send(u->modem, cmd, NULL, cusd_done, tag);
+    if (r < 0) {
+        free(tag);
+        finish_error(u, r == -EAGAIN ? "unavailable" : "busy",
+                     r == -EAGAIN ? "the modem went away before the USSD code was sent"
+                                  : "the modem's command queue is full",
+                     -1);
     }
-    return *p == '\0';
 }
 
-static void handle_cusd(struct ussd *u, const char *line)
+static void ucs2_done(void *ctx, const struct at_response *rsp)
 {
+    struct ussd_tag *tag = ctx;
+    struct ussd *u = tag->u;
+    bool current = tag_current(tag);
+
+    if (rsp->final == AT_FINAL_OK)
+        modem_set_charset_ucs2(u->modem, true);
+    if (!current) {
+        /* The request ended meanwhile (its wait ran out): undo. */
+        free(tag);
+        restore_ira(u);
+        return;
+    }
+    switch (rsp->final) {
+    case AT_FINAL_OK:
+        send_cusd(u, tag);
+        return;
+    case AT_FINAL_TIMEOUT:
+        free(tag);
+        finish_error(u, "timeout", "the modem did not answer AT+CSCS", -1);
+        /* Whether it switched is unknown: going back is harmless. */
+        restore_ira_if(u, true);
+        return;
+    case AT_FINAL_CANCELLED:
+        free(tag);
+        finish_error(u, "unavailable", "the modem went away before the USSD code was sent", -1);
+        return;
+    default:
+        free(tag);
+        log_warn("ussd: AT+CSCS=\"UCS2\" refused (%s): USSD text would come raw",
+                 rsp->text ? rsp->text : at_final_name(rsp->final));
+        finish_error(u, "unsupported", "the module cannot give USSD text in hex", -1);
+        return;
+    }
+}
+
+static void urc_cusd(void *ctx, const char *const *lines, size_t n)
+{
+    struct ussd *u = ctx;
     struct ussd_reply *reply = &u->reply;
     int r;
 
-    r = ussd_parse_cusd(line, reply);
+    (void)n;
+    /* One line, always: in UCS2 mode the text is hex and cannot hold a line
+     * break. A line that does not parse (an unterminated string) is the
+     * pending request's error; the lines after it are not taken. */
+    r = ussd_parse_cusd(lines[0], modem_charset_ucs2(u->modem), reply);
     if (!u->busy) {
         /* Network-initiated USSD, or the late answer of a cancelled one. */
         log_info("ussd: unsolicited +CUSD (status %d) ignored", reply->status);
     } else if (r < 0) {
-        log_warn("ussd: undecodable answer: %s", line);
+        log_warn("ussd: undecodable answer (%s)",
+                 r == -EMSGSIZE ? "too long" : "malformed, or not UCS-2 hex");
         finish_error(u, "modem_error",
                      r == -EMSGSIZE ? "the USSD answer is too long" : "undecodable +CUSD answer",
                      -1);
@@ -334,63 +383,13 @@ static void handle_cusd(struct ussd *u, const char *line)
     }
 }
 
-static void acc_add(struct ussd *u, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (u->acc_len + n + 1 >= sizeof(u->acc)) {
-        u->acc_overflow = true;
-        return;
-    }
-    memcpy(u->acc + u->acc_len, s, n + 1);
-    u->acc_len += n;
-}
-
-static bool cusd_more(void *ctx, const char *line)
-{
-    struct ussd *u = ctx;
-    bool closed = string_closed(line, NULL, true);
-
-    acc_add(u, "\n");
-    acc_add(u, line);
-    if (!closed && ++u->acc_lines < MORE_LINES)
-        return false;
-    if (u->acc_overflow) {
-        log_warn("ussd: multi-line answer too long");
-        if (u->busy)
-            finish_error(u, "modem_error", "the USSD answer is too long", -1);
-        return true;
-    }
-    handle_cusd(u, u->acc);
-    return true;
-}
-
-static void urc_cusd(void *ctx, const char *const *lines, size_t n)
-{
-    struct ussd *u = ctx;
-    const char *open = strchr(lines[0], '"');
-
-    (void)n;
-    /* GSM text may hold line breaks (menus): the module prints them raw
-     * inside the quotes, so the string goes on over the next lines. */
-    if (open && !string_closed(lines[0], open, false)) {
-        u->acc_len = 0;
-        u->acc_lines = 0;
-        u->acc_overflow = false;
-        acc_add(u, lines[0]);
-        if (at_chat_urc_more(modem_chat(u->modem), MORE_LINES, cusd_more, u) == 0)
-            return;
-    }
-    handle_cusd(u, lines[0]);
-}
-
 static const struct at_urc ussd_urcs[] = {
     { "+CUSD:", 0, urc_cusd },
 };
 
 static bool code_valid(const char *code)
 {
-    size_t n = strlen(code);
+    size_t n = strnlen(code, CODE_MAX + 1);
 
     if (n == 0 || n > CODE_MAX)
         return false;
@@ -400,7 +399,6 @@ static bool code_valid(const char *code)
 void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
 {
     struct json_error err = { .cme = -1, .cms = -1 };
-    char cmd[sizeof("AT+CUSD=1,\"\",15") + CODE_MAX];
     struct ussd_tag *tag;
     int r;
 
@@ -422,8 +420,7 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
         return;
     }
     *tag = (struct ussd_tag){ u, u->gen + 1 };
-    snprintf(cmd, sizeof(cmd), "AT+CUSD=1,\"%s\",15", code);
-    r = modem_send(u->modem, cmd, NULL, cusd_done, tag);
+    r = modem_send(u->modem, "AT+CSCS=\"UCS2\"", NULL, ucs2_done, tag);
     if (r < 0) {
         free(tag);
         if (r == -EAGAIN)
@@ -434,6 +431,7 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
         cb(ctx, NULL, &err);
         return;
     }
+    snprintf(u->code, sizeof(u->code), "%s", code);
     u->gen++;
     u->busy = true;
     u->cb = cb;
@@ -444,9 +442,16 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
 
 void ussd_modem_ready(struct ussd *u, bool ready)
 {
-    if (!ready && u->busy)
-        finish_error(u, "unavailable", "the modem went away while waiting for the USSD answer",
-                     -1);
+    if (!ready) {
+        u->restoring = false;    /* the chat cancels what was queued */
+        if (u->busy)
+            finish_error(u, "unavailable",
+                         "the modem went away while waiting for the USSD answer", -1);
+        return;
+    }
+    /* A port reopen need not reset the module: if it may still be in UCS2,
+     * put it back. */
+    restore_ira(u);
 }
 
 struct ussd *ussd_new(struct loop *loop, struct modem *modem, int wait_ms)
@@ -469,6 +474,7 @@ void ussd_free(struct ussd *u)
 {
     if (!u)
         return;
+    u->freeing = true;
     if (u->busy)
         finish_error(u, "unavailable", "the bridge is stopping", -1);
     loop_cancel_timer(u->loop, u->timer);

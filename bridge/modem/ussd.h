@@ -1,15 +1,20 @@
 /* USSD service: one session at a time.
  *
- *   ussd_send("*100#") -> AT+CUSD=1,"*100#",15 -> OK ... +CUSD: <m>,"<str>",<dcs>
+ *   ussd_send("*100#") -> AT+CSCS="UCS2" -> AT+CUSD=1,"002A003100300030
+ *   0023",15 -> OK ... +CUSD: <m>,"<UCS-2 hex>",<dcs> -> AT+CSCS="IRA"
+ *
+ * The module prints a GSM text reply raw inside the quotes with the
+ * default character set, line breaks included, so a network text could
+ * pass for modem output; in UCS2 the reply is hex and always one line. A
+ * module that refuses AT+CSCS="UCS2" gets "unsupported" (no raw fallback).
+ * The character set goes back to IRA after the reply, an error or the
+ * bounded wait (modem_set_charset_ucs2() tracks it for the other services).
  *
  * The network's answer is a URC that may come many seconds after the OK
  * (30 s is not unusual), so the service waits for it with its own bound and
  * cancels the network session (AT+CUSD=2) when the bound passes. A second
  * request while one waits is refused ("busy"), because +CUSD carries no
- * session identifier to tell two answers apart. GSM text with line breaks
- * (menus) is printed raw inside the quotes, so the lexer splits it: the
- * service takes the following lines (at_chat_urc_more) up to the closing
- * quote and its dcs, and joins them with '\n'. The +CUSD decoder is pure
+ * session identifier to tell two answers apart. The +CUSD decoder is pure
  * and exported for the unit tests. */
 #ifndef M2M_MODEM_USSD_H
 #define M2M_MODEM_USSD_H
@@ -44,7 +49,10 @@ struct ussd_reply {
     char text[USSD_TEXT_MAX]; /* UTF-8; "" without a string */
 };
 
-/* The +CUSD line -> reply. <dcs> per 3GPP 23.038: the UCS-2 alphabet (72 =
+/* The +CUSD line -> reply. ucs2: the module's TE character set is UCS2
+ * (AT+CSCS="UCS2"): the string is UCS-2 hex whatever <dcs> says, decoded to
+ * UTF-8; anything else (odd length, not hex) is -EINVAL. Without it, <dcs>
+ * per 3GPP 23.038: the UCS-2 alphabet (72 =
  * 0x48, and 0x11, 0x4C-style group values with charset bits 10) arrives as
  * a hex string of UCS-2 big-endian (surrogate pairs allowed) and is decoded
  * to UTF-8; the GSM 7-bit alphabet (15 and the rest) arrives as the
@@ -55,11 +63,11 @@ struct ussd_reply {
  * inside the text survive. 0, -EINVAL (no "+CUSD:", <m> missing or not
  * 0-5, unterminated string, garbage after it, odd/invalid UCS-2 code
  * units) or -EMSGSIZE (text longer than USSD_TEXT_MAX). Pure. */
-int ussd_parse_cusd(const char *line, struct ussd_reply *out);
+int ussd_parse_cusd(const char *line, bool ucs2, struct ussd_reply *out);
 
 /* reply is NULL when err is set; both valid only during the call. err
  * codes: "busy", "unavailable", "timeout", "modem_error" (with cme),
- * "invalid_request". */
+ * "invalid_request", "unsupported" (AT+CSCS="UCS2" refused). */
 typedef void (*ussd_cb)(void *ctx, const struct ussd_reply *reply, const struct json_error *err);
 
 /* wait_ms bounds the whole exchange, from writing AT+CUSD to the +CUSD. */

@@ -573,6 +573,113 @@ static void test_tls_client_cert_missing(void **state)
     H_PASS(&r->e);
 }
 
+
+/* ---- a URC that ends the session; lengths the module cannot send ---- */
+
+/* Waits (bounded, polling the file) until the bridge's log holds needle. */
+#define wait_log(r, needle, ms) wait_log_at(__FILE__, __LINE__, (r), (needle), (ms))
+static void wait_log_at(const char *file, int line, struct rt *r, const char *needle, int ms)
+{
+    int64_t end = mono_ms() + h_ms(ms);
+    static char buf[1 << 20];
+    for (;;) {
+        FILE *f = fopen(r->e.bridge.log_path, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+            if (strstr(buf, needle))
+                return;
+        }
+        if (mono_ms() > end)
+            h_fail_at(file, line, "the bridge never logged '%s'", needle);
+        struct timespec ts = { 0, 20 * 1000000 };
+        nanosleep(&ts, NULL);   /* polling interval of a bounded wait */
+    }
+}
+
+#define SMS_JSON "{\"id\":\"m1\",\"to\":\"+4917012345678\",\"text\":\"hi\"}"
+
+/* The remote broker drops the module (+CMQTTCONNLOST: 0,3) while a run-time
+ * AT+CMQTTSUB waits for its result and an SMS waits behind it in the AT
+ * queue: the SMS result comes within seconds (the old bridge let the queue
+ * wait 65 s for the SUB's timeout), the subscribe answers "unavailable",
+ * and the session comes back. */
+static void test_dropped_while_subscribing(void **state)
+{
+    struct rt *r = *state;
+    h_broker_start(&r->remote);
+    rt_up(r, "", true);
+    cJSON_Delete(wait_remote(r, "connected"));
+
+    h_sim_cmd_ok(&r->e.sim, "cmqtt_sub_hold", NULL, 0);
+    h_mqtt_publish(&r->e.mqtt, r->t_sub, "{\"id\":\"s1\",\"topic\":\"held/#\",\"qos\":1}", 1,
+                   false);
+    h_sim_wait_line(&r->e.sim, "cmqtt sub-held held/#", NULL, 0, H_TIMEOUT_MS);
+    h_mqtt_publish(&r->e.mqtt, r->e.t_send, SMS_JSON, 1, false);
+    /* The SMS job has queued its AT+CMGS behind the SUB. */
+    wait_log(r, "sms: sending 1 part(s)", H_TIMEOUT_MS);
+    if (h_sim_saw(&r->e.sim, "rx AT+CMGS") != 0)
+        h_fail("AT+CMGS went out while the SUB waited: the test proves nothing");
+
+    int64_t t0 = mono_ms();
+    h_sim_cmd_ok(&r->e.sim, "cmqtt_drop 3", NULL, 0);
+    cJSON *res = h_mqtt_wait_json(&r->e.mqtt, r->e.t_result, 5000);
+    h_json_str_eq(res, "id", "m1");
+    h_json_bool_eq(res, "ok", true);
+    cJSON_Delete(res);
+    if (mono_ms() - t0 > h_ms(5000))
+        h_fail("the SMS result took %lld ms after the drop", (long long)(mono_ms() - t0));
+    res = h_mqtt_wait_json(&r->e.mqtt, r->t_sub_result, 5000);
+    h_json_str_eq(res, "id", "s1");
+    h_json_bool_eq(res, "ok", false);
+    h_json_str_eq(h_json_get_at(__FILE__, __LINE__, res, "error", cJSON_Object), "code",
+                  "unavailable");
+    cJSON_Delete(res);
+    cJSON_Delete(wait_remote(r, "disconnected"));
+    cJSON_Delete(wait_remote(r, "connected"));
+    H_PASS(&r->e);
+}
+
+/* A false +CMQTTRXPAYLOAD length (9999 for a 5-byte payload) does not
+ * swallow the module's following replies: the message is dropped with
+ * B/error, the SMS sent right after gets its result, and a real message
+ * after it is delivered. (The old bridge read 9999 bytes as payload.) */
+static void test_false_rx_length(void **state)
+{
+    struct rt *r = *state;
+    char t_error[160];
+    h_broker_start(&r->remote);
+    rt_up(r, "\"subscribe\":[{\"topic\":\"cloud/#\",\"qos\":1}]", true);
+    cJSON_Delete(wait_remote(r, "connected"));
+    rc_connect(r, true, NULL);
+    snprintf(t_error, sizeof t_error, "%s/error", r->e.base);
+
+    static const char bad[] = "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+                              "+CMQTTRXPAYLOAD: 0,9999\r\nhello\r\n+CMQTTRXEND: 0\r\n";
+    char hex[2 * sizeof bad + 8];
+    for (size_t i = 0; i + 1 < sizeof bad; i++)
+        snprintf(hex + 2 * i, 3, "%02X", (unsigned char)bad[i]);
+    char *cmd = h_strdupf("raw %s", hex);
+    h_sim_cmd_ok(&r->e.sim, cmd, NULL, 0);
+    free(cmd);
+
+    cJSON *err = h_mqtt_wait_json(&r->e.mqtt, t_error, H_TIMEOUT_MS);
+    h_json_str_eq(err, "code", "remote_message_dropped");
+    cJSON_Delete(err);
+    h_mqtt_publish(&r->e.mqtt, r->e.t_send, SMS_JSON, 1, false);
+    cJSON *res = h_mqtt_wait_json(&r->e.mqtt, r->e.t_result, 5000);
+    h_json_str_eq(res, "id", "m1");
+    h_json_bool_eq(res, "ok", true);
+    cJSON_Delete(res);
+    h_mqtt_publish(&r->rc, "cloud/x", "after", 1, false);
+    cJSON *m = h_mqtt_wait_json(&r->e.mqtt, r->t_message, H_TIMEOUT_MS);
+    h_json_str_eq(m, "topic", "cloud/x");
+    h_json_str_eq(m, "payload", "after");
+    cJSON_Delete(m);
+    H_PASS(&r->e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -590,6 +697,8 @@ int main(void)
         T(test_tls_wrong_ca),
         T(test_tls_client_cert),
         T(test_tls_client_cert_missing),
+        T(test_dropped_while_subscribing),
+        T(test_false_rx_length),
     };
     return cmocka_run_group_tests_name("integration_remote", tests, NULL, NULL);
 }

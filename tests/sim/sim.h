@@ -402,5 +402,14 @@ long sim_hex_decode(const char *hex, size_t len, uint8_t *out, size_t cap);
 void sim_hex_encode(const uint8_t *in, size_t len, char *out);
 bool sim_prefix_ci(const char *str, const char *prefix);
 int64_t sim_now_ms(void);
+/* UTF-8 -> UCS-2 big-endian hex (surrogate pairs beyond the BMP), as the
+ * A7670 shows a string in AT+CSCS="UCS2" or with dcs 72. false on invalid
+ * UTF-8 or no room. */
+bool sim_ucs2_hex(const char *utf8, char *out, size_t size);
+/* AT+CSCS is "UCS2": string parameters go out as UCS-2 hex. */
+bool sim_cscs_ucs2(const struct sim *s);
+/* A string parameter in the TE character set: utf8 itself, or (UCS2) its
+ * hex in buf. */
+const char *sim_te_str(const struct sim *s, const char *utf8, char *buf, size_t size);
 
 #endif

@@ -54,10 +54,11 @@ static int number_type(const char *n)
 static void write_clcc(struct sim *s, int stat, bool urc)
 {
     struct sim_call *c = &s->call;
-    char line[160];
+    char line[400], hex[4 * sizeof(c->number) + 1];
 
+    /* The number is a string parameter: UCS-2 hex under AT+CSCS="UCS2". */
     snprintf(line, sizeof(line), "+CLCC: 1,%d,%d,0,0,\"%s\",%d", c->outgoing ? 0 : 1, stat,
-             c->number, number_type(c->number));
+             sim_te_str(s, c->number, hex, sizeof(hex)), number_type(c->number));
     if (urc)
         sim_urc(s, "%s", line);
     else
@@ -133,9 +134,11 @@ static void ring_fire(struct sim *s)
         return;
     sim_urc(s, "RING");
     sim_event(s, "ringing %s", c->number[0] ? c->number : "withheld");
-    if (s->clip)
-        sim_urc(s, "+CLIP: \"%s\",%d,,,,%d", c->number, number_type(c->number),
-                c->number[0] ? 0 : 1);
+    if (s->clip) {
+        char hex[4 * sizeof(c->number) + 1];
+        sim_urc(s, "+CLIP: \"%s\",%d,,,,%d", sim_te_str(s, c->number, hex, sizeof(hex)),
+                number_type(c->number), c->number[0] ? 0 : 1);
+    }
     sim_timer_set(s, SIM_TIMER_RING, c->ring_ms, ring_fire);
 }
 

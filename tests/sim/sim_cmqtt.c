@@ -76,6 +76,7 @@ struct sim_cmqtt {
     bool have_unsubtopic;
     int pending_qos;               /* one-step AT+CMQTTSUB=0,<len>,<qos> */
     size_t chunk;
+    bool sub_hold;                 /* `cmqtt_sub_hold`: the next SUB gets no result */
 
     /* TLS: AT+CCERTDOWN files (kept in temporary files), SSL context 0 */
     struct {
@@ -732,6 +733,14 @@ static void subscribe_now(struct sim *s, const char *topic, int qos)
         post_line(s, "+CMQTTSUB", 11);
         return;
     }
+    if (c->sub_hold) {
+        /* A broker that never acknowledges: the host waits for the result
+         * line after OK until `cmqtt_drop` (or its own timeout). */
+        c->sub_hold = false;
+        sim_log(s, "cmqtt: subscribe %s held (no result)", topic);
+        sim_event(s, "cmqtt sub-held %s", topic);
+        return;
+    }
     MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
     r.onSuccess = on_sub_ok;
     r.onFailure = on_sub_fail;
@@ -974,7 +983,39 @@ static void ctl_chunk(struct sim *s, char *args)
     sim_ctl_done(s);
 }
 
+/* `cmqtt_sub_hold`: the next AT+CMQTTSUB gets its OK and then nothing. */
+static void ctl_sub_hold(struct sim *s, char *args)
+{
+    (void)args;
+    cm(s)->sub_hold = true;
+    sim_ctl_done(s);
+}
+
+/* `cmqtt_drop [<cause 1-3>]`: the remote broker drops the module: the
+ * session goes (the broker sees the client leave) and +CMQTTCONNLOST:
+ * 0,<cause> (default 3, network closed) comes when output may flow. A
+ * command waiting for its result line (a held SUB) gets none. */
+static void ctl_drop(struct sim *s, char *args)
+{
+    struct sim_cmqtt *c = cm(s);
+    long cause = 3;
+
+    if (*args && !sim_parse_long(args, 1, 3, &cause)) {
+        sim_ctl_error(s, "usage: cmqtt_drop [<cause 1-3>]");
+        return;
+    }
+    if (!c->connected) {
+        sim_ctl_error(s, "not connected");
+        return;
+    }
+    destroy_client(c);                /* gen++: its late events are dropped */
+    post_simple(c, EV_LOST, c->gen, (int)cause);
+    sim_ctl_done(s);
+}
+
 const struct sim_ctl sim_cmqtt_ctls[] = {
     {"cmqtt_chunk", ctl_chunk},
+    {"cmqtt_sub_hold", ctl_sub_hold},
+    {"cmqtt_drop", ctl_drop},
     {NULL, NULL},
 };

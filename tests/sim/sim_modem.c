@@ -781,10 +781,13 @@ static struct sim_result cmd_cops(struct sim *s, const struct sim_at *at)
 {
     switch (at->kind) {
     case SIM_AT_QUERY:
-        if (sim_registered(s))
-            sim_info(s, "+COPS: 0,0,\"" SIM_OPERATOR "\",7");
-        else
+        if (sim_registered(s)) {
+            /* <oper> is a string parameter: UCS-2 hex under AT+CSCS="UCS2". */
+            char hex[4 * sizeof(SIM_OPERATOR) + 1];
+            sim_info(s, "+COPS: 0,0,\"%s\",7", sim_te_str(s, SIM_OPERATOR, hex, sizeof(hex)));
+        } else {
             sim_info(s, "+COPS: 0");
+        }
         return SIM_RES_OK;
     case SIM_AT_TEST:
         sim_info(s, "+COPS: (2,\"" SIM_OPERATOR "\",\"SimTel\",\"26201\",7),,(0-4),(0-2)");

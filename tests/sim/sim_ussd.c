@@ -17,48 +17,24 @@ void sim_ussd_reset(struct sim *s)
     s->ussd.pending[0] = '\0';
 }
 
-/* UTF-8 -> UCS-2 big-endian hex (surrogate pairs beyond the BMP), as the
- * A7670 shows a dcs 72 string. false on invalid UTF-8 or no room. */
-static bool ucs2_hex(const char *in, char *out, size_t size)
+/* <str> of AT+CUSD in the TE character set -> the code as text. */
+static bool te_code(const char *str, bool ucs2, char *out, size_t size)
 {
-    const unsigned char *p = (const unsigned char *)in;
-    size_t o = 0;
+    size_t n = strlen(str), o = 0;
 
-    while (*p) {
-        unsigned long cp;
-        int extra;
-        if (*p < 0x80) {
-            cp = *p;
-            extra = 0;
-        } else if ((*p & 0xE0) == 0xC0) {
-            cp = *p & 0x1F;
-            extra = 1;
-        } else if ((*p & 0xF0) == 0xE0) {
-            cp = *p & 0x0F;
-            extra = 2;
-        } else if ((*p & 0xF8) == 0xF0) {
-            cp = *p & 0x07;
-            extra = 3;
-        } else {
+    if (!ucs2) {
+        if (n >= size)
             return false;
-        }
-        p++;
-        for (int i = 0; i < extra; i++, p++) {
-            if ((*p & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (*p & 0x3F);
-        }
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            if (o + 9 > size)
-                return false;
-            o += (size_t)snprintf(out + o, size - o, "%04lX%04lX", 0xD800 + (cp >> 10),
-                                  0xDC00 + (cp & 0x3FF));
-        } else {
-            if (o + 5 > size)
-                return false;
-            o += (size_t)snprintf(out + o, size - o, "%04lX", cp);
-        }
+        memcpy(out, str, n + 1);
+        return true;
+    }
+    if (n % 4 || n / 4 >= size)
+        return false;
+    for (size_t i = 0; i < n; i += 4) {
+        uint8_t b[2];
+        if (sim_hex_decode(str + i, 4, b, sizeof(b)) != 2 || b[0] != 0 || b[1] >= 0x80 || !b[1])
+            return false;
+        out[o++] = (char)b[1];
     }
     out[o] = '\0';
     return true;
@@ -100,23 +76,33 @@ static struct sim_result cmd_cusd(struct sim *s, const struct sim_at *at)
     }
     if (p.n < 2)
         return SIM_RES_OK;       /* presentation on/off only */
-    if (!p.quoted[1] || !p.v[1][0] || strspn(p.v[1], "0123456789*#+") != strlen(p.v[1]))
+    char code[SIM_PARAM_LEN];
+    bool ucs2 = sim_cscs_ucs2(s);
+    if (!p.quoted[1] || !p.v[1][0] || !te_code(p.v[1], ucs2, code, sizeof(code)) ||
+        strspn(code, "0123456789*#+") != strlen(code))
         return SIM_RES_CME(50);
     if (!sim_registered(s))
         return SIM_RES_CME(30);  /* no network service (also AT+CFUN=0) */
-    sim_event(s, "ussd %s", p.v[1]);
+    sim_event(s, "ussd %s", code);
 
     struct sim_ussd *u = &s->ussd;
     bool silent = u->armed && u->silent;
+    char hex[2 * SIM_USSD_TEXT_MAX + 1];
     if (!u->armed) {
-        snprintf(u->pending, sizeof(u->pending), "+CUSD: 0,\"%s\",15", DEFAULT_REPLY);
+        snprintf(u->pending, sizeof(u->pending), "+CUSD: 0,\"%s\",15",
+                 sim_te_str(s, DEFAULT_REPLY, hex, sizeof(hex)));
     } else if (u->m < 0 || silent) {
         u->pending[0] = '\0';
     } else if (u->dcs < 0) {
         snprintf(u->pending, sizeof(u->pending), "+CUSD: %d", u->m);
+    } else if (ucs2) {
+        /* UCS2: every alphabet is converted into UCS-2 hex (27.007 7.15),
+         * so no line break reaches the line raw. */
+        if (!sim_ucs2_hex(u->text, hex, sizeof(hex)))
+            hex[0] = '\0';
+        snprintf(u->pending, sizeof(u->pending), "+CUSD: %d,\"%s\",%d", u->m, hex, u->dcs);
     } else if (u->dcs == 72) {
-        char hex[2 * SIM_USSD_TEXT_MAX + 1];
-        if (!ucs2_hex(u->text, hex, sizeof(hex)))
+        if (!sim_ucs2_hex(u->text, hex, sizeof(hex)))
             hex[0] = '\0';
         snprintf(u->pending, sizeof(u->pending), "+CUSD: %d,\"%s\",72", u->m, hex);
     } else {
@@ -157,7 +143,7 @@ static void ctl_ussd_reply(struct sim *s, char *args)
     /* (UCS-2 is checked by encoding it once; the answer is built later.) */
     if (!sim_parse_long(args, 0, 5, &m) || (dcs && *dcs && !sim_parse_long(dcs, 0, 255, &d)) ||
         (text && strlen(text) >= sizeof(u->text)) ||
-        (d == 72 && text && !ucs2_hex(text, u->pending, sizeof(u->pending)))) {
+        (d == 72 && text && !sim_ucs2_hex(text, u->pending, sizeof(u->pending)))) {
         sim_ctl_error(s, "usage: ussd-reply <m 0-5> [<dcs 0-255> <text>] (text < %d bytes, "
                          "UTF-8 for dcs 72)",
                       SIM_USSD_TEXT_MAX);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -118,4 +119,64 @@ int64_t sim_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool sim_ucs2_hex(const char *in, char *out, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+
+    while (*p) {
+        unsigned long cp;
+        int extra;
+        if (*p < 0x80) {
+            cp = *p;
+            extra = 0;
+        } else if ((*p & 0xE0) == 0xC0) {
+            cp = *p & 0x1F;
+            extra = 1;
+        } else if ((*p & 0xF0) == 0xE0) {
+            cp = *p & 0x0F;
+            extra = 2;
+        } else if ((*p & 0xF8) == 0xF0) {
+            cp = *p & 0x07;
+            extra = 3;
+        } else {
+            return false;
+        }
+        p++;
+        for (int i = 0; i < extra; i++, p++) {
+            if ((*p & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (*p & 0x3F);
+        }
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            if (o + 9 > size)
+                return false;
+            o += (size_t)snprintf(out + o, size - o, "%04lX%04lX", 0xD800 + (cp >> 10),
+                                  0xDC00 + (cp & 0x3FF));
+        } else {
+            if (o + 5 > size)
+                return false;
+            o += (size_t)snprintf(out + o, size - o, "%04lX", cp);
+        }
+    }
+    out[o] = '\0';
+    return true;
+}
+
+
+const char *sim_te_str(const struct sim *s, const char *utf8, char *buf, size_t size)
+{
+    if (!sim_cscs_ucs2(s))
+        return utf8;
+    if (!sim_ucs2_hex(utf8, buf, size))
+        buf[0] = '\0';
+    return buf;
+}
+
+bool sim_cscs_ucs2(const struct sim *s)
+{
+    return strcmp(s->sms.cscs, "UCS2") == 0;
 }

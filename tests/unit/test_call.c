@@ -1,7 +1,7 @@
 /* modem/call: the call service in isolation, through link seams.
  *
  * This file defines the functions call.c calls on its neighbours:
- *   modem.o  modem_send, modem_chat
+ *   modem.o  modem_send, modem_chat, modem_charset_ucs2
  *   chat.o   at_chat_add_urcs, at_final_name
  *   loop.o   loop_add_timer, loop_cancel_timer, loop_now_ms
  * so the linker never pulls modem.o, chat.o or loop.o out of libm2m.a
@@ -58,6 +58,7 @@ struct fake_timer {
 
 static struct {
     bool ready;
+    bool ucs2;                 /* the modem's TE character set flag */
     struct cmd_rec cmds[MAX_CMDS];
     size_t n_cmds, n_completed;
     const struct at_urc *urcs;
@@ -100,6 +101,12 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     c->cb = cb;
     c->ctx = ctx;
     return 0;
+}
+
+bool modem_charset_ucs2(const struct modem *m)
+{
+    assert_ptr_equal(m, FAKE_MODEM);
+    return F.ucs2;
 }
 
 int at_chat_add_urcs(struct at_chat *chat, const struct at_urc *table, size_t n, void *ctx)
@@ -304,7 +311,8 @@ struct script {
 
 /* Ops: "U <line>" URC; "C <spec>" completes the oldest command; "T <ms>"
  * clock; "R" modem ready (AT+CLCC=1, AT+CLCC); "D <to>" dial; "A" answer;
- * "H" hang up; "M <digits>" DTMF; "N" modem not ready. */
+ * "H" hang up; "M <digits>" DTMF; "N" modem not ready; "8" the module's
+ * TE character set is UCS2 from now on (a USSD request runs). */
 static void run(const struct script *s)
 {
     size_t n;
@@ -318,6 +326,7 @@ static void run(const struct script *s)
         case 'T': advance(atoi(arg)); break;
         case 'R': F.ready = true; call_modem_ready(F.call, true); break;
         case 'N': F.ready = false; call_modem_ready(F.call, false); break;
+        case '8': F.ucs2 = true; break;
         case 'D': call_dial(F.call, arg, on_done, &F); break;
         case 'A': call_answer(F.call, on_done, &F); break;
         case 'H': call_hangup(F.call, on_done, &F); break;
@@ -361,6 +370,8 @@ static void run(const struct script *s)
 #define CLIP "+CLIP: \"" NUM "\",145,,,,0"
 #define CLCC_OUT(stat) "+CLCC: 1,0," #stat ",0,0,\"" NUM "\",145"
 #define CLCC_IN(stat) "+CLCC: 1,1," #stat ",0,0,\"" NUM "\",145"
+/* NUM as the module prints it under AT+CSCS="UCS2". */
+#define NUM_UCS2 "002B003400390031003700300031003200330034003500360037"
 
 static const struct script scripts[] = {
     { "ready, no call: idle published once",
@@ -420,6 +431,16 @@ static const struct script scripts[] = {
       { NUM, NULL },
       { READY_CMDS, "ATA", "AT+VTS=\"12#A\"", "AT+CHUP", NULL },
       { "ok", "ok", "ok", NULL } },
+    { "UCS2 character set: +CLIP and +CLCC numbers come as hex and are decoded",
+      { READY_IDLE, "8", "U RING", "U +CLIP: \"" NUM_UCS2 "\",145,,,,0", "A", "C OK",
+        "U +CLCC: 1,1,0,0,0,\"" NUM_UCS2 "\",145", NULL },
+      { IDLE0, "ringing in " NUM " - -", "active in " NUM " - -", NULL },
+      { NUM, NULL },
+      { READY_CMDS, "ATA", NULL },
+      { "ok", NULL } },
+    { "UCS2 flag, but the module printed the number as text: kept",
+      { READY_IDLE, "8", "U RING", "U " CLIP, NULL },
+      { IDLE0, "ringing in " NUM " - -", NULL }, { NUM, NULL }, { READY_CMDS, NULL }, { NULL } },
     { "withheld caller: ring from null",
       { READY_IDLE, "U RING", "U +CLIP: \"\",128,,,,1", NULL },
       { IDLE0, "ringing in - - -", NULL }, { "null", NULL }, { READY_CMDS, NULL }, { NULL } },

@@ -1040,17 +1040,18 @@ static const struct chat_case cases[] = {
                 "idle=1\n",
     },
     {
-        .name = "+CMQTTCONNLOST aborts the AT+CMQTTSUB waiting after OK, not others",
+        .name = "+CMQTTCONNLOST aborts the AT+CMQTTSUB waiting after OK, resyncs, not others",
         .cmds = {{"AT+CMQTTSUB=0", .after_ok = "+CMQTTSUB:"}, {"AT+CSQ", .info = "+CSQ:"}},
         .steps = {SEND(0), SEND(1), FEED("\r\nOK\r\n"), MARK, FEED("\r\n+CMQTTCONNLOST: 0,3\r\n"),
-                  MARK, FEED("\r\n+CSQ: 14,99\r\n\r\nOK\r\n"), MARK,
+                  MARK, SYNC_STEPS(M1), MARK, FEED("\r\n+CSQ: 14,99\r\n\r\nOK\r\n"), MARK,
                   FEED("\r\n+CMQTTCONNLOST: 0,3\r\n")},
         .want = "W:AT+CMQTTSUB=0\\x0d\n"
                 "--\n"
                 "urca <+CMQTTCONNLOST: 0,3>\n"
+                "W:\\x1b\n"
                 "done#0 CANCELLED -1\n"
-                "W:AT+CSQ\\x0d\n"
                 "abort=1\n"
+                "--\n" SYNC_WANT(M1) "W:AT+CSQ\\x0d\n"
                 "--\n"
                 "done#1 OK -1 <+CSQ: 14,99>\n"
                 "--\n"

@@ -201,7 +201,7 @@ static struct cmqtt_opts base_opts(void)
 static void new_chat(void)
 {
     const struct at_chat_opts co = { .default_timeout_ms = 5000, .max_queue = 16,
-                                     .max_line = 4096, .max_block = 10240 };
+                                     .max_line = 4096, .max_block = CMQTT_PAYLOAD_MAX };
     const struct at_transport tr = { tr_write, tr_now, tr_schedule, NULL };
     F.chat = at_chat_new(&co, &tr);
     assert_non_null(F.chat);
@@ -250,6 +250,29 @@ static void expect_written(const char *want, size_t len)
 }
 #define EXPECT(lit) expect_written((lit), sizeof(lit) - 1)
 
+/* The chat's resync after an abort (at/chat.h): ESC, a drain, ATE1, the
+ * echoed marker, ATE0; queued commands wait until it is done. */
+static void resync_ok(void)
+{
+    char marker[64];
+
+    EXPECT("\x1b");
+    F.now += AT_CHAT_QUIET_MS;
+    at_chat_tick(F.chat);
+    EXPECT("ATE1\r");
+    feed("ATE1\r\r\nOK\r\n");
+    F.now += AT_CHAT_QUIET_MS;
+    at_chat_tick(F.chat);
+    assert_true(F.out_len > 3 && F.out_len < sizeof(marker) && F.out[F.out_len - 1] == '\r');
+    memcpy(marker, F.out, F.out_len);
+    marker[F.out_len] = '\0';
+    F.out_len = 0;
+    feed(marker);                               /* its echo */
+    feed("\r\nOK\r\n");
+    EXPECT("ATE0\r");
+    feed("\r\nOK\r\n");
+}
+
 /* Runs the connect sequence to CONNECTED with the module's real framing:
  * START already started (ERROR), OK before every result line. */
 static void connect_ok(void)
@@ -272,6 +295,25 @@ static void connect_ok(void)
     feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
     assert_int_equal(F.state, CMQTT_CONNECTED);
     assert_int_equal(F.out_len, 0);
+}
+
+/* After a CONNLOST: the retry after the backoff, to CONNECTED again. */
+static void connect_ok_again(void)
+{
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");                    /* START: already started */
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\nERROR\r\n");                    /* ACCQ: still acquired */
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");                       /* no DISC after a CONNLOST */
+    EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n> ");
+    EXPECT("cloud/+");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
 }
 
 /* --- tests: pure ------------------------------------------------------------------ */
@@ -597,6 +639,232 @@ static void test_rx_short_and_missing_end(void **state)
     expect_rx_message(1);
 }
 
+
+/* --- tests: lengths the module cannot send ------------------------------------------ */
+
+/* Announced lengths are believed only within what the module can send and
+ * within what RXSTART announced: beyond, the message is dropped with an
+ * error and NO bytes are read, so the module's next output (here: a whole
+ * message) is still parsed. The old code read a false 9999-byte chunk and
+ * swallowed what followed. */
+static void test_rx_false_lengths(void **state)
+{
+    static const struct {
+        const char *name;
+        const char *bytes;
+        size_t errors;
+    } cases[] = {
+        { "payload chunk beyond the announced total",
+          "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,9999\r\nhello\r\n+CMQTTRXEND: 0\r\n", 1 },
+        { "topic chunk beyond the announced total",
+          "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,200\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n", 1 },
+        { "second payload chunk beyond what remains",
+          "\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,3\r\nhel\r\n+CMQTTRXPAYLOAD: 0,3\r\nlo\r\n+CMQTTRXEND: 0\r\n", 1 },
+        { "payload total beyond 10240",
+          "\r\n+CMQTTRXSTART: 0,3,10241\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,10241\r\nhello\r\n+CMQTTRXEND: 0\r\n", 2 },
+        { "topic total beyond 1024",
+          "\r\n+CMQTTRXSTART: 0,1025,5\r\n+CMQTTRXTOPIC: 0,1025\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n", 2 },
+        { "chunk of 65536 without RXSTART",
+          "\r\n+CMQTTRXPAYLOAD: 0,65536\r\nhello\r\n", 1 },
+        { "chunk of 10241 without RXSTART",
+          "\r\n+CMQTTRXPAYLOAD: 0,10241\r\nhello\r\n", 1 },
+        { "topic chunk of 1025 without RXSTART",
+          "\r\n+CMQTTRXTOPIC: 0,1025\r\nabc\r\n", 1 },
+    };
+    uint8_t t[512];
+    size_t n = rx_transcript(t);
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        teardown(NULL);
+        setup(NULL);
+        connect_ok();
+        feed(cases[i].bytes);
+        if (F.n_msgs != 0)
+            fail_msg("%s: a message was delivered", cases[i].name);
+        if (F.n_errors != cases[i].errors)
+            fail_msg("%s: %zu errors, want %zu (last: %s)", cases[i].name, F.n_errors,
+                     cases[i].errors, F.last_error);
+        if (!strstr(F.last_error, "remote_message_dropped"))
+            fail_msg("%s: error '%s'", cases[i].name, F.last_error);
+        /* Nothing was read for it: what the module says next is parsed. */
+        feed_bytes(t, n);
+        if (F.n_msgs != 1)
+            fail_msg("%s: the next message was swallowed", cases[i].name);
+        expect_rx_message(0);
+    }
+}
+
+/* The largest message the module can send, in 1500-byte chunks as it does,
+ * and a single 10240-byte chunk (the chat's block limit is the same
+ * constant), are delivered whole. */
+static void test_rx_at_the_limits(void **state)
+{
+    static uint8_t buf[2 * (CMQTT_TOPIC_MAX + CMQTT_PAYLOAD_MAX) + 1024];
+    static char topic[CMQTT_TOPIC_MAX + 1];
+    static uint8_t payload[CMQTT_PAYLOAD_MAX];
+    size_t n = 0;
+
+    (void)state;
+    memset(topic, 't', CMQTT_TOPIC_MAX);
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)i;
+    connect_ok();
+    for (int pass = 0; pass < 2; pass++) {
+        size_t chunk = pass == 0 ? 1500 : CMQTT_PAYLOAD_MAX;
+        n = (size_t)sprintf((char *)buf, "\r\n+CMQTTRXSTART: 0,%d,%d\r\n+CMQTTRXTOPIC: 0,%d\r\n",
+                            CMQTT_TOPIC_MAX, CMQTT_PAYLOAD_MAX, CMQTT_TOPIC_MAX);
+        memcpy(buf + n, topic, CMQTT_TOPIC_MAX);
+        n += CMQTT_TOPIC_MAX;
+        for (size_t off = 0; off < sizeof(payload); off += chunk) {
+            size_t k = sizeof(payload) - off < chunk ? sizeof(payload) - off : chunk;
+            n += (size_t)sprintf((char *)buf + n, "\r\n+CMQTTRXPAYLOAD: 0,%zu\r\n", k);
+            memcpy(buf + n, payload + off, k);
+            n += k;
+        }
+        n += (size_t)sprintf((char *)buf + n, "\r\n+CMQTTRXEND: 0\r\n");
+        feed_bytes(buf, n);
+        assert_int_equal(F.n_errors, 0);
+        assert_int_equal(F.n_msgs, (size_t)pass + 1);
+        assert_int_equal(F.msgs[pass].len, CMQTT_PAYLOAD_MAX);
+        assert_memory_equal(F.msgs[pass].payload, payload, CMQTT_PAYLOAD_MAX);
+        assert_int_equal(strlen(F.msgs[pass].topic), CMQTT_TOPIC_MAX);
+    }
+}
+
+/* --- tests: a URC that ends the session ------------------------------------------- */
+
+static int other_final = -1;
+
+static void other_done(void *ctx, const struct at_response *rsp)
+{
+    (void)ctx;
+    other_final = (int)rsp->final;
+}
+
+/* +CMQTTCONNLOST while AT+CMQTTSUB waits for its result after OK: the SUB
+ * is answered "unavailable" at once and the command queued behind it (an
+ * SMS, a status poll) is written at once. The old code let the whole queue
+ * wait for the SUB's 65 s timeout. */
+static void test_connlost_aborts_waiting_sub(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_subscribe(F.c, "a/#", 1, on_done, NULL);
+    EXPECT("AT+CMQTTSUB=0,3,1\r");
+    feed("\r\n> ");
+    EXPECT("a/#");
+    feed("\r\nOK\r\n");
+    other_final = -1;
+    assert_int_equal(at_chat_send(F.chat, "AT+CSQ", NULL, other_done, NULL), 0);
+    assert_int_equal(F.out_len, 0);              /* behind the SUB */
+    feed("\r\n+CMQTTCONNLOST: 0,3\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    /* The SUB's result, if it still comes, completes nothing: the chat
+     * drains it in its resync, then AT+CSQ goes on. */
+    feed("\r\n+CMQTTSUB: 0,11\r\n");
+    resync_ok();
+    EXPECT("AT+CSQ\r");
+    assert_int_equal(other_final, -1);
+    feed("\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+    assert_int_equal(other_final, AT_FINAL_OK);
+    /* Not kept: the next session subscribes cloud/+ only. */
+    connect_ok_again();
+    assert_int_equal(F.out_len, 0);
+}
+
+/* Runs a publish of "v" on "q" up to the OK of its AT+CMQTTPUB. */
+static void publish_to_pub(int qos)
+{
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    feed("\r\n> ");
+    EXPECT("q");
+    feed("\r\nOK\r\n");
+    EXPECT("AT+CMQTTPAYLOAD=0,1\r");
+    feed("\r\n> ");
+    EXPECT("v");
+    feed("\r\nOK\r\n");
+    if (qos == 1)
+        EXPECT("AT+CMQTTPUB=0,1,60\r");
+    else
+        EXPECT("AT+CMQTTPUB=0,0,60\r");
+    feed("\r\nOK\r\n");
+}
+
+/* The same for a publish waiting for +CMQTTPUB: a QoS 1 one is kept for
+ * the reconnect (not answered), a QoS 0 one is answered "unavailable". */
+static void test_connlost_aborts_waiting_pub(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 1, false, on_done, NULL);
+    publish_to_pub(1);
+    feed("\r\n+CMQTTCONNLOST: 0,1\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_int_equal(F.n_done, 0);
+    resync_ok();
+    assert_true(at_chat_idle(F.chat));
+    connect_ok_again();
+    publish_to_pub(1);                           /* the kept one, first */
+    feed("\r\n+CMQTTPUB: 0,0\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_true(F.done_ok);
+
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 0, false, on_done, NULL);
+    publish_to_pub(0);
+    feed("\r\n+CMQTTCONNLOST: 0,1\r\n");
+    assert_int_equal(F.n_done, 2);
+    assert_string_equal(F.done_code, "unavailable");
+    resync_ok();
+    assert_true(at_chat_idle(F.chat));
+}
+
+/* The session ends between two steps of a publish (TOPIC done): the job
+ * stops there instead of sending PAYLOAD and PUB into "no connection". */
+static void test_connlost_between_steps(void **state)
+{
+    (void)state;
+    connect_ok();
+    cmqtt_publish(F.c, "q", (const uint8_t *)"v", 1, 0, false, on_done, NULL);
+    EXPECT("AT+CMQTTTOPIC=0,1\r");
+    feed("\r\n> ");
+    EXPECT("q");
+    feed("\r\n+CMQTTCONNLOST: 0,2\r\n");         /* TOPIC is not aborted */
+    assert_int_equal(F.n_done, 0);
+    feed("\r\nOK\r\n");
+    assert_int_equal(F.n_done, 1);
+    assert_string_equal(F.done_code, "unavailable");
+    assert_int_equal(F.out_len, 0);              /* no PAYLOAD, no PUB */
+}
+
+/* +CMQTTNONET while AT+CMQTTCONNECT waits for its result: aborted, the
+ * retry comes after the backoff. */
+static void test_nonet_aborts_connect(void **state)
+{
+    (void)state;
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    for (int i = 0; i < 2; i++) {
+        F.out_len = 0;
+        feed("\r\nOK\r\n");
+    }
+    EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
+    feed("\r\nOK\r\n\r\n+CMQTTNONET\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    resync_ok();
+    assert_true(at_chat_idle(F.chat));
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+}
+
 /* --- tests: subscribe, shutdown, modem loss ----------------------------------------- */
 
 static void test_subscribe_unsubscribe(void **state)
@@ -734,11 +1002,14 @@ static void test_lost_while_subscribing(void **state)
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
     EXPECT("AT+CMQTTSUB=0,7,1\r");
+    /* Lost before the prompt: the abort's resync writes ESC, which the
+     * module reads at that prompt (it leaves data mode), and drains the
+     * late answers; nothing of ours is taken for topic bytes. */
     feed("\r\n+CMQTTCONNLOST: 0,3\r\n");
     feed("\r\n> ");
-    F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,11\r\n");
     assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    resync_ok();
     assert_true(fire_timer(1000));
     EXPECT("AT+CMQTTSTART\r");
 }
@@ -924,6 +1195,12 @@ int main(void)
         T(test_rx_inside_command),
         T(test_rx_longer_than_announced),
         T(test_rx_short_and_missing_end),
+        T(test_rx_false_lengths),
+        T(test_rx_at_the_limits),
+        T(test_connlost_aborts_waiting_sub),
+        T(test_connlost_aborts_waiting_pub),
+        T(test_connlost_between_steps),
+        T(test_nonet_aborts_connect),
         T(test_subscribe_unsubscribe),
         T(test_shutdown),
         T(test_modem_lost),

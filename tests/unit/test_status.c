@@ -30,6 +30,7 @@ static struct {
     void *urc_ctx;
     struct status_info published[16];
     size_t n_published;
+    bool ucs2;                   /* the modem's TE character set flag */
 } F;
 
 static int fake_chat_obj;
@@ -45,6 +46,12 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     F.cmds[F.n_cmds].ctx = ctx;
     F.n_cmds++;
     return 0;
+}
+
+bool modem_charset_ucs2(const struct modem *m)
+{
+    (void)m;
+    return F.ucs2;
 }
 
 struct at_chat *modem_chat(struct modem *m)
@@ -169,6 +176,34 @@ static void test_urc_during_round(void **state)
     status_free(st);
 }
 
+/* While a USSD request runs the module's TE character set is UCS2 and it
+ * prints the operator as UCS-2 hex: B/status still says "Sim Telecom". A
+ * name that is not hex is kept as given. */
+static void test_operator_ucs2(void **state)
+{
+    const struct status_cbs cbs = { .changed = on_changed };
+    struct status *st;
+
+    (void)state;
+    memset(&F, 0, sizeof(F));
+    st = status_new(NULL, NULL, 60, &cbs, NULL);
+    assert_non_null(st);
+    F.ucs2 = true;
+    status_modem_ready(st, true);
+    answer_round(1, "+COPS: 0,0,\"00530069006D002000540065006C00650063006F006D\",7");
+    assert_int_equal(F.n_published, 1);
+    assert_string_equal(F.published[0].operator_name, "Sim Telecom");
+    urc("+CEREG: 1");
+    answer_round(1, "+COPS: 0,0,\"Sim Telecom\",7");
+    assert_string_equal(F.published[F.n_published - 1].operator_name, "Sim Telecom");
+    /* Not in UCS2: hex-looking names are names. */
+    F.ucs2 = false;
+    urc("+CEREG: 1");
+    answer_round(1, "+COPS: 0,0,\"00410042\",7");
+    assert_string_equal(F.published[F.n_published - 1].operator_name, "00410042");
+    status_free(st);
+}
+
 static void test_csq(void **state)
 {
     static const struct {
@@ -278,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_cops_cpsi),
         cmocka_unit_test(test_signal_scale),
         cmocka_unit_test(test_urc_during_round),
+        cmocka_unit_test(test_operator_ucs2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
