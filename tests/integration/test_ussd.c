@@ -324,6 +324,7 @@ static void test_ussd_other_strings_while_ucs2(void **state)
     topics(e, send, result, sizeof send);
     snprintf(t_ring, sizeof t_ring, "%s/call/ring", e->base);
     h_sim_cmd_ok(&e->sim, "ussd-silent", NULL, 0);
+    size_t mark = h_sim_mark(&e->sim); /* the bring-up sets IRA too */
     h_mqtt_publish(&e->mqtt, send, "{\"id\":3,\"code\":\"*100#\"}", 1, false);
     h_sim_wait_line(&e->sim, "ussd *100#", NULL, 0, H_TIMEOUT_MS);
     /* A registration URC starts a status round (AT+COPS? among it). */
@@ -336,7 +337,7 @@ static void test_ussd_other_strings_while_ucs2(void **state)
     cJSON *ring = h_mqtt_wait_json(&e->mqtt, t_ring, H_TIMEOUT_MS);
     h_json_str_eq(ring, "from", "+4930123456");
     cJSON_Delete(ring);
-    if (h_sim_saw(&e->sim, "rx AT+CSCS=\"IRA\"") != 0)
+    if (h_sim_saw_since(&e->sim, mark, "rx AT+CSCS=\"IRA\"") != 0)
         h_fail("the character set went back to IRA while the request waited");
     cJSON *r = wait_result(e, result);
     assert_error(r, "timeout");
