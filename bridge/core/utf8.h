@@ -1,4 +1,4 @@
-/* UTF-8 validation (RFC 3629): pure. */
+/* UTF-8 validation (RFC 3629) and repair of text that is not: pure. */
 #ifndef M2M_CORE_UTF8_H
 #define M2M_CORE_UTF8_H
 
@@ -16,5 +16,17 @@ bool utf8_valid(const uint8_t *p, size_t n);
  * surrogates: the caller decides what it accepts) into out; returns its
  * length, 1-4. */
 size_t utf8_encode(uint32_t cp, uint8_t out[4]);
+
+/* The code point of the valid sequence of k bytes at p (k from utf8_seq). */
+uint32_t utf8_decode(const uint8_t *p, size_t k);
+
+/* Repairs n bytes of text (not NUL-terminated; a NUL is kept as it is)
+ * into valid UTF-8: valid sequences are copied, a byte that starts none
+ * becomes U+00A0-U+00FF when it is 0xA0-0xFF (Latin-1: what the A7670
+ * sends for operator names like "Telef\xf3nica") and U+FFFD otherwise.
+ * Writes whole characters into out while they fit in cap bytes (out may
+ * be NULL when cap is 0) and returns the length of the whole repaired
+ * text, at most 3 * n: with cap >= 3 * n nothing is cut. No NUL is added. */
+size_t utf8_repair(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
 
 #endif
