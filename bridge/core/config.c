@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/topic.h"
 #include "core/utf8.h"
 
 /* Bounds. A config is a few KiB; anything near these is a mistake. */
@@ -146,30 +147,14 @@ static bool host_port_ok(const char *h, bool port_required)
     return port >= 1 && port <= 65535;
 }
 
-/* MQTT topic rules (MQTT 3.1.1 4.7): '+' is a whole level, '#' the whole
- * last level; a topic name has neither. Control characters are refused
- * too: the spec discourages them and they make logs unreadable. */
-static const char *topic_check(const char *t, bool filter, size_t max)
+/* A topic the broker accepts (core/topic.h), of at most max bytes. */
+static const char *topic_ok(const char *t, bool filter, size_t max)
 {
     size_t n = strlen(t);
 
-    if (n == 0)
-        return "must not be empty";
     if (n > max)
         return max == REMOTE_TOPIC_MAX ? "longer than 1024 bytes" : "too long";
-    if (!str_utf8_valid(t) || has_ctrl(t))
-        return "must be UTF-8 without control characters";
-    for (size_t i = 0; i < n; i++) {
-        if (t[i] != '+' && t[i] != '#')
-            continue;
-        if (!filter)
-            return "must not contain '+' or '#'";
-        bool level_start = i == 0 || t[i - 1] == '/';
-        bool level_end = i + 1 == n || t[i + 1] == '/';
-        if (!level_start || !level_end || (t[i] == '#' && i + 1 != n))
-            return "'+' and '#' must be whole levels, '#' only the last";
-    }
-    return NULL;
+    return topic_check(t, n, filter);
 }
 
 /* ---- value checks: NULL when fine, else the reason --------------------- */
@@ -215,7 +200,7 @@ static const char *check_topic_root(const char *s)
     /* '$' topics are the broker's ($SYS) and '#' subscriptions skip them. */
     if (s[0] == '$')
         return "must not start with '$'";
-    return topic_check(s, false, TOPIC_MAX);
+    return topic_ok(s, false, TOPIC_MAX);
 }
 
 static const char *check_client_id(const char *s)
@@ -395,22 +380,22 @@ static const char *check_remote_credential(const char *s)
 
 static const char *check_remote_filter(const char *s)
 {
-    return topic_check(s, true, REMOTE_TOPIC_MAX);
+    return topic_ok(s, true, REMOTE_TOPIC_MAX);
 }
 
 static const char *check_remote_name(const char *s)
 {
-    return topic_check(s, false, REMOTE_TOPIC_MAX);
+    return topic_ok(s, false, REMOTE_TOPIC_MAX);
 }
 
 static const char *check_local_filter(const char *s)
 {
-    return topic_check(s, true, TOPIC_MAX);
+    return topic_ok(s, true, TOPIC_MAX);
 }
 
 static const char *check_local_name(const char *s)
 {
-    return topic_check(s, false, TOPIC_MAX);
+    return topic_ok(s, false, TOPIC_MAX);
 }
 
 /* The rates termios can set without a custom divisor (B300..B4000000): a
