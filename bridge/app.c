@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -42,7 +41,6 @@
 #define MAX_HELD 64
 #define SETTLE_TIMEOUT_MS 60000   /* longest a command waits for bring-up */
 #define TOPIC_MAX 512
-#define RAW_AT_MAX 512
 
 struct command;
 typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
@@ -482,26 +480,17 @@ static void call_cmd_done(void *ctx, const struct json_error *err)
 
 static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "to", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(root, "to");
+    const char *to;
 
-    if (json_check_fields(root, fields, &err) < 0) {
+    if (json_parse_call_dial(root, &to, &err) < 0) {
         command_finish(cmd, NULL, &err);
-        return;
-    }
-    if (!to) {
-        finish_error(cmd, "invalid_request", "missing field 'to'");
-        return;
-    }
-    if (!cJSON_IsString(to)) {
-        finish_error(cmd, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
         return;
     }
     /* From here a call may begin: a crash must not dial twice. */
     if (cmd->seq)
         journal_started(a->journal, cmd->seq);
-    call_dial(a->call, to->valuestring, call_cmd_done, cmd);
+    call_dial(a->call, to, call_cmd_done, cmd);
 }
 
 static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root)
@@ -549,12 +538,10 @@ static void remote_cmd_done(void *ctx, const struct json_error *err)
 
 static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "topic", "payload", "qos", "retain", "encoding", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
     struct remote_publish_req req;
 
-    if (json_check_fields(root, fields, &err) < 0 ||
-        json_parse_remote_publish(root, &req, &err) < 0) {
+    if (json_parse_remote_publish(root, &req, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -565,13 +552,11 @@ static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *
 
 static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "topic", "qos", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
     const char *t;
     int qos;
 
-    if (json_check_fields(root, fields, &err) < 0 ||
-        json_parse_remote_subscribe(root, &t, &qos, &err) < 0) {
+    if (json_parse_remote_subscribe(root, &t, &qos, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -580,12 +565,10 @@ static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON
 
 static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "topic", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
     const char *t;
 
-    if (json_check_fields(root, fields, &err) < 0 ||
-        json_parse_remote_unsubscribe(root, &t, &err) < 0) {
+    if (json_parse_remote_unsubscribe(root, &t, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -675,9 +658,7 @@ static void at_sent(void *ctx, const struct at_response *rsp)
 
 static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "command", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "command");
     const char *s;
     int r;
 
@@ -685,27 +666,15 @@ static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
         finish_error(cmd, "not_allowed", "raw AT commands are disabled (allow_raw_at)");
         return;
     }
-    if (json_check_fields(root, fields, &err) < 0) {
+    if (json_parse_at_send(root, &s, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
-    if (!cJSON_IsString(c) || strncasecmp(c->valuestring, "AT", 2) != 0 ||
-        strlen(c->valuestring) > RAW_AT_MAX) {
-        finish_error(cmd, "invalid_request", "'command' must be a string starting with AT, at most 512 characters");
-        return;
-    }
-    s = c->valuestring;
-    /* Prompt commands would leave the module waiting for data we never send. */
-    if (strncasecmp(s, "AT+CMGS", 7) == 0 || strncasecmp(s, "AT+CMGW", 7) == 0 ||
-        strncasecmp(s, "AT+CMQTT", 8) == 0 || strncasecmp(s, "AT+CCERTDOWN", 12) == 0) {
-        finish_error(cmd, "invalid_request", "commands with a data prompt cannot be sent through at/send");
-        return;
-    }
     r = modem_send(a->modem, s, NULL, at_sent, cmd);
-    if (r == -EINVAL)
-        finish_error(cmd, "invalid_request", "'command' must not contain CR, LF, Ctrl-Z or ESC");
-    else if (r == -EAGAIN)
+    if (r == -EAGAIN)
         finish_error(cmd, "unavailable", "the modem is not ready");
+    else if (r == -EINVAL)
+        finish_error(cmd, "invalid_request", "the modem refused the command line");
     else if (r < 0)
         finish_error(cmd, "busy", "the modem's command queue is full");
 }

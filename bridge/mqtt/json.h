@@ -17,6 +17,10 @@
 #define JSON_PAYLOAD_MAX        65536
 #define JSON_REMOTE_TOPIC_MAX   1024
 #define JSON_REMOTE_PAYLOAD_MAX 10240
+/* B/at/send: one command line (the module's buffer takes 3071). */
+#define JSON_AT_MAX             1024
+/* B/call/dial: digits, '*' and '#' after an optional '+' (ATD's number). */
+#define JSON_DIAL_MAX           32
 
 /* A command's error, as it goes into {"ok":false,"error":{...}}. */
 struct json_error {
@@ -118,15 +122,18 @@ enum json_power_mode { JSON_POWER_FULL = 0, JSON_POWER_MIN, JSON_POWER_RESET };
 int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
                            struct json_error *err);
 
-/* B/at/send: "command" one AT command line: starts with AT (any case),
- * 2-1024 printable ASCII characters, so no CR, LF, Ctrl-Z or ESC can end
- * it early or add another. Whether raw AT is allowed is the router's
- * check (allow_raw_at). *command is borrowed. */
+/* B/at/send: "command" one AT command line, the only check it gets
+ * (invalid_request naming the reason, nothing sent otherwise):
+ * 2-JSON_AT_MAX printable ASCII characters (no CR, LF, BEL, BS, Ctrl-Z,
+ * ESC, DEL or 8-bit byte), starting with AT (any case), no ';' (one
+ * command per request), and no command that opens a '>' data prompt
+ * (AT+CMGS, AT+CMQTTTOPIC, AT+CCERTDOWN, AT+CIPSEND, ...) anywhere in
+ * the line, in any case. Whether raw AT is allowed is the router's check
+ * (allow_raw_at). *command is borrowed. */
 int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err);
 
-/* MQTT topic rules (3.1.1 section 4.7): non-empty, UTF-8 without control
- * characters; a filter may hold '+' as a whole level and '#' as the whole
- * last level, a name neither. */
+/* topic_check (core/topic.h) says nothing against the n bytes at topic:
+ * what the broker accepts as a topic name or filter. No length limit. */
 bool json_topic_valid(const char *topic, size_t len, bool filter);
 
 /* B/sms/received. text is UTF-8, or raw octets (base64-encoded in the
