@@ -26,6 +26,7 @@
 #include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "core/loop.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
@@ -143,6 +144,34 @@ static int topic(const struct app *a, const char *suffix, char *buf, size_t size
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Every text payload the bridge publishes (events, results, discovery)
+ * passes here, and here only is it made valid UTF-8: module text (an
+ * operator name, a caller's number, a response line) can be Latin-1 or
+ * garbage, and a JSON text that is not UTF-8 is invalid for every
+ * consumer. Raw remote payloads on remote.subscribe[].local do not come
+ * here: they go out as received. */
+static int publish_text(struct app *a, const char *t, const char *payload, int qos, bool retain,
+                        const uint8_t *corr, size_t corr_len, mqtt_link_ack_cb ack, void *ack_ctx)
+{
+    size_t n = strlen(payload), fixed_len;
+    char *fixed = NULL;
+    int r;
+
+    if (!utf8_valid((const uint8_t *)payload, n)) {
+        fixed_len = utf8_repair((const uint8_t *)payload, n, NULL, 0);
+        fixed = malloc(fixed_len + 1);
+        if (!fixed)
+            return -ENOMEM;
+        utf8_repair((const uint8_t *)payload, n, (uint8_t *)fixed, fixed_len);
+        fixed[fixed_len] = '\0';
+        payload = fixed;
+        n = fixed_len;
+    }
+    r = mqtt_link_publish(a->link, t, payload, n, qos, retain, corr, corr_len, ack, ack_ctx);
+    free(fixed);
+    return r;
+}
+
 static int publish(struct app *a, const char *suffix, const char *payload, int qos, bool retain,
                    mqtt_link_ack_cb ack, void *ack_ctx)
 {
@@ -151,8 +180,7 @@ static int publish(struct app *a, const char *suffix, const char *payload, int q
 
     if (r < 0)
         return r;
-    return mqtt_link_publish(a->link, t, payload, strlen(payload), qos, retain, NULL, 0, ack,
-                             ack_ctx);
+    return publish_text(a, t, payload, qos, retain, NULL, 0, ack, ack_ctx);
 }
 
 static void publish_availability(struct app *a)
@@ -331,12 +359,11 @@ static void command_finish(struct command *cmd, cJSON *data, const struct json_e
     if (err)
         log_info("command %s: %s: %s", cmd->result_topic, err->code, err->message);
     if (s) {
-        if (mqtt_link_publish(a->link, cmd->result_topic, s, strlen(s), 1, false, NULL, 0, NULL,
-                              NULL) < 0)
+        if (publish_text(a, cmd->result_topic, s, 1, false, NULL, 0, NULL, NULL) < 0)
             log_warn("command %s: result not published (broker unreachable)", cmd->result_topic);
         if (cmd->response_topic &&
-            mqtt_link_publish(a->link, cmd->response_topic, s, strlen(s), 1, false,
-                              cmd->correlation, cmd->correlation_len, NULL, NULL) < 0)
+            publish_text(a, cmd->response_topic, s, 1, false, cmd->correlation,
+                         cmd->correlation_len, NULL, NULL) < 0)
             log_warn("command %s: response not published", cmd->result_topic);
     }
     free(s);
@@ -896,7 +923,7 @@ static int hass_publish(void *ctx, const char *t, const char *payload)
 {
     struct app *a = ctx;
 
-    return mqtt_link_publish(a->link, t, payload, strlen(payload), 1, true, NULL, 0, NULL, NULL);
+    return publish_text(a, t, payload, 1, true, NULL, 0, NULL, NULL);
 }
 
 /* again: HA asked (its birth message), publish every config once more. */

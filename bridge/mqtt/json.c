@@ -79,8 +79,8 @@ static char *sb_finish(struct sbuf *b)
     return b->p;
 }
 
-/* A JSON string of n bytes (RFC 8259 escapes). NUL is "\u0000"; bytes
- * that are not UTF-8 are U+FFFD, one per byte. */
+/* A JSON string of n bytes (RFC 8259 escapes). NUL is "\u0000"; a byte
+ * that is not UTF-8 is repaired (utf8_repair), one character per byte. */
 static void sb_json_string(struct sbuf *b, const uint8_t *s, size_t n)
 {
     sb_put(b, "\"", 1);
@@ -88,7 +88,8 @@ static void sb_json_string(struct sbuf *b, const uint8_t *s, size_t n)
         uint8_t c = s[i];
         size_t k = utf8_seq(s + i, n - i);
         if (!k) {
-            sb_put(b, "\xEF\xBF\xBD", 3);
+            uint8_t r[3];
+            sb_put(b, r, utf8_repair(s + i, 1, r, sizeof r));
             i++;
             continue;
         }
@@ -127,8 +128,8 @@ static void sb_json_string_or_null(struct sbuf *b, const char *s)
         sb_json_string(b, (const uint8_t *)s, strlen(s));
 }
 
-/* cJSON prints string bytes as they are: replace those that are not UTF-8
- * with U+FFFD. Only string contents can hold such bytes (the rest is
+/* cJSON prints string bytes as they are: repair those that are not UTF-8
+ * (utf8_repair). Only string contents can hold such bytes (the rest is
  * ASCII), so the result stays well-formed. Frees s when it replaces it. */
 static char *utf8_fix(char *s)
 {
@@ -137,19 +138,14 @@ static char *utf8_fix(char *s)
     size_t n = strlen(s);
     if (utf8_valid((const uint8_t *)s, n))
         return s;
-    struct sbuf b = {0};
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const uint8_t *)s + i, n - i);
-        if (k) {
-            sb_put(&b, s + i, k);
-            i += k;
-        } else {
-            sb_put(&b, "\xEF\xBF\xBD", 3);
-            i++;
-        }
+    size_t cap = utf8_repair((const uint8_t *)s, n, NULL, 0);
+    char *out = malloc(cap + 1);
+    if (out) {
+        utf8_repair((const uint8_t *)s, n, (uint8_t *)out, cap);
+        out[cap] = '\0';
     }
     free(s);
-    return sb_finish(&b);
+    return out;
 }
 
 /* ---- errors ------------------------------------------------------------- */

@@ -75,12 +75,15 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
  * id may be NULL (then no "id" key). data (may be NULL) is consumed: its
  * members are moved into the result, in order, after "ok". err NULL means
  * ok; its object is {"code", then "cme"/"cms" when >= 0, then "message"},
- * as in CONTRACT.md. Bytes that are not UTF-8 in data strings become
- * U+FFFD. Returns a malloc'd compact JSON string (free()), or NULL on
- * allocation failure. */
+ * as in CONTRACT.md. Bytes that are not UTF-8 in data strings are
+ * repaired (utf8_repair: Latin-1 or U+FFFD). Returns a malloc'd compact
+ * JSON string (free()), or NULL on allocation failure. */
 char *json_result(const cJSON *id, cJSON *data, const struct json_error *err);
 
-/* B/call/dial: {"to"} E.164 (invalid_number). *to is borrowed. */
+/* B/call/dial: {"to"} an optional '+' and 1-JSON_DIAL_MAX of 0-9 * #
+ * (invalid_number otherwise): numbers and service codes. Which of them
+ * may be dialled (calls.allow_to) is the call service's check. *to is
+ * borrowed. */
 int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err);
 
 /* B/call/dtmf: {"digits"} 1-32 of 0-9 * # A-D (a-d accepted), the AT+VTS
@@ -152,7 +155,8 @@ struct sms_received {
 };
 /* from, time and smsc: NULL or "" become null. The text is written with
  * its length, so a NUL (UCS-2 U+0000 from the network) comes out as
- * "\u0000" and nothing is cut; bytes that are not UTF-8 become U+FFFD.
+ * "\u0000" and nothing is cut; bytes that are not UTF-8 are repaired
+ * (utf8_repair).
  * Members in this order: from, text, time, smsc, parts, then "encoding"
  * ("base64", only for 8-bit), then "parts_missing" (only when some are).
  * Returns malloc'd JSON or NULL on allocation failure. */
@@ -160,7 +164,7 @@ char *json_sms_received(const struct sms_received *m);
 
 /* B/remote/message: {"topic","payload","encoding","qos"}. The payload is
  * "utf8" when it is UTF-8 without NUL, else "base64". A topic that is not
- * UTF-8 gets U+FFFD for the bad bytes. Returns malloc'd JSON or NULL. */
+ * UTF-8 is repaired (utf8_repair). Returns malloc'd JSON or NULL. */
 char *json_remote_message(const char *topic, size_t topic_len, const uint8_t *payload,
                           size_t len, int qos);
 
