@@ -30,7 +30,6 @@
 #define SIM_IMSI "262011234567890"
 #define SIM_ICCID "89490200001234567890"
 #define SIM_NUMBER "+4917000000000"
-#define SIM_OPERATOR "Sim Telecom"
 #define SIM_LOCATION "\"1A2B\",\"01C2D3E4\",7"
 
 /* The tables the engine searches, in order. A new feature adds its own. */
@@ -729,12 +728,13 @@ static struct sim_result cmd_cops(struct sim *s, const struct sim_at *at)
     switch (at->kind) {
     case SIM_AT_QUERY:
         if (sim_registered(s))
-            sim_info(s, "+COPS: 0,0,\"" SIM_OPERATOR "\",7");
+            sim_info(s, "+COPS: 0,0,\"%s\",7", s->operator_name);
         else
             sim_info(s, "+COPS: 0");
         return SIM_RES_OK;
     case SIM_AT_TEST:
-        sim_info(s, "+COPS: (2,\"" SIM_OPERATOR "\",\"SimTel\",\"26201\",7),,(0-4),(0-2)");
+        sim_info(s, "+COPS: (2,\"%s\",\"SimTel\",\"26201\",7),,(0-4),(0-2)",
+                 s->operator_name);
         return SIM_RES_OK;
     case SIM_AT_SET:
         return SIM_RES_OK;
