@@ -74,10 +74,10 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
 /* {"id":<id>,"ok":true,...data} or {"id":..,"ok":false,...data,"error":{...}}.
  * id may be NULL (then no "id" key). data (may be NULL) is consumed: its
  * members are moved into the result, in order, after "ok". err NULL means
- * ok; its object is {"code", then "cme"/"cms" when >= 0, then "message"},
- * as in CONTRACT.md. Bytes that are not UTF-8 in data strings are
- * repaired (utf8_repair: Latin-1 or U+FFFD). Returns a malloc'd compact
- * JSON string (free()), or NULL on allocation failure. */
+ * ok; its object is {"code", then "cme"/"cms" when >= 0, then "message"}.
+ * Bytes that are not UTF-8 in data strings are repaired (utf8_repair:
+ * Latin-1 or U+FFFD). Returns a malloc'd compact JSON string (free()), or
+ * NULL on allocation failure. */
 char *json_result(const cJSON *id, cJSON *data, const struct json_error *err);
 
 /* B/call/dial: {"to"} an optional '+' and 1-JSON_DIAL_MAX of 0-9 * #
