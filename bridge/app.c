@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "core/loop.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
@@ -45,7 +45,6 @@
 #define MAX_HELD 64
 #define SETTLE_TIMEOUT_MS 60000   /* longest a command waits for bring-up */
 #define TOPIC_MAX 512
-#define RAW_AT_MAX 512
 
 struct command;
 typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
@@ -163,6 +162,34 @@ static int topic(const struct app *a, const char *suffix, char *buf, size_t size
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Every text payload the bridge publishes (events, results, discovery)
+ * passes here, and here only is it made valid UTF-8: module text (an
+ * operator name, a caller's number, a response line) can be Latin-1 or
+ * garbage, and a JSON text that is not UTF-8 is invalid for every
+ * consumer. Raw remote payloads on remote.subscribe[].local do not come
+ * here: they go out as received. */
+static int publish_text(struct app *a, const char *t, const char *payload, int qos, bool retain,
+                        const uint8_t *corr, size_t corr_len, mqtt_link_ack_cb ack, void *ack_ctx)
+{
+    size_t n = strlen(payload), fixed_len;
+    char *fixed = NULL;
+    int r;
+
+    if (!utf8_valid((const uint8_t *)payload, n)) {
+        fixed_len = utf8_repair((const uint8_t *)payload, n, NULL, 0);
+        fixed = malloc(fixed_len + 1);
+        if (!fixed)
+            return -ENOMEM;
+        utf8_repair((const uint8_t *)payload, n, (uint8_t *)fixed, fixed_len);
+        fixed[fixed_len] = '\0';
+        payload = fixed;
+        n = fixed_len;
+    }
+    r = mqtt_link_publish(a->link, t, payload, n, qos, retain, corr, corr_len, ack, ack_ctx);
+    free(fixed);
+    return r;
+}
+
 static int publish(struct app *a, const char *suffix, const char *payload, int qos, bool retain,
                    mqtt_link_ack_cb ack, void *ack_ctx)
 {
@@ -171,8 +198,7 @@ static int publish(struct app *a, const char *suffix, const char *payload, int q
 
     if (r < 0)
         return r;
-    return mqtt_link_publish(a->link, t, payload, strlen(payload), qos, retain, NULL, 0, ack,
-                             ack_ctx);
+    return publish_text(a, t, payload, qos, retain, NULL, 0, ack, ack_ctx);
 }
 
 static void publish_availability(struct app *a)
@@ -456,13 +482,12 @@ static void results_flush(struct app *a)
     for (struct result *r = a->results; r; r = r->next) {
         if (r->in_flight)
             continue;
-        if (mqtt_link_publish(a->link, r->topic, r->payload, strlen(r->payload), 1, false, NULL, 0,
-                              result_acked, r) < 0)
+        if (publish_text(a, r->topic, r->payload, 1, false, NULL, 0, result_acked, r) < 0)
             return;
         r->in_flight = true;
         if (r->response_topic &&
-            mqtt_link_publish(a->link, r->response_topic, r->payload, strlen(r->payload), 1, false,
-                              r->correlation, r->correlation_len, NULL, NULL) < 0)
+            publish_text(a, r->response_topic, r->payload, 1, false, r->correlation,
+                         r->correlation_len, NULL, NULL) < 0)
             log_warn("command %s: response not published", r->topic);
     }
 }
@@ -651,26 +676,17 @@ static void call_cmd_done(void *ctx, const struct json_error *err)
 
 static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "to", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(root, "to");
+    const char *to;
 
-    if (json_check_fields(root, fields, &err) < 0) {
+    if (json_parse_call_dial(root, &to, &err) < 0) {
         command_finish(cmd, NULL, &err);
-        return;
-    }
-    if (!to) {
-        finish_error(cmd, "invalid_request", "missing field 'to'");
-        return;
-    }
-    if (!cJSON_IsString(to)) {
-        finish_error(cmd, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
         return;
     }
     /* From here a call may begin: a crash must not dial twice. */
     if (cmd->seq)
         journal_started(a->journal, cmd->seq, 1);
-    call_dial(a->call, to->valuestring, call_cmd_done, cmd);
+    call_dial(a->call, to, call_cmd_done, cmd);
 }
 
 static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root)
@@ -718,12 +734,10 @@ static void remote_cmd_done(void *ctx, const struct json_error *err)
 
 static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "topic", "payload", "qos", "retain", "encoding", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
     struct remote_publish_req req;
 
-    if (json_check_fields(root, fields, &err) < 0 ||
-        json_parse_remote_publish(root, &req, &err) < 0) {
+    if (json_parse_remote_publish(root, &req, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -734,13 +748,11 @@ static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *
 
 static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "topic", "qos", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
     const char *t;
     int qos;
 
-    if (json_check_fields(root, fields, &err) < 0 ||
-        json_parse_remote_subscribe(root, &t, &qos, &err) < 0) {
+    if (json_parse_remote_subscribe(root, &t, &qos, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -749,12 +761,10 @@ static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON
 
 static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "topic", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
     const char *t;
 
-    if (json_check_fields(root, fields, &err) < 0 ||
-        json_parse_remote_unsubscribe(root, &t, &err) < 0) {
+    if (json_parse_remote_unsubscribe(root, &t, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -852,9 +862,7 @@ static void at_sent(void *ctx, const struct at_response *rsp)
 
 static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "command", NULL };
     struct json_error err = { .cme = -1, .cms = -1 };
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "command");
     const char *s;
     int r;
 
@@ -862,27 +870,15 @@ static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
         finish_error(cmd, "not_allowed", "raw AT commands are disabled (allow_raw_at)");
         return;
     }
-    if (json_check_fields(root, fields, &err) < 0) {
+    if (json_parse_at_send(root, &s, &err) < 0) {
         command_finish(cmd, NULL, &err);
         return;
     }
-    if (!cJSON_IsString(c) || strncasecmp(c->valuestring, "AT", 2) != 0 ||
-        strlen(c->valuestring) > RAW_AT_MAX) {
-        finish_error(cmd, "invalid_request", "'command' must be a string starting with AT, at most 512 characters");
-        return;
-    }
-    s = c->valuestring;
-    /* Prompt commands would leave the module waiting for data we never send. */
-    if (strncasecmp(s, "AT+CMGS", 7) == 0 || strncasecmp(s, "AT+CMGW", 7) == 0 ||
-        strncasecmp(s, "AT+CMQTT", 8) == 0 || strncasecmp(s, "AT+CCERTDOWN", 12) == 0) {
-        finish_error(cmd, "invalid_request", "commands with a data prompt cannot be sent through at/send");
-        return;
-    }
     r = modem_send(a->modem, s, NULL, at_sent, cmd);
-    if (r == -EINVAL)
-        finish_error(cmd, "invalid_request", "'command' must not contain CR, LF, Ctrl-Z or ESC");
-    else if (r == -EAGAIN)
+    if (r == -EAGAIN)
         finish_error(cmd, "unavailable", "the modem is not ready");
+    else if (r == -EINVAL)
+        finish_error(cmd, "invalid_request", "the modem refused the command line");
     else if (r < 0)
         finish_error(cmd, "busy", "the modem's command queue is full");
 }
@@ -1118,7 +1114,7 @@ static int hass_publish(void *ctx, const char *t, const char *payload)
 {
     struct app *a = ctx;
 
-    return mqtt_link_publish(a->link, t, payload, strlen(payload), 1, true, NULL, 0, NULL, NULL);
+    return publish_text(a, t, payload, 1, true, NULL, 0, NULL, NULL);
 }
 
 /* again: HA asked (its birth message), publish every config once more. */

@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/topic.h"
 #include "core/utf8.h"
 
 /* Bounds. A config is a few KiB; anything near these is a mistake. */
@@ -31,6 +32,7 @@
 #define KEY_PATH_MAX        192     /* "remote.subscribe[31].local" and more */
 #define KEY_NAME_SHOWN      48      /* an unknown key is quoted at most this long */
 #define ALLOW_TO_MAX        256
+#define CALL_CODE_MAX       32      /* what ATD takes after the '+' (JSON_DIAL_MAX) */
 #define INIT_MAX            32
 #define AT_LINE_MAX         1024    /* the A7670 takes 3071; ours are short */
 #define REMOTE_LIST_MAX     32
@@ -145,30 +147,14 @@ static bool host_port_ok(const char *h, bool port_required)
     return port >= 1 && port <= 65535;
 }
 
-/* MQTT topic rules (MQTT 3.1.1 4.7): '+' is a whole level, '#' the whole
- * last level; a topic name has neither. Control characters are refused
- * too: the spec discourages them and they make logs unreadable. */
-static const char *topic_check(const char *t, bool filter, size_t max)
+/* A topic the broker accepts (core/topic.h), of at most max bytes. */
+static const char *topic_ok(const char *t, bool filter, size_t max)
 {
     size_t n = strlen(t);
 
-    if (n == 0)
-        return "must not be empty";
     if (n > max)
         return max == REMOTE_TOPIC_MAX ? "longer than 1024 bytes" : "too long";
-    if (!str_utf8_valid(t) || has_ctrl(t))
-        return "must be UTF-8 without control characters";
-    for (size_t i = 0; i < n; i++) {
-        if (t[i] != '+' && t[i] != '#')
-            continue;
-        if (!filter)
-            return "must not contain '+' or '#'";
-        bool level_start = i == 0 || t[i - 1] == '/';
-        bool level_end = i + 1 == n || t[i + 1] == '/';
-        if (!level_start || !level_end || (t[i] == '#' && i + 1 != n))
-            return "'+' and '#' must be whole levels, '#' only the last";
-    }
-    return NULL;
+    return topic_check(t, n, filter);
 }
 
 /* ---- value checks: NULL when fine, else the reason --------------------- */
@@ -214,7 +200,7 @@ static const char *check_topic_root(const char *s)
     /* '$' topics are the broker's ($SYS) and '#' subscriptions skip them. */
     if (s[0] == '$')
         return "must not start with '$'";
-    return topic_check(s, false, TOPIC_MAX);
+    return topic_ok(s, false, TOPIC_MAX);
 }
 
 #define CLIENT_ID_MAX 256
@@ -320,6 +306,34 @@ static const char *check_allow(const char *s)
     return NULL;
 }
 
+/* An allow_to entry that is "*" or a prefix ("+49*"): its only '*' is the
+ * last character, and it has no '#'. Any other entry with '*' or '#' is
+ * a service code (check_call_allow). */
+static bool allow_is_prefix(const char *e, size_t len)
+{
+    return !strchr(e, '#') && strchr(e, '*') == e + len - 1;
+}
+
+/* calls.allow_to: what sms.allow_to takes, or a service code listed
+ * exactly ("**21*+4917012345678#", "*31#"): '*' and '#' make a dial string
+ * an order to the network (call forwarding, barring), so such a code is
+ * allowed only by its own entry, never by a prefix. An entry is a prefix
+ * when its only '*' is the last character and it holds no '#'. */
+static const char *check_call_allow(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (!strpbrk(s, "*#") || (n > 0 && allow_is_prefix(s, n)))
+        return check_allow(s) ? "expected an E.164 number, a prefix ending in '*' or a "
+                                "service code of digits, '*' and '#'"
+                              : NULL;
+    const char *p = s[0] == '+' ? s + 1 : s;
+    if (!*p || strspn(p, "0123456789*#") != strlen(p) || strlen(p) > CALL_CODE_MAX)
+        return "a service code (with '*' or '#') must be 1-32 of digits, '*' and '#' after "
+               "an optional '+'";
+    return NULL;
+}
+
 /* An E.164 number, no prefix: it goes verbatim into the notify entity's
  * command template (mqtt/hass.c), so it must hold no quote or brace. */
 static const char *check_e164(const char *s)
@@ -368,22 +382,22 @@ static const char *check_remote_credential(const char *s)
 
 static const char *check_remote_filter(const char *s)
 {
-    return topic_check(s, true, REMOTE_TOPIC_MAX);
+    return topic_ok(s, true, REMOTE_TOPIC_MAX);
 }
 
 static const char *check_remote_name(const char *s)
 {
-    return topic_check(s, false, REMOTE_TOPIC_MAX);
+    return topic_ok(s, false, REMOTE_TOPIC_MAX);
 }
 
 static const char *check_local_filter(const char *s)
 {
-    return topic_check(s, true, TOPIC_MAX);
+    return topic_ok(s, true, TOPIC_MAX);
 }
 
 static const char *check_local_name(const char *s)
 {
-    return topic_check(s, false, TOPIC_MAX);
+    return topic_ok(s, false, TOPIC_MAX);
 }
 
 /* The rates termios can set without a custom divisor (B300..B4000000): a
@@ -481,7 +495,7 @@ static const struct key sms_keys[] = {
 };
 
 static const struct key calls_keys[] = {
-    LIST("allow_to", calls.allow_to, calls.n_allow_to, check_allow, ALLOW_TO_MAX),
+    LIST("allow_to", calls.allow_to, calls.n_allow_to, check_call_allow, ALLOW_TO_MAX),
     {0},
 };
 
@@ -1429,12 +1443,16 @@ bool config_number_allowed(char *const *allow, size_t n, const char *number)
 {
     if (!number || !*number)
         return false;
+    /* A service code ('*' or '#') matches its own entry only: "*" or a
+     * prefix means numbers, and "**21*...#" would forward every call. */
+    bool code = strpbrk(number, "*#") != NULL;
     for (size_t i = 0; i < n; i++) {
         const char *e = allow[i];
         size_t len = e ? strlen(e) : 0;
         if (len == 0)
             continue;
-        if (e[len - 1] == '*' ? strncmp(number, e, len - 1) == 0 : strcmp(number, e) == 0)
+        if (allow_is_prefix(e, len) ? !code && strncmp(number, e, len - 1) == 0
+                                    : strcmp(number, e) == 0)
             return true;
     }
     return false;

@@ -1,4 +1,4 @@
-/* UTF-8 validation. See utf8.h. */
+/* UTF-8 validation and repair. See utf8.h. */
 #include "core/utf8.h"
 
 #include <errno.h>
@@ -130,4 +130,44 @@ int utf8_from_ucs2_hex(const char *hex, size_t n, char *out, size_t size)
 bad:
     out[0] = '\0';
     return -EINVAL;
+}
+
+uint32_t utf8_decode(const uint8_t *p, size_t k)
+{
+    static const uint8_t lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    uint32_t cp = p[0] & lead_mask[k < 5 ? k : 1];
+
+    for (size_t i = 1; i < k && i < 4; i++)
+        cp = cp << 6 | (p[i] & 0x3F);
+    return cp;
+}
+
+size_t utf8_repair(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n;) {
+        uint8_t enc[4];
+        const uint8_t *src = in + i;
+        size_t k = utf8_seq(in + i, n - i), w = k;
+
+        if (k) {
+            i += k;
+        } else {
+            /* A lone byte from 0xA0 is Latin-1 (the modules' operator
+             * names); 0x80-0x9F would be a C1 control there, and a cut or
+             * broken sequence is not text at all: U+FFFD. */
+            w = utf8_encode(in[i] >= 0xA0 ? in[i] : 0xFFFD, enc);
+            src = enc;
+            i++;
+        }
+        if (o + w <= cap) {
+            for (size_t j = 0; j < w; j++)
+                out[o + j] = src[j];
+        } else {
+            cap = o;   /* cut here: nothing after a character that did not fit */
+        }
+        o += w;
+    }
+    return o;
 }

@@ -1,4 +1,5 @@
-/* UTF-8 validation (RFC 3629) and decoding of the modem's UCS-2 hex: pure. */
+/* UTF-8 validation (RFC 3629), repair of text that is not, and decoding of
+ * the modem's UCS-2 hex: pure. */
 #ifndef M2M_CORE_UTF8_H
 #define M2M_CORE_UTF8_H
 
@@ -26,5 +27,17 @@ size_t utf8_encode(uint32_t cp, uint8_t out[4]);
  * half) or -EMSGSIZE (does not fit: nothing is truncated mid-character,
  * the string is refused). */
 int utf8_from_ucs2_hex(const char *hex, size_t n, char *out, size_t size);
+
+/* The code point of the valid sequence of k bytes at p (k from utf8_seq). */
+uint32_t utf8_decode(const uint8_t *p, size_t k);
+
+/* Repairs n bytes of text (not NUL-terminated; a NUL is kept as it is)
+ * into valid UTF-8: valid sequences are copied, a byte that starts none
+ * becomes U+00A0-U+00FF when it is 0xA0-0xFF (Latin-1: what the A7670
+ * sends for operator names like "Telef\xf3nica") and U+FFFD otherwise.
+ * Writes whole characters into out while they fit in cap bytes (out may
+ * be NULL when cap is 0) and returns the length of the whole repaired
+ * text, at most 3 * n: with cap >= 3 * n nothing is cut. No NUL is added. */
+size_t utf8_repair(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
 
 #endif

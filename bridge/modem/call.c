@@ -777,7 +777,17 @@ void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx)
         return;
     }
     if (!config_number_allowed(c->opts.allow_to, c->opts.n_allow_to, to)) {
-        reject(cb, ctx, "not_allowed", "'to' is not in calls.allow_to");
+        struct json_error err;
+        /* '*' and '#' make ATD an order to the network (**21*...# forwards
+         * every call): only an exact entry allows one, never "*". */
+        if (strpbrk(to, "*#"))
+            json_error_set(&err, "not_allowed",
+                           "'to' %s is a service code (it can change call forwarding or "
+                           "barring); list it exactly in calls.allow_to to dial it",
+                           to);
+        else
+            json_error_set(&err, "not_allowed", "'to' is not in calls.allow_to");
+        cb(ctx, &err);
         return;
     }
     if (!check_ready(c, cb, ctx))

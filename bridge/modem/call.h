@@ -78,8 +78,9 @@ const struct call_state *call_get_state(const struct call *c);
  * written to the modem. */
 typedef void (*call_done_cb)(void *ctx, const struct json_error *err);
 
-/* to: validated here (call_number_valid, then calls.allow_to). The result
- * comes when the module accepted the dial (OK) or refused it. */
+/* to: validated here (call_number_valid, then calls.allow_to, where a
+ * service code, a to with '*' or '#', needs its own exact entry). The
+ * result comes when the module accepted the dial (OK) or refused it. */
 void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx);
 void call_answer(struct call *c, call_done_cb cb, void *ctx);
 void call_hangup(struct call *c, call_done_cb cb, void *ctx);

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/topic.h"
 #include "core/utf8.h"
 
 static const char INVALID_NUMBER_MSG[] = "'to' must be E.164, e.g. +4917012345678";
@@ -77,8 +79,8 @@ static char *sb_finish(struct sbuf *b)
     return b->p;
 }
 
-/* A JSON string of n bytes (RFC 8259 escapes). NUL is "\u0000"; bytes
- * that are not UTF-8 are U+FFFD, one per byte. */
+/* A JSON string of n bytes (RFC 8259 escapes). NUL is "\u0000"; a byte
+ * that is not UTF-8 is repaired (utf8_repair), one character per byte. */
 static void sb_json_string(struct sbuf *b, const uint8_t *s, size_t n)
 {
     sb_put(b, "\"", 1);
@@ -86,7 +88,8 @@ static void sb_json_string(struct sbuf *b, const uint8_t *s, size_t n)
         uint8_t c = s[i];
         size_t k = utf8_seq(s + i, n - i);
         if (!k) {
-            sb_put(b, "\xEF\xBF\xBD", 3);
+            uint8_t r[3];
+            sb_put(b, r, utf8_repair(s + i, 1, r, sizeof r));
             i++;
             continue;
         }
@@ -125,8 +128,8 @@ static void sb_json_string_or_null(struct sbuf *b, const char *s)
         sb_json_string(b, (const uint8_t *)s, strlen(s));
 }
 
-/* cJSON prints string bytes as they are: replace those that are not UTF-8
- * with U+FFFD. Only string contents can hold such bytes (the rest is
+/* cJSON prints string bytes as they are: repair those that are not UTF-8
+ * (utf8_repair). Only string contents can hold such bytes (the rest is
  * ASCII), so the result stays well-formed. Frees s when it replaces it. */
 static char *utf8_fix(char *s)
 {
@@ -135,19 +138,14 @@ static char *utf8_fix(char *s)
     size_t n = strlen(s);
     if (utf8_valid((const uint8_t *)s, n))
         return s;
-    struct sbuf b = {0};
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const uint8_t *)s + i, n - i);
-        if (k) {
-            sb_put(&b, s + i, k);
-            i += k;
-        } else {
-            sb_put(&b, "\xEF\xBF\xBD", 3);
-            i++;
-        }
+    size_t cap = utf8_repair((const uint8_t *)s, n, NULL, 0);
+    char *out = malloc(cap + 1);
+    if (out) {
+        utf8_repair((const uint8_t *)s, n, (uint8_t *)out, cap);
+        out[cap] = '\0';
     }
     free(s);
-    return sb_finish(&b);
+    return out;
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -428,9 +426,31 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
 int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err)
 {
     static const char *const allowed[] = {"to", NULL};
+    const cJSON *it = field(root, "to");
+
     *to = NULL;
-    if (json_check_fields(root, allowed, err) || get_number(root, to, err))
+    if (json_check_fields(root, allowed, err))
         return -EINVAL;
+    if (!it) {
+        json_error_set(err, "invalid_request", "missing field 'to'");
+        return -EINVAL;
+    }
+    if (!cJSON_IsString(it)) {
+        json_error_set(err, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
+        return -EINVAL;
+    }
+    /* Goes behind ATD as it is: ';' would end the dial string, a quote or
+     * a letter (I, G, > are dial modifiers) is not a number. Whether a
+     * service code may be dialled is calls.allow_to's question. */
+    const char *s = it->valuestring;
+    if (!only_chars(s[0] == '+' ? s + 1 : s, "0123456789*#", 1, JSON_DIAL_MAX)) {
+        json_error_set(err, "invalid_number",
+                       "'to' must be a number (digits with an optional leading +, e.g. "
+                       "+4917012345678) or a service code of digits, * and #; at most %d",
+                       JSON_DIAL_MAX);
+        return -EINVAL;
+    }
+    *to = s;
     return 0;
 }
 
@@ -467,22 +487,7 @@ int json_parse_ussd(const cJSON *root, const char **code, struct json_error *err
 
 bool json_topic_valid(const char *t, size_t n, bool filter)
 {
-    if (!t || n == 0 || !utf8_valid((const uint8_t *)t, n))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = (uint8_t)t[i];
-        if (c < 0x20 || c == 0x7F)
-            return false;
-        if (c != '+' && c != '#')
-            continue;
-        if (!filter)
-            return false;
-        bool starts = i == 0 || t[i - 1] == '/';
-        bool ends = i + 1 == n || t[i + 1] == '/';
-        if (!starts || !ends || (c == '#' && i + 1 != n))
-            return false;
-    }
-    return true;
+    return topic_check(t, n, filter) == NULL;
 }
 
 /* "topic" for the remote commands: a string, a valid name or filter, at
@@ -498,11 +503,11 @@ static int get_remote_topic(const cJSON *root, bool filter, const char **topic,
                        JSON_REMOTE_TOPIC_MAX);
         return -EINVAL;
     }
-    if (!json_topic_valid(*topic, n, filter)) {
-        json_error_set(err, "invalid_request",
-                       filter ? "'topic' must be a topic filter ('+' and '#' as whole levels, "
-                                "'#' last)"
-                              : "'topic' must be a topic name (no '+' or '#', not empty)");
+    /* Checked here, before a byte goes to the module: the remote broker
+     * drops the module's whole session over one topic it refuses. */
+    const char *why = topic_check(*topic, n, filter);
+    if (why) {
+        json_error_set(err, "invalid_request", "'topic' %s", why);
         return -EINVAL;
     }
     return 0;
@@ -604,24 +609,89 @@ int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
     return -EINVAL;
 }
 
+/* Commands that open a '>' data prompt (or a DOWNLOAD data phase): the
+ * module would take the next bytes we send as their data, and at/send has
+ * none to give. min_commas: the prompt comes only with a length
+ * parameter, i.e. with at least that many commas after the name
+ * (AT+CMQTTSUB=0,9,1 prompts, AT+CMQTTSUB=0 does not). From the A76XX AT
+ * manual (SMS, MQTT, SSL, TCP/IP, HTTP, FTP, file system) and 27.005. */
+static const struct {
+    const char *name;
+    unsigned min_commas;
+} prompt_cmds[] = {
+    {"+CMGS", 0},          {"+CMGW", 0},          {"+CMGC", 0},
+    {"+CNMA", 1},          {"+CMQTTTOPIC", 0},    {"+CMQTTPAYLOAD", 0},
+    {"+CMQTTSUBTOPIC", 0}, {"+CMQTTUNSUBTOPIC", 0}, {"+CMQTTWILLTOPIC", 0},
+    {"+CMQTTWILLMSG", 0},  {"+CMQTTSUB", 2},      {"+CMQTTUNSUB", 2},
+    {"+CCERTDOWN", 0},     {"+CFTRANRX", 0},      {"+HTTPDATA", 0},
+    {"+CIPSEND", 0},       {"+CCHSEND", 0},       {"+CFTPSPUT", 0},
+    {"+CSMTPSBODY", 0},    {"+CMMSDOWN", 0},
+};
+
+/* The first prompt command in the n bytes of s (case-insensitive,
+ * anywhere: "ATE0+CMGS=10" is one line for the module), or NULL. */
+static const char *prompt_command(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '+')
+            continue;
+        for (size_t c = 0; c < sizeof prompt_cmds / sizeof prompt_cmds[0]; c++) {
+            const char *name = prompt_cmds[c].name;
+            size_t len = strlen(name);
+            if (len > n - i || strncasecmp(s + i, name, len) != 0)
+                continue;
+            unsigned commas = 0;
+            for (size_t j = i + len; j < n; j++)
+                commas += s[j] == ',';
+            if (commas >= prompt_cmds[c].min_commas)
+                return name;
+        }
+    }
+    return NULL;
+}
+
 int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err)
 {
     static const char *const allowed[] = {"command", NULL};
-    const char *s = NULL;
+    const char *s = NULL, *prompt;
 
     *command = NULL;
     if (json_check_fields(root, allowed, err) || get_string(root, "command", true, &s, err))
         return -EINVAL;
-    size_t n = strlen(s);
-    bool ok = n >= 2 && n <= 1024 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'T' || s[1] == 't');
+    size_t n = strnlen(s, JSON_AT_MAX + 1);
+    if (n < 2 || n > JSON_AT_MAX) {
+        json_error_set(err, "invalid_request", "'command' must be 2-%d characters",
+                       JSON_AT_MAX);
+        return -EINVAL;
+    }
     /* Printable ASCII only: CR/LF would end the line and start another
-     * command, Ctrl-Z/ESC would act on an open prompt. */
-    for (size_t i = 0; ok && i < n; i++)
-        ok = s[i] >= 0x20 && s[i] <= 0x7E;
-    if (!ok) {
+     * command, Ctrl-Z/ESC act on an open prompt, BS/DEL edit the line in
+     * the module's buffer, and 8-bit bytes are not in V.250's alphabet. */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7E) {
+            json_error_set(err, "invalid_request",
+                           "'command' must be printable ASCII: byte 0x%02X at %zu is a "
+                           "control or 8-bit character",
+                           (unsigned)(uint8_t)s[i], i);
+            return -EINVAL;
+        }
+    }
+    if (strncasecmp(s, "AT", 2) != 0) {
+        json_error_set(err, "invalid_request", "'command' must start with AT");
+        return -EINVAL;
+    }
+    /* One command per request: ';' chains commands on one line, so the
+     * checks below (and the single result) would see only part of it. */
+    if (memchr(s, ';', n)) {
         json_error_set(err, "invalid_request",
-                       "'command' must be one AT command: AT..., 2-1024 printable ASCII "
-                       "characters (no CR, LF, Ctrl-Z or ESC)");
+                       "'command' must be one command: ';' is not allowed");
+        return -EINVAL;
+    }
+    if ((prompt = prompt_command(s, n))) {
+        json_error_set(err, "invalid_request",
+                       "'command' must not use AT%s: it opens a '>' data prompt, which "
+                       "at/send cannot fill",
+                       prompt);
         return -EINVAL;
     }
     *command = s;

@@ -17,6 +17,10 @@
 #define JSON_PAYLOAD_MAX        65536
 #define JSON_REMOTE_TOPIC_MAX   1024
 #define JSON_REMOTE_PAYLOAD_MAX 10240
+/* B/at/send: one command line (the module's buffer takes 3071). */
+#define JSON_AT_MAX             1024
+/* B/call/dial: digits, '*' and '#' after an optional '+' (ATD's number). */
+#define JSON_DIAL_MAX           32
 
 /* A command's error, as it goes into {"ok":false,"error":{...}}. */
 struct json_error {
@@ -70,13 +74,16 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
 /* {"id":<id>,"ok":true,...data} or {"id":..,"ok":false,...data,"error":{...}}.
  * id may be NULL (then no "id" key). data (may be NULL) is consumed: its
  * members are moved into the result, in order, after "ok". err NULL means
- * ok; its object is {"code", then "cme"/"cms" when >= 0, then "message"},
- * as in CONTRACT.md. Bytes that are not UTF-8 in data strings become
- * U+FFFD. Returns a malloc'd compact JSON string (free()), or NULL on
- * allocation failure. */
+ * ok; its object is {"code", then "cme"/"cms" when >= 0, then "message"}.
+ * Bytes that are not UTF-8 in data strings are repaired (utf8_repair:
+ * Latin-1 or U+FFFD). Returns a malloc'd compact JSON string (free()), or
+ * NULL on allocation failure. */
 char *json_result(const cJSON *id, cJSON *data, const struct json_error *err);
 
-/* B/call/dial: {"to"} E.164 (invalid_number). *to is borrowed. */
+/* B/call/dial: {"to"} an optional '+' and 1-JSON_DIAL_MAX of 0-9 * #
+ * (invalid_number otherwise): numbers and service codes. Which of them
+ * may be dialled (calls.allow_to) is the call service's check. *to is
+ * borrowed. */
 int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err);
 
 /* B/call/dtmf: {"digits"} 1-32 of 0-9 * # A-D (a-d accepted), the AT+VTS
@@ -118,15 +125,18 @@ enum json_power_mode { JSON_POWER_FULL = 0, JSON_POWER_MIN, JSON_POWER_RESET };
 int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
                            struct json_error *err);
 
-/* B/at/send: "command" one AT command line: starts with AT (any case),
- * 2-1024 printable ASCII characters, so no CR, LF, Ctrl-Z or ESC can end
- * it early or add another. Whether raw AT is allowed is the router's
- * check (allow_raw_at). *command is borrowed. */
+/* B/at/send: "command" one AT command line, the only check it gets
+ * (invalid_request naming the reason, nothing sent otherwise):
+ * 2-JSON_AT_MAX printable ASCII characters (no CR, LF, BEL, BS, Ctrl-Z,
+ * ESC, DEL or 8-bit byte), starting with AT (any case), no ';' (one
+ * command per request), and no command that opens a '>' data prompt
+ * (AT+CMGS, AT+CMQTTTOPIC, AT+CCERTDOWN, AT+CIPSEND, ...) anywhere in
+ * the line, in any case. Whether raw AT is allowed is the router's check
+ * (allow_raw_at). *command is borrowed. */
 int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err);
 
-/* MQTT topic rules (3.1.1 section 4.7): non-empty, UTF-8 without control
- * characters; a filter may hold '+' as a whole level and '#' as the whole
- * last level, a name neither. */
+/* topic_check (core/topic.h) says nothing against the n bytes at topic:
+ * what the broker accepts as a topic name or filter. No length limit. */
 bool json_topic_valid(const char *topic, size_t len, bool filter);
 
 /* B/sms/received. text is UTF-8, or raw octets (base64-encoded in the
@@ -148,7 +158,8 @@ struct sms_received {
 };
 /* from, time and smsc: NULL or "" become null. The text is written with
  * its length, so a NUL (UCS-2 U+0000 from the network) comes out as
- * "\u0000" and nothing is cut; bytes that are not UTF-8 become U+FFFD.
+ * "\u0000" and nothing is cut; bytes that are not UTF-8 are repaired
+ * (utf8_repair).
  * Members in this order: from, text, time, smsc, parts, then "encoding"
  * ("base64", only for 8-bit), then "parts_missing" (only when some are).
  * Returns malloc'd JSON or NULL on allocation failure. */
@@ -156,7 +167,7 @@ char *json_sms_received(const struct sms_received *m);
 
 /* B/remote/message: {"topic","payload","encoding","qos"}. The payload is
  * "utf8" when it is UTF-8 without NUL, else "base64". A topic that is not
- * UTF-8 gets U+FFFD for the bad bytes. Returns malloc'd JSON or NULL. */
+ * UTF-8 is repaired (utf8_repair). Returns malloc'd JSON or NULL. */
 char *json_remote_message(const char *topic, size_t topic_len, const uint8_t *payload,
                           size_t len, int qos);
 

@@ -217,6 +217,29 @@ static void ctl_csq(struct sim *s, char *args)
     s->csq = (int)v;
 }
 
+/* `operator <hex>`: the name AT+COPS? reports, as raw bytes, so a test
+ * can send what real modules send (Latin-1 "Telef\xf3nica"). */
+static void ctl_operator(struct sim *s, char *args)
+{
+    uint8_t name[sizeof(s->operator_name)];
+    long n = sim_hex_decode(args, strlen(args), name, sizeof(name) - 1);
+
+    if (n < 1) {
+        sim_ctl_error(s, "usage: operator <hex of 1-%zu bytes, no '\"' or control>",
+                      sizeof(name) - 1);
+        return;
+    }
+    for (long i = 0; i < n; i++) {
+        if (name[i] < 0x20 || name[i] == '"' || name[i] == 0x7F) {
+            sim_ctl_error(s, "usage: operator <hex of 1-%zu bytes, no '\"' or control>",
+                          sizeof(name) - 1);
+            return;
+        }
+    }
+    memcpy(s->operator_name, name, (size_t)n);
+    s->operator_name[n] = '\0';
+}
+
 static void ctl_creg(struct sim *s, char *args)
 {
     long v;
@@ -302,6 +325,7 @@ static void ctl_help(struct sim *s, char *args);
 static const struct sim_ctl core_ctls[] = {
     {"urc", ctl_urc},       {"raw", ctl_raw},         {"csq", ctl_csq},
     {"creg", ctl_creg},     {"hang", ctl_hang},       {"unhang", ctl_unhang},
+    {"operator", ctl_operator},
     {"unplug", ctl_unplug}, {"replug", ctl_replug},   {"reboot", ctl_reboot},
     {"quit", ctl_quit},     {"help", ctl_help},       {NULL, NULL},
 };
@@ -587,6 +611,7 @@ int main(int argc, char **argv)
     if (parse_opts(s, argc, argv) < 0)
         goto out;
     s->csq = 20;
+    snprintf(s->operator_name, sizeof(s->operator_name), "Sim Telecom");
     s->reg_stat = 1;
     s->pdp[0].used = true;
     snprintf(s->pdp[0].type, sizeof(s->pdp[0].type), "IP");

@@ -32,7 +32,6 @@
 #define SIM_IMSI "262011234567890"
 #define SIM_ICCID "89490200001234567890"
 #define SIM_NUMBER "+4917000000000"
-#define SIM_OPERATOR "Sim Telecom"
 #define SIM_LOCATION "\"1A2B\",\"01C2D3E4\",7"
 
 /* The tables the engine searches, in order. A new feature adds its own. */
@@ -783,14 +782,15 @@ static struct sim_result cmd_cops(struct sim *s, const struct sim_at *at)
     case SIM_AT_QUERY:
         if (sim_registered(s)) {
             /* <oper> is a string parameter: UCS-2 hex under AT+CSCS="UCS2". */
-            char hex[4 * sizeof(SIM_OPERATOR) + 1];
-            sim_info(s, "+COPS: 0,0,\"%s\",7", sim_te_str(s, SIM_OPERATOR, hex, sizeof(hex)));
+            char hex[4 * sizeof(s->operator_name) + 1];
+            sim_info(s, "+COPS: 0,0,\"%s\",7", sim_te_str(s, s->operator_name, hex, sizeof(hex)));
         } else {
             sim_info(s, "+COPS: 0");
         }
         return SIM_RES_OK;
     case SIM_AT_TEST:
-        sim_info(s, "+COPS: (2,\"" SIM_OPERATOR "\",\"SimTel\",\"26201\",7),,(0-4),(0-2)");
+        sim_info(s, "+COPS: (2,\"%s\",\"SimTel\",\"26201\",7),,(0-4),(0-2)",
+                 s->operator_name);
         return SIM_RES_OK;
     case SIM_AT_SET:
         return SIM_RES_OK;

@@ -73,6 +73,7 @@ static struct {
     size_t n_rings;
     char results[MAX_OUT][64];
     size_t n_results;
+    char message[200];            /* the last error's message */
     struct call *call;
 } F;
 
@@ -217,6 +218,8 @@ static void on_done(void *ctx, const struct json_error *err)
 {
     assert_ptr_equal(ctx, &F);
     assert_true(F.n_results < MAX_OUT);
+    if (err)
+        snprintf(F.message, sizeof(F.message), "%s", err->message);
     if (!err)
         snprintf(F.results[F.n_results++], sizeof(F.results[0]), "ok");
     else if (err->cme >= 0)
@@ -523,6 +526,68 @@ static void test_allow_to(void **state)
         fail_msg("third result: %s", F.results[2]);
     assert_int_equal(F.n_cmds, 3);   /* AT+CLCC=1, AT+CLCC, and the dial */
     assert_string_equal(F.cmds[2].cmd, "ATD112;");
+    /* The next test's setup forgets F: end what is in flight, or the call
+     * (kept alive by it) leaks. */
+    while (F.n_completed < F.n_cmds)
+        complete("CANCELLED");
+}
+
+/* '*' and '#' turn ATD into an order to the network: "**21*<n>#" sets
+ * unconditional call forwarding. "*" in allow_to never allows one, an
+ * exact entry does. */
+static void test_service_codes(void **state)
+{
+    static char *const codes[] = { "*", "+49*", "**21*004917012345678#" };
+    static const struct {
+        size_t n_allow;         /* of codes[] */
+        const char *to;
+        const char *result;     /* NULL: dialled */
+    } cases[] = {
+        { 1, "**21*004917012345678#", "not_allowed" },
+        { 1, "*31#4917012345678", "not_allowed" },
+        { 1, "+4917012345678#", "not_allowed" },
+        { 1, "#31#", "not_allowed" },
+        { 2, "+49*21#", "not_allowed" },
+        { 3, "**21*0049170123456789#", "not_allowed" },
+        { 3, "**21*004917012345678", "not_allowed" },
+        { 3, "**21*004917012345678#", NULL },
+        { 1, "+4917012345678", NULL },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* A call with commands in flight outlives call_free: end them. */
+        while (F.n_completed < F.n_cmds)
+            complete("CANCELLED");
+        call_free(F.call);
+        memset(&F, 0, sizeof(F));
+        const struct call_opts o = { .allow_to = codes, .n_allow_to = cases[i].n_allow };
+        const struct call_cbs cb = { .state = on_state, .ring = on_ring };
+        F.call = call_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, &F);
+        F.ready = true;
+        call_modem_ready(F.call, true);
+        call_dial(F.call, cases[i].to, on_done, &F);
+        if (cases[i].result) {
+            if (F.n_results != 1 || strcmp(F.results[0], cases[i].result) != 0)
+                fail_msg("case %zu (%s): %s", i, cases[i].to, F.n_results ? F.results[0] : "-");
+            assert_int_equal(F.n_cmds, 2);   /* AT+CLCC=1, AT+CLCC: no ATD */
+            if (strpbrk(cases[i].to, "*#")) {
+                char want[200];
+                snprintf(want, sizeof(want),
+                         "'to' %s is a service code (it can change call forwarding or "
+                         "barring); list it exactly in calls.allow_to to dial it",
+                         cases[i].to);
+                assert_string_equal(F.message, want);
+            }
+        } else {
+            char want[64];
+            snprintf(want, sizeof(want), "ATD%s;", cases[i].to);
+            assert_int_equal(F.n_results, 0);
+            assert_int_equal(F.n_cmds, 3);
+            assert_string_equal(F.cmds[2].cmd, want);
+        }
+    }
+    while (F.n_completed < F.n_cmds)
+        complete("CANCELLED");
 }
 
 static void test_number_valid(void **state)
@@ -574,6 +639,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scripts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allow_to, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_codes, setup, teardown),
         cmocka_unit_test(test_number_valid),
         cmocka_unit_test(test_state_json),
     };

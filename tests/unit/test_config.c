@@ -203,6 +203,8 @@ struct build_case {
 
 /* "path: reason", spelled out so a row reads like the message. */
 #define E(path, why) path ": " why
+#define CALL_ALLOW_MSG "expected an E.164 number, a prefix ending in '*' or a service code of digits, '*' and '#'"
+#define CALL_CODE_MSG "a service code (with '*' or '#') must be 1-32 of digits, '*' and '#' after an optional '+'"
 
 static const struct build_case build_cases[] = {
     /* ---- defaults and every key set ---- */
@@ -236,6 +238,12 @@ static const struct build_case build_cases[] = {
      .expect = {"sms.allow_to=[+4917012345678,+4930*,+*]", "sms.max_parts=16",
                 "sms.rate_per_hour=1", "sms.delivery_reports=1", "sms.keep_on_sim=1",
                 "calls.allow_to=[]"}},
+    /* service codes are listed exactly; numbers and prefixes as for SMS */
+    {.json = "{\"calls\":{\"allow_to\":[\"*\",\"**21*004917012345678#\",\"*31#\",\"#31#\","
+             "\"*100#\",\"+4930*\",\"+*\",\"+4917012345678\",\"##002#\","
+             "\"*12345678901234567890123456789#\"]}}",
+     .expect = {"calls.allow_to=[*,**21*004917012345678#,*31#,#31#,*100#,+4930*,+*,"
+                "+4917012345678,##002#,*12345678901234567890123456789#]"}},
     {.json = "{\"remote\":{}}",
      .expect = {"remote.enabled=1", "remote.server=tcp://iot.dfrobot.com:1883",
                 "remote.client_id=modem2mqtt", "remote.keepalive=120", "remote.clean_session=1",
@@ -405,7 +413,7 @@ static const struct build_case build_cases[] = {
     {.json = "{\"mqtt\":{\"base_topic\":\"/modem\"}}", .err = "mqtt.base_topic: must not start or end with '/'"},
     {.json = "{\"mqtt\":{\"base_topic\":\"modem/\"}}", .err = "mqtt.base_topic: must not start or end with '/'"},
     {.json = "{\"mqtt\":{\"base_topic\":\"$SYS/modem\"}}", .err = "mqtt.base_topic: must not start with '$'"},
-    {.json = "{\"mqtt\":{\"base_topic\":\"a\\tb\"}}", .err = "mqtt.base_topic: must be UTF-8 without control characters"},
+    {.json = "{\"mqtt\":{\"base_topic\":\"a\\tb\"}}", .err = "mqtt.base_topic: must not contain control characters (U+0000-U+001F, U+007F-U+009F)"},
     {.json = "{\"mqtt\":{\"base_topic\":7}}", .err = "mqtt.base_topic: expected string"},
     {.json = "{\"mqtt\":{\"client_id\":true}}", .err = "mqtt.client_id: expected string"},
     {.json = "{\"mqtt\":{\"client_id\":\"\"}}", .err = "mqtt.client_id: expected 1-256 bytes of UTF-8 without control characters"},
@@ -505,7 +513,15 @@ static const struct build_case build_cases[] = {
     {.json = "{\"sms\":{\"keep_on_sim\":null}}", .err = "sms.keep_on_sim: expected boolean"},
     {.json = "{\"calls\":[]}", .err = "calls: expected object"},
     {.json = "{\"calls\":{\"allow_to\":[null]}}", .err = "calls.allow_to[0]: expected string"},
-    {.json = "{\"calls\":{\"allow_to\":[\"*\",\"110\"]}}", .err = E("calls.allow_to[1]", "expected E.164 number or prefix ending in '*'")},
+    {.json = "{\"calls\":{\"allow_to\":[\"*\",\"110\"]}}", .err = E("calls.allow_to[1]", CALL_ALLOW_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"+49*\",\"*31#\",\"+4917 0\"]}}", .err = E("calls.allow_to[2]", CALL_ALLOW_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"**21*004917012345678#x\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"*21*\\\"#\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"#;\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"+#\",\"+\"]}}", .err = E("calls.allow_to[1]", CALL_ALLOW_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"*1234567890123456789012345678901#\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
+    /* sms.allow_to takes no service code: an SMS goes to a number */
+    {.json = "{\"sms\":{\"allow_to\":[\"*100#\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
 
     /* ---- remote ---- */
     {.json = "{\"remote\":null}", .err = "remote: expected object"},
@@ -535,18 +551,24 @@ static const struct build_case build_cases[] = {
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\",\"qos\":-1}]}}", .err = "remote.subscribe[0].qos: expected integer 0-2"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\",\"qos\":0.5}]}}", .err = "remote.subscribe[0].qos: expected integer 0-2"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\",\"qos\":null}]}}", .err = "remote.subscribe[0].qos: expected integer 0-2"},
-    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a/#/b\"}]}}", .err = E("remote.subscribe[0].topic", "'+' and '#' must be whole levels, '#' only the last")},
-    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a+\"}]}}", .err = E("remote.subscribe[0].topic", "'+' and '#' must be whole levels, '#' only the last")},
+    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a/#/b\"}]}}", .err = E("remote.subscribe[0].topic", "must use '+' and '#' only as whole levels, '#' only as the last")},
+    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a+\"}]}}", .err = E("remote.subscribe[0].topic", "must use '+' and '#' only as whole levels, '#' only as the last")},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"\"}]}}", .err = "remote.subscribe[0].topic: must not be empty"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":null}]}}", .err = "remote.subscribe[0].topic: expected string"},
-    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\",\"local\":\"home/+\"}]}}", .err = "remote.subscribe[0].local: must not contain '+' or '#'"},
+    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\",\"local\":\"home/+\"}]}}", .err = "remote.subscribe[0].local: must not contain '+' or '#' (a topic name, not a filter)"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\",\"local\":5}]}}", .err = "remote.subscribe[0].local: expected string or null"},
     {.json = "{\"remote\":{\"forward\":null}}", .err = "remote.forward: expected array"},
     {.json = "{\"remote\":{\"forward\":[[]]}}", .err = "remote.forward[0]: expected object"},
     {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\"}]}}", .err = "remote.forward[0].remote: missing"},
     {.json = "{\"remote\":{\"forward\":[{\"remote\":\"a\"}]}}", .err = "remote.forward[0].local: missing"},
-    {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"x/+\"}]}}", .err = "remote.forward[0].remote: must not contain '+' or '#'"},
-    {.json = "{\"remote\":{\"forward\":[{\"local\":\"#/a\",\"remote\":\"x\"}]}}", .err = E("remote.forward[0].local", "'+' and '#' must be whole levels, '#' only the last")},
+    {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"x/+\"}]}}", .err = "remote.forward[0].remote: must not contain '+' or '#' (a topic name, not a filter)"},
+    {.json = "{\"remote\":{\"forward\":[{\"local\":\"#/a\",\"remote\":\"x\"}]}}", .err = E("remote.forward[0].local", "must use '+' and '#' only as whole levels, '#' only as the last")},
+    /* C1 controls and noncharacters: the remote broker drops the module */
+    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a/\\u0085\"}]}}", .err = E("remote.subscribe[0].topic", "must not contain control characters (U+0000-U+001F, U+007F-U+009F)")},
+    {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a/+\"},{\"topic\":\"b\\u009f\"}]}}", .err = E("remote.subscribe[1].topic", "must not contain control characters (U+0000-U+001F, U+007F-U+009F)")},
+    {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"x\\uffff\"}]}}", .err = E("remote.forward[0].remote", "must not contain Unicode noncharacters (U+FFFE, U+FFFF, U+FDD0-U+FDEF)")},
+    {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"x\\u007f\"}]}}", .err = E("remote.forward[0].remote", "must not contain control characters (U+0000-U+001F, U+007F-U+009F)")},
+    {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\\u0080\",\"remote\":\"x\"}]}}", .err = E("remote.forward[0].local", "must not contain control characters (U+0000-U+001F, U+007F-U+009F)")},
     {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"x\",\"qos\":7}]}}", .err = "remote.forward[0].qos: expected integer 0-2"},
     {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":5}]}}", .err = "remote.forward[0].remote: expected string"},
 
@@ -1183,6 +1205,8 @@ static void test_number_allowed(void **state)
     char *all[] = {(char *)"*"};
     char *some[] = {(char *)"+4917012345678", (char *)"+4930*"};
     char *intl[] = {(char *)"+*"};
+    char *codes[] = {(char *)"*", (char *)"+49*", (char *)"**21*004917012345678#",
+                     (char *)"*31#", (char *)"+49*31#"};
     static const struct { int list; const char *number; bool ok; } cases[] = {
         {0, "+4917012345678", true}, {0, "0170123", true},  {0, "", false},
         {0, NULL, false},
@@ -1191,11 +1215,21 @@ static void test_number_allowed(void **state)
         {1, "+4940123456", false},   {1, "004930123", false},
         {2, "+4917012345678", true}, {2, "0170123", false},
         {3, "+4917012345678", false},
+        /* a service code ('*' or '#') matches its own entry only, never "*"
+         * or a prefix: "**21*...#" forwards every call */
+        {0, "**21*004917012345678#", false}, {0, "*100#", false}, {0, "#31#", false},
+        {0, "+4917012345678#", false},       {0, "*", false},
+        {1, "+4930*21#", false},             {2, "+49*31#", false},
+        {4, "**21*004917012345678#", true},  {4, "**21*004917012345678", false},
+        {4, "**21*0049170123456789#", false}, {4, "*31#", true}, {4, "*31#+4917012345678", false},
+        {4, "+49*31#", true},                {4, "+49*31#1", false}, {4, "+4917012345678", true},
+        {4, "##21#", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *const *list = cases[i].list == 0 ? all : cases[i].list == 1 ? some : intl;
-        size_t n = cases[i].list == 0 ? 1 : cases[i].list == 1 ? 2 : cases[i].list == 2 ? 1 : 0;
-        if (config_number_allowed(list, n, cases[i].number) != cases[i].ok)
+        static const size_t sizes[] = {1, 2, 1, 0, 5};
+        char *const *lists[] = {all, some, intl, NULL, codes};
+        if (config_number_allowed(lists[cases[i].list], sizes[cases[i].list], cases[i].number) !=
+            cases[i].ok)
             fail_msg("case %zu: %s", i, cases[i].number ? cases[i].number : "NULL");
     }
 }

@@ -127,11 +127,23 @@ static const char E164_MSG[] = "'to' must be E.164, e.g. +4917012345678";
 static const char NUM_STRING[] = "'to' must be a string, e.g. \"+4917012345678\"";
 static const char DTMF_MSG[] = "'digits' must be 1-32 of 0-9 * # A-D";
 static const char USSD_MSG[] = "'code' must be 1-160 of 0-9 * # +";
+static const char DIAL_MSG[] = "'to' must be a number (digits with an optional leading +, e.g. "
+                               "+4917012345678) or a service code of digits, * and #; at most 32";
 static const char FILTER_MSG[] =
-    "'topic' must be a topic filter ('+' and '#' as whole levels, '#' last)";
-static const char NAME_MSG[] = "'topic' must be a topic name (no '+' or '#', not empty)";
-static const char AT_MSG[] = "'command' must be one AT command: AT..., 2-1024 printable ASCII "
-                             "characters (no CR, LF, Ctrl-Z or ESC)";
+    "'topic' must use '+' and '#' only as whole levels, '#' only as the last";
+static const char NAME_MSG[] = "'topic' must not contain '+' or '#' (a topic name, not a filter)";
+static const char EMPTY_MSG[] = "'topic' must not be empty";
+static const char CTRL_MSG[] =
+    "'topic' must not contain control characters (U+0000-U+001F, U+007F-U+009F)";
+static const char NONCHAR_MSG[] =
+    "'topic' must not contain Unicode noncharacters (U+FFFE, U+FFFF, U+FDD0-U+FDEF)";
+static const char AT_LEN_MSG[] = "'command' must be 2-1024 characters";
+static const char AT_START_MSG[] = "'command' must start with AT";
+static const char AT_SEMI_MSG[] = "'command' must be one command: ';' is not allowed";
+#define AT_BYTE_MSG(hex, at) \
+    "'command' must be printable ASCII: byte 0x" hex " at " at " is a control or 8-bit character"
+#define AT_PROMPT_MSG(cmd) \
+    "'command' must not use AT" cmd ": it opens a '>' data prompt, which at/send cannot fill"
 static const char POWER_MSG[] = "'mode' must be \"full\", \"min\" or \"reset\"";
 static const char QOS_MSG[] = "'qos' must be 0, 1 or 2";
 static const char ID_MSG[] = "'id' must be a string or a number";
@@ -225,8 +237,21 @@ static const struct cmd_case cmd_cases[] = {
     {P_DIAL, "{\"to\":\"+4917012345678\"}", NULL, "to=+4917012345678"},
     {P_DIAL, "{\"id\":1,\"to\":\"+4917012345678\"}", NULL, "to=+4917012345678"},
     {P_DIAL, "{}", BIN, "missing field 'to'"},
-    {P_DIAL, "{\"to\":\"110\"}", "invalid_number", E164_MSG},
-    {P_DIAL, "{\"to\":\"+4917012345678;\\r\\nATH\"}", "invalid_number", E164_MSG},
+    /* national numbers and service codes pass the syntax; calls.allow_to
+     * (the call service) decides whether they may be dialled */
+    {P_DIAL, "{\"to\":\"110\"}", NULL, "to=110"},
+    {P_DIAL, "{\"to\":\"**21*004917012345678#\"}", NULL, "to=**21*004917012345678#"},
+    {P_DIAL, "{\"to\":\"+12345678901234567890123456789012\"}", NULL,
+     "to=+12345678901234567890123456789012"},
+    {P_DIAL, "{\"to\":\"123456789012345678901234567890123\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"+4917012345678;\\r\\nATH\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"+4917012345678;\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"+49170I\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"+49 170\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"++49\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"+\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"\"}", "invalid_number", DIAL_MSG},
+    {P_DIAL, "{\"to\":\"1\\\"\"}", "invalid_number", DIAL_MSG},
     {P_DIAL, "{\"to\":1}", BIN, NUM_STRING},
     {P_DIAL, "{\"to\":\"+4917012345678\",\"text\":\"x\"}", BIN, "unknown field 'text'"},
 
@@ -283,8 +308,18 @@ static const struct cmd_case cmd_cases[] = {
      "'encoding' must be a string"},
     {P_PUB, "{\"topic\":\"a/+\",\"payload\":\"p\"}", BIN, NAME_MSG},
     {P_PUB, "{\"topic\":\"a/#\",\"payload\":\"p\"}", BIN, NAME_MSG},
-    {P_PUB, "{\"topic\":\"\",\"payload\":\"p\"}", BIN, NAME_MSG},
-    {P_PUB, "{\"topic\":\"a\\u0001\",\"payload\":\"p\"}", BIN, NAME_MSG},
+    {P_PUB, "{\"topic\":\"\",\"payload\":\"p\"}", BIN, EMPTY_MSG},
+    {P_PUB, "{\"topic\":\"a\\u0001\",\"payload\":\"p\"}", BIN, CTRL_MSG},
+    {P_PUB, "{\"topic\":\"a\\u001f\",\"payload\":\"p\"}", BIN, CTRL_MSG},
+    {P_PUB, "{\"topic\":\"a\\u007f\",\"payload\":\"p\"}", BIN, CTRL_MSG},
+    {P_PUB, "{\"topic\":\"a\\u0085b\",\"payload\":\"p\"}", BIN, CTRL_MSG},
+    {P_PUB, "{\"topic\":\"a\xc2\x9f\",\"payload\":\"p\"}", BIN, CTRL_MSG},
+    {P_PUB, "{\"topic\":\"a\\uffff\",\"payload\":\"p\"}", BIN, NONCHAR_MSG},
+    {P_PUB, "{\"topic\":\"a\xef\xbf\xbe\",\"payload\":\"p\"}", BIN, NONCHAR_MSG},
+    {P_PUB, "{\"topic\":\"a\\ufdd0\",\"payload\":\"p\"}", BIN, NONCHAR_MSG},
+    /* the neighbours are fine: U+00A0, U+FFFD, U+FDCF, U+FDF0 */
+    {P_PUB, "{\"topic\":\"\\u00a0\\ufffd\\ufdcf\\ufdf0\",\"payload\":\"p\"}", NULL,
+     "topic=\xc2\xa0\xef\xbf\xbd\xef\xb7\x8f\xef\xb7\xb0 payload=p len=1 qos=0 retain=0"},
     {P_PUB, "{\"payload\":\"p\"}", BIN, "missing field 'topic'"},
     {P_PUB, "{\"topic\":1,\"payload\":\"p\"}", BIN, "'topic' must be a string"},
     {P_PUB, "{\"topic\":\"t\"}", BIN, "missing field 'payload'"},
@@ -305,7 +340,11 @@ static const struct cmd_case cmd_cases[] = {
     {P_SUB, "{\"topic\":\"a/#/b\"}", BIN, FILTER_MSG},
     {P_SUB, "{\"topic\":\"a#\"}", BIN, FILTER_MSG},
     {P_SUB, "{\"topic\":\"a/b+\"}", BIN, FILTER_MSG},
-    {P_SUB, "{\"topic\":\"\"}", BIN, FILTER_MSG},
+    {P_SUB, "{\"topic\":\"\"}", BIN, EMPTY_MSG},
+    {P_SUB, "{\"topic\":\"a/\\u0085/#\"}", BIN, CTRL_MSG},
+    {P_SUB, "{\"topic\":\"a/\xc2\x85\"}", BIN, CTRL_MSG},
+    {P_SUB, "{\"topic\":\"a\\ufffe\"}", BIN, NONCHAR_MSG},
+    {P_SUB, "{\"topic\":\"a\\t\"}", BIN, CTRL_MSG},
     {P_SUB, "{\"topic\":\"a\",\"qos\":5}", BIN, QOS_MSG},
     {P_SUB, "{\"qos\":1}", BIN, "missing field 'topic'"},
     {P_SUB, "{\"topic\":\"a\",\"local\":\"b\"}", BIN, "unknown field 'local'"},
@@ -313,6 +352,7 @@ static const struct cmd_case cmd_cases[] = {
     /* B/remote/unsubscribe */
     {P_UNSUB, "{\"topic\":\"a/#\"}", NULL, "topic=a/#"},
     {P_UNSUB, "{\"topic\":\"a/#/\"}", BIN, FILTER_MSG},
+    {P_UNSUB, "{\"topic\":\"a/\\u0085\"}", BIN, CTRL_MSG},
     {P_UNSUB, "{\"topic\":\"a\",\"qos\":1}", BIN, "unknown field 'qos'"},
     {P_UNSUB, "{}", BIN, "missing field 'topic'"},
 
@@ -330,14 +370,58 @@ static const struct cmd_case cmd_cases[] = {
     {P_AT, "{\"command\":\"AT+CSQ\"}", NULL, "command=AT+CSQ"},
     {P_AT, "{\"command\":\"at\"}", NULL, "command=at"},
     {P_AT, "{\"command\":\"AT+COPS=1,2,\\\"26201\\\"\"}", NULL, "command=AT+COPS=1,2,\"26201\""},
-    {P_AT, "{\"command\":\"ATI\\r\\nAT+CFUN=0\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"AT+CSQ\\r\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"AT+CMGS=1\\u001a\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"AT\\u001b\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"AT\\u00e9\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"CSQ\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"A\"}", BIN, AT_MSG},
-    {P_AT, "{\"command\":\"\"}", BIN, AT_MSG},
+    {P_AT, "{\"command\":\"aT+cfun?\"}", NULL, "command=aT+cfun?"},
+    {P_AT, "{\"command\":\"AT+CMQTTSUB=0\"}", NULL, "command=AT+CMQTTSUB=0"},
+    {P_AT, "{\"command\":\"AT+CMQTTUNSUB=0,0\"}", NULL, "command=AT+CMQTTUNSUB=0,0"},
+    {P_AT, "{\"command\":\"AT+CNMA\"}", NULL, "command=AT+CNMA"},
+    {P_AT, "{\"command\":\"AT+CMQTTDISC?\"}", NULL, "command=AT+CMQTTDISC?"},
+    /* control bytes: each could end, edit or add to the command line */
+    {P_AT, "{\"command\":\"ATI\\r\\nAT+CFUN=0\"}", BIN, AT_BYTE_MSG("0D", "3")},
+    {P_AT, "{\"command\":\"AT+CSQ\\r\"}", BIN, AT_BYTE_MSG("0D", "6")},
+    {P_AT, "{\"command\":\"AT+CMGS=1\\u001a\"}", BIN, AT_BYTE_MSG("1A", "9")},
+    {P_AT, "{\"command\":\"AT\\u001b\"}", BIN, AT_BYTE_MSG("1B", "2")},
+    {P_AT, "{\"command\":\"AT\\u0007\"}", BIN, AT_BYTE_MSG("07", "2")},
+    {P_AT, "{\"command\":\"AT+CFUN=1\\b0\"}", BIN, AT_BYTE_MSG("08", "9")},
+    {P_AT, "{\"command\":\"AT+CSQ\\u007f\"}", BIN, AT_BYTE_MSG("7F", "6")},
+    {P_AT, "{\"command\":\"AT\\t+CSQ\"}", BIN, AT_BYTE_MSG("09", "2")},
+    {P_AT, "{\"command\":\"AT\\u00e9\"}", BIN, AT_BYTE_MSG("C3", "2")},
+    {P_AT, "{\"command\":\"AT\\u0085\"}", BIN, AT_BYTE_MSG("C2", "2")},
+    {P_AT, "{\"command\":\"CSQ\"}", BIN, AT_START_MSG},
+    {P_AT, "{\"command\":\" AT\"}", BIN, AT_START_MSG},
+    {P_AT, "{\"command\":\"A\"}", BIN, AT_LEN_MSG},
+    {P_AT, "{\"command\":\"\"}", BIN, AT_LEN_MSG},
+    /* one command: ';' chains a second one behind the checks */
+    {P_AT, "{\"command\":\"AT;+CMGS=10\"}", BIN, AT_SEMI_MSG},
+    {P_AT, "{\"command\":\"AT+CSQ;+CFUN=0\"}", BIN, AT_SEMI_MSG},
+    {P_AT, "{\"command\":\"ATD+4917012345678;\"}", BIN, AT_SEMI_MSG},
+    /* prompt commands, anywhere in the line, in any case */
+    {P_AT, "{\"command\":\"AT+CMGS=10\"}", BIN, AT_PROMPT_MSG("+CMGS")},
+    {P_AT, "{\"command\":\"at+cmgs=\\\"+4917012345678\\\"\"}", BIN, AT_PROMPT_MSG("+CMGS")},
+    {P_AT, "{\"command\":\"ATE0+CMGS=10\"}", BIN, AT_PROMPT_MSG("+CMGS")},
+    {P_AT, "{\"command\":\"AT+CmGw=10\"}", BIN, AT_PROMPT_MSG("+CMGW")},
+    {P_AT, "{\"command\":\"AT+CMGC=10\"}", BIN, AT_PROMPT_MSG("+CMGC")},
+    {P_AT, "{\"command\":\"AT+CNMA=0,10\"}", BIN, AT_PROMPT_MSG("+CNMA")},
+    {P_AT, "{\"command\":\"AT+CMQTTTOPIC=0,5\"}", BIN, AT_PROMPT_MSG("+CMQTTTOPIC")},
+    {P_AT, "{\"command\":\"AT+CMQTTPAYLOAD=0,5\"}", BIN, AT_PROMPT_MSG("+CMQTTPAYLOAD")},
+    {P_AT, "{\"command\":\"AT+CMQTTSUBTOPIC=0,5,1\"}", BIN, AT_PROMPT_MSG("+CMQTTSUBTOPIC")},
+    {P_AT, "{\"command\":\"AT+CMQTTUNSUBTOPIC=0,5\"}", BIN,
+     AT_PROMPT_MSG("+CMQTTUNSUBTOPIC")},
+    {P_AT, "{\"command\":\"AT+CMQTTSUB=0,9,1\"}", BIN, AT_PROMPT_MSG("+CMQTTSUB")},
+    {P_AT, "{\"command\":\"AT+cmqttsub=0,9,1,0\"}", BIN, AT_PROMPT_MSG("+CMQTTSUB")},
+    {P_AT, "{\"command\":\"AT+CMQTTUNSUB=0,9,0\"}", BIN, AT_PROMPT_MSG("+CMQTTUNSUB")},
+    {P_AT, "{\"command\":\"AT+CMQTTWILLTOPIC=0,5\"}", BIN, AT_PROMPT_MSG("+CMQTTWILLTOPIC")},
+    {P_AT, "{\"command\":\"AT+CMQTTWILLMSG=0,5,1\"}", BIN, AT_PROMPT_MSG("+CMQTTWILLMSG")},
+    {P_AT, "{\"command\":\"AT+CCERTDOWN=\\\"ca.pem\\\",100\"}", BIN,
+     AT_PROMPT_MSG("+CCERTDOWN")},
+    {P_AT, "{\"command\":\"AT+CFTRANRX=\\\"c:/a.txt\\\",10\"}", BIN,
+     AT_PROMPT_MSG("+CFTRANRX")},
+    {P_AT, "{\"command\":\"AT+HTTPDATA=10,1000\"}", BIN, AT_PROMPT_MSG("+HTTPDATA")},
+    {P_AT, "{\"command\":\"AT+CIPSEND=0,10\"}", BIN, AT_PROMPT_MSG("+CIPSEND")},
+    {P_AT, "{\"command\":\"AT+CCHSEND=0,10\"}", BIN, AT_PROMPT_MSG("+CCHSEND")},
+    {P_AT, "{\"command\":\"AT+CFTPSPUT=\\\"a\\\",10\"}", BIN, AT_PROMPT_MSG("+CFTPSPUT")},
+    {P_AT, "{\"command\":\"AT+CSMTPSBODY=10\"}", BIN, AT_PROMPT_MSG("+CSMTPSBODY")},
+    {P_AT, "{\"command\":\"AT+CMMSDOWN=\\\"TEXT\\\",10,\\\"a.txt\\\"\"}", BIN,
+     AT_PROMPT_MSG("+CMMSDOWN")},
     {P_AT, "{\"command\":[\"AT\"]}", BIN, "'command' must be a string"},
     {P_AT, "{}", BIN, "missing field 'command'"},
     {P_AT, "{\"command\":\"AT\",\"timeout\":1}", BIN, "unknown field 'timeout'"},
@@ -673,9 +757,9 @@ static void test_result(void **state)
 
     /* escaping, and bytes that are not UTF-8 (a modem's text) */
     data = cJSON_CreateObject();
-    cJSON_AddStringToObject(data, "text", "a\"b\\c\n\x01\xff\xc3");
+    cJSON_AddStringToObject(data, "text", "a\"b\\c\n\x01\xf3\x85\xc3");
     expect_result(NULL, data, NULL,
-                  "{\"ok\":true,\"text\":\"a\\\"b\\\\c\\n\\u0001\xef\xbf\xbd\xef\xbf\xbd\"}");
+                  "{\"ok\":true,\"text\":\"a\\\"b\\\\c\\n\\u0001\xc3\xb3\xef\xbf\xbd\xc3\x83\"}");
     json_error_set(&err, "modem_error", "bad \xff byte");
     expect_result(NULL, NULL, &err,
                   "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"message\":\"bad ? byte\"}}");
@@ -732,8 +816,8 @@ static void test_sms_received(void **state)
           15, 1, NULL, 0},
          "{\"from\":\"+4917012345678\",\"text\":\"@ \\\"q\\\" \\\\ \\r\\n\\t\\u001b\xe2\x82\xac\","
          "\"time\":null,\"smsc\":null,\"parts\":1}"},
-        {{"Vodafone", NULL, NULL, PDU_GSM7, (const uint8_t *)"x\xff", 2, 1, NULL, 0},
-         "{\"from\":\"Vodafone\",\"text\":\"x\xef\xbf\xbd\",\"time\":null,\"smsc\":null,"
+        {{"Vodafone", NULL, NULL, PDU_GSM7, (const uint8_t *)"x\xff\x80", 3, 1, NULL, 0},
+         "{\"from\":\"Vodafone\",\"text\":\"x\xc3\xbf\xef\xbf\xbd\",\"time\":null,\"smsc\":null,"
          "\"parts\":1}"},
         {{"+4917012345678", "+491710760000", "2026-11-21T06:00:00+01:00", PDU_8BIT,
           (const uint8_t *)"\x00\xff\x10", 3, 1, NULL, 0},
@@ -779,7 +863,7 @@ static void test_remote_message(void **state)
         {"t", "a\0b", 3, 1, "{\"topic\":\"t\",\"payload\":\"YQBi\",\"encoding\":\"base64\",\"qos\":1}"},
         {"t", "\xff\xfe", 2, 0, "{\"topic\":\"t\",\"payload\":\"//4=\",\"encoding\":\"base64\",\"qos\":0}"},
         {"t\xff", "x", 1, 0,
-         "{\"topic\":\"t\xef\xbf\xbd\",\"payload\":\"x\",\"encoding\":\"utf8\",\"qos\":0}"},
+         "{\"topic\":\"t\xc3\xbf\",\"payload\":\"x\",\"encoding\":\"utf8\",\"qos\":0}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *got = json_remote_message(cases[i].topic, strlen(cases[i].topic),
@@ -797,8 +881,8 @@ static void test_event_error(void **state)
     char *s = json_event_error("modem_error", "undecodable PDU", "pdu", "0791AB");
     assert_string_equal(s, "{\"code\":\"modem_error\",\"message\":\"undecodable PDU\",\"pdu\":\"0791AB\"}");
     free(s);
-    s = json_event_error("unavailable", "modem \"gone\"\xff", NULL, NULL);
-    assert_string_equal(s, "{\"code\":\"unavailable\",\"message\":\"modem \\\"gone\\\"\xef\xbf\xbd\"}");
+    s = json_event_error("unavailable", "modem \"gone\"\xff\x9f", NULL, NULL);
+    assert_string_equal(s, "{\"code\":\"unavailable\",\"message\":\"modem \\\"gone\\\"\xc3\xbf\xef\xbf\xbd\"}");
     free(s);
 }
 
