@@ -1,6 +1,5 @@
 /* The bridge: wires config, loop, MQTT link, journal, modem and services,
- * routes commands to services and publishes their results and events
- * (CONTRACT.md section 3). */
+ * routes commands to services and publishes their results and events. */
 #ifndef M2M_APP_H
 #define M2M_APP_H
 

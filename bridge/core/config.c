@@ -1,5 +1,5 @@
 /* Configuration: built-in defaults < config file < environment < command
- * line (CONTRACT.md sections 1-2).
+ * line (the README's Configuration).
  *
  * Everything but config_load() is pure: the file's text and the
  * environment come in as arguments, so the tests feed them directly.
@@ -529,7 +529,7 @@ static const struct key root_keys[] = {
     {0},
 };
 
-/* The environment, in the order of CONTRACT.md section 1. */
+/* The environment, in the order the README lists it. */
 static const struct key env_keys[] = {
     STR("MODEM2MQTT_PORT", modem.port, check_port),
     {.name = "MODEM2MQTT_BAUD", .kind = K_BAUD, .off = OFF(modem.baud)},

@@ -1,5 +1,5 @@
 /* Configuration: built-in defaults < config file < environment < command
- * line (CONTRACT.md sections 1-2). Validation errors name the key path:
+ * line (the README's Configuration). Validation errors name the key path:
  * "mqtt.port: unknown key", "modem.baud: expected integer"; the variable
  * or the option for the other sources ("MODEM2MQTT_BAUD: expected
  * integer", "--broker: ..."). No message quotes a value (it may be a

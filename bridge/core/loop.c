@@ -1,7 +1,7 @@
 /* The event loop: poll() over registered fds plus monotonic timers.
  *
  * Callbacks may add, modify and remove fds and timers, including their own
- * (DESIGN.md rule 7), so nothing the dispatch pass is iterating over is
+ * (a callback may free its caller), so nothing the dispatch pass is iterating over is
  * freed or moved under it:
  *
  *  - fds: loop_del_fd only marks the entry dead; the array is compacted at

@@ -1,6 +1,6 @@
 /* SMS service: sending (AT+CMGS, PDU mode) and receiving (+CMTI, +CMT,
  * AT+CMGR, AT+CMGL drain), multipart reassembly, and deletion from the SIM
- * only after the broker acknowledged the publish (CONTRACT.md section 4).
+ * only after the broker acknowledged the publish.
  *
  * The service knows nothing of MQTT: a received message goes out through
  * the `received` callback with a token, and the owner calls

@@ -1,6 +1,6 @@
 /* Home Assistant MQTT discovery: one HA device per modem (identified by its
  * IMEI), with sensors, events, a button and a notify entity over the
- * bridge's own topics (CONTRACT.md section 3), so HA needs no YAML.
+ * bridge's own topics, so HA needs no YAML.
  *
  * Config topics: <prefix>/<component>/modem2mqtt_<imei>/<key>/config,
  * retained, QoS 1. The payloads point HA at the existing topics

@@ -1,4 +1,4 @@
-/* JSON payload codecs for the MQTT side (CONTRACT.md section 3). Pure: no
+/* JSON payload codecs for the MQTT side. Pure: no
  * I/O, no clock, no global state (cJSON's global error pointer is not
  * used: the parse end comes back through cJSON_ParseWithLengthOpts).
  *

@@ -1,4 +1,4 @@
-/* JSON payload codecs for the MQTT side (CONTRACT.md section 3): pure,
+/* JSON payload codecs for the MQTT side: pure,
  * no I/O. Payloads are not NUL-terminated (cJSON_ParseWithLength). */
 #ifndef M2M_MQTT_JSON_H
 #define M2M_MQTT_JSON_H

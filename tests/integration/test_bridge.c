@@ -1,6 +1,5 @@
-/* Integration: the bridge's life cycle as users see it (CONTRACT.md
- * sections 1 and 3): B/availability, B/info, B/status, modem unplugged and
- * plugged again, SIGTERM, a module without SMS. */
+/* Integration: the bridge's life cycle as users see it: B/availability,
+ * B/info, B/status, modem unplugged and plugged again, SIGTERM, a module without SMS. */
 #include "harness.h"
 
 #include <stdio.h>

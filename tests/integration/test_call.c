@@ -1,5 +1,5 @@
 /* Integration: voice calls through mosquitto, the bridge and the simulator
- * (CONTRACT.md section 3: B/call/dial, answer, hangup, dtmf and their
+ * (B/call/dial, answer, hangup, dtmf and their
  * results; B/call/state retained, B/call/ring once per incoming call). */
 #include "harness.h"
 

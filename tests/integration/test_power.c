@@ -1,4 +1,4 @@
-/* Integration: B/modem/power (CONTRACT.md section 3): AT+CFUN=0/1 and
+/* Integration: B/modem/power: AT+CFUN=0/1 and
  * AT+CRESET, the B/status states low_power and resetting, commands while
  * the module is not ready, and a reset in the middle of SMS traffic. */
 #include "harness.h"

@@ -1,5 +1,5 @@
 /* Integration: a remote broker through the module's own MQTT stack
- * (CONTRACT.md sections 2-3: "remote", B/remote/publish, subscribe,
+ * ("remote", B/remote/publish, subscribe,
  * unsubscribe, B/remote/message, B/status "remote").
  *
  * Two real mosquittos: the harness's (the local broker) and a second one,

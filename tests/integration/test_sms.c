@@ -1,5 +1,5 @@
 /* Integration: SMS send and receive through mosquitto, the bridge and the
- * simulator (CONTRACT.md section 3: B/sms/send, B/sms/send/result,
+ * simulator (B/sms/send, B/sms/send/result,
  * B/sms/received; section 4: nothing deleted before the PUBACK). */
 #include "harness.h"
 

@@ -1,4 +1,4 @@
-/* Integration: B/status that lives (CONTRACT.md section 3): registration
+/* Integration: B/status that lives: registration
  * URCs update it at once, with the operator and access technology read
  * again; an unchanged poll publishes nothing. */
 #include "harness.h"

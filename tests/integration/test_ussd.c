@@ -1,5 +1,5 @@
 /* Integration: B/ussd/send through mosquitto, the bridge and the simulator
- * (CONTRACT.md section 3: ussd/send -> "text", "status"; one session at a
+ * (ussd/send -> "text", "status"; one session at a
  * time; a bounded wait for the network's answer).
  *
  * modem.command_timeout_ms is 500 here, so the bridge waits 6 x 500 ms =

@@ -157,7 +157,7 @@ static const char DEFAULTS[] =
     "allow_raw_at=0\n"
     "log_level=info\n";
 
-/* The example in CONTRACT.md section 2, with "remote" present. */
+/* The README's full configuration example, with "remote" present. */
 static const char CONTRACT_EXAMPLE[] =
     "{\n"
     "  \"mqtt\":   { \"broker\": \"mqtt://localhost:1883\", \"base_topic\": \"modem\",\n"
@@ -945,7 +945,7 @@ static void test_usage(void **state)
     config_print_usage(f, "/usr/local/bin/modem2mqtt");
     fclose(f);
 
-    /* CONTRACT.md section 1, verbatim */
+    /* the README's usage text, verbatim */
     static const char contract[] =
         "modem2mqtt [options]\n"
         "  -c, --config FILE      JSON config (default: /etc/modem2mqtt/config.json if present)\n"
