@@ -694,6 +694,25 @@ int json_parse_at_send(const cJSON *root, const char **command, struct json_erro
                        prompt);
         return -EINVAL;
     }
+    /* The basic commands before the first extended one (+..., *..., $...):
+     * D dials (a data call, ATD*99#, leaves command mode; voice calls go
+     * through call/dial) and O returns to a data connection. Both would
+     * take the line out of command mode. &D is a setting, not a dial. */
+    for (size_t i = 2; i < n && !strchr("+*$^%#", s[i]); i++) {
+        char c = (char)(s[i] & ~0x20);
+
+        if (s[i] == '&') {
+            i++;
+            continue;
+        }
+        if (c == 'D' || c == 'O') {
+            json_error_set(err, "invalid_request",
+                           "'command' must not use AT%c: it would leave command mode (calls: "
+                           "use call/dial)",
+                           c);
+            return -EINVAL;
+        }
+    }
     *command = s;
     return 0;
 }

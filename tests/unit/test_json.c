@@ -142,6 +142,8 @@ static const char AT_START_MSG[] = "'command' must start with AT";
 static const char AT_SEMI_MSG[] = "'command' must be one command: ';' is not allowed";
 #define AT_BYTE_MSG(hex, at) \
     "'command' must be printable ASCII: byte 0x" hex " at " at " is a control or 8-bit character"
+#define AT_MODE_MSG(c)                                                                     \
+    "'command' must not use AT" c ": it would leave command mode (calls: use call/dial)"
 #define AT_PROMPT_MSG(cmd) \
     "'command' must not use AT" cmd ": it opens a '>' data prompt, which at/send cannot fill"
 static const char POWER_MSG[] = "'mode' must be \"full\", \"min\" or \"reset\"";
@@ -394,6 +396,14 @@ static const struct cmd_case cmd_cases[] = {
     {P_AT, "{\"command\":\"AT;+CMGS=10\"}", BIN, AT_SEMI_MSG},
     {P_AT, "{\"command\":\"AT+CSQ;+CFUN=0\"}", BIN, AT_SEMI_MSG},
     {P_AT, "{\"command\":\"ATD+4917012345678;\"}", BIN, AT_SEMI_MSG},
+    /* basic commands that leave command mode: a data dial, back online */
+    {P_AT, "{\"command\":\"ATD*99#\"}", BIN, AT_MODE_MSG("D")},
+    {P_AT, "{\"command\":\"atd0301234567\"}", BIN, AT_MODE_MSG("D")},
+    {P_AT, "{\"command\":\"ATO\"}", BIN, AT_MODE_MSG("O")},
+    {P_AT, "{\"command\":\"ATE0V1o0\"}", BIN, AT_MODE_MSG("O")},
+    {P_AT, "{\"command\":\"AT&D2\"}", NULL, "command=AT&D2"},
+    {P_AT, "{\"command\":\"ATE0+COPS?\"}", NULL, "command=ATE0+COPS?"},
+    {P_AT, "{\"command\":\"AT+CMGD=1\"}", NULL, "command=AT+CMGD=1"},
     /* prompt commands, anywhere in the line, in any case */
     {P_AT, "{\"command\":\"AT+CMGS=10\"}", BIN, AT_PROMPT_MSG("+CMGS")},
     {P_AT, "{\"command\":\"at+cmgs=\\\"+4917012345678\\\"\"}", BIN, AT_PROMPT_MSG("+CMGS")},
