@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/dedup.h"
 #include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
@@ -64,6 +65,7 @@ struct held {
     uint8_t *correlation;
     size_t correlation_len;
     uint64_t seq;
+    uint64_t digest;              /* of topic and payload (core/dedup.h) */
 };
 
 /* A result until the broker acknowledged it; also kept in the journal
@@ -72,6 +74,7 @@ struct result {
     struct result *next;
     struct app *app;
     uint64_t seq;                 /* 0: the command was not journaled */
+    uint64_t digest;              /* of the command (core/dedup.h) */
     bool in_flight;               /* published, waiting for the PUBACK */
     char *topic;                  /* <command topic>/result */
     char *payload;
@@ -82,6 +85,7 @@ struct result {
 
 struct command {
     struct app *app;
+    uint64_t digest;              /* of topic and payload (core/dedup.h) */
     char *result_topic;
     cJSON *id;                    /* a copy, or NULL */
     char *response_topic;
@@ -94,6 +98,7 @@ struct app {
     const struct config *cfg;
     struct loop *loop;
     struct journal *journal;
+    struct dedup *dedup;          /* pending commands, for broker redeliveries */
     struct mqtt_link *link;
     struct modem *modem;
     struct sms *sms;
@@ -466,9 +471,16 @@ static void result_acked(void *ctx, int status)
             log_error("command result on %s refused by the broker (%s); dropped", r->topic,
                       strerror(-status));
         /* Answered: a restart must neither run the command nor publish
-         * this again. */
-        if (r->seq && a->journal)
+         * this again, and a copy the broker delivers again (it missed the
+         * command's PUBACK when the bridge stopped) must not run. */
+        if (r->seq && a->journal) {
+            char key[18];
+
+            dedup_key(r->digest, key);
+            journal_mark_published(a->journal, key);
             journal_done(a->journal, r->seq);
+            dedup_remove(a->dedup, r->seq);
+        }
         result_unlink(a, r);
         result_free(r);
     }
@@ -519,6 +531,7 @@ static void command_finish(struct command *cmd, cJSON *data, const struct json_e
         return;
     }
     r->seq = cmd->seq;
+    r->digest = cmd->digest;
     r->payload = s;
     r->topic = cmd->result_topic;
     cmd->result_topic = NULL;
@@ -908,6 +921,7 @@ static struct command *command_new(struct app *a, const struct held *h)
     snprintf(cmd->result_topic, tlen, "%s/result", h->topic);
     cmd->app = a;
     cmd->seq = h->seq;
+    cmd->digest = h->digest;
     if (h->response_topic)
         cmd->response_topic = strdup(h->response_topic);
     if (h->correlation_len && (cmd->correlation = malloc(h->correlation_len))) {
@@ -1004,6 +1018,7 @@ static struct held *held_new(const char *topic, const void *payload, size_t len,
         memcpy(h->correlation, corr, corr_len);
     h->correlation_len = corr_len;
     h->seq = seq;
+    h->digest = dedup_digest(topic, payload, len);
     return h;
 }
 
@@ -1067,15 +1082,32 @@ static int64_t settle_fired(void *ctx)
 
 /* --- link callbacks ----------------------------------------------------------- */
 
-static int on_persist(void *ctx, const char *t, const void *payload, size_t len, uint64_t *seq)
+static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
+                      bool redelivered, uint64_t *seq)
 {
     struct app *a = ctx;
+    uint64_t digest;
     int r;
 
-    /* paho's thread: only the journal and the immutable config are touched. */
+    /* paho's thread: only the journal, the dedup set and the immutable
+     * config are touched. */
     *seq = 0;
     if (!a->journal || !find_route(a, t))
         return 0;
+    digest = dedup_digest(t, payload, len);
+    if (redelivered) {
+        char key[18];
+
+        dedup_key(digest, key);
+        if (dedup_pending(a->dedup, digest) || journal_was_published(a->journal, key)) {
+            /* Only a copy marked DUP is matched: the same command sent
+             * again by a user (an alarm text, no id) runs again. */
+            log_info("command on %s delivered again by the broker (it missed the "
+                     "acknowledgement when the bridge stopped): not run twice",
+                     t);
+            return 1;
+        }
+    }
     r = journal_append(a->journal, t, payload, len, seq);
     if (r < 0) {
         /* paho acknowledges the message whatever we answer, so refusing
@@ -1084,8 +1116,21 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
                   "survive a crash",
                   t, strerror(-r));
         *seq = 0;
+    } else if (dedup_add(a->dedup, digest, *seq) < 0) {
+        log_warn("out of memory: a redelivery of the command on %s would run twice", t);
     }
     return 0;
+}
+
+/* Before the link starts: the pending commands, for on_persist. */
+static void collect_pending(void *ctx, uint64_t seq, const char *t, const uint8_t *payload,
+                            size_t len)
+{
+    struct app *a = ctx;
+
+    if (dedup_add(a->dedup, dedup_digest(t, payload, len), seq) < 0)
+        log_warn("out of memory: a redelivery of command %llu would run twice",
+                 (unsigned long long)seq);
 }
 
 /* --- health file (core/health.h; `modem2mqtt --health`) ---------------------- */
@@ -1236,6 +1281,7 @@ static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *pay
             log_info("journal: publishing the stored result of command %llu on %s",
                      (unsigned long long)seq, t);
             r->seq = seq;
+            r->digest = dedup_digest(t, payload, len);
             results_add(a, r);
             return;
         }
@@ -1536,6 +1582,11 @@ int app_new(const struct config *cfg, struct app **out)
         log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
         goto err;
     }
+    a->dedup = dedup_new();
+    if (!a->dedup) {
+        r = -ENOMEM;
+        goto err;
+    }
 
     const struct modem_opts mo = {
         .port = cfg->modem.port,
@@ -1681,6 +1732,10 @@ int app_run(struct app *a)
 {
     int r;
 
+    /* Known before paho can deliver anything again. */
+    r = journal_replay(a->journal, collect_pending, a);
+    if (r < 0)
+        log_warn("journal: reading the pending commands failed: %s", strerror(-r));
     r = mqtt_link_start(a->link);
     if (r < 0) {
         log_error("mqtt: cannot use broker %s: %s", a->cfg->mqtt.broker, strerror(-r));
@@ -1728,6 +1783,7 @@ void app_free(struct app *a)
         result_free(r);      /* the journal keeps those not acknowledged */
     }
     journal_close(a->journal);
+    dedup_free(a->dedup);
     if (a->sig_fd >= 0) {
         if (a->loop)
             loop_del_fd(a->loop, a->sig_fd);

@@ -134,7 +134,7 @@ struct mqtt_link {
     char *uri, *client_id, *username, *password, *ca_file, *will_topic;
     int keepalive;
     int (*persist)(void *ctx, const char *topic, const void *payload, size_t len,
-                   uint64_t *seq);
+                   bool redelivered, uint64_t *seq);
     void *persist_ctx;
 
     /* Loop thread only. */
@@ -436,9 +436,14 @@ static int on_arrived(void *context, char *topic, int topic_len, MQTTAsync_messa
      * them anyway. */
     if (l->persist && !e->msg.retained) {
         uint64_t seq = 0;
-        if (l->persist(l->persist_ctx, e->msg.topic, e->msg.payload, plen, &seq) < 0) {
+        int r = l->persist(l->persist_ctx, e->msg.topic, e->msg.payload, plen, m->dup != 0, &seq);
+        if (r < 0) {
             free(e);
             return 0;
+        }
+        if (r > 0) {
+            free(e);            /* the owner has it already */
+            goto consumed;
         }
         e->msg.seq = seq;
     }

@@ -39,14 +39,17 @@ struct mqtt_link_opts {
      * Optional. Not called for retained messages (the app ignores retained
      * commands, and the broker keeps them anyway).
      * Sets *seq (0: not journalled) which comes back in mqtt_link_msg.seq;
-     * returns 0 to accept, or a negative errno to refuse. On refusal paho
+     * returns 0 to accept, 1 when the message is one the owner already
+     * has (a broker redelivery, redelivered set from the DUP flag: paho
+     * acknowledges it and it is not passed on), or a negative errno to
+     * refuse. On refusal paho
      * keeps the message in memory and offers it again on the next packet
      * from the broker (within keepalive); it still sends the PUBACK, so a
      * refused message is not durable until a later call accepts it.
      * Runs while paho holds its client lock: it must not wait for anything
      * the loop thread holds while calling into this module. */
     int (*persist)(void *ctx, const char *topic, const void *payload, size_t len,
-                   uint64_t *seq);
+                   bool redelivered, uint64_t *seq);
     void *persist_ctx;
 };
 

@@ -169,9 +169,11 @@ static void on_ack(void *ctx, int status)
     check_pred(a->t);
 }
 
-static int persist(void *ctx, const char *topic, const void *payload, size_t len, uint64_t *seq)
+static int persist(void *ctx, const char *topic, const void *payload, size_t len,
+                   bool redelivered, uint64_t *seq)
 {
     struct t *t = ctx;
+    (void)redelivered;
     (void)topic;
     (void)payload;
     (void)len;
