@@ -76,6 +76,7 @@ struct result {
     uint64_t seq;                 /* 0: the command was not journaled */
     uint64_t digest;              /* of the command (core/dedup.h) */
     bool in_flight;               /* published, waiting for the PUBACK */
+    bool parked;                  /* its publish failed: again at the next connect */
     char *topic;                  /* <command topic>/result */
     char *payload;
     char *response_topic;         /* MQTT 5 Response Topic, or NULL */
@@ -466,7 +467,10 @@ static void result_acked(void *ctx, int status)
     r->in_flight = false;
     if (status == -ECANCELED)
         return;                 /* shutting down: the journal keeps it */
-    if (status == 0 || (status != -ENOTCONN && status != -EAGAIN)) {
+    /* Dropped only when the broker itself refused it (it would refuse it
+     * again); anything else is tried again at the next ack or connect. */
+    if (status == 0 || status == -EACCES || status == -EINVAL || status == -EMSGSIZE ||
+        status == -EDQUOT) {
         if (status != 0)
             log_error("command result on %s refused by the broker (%s); dropped", r->topic,
                       strerror(-status));
@@ -483,6 +487,8 @@ static void result_acked(void *ctx, int status)
         }
         result_unlink(a, r);
         result_free(r);
+    } else {
+        r->parked = true;       /* not again and again: at the next connect */
     }
     results_flush(a);
 }
@@ -492,7 +498,7 @@ static void result_acked(void *ctx, int status)
 static void results_flush(struct app *a)
 {
     for (struct result *r = a->results; r; r = r->next) {
-        if (r->in_flight)
+        if (r->in_flight || r->parked)
             continue;
         if (publish_text(a, r->topic, r->payload, 1, false, NULL, 0, result_acked, r) < 0)
             return;
@@ -1216,6 +1222,8 @@ static void on_connected(void *ctx)
         mqtt_link_subscribe(a->link, t, 1);
     hass_update(a, false);
     /* What could not be published while the broker was away. */
+    for (struct result *r = a->results; r; r = r->next)
+        r->parked = false;
     results_flush(a);
     sms_drain(a->sms);
     /* The event may have fired before the broker connection was up. */

@@ -102,6 +102,7 @@ struct op {
     struct mqtt_link *link;
     enum op_kind kind;
     int status;              /* written on paho's thread before queuing */
+    int reason;              /* the broker's MQTT 5 reason code of a failure, or 0 */
     mqtt_link_ack_cb ack;    /* NULL once reported */
     void *ack_ctx;
     char topic[];            /* subscribe: for the log */
@@ -333,6 +334,13 @@ static int failure_status(int code, int reason)
 
 static void op_done(struct op *op, int status)
 {
+    /* A publish the broker did not refuse with a reason code failed on our
+     * side of the connection (paho could not write it, the socket broke):
+     * for the caller that is "not delivered, try again once connected".
+     * Seen as MQTTASYNC_FAILURE when the broker dies with the publish
+     * queued, racing the connection-lost callback. */
+    if (op->kind == OP_PUBLISH && status == -EIO && op->reason < 0x80)
+        status = -ENOTCONN;
     op->status = status;
     enqueue(op->link, &op->ev);
 }
@@ -345,7 +353,10 @@ static void on_op_success5(void *context, MQTTAsync_successData5 *d)
 
 static void on_op_failure5(void *context, MQTTAsync_failureData5 *d)
 {
-    op_done(context, d ? failure_status(d->code, (int)d->reasonCode) : -EIO);
+    struct op *op = context;
+
+    op->reason = d ? (int)d->reasonCode : 0;
+    op_done(op, d ? failure_status(d->code, (int)d->reasonCode) : -EIO);
 }
 
 static void on_op_success(void *context, MQTTAsync_successData *d)
