@@ -270,7 +270,19 @@ static void done_cb(void *ctx, const struct at_response *rsp)
     for (size_t k = 0; k < rsp->n_lines; k++)
         (void)strlen(rsp->lines[k]);
     if (rsp->text)
-        (void)strlen(rsp->text);
+        (void)strlen(rsp->text); /* may be "" when line noise put a NUL first */
+    check(rsp->code >= -1, "negative CME/CMS code");
+    /* "OK then +CMQTT...: 0": OK alone must not pass for success. The
+     * result line is among the info lines (the last one when it came after
+     * OK; CMQTTDISC's may come first, and other lines after it). */
+    if (rsp->final == AT_FINAL_OK && specs[c->spec].after_ok && !rsp->truncated) {
+        const char *p = specs[c->spec].after_ok;
+        bool found = false;
+
+        for (size_t k = 0; k < rsp->n_lines && !found; k++)
+            found = strncmp(rsp->lines[k], p, strlen(p)) == 0;
+        check(found, "OK without the result line it waits for");
+    }
     if (c->then >= 0 && S.chain_budget > 0) {
         S.chain_budget--;
         send_spec(c->then, -1);
@@ -459,6 +471,19 @@ static void quiet(void)
     log_set_level(tracing ? LOG_DEBUG : LOG_ERROR);
 }
 
+/* Nothing may hang: while anything is pending, a tick is scheduled, no
+ * later than the longest timeout (or the ESC guard) from now. */
+static void live(void)
+{
+    bool idle = at_chat_idle(S.chat);
+
+    check(!idle || S.next_done == S.n_cmds, "idle with a command not completed");
+    if (idle)
+        return;
+    check(S.deadline >= 0, "work pending and no tick scheduled");
+    check(S.deadline <= S.now + 60000 + AT_CHAT_ESC_GUARD_MS, "tick scheduled too late");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct at_chat_opts o = {
@@ -532,6 +557,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             S.fail_next = -EIO;
             break;
         }
+        live();
     }
 
     /* Done callbacks may queue more while cancelling: repeat until idle. */

@@ -64,6 +64,47 @@ static void parse_env(char *p, const char *end)
     }
 }
 
+static bool in(int v, int lo, int hi)
+{
+    return v >= lo && v <= hi;
+}
+
+/* What the rest of the bridge takes for granted once config_build said 0:
+ * the ranges config/README.md documents, and complete lists. */
+static void check_built(const struct config *c)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    bool level = false;
+
+    check(c->mqtt.broker && c->mqtt.base_topic && c->mqtt.client_id && c->modem.port &&
+              c->state_dir && c->log_level,
+          "a built config without broker, base topic, client id, port, state dir or level");
+    for (size_t i = 0; i < 4; i++)
+        level = level || strcmp(c->log_level, levels[i]) == 0;
+    check(level, "log_level not one of error, warn, info, debug");
+    check(in(c->modem.baud, 300, 4000000), "modem.baud out of range");
+    check(in(c->mqtt.keepalive, 5, 65535), "mqtt.keepalive out of range");
+    check(in(c->modem.status_interval, 5, 86400), "modem.status_interval out of range");
+    check(in(c->modem.command_timeout_ms, 100, 600000), "modem.command_timeout_ms out of range");
+    check(in(c->sms.max_parts, 1, 16), "sms.max_parts out of range");
+    check(in(c->sms.rate_per_hour, 1, 100000), "sms.rate_per_hour out of range");
+    check(in(c->remote.keepalive, 1, 64800), "remote.keepalive out of range");
+    for (size_t i = 0; i < c->modem.n_init; i++)
+        check(c->modem.init[i] != NULL, "modem.init has a NULL entry");
+    for (size_t i = 0; i < c->sms.n_allow_to; i++)
+        check(c->sms.allow_to[i] != NULL, "sms.allow_to has a NULL entry");
+    for (size_t i = 0; i < c->calls.n_allow_to; i++)
+        check(c->calls.allow_to[i] != NULL, "calls.allow_to has a NULL entry");
+    for (size_t i = 0; i < c->remote.n_subscribe; i++)
+        check(c->remote.subscribe[i].topic && in(c->remote.subscribe[i].qos, 0, 2),
+              "remote.subscribe entry without topic or with a bad qos");
+    for (size_t i = 0; i < c->remote.n_forward; i++)
+        check(c->remote.forward[i].local && c->remote.forward[i].remote &&
+                  in(c->remote.forward[i].qos, 0, 2),
+              "remote.forward entry incomplete or with a bad qos");
+    check(!c->remote.cert_file == !c->remote.key_file, "a client certificate without its key");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct config zero;
@@ -97,8 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(err, 'x', sizeof(err));
     rc = config_build(&cfg, json, json_len, sep ? fake_getenv : NULL, NULL, err, sizeof(err));
     if (rc == 0) {
-        check(cfg.mqtt.broker && cfg.mqtt.base_topic && cfg.modem.port,
-              "a built config without broker, base topic or port");
+        check_built(&cfg);
         config_free(&cfg);
         config_free(&cfg); /* documented as safe again */
     } else {
