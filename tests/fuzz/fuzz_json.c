@@ -1,0 +1,203 @@
+/* libFuzzer target: the MQTT command parsers of mqtt/json.
+ *
+ * The input is an MQTT payload: copied into a buffer of exactly its size
+ * (not NUL-terminated, as paho hands it over), so ASan reports any read
+ * past its end. json_parse_command and then every json_parse_* run on it,
+ * and what they accept is checked against what they promise: the values
+ * that go onto the AT line (numbers, DTMF digits, USSD codes, AT commands)
+ * hold only their allowed characters, topics are valid, payloads bounded.
+ * The result JSON built from the error must parse again. */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/utf8.h"
+#include "mqtt/json.h"
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz_json: invariant failed: %s\n", what);
+        abort();
+    }
+}
+
+static bool only(const char *s, const char *set, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+
+    return n >= min && n <= max && strspn(s, set) == n;
+}
+
+static void check_err(int rc, const struct json_error *err)
+{
+    check(rc == 0 || rc == -EINVAL, "parser returned neither 0 nor -EINVAL");
+    if (rc == 0)
+        return;
+    check(err->code != NULL && err->code[0] != 0, "error without a code");
+    check(memchr(err->message, 0, sizeof(err->message)) != NULL, "error message unterminated");
+    check(utf8_valid((const uint8_t *)err->message, strlen(err->message)),
+          "error message is not UTF-8");
+}
+
+/* The error result as it would be published: valid JSON. */
+static void check_result(const cJSON *id, const struct json_error *err)
+{
+    char *out = json_result(id, NULL, err);
+    cJSON *back;
+
+    if (!out)
+        return; /* allocation failure */
+    back = cJSON_Parse(out);
+    check(back != NULL, "json_result is not JSON");
+    cJSON_Delete(back);
+    free(out);
+}
+
+static void parse_all(const cJSON *root, const cJSON *id)
+{
+    struct json_error err;
+    struct sms_send_req sms;
+    struct remote_publish_req pub;
+    enum json_power_mode mode;
+    const char *s;
+    int rc, qos;
+
+    rc = json_parse_sms_send(root, &sms, &err);
+    check_err(rc, &err);
+    if (rc == 0) {
+        check(json_is_e164(sms.to), "sms: 'to' not E.164");
+        check(sms.text_len > 0 && sms.text_len == strlen(sms.text), "sms: text length");
+        check(utf8_valid((const uint8_t *)sms.text, sms.text_len), "sms: text not UTF-8");
+    } else {
+        check_result(id, &err);
+    }
+
+    rc = json_parse_call_dial(root, &s, &err);
+    check_err(rc, &err);
+    if (rc == 0)
+        check(json_is_e164(s) && only(s, "+0123456789", 8, 16), "dial: 'to' not E.164");
+
+    rc = json_parse_dtmf(root, &s, &err);
+    check_err(rc, &err);
+    if (rc == 0)
+        check(only(s, "0123456789*#ABCDabcd", 1, 32), "dtmf: digits");
+    else
+        check(s == NULL, "dtmf: digits set on error");
+
+    rc = json_parse_ussd(root, &s, &err);
+    check_err(rc, &err);
+    if (rc == 0)
+        check(only(s, "0123456789*#+", 1, 160), "ussd: code");
+    else
+        check(s == NULL, "ussd: code set on error");
+
+    rc = json_parse_remote_publish(root, &pub, &err);
+    check_err(rc, &err);
+    if (rc == 0) {
+        check(json_topic_valid(pub.topic, strlen(pub.topic), false), "publish: topic");
+        check(strlen(pub.topic) <= JSON_REMOTE_TOPIC_MAX, "publish: topic too long");
+        check(pub.payload_len <= JSON_REMOTE_PAYLOAD_MAX, "publish: payload too long");
+        check(pub.payload != NULL || pub.payload_len == 0, "publish: payload");
+        check(pub.qos >= 0 && pub.qos <= 2, "publish: qos");
+        json_remote_publish_clear(&pub);
+    } else {
+        check(pub.payload_buf == NULL, "publish: buffer kept on error");
+    }
+
+    rc = json_parse_remote_subscribe(root, &s, &qos, &err);
+    check_err(rc, &err);
+    if (rc == 0)
+        check(json_topic_valid(s, strlen(s), true) && qos >= 0 && qos <= 2, "subscribe");
+
+    rc = json_parse_remote_unsubscribe(root, &s, &err);
+    check_err(rc, &err);
+    if (rc == 0)
+        check(json_topic_valid(s, strlen(s), true), "unsubscribe: topic");
+
+    rc = json_parse_modem_power(root, &mode, &err);
+    check_err(rc, &err);
+    if (rc == 0)
+        check(mode == JSON_POWER_FULL || mode == JSON_POWER_MIN || mode == JSON_POWER_RESET,
+              "power: mode");
+
+    rc = json_parse_at_send(root, &s, &err);
+    check_err(rc, &err);
+    if (rc == 0) {
+        size_t n = strlen(s);
+
+        check(n >= 2 && n <= 1024 && (s[0] | 0x20) == 'a' && (s[1] | 0x20) == 't',
+              "at: not an AT command");
+        for (size_t i = 0; i < n; i++)
+            check(s[i] >= 0x20 && s[i] <= 0x7e, "at: a control byte in the command");
+    }
+
+    /* Answer and hangup take no fields. */
+    {
+        static const char *const none[] = {NULL};
+
+        rc = json_check_fields(root, none, &err);
+        check_err(rc, &err);
+    }
+}
+
+/* base64 is strict: whatever decodes encodes back to the same text. */
+static void base64(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size ? size : 1);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int rc;
+
+    check(text != NULL, "malloc");
+    memcpy(text, data, size);
+    rc = json_base64_decode(text, size, &out, &out_len);
+    check(rc == 0 || rc == -EINVAL || rc == -ENOMEM, "base64: return value");
+    if (rc == 0) {
+        char *again = json_base64_encode(out, out_len);
+
+        if (again) {
+            check(strlen(again) == size && memcmp(again, data, size) == 0,
+                  "base64: decode then encode differs");
+            free(again);
+        }
+        free(out);
+    }
+    free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *payload = malloc(size ? size : 1);
+    struct json_error err;
+    const cJSON *id = NULL;
+    cJSON *root;
+
+    check(payload != NULL, "malloc");
+    memcpy(payload, data, size);
+    root = json_parse_command(payload, size, &id, &err);
+    if (root) {
+        check(cJSON_IsObject(root), "command root not an object");
+        if (id)
+            check(cJSON_IsString(id) || (cJSON_IsNumber(id) && isfinite(id->valuedouble)),
+                  "id neither a string nor a finite number");
+        parse_all(root, id);
+        cJSON_Delete(root);
+    } else {
+        check(id == NULL, "id set on error");
+        check_err(-EINVAL, &err);
+        check_result(NULL, &err);
+    }
+    /* The payload once more, as a topic and as base64 text. */
+    json_topic_valid((const char *)payload, size, true);
+    json_topic_valid((const char *)payload, size, false);
+    free(payload);
+    base64(data, size);
+    return 0;
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in tests/fuzz/corpus/<target>/ from A7670
+transcripts and payloads used by the unit tests (tests/unit/*.c) and the
+A76XX protocol notes. Rerun after changing the input format of a target;
+the fuzzers only read the files, so they are committed."""
+import hashlib
+import os
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "corpus")
+
+SUBMIT_PDU = b"0011000C919419513254760000AA0AE8329BFD4697D9EC37"
+DELIVER_PDU = b"07919471080000F0040C919419513254760000621112615060800BC8309BFD065DCB6C7A08"
+PDUS = [
+    DELIVER_PDU,
+    SUBMIT_PDU,
+    b"07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37",
+    b"07919730071111F1000B919746121611F10000211110312270400AE8329BFD4697D9EC37",
+    b"0011000B916407281553F80000AA0AE8329BFD4697D9EC37",
+    b"00440B911316325476F80000621112600000290B0608041234030261F118",
+    b"00440B911316325476F8000062111260000040100B05040B8423F00003AA0201A0D3",
+    b"00040B911316325476F80008621112600000400A004800690020D83DDE00",
+    b"00040B911316325476F800086211126000004006D83D0041DE00",
+    b"00040ED0C7F7FBCC2E6FCA0000621112600000400161",
+    b"0011000291940000A7121BCA06B5496D5E1BDEA6B7F16D809B32",
+    b"00240B911316325476F80010621112600000290361F118",
+]
+
+TRANSCRIPTS = [
+    b"ATE0\r\r\nOK\r\n\r\n+CSQ: 14,99\r\n\r\nOK\r\n",
+    b"\r\nRDY\r\r\n\r\n*ATREADY: 1\r\n\r\n+CPIN: READY\r\r\n\r\nSMS DONE\r\r\n\r\nPB DONE\r\n",
+    b"AT+CSQ\r\r\n+CMTI: \"SM\",3\r\n+CSQ: 14,99\r\n\r\nOK\r\n",
+    b"AT+CMGS=23\r\r\n> " + SUBMIT_PDU + b"\x1a\r\n+CMGS: 5\r\n\r\nOK\r\n",
+    b"\r\n+CMGR: 0,,29\r\n" + DELIVER_PDU + b"\r\n\r\nOK\r\n",
+    b"\r\n+CMT: ,29\r\n" + DELIVER_PDU + b"\r\n",
+    b"\r\n+CMQTTRXSTART: 0,5,9\r\n+CMQTTRXTOPIC: 0,5\r\na/b\r\n\r\n"
+    b"+CMQTTRXPAYLOAD: 0,9\r\n\r\nOK\0\r\n>\n\r\n+CMQTTRXEND: 0\r\n",
+    b"AT+CMQTTSTART\r\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n",
+    b"\r\n+CME ERROR: SIM busy\r\n\r\n+CMS ERROR:340\r\n\r\n+CME ERROR: 13\r\n",
+    b"\r\nRING\r\n\r\n+CLIP: \"+491591234567\",145,,,,0\r\n\r\nVOICE CALL: BEGIN\r\n",
+    b"\r\n+CUSD: 1,\"1 Balance\r\n2 Bundles\",15\r\n",
+    b"\r\n>\r\nOK\r\n\r\n> \r\n",
+]
+
+
+def write(target, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    name = hashlib.sha1(data).hexdigest()[:16]
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def lexer():
+    # 3 control bytes: max_line 63, max_block 46, chunks of 5; none asks
+    # for a block by itself (their low 3 bits are not 7).
+    for t in TRANSCRIPTS:
+        write("lexer", bytes([3, 0x3E, 0x2E, 0x05]) + t)
+    # A tiny max_line, so lines overflow.
+    write("lexer", bytes([2, 0x08, 0x10]) + TRANSCRIPTS[4])
+
+
+def pdu():
+    for p in PDUS:
+        write("pdu", b"\x00" + p)                     # hex as the modem gives it
+        write("pdu", b"\x01" + bytes.fromhex(p.decode()))  # octets, hexed by the target
+    texts = [b"hellohello", "Grüße aus Köln €".encode(), "Привет 😀".encode(),
+             b"^{}\\[~]|", b"x" * 170, "ü".encode() * 80]
+    for i, t in enumerate(texts):
+        # round trip: flags, digits count, concat ref, then the text
+        write("pdu", bytes([2, 0x21 + i, 12 + i, 7]) + t)
+
+
+def chat():
+    def send(i, then=None):
+        return bytes([0x80 | (then << 3) if then is not None else 0x00, i])
+
+    def canned(i):
+        return bytes([2, i])
+
+    def raw(b, bytewise=False):
+        out = b""
+        for k in range(0, len(b), 47):
+            part = b[k:k + 47]
+            out += bytes([0x81 if bytewise else 0x01, len(part)]) + part
+        return out
+
+    tick = lambda i: bytes([4, i])  # noqa: E731
+    deadline, cancel, fail = b"\x05", b"\x06", b"\x07"
+    scripts = [
+        send(1) + send(2) + raw(b"ATE0\r\r\nOK\r\n") + raw(b"\r\n+CSQ: 14,99\r\n\r\nOK\r\n"),
+        send(3) + raw(b"AT+CMGS=23\r\r\n> ") + raw(SUBMIT_PDU + b"\x1a\r\n+CMGS: 6\r\n\r\nOK\r\n"),
+        send(3) + send(2) + canned(2) + deadline + canned(0) + canned(7) + canned(0),
+        send(4) + canned(0) + canned(25) + canned(13) + send(5) + canned(2) + canned(0),
+        send(9) + canned(2) + canned(0) + canned(23) + canned(15),
+        send(8) + canned(0) + canned(24) + send(0) + canned(0),
+        send(10) + canned(16) + canned(0),
+        raw(b"\r\n+CMQTTRXSTART: 0,5,9\r\n+CMQTTRXTOPIC: 0,5\r\na/b\r\n\r\n"
+            b"+CMQTTRXPAYLOAD: 0,9\r\n\r\nOK\0\r\n>\n\r\n+CMQTTRXEND: 0\r\n", True),
+        send(2) + canned(8) + canned(7) + canned(0) + canned(11) + canned(10) + canned(0),
+        send(12) + canned(0) + canned(26) + canned(27),
+        send(13) + canned(4) + send(13) + canned(5) + canned(34) + send(16) + canned(6),
+        fail + send(0) + send(1) + deadline + canned(0) + send(3) + fail + canned(2) + tick(1),
+        send(2, 11) + tick(4) + tick(5) + cancel + send(6) + canned(30) + canned(21),
+        send(15) + canned(0) + canned(33) + canned(32) + send(17) + canned(3) + canned(0),
+        send(18) + send(19) + send(20) + send(7) + canned(3) + canned(0) + send(14) + canned(0),
+    ]
+    for s in scripts:
+        write("chat", s)
+
+
+def json_():
+    payloads = [
+        b"", b"{}", b"{\"id\":\"a\"}", b"{\"id\":7}",
+        b"{\"to\":\"+4917012345678\",\"text\":\"Hallo\",\"flash\":false,\"report\":true}",
+        b"{\"id\":\"x1\",\"to\":\"+4917012345678\",\"text\":\"Gr\xc3\xbc\xc3\x9fe \xf0\x9f\x98\x80\"}",
+        b"{\"to\":\"+491591234567\"}", b"{\"digits\":\"12*#AbCd\"}", b"{\"code\":\"*100#\"}",
+        b"{\"topic\":\"home/a\",\"payload\":\"on\",\"qos\":1,\"retain\":true}",
+        b"{\"topic\":\"bin\",\"payload\":\"AAEC/w==\",\"encoding\":\"base64\"}",
+        b"{\"topic\":\"sensors/+/temp/#\",\"qos\":2}", b"{\"topic\":\"a/#\"}",
+        b"{\"mode\":\"reset\"}", b"{\"command\":\"AT+CSQ\"}",
+        b"{\"x\":\"a\\u0000b\"}", b"{\"id\":1,\"id\":2}", b"{\"id\":1e999}", b"\xff{}",
+        b"{\"a\":\"\xed\xa0\x80\"}", b"[]", b"{\"id\":[1]}",
+        b"AAEC/w==", b"aGVsbG8=",
+    ]
+    for p in payloads:
+        write("json", p)
+
+
+def ussd():
+    lines = [
+        b"+CUSD: 0,\"Your balance is 12.34 EUR\",15", b"+CUSD: 1,\"1 Balance\n2 Bundles\",15",
+        b"+CUSD:0,\"ok\",15", b"+CUSD: 2 , \"bye\" , 15 ", b"+CUSD: 0,\"say \"hi\", then\",15",
+        b"+CUSD: 0,\"00480069\",72", b"+CUSD: 0,\"00C400D620AC\",72",
+        b"+CUSD: 0,\"D83DDE00\",72", b"+CUSD: 0,\"D83D0041\",72", b"+CUSD: 0,\"0041\",17",
+        b"+CUSD: 0,\"48656C6C6F\",68", b"+CUSD: 0,\"caf\xe9\",15", b"+CUSD: 2", b"+CUSD: 5",
+        b"+CUSD: 0,\"abc,15",
+    ]
+    for line in lines:
+        write("ussd", line)
+
+
+def config():
+    root = os.path.dirname(os.path.dirname(HERE))
+    for name in ("config.example.json", "dfrobot.example.json"):
+        with open(os.path.join(root, "config", name), "rb") as f:
+            write("config", f.read())
+    docs = [
+        b"{}", b"\xef\xbb\xbf{}",
+        b"{\"mqtt\":{\"broker\":\"mqtts://broker.example.com:8883\",\"base_topic\":\"home/gsm\","
+        b"\"keepalive\":60,\"homeassistant\":{\"discovery\":false,\"prefix\":\"ha\"}}}",
+        b"{\"modem\":{\"port\":\"/dev/ttyUSB2\",\"baud\":921600,\"pin\":\"1234\","
+        b"\"init\":[\"AT+CSCLK=0\"],\"status_interval\":300,\"command_timeout_ms\":10000}}",
+        b"{\"sms\":{\"allow_to\":[\"+4917012345678\",\"+4930*\"],\"max_parts\":16,"
+        b"\"rate_per_hour\":1,\"delivery_reports\":true},\"calls\":{\"allow_to\":[]}}",
+        b"{\"remote\":{\"server\":\"tcp://10.0.0.1\",\"tls\":true,\"subscribe\":[{\"topic\":"
+        b"\"a/#\"},{\"topic\":\"b\",\"qos\":2,\"local\":null}],\"forward\":[{\"local\":\"x/+\","
+        b"\"remote\":\"y\"}]}}",
+        b"{\"state_dir\":\"/srv/m2m\",\"allow_raw_at\":true,\"log_level\":\"debug\"}",
+        # The text, then "\0\0", then NUL-separated environment entries.
+        b"{}\0\0MODEM2MQTT_PORT=tcp://10.0.0.2:4001\0MODEM2MQTT_BAUD=9600\0"
+        b"MODEM2MQTT_BROKER=unix:///run/mosquitto.sock\0MODEM2MQTT_LOG_LEVEL=warn",
+    ]
+    for d in docs:
+        write("config", d)
+
+
+if __name__ == "__main__":
+    if os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    lexer()
+    pdu()
+    chat()
+    json_()
+    ussd()
+    config()
