@@ -189,8 +189,9 @@ static int tr_write(void *ctx, const uint8_t *buf, size_t len)
     trace(rc ? "write (fails)" : "write", buf, len);
     check(len > 0, "empty write");
     if (len == 1 && buf[0] == 0x1b) {
-        check(S.in_tick, "ESC outside a timeout");
-        check(S.cur >= 0 && S.cmds[S.cur].prompt, "ESC without a prompt");
+        /* ESC starts every resync attempt (a timeout, an answer that does
+         * not fit, an abort): it leaves a prompt the module may show. */
+        check(at_chat_syncing(S.chat), "ESC outside a resync");
         return rc;
     }
     if (is_command_line(buf, len)) {
@@ -244,6 +245,15 @@ static void tr_schedule(void *ctx, int64_t deadline)
     S.deadline = deadline;
 }
 
+/* The owner's part (modem.c): a resync that failed means a module that
+ * does not answer; the owner closes the port, which cancels everything. */
+static void tr_synced(void *ctx, bool ok)
+{
+    (void)ctx;
+    if (!ok)
+        at_chat_cancel_all(S.chat);
+}
+
 static void send_spec(int spec, int then);
 
 static void done_cb(void *ctx, const struct at_response *rsp)
@@ -262,7 +272,7 @@ static void done_cb(void *ctx, const struct at_response *rsp)
         S.next_write = i + 1;
     if ((long)i == S.cur)
         S.cur = -1;
-    check(rsp->final <= AT_FINAL_CANCELLED, "final out of range");
+    check(rsp->final <= AT_FINAL_OUT_OF_STEP, "final out of range");
     if (rsp->final != AT_FINAL_CANCELLED)
         check(c->written, "a result for a command never written");
     check(rsp->error == 0 || rsp->final == AT_FINAL_CANCELLED, "error without CANCELLED");
@@ -472,7 +482,7 @@ static void quiet(void)
 }
 
 /* Nothing may hang: while anything is pending, a tick is scheduled, no
- * later than the longest timeout (or the ESC guard) from now. */
+ * later than the longest timeout (or a resync's drain) from now. */
 static void live(void)
 {
     bool idle = at_chat_idle(S.chat);
@@ -481,7 +491,7 @@ static void live(void)
     if (idle)
         return;
     check(S.deadline >= 0, "work pending and no tick scheduled");
-    check(S.deadline <= S.now + 60000 + AT_CHAT_ESC_GUARD_MS, "tick scheduled too late");
+    check(S.deadline <= S.now + 60000 + AT_CHAT_DRAIN_MAX_MS, "tick scheduled too late");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -494,7 +504,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_lines = 8,
         .max_info_bytes = 256,
     };
-    struct at_transport tr = {tr_write, tr_now, tr_schedule, NULL};
+    struct at_transport tr = {tr_write, tr_now, tr_schedule, NULL, tr_synced};
     size_t i = 0;
 
     memset(&S, 0, sizeof(S));

@@ -1,8 +1,9 @@
 /* libFuzzer target: the +CUSD decoder of modem/ussd.
  *
- * The input is one line as the chat hands it to the URC handler (or as the
- * service joins a multi-line answer): NUL-terminated, in a buffer of
- * exactly that size. On success the reply must be what the service
+ * The input's first byte chooses the mode (its low bit: the module in
+ * AT+CSCS="UCS2", strings as hex, or in IRA); the rest is one line as the
+ * chat hands it to the URC handler: NUL-terminated, in a buffer of exactly
+ * that size. On success the reply must be what the service
  * publishes without further checks: status 0-5, a NUL-terminated UTF-8
  * text, dcs -1 or 0-255. */
 #include <errno.h>
@@ -27,14 +28,20 @@ static void check(bool ok, const char *what)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *line = malloc(size + 1);
+    bool ucs2 = size > 0 && (data[0] & 1);
+    char *line;
     const char *end;
     int rc;
 
+    if (size > 0) {
+        data++;
+        size--;
+    }
+    line = malloc(size + 1);
     check(line != NULL, "malloc");
     memcpy(line, data, size);
     line[size] = 0;
-    rc = ussd_parse_cusd(line, &reply);
+    rc = ussd_parse_cusd(line, ucs2, &reply);
     check(rc == 0 || rc == -EINVAL || rc == -EMSGSIZE, "return value");
     if (rc == 0) {
         check(reply.status >= 0 && reply.status <= 5, "status out of 0-5");

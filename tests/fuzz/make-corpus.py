@@ -137,8 +137,18 @@ def ussd():
         b"+CUSD: 0,\"48656C6C6F\",68", b"+CUSD: 0,\"caf\xe9\",15", b"+CUSD: 2", b"+CUSD: 5",
         b"+CUSD: 0,\"abc,15",
     ]
+    # The first byte is the mode: 0 IRA (text as the module prints it), 1
+    # UCS2 (strings as UCS-2 hex, what the bridge asks for).
+    ucs2 = [
+        b"+CUSD: 0,\"0059006F00750072002000620061006C0061006E00630065\",15",
+        b"+CUSD: 1,\"0031002000420061006C0061006E00630065000A0032\",72",
+        b"+CUSD: 0,\"00780022002C00310035000A002B0043004D0054003A\",15",
+        b"+CUSD: 0,\"D83DDE00\",15", b"+CUSD: 4", b"+CUSD: 0,\"00\",15",
+    ]
     for line in lines:
-        write("ussd", line)
+        write("ussd", b"\x00" + line)
+    for line in ucs2:
+        write("ussd", b"\x01" + line)
 
 
 def config():
