@@ -718,18 +718,25 @@ static void sync_line(struct at_chat *chat, const char *s, size_t len)
     log_debug("AT resync: line dropped");
 }
 
-/* Holds the queue and starts the first attempt; false when one runs. */
-static bool begin_sync(struct at_chat *chat, bool discard)
+/* Holds the queue for a resync, writing nothing yet: the command in
+ * flight is completed after this, and its callback may send (the command
+ * waits) or cancel everything (which ends the resync: the owner closes the
+ * port). first_attempt() then starts it, if it still stands. */
+static void hold_sync(struct at_chat *chat, bool discard)
 {
     if (chat->sync != SYNC_NONE && chat->sync != SYNC_FAILED) {
         chat->sync_discard = chat->sync_discard || discard;
-        return false;
+        return;
     }
-    chat->sync = SYNC_DRAIN;
+    drain_start(chat, SYNC_DRAIN, chat->tr.now_ms(chat->tr.ctx));
     chat->sync_discard = discard;
     chat->sync_attempt = 0;
-    sync_attempt(chat);
-    return true;
+}
+
+static void first_attempt(struct at_chat *chat)
+{
+    if (chat->sync == SYNC_DRAIN && chat->sync_attempt == 0)
+        sync_attempt(chat);
 }
 
 static void resync(struct at_chat *chat, bool discard, const char *why)
@@ -737,14 +744,15 @@ static void resync(struct at_chat *chat, bool discard, const char *why)
     char name[64];
 
     if (chat->sync != SYNC_NONE && chat->sync != SYNC_FAILED) {
-        begin_sync(chat, discard);
+        hold_sync(chat, discard);
         return;
     }
     log_warn("AT resynchronising: %s%s%s", why, chat->cur ? "; dropping " : "",
              chat->cur ? cmd_log(chat->cur, name, sizeof(name)) : "");
-    begin_sync(chat, discard);
+    hold_sync(chat, discard);
     if (chat->cur)
         complete_cur(chat, AT_FINAL_OUT_OF_STEP, -1, NULL, 0);
+    first_attempt(chat);
 }
 
 /* The command in flight got an answer that cannot be its own. */
@@ -1070,8 +1078,9 @@ void at_chat_tick(struct at_chat *chat)
         log_warn("AT %s: timeout", cmd_log(chat->cur, name, sizeof(name)));
         /* The module may answer it yet, or sit at a prompt: resync first,
          * so that nothing the callback sends is written before that. */
-        begin_sync(chat, false);
+        hold_sync(chat, false);
         complete_cur(chat, AT_FINAL_TIMEOUT, -1, NULL, 0);
+        first_attempt(chat);
         return;
     }
     switch (chat->sync) {
@@ -1170,8 +1179,9 @@ bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix)
     /* The module may still show its prompt (it would take the next
      * command's bytes as data) or answer it late: resync first, so that
      * nothing is written before that is settled. */
-    begin_sync(chat, false);
+    hold_sync(chat, false);
     complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, 0);
+    first_attempt(chat);
     return true;
 }
 

@@ -80,6 +80,7 @@ struct chat_case {
     size_t max_lines; /* 0: the chat's default */
     bool sched;
     int cmti_sends; /* 1 + index of a spec the +CMTI handler sends */
+    bool owner_cancels; /* synced(false) -> at_chat_cancel_all, as modem.c does */
 };
 
 struct harness;
@@ -152,7 +153,11 @@ static int64_t tr_now(void *ctx)
 
 static void tr_synced(void *ctx, bool ok)
 {
-    putf(ctx, "synced=%d\n", ok);
+    struct harness *h = ctx;
+
+    putf(h, "synced=%d\n", ok);
+    if (!ok && h->c->owner_cancels)
+        at_chat_cancel_all(h->chat);
 }
 
 static void tr_schedule(void *ctx, int64_t deadline)
@@ -710,10 +715,9 @@ static const struct chat_case cases[] = {
                 "sched 101000\n"
                 "sched 101000\n"
                 "--\n"
-                "W:\\x1b\n"
-                "sched 101000\n"
                 "done#0 TIMEOUT -1\n"
                 "sched 101200\n"
+                "W:\\x1b\n"
                 "--\n"
                 "W:ATE1\\x0d\n"
                 "sched 101400\n"
@@ -739,8 +743,8 @@ static const struct chat_case cases[] = {
         .want = "W:AT+CMGS=23\\x0d\n"
                 "W:" SUBMIT_PDU "\\x1a\n"
                 "--\n"
-                "W:\\x1b\n"
                 "done#0 TIMEOUT -1\n"
+                "W:\\x1b\n"
                 "--\n"
                 "urca <+CMTI: \"SM\",4>\n"
                 "--\n"
@@ -756,8 +760,8 @@ static const struct chat_case cases[] = {
                   FEED("\r\nOK\r\n")},
         .want = "W:AT+CMQTTPAYLOAD=0,5\\x0d\n"
                 "W:hello\n"
-                "W:\\x1b\n"
                 "done#0 TIMEOUT -1\n"
+                "W:\\x1b\n"
                 "idle=0\n"
                 "W:ATE1\\x0d\n"
                 "W:" M1 "\\x0d\n"
@@ -774,8 +778,8 @@ static const struct chat_case cases[] = {
         .cmds = {{"AT+CMQTTTOPIC=0,9", .timeout_ms = 2000}},
         .steps = {FEED("\r\n> "), SEND(0), FEED("\r\n> "), TICK(2000)},
         .want = "W:AT+CMQTTTOPIC=0,9\\x0d\n"
-                "W:\\x1b\n"
-                "done#0 TIMEOUT -1 <> >\n",
+                "done#0 TIMEOUT -1 <> >\n"
+                "W:\\x1b\n",
     },
     {
         /* A killed process left an answer, a RING and a half-open prompt:
@@ -818,8 +822,8 @@ static const struct chat_case cases[] = {
         .steps = {SEND(0), SEND(1), FEED("\r\n+CFUN: 1\r\n\r\nOK\r\n"), MARK, SYNC_STEPS(M1), MARK,
                   FEED("\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n")},
         .want = "W:AT+CPIN?\\x0d\n"
-                "W:\\x1b\n"
                 "done#0 OUT OF STEP -1 <+CFUN: 1>\n"
+                "W:\\x1b\n"
                 "--\n" SYNC_WANT(M1) "W:AT+CPIN?\\x0d\n"
                 "--\n"
                 "done#1 OK -1 <+CPIN: SIM PIN>\n",
@@ -861,6 +865,21 @@ static const struct chat_case cases[] = {
                 "W:" SUBMIT_PDU "\\x1a\n"
                 "--\n"
                 "done#1 OK -1 <+CMGS: 1>\n",
+    },
+    {
+        /* Found by fuzz_chat: the resync's ESC fails at once, the owner
+         * closes the port (cancel_all) from synced(), all before the timed
+         * out command was completed. */
+        .name = "timeout, the resync's first write fails, the owner cancels all",
+        .owner_cancels = true,
+        .cmds = {{"AT+CSQ", .timeout_ms = 1000}, {"AT+CREG?"}},
+        .steps = {SEND(0), SEND(1), WFAIL, TICK(1000), IDLE},
+        .want = "W:AT+CSQ\\x0d\n"
+                "done#0 TIMEOUT -1\n"
+                "Wfail:\\x1b\n"
+                "synced=0\n"
+                "done#1 CANCELLED -1\n"
+                "idle=1\n",
     },
     {
         .name = "'>' of a USSD menu while no data is pending is an info line",
@@ -1048,8 +1067,8 @@ static const struct chat_case cases[] = {
         .want = "W:AT+CMQTTSUB=0\\x0d\n"
                 "--\n"
                 "urca <+CMQTTCONNLOST: 0,3>\n"
-                "W:\\x1b\n"
                 "done#0 CANCELLED -1\n"
+                "W:\\x1b\n"
                 "abort=1\n"
                 "--\n" SYNC_WANT(M1) "W:AT+CSQ\\x0d\n"
                 "--\n"
