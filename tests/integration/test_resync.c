@@ -181,9 +181,15 @@ static void test_hang_dropping_recovers(void **state)
     };
     h_env_up(e, &o);
     h_sim_cmd_ok(&e->sim, "hang 20000", NULL, 0);
+    /* A command sent meanwhile is answered too (the module drops it). */
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":20,\"to\":\"" TO "\",\"text\":\"during\"}", 1,
+                   false);
     cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                        h_ms(40000));
     cJSON_Delete(st);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, h_ms(60000));
+    h_json_int_eq(r, "id", 20);
+    cJSON_Delete(r);
     h_sim_wait_line(&e->sim, "rx ", NULL, 0, h_ms(40000)); /* hang over: it reads again */
     int64_t t0 = now_ms();
     st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "ready", h_ms(90000));
@@ -203,6 +209,13 @@ static void test_replug_within_10s(void **state)
     h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                         H_TIMEOUT_MS));
+    /* A command while it is away gets its answer at once. */
+    h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":21,\"to\":\"" TO "\",\"text\":\"away\"}", 1,
+                   false);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_int_eq(r, "id", 21);
+    h_json_bool_eq(r, "ok", false);
+    cJSON_Delete(r);
     /* Unplugged for a while (the scenario, not a synchronisation): the
      * reopen attempts back off meanwhile. */
     int64_t until = now_ms() + 20000;
