@@ -73,6 +73,7 @@ struct result {
     struct app *app;
     uint64_t seq;                 /* 0: the command was not journaled */
     bool in_flight;               /* published, waiting for the PUBACK */
+    bool durable;                 /* its journal copy is flushed: may go out */
     char *topic;                  /* <command topic>/result */
     char *payload;
     char *response_topic;         /* MQTT 5 Response Topic, or NULL */
@@ -113,6 +114,7 @@ struct app {
 
     bool settled;                 /* the modem left "starting" at least once */
     uint64_t settle_timer;
+    uint64_t commit_timer;        /* flushes the journal's results, then publishes */
     bool health_warned;           /* health_write failed once: logged */
     struct held *held, **held_tail;
     size_t n_held;
@@ -480,7 +482,7 @@ static void result_acked(void *ctx, int status)
 static void results_flush(struct app *a)
 {
     for (struct result *r = a->results; r; r = r->next) {
-        if (r->in_flight)
+        if (r->in_flight || !r->durable)
             continue;
         if (publish_text(a, r->topic, r->payload, 1, false, NULL, 0, result_acked, r) < 0)
             return;
@@ -492,11 +494,34 @@ static void results_flush(struct app *a)
     }
 }
 
+/* One flush for every result stored since the last: results finished in
+ * one pass of the loop share it, and a flush made meanwhile for another
+ * reason (the next command's append on paho's thread, a started mark)
+ * makes this one free. */
+static int64_t commit_fired(void *ctx)
+{
+    struct app *a = ctx;
+
+    a->commit_timer = 0;
+    if (journal_commit(a->journal) < 0)
+        log_error("journal: results not flushed; publishing them anyway (a crash now could "
+                  "run their commands again)");
+    for (struct result *r = a->results; r; r = r->next)
+        r->durable = true;
+    results_flush(a);
+    return 0;
+}
+
 static void results_add(struct app *a, struct result *r)
 {
     struct result **pp = &a->results;
 
     r->app = a;
+    if (!r->durable && !a->commit_timer &&
+        loop_add_timer(a->loop, 0, commit_fired, a, &a->commit_timer) < 0) {
+        journal_commit(a->journal);
+        r->durable = true;
+    }
     while (*pp)
         pp = &(*pp)->next;
     *pp = r;            /* in order: results go out as commands finished */
@@ -519,6 +544,7 @@ static void command_finish(struct command *cmd, cJSON *data, const struct json_e
         return;
     }
     r->seq = cmd->seq;
+    r->durable = true;
     r->payload = s;
     r->topic = cmd->result_topic;
     cmd->result_topic = NULL;
@@ -532,10 +558,13 @@ static void command_finish(struct command *cmd, cJSON *data, const struct json_e
         uint8_t *blob = result_encode(r, &len);
 
         /* Kept with the command until the broker has it: a crash before
-         * that publishes it after the restart, never runs it again. */
+         * that publishes it after the restart, never runs it again. It
+         * goes out once flushed (commit_fired). */
         if (!blob || journal_result(a->journal, r->seq, blob, len) < 0)
             log_error("journal: the result on %s is not stored; a crash now would lose it",
                       r->topic);
+        else
+            r->durable = false;
         free(blob);
     }
     results_add(a, r);
@@ -1236,6 +1265,7 @@ static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *pay
             log_info("journal: publishing the stored result of command %llu on %s",
                      (unsigned long long)seq, t);
             r->seq = seq;
+            r->durable = true;
             results_add(a, r);
             return;
         }
