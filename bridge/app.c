@@ -1105,6 +1105,11 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
     *seq = 0;
     if (!a->journal || !find_route(a, t))
         return 0;
+    /* Killed after the append and before paho's PUBACK: the broker
+     * delivers it again, and the replayed record already stands for it.
+     * It gets that record's seq, which on_message recognises. */
+    if (journal_find_earlier(a->journal, t, payload, len, seq))
+        return 0;
     r = journal_append(a->journal, t, payload, len, seq);
     if (r < 0) {
         /* paho acknowledges the message whatever we answer, so refusing
@@ -1226,6 +1231,12 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
         return;
     if (!find_route(a, m->topic) && hass_status_message(a, m))
         return;
+    if (m->seq && journal_is_earlier(a->journal, m->seq)) {
+        log_info("journal: %s delivered again after a restart; its recorded copy (command %llu) "
+                 "runs, not this one",
+                 m->topic, (unsigned long long)m->seq);
+        return;
+    }
     if (m->retained) {
         /* It would run again at every restart of the bridge. An empty one
          * is someone clearing it: nothing to say. Under MQTT 5 a live

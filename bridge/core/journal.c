@@ -107,6 +107,7 @@ struct journal {
     int fd;             /* journal.log */
     off_t end;          /* where the next entry goes */
     uint64_t next;      /* the seq the next append gets */
+    uint64_t first;     /* the first seq of this run: older ones came before open */
     char *dir;          /* for log messages */
 
     /* Group commit: entries are numbered as written; synced is the last
@@ -892,6 +893,7 @@ int journal_open(const char *dir, struct journal **out)
                  j->n_pend, dir);
         remove_old(j);
     }
+    j->first = j->next;
     log_debug("journal: %s open, next seq %" PRIu64 ", %zu pending", dir, j->next, j->n_pend);
     *out = j;
     return 0;
@@ -1057,6 +1059,40 @@ uint64_t journal_fsyncs(struct journal *j)
     uint64_t n = j->fsyncs;
     pthread_mutex_unlock(&j->lock);
     return n;
+}
+
+bool journal_is_earlier(struct journal *j, uint64_t seq)
+{
+    return j && seq && seq < j->first;
+}
+
+bool journal_find_earlier(struct journal *j, const char *topic, const void *payload, size_t len,
+                          uint64_t *seq)
+{
+    size_t tlen = topic ? strnlen(topic, JOURNAL_TOPIC_MAX + 1) : 0;
+    bool found = false;
+
+    if (!j || tlen == 0 || tlen > JOURNAL_TOPIC_MAX || len > JOURNAL_PAYLOAD_MAX)
+        return false;
+    pthread_mutex_lock(&j->lock);
+    for (size_t i = 0; i < j->n_pend && j->pend[i].seq < j->first && !found; i++) {
+        const struct pend *p = &j->pend[i];
+        uint8_t *e = NULL;
+        size_t n = 0;
+        const char *why;
+
+        if (p->rec_len != HDR_LEN + tlen + len)
+            continue;
+        if (entry_read(j->fd, p->rec_off, &e, &n, &why) == 0 && get_le32(e + 16) == tlen &&
+            memcmp(e + HDR_LEN, topic, tlen) == 0 &&
+            (len == 0 || memcmp(e + HDR_LEN + tlen, payload, len) == 0)) {
+            found = true;
+            *seq = p->seq;
+        }
+        free(e);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return found;
 }
 
 int journal_result_load(struct journal *j, uint64_t seq, uint8_t **blob, size_t *len)

@@ -39,6 +39,18 @@ void journal_close(struct journal *j);
 int journal_append(struct journal *j, const char *topic, const void *payload, size_t len,
                    uint64_t *seq);
 
+/* A message the broker delivers again after a crash (the append was
+ * durable, the PUBACK never left) is the same command as a record still
+ * pending from before this open: same topic, same payload. true with
+ * *seq that record's seq; the caller answers the broker without
+ * recording the message again (the replayed record runs, once). Only
+ * records from before the open are compared: within a run, an identical
+ * payload is a new command. */
+bool journal_find_earlier(struct journal *j, const char *topic, const void *payload, size_t len,
+                          uint64_t *seq);
+/* Whether seq was given before this open (a replayed record's). */
+bool journal_is_earlier(struct journal *j, uint64_t seq);
+
 /* Records durably that part `part` (1-based; 1 for a command of one part)
  * of the command's effect begins now (an AT+CMGS is about to be written).
  * A replay of a started command must not run it again: its outcome is

@@ -491,6 +491,36 @@ static void test_fsyncs_under_load(void **state)
     journal_close(l.j);
 }
 
+/* The broker delivers a command again when the bridge died between the
+ * append and the PUBACK: matched to the record from before the restart,
+ * not to one of this run, nor to a different payload. */
+static void test_find_earlier(void **state)
+{
+    const char *dir = state_dir(state);
+    struct journal *j = NULL;
+    uint64_t a, b, seq = 0;
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{\"id\":1}", 8, &a), 0);
+    assert_false(journal_find_earlier(j, "m/sms/send", "{\"id\":1}", 8, &seq));
+    assert_false(journal_is_earlier(j, a));
+    journal_close(j);
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_true(journal_is_earlier(j, a));
+    assert_true(journal_find_earlier(j, "m/sms/send", "{\"id\":1}", 8, &seq));
+    assert_int_equal(seq, a);
+    assert_false(journal_find_earlier(j, "m/sms/send", "{\"id\":2}", 8, &seq));
+    assert_false(journal_find_earlier(j, "m/at/send", "{\"id\":1}", 8, &seq));
+    assert_int_equal(journal_append(j, "m/sms/send", "{\"id\":2}", 8, &b), 0);
+    assert_false(journal_is_earlier(j, b));
+    assert_false(journal_find_earlier(j, "m/sms/send", "{\"id\":2}", 8, &seq));
+    /* Done: a later identical message is a new command. */
+    assert_int_equal(journal_done(j, a), 0);
+    assert_false(journal_find_earlier(j, "m/sms/send", "{\"id\":1}", 8, &seq));
+    journal_close(j);
+}
+
 static void test_callbacks_reenter(void **state)
 {
     const char *dir = state_dir(state);
@@ -743,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsyncs_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find_earlier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callbacks_reenter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
