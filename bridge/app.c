@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "core/loop.h"
+#include "core/notify.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
 #include "modem/modem.h"
@@ -115,7 +116,9 @@ struct app {
     bool settled;                 /* the modem left "starting" at least once */
     uint64_t settle_timer;
     uint64_t commit_timer;        /* flushes the journal's results, then publishes */
-    bool health_warned;           /* health_write failed once: logged */
+    int health_fd;                /* state_dir/health.sock, or -1 */
+    struct notify *notify;        /* systemd's NOTIFY_SOCKET, or NULL */
+    uint64_t commands;            /* journaled on paho's thread: atomic */
     struct held *held, **held_tail;
     size_t n_held;
     struct result *results;       /* not yet acknowledged by the broker */
@@ -1111,6 +1114,8 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
     if (journal_find_earlier(a->journal, t, payload, len, seq))
         return 0;
     r = journal_append(a->journal, t, payload, len, seq);
+    if (r == 0)
+        __atomic_add_fetch(&a->commands, 1, __ATOMIC_RELAXED);
     if (r < 0) {
         /* paho acknowledges the message whatever we answer, so refusing
          * would only stall it: run it, without the crash guarantee. */
@@ -1122,24 +1127,50 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
     return 0;
 }
 
-/* --- health file (core/health.h; `modem2mqtt --health`) ---------------------- */
+/* --- health socket (core/health.h; `modem2mqtt --health`) and systemd ----------- */
 
-static void health_update(struct app *a)
+/* A query: answered at once from the loop thread, so an answer proves the
+ * loop runs. Nothing is written to disk and nothing wakes the loop between
+ * queries. */
+static void on_health(void *ctx, int fd, short revents)
 {
-    int r = health_write(a->cfg->state_dir, mqtt_link_connected(a->link),
-                         app_state(a));
+    struct app *a = ctx;
+    struct health_info h = {
+        .mqtt_connected = mqtt_link_connected(a->link),
+        .modem_state = app_state(a),
+        .wakeups = loop_wakeups(a->loop),
+        .fsyncs = a->journal ? journal_fsyncs(a->journal) : 0,
+        .commands = __atomic_load_n(&a->commands, __ATOMIC_RELAXED),
+    };
+    char line[HEALTH_LINE_MAX];
 
-    if (r < 0 && !a->health_warned)
-        log_warn("health: cannot write %s/%s: %s", a->cfg->state_dir, HEALTH_FILE,
-                 strerror(-r));
-    a->health_warned = r < 0;
+    (void)revents;
+    if (health_format(&h, line, sizeof(line)) == 0)
+        health_answer(fd, line);
 }
 
-/* Rewritten even when nothing changed: its age proves the loop runs. */
-static int64_t health_tick(void *ctx)
+/* systemd's STATUS= line (systemctl status), on each state change: a
+ * datagram, no disk write. */
+static void health_update(struct app *a)
 {
-    health_update(ctx);
-    return HEALTH_INTERVAL_MS;
+    char msg[128];
+
+    if (!a->notify)
+        return;
+    snprintf(msg, sizeof(msg), "STATUS=broker %s, modem %s",
+             mqtt_link_connected(a->link) ? "connected" : "disconnected", app_state(a));
+    notify_send(a->notify, msg);
+}
+
+/* WatchdogSec=: a ping at half the interval, from the loop thread (a hung
+ * loop stops pinging and systemd restarts the bridge). The one periodic
+ * wakeup besides the status poll, and only when systemd asks for it. */
+static int64_t watchdog_fired(void *ctx)
+{
+    struct app *a = ctx;
+
+    notify_send(a->notify, "WATCHDOG=1");
+    return notify_watchdog_ms(a->notify);
 }
 
 /* --- Home Assistant discovery (mqtt/hass.h) ------------------------------------ */
@@ -1424,6 +1455,16 @@ static void on_status(void *ctx, const struct status_info *info)
     publish_status(ctx);
 }
 
+/* The status poll's timer: the SMS safety drain rides on it (a +CMTI lost
+ * during a reopen, publishes that failed), so an idle bridge wakes once a
+ * status_interval. */
+static void on_status_tick(void *ctx)
+{
+    struct app *a = ctx;
+
+    sms_drain(a->sms);
+}
+
 static void on_modem_state(void *ctx, enum modem_state st)
 {
     struct app *a = ctx;
@@ -1561,6 +1602,7 @@ int app_new(const struct config *cfg, struct app **out)
         return -ENOMEM;
     a->cfg = cfg;
     a->sig_fd = -1;
+    a->health_fd = -1;
     a->held_tail = &a->held;
     a->last_state = "";
     a->loop = loop_new();
@@ -1605,7 +1647,7 @@ int app_new(const struct config *cfg, struct app **out)
         .acked_before = sms_acked_before, .acked = sms_acked_key,
     };
     a->sms = sms_new(a->loop, a->modem, &so, &sc, a);
-    const struct status_cbs stc = { .changed = on_status };
+    const struct status_cbs stc = { .changed = on_status, .tick = on_status_tick };
     a->status = status_new(a->loop, a->modem, cfg->modem.status_interval, &stc, a);
     if (!a->sms || !a->status)
         goto err;
@@ -1732,9 +1774,25 @@ int app_run(struct app *a)
         log_warn("journal: replay failed: %s", strerror(-r));
     loop_add_timer(a->loop, SETTLE_TIMEOUT_MS, settle_fired, a, &a->settle_timer);
     modem_start(a->modem);
-    loop_add_timer(a->loop, 0, health_tick, a, NULL);
+    r = health_listen(a->cfg->state_dir, &a->health_fd);
+    if (r == 0)
+        r = loop_add_fd(a->loop, a->health_fd, POLLIN, on_health, a);
+    if (r < 0)
+        log_warn("health: cannot listen on %s/%s: %s; --health will say not running",
+                 a->cfg->state_dir, HEALTH_SOCKET, strerror(-r));
+    a->notify = notify_new();
+    if (notify_watchdog_ms(a->notify) > 0)
+        loop_add_timer(a->loop, notify_watchdog_ms(a->notify), watchdog_fired, a, NULL);
+    notify_send(a->notify, "READY=1");
+    health_update(a);
     r = loop_run(a->loop);
-    health_remove(a->cfg->state_dir);
+    notify_send(a->notify, "STOPPING=1");
+    if (a->health_fd >= 0) {
+        loop_del_fd(a->loop, a->health_fd);
+        close(a->health_fd);
+        a->health_fd = -1;
+        health_remove(a->cfg->state_dir);
+    }
     mqtt_link_stop(a->link, 3000);
     return r;
 }
@@ -1774,6 +1832,9 @@ void app_free(struct app *a)
             loop_del_fd(a->loop, a->sig_fd);
         close(a->sig_fd);
     }
+    if (a->health_fd >= 0)
+        close(a->health_fd);
+    notify_free(a->notify);
     loop_free(a->loop);
     free(a->last_status);
     free(a);
