@@ -46,6 +46,7 @@
 #define MAX_HELD 64
 #define SETTLE_TIMEOUT_MS 60000   /* longest a command waits for bring-up */
 #define TOPIC_MAX 512
+#define RESULT_COMMIT_DELAY_MS 3  /* under load only: see results_add */
 
 struct command;
 typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
@@ -520,8 +521,11 @@ static void results_add(struct app *a, struct result *r)
     struct result **pp = &a->results;
 
     r->app = a;
+    /* Under load the next command's started mark flushes within a few ms
+     * and covers this result: wait that long rather than flush for it. */
     if (!r->durable && !a->commit_timer &&
-        loop_add_timer(a->loop, 0, commit_fired, a, &a->commit_timer) < 0) {
+        loop_add_timer(a->loop, journal_busy(a->journal) ? RESULT_COMMIT_DELAY_MS : 0,
+                       commit_fired, a, &a->commit_timer) < 0) {
         journal_commit(a->journal);
         r->durable = true;
     }

@@ -68,10 +68,10 @@
  * large and mostly done records (an SD card counts every write). */
 #define JOURNAL_COMPACT_MIN (1024 * 1024)
 /* An append (paho's thread) about to flush waits up to this long for the
- * loop's next flush request to share it, but only while the loop is
- * flushing often (within COMMIT_BUSY_MS): under load. The loop itself
- * never waits for company. */
-#define COMMIT_WAIT_MS 2
+ * loop's next flush request to share it, but only under load: the loop
+ * flushes often (within COMMIT_BUSY_MS) and has other commands to run.
+ * The loop itself never waits for company. */
+#define COMMIT_WAIT_MS 5
 #define COMMIT_BUSY_MS 20
 
 /* Legacy format (import only). */
@@ -125,6 +125,7 @@ struct journal {
     struct pend *pend;  /* sorted by seq */
     size_t n_pend, cap_pend;
     uint64_t live;      /* bytes of the entries a compaction would keep */
+    size_t n_unfinished; /* pending records without a result: work ahead */
 
     /* The published ids, a ring: pub[(pub_head + i) % MAX], oldest first. */
     char pub[JOURNAL_PUBLISHED_MAX][PUBLISHED_ID_MAX + 1];
@@ -335,6 +336,7 @@ static int pend_add(struct journal *j, uint64_t seq, off_t off, uint32_t len)
     memmove(&j->pend[i + 1], &j->pend[i], (j->n_pend - i) * sizeof(*j->pend));
     j->pend[i] = (struct pend){ .seq = seq, .rec_off = off, .rec_len = len };
     j->n_pend++;
+    j->n_unfinished++;
     j->live += len;
     return 0;
 }
@@ -342,6 +344,8 @@ static int pend_add(struct journal *j, uint64_t seq, off_t off, uint32_t len)
 static void pend_remove(struct journal *j, struct pend *p)
 {
     j->live -= p->rec_len + (p->started ? HDR_LEN : 0) + p->res_len;
+    if (!p->res_len)
+        j->n_unfinished--;
     size_t i = (size_t)(p - j->pend);
     memmove(&j->pend[i], &j->pend[i + 1], (j->n_pend - i - 1) * sizeof(*j->pend));
     j->n_pend--;
@@ -401,6 +405,8 @@ static int apply(struct journal *j, const uint8_t *e, size_t len, off_t off)
         return 0;
     case E_RESULT:
         if ((p = pend_find(j, seq)) != NULL) {
+            if (!p->res_len)
+                j->n_unfinished--;
             j->live += len - p->res_len;
             p->res_off = off;
             p->res_len = (uint32_t)len;
@@ -461,7 +467,9 @@ static void wait_for_company(struct journal *j)
     uint64_t seen = j->requests;
     struct timespec until;
 
-    if (!j->request_ms || now - j->request_ms > COMMIT_BUSY_MS)
+    /* Only when the loop has other commands to run (this append's own
+     * record is one): else it has nothing to flush and the wait is lost. */
+    if (!j->request_ms || now - j->request_ms > COMMIT_BUSY_MS || j->n_unfinished < 2)
         return;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_nsec += COMMIT_WAIT_MS * 1000000L;
@@ -1041,6 +1049,15 @@ int journal_result(struct journal *j, uint64_t seq, const void *blob, size_t len
     if (ret < 0)
         log_error("journal: result of %" PRIu64 ": %s", seq, strerror(-ret));
     return ret;
+}
+
+bool journal_busy(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool busy = j->request_ms && mono_ms() - j->request_ms <= COMMIT_BUSY_MS &&
+                j->n_unfinished > 0;
+    pthread_mutex_unlock(&j->lock);
+    return busy;
 }
 
 int journal_commit(struct journal *j)

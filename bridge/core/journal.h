@@ -68,6 +68,11 @@ int journal_result(struct journal *j, uint64_t seq, const void *blob, size_t len
 /* Makes every entry written so far durable; returns at once when an
  * earlier flush already covered them. 0 or -errno. */
 int journal_commit(struct journal *j);
+/* Under load: the loop's side asked for a flush within the last 20 ms and
+ * commands without a result are pending, so a flush that is due anyway
+ * (the next command's started mark, its append) soon covers what is
+ * written now. */
+bool journal_busy(struct journal *j);
 /* How many fdatasync/fsync calls the journal made since it was opened
  * (compactions included). */
 uint64_t journal_fsyncs(struct journal *j);
