@@ -65,6 +65,10 @@ int health_listen(const char *dir, int *out)
     /* A socket file left by a killed bridge: nobody listens on it any more
      * (state_dir is locked by this process). */
     unlink(sa.sun_path);
+    /* The health file of earlier versions, never rewritten again. */
+    char old[sizeof(sa.sun_path) + 8];
+    snprintf(old, sizeof(old), "%s/health", dir);
+    unlink(old);
     /* 0666 through the umask: --health may run as another user (docker
      * exec -u); the directory's mode still decides who reaches it. */
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
