@@ -219,6 +219,68 @@ static void test_idle_no_wakeups(void **state)
     H_PASS(e);
 }
 
+/* Under systemd (Type=notify): READY=1 once the loop runs, STATUS= lines,
+ * WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 at a clean stop; all
+ * datagrams on NOTIFY_SOCKET. */
+static int next_datagram(int fd, char *buf, size_t size)
+{
+    ssize_t n = recv(fd, buf, size - 1, 0);   /* SO_RCVTIMEO bounds it */
+
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static void test_systemd_notify(void **state)
+{
+    struct h_env *e = *state;
+    char dir[] = "/tmp/m2m-notify-XXXXXX", path[64], buf[256];
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct timeval tv = { h_ms(H_TIMEOUT_MS) / 1000, 0 };
+    int fd, watchdogs = 0;
+
+    if (!mkdtemp(dir))
+        h_fail("mkdtemp");
+    snprintf(path, sizeof path, "%s/notify", dir);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        h_fail("bind %s", path);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* The bridge inherits the environment, as from systemd; only the
+     * bridge (mosquitto speaks the protocol too). */
+    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
+    setenv("NOTIFY_SOCKET", path, 1);
+    setenv("WATCHDOG_USEC", "400000", 1);       /* a ping every 200 ms */
+    h_bridge_start(&e->bridge, &e->broker, &e->sim, e->base, NULL);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+
+    if (next_datagram(fd, buf, sizeof buf) < 0)
+        h_fail("no READY=1 from the bridge");
+    assert_string_equal(buf, "READY=1");
+    /* STATUS= lines come with state changes; pings keep coming. */
+    while (watchdogs < 3) {
+        if (next_datagram(fd, buf, sizeof buf) < 0)
+            h_fail("%d WATCHDOG=1 only", watchdogs);
+        if (strcmp(buf, "WATCHDOG=1") == 0)
+            watchdogs++;
+        else if (strncmp(buf, "STATUS=", 7) != 0)
+            h_fail("unexpected notification '%s'", buf);
+    }
+    h_wait_ready(e);
+    h_bridge_stop(&e->bridge);
+    do {
+        if (next_datagram(fd, buf, sizeof buf) < 0)
+            h_fail("no STOPPING=1 from the bridge");
+    } while (strcmp(buf, "STOPPING=1") != 0);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+    H_PASS(e);
+}
+
 static void test_health_bad_config(void **state)
 {
     struct h_env *e = *state;
@@ -251,6 +313,7 @@ int main(void)
         T(test_health_bridge_stopped),
         T(test_health_bridge_killed),
         T(test_idle_no_wakeups),
+        T(test_systemd_notify),
         T(test_health_bad_config),
     };
     return cmocka_run_group_tests_name("integration_health", tests, NULL, NULL);
