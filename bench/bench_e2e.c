@@ -39,6 +39,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -307,8 +308,10 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "state");
         if (cJSON_IsString(st) && strcmp(st->valuestring, "ready") == 0)
             c->ready = true;
-    } else if (root && tlen == strlen(BASE "/sms/send/result") &&
-               memcmp(topic, BASE "/sms/send/result", tlen) == 0) {
+    } else if (root && ((tlen == strlen(BASE "/sms/send/result") &&
+                         memcmp(topic, BASE "/sms/send/result", tlen) == 0) ||
+                        (tlen == strlen(BASE "/at/send/result") &&
+                         memcmp(topic, BASE "/at/send/result", tlen) == 0))) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
         const cJSON *ok = cJSON_GetObjectItemCaseSensitive(root, "ok");
         long i = cJSON_IsNumber(id) ? (long)id->valuedouble - c->base_id : -1;
@@ -410,8 +413,8 @@ static void client_connect(struct client *c, const char *uri)
 {
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    char *topics[2] = {BASE "/status", BASE "/sms/send/result"};
-    int qos[2] = {1, 1};
+    char *topics[3] = {BASE "/status", BASE "/sms/send/result", BASE "/at/send/result"};
+    int qos[3] = {1, 1, 1};
 
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -440,7 +443,7 @@ static void client_connect(struct client *c, const char *uri)
     }
     ro.onSuccess = on_subscribed;
     ro.context = c;
-    if (MQTTAsync_subscribeMany(c->cli, 2, topics, qos, &ro) != MQTTASYNC_SUCCESS)
+    if (MQTTAsync_subscribeMany(c->cli, 3, topics, qos, &ro) != MQTTASYNC_SUCCESS)
         bench_fail("MQTTAsync_subscribeMany");
     pthread_mutex_lock(&c->mu);
     if (!wait_until(c, p_subscribed))
@@ -449,6 +452,7 @@ static void client_connect(struct client *c, const char *uri)
 }
 
 static long g_window;
+static bool g_at;       /* batch() sends at/send AT+CSQ instead of sms/send */
 static bool p_window(struct client *c) { return c->got + g_window > c->sent; }
 
 /* Publishes n sms/send commands with ids base_id.. and waits for their n
@@ -469,10 +473,12 @@ static uint64_t batch(struct client *c, long base_id, long n, long window)
     t0 = bench_now_ns();
     for (long i = 0; i < n; i++) {
         char payload[160];
-        int len = snprintf(payload, sizeof(payload),
-                           "{\"id\":%ld,\"to\":\"+4917012345678\",\"text\":\"bench %ld: the "
-                           "quick brown fox jumps over the lazy dog\"}",
-                           base_id + i, i);
+        int len = g_at ? snprintf(payload, sizeof(payload), "{\"id\":%ld,\"command\":\"AT+CSQ\"}",
+                                  base_id + i)
+                       : snprintf(payload, sizeof(payload),
+                                  "{\"id\":%ld,\"to\":\"+4917012345678\",\"text\":\"bench "
+                                  "%ld: the quick brown fox jumps over the lazy dog\"}",
+                                  base_id + i, i);
         MQTTAsync_message m = MQTTAsync_message_initializer;
         int rc;
 
@@ -488,7 +494,8 @@ static uint64_t batch(struct client *c, long base_id, long n, long window)
         m.payloadlen = len;
         m.qos = 1;
         c->sent_ns[i] = bench_now_ns();
-        while ((rc = MQTTAsync_sendMessage(c->cli, BASE "/sms/send", &m, NULL)) ==
+        while ((rc = MQTTAsync_sendMessage(c->cli, g_at ? BASE "/at/send" : BASE "/sms/send", &m,
+                                           NULL)) ==
                MQTTASYNC_MAX_MESSAGES_INFLIGHT) {
             if (expired())
                 return 0;
@@ -510,6 +517,104 @@ static uint64_t batch(struct client *c, long base_id, long n, long window)
 }
 
 /* ---- measurement -------------------------------------------------------- */
+
+static char g_state[400];
+
+/* The bridge's counters from its health socket (one loop wakeup). */
+struct counters {
+    unsigned long long wakeups, fsyncs, commands;
+};
+
+static int ask_bridge(struct counters *k)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char buf[256] = "";
+    size_t got = 0;
+    ssize_t r;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const char *p;
+
+    if (fd < 0)
+        return -1;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/health.sock", g_state);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (got < sizeof(buf) - 1 && (r = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    if (!(p = strstr(buf, "wakeups=")) || sscanf(p, "wakeups=%llu fsyncs=%llu commands=%llu",
+                                                 &k->wakeups, &k->fsyncs, &k->commands) != 3)
+        return -1;
+    return 0;
+}
+
+/* USS: the bridge's private pages (Private_Clean + Private_Dirty of
+ * smaps_rollup), in KiB; -1 if unknown. */
+static long uss_kib(pid_t pid)
+{
+    char path[64], line[128];
+    long v, sum = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
+            sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
+            sum = (sum < 0 ? 0 : sum) + v;
+    fclose(f);
+    return sum;
+}
+
+/* write_bytes (to storage) and syscw (write calls) of /proc/<pid>/io. */
+static void io_counts(pid_t pid, long long *bytes, long long *calls)
+{
+    char path[64], line[128];
+    long long v;
+    FILE *f;
+
+    *bytes = *calls = -1;
+    snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "write_bytes: %lld", &v) == 1)
+            *bytes = v;
+        else if (sscanf(line, "syscw: %lld", &v) == 1)
+            *calls = v;
+    }
+    fclose(f);
+}
+
+/* Figures of their own table ("=|" lines, gathered by bench/run). */
+static void figure(const char *name, const char *value)
+{
+    printf("=| %-58s | %28s |\n", name, value);
+}
+
+/* Waits (bounded) until one query follows the previous with no wakeup
+ * between: the start-up work is over. */
+static bool settle(struct counters *k)
+{
+    struct counters a;
+
+    if (ask_bridge(&a) < 0)
+        return false;
+    for (int i = 0; i < 100 && !expired(); i++) {
+        sleep_ms(200);
+        if (ask_bridge(k) < 0)
+            return false;
+        if (k->wakeups == a.wakeups + 1)
+            return true;
+        a = *k;
+    }
+    return false;
+}
 
 static char g_notes[4][256];
 static size_t g_n_notes;
@@ -651,6 +756,10 @@ int main(int argc, char **argv)
     long reps = env_long("M2M_BENCH_E2E_REPS", 3, 1, 20);
     long timeout_s = env_long("M2M_BENCH_E2E_TIMEOUT", 60, 5, 3600);
     long window = env_long("M2M_BENCH_E2E_WINDOW", 32, 0, MAX_N);
+    long idle_s = env_long("M2M_BENCH_E2E_IDLE_S", 0, 0, 3600);
+    long load_n = env_long("M2M_BENCH_E2E_LOAD_N", 0, 0, MAX_N);
+    struct counters k0, k1;
+    long uss_idle = -1;
     bool nodelay = env_long("M2M_BENCH_E2E_NODELAY", 0, 0, 1) == 1;
     bool keep = getenv("M2M_BENCH_KEEP") && strcmp(getenv("M2M_BENCH_KEEP"), "1") == 0;
     char uri[64], conf[1024], path_cfg[400], link[400], port_s[16], state[400];
@@ -731,7 +840,11 @@ int main(int argc, char **argv)
 
     /* Bridge. */
     snprintf(state, sizeof(state), "%s/state", g_dir);
-    snprintf(conf, sizeof(conf), "{\"state_dir\": \"%s\", \"sms\": {\"rate_per_hour\": 100000}}\n",
+    snprintf(g_state, sizeof(g_state), "%s", state);
+    /* status_interval: the idle figure is taken with no poll due. */
+    snprintf(conf, sizeof(conf),
+             "{\"state_dir\": \"%s\", \"sms\": {\"rate_per_hour\": 100000}, "
+             "\"allow_raw_at\": true, \"modem\": {\"status_interval\": 3600}}\n",
              state);
     write_file("config.json", conf);
     snprintf(path_cfg, sizeof(path_cfg), "%s/config.json", g_dir);
@@ -761,8 +874,10 @@ int main(int argc, char **argv)
     client_connect(&g_c, uri);
     if (client_nodelay(port) != 1)
         fprintf(stderr, "bench_e2e: could not set TCP_NODELAY on the client's socket\n");
-    g_c.sent_ns = calloc((size_t)(n > WARMUP ? n : WARMUP), sizeof(uint64_t));
-    g_c.got_ns = calloc((size_t)(n > WARMUP ? n : WARMUP), sizeof(uint64_t));
+    long slots = n > WARMUP ? n : WARMUP;
+    slots = load_n > slots ? load_n : slots;
+    g_c.sent_ns = calloc((size_t)slots, sizeof(uint64_t));
+    g_c.got_ns = calloc((size_t)slots, sizeof(uint64_t));
     if (!g_c.sent_ns || !g_c.got_ns)
         bench_fail("out of memory");
     pthread_mutex_lock(&g_c.mu);
@@ -775,6 +890,37 @@ int main(int argc, char **argv)
     }
     rss_idle = proc_kib(g_pids[P_BRIDGE], "VmRSS");
 
+    /* Idle: no poll due, nothing to do. Wakeups besides the two queries,
+     * and what the bridge wrote, over idle_s seconds. */
+    if (idle_s > 0 && !nodelay) {
+        long long b0, c0, b1, c1;
+        char v[64];
+
+        if (!settle(&k0)) {
+            fprintf(stderr, "bench_e2e: the bridge did not go idle\n");
+            rc = 1;
+            goto out;
+        }
+        uss_idle = uss_kib(g_pids[P_BRIDGE]);
+        io_counts(g_pids[P_BRIDGE], &b0, &c0);
+        for (long t = 0; t < idle_s * 10 && !expired(); t++)
+            sleep_ms(100);
+        io_counts(g_pids[P_BRIDGE], &b1, &c1);
+        if (ask_bridge(&k1) == 0) {
+            snprintf(v, sizeof(v), "%llu", k1.wakeups - k0.wakeups - 1);
+            char name[96];
+            snprintf(name, sizeof(name), "idle %ld s: main-loop wakeups (no poll due)", idle_s);
+            figure(name, v);
+            snprintf(v, sizeof(v), "%lld bytes, %lld write calls", b1 - b0, c1 - c0);
+            snprintf(name, sizeof(name), "idle %ld s: written to storage (write_bytes, syscw)",
+                     idle_s);
+            figure(name, v);
+        }
+        snprintf(v, sizeof(v), "%ld KiB (RSS %ld KiB)", uss_idle,
+                 proc_kib(g_pids[P_BRIDGE], "VmRSS"));
+        figure("USS idle, after start-up (Private_Clean+Private_Dirty)", v);
+    }
+
     /* Warm-up (not timed): pages, pty, journal files. */
     if (batch(&g_c, 0, WARMUP, window) == 0 || g_c.ok != WARMUP) {
         fprintf(stderr, "bench_e2e: warm-up failed (%ld ok, %ld errors) %s\n", g_c.ok,
@@ -784,12 +930,62 @@ int main(int argc, char **argv)
     }
 
     /* Throughput: n commands per repetition, at most `window` outstanding. */
+    bool counted = ask_bridge(&k0) == 0;
     if (series(n, window, reps, 1 * MAX_N, true) < 0)
         rc = 1;
+    if (counted && ask_bridge(&k1) == 0 && k1.commands > k0.commands) {
+        char v[64], name[96];
+        snprintf(v, sizeof(v), "%.2f (%llu for %llu)",
+                 (double)(k1.fsyncs - k0.fsyncs) / (double)(k1.commands - k0.commands),
+                 k1.fsyncs - k0.fsyncs, k1.commands - k0.commands);
+        snprintf(name, sizeof(name), "journal fsyncs per sms/send%s, window %ld", g_tag, window);
+        figure(name, v);
+    }
     /* Round trip: one command at a time (window 1), fewer of them. */
+    counted = ask_bridge(&k0) == 0;
     if (rc == 0 && !expired() &&
         series(n < ONE_AT_A_TIME ? n : ONE_AT_A_TIME, 1, reps, 50 * MAX_N, false) < 0)
         rc = 1;
+    if (counted && ask_bridge(&k1) == 0 && k1.commands > k0.commands) {
+        char v[64], name[96];
+        snprintf(v, sizeof(v), "%.2f (%llu for %llu)",
+                 (double)(k1.fsyncs - k0.fsyncs) / (double)(k1.commands - k0.commands),
+                 k1.fsyncs - k0.fsyncs, k1.commands - k0.commands);
+        snprintf(name, sizeof(name), "journal fsyncs per sms/send%s, one by one", g_tag);
+        figure(name, v);
+    }
+    /* Memory after many commands: at/send AT+CSQ (no SMS rate limit), at
+     * most `window` in flight. USS must not grow with the count. */
+    if (rc == 0 && load_n > 0 && !nodelay && !expired()) {
+        char v[96], name[96];
+        long uss_mid = -1;
+        g_at = true;
+        counted = ask_bridge(&k0) == 0;
+        for (int h = 0; h < 2 && rc == 0; h++) {
+            long chunk = h ? load_n - load_n / 2 : load_n / 2;
+            if (chunk > 0 && (batch(&g_c, 95 * (long)MAX_N, chunk, window ? window : 32) == 0 ||
+                              g_c.ok != chunk)) {
+                fprintf(stderr, "bench_e2e: load: %ld of %ld ok; %s\n", g_c.ok, chunk,
+                        g_c.last_error);
+                rc = 1;
+            }
+            if (h == 0)
+                uss_mid = uss_kib(g_pids[P_BRIDGE]);
+        }
+        g_at = false;
+        if (rc == 0 && counted && ask_bridge(&k1) == 0) {
+            snprintf(v, sizeof(v), "%.2f (%llu for %llu)",
+                     (double)(k1.fsyncs - k0.fsyncs) / (double)(k1.commands - k0.commands),
+                     k1.fsyncs - k0.fsyncs, k1.commands - k0.commands);
+            snprintf(name, sizeof(name), "journal fsyncs per at/send, window %ld, N=%ld",
+                     window ? window : 32, load_n);
+            figure(name, v);
+            snprintf(v, sizeof(v), "%ld KiB (half-way %ld, RSS %ld)", uss_kib(g_pids[P_BRIDGE]),
+                     uss_mid, proc_kib(g_pids[P_BRIDGE], "VmRSS"));
+            snprintf(name, sizeof(name), "USS after %ld commands (+ the series above)", load_n);
+            figure(name, v);
+        }
+    }
     /* One burst: all n published at once, to show what the bridge does
      * with more commands than its queues hold. Informational. */
     long burst_ok = -1, burst_err = 0, burst_sim = 0;

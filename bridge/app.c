@@ -26,12 +26,12 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "core/dedup.h"
 #include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "core/loop.h"
+#include "core/notify.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
 #include "modem/modem.h"
@@ -46,6 +46,7 @@
 #define MAX_HELD 64
 #define SETTLE_TIMEOUT_MS 60000   /* longest a command waits for bring-up */
 #define TOPIC_MAX 512
+#define RESULT_COMMIT_DELAY_MS 3  /* under load only: see results_add */
 
 struct command;
 typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
@@ -65,7 +66,6 @@ struct held {
     uint8_t *correlation;
     size_t correlation_len;
     uint64_t seq;
-    uint64_t digest;              /* of topic and payload (core/dedup.h) */
 };
 
 /* A result until the broker acknowledged it; also kept in the journal
@@ -74,9 +74,9 @@ struct result {
     struct result *next;
     struct app *app;
     uint64_t seq;                 /* 0: the command was not journaled */
-    uint64_t digest;              /* of the command (core/dedup.h) */
     bool in_flight;               /* published, waiting for the PUBACK */
     bool parked;                  /* its publish failed: again at the next connect */
+    bool durable;                 /* its journal copy is flushed: may go out */
     char *topic;                  /* <command topic>/result */
     char *payload;
     char *response_topic;         /* MQTT 5 Response Topic, or NULL */
@@ -86,7 +86,6 @@ struct result {
 
 struct command {
     struct app *app;
-    uint64_t digest;              /* of topic and payload (core/dedup.h) */
     char *result_topic;
     cJSON *id;                    /* a copy, or NULL */
     char *response_topic;
@@ -99,7 +98,6 @@ struct app {
     const struct config *cfg;
     struct loop *loop;
     struct journal *journal;
-    struct dedup *dedup;          /* pending commands, for broker redeliveries */
     struct mqtt_link *link;
     struct modem *modem;
     struct sms *sms;
@@ -119,7 +117,10 @@ struct app {
 
     bool settled;                 /* the modem left "starting" at least once */
     uint64_t settle_timer;
-    bool health_warned;           /* health_write failed once: logged */
+    uint64_t commit_timer;        /* flushes the journal's results, then publishes */
+    int health_fd;                /* state_dir/health.sock, or -1 */
+    struct notify *notify;        /* systemd's NOTIFY_SOCKET, or NULL */
+    uint64_t commands;            /* journaled on paho's thread: atomic */
     struct held *held, **held_tail;
     size_t n_held;
     struct result *results;       /* not yet acknowledged by the broker */
@@ -475,16 +476,9 @@ static void result_acked(void *ctx, int status)
             log_error("command result on %s refused by the broker (%s); dropped", r->topic,
                       strerror(-status));
         /* Answered: a restart must neither run the command nor publish
-         * this again, and a copy the broker delivers again (it missed the
-         * command's PUBACK when the bridge stopped) must not run. */
-        if (r->seq && a->journal) {
-            char key[18];
-
-            dedup_key(r->digest, key);
-            journal_mark_published(a->journal, key);
+         * this again. */
+        if (r->seq && a->journal)
             journal_done(a->journal, r->seq);
-            dedup_remove(a->dedup, r->seq);
-        }
         result_unlink(a, r);
         result_free(r);
     } else {
@@ -498,7 +492,7 @@ static void result_acked(void *ctx, int status)
 static void results_flush(struct app *a)
 {
     for (struct result *r = a->results; r; r = r->next) {
-        if (r->in_flight || r->parked)
+        if (r->in_flight || r->parked || !r->durable)
             continue;
         if (publish_text(a, r->topic, r->payload, 1, false, NULL, 0, result_acked, r) < 0)
             return;
@@ -510,11 +504,37 @@ static void results_flush(struct app *a)
     }
 }
 
+/* One flush for every result stored since the last: results finished in
+ * one pass of the loop share it, and a flush made meanwhile for another
+ * reason (the next command's append on paho's thread, a started mark)
+ * makes this one free. */
+static int64_t commit_fired(void *ctx)
+{
+    struct app *a = ctx;
+
+    a->commit_timer = 0;
+    if (journal_commit(a->journal) < 0)
+        log_error("journal: results not flushed; publishing them anyway (a crash now could "
+                  "run their commands again)");
+    for (struct result *r = a->results; r; r = r->next)
+        r->durable = true;
+    results_flush(a);
+    return 0;
+}
+
 static void results_add(struct app *a, struct result *r)
 {
     struct result **pp = &a->results;
 
     r->app = a;
+    /* Under load the next command's started mark flushes within a few ms
+     * and covers this result: wait that long rather than flush for it. */
+    if (!r->durable && !a->commit_timer &&
+        loop_add_timer(a->loop, journal_busy(a->journal) ? RESULT_COMMIT_DELAY_MS : 0,
+                       commit_fired, a, &a->commit_timer) < 0) {
+        journal_commit(a->journal);
+        r->durable = true;
+    }
     while (*pp)
         pp = &(*pp)->next;
     *pp = r;            /* in order: results go out as commands finished */
@@ -537,7 +557,7 @@ static void command_finish(struct command *cmd, cJSON *data, const struct json_e
         return;
     }
     r->seq = cmd->seq;
-    r->digest = cmd->digest;
+    r->durable = true;
     r->payload = s;
     r->topic = cmd->result_topic;
     cmd->result_topic = NULL;
@@ -551,10 +571,13 @@ static void command_finish(struct command *cmd, cJSON *data, const struct json_e
         uint8_t *blob = result_encode(r, &len);
 
         /* Kept with the command until the broker has it: a crash before
-         * that publishes it after the restart, never runs it again. */
+         * that publishes it after the restart, never runs it again. It
+         * goes out once flushed (commit_fired). */
         if (!blob || journal_result(a->journal, r->seq, blob, len) < 0)
             log_error("journal: the result on %s is not stored; a crash now would lose it",
                       r->topic);
+        else
+            r->durable = false;
         free(blob);
     }
     results_add(a, r);
@@ -927,7 +950,6 @@ static struct command *command_new(struct app *a, const struct held *h)
     snprintf(cmd->result_topic, tlen, "%s/result", h->topic);
     cmd->app = a;
     cmd->seq = h->seq;
-    cmd->digest = h->digest;
     if (h->response_topic)
         cmd->response_topic = strdup(h->response_topic);
     if (h->correlation_len && (cmd->correlation = malloc(h->correlation_len))) {
@@ -1024,7 +1046,6 @@ static struct held *held_new(const char *topic, const void *payload, size_t len,
         memcpy(h->correlation, corr, corr_len);
     h->correlation_len = corr_len;
     h->seq = seq;
-    h->digest = dedup_digest(topic, payload, len);
     return h;
 }
 
@@ -1092,29 +1113,27 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
                       bool redelivered, uint64_t *seq)
 {
     struct app *a = ctx;
-    uint64_t digest;
     int r;
 
-    /* paho's thread: only the journal, the dedup set and the immutable
-     * config are touched. */
+    /* paho's thread: only the journal and the immutable config are
+     * touched. */
     *seq = 0;
     if (!a->journal || !find_route(a, t))
         return 0;
-    digest = dedup_digest(t, payload, len);
-    if (redelivered) {
-        char key[18];
-
-        dedup_key(digest, key);
-        if (dedup_pending(a->dedup, digest) || journal_was_published(a->journal, key)) {
-            /* Only a copy marked DUP is matched: the same command sent
-             * again by a user (an alarm text, no id) runs again. */
-            log_info("command on %s delivered again by the broker (it missed the "
-                     "acknowledgement when the bridge stopped): not run twice",
-                     t);
-            return 1;
-        }
+    /* Killed after the append and before paho's PUBACK, the broker
+     * delivers it again, marked DUP, and the replayed record from before
+     * the restart already stands for it. Only a DUP copy is matched: the
+     * same command sent again by a user (an alarm text, no id) runs. */
+    if (redelivered && journal_find_earlier(a->journal, t, payload, len, seq)) {
+        log_info("command on %s delivered again by the broker (it missed the acknowledgement "
+                 "when the bridge stopped): command %llu stands for it",
+                 t, (unsigned long long)*seq);
+        *seq = 0;
+        return 1;
     }
     r = journal_append(a->journal, t, payload, len, seq);
+    if (r == 0)
+        __atomic_add_fetch(&a->commands, 1, __ATOMIC_RELAXED);
     if (r < 0) {
         /* paho acknowledges the message whatever we answer, so refusing
          * would only stall it: run it, without the crash guarantee. */
@@ -1122,41 +1141,54 @@ static int on_persist(void *ctx, const char *t, const void *payload, size_t len,
                   "survive a crash",
                   t, strerror(-r));
         *seq = 0;
-    } else if (dedup_add(a->dedup, digest, *seq) < 0) {
-        log_warn("out of memory: a redelivery of the command on %s would run twice", t);
     }
     return 0;
 }
 
-/* Before the link starts: the pending commands, for on_persist. */
-static void collect_pending(void *ctx, uint64_t seq, const char *t, const uint8_t *payload,
-                            size_t len)
+/* --- health socket (core/health.h; `modem2mqtt --health`) and systemd ----------- */
+
+/* A query: answered at once from the loop thread, so an answer proves the
+ * loop runs. Nothing is written to disk and nothing wakes the loop between
+ * queries. */
+static void on_health(void *ctx, int fd, short revents)
+{
+    struct app *a = ctx;
+    struct health_info h = {
+        .mqtt_connected = mqtt_link_connected(a->link),
+        .modem_state = app_state(a),
+        .wakeups = loop_wakeups(a->loop),
+        .fsyncs = a->journal ? journal_fsyncs(a->journal) : 0,
+        .commands = __atomic_load_n(&a->commands, __ATOMIC_RELAXED),
+    };
+    char line[HEALTH_LINE_MAX];
+
+    (void)revents;
+    if (health_format(&h, line, sizeof(line)) == 0)
+        health_answer(fd, line);
+}
+
+/* systemd's STATUS= line (systemctl status), on each state change: a
+ * datagram, no disk write. */
+static void health_update(struct app *a)
+{
+    char msg[128];
+
+    if (!a->notify)
+        return;
+    snprintf(msg, sizeof(msg), "STATUS=broker %s, modem %s",
+             mqtt_link_connected(a->link) ? "connected" : "disconnected", app_state(a));
+    notify_send(a->notify, msg);
+}
+
+/* WatchdogSec=: a ping at half the interval, from the loop thread (a hung
+ * loop stops pinging and systemd restarts the bridge). The one periodic
+ * wakeup besides the status poll, and only when systemd asks for it. */
+static int64_t watchdog_fired(void *ctx)
 {
     struct app *a = ctx;
 
-    if (dedup_add(a->dedup, dedup_digest(t, payload, len), seq) < 0)
-        log_warn("out of memory: a redelivery of command %llu would run twice",
-                 (unsigned long long)seq);
-}
-
-/* --- health file (core/health.h; `modem2mqtt --health`) ---------------------- */
-
-static void health_update(struct app *a)
-{
-    int r = health_write(a->cfg->state_dir, mqtt_link_connected(a->link),
-                         app_state(a));
-
-    if (r < 0 && !a->health_warned)
-        log_warn("health: cannot write %s/%s: %s", a->cfg->state_dir, HEALTH_FILE,
-                 strerror(-r));
-    a->health_warned = r < 0;
-}
-
-/* Rewritten even when nothing changed: its age proves the loop runs. */
-static int64_t health_tick(void *ctx)
-{
-    health_update(ctx);
-    return HEALTH_INTERVAL_MS;
+    notify_send(a->notify, "WATCHDOG=1");
+    return notify_watchdog_ms(a->notify);
 }
 
 /* --- Home Assistant discovery (mqtt/hass.h) ------------------------------------ */
@@ -1289,7 +1321,7 @@ static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *pay
             log_info("journal: publishing the stored result of command %llu on %s",
                      (unsigned long long)seq, t);
             r->seq = seq;
-            r->digest = dedup_digest(t, payload, len);
+            r->durable = true;
             results_add(a, r);
             return;
         }
@@ -1437,6 +1469,16 @@ static void on_status(void *ctx, const struct status_info *info)
     publish_status(ctx);
 }
 
+/* The status poll's timer: the SMS safety drain rides on it (a +CMTI lost
+ * during a reopen, publishes that failed), so an idle bridge wakes once a
+ * status_interval. */
+static void on_status_tick(void *ctx)
+{
+    struct app *a = ctx;
+
+    sms_drain(a->sms);
+}
+
 static void on_modem_state(void *ctx, enum modem_state st)
 {
     struct app *a = ctx;
@@ -1574,6 +1616,7 @@ int app_new(const struct config *cfg, struct app **out)
         return -ENOMEM;
     a->cfg = cfg;
     a->sig_fd = -1;
+    a->health_fd = -1;
     a->held_tail = &a->held;
     a->last_state = "";
     a->loop = loop_new();
@@ -1588,11 +1631,6 @@ int app_new(const struct config *cfg, struct app **out)
     r = journal_open(cfg->state_dir, &a->journal);
     if (r < 0) {
         log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
-        goto err;
-    }
-    a->dedup = dedup_new();
-    if (!a->dedup) {
-        r = -ENOMEM;
         goto err;
     }
 
@@ -1623,7 +1661,7 @@ int app_new(const struct config *cfg, struct app **out)
         .acked_before = sms_acked_before, .acked = sms_acked_key,
     };
     a->sms = sms_new(a->loop, a->modem, &so, &sc, a);
-    const struct status_cbs stc = { .changed = on_status };
+    const struct status_cbs stc = { .changed = on_status, .tick = on_status_tick };
     a->status = status_new(a->loop, a->modem, cfg->modem.status_interval, &stc, a);
     if (!a->sms || !a->status)
         goto err;
@@ -1740,10 +1778,6 @@ int app_run(struct app *a)
 {
     int r;
 
-    /* Known before paho can deliver anything again. */
-    r = journal_replay(a->journal, collect_pending, a);
-    if (r < 0)
-        log_warn("journal: reading the pending commands failed: %s", strerror(-r));
     r = mqtt_link_start(a->link);
     if (r < 0) {
         log_error("mqtt: cannot use broker %s: %s", a->cfg->mqtt.broker, strerror(-r));
@@ -1754,9 +1788,25 @@ int app_run(struct app *a)
         log_warn("journal: replay failed: %s", strerror(-r));
     loop_add_timer(a->loop, SETTLE_TIMEOUT_MS, settle_fired, a, &a->settle_timer);
     modem_start(a->modem);
-    loop_add_timer(a->loop, 0, health_tick, a, NULL);
+    r = health_listen(a->cfg->state_dir, &a->health_fd);
+    if (r == 0)
+        r = loop_add_fd(a->loop, a->health_fd, POLLIN, on_health, a);
+    if (r < 0)
+        log_warn("health: cannot listen on %s/%s: %s; --health will say not running",
+                 a->cfg->state_dir, HEALTH_SOCKET, strerror(-r));
+    a->notify = notify_new();
+    if (notify_watchdog_ms(a->notify) > 0)
+        loop_add_timer(a->loop, notify_watchdog_ms(a->notify), watchdog_fired, a, NULL);
+    notify_send(a->notify, "READY=1");
+    health_update(a);
     r = loop_run(a->loop);
-    health_remove(a->cfg->state_dir);
+    notify_send(a->notify, "STOPPING=1");
+    if (a->health_fd >= 0) {
+        loop_del_fd(a->loop, a->health_fd);
+        close(a->health_fd);
+        a->health_fd = -1;
+        health_remove(a->cfg->state_dir);
+    }
     mqtt_link_stop(a->link, 3000);
     return r;
 }
@@ -1791,12 +1841,14 @@ void app_free(struct app *a)
         result_free(r);      /* the journal keeps those not acknowledged */
     }
     journal_close(a->journal);
-    dedup_free(a->dedup);
     if (a->sig_fd >= 0) {
         if (a->loop)
             loop_del_fd(a->loop, a->sig_fd);
         close(a->sig_fd);
     }
+    if (a->health_fd >= 0)
+        close(a->health_fd);
+    notify_free(a->notify);
     loop_free(a->loop);
     free(a->last_status);
     free(a);

@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     if (cli.action == CONFIG_HEALTH) {
         /* The same configuration sources as the bridge, for its state_dir. */
         char msg[PATH_MAX + 128];
-        r = health_check(cfg.state_dir, msg, sizeof(msg));
+        r = health_check(cfg.state_dir, msg, sizeof(msg), NULL, 0);
         puts(msg);
         config_free(&cfg);
         return r < 0 ? 1 : 0;

@@ -1,79 +1,43 @@
-/* Health file: written by the loop thread, judged by `--health`. */
+/* Health socket: answered by the loop thread, judged by `--health`. */
 #include "core/health.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Longest content: "t=" + 20 digits + " mqtt=disconnected modem=" + a state. */
-#define HEALTH_LINE_MAX 128
-
-static int64_t mono_ms(void)
+static int sock_addr(const char *dir, struct sockaddr_un *sa)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    int n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", dir, HEALTH_SOCKET);
+    return n < 0 || (size_t)n >= sizeof(sa->sun_path) ? -ENAMETOOLONG : 0;
 }
 
-static int path_of(const char *dir, const char *name, char *buf, size_t size)
+int health_format(const struct health_info *h, char *buf, size_t size)
 {
-    int n = snprintf(buf, size, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+    int n = snprintf(buf, size,
+                     "mqtt=%s modem=%s wakeups=%" PRIu64 " fsyncs=%" PRIu64
+                     " commands=%" PRIu64 "\n",
+                     h->mqtt_connected ? "connected" : "disconnected", h->modem_state,
+                     h->wakeups, h->fsyncs, h->commands);
+    return n < 0 || (size_t)n >= size ? -ENOSPC : 0;
 }
 
-int health_write(const char *dir, bool mqtt_connected, const char *modem_state)
+int health_judge(const char *answer, char *msg, size_t size)
 {
-    char path[PATH_MAX], tmp[PATH_MAX], line[HEALTH_LINE_MAX];
-    int n, fd, r = 0;
-
-    if (path_of(dir, HEALTH_FILE, path, sizeof path) < 0 ||
-        path_of(dir, HEALTH_FILE ".tmp", tmp, sizeof tmp) < 0)
-        return -ENAMETOOLONG;
-    n = snprintf(line, sizeof line, "t=%" PRId64 " mqtt=%s modem=%s\n", mono_ms(),
-                 mqtt_connected ? "connected" : "disconnected", modem_state);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return -EINVAL;
-    /* 0644: the check may run as another user (docker exec -u). */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return -errno;
-    if (write(fd, line, (size_t)n) != n)
-        r = errno ? -errno : -EIO;
-    if (close(fd) < 0 && r == 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0)
-        unlink(tmp);
-    return r;
-}
-
-void health_remove(const char *dir)
-{
-    char path[PATH_MAX];
-
-    if (path_of(dir, HEALTH_FILE, path, sizeof path) == 0)
-        unlink(path);
-}
-
-int health_judge(const char *content, int64_t now_ms, char *msg, size_t size)
-{
-    int64_t t;
     char mqtt[16], modem[32];
 
-    if (sscanf(content, "t=%" SCNd64 " mqtt=%15s modem=%31s", &t, mqtt, modem) != 3) {
-        snprintf(msg, size, "unhealthy: health file is not in the expected format");
-        return -1;
-    }
-    /* A time stamp from the future belongs to an earlier boot. */
-    if (t > now_ms + 1000 || now_ms - t > HEALTH_MAX_AGE_MS) {
-        snprintf(msg, size, "unhealthy: health file is stale (bridge stopped or hung)");
+    if (sscanf(answer, "mqtt=%15s modem=%31s", mqtt, modem) != 2) {
+        snprintf(msg, size, "unhealthy: the bridge's answer is not in the expected format");
         return -1;
     }
     if (strcmp(mqtt, "connected") != 0) {
@@ -88,27 +52,109 @@ int health_judge(const char *content, int64_t now_ms, char *msg, size_t size)
     return 0;
 }
 
-int health_check(const char *dir, char *msg, size_t size)
+int health_listen(const char *dir, int *out)
 {
-    char path[PATH_MAX], buf[HEALTH_LINE_MAX];
-    ssize_t n;
+    struct sockaddr_un sa;
+    int fd, r = sock_addr(dir, &sa);
+
+    if (r < 0)
+        return r;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* A socket file left by a killed bridge: nobody listens on it any more
+     * (state_dir is locked by this process). */
+    unlink(sa.sun_path);
+    /* The health file of earlier versions, never rewritten again. */
+    char old[sizeof(sa.sun_path) + 8];
+    snprintf(old, sizeof(old), "%s/health", dir);
+    unlink(old);
+    /* 0666 through the umask: --health may run as another user (docker
+     * exec -u); the directory's mode still decides who reaches it. */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    *out = fd;
+    return 0;
+}
+
+void health_answer(int fd, const char *line)
+{
+    size_t len = strlen(line);
+
+    for (;;) {
+        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            return;     /* EAGAIN: none left; anything else: the next poll */
+        /* A line of a few dozen bytes fits an empty socket buffer; a
+         * client that went away gets EPIPE (MSG_NOSIGNAL), ignored. */
+        if (send(c, line, len, MSG_NOSIGNAL) < 0) {
+            /* nothing to do: the client judges a missing answer */
+        }
+        close(c);
+    }
+}
+
+void health_remove(const char *dir)
+{
+    struct sockaddr_un sa;
+
+    if (sock_addr(dir, &sa) == 0)
+        unlink(sa.sun_path);
+}
+
+int health_check(const char *dir, char *msg, size_t size, char *raw, size_t raw_size)
+{
+    struct sockaddr_un sa;
+    char buf[HEALTH_LINE_MAX];
+    size_t got = 0;
     int fd;
 
-    if (path_of(dir, HEALTH_FILE, path, sizeof path) < 0) {
-        snprintf(msg, size, "unhealthy: state_dir path too long");
+    if (raw && raw_size)
+        raw[0] = '\0';
+    if (sock_addr(dir, &sa) < 0) {
+        snprintf(msg, size, "unhealthy: state_dir path too long for a unix socket");
         return -1;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(msg, size, "unhealthy: %s: %s (bridge not running?)", path, strerror(errno));
+        snprintf(msg, size, "unhealthy: socket: %s", strerror(errno));
         return -1;
     }
-    n = read(fd, buf, sizeof buf - 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        snprintf(msg, size, "unhealthy: %s: %s (bridge not running?)", sa.sun_path,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Until the line ends or the bridge closes, bounded in time. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = HEALTH_ANSWER_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                        (t.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+            snprintf(msg, size, "unhealthy: the bridge did not answer within %d ms (loop hung)",
+                     HEALTH_ANSWER_MS);
+            close(fd);
+            return -1;
+        }
+        ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (got == sizeof(buf) - 1 || memchr(buf, '\n', got))
+            break;
+    }
     close(fd);
-    if (n < 0) {
-        snprintf(msg, size, "unhealthy: %s: %s", path, strerror(errno));
-        return -1;
-    }
-    buf[n] = '\0';
-    return health_judge(buf, mono_ms(), msg, size);
+    buf[got] = '\0';
+    if (raw && raw_size)
+        snprintf(raw, raw_size, "%.*s", (int)strcspn(buf, "\n"), buf);
+    return health_judge(buf, msg, size);
 }

@@ -1,36 +1,43 @@
-/* Durable command journal: one file per record in dir/pending.
+/* Durable command journal: one append-only log, dir/journal.log.
  *
- * dir/pending/<seq, 20 digits>.rec, written as <seq>.tmp, fsync'd, renamed
- * and the directory fsync'd: after journal_append returns, the record
- * survives a crash or power loss, and a crash mid-append leaves only a
- * .tmp file, which the next open removes (the append never returned, so
- * the broker never got its PUBACK and will redeliver).
+ * Why a log: the journal used to write a file per record and per mark,
+ * each through tmp + fsync + rename + directory fsync, so a command cost
+ * four to seven fsyncs. In a log, every entry written since the last
+ * fdatasync is made durable by the next one, whoever calls it: a command
+ * arriving on paho's thread and a started mark or a result on the loop's
+ * share one flush when they meet (group commit).
  *
- * Record: a 16-byte header, then the topic (no NUL), then the payload
- * (binary-safe):
+ * Entry (little endian), 28 bytes of header, then the body:
  *
- *   0  "M2J1"       magic and format version
- *   4  u32 LE       topic length (1..65535, the MQTT limit)
- *   8  u32 LE       payload length (0..JOURNAL_PAYLOAD_MAX)
- *  12  u32 LE       CRC-32 (IEEE) of topic and payload
+ *   0  "M2L1"   magic and format version
+ *   4  u8       type: R record, S started, T result, D done, P published
+ *               id, H sequence high-water mark
+ *   5  u8[3]    zero
+ *   8  u64      seq (H: the highest seq given; P: 0)
+ *  16  u32      a: R the topic length, S the part, else 0
+ *  20  u32      b: R the payload length, T the blob length, P the id length
+ *  24  u32      CRC-32 (IEEE) of bytes 0-23 and the body
+ *  28           body: R topic then payload; T the blob; P the id
  *
- * The CRC catches what a length check cannot: a sector of zeros or a
- * torn write on file systems that do not order data before the rename.
+ * Open reads the log from its start. The first entry that is short, has a
+ * bad magic, absurd lengths or a bad CRC ends it: what follows is a write
+ * torn by a crash (never acknowledged: nothing is acknowledged before the
+ * fdatasync that covers it), and the file is cut there. Then the live
+ * entries (H, the published ids, every pending record with its latest
+ * started mark and result) are copied to journal.log.tmp, which is
+ * fsync'd and renamed over the log (compaction). The same compaction runs
+ * when done records make up most of a log larger than JOURNAL_COMPACT_MIN.
  *
- * Sequence numbers must increase across restarts even when every record
- * was done (and deleted) before the restart. dir/journal.seq holds a
- * high-water mark reserved in blocks of JOURNAL_SEQ_BLOCK, so an append
- * needs no extra fsync except once per block.
+ * A done mark is written but not flushed: it becomes durable with the
+ * next flush or compaction. Lost in a crash, it only means a result
+ * published again, which consumers match by its id.
  *
- * Beside a record: <seq>.started (u32 LE: the part that began last) and
- * <seq>.result ("M2R1", u32 LE length, u32 LE CRC-32, the blob), each
- * written like a record (through <seq>.stmp / <seq>.rtmp).
+ * The whole state_dir is flock'd for the journal's lifetime: two bridges
+ * sharing one would replay each other's commands.
  *
- * dir/published: the ids of acknowledged incoming messages, one a line,
- * oldest first, rewritten durably on every change.
- *
- * dir/pending is flock'd for the journal's lifetime: two bridges sharing
- * one state_dir would replay each other's commands. */
+ * A journal of the earlier format (dir/pending/<seq>.rec with .started
+ * and .result beside, dir/journal.seq, dir/published) is imported at
+ * open, then its files are removed. */
 #include "core/journal.h"
 
 #include <dirent.h>
@@ -44,30 +51,82 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 
-#define JOURNAL_MAGIC "M2J1"
-#define JOURNAL_HDR_LEN 16
+#define LOG_FILE "journal.log"
+#define LOG_TMP "journal.log.tmp"
+#define LOG_MAGIC "M2L1"
+#define HDR_LEN 28
 #define JOURNAL_TOPIC_MAX 65535u
 #define JOURNAL_PAYLOAD_MAX (1024u * 1024u)
-#define JOURNAL_SEQ_BLOCK 1024u
-#define JOURNAL_SEQ_FILE "journal.seq"
-#define JOURNAL_SEQ_DIGITS 20
-#define JOURNAL_NAME_MAX 32 /* 20 digits + ".started" + NUL, with room */
-#define RESULT_MAGIC "M2R1"
-#define RESULT_HDR_LEN 12
-#define PUBLISHED_FILE "published"
+#define ENTRY_MAX (HDR_LEN + JOURNAL_TOPIC_MAX + JOURNAL_PAYLOAD_MAX)
 #define PUBLISHED_ID_MAX 200
+/* Compaction rewrites the live entries: only worth it once the log is this
+ * large and mostly done records (an SD card counts every write). */
+#define JOURNAL_COMPACT_MIN (1024 * 1024)
+/* An append (paho's thread) about to flush waits up to this long for the
+ * loop's next flush request to share it, but only under load: the loop
+ * flushes often (within COMMIT_BUSY_MS) and has other commands to run.
+ * The loop itself never waits for company. */
+#define COMMIT_WAIT_MS 5
+#define COMMIT_BUSY_MS 20
+
+/* Legacy format (import only). */
+#define OLD_MAGIC "M2J1"
+#define OLD_HDR_LEN 16
+#define OLD_RESULT_MAGIC "M2R1"
+#define OLD_RESULT_HDR_LEN 12
+#define OLD_SEQ_DIGITS 20
+
+enum {
+    E_RECORD = 'R',
+    E_STARTED = 'S',
+    E_RESULT = 'T',
+    E_DONE = 'D',
+    E_PUBLISHED = 'P',
+    E_HWM = 'H',
+};
+
+/* A pending record: where its entries are in the current log. */
+struct pend {
+    uint64_t seq;
+    off_t rec_off;
+    uint32_t rec_len;   /* whole entry */
+    unsigned started;   /* the latest part marked, 0: none */
+    off_t res_off;      /* 0: no result (offset 0 is always an H entry) */
+    uint32_t res_len;
+};
 
 struct journal {
     pthread_mutex_t lock;
-    int dirfd;        /* state_dir: journal.seq */
-    int pendfd;       /* state_dir/pending: the records; flock'd */
-    uint64_t next;    /* the seq the next append gets */
-    uint64_t reserved; /* next may go up to this without rewriting journal.seq */
-    char *dir;        /* for log messages */
+    pthread_cond_t synced_cv;
+    int dirfd;          /* state_dir, flock'd */
+    int fd;             /* journal.log */
+    off_t end;          /* where the next entry goes */
+    uint64_t next;      /* the seq the next append gets */
+    uint64_t first;     /* the first seq of this run: older ones came before open */
+    char *dir;          /* for log messages */
+
+    /* Group commit: entries are numbered as written; synced is the last
+     * one a finished fdatasync covers. One thread flushes at a time
+     * (syncing), outside the lock; the others wait for it, then flush
+     * again only if their entry came after its start. */
+    uint64_t written, synced;
+    bool syncing;
+    pthread_cond_t request_cv;  /* a flush was requested (not by an append) */
+    uint64_t requests;
+    int64_t request_ms;         /* when, CLOCK_MONOTONIC */
+    int error;          /* sticky: after a failed fdatasync nothing is sure */
+    uint64_t fsyncs;
+
+    struct pend *pend;  /* sorted by seq */
+    size_t n_pend, cap_pend;
+    uint64_t live;      /* bytes of the entries a compaction would keep */
+    size_t n_unfinished; /* pending records without a result: work ahead */
+
     /* The published ids, a ring: pub[(pub_head + i) % MAX], oldest first. */
     char pub[JOURNAL_PUBLISHED_MAX][PUBLISHED_ID_MAX + 1];
     size_t pub_head, n_pub;
@@ -88,10 +147,8 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t len)
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint32_t get_le32(const uint8_t *p)
@@ -99,199 +156,684 @@ static uint32_t get_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
     const uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = pwrite(fd, p, len, off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
         p += n;
+        off += n;
         len -= (size_t)n;
     }
     return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
+/* 0, -EIO when the file ends first (a torn tail), or -errno. */
+static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
     uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = read(fd, p, len);
+        ssize_t n = pread(fd, p, len, off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
         if (n == 0)
-            return -EIO; /* shrank under us */
+            return -EIO;
         p += n;
+        off += n;
         len -= (size_t)n;
     }
     return 0;
 }
 
-/* "<20 digits><suffix>" -> seq; false for anything else. */
-static bool parse_name(const char *name, const char *suffix, uint64_t *seq)
+/* Builds an entry in one malloc'd buffer (one pwrite). */
+static uint8_t *entry_build(int type, uint64_t seq, uint32_t a, const void *p1, size_t l1,
+                            const void *p2, size_t l2, uint32_t b, size_t *len)
+{
+    uint8_t *e = malloc(HDR_LEN + l1 + l2);
+
+    if (!e)
+        return NULL;
+    memcpy(e, LOG_MAGIC, 4);
+    e[4] = (uint8_t)type;
+    e[5] = e[6] = e[7] = 0;
+    put_le64(e + 8, seq);
+    put_le32(e + 16, a);
+    put_le32(e + 20, b);
+    if (l1)
+        memcpy(e + HDR_LEN, p1, l1);
+    if (l2)
+        memcpy(e + HDR_LEN + l1, p2, l2);
+    uint32_t crc = crc32_update(0, e, 24);
+    put_le32(e + 24, crc32_update(crc, e + HDR_LEN, l1 + l2));
+    *len = HDR_LEN + l1 + l2;
+    return e;
+}
+
+/* The body length an entry's header announces, or -1 when absurd. */
+static int64_t body_len(const uint8_t *h)
+{
+    uint32_t a = get_le32(h + 16), b = get_le32(h + 20);
+
+    if (memcmp(h, LOG_MAGIC, 4) != 0 || h[5] || h[6] || h[7])
+        return -1;
+    switch (h[4]) {
+    case E_RECORD:
+        if (a == 0 || a > JOURNAL_TOPIC_MAX || b > JOURNAL_PAYLOAD_MAX || get_le64(h + 8) == 0)
+            return -1;
+        return (int64_t)a + b;
+    case E_RESULT:
+        return b <= JOURNAL_PAYLOAD_MAX && get_le64(h + 8) ? (int64_t)b : -1;
+    case E_PUBLISHED:
+        return b > 0 && b <= PUBLISHED_ID_MAX && a == 0 ? (int64_t)b : -1;
+    case E_STARTED:
+        return a > 0 && b == 0 && get_le64(h + 8) ? 0 : -1;
+    case E_DONE:
+        return a == 0 && b == 0 && get_le64(h + 8) ? 0 : -1;
+    case E_HWM:
+        return a == 0 && b == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Reads and checks the entry at off: 0 with *e malloc'd (header and body)
+ * and *len its size; -EBADMSG with *why when it is not a whole valid
+ * entry; -errno on a read error. */
+static int entry_read(int fd, off_t off, uint8_t **e, size_t *len, const char **why)
+{
+    uint8_t h[HDR_LEN];
+    int ret;
+
+    *e = NULL;
+    *why = NULL;
+    ret = pread_all(fd, h, HDR_LEN, off);
+    if (ret == -EIO) {
+        *why = "truncated header";
+        return -EBADMSG;
+    }
+    if (ret < 0)
+        return ret;
+    int64_t bl = body_len(h);
+    if (bl < 0) {
+        *why = memcmp(h, LOG_MAGIC, 4) ? "bad magic" : "bad type or lengths";
+        return -EBADMSG;
+    }
+    uint8_t *buf = malloc(HDR_LEN + (size_t)bl + 1);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, h, HDR_LEN);
+    ret = bl ? pread_all(fd, buf + HDR_LEN, (size_t)bl, off + HDR_LEN) : 0;
+    if (ret == -EIO) {
+        *why = "truncated";
+        ret = -EBADMSG;
+    } else if (ret == 0 && crc32_update(crc32_update(0, buf, 24), buf + HDR_LEN, (size_t)bl) !=
+                               get_le32(buf + 24)) {
+        *why = "checksum mismatch";
+        ret = -EBADMSG;
+    } else if (ret == 0 && buf[4] == E_RECORD && memchr(buf + HDR_LEN, '\0', get_le32(buf + 16))) {
+        *why = "NUL in topic";
+        ret = -EBADMSG;
+    }
+    if (ret < 0) {
+        free(buf);
+        return ret;
+    }
+    *e = buf;
+    *len = HDR_LEN + (size_t)bl;
+    return 0;
+}
+
+/* ---- the pending index ---- */
+
+static struct pend *pend_find(struct journal *j, uint64_t seq)
+{
+    size_t lo = 0, hi = j->n_pend;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (j->pend[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < j->n_pend && j->pend[lo].seq == seq ? &j->pend[lo] : NULL;
+}
+
+/* Inserted in order; appends come with increasing seqs, so at the end. */
+static int pend_add(struct journal *j, uint64_t seq, off_t off, uint32_t len)
+{
+    size_t i = j->n_pend;
+
+    if (j->n_pend == j->cap_pend) {
+        size_t cap = j->cap_pend ? j->cap_pend * 2 : 16;
+        struct pend *p = realloc(j->pend, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        j->pend = p;
+        j->cap_pend = cap;
+    }
+    while (i > 0 && j->pend[i - 1].seq > seq)
+        i--;
+    memmove(&j->pend[i + 1], &j->pend[i], (j->n_pend - i) * sizeof(*j->pend));
+    j->pend[i] = (struct pend){ .seq = seq, .rec_off = off, .rec_len = len };
+    j->n_pend++;
+    j->n_unfinished++;
+    j->live += len;
+    return 0;
+}
+
+static void pend_remove(struct journal *j, struct pend *p)
+{
+    j->live -= p->rec_len + (p->started ? HDR_LEN : 0) + p->res_len;
+    if (!p->res_len)
+        j->n_unfinished--;
+    size_t i = (size_t)(p - j->pend);
+    memmove(&j->pend[i], &j->pend[i + 1], (j->n_pend - i - 1) * sizeof(*j->pend));
+    j->n_pend--;
+    /* A burst may have grown the index: give the memory back once idle. */
+    if (j->n_pend == 0 && j->cap_pend > 64) {
+        free(j->pend);
+        j->pend = NULL;
+        j->cap_pend = 0;
+    }
+}
+
+/* ---- published ids ---- */
+
+static bool id_ok(const char *id, size_t n)
+{
+    if (n == 0 || n > PUBLISHED_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] <= ' ' || id[i] > '~')
+            return false;
+    return true;
+}
+
+static void pub_add(struct journal *j, const char *id, size_t n)
+{
+    size_t slot = (j->pub_head + j->n_pub) % JOURNAL_PUBLISHED_MAX;
+
+    if (j->n_pub == JOURNAL_PUBLISHED_MAX) {
+        slot = j->pub_head;     /* the oldest goes */
+        j->pub_head = (j->pub_head + 1) % JOURNAL_PUBLISHED_MAX;
+    } else {
+        j->n_pub++;
+    }
+    memcpy(j->pub[slot], id, n);
+    j->pub[slot][n] = '\0';
+}
+
+/* ---- applying an entry to the in-memory state (open and live) ---- */
+
+static int apply(struct journal *j, const uint8_t *e, size_t len, off_t off)
+{
+    uint64_t seq = get_le64(e + 8);
+    struct pend *p;
+
+    if (e[4] != E_PUBLISHED && seq >= j->next)
+        j->next = seq + 1;
+    switch (e[4]) {
+    case E_RECORD:
+        /* A duplicate (an import repeated after a crash) keeps the first. */
+        return pend_find(j, seq) ? 0 : pend_add(j, seq, off, (uint32_t)len);
+    case E_STARTED:
+        if ((p = pend_find(j, seq)) != NULL) {
+            if (!p->started)
+                j->live += HDR_LEN;
+            p->started = get_le32(e + 16);
+        }
+        return 0;
+    case E_RESULT:
+        if ((p = pend_find(j, seq)) != NULL) {
+            if (!p->res_len)
+                j->n_unfinished--;
+            j->live += len - p->res_len;
+            p->res_off = off;
+            p->res_len = (uint32_t)len;
+        }
+        return 0;
+    case E_DONE:
+        if ((p = pend_find(j, seq)) != NULL)
+            pend_remove(j, p);
+        return 0;
+    case E_PUBLISHED:
+        if (id_ok((const char *)e + HDR_LEN, get_le32(e + 20)))
+            pub_add(j, (const char *)e + HDR_LEN, get_le32(e + 20));
+        return 0;
+    default:
+        return 0;   /* H: only raised next above */
+    }
+}
+
+/* ---- writing and group commit ---- */
+
+/* Appends an entry and applies it. Caller holds the lock. *ticket (optional)
+ * is what commit_locked needs to make it durable. */
+static int write_locked(struct journal *j, uint8_t *e, size_t len, uint64_t *ticket)
+{
+    if (j->error)
+        return j->error;
+    int ret = pwrite_all(j->fd, e, len, j->end);
+    if (ret < 0) {
+        /* Cut a partial entry off, so the next one is not written after
+         * garbage (open would stop reading there). */
+        if (ftruncate(j->fd, j->end) < 0)
+            j->error = -EIO;
+        log_error("journal: writing %s/%s: %s", j->dir, LOG_FILE, strerror(-ret));
+        return ret;
+    }
+    ret = apply(j, e, len, j->end);
+    if (ret < 0)
+        return ret;     /* on disk: the next open knows it */
+    j->end += (off_t)len;
+    j->written++;
+    if (ticket)
+        *ticket = j->written;
+    return 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A leader that may wait: gives the loop's next flush request up to
+ * COMMIT_WAIT_MS to join this flush, when the loop flushes often. */
+static void wait_for_company(struct journal *j)
+{
+    int64_t now = mono_ms();
+    uint64_t seen = j->requests;
+    struct timespec until;
+
+    /* Only when the loop has other commands to run (this append's own
+     * record is one): else it has nothing to flush and the wait is lost. */
+    if (!j->request_ms || now - j->request_ms > COMMIT_BUSY_MS || j->n_unfinished < 2)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += COMMIT_WAIT_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (j->requests == seen &&
+           pthread_cond_timedwait(&j->request_cv, &j->lock, &until) == 0)
+        ;
+}
+
+/* Returns once the entry numbered ticket is durable. Caller holds the lock;
+ * it is released during the fdatasync. may_wait: see wait_for_company. */
+static int commit_locked(struct journal *j, uint64_t ticket, bool may_wait)
+{
+    if (!may_wait && j->synced < ticket) {
+        j->requests++;
+        j->request_ms = mono_ms();
+        pthread_cond_broadcast(&j->request_cv);
+    }
+    while (j->synced < ticket) {
+        if (j->error)
+            return j->error;
+        if (j->syncing) {
+            pthread_cond_wait(&j->synced_cv, &j->lock);
+            continue;
+        }
+        j->syncing = true;
+        if (may_wait)
+            wait_for_company(j);    /* the lock is released meanwhile */
+        uint64_t target = j->written;
+        int fd = j->fd;
+        pthread_mutex_unlock(&j->lock);
+        int r = fdatasync(fd);
+        int err = errno;
+        pthread_mutex_lock(&j->lock);
+        j->syncing = false;
+        j->fsyncs++;
+        if (r < 0) {
+            /* The kernel may have dropped the pages that failed: a later
+             * fdatasync could succeed without them. Refuse from now on. */
+            j->error = -err;
+            log_error("journal: fdatasync %s/%s: %s; the journal stops recording", j->dir,
+                      LOG_FILE, strerror(err));
+        } else if (target > j->synced) {
+            j->synced = target;
+        }
+        pthread_cond_broadcast(&j->synced_cv);
+    }
+    return 0;
+}
+
+/* Copies entry [off, off+len) of the current log to fd at *at. */
+static int copy_entry(struct journal *j, int fd, off_t off, uint32_t len, off_t *at)
+{
+    uint8_t *buf = malloc(len);
+    int ret;
+
+    if (!buf)
+        return -ENOMEM;
+    ret = pread_all(j->fd, buf, len, off);
+    if (ret == 0)
+        ret = pwrite_all(fd, buf, len, *at);
+    free(buf);
+    if (ret == 0)
+        *at += len;
+    return ret;
+}
+
+static int put_entry(int fd, int type, uint64_t seq, uint32_t a, const void *body, size_t blen,
+                     off_t *at)
+{
+    size_t len;
+    uint8_t *e = entry_build(type, seq, a, body, blen, NULL, 0, (uint32_t)blen, &len);
+    int ret;
+
+    if (!e)
+        return -ENOMEM;
+    ret = pwrite_all(fd, e, len, *at);
+    free(e);
+    if (ret == 0)
+        *at += (off_t)len;
+    return ret;
+}
+
+/* Rewrites the log with only its live entries: tmp, fsync, rename, fsync
+ * dir. Caller holds the lock and no flush runs. */
+static int compact_locked(struct journal *j)
+{
+    struct pend *np = NULL;
+    off_t at = 0;
+    int ret, fd;
+
+    if (j->error)
+        return j->error;
+    fd = openat(j->dirfd, LOG_TMP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    if (j->n_pend && !(np = malloc(j->n_pend * sizeof(*np)))) {
+        ret = -ENOMEM;
+        goto err;
+    }
+    /* First the high-water mark: the seqs must go on increasing when every
+     * record was done. */
+    ret = put_entry(fd, E_HWM, j->next - 1, 0, NULL, 0, &at);
+    for (size_t i = 0; ret == 0 && i < j->n_pub; i++) {
+        const char *id = j->pub[(j->pub_head + i) % JOURNAL_PUBLISHED_MAX];
+        ret = put_entry(fd, E_PUBLISHED, 0, 0, id, strlen(id), &at);
+    }
+    for (size_t i = 0; ret == 0 && i < j->n_pend; i++) {
+        const struct pend *p = &j->pend[i];
+        np[i] = *p;
+        np[i].rec_off = at;
+        ret = copy_entry(j, fd, p->rec_off, p->rec_len, &at);
+        if (ret == 0 && p->started)
+            ret = put_entry(fd, E_STARTED, p->seq, p->started, NULL, 0, &at);
+        if (ret == 0 && p->res_len) {
+            np[i].res_off = at;
+            ret = copy_entry(j, fd, p->res_off, p->res_len, &at);
+        }
+    }
+    if (ret == 0 && fsync(fd) < 0)
+        ret = -errno;
+    j->fsyncs++;
+    if (ret == 0 && renameat(j->dirfd, LOG_TMP, j->dirfd, LOG_FILE) < 0)
+        ret = -errno;
+    if (ret < 0)
+        goto err;
+    j->fsyncs++;
+    if (fsync(j->dirfd) < 0) {
+        /* Renamed, perhaps not durably: the old log is still valid. */
+        log_warn("journal: fsync %s: %s", j->dir, strerror(errno));
+    }
+    close(j->fd);
+    j->fd = fd;
+    j->end = at;
+    if (j->n_pend)
+        memcpy(j->pend, np, j->n_pend * sizeof(*np));
+    free(np);
+    /* Everything written so far is in the new file, which is durable. */
+    j->synced = j->written;
+    j->live = (uint64_t)at;
+    return 0;
+
+err:
+    free(np);
+    close(fd);
+    unlinkat(j->dirfd, LOG_TMP, 0);
+    log_error("journal: compacting %s/%s: %s", j->dir, LOG_FILE, strerror(-ret));
+    return ret;
+}
+
+/* ---- the earlier format ---- */
+
+static bool old_name(const char *name, const char *suffix, uint64_t *seq)
 {
     uint64_t v = 0;
-    for (int i = 0; i < JOURNAL_SEQ_DIGITS; i++) {
-        char c = name[i];
-        if (c < '0' || c > '9')
+    for (int i = 0; i < OLD_SEQ_DIGITS; i++) {
+        if (name[i] < '0' || name[i] > '9')
             return false;
-        uint64_t d = (uint64_t)(c - '0');
+        uint64_t d = (uint64_t)(name[i] - '0');
         if (v > (UINT64_MAX - d) / 10)
             return false;
         v = v * 10 + d;
     }
-    if (strcmp(name + JOURNAL_SEQ_DIGITS, suffix) != 0 || v == 0)
+    if (strcmp(name + OLD_SEQ_DIGITS, suffix) != 0 || v == 0)
         return false;
     *seq = v;
     return true;
 }
 
-static void make_name(char *buf, size_t size, uint64_t seq, const char *suffix)
+/* A small file in dirfd, at most max bytes: 0 with *out malloc'd, or -errno. */
+static int slurp(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len)
 {
-    snprintf(buf, size, "%020" PRIu64 "%s", seq, suffix);
-}
+    struct stat st;
+    int ret, fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
-/* Writes name in dirfd atomically and durably: tmp, fsync, rename, fsync dir. */
-static int write_file_durable(int dirfd, const char *tmp, const char *name, const void *a,
-                              size_t alen, const void *b, size_t blen)
-{
-    int ret;
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    *out = NULL;
     if (fd < 0)
         return -errno;
-    ret = write_all(fd, a, alen);
-    if (ret == 0 && blen > 0)
-        ret = write_all(fd, b, blen);
-    if (ret == 0 && fsync(fd) < 0)
+    if (fstat(fd, &st) < 0)
         ret = -errno;
-    if (close(fd) < 0 && ret == 0)
-        ret = -errno;
-    if (ret < 0)
-        goto err;
-    if (renameat(dirfd, tmp, dirfd, name) < 0) {
-        ret = -errno;
-        goto err;
+    else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+        ret = -EBADMSG;
+    else if (!(*out = malloc((size_t)st.st_size + 1)))
+        ret = -ENOMEM;
+    else
+        ret = pread_all(fd, *out, (size_t)st.st_size, 0);
+    if (ret < 0) {
+        free(*out);
+        *out = NULL;
+    } else {
+        *len = (size_t)st.st_size;
     }
-    if (fsync(dirfd) < 0)
-        return -errno; /* renamed but perhaps not durable: report it */
-    return 0;
-
-err:
-    unlinkat(dirfd, tmp, 0);
+    close(fd);
     return ret;
 }
 
-/* Reserves seqs up to upto in journal.seq. Caller holds the lock (or owns j). */
-static int seq_reserve(struct journal *j, uint64_t upto)
+static int import_entry(struct journal *j, int type, uint64_t seq, uint32_t a, const void *p1,
+                        size_t l1, const void *p2, size_t l2, uint32_t b)
 {
-    char text[32];
-    int len = snprintf(text, sizeof(text), "%" PRIu64 "\n", upto);
-    int ret = write_file_durable(j->dirfd, JOURNAL_SEQ_FILE ".tmp", JOURNAL_SEQ_FILE, text,
-                                 (size_t)len, NULL, 0);
-    if (ret < 0) {
-        log_error("journal: %s/%s: %s", j->dir, JOURNAL_SEQ_FILE, strerror(-ret));
-        return ret;
-    }
-    j->reserved = upto;
-    return 0;
+    size_t len;
+    uint8_t *e = entry_build(type, seq, a, p1, l1, p2, l2, b, &len);
+    int ret = e ? write_locked(j, e, len, NULL) : -ENOMEM;
+
+    free(e);
+    return ret;
 }
 
-/* The high-water mark from journal.seq, or 0 when missing or unreadable. */
-static uint64_t seq_load(struct journal *j)
+/* One legacy record with its marks. Corrupt ones are dropped, as the
+ * earlier format did at replay. */
+static int import_one(struct journal *j, int pendfd, const char *name, uint64_t seq)
 {
-    char text[32] = "";
-    int fd = openat(j->dirfd, JOURNAL_SEQ_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            log_warn("journal: %s/%s: %s", j->dir, JOURNAL_SEQ_FILE, strerror(errno));
+    char side[OLD_SEQ_DIGITS + 16];
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int ret = slurp(pendfd, name, OLD_HDR_LEN + JOURNAL_TOPIC_MAX + JOURNAL_PAYLOAD_MAX, &buf, &n);
+
+    if (ret < 0 || n < OLD_HDR_LEN || memcmp(buf, OLD_MAGIC, 4) != 0 ||
+        get_le32(buf + 4) == 0 || get_le32(buf + 4) > JOURNAL_TOPIC_MAX ||
+        get_le32(buf + 8) > JOURNAL_PAYLOAD_MAX ||
+        (uint64_t)OLD_HDR_LEN + get_le32(buf + 4) + get_le32(buf + 8) != n ||
+        crc32_update(0, buf + OLD_HDR_LEN, n - OLD_HDR_LEN) != get_le32(buf + 12) ||
+        memchr(buf + OLD_HDR_LEN, '\0', get_le32(buf + 4))) {
+        log_warn("journal: dropping corrupt record %s/pending/%s", j->dir, name);
+        free(buf);
+        return ret == -ENOMEM ? ret : 0;
+    }
+    uint32_t t = get_le32(buf + 4), p = get_le32(buf + 8);
+    ret = import_entry(j, E_RECORD, seq, t, buf + OLD_HDR_LEN, t, buf + OLD_HDR_LEN + t, p, p);
+    free(buf);
+    snprintf(side, sizeof(side), "%020" PRIu64 ".started", seq);
+    if (ret == 0 && slurp(pendfd, side, 4, &buf, &n) != -ENOENT) {
+        /* Empty or unreadable: assume the worst, never run it again. */
+        uint32_t part = buf && n == 4 && get_le32(buf) ? get_le32(buf) : 1;
+        ret = import_entry(j, E_STARTED, seq, part, NULL, 0, NULL, 0, 0);
+    }
+    free(buf);
+    buf = NULL;
+    snprintf(side, sizeof(side), "%020" PRIu64 ".result", seq);
+    if (ret == 0 &&
+        slurp(pendfd, side, OLD_RESULT_HDR_LEN + JOURNAL_PAYLOAD_MAX, &buf, &n) == 0 &&
+        n >= OLD_RESULT_HDR_LEN && memcmp(buf, OLD_RESULT_MAGIC, 4) == 0 &&
+        get_le32(buf + 4) == n - OLD_RESULT_HDR_LEN &&
+        crc32_update(0, buf + OLD_RESULT_HDR_LEN, n - OLD_RESULT_HDR_LEN) == get_le32(buf + 8))
+        ret = import_entry(j, E_RESULT, seq, 0, buf + OLD_RESULT_HDR_LEN,
+                           n - OLD_RESULT_HDR_LEN, NULL, 0, (uint32_t)(n - OLD_RESULT_HDR_LEN));
+    free(buf);
+    return ret;
+}
+
+/* Imports dir/pending, dir/journal.seq and dir/published into the log (not
+ * yet durable: the compaction after it is). *found: whether there was any. */
+static int import_old(struct journal *j, bool *found)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int ret = 0;
+
+    *found = false;
+    if (slurp(j->dirfd, "journal.seq", 31, &buf, &n) == 0) {
+        buf[n] = '\0';
+        uint64_t v = strtoull((const char *)buf, NULL, 10);
+        if (v >= j->next)
+            j->next = v + 1;
+        *found = true;
+    }
+    free(buf);
+    buf = NULL;
+    if (slurp(j->dirfd, "published", (size_t)JOURNAL_PUBLISHED_MAX * (PUBLISHED_ID_MAX + 1), &buf,
+              &n) == 0) {
+        char *save = NULL;
+        buf[n] = '\0';
+        for (char *id = strtok_r((char *)buf, "\n", &save); id; id = strtok_r(NULL, "\n", &save))
+            if (id_ok(id, strlen(id)))
+                pub_add(j, id, strlen(id));
+        *found = true;
+    }
+    free(buf);
+
+    int pendfd = openat(j->dirfd, "pending", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pendfd < 0)
         return 0;
-    }
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    if (n <= 0)
-        goto bad;
-    text[n] = '\0';
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || (*end != '\n' && *end != '\0'))
-        goto bad;
-    return (uint64_t)v;
-
-bad:
-    /* Lost high-water mark: seqs continue after the pending records only. */
-    log_warn("journal: %s/%s is corrupt; ignoring it", j->dir, JOURNAL_SEQ_FILE);
-    return 0;
-}
-
-/* A directory stream over pending/, from its start. The dup shares its
- * offset with pendfd, left at the end by an earlier pass: hence the rewind. */
-static int open_pending(struct journal *j, DIR **out)
-{
-    int fd = dup(j->pendfd);
-    if (fd < 0)
-        return -errno;
-    DIR *d = fdopendir(fd);
+    *found = true;
+    DIR *d = fdopendir(dup(pendfd));
     if (!d) {
-        int ret = -errno;
-        close(fd);
-        return ret;
+        close(pendfd);
+        return -errno;
     }
-    rewinddir(d);
-    *out = d;
-    return 0;
-}
-
-/* Scans pending: removes leftover .tmp files, returns the largest seq. */
-static int scan_pending(struct journal *j, uint64_t *max)
-{
-    DIR *d = NULL;
-    int ret = open_pending(j, &d);
-    if (ret < 0)
-        return ret;
-    *max = 0;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
+    while (ret == 0 && (de = readdir(d)) != NULL) {
         uint64_t seq;
-        if (parse_name(de->d_name, ".rec", &seq)) {
-            if (seq > *max)
-                *max = seq;
-        } else if (parse_name(de->d_name, ".tmp", &seq)) {
-            if (seq > *max)
-                *max = seq;
-            log_info("journal: removing incomplete record %s/pending/%s", j->dir, de->d_name);
-            unlinkat(j->pendfd, de->d_name, 0);
-        } else if (parse_name(de->d_name, ".stmp", &seq) ||
-                   parse_name(de->d_name, ".rtmp", &seq)) {
-            unlinkat(j->pendfd, de->d_name, 0);       /* a mark cut short */
-        } else if (parse_name(de->d_name, ".started", &seq) ||
-                   parse_name(de->d_name, ".result", &seq)) {
-            char rec[JOURNAL_NAME_MAX];
-            make_name(rec, sizeof(rec), seq, ".rec");
-            if (faccessat(j->pendfd, rec, F_OK, 0) < 0)
-                unlinkat(j->pendfd, de->d_name, 0);   /* a done cut short */
-        }
+        if (old_name(de->d_name, ".rec", &seq))
+            ret = import_one(j, pendfd, de->d_name, seq);
     }
     closedir(d);
-    return 0;
+    close(pendfd);
+    return ret;
 }
 
-static void pub_load(struct journal *j);
-
-static int mkdir_if_missing(const char *path)
+/* Once the imported entries are durable in the log. */
+static void remove_old(struct journal *j)
 {
-    if (mkdir(path, 0700) == 0 || errno == EEXIST)
-        return 0;
-    return -errno;
+    int pendfd = openat(j->dirfd, "pending", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pendfd >= 0) {
+        DIR *d = fdopendir(dup(pendfd));
+        struct dirent *de;
+        uint64_t seq;
+        while (d && (de = readdir(d)) != NULL)
+            if (old_name(de->d_name, ".rec", &seq) || old_name(de->d_name, ".started", &seq) ||
+                old_name(de->d_name, ".result", &seq) || old_name(de->d_name, ".tmp", &seq) ||
+                old_name(de->d_name, ".stmp", &seq) || old_name(de->d_name, ".rtmp", &seq))
+                unlinkat(pendfd, de->d_name, 0);
+        if (d)
+            closedir(d);
+        close(pendfd);
+        if (unlinkat(j->dirfd, "pending", AT_REMOVEDIR) < 0 && errno != ENOENT)
+            log_warn("journal: %s/pending holds files that are not the journal's; left there",
+                     j->dir);
+    }
+    unlinkat(j->dirfd, "journal.seq", 0);
+    unlinkat(j->dirfd, "journal.seq.tmp", 0);
+    unlinkat(j->dirfd, "published", 0);
+    unlinkat(j->dirfd, "published.tmp", 0);
+    fsync(j->dirfd);
 }
 
 /* ---- API ---- */
+
+/* Reads the log from its start into the in-memory state; cuts a torn or
+ * corrupt tail off. */
+static int load(struct journal *j)
+{
+    off_t off = 0;
+
+    for (;;) {
+        uint8_t *e = NULL;
+        size_t len = 0;
+        const char *why = NULL;
+        int ret = entry_read(j->fd, off, &e, &len, &why);
+
+        if (ret == -EBADMSG) {
+            struct stat st;
+            if (fstat(j->fd, &st) == 0 && st.st_size > off) {
+                log_warn("journal: %s/%s: %s at byte %lld; dropping the %lld bytes from there "
+                         "(a write cut short by a crash)",
+                         j->dir, LOG_FILE, why, (long long)off, (long long)(st.st_size - off));
+                if (ftruncate(j->fd, off) < 0)
+                    return -errno;
+            }
+            break;
+        }
+        if (ret < 0)
+            return ret;
+        ret = apply(j, e, len, off);
+        free(e);
+        if (ret < 0)
+            return ret;
+        off += (off_t)len;
+    }
+    j->end = off;
+    return 0;
+}
 
 int journal_open(const char *dir, struct journal **out)
 {
@@ -300,28 +842,28 @@ int journal_open(const char *dir, struct journal **out)
     *out = NULL;
 
     int ret;
-    char *pend = NULL;
+    bool old = false;
     struct journal *j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
     j->dirfd = -1;
-    j->pendfd = -1;
+    j->fd = -1;
+    j->next = 1;
     pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->synced_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->request_cv, &ca);
+    pthread_condattr_destroy(&ca);
     j->dir = strdup(dir);
-    if (!j->dir || asprintf(&pend, "%s/pending", dir) < 0) {
-        pend = NULL;
+    if (!j->dir) {
         ret = -ENOMEM;
         goto err;
     }
-
-    const char *failed = dir;
-    ret = mkdir_if_missing(dir);
-    if (ret == 0) {
-        failed = pend;
-        ret = mkdir_if_missing(pend);
-    }
-    if (ret < 0) {
-        log_error("journal: cannot create %s: %s", failed, strerror(-ret));
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        ret = -errno;
+        log_error("journal: cannot create %s: %s", dir, strerror(-ret));
         goto err;
     }
     j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -330,41 +872,41 @@ int journal_open(const char *dir, struct journal **out)
         log_error("journal: %s: %s", dir, strerror(-ret));
         goto err;
     }
-    j->pendfd = open(pend, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (j->pendfd < 0) {
-        ret = -errno;
-        log_error("journal: %s: %s", pend, strerror(-ret));
-        goto err;
-    }
-    if (flock(j->pendfd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(j->dirfd, LOCK_EX | LOCK_NB) < 0) {
         ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
         log_error("journal: %s is in use by another modem2mqtt (one state_dir per instance)",
-                  pend);
+                  dir);
         goto err;
     }
-    /* pending may be new: make its directory entry durable too. */
-    fsync(j->dirfd);
-
-    uint64_t max = 0;
-    ret = scan_pending(j, &max);
+    j->fd = openat(j->dirfd, LOG_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j->fd < 0) {
+        ret = -errno;
+        log_error("journal: %s/%s: %s", dir, LOG_FILE, strerror(-ret));
+        goto err;
+    }
+    unlinkat(j->dirfd, LOG_TMP, 0);     /* a compaction cut short */
+    ret = load(j);
+    if (ret == 0)
+        ret = import_old(j, &old);
+    /* Starts every run with a compact, durable log (and a durable
+     * directory entry for it). */
+    if (ret == 0)
+        ret = compact_locked(j);
     if (ret < 0) {
-        log_error("journal: %s: %s", pend, strerror(-ret));
+        log_error("journal: %s/%s: %s", dir, LOG_FILE, strerror(-ret));
         goto err;
     }
-    pub_load(j);
-    uint64_t hwm = seq_load(j);
-    j->next = (hwm > max ? hwm : max) + 1;
-    ret = seq_reserve(j, j->next - 1 + JOURNAL_SEQ_BLOCK);
-    if (ret < 0)
-        goto err;
-
-    log_debug("journal: %s open, next seq %" PRIu64, dir, j->next);
-    free(pend);
+    if (old) {
+        log_info("journal: imported %zu pending record(s) of the earlier format in %s",
+                 j->n_pend, dir);
+        remove_old(j);
+    }
+    j->first = j->next;
+    log_debug("journal: %s open, next seq %" PRIu64 ", %zu pending", dir, j->next, j->n_pend);
     *out = j;
     return 0;
 
 err:
-    free(pend);
     journal_close(j);
     return ret;
 }
@@ -373,11 +915,20 @@ void journal_close(struct journal *j)
 {
     if (!j)
         return;
-    if (j->pendfd >= 0)
-        close(j->pendfd); /* releases the flock */
+    if (j->fd >= 0) {
+        /* Lazy done marks become durable now: a clean stop republishes
+         * nothing. */
+        pthread_mutex_lock(&j->lock);
+        commit_locked(j, j->written, false);
+        pthread_mutex_unlock(&j->lock);
+        close(j->fd);
+    }
     if (j->dirfd >= 0)
-        close(j->dirfd);
+        close(j->dirfd); /* releases the flock */
+    pthread_cond_destroy(&j->synced_cv);
+    pthread_cond_destroy(&j->request_cv);
     pthread_mutex_destroy(&j->lock);
+    free(j->pend);
     free(j->dir);
     free(j);
 }
@@ -393,146 +944,93 @@ int journal_append(struct journal *j, const char *topic, const void *payload, si
     if (tlen > JOURNAL_TOPIC_MAX || len > JOURNAL_PAYLOAD_MAX)
         return -EMSGSIZE;
 
-    /* Header, topic and payload in one buffer: one write, one fsync. */
-    size_t total = JOURNAL_HDR_LEN + tlen + len;
-    uint8_t *buf = malloc(total);
-    if (!buf)
-        return -ENOMEM;
-    memcpy(buf, JOURNAL_MAGIC, 4);
-    put_le32(buf + 4, (uint32_t)tlen);
-    put_le32(buf + 8, (uint32_t)len);
-    memcpy(buf + JOURNAL_HDR_LEN, topic, tlen);
-    if (len > 0)
-        memcpy(buf + JOURNAL_HDR_LEN + tlen, payload, len);
-    put_le32(buf + 12, crc32_update(0, buf + JOURNAL_HDR_LEN, tlen + len));
-
-    int ret;
-    char name[JOURNAL_NAME_MAX], tmp[JOURNAL_NAME_MAX];
+    size_t elen;
+    uint64_t ticket = 0;
     pthread_mutex_lock(&j->lock);
-    if (j->next > j->reserved) {
-        ret = seq_reserve(j, j->next - 1 + JOURNAL_SEQ_BLOCK);
-        if (ret < 0)
-            goto out;
-    }
     /* A failed append burns its seq: gaps are harmless, reuse is not. */
-    uint64_t s = j->next++;
-    make_name(name, sizeof(name), s, ".rec");
-    make_name(tmp, sizeof(tmp), s, ".tmp");
-    ret = write_file_durable(j->pendfd, tmp, name, buf, total, NULL, 0);
+    uint64_t s = j->next;
+    uint8_t *e = entry_build(E_RECORD, s, (uint32_t)tlen, topic, tlen, payload, len,
+                             (uint32_t)len, &elen);
+    int ret = e ? write_locked(j, e, elen, &ticket) : -ENOMEM;
+    j->next = s + 1;
+    if (ret == 0)
+        ret = commit_locked(j, ticket, true);
+    pthread_mutex_unlock(&j->lock);
+    free(e);
     if (ret < 0) {
-        log_error("journal: append to %s/pending: %s", j->dir, strerror(-ret));
-        goto out;
+        log_error("journal: append to %s/%s: %s", j->dir, LOG_FILE, strerror(-ret));
+        return ret;
     }
     if (seq)
         *seq = s;
+    return 0;
+}
 
-out:
+/* A mark for a pending seq; durable on return when sync. */
+static int mark(struct journal *j, int type, uint64_t seq, uint32_t a, const void *body,
+                size_t blen, bool sync)
+{
+    size_t len;
+    uint64_t ticket = 0;
+    uint8_t *e = entry_build(type, seq, a, body, blen, NULL, 0, (uint32_t)blen, &len);
+    int ret;
+
+    if (!e)
+        return -ENOMEM;
+    pthread_mutex_lock(&j->lock);
+    if (type != E_PUBLISHED && !pend_find(j, seq))
+        ret = -ENOENT;
+    else
+        ret = write_locked(j, e, len, &ticket);
+    if (ret == 0 && sync)
+        ret = commit_locked(j, ticket, false);
     pthread_mutex_unlock(&j->lock);
-    free(buf);
+    free(e);
     return ret;
+}
+
+/* Bounds the log: rewritten once it is large and mostly dead entries. */
+static void maybe_compact(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    if (j->end > JOURNAL_COMPACT_MIN && (uint64_t)j->end > 4 * j->live) {
+        while (j->syncing)      /* the flushing thread uses the old fd */
+            pthread_cond_wait(&j->synced_cv, &j->lock);
+        compact_locked(j);      /* on failure the old log stays in use */
+    }
+    pthread_mutex_unlock(&j->lock);
 }
 
 int journal_done(struct journal *j, uint64_t seq)
 {
     if (!j || seq == 0)
         return -EINVAL;
-    char name[JOURNAL_NAME_MAX];
-    make_name(name, sizeof(name), seq, ".rec");
-
-    int ret = 0;
-    pthread_mutex_lock(&j->lock);
-    if (unlinkat(j->pendfd, name, 0) < 0) {
-        ret = -errno;
+    int ret = mark(j, E_DONE, seq, 0, NULL, 0, false);
+    if (ret < 0) {
         if (ret != -ENOENT)
-            log_error("journal: done %s: %s", name, strerror(-ret));
-        goto out;
+            log_error("journal: done %" PRIu64 ": %s", seq, strerror(-ret));
+        return ret;
     }
-    make_name(name, sizeof(name), seq, ".started");
-    unlinkat(j->pendfd, name, 0);
-    make_name(name, sizeof(name), seq, ".result");
-    unlinkat(j->pendfd, name, 0);
-    /* Durable removal: a done command replayed after a crash would run
-     * twice (an SMS sent twice). */
-    if (fsync(j->pendfd) < 0) {
-        ret = -errno;
-        log_error("journal: fsync %s/pending: %s", j->dir, strerror(-ret));
-    }
-
-out:
-    pthread_mutex_unlock(&j->lock);
-    return ret;
-}
-
-/* Reads a side file of at most max bytes: 0, or -errno (-ENOENT: none). */
-static int read_side(struct journal *j, uint64_t seq, const char *suffix, size_t max,
-                     uint8_t **out, size_t *len)
-{
-    char name[JOURNAL_NAME_MAX];
-    struct stat st;
-    int ret = 0;
-
-    *out = NULL;
-    make_name(name, sizeof(name), seq, suffix);
-    int fd = openat(j->pendfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        ret = -errno;
-    } else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-        ret = -EBADMSG;
-    } else {
-        *len = (size_t)st.st_size;
-        *out = malloc(*len + 1);
-        ret = *out ? read_all(fd, *out, *len) : -ENOMEM;
-        if (ret < 0) {
-            free(*out);
-            *out = NULL;
-        }
-    }
-    close(fd);
-    return ret;
-}
-
-static int write_side(struct journal *j, uint64_t seq, const char *suffix, const char *tmp_suffix,
-                      const void *a, size_t alen, const void *b, size_t blen)
-{
-    char name[JOURNAL_NAME_MAX], tmp[JOURNAL_NAME_MAX];
-
-    make_name(name, sizeof(name), seq, suffix);
-    make_name(tmp, sizeof(tmp), seq, tmp_suffix);
-    pthread_mutex_lock(&j->lock);
-    int ret = write_file_durable(j->pendfd, tmp, name, a, alen, b, blen);
-    pthread_mutex_unlock(&j->lock);
-    if (ret < 0)
-        log_error("journal: %s of %" PRIu64 ": %s", suffix + 1, seq, strerror(-ret));
-    return ret;
+    maybe_compact(j);
+    return 0;
 }
 
 int journal_started(struct journal *j, uint64_t seq, unsigned part)
 {
-    uint8_t v[4];
-
     if (!j || seq == 0 || part == 0)
         return -EINVAL;
-    put_le32(v, part);
-    return write_side(j, seq, ".started", ".stmp", v, sizeof(v), NULL, 0);
+    int ret = mark(j, E_STARTED, seq, part, NULL, 0, true);
+    if (ret < 0)
+        log_error("journal: started mark of %" PRIu64 ": %s", seq, strerror(-ret));
+    return ret;
 }
 
 unsigned journal_started_part(struct journal *j, uint64_t seq)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    unsigned part = 0;
-
     pthread_mutex_lock(&j->lock);
-    int ret = read_side(j, seq, ".started", 4, &buf, &len);
+    const struct pend *p = pend_find(j, seq);
+    unsigned part = p ? p->started : 0;
     pthread_mutex_unlock(&j->lock);
-    if (ret == 0)
-        /* An empty mark (a journal of an earlier version) is part 1. */
-        part = len == 4 && get_le32(buf) > 0 ? get_le32(buf) : 1;
-    else if (ret != -ENOENT)
-        part = 1;       /* unreadable: assume the worst, never run it again */
-    free(buf);
     return part;
 }
 
@@ -543,119 +1041,113 @@ bool journal_is_started(struct journal *j, uint64_t seq)
 
 int journal_result(struct journal *j, uint64_t seq, const void *blob, size_t len)
 {
-    uint8_t hdr[RESULT_HDR_LEN];
-
     if (!j || seq == 0 || (!blob && len > 0))
         return -EINVAL;
     if (len > JOURNAL_PAYLOAD_MAX)
         return -EMSGSIZE;
-    memcpy(hdr, RESULT_MAGIC, 4);
-    put_le32(hdr + 4, (uint32_t)len);
-    put_le32(hdr + 8, crc32_update(0, blob, len));
-    return write_side(j, seq, ".result", ".rtmp", hdr, sizeof(hdr), blob, len);
+    int ret = mark(j, E_RESULT, seq, 0, blob, len, false);
+    if (ret < 0)
+        log_error("journal: result of %" PRIu64 ": %s", seq, strerror(-ret));
+    return ret;
+}
+
+bool journal_busy(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool busy = j->request_ms && mono_ms() - j->request_ms <= COMMIT_BUSY_MS &&
+                j->n_unfinished > 0;
+    pthread_mutex_unlock(&j->lock);
+    return busy;
+}
+
+int journal_commit(struct journal *j)
+{
+    if (!j)
+        return -EINVAL;
+    pthread_mutex_lock(&j->lock);
+    int ret = commit_locked(j, j->written, false);
+    pthread_mutex_unlock(&j->lock);
+    return ret;
+}
+
+uint64_t journal_fsyncs(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t n = j->fsyncs;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+bool journal_is_earlier(struct journal *j, uint64_t seq)
+{
+    return j && seq && seq < j->first;
+}
+
+bool journal_find_earlier(struct journal *j, const char *topic, const void *payload, size_t len,
+                          uint64_t *seq)
+{
+    size_t tlen = topic ? strnlen(topic, JOURNAL_TOPIC_MAX + 1) : 0;
+    bool found = false;
+
+    if (!j || tlen == 0 || tlen > JOURNAL_TOPIC_MAX || len > JOURNAL_PAYLOAD_MAX)
+        return false;
+    pthread_mutex_lock(&j->lock);
+    for (size_t i = 0; i < j->n_pend && j->pend[i].seq < j->first && !found; i++) {
+        const struct pend *p = &j->pend[i];
+        uint8_t *e = NULL;
+        size_t n = 0;
+        const char *why;
+
+        if (p->rec_len != HDR_LEN + tlen + len)
+            continue;
+        if (entry_read(j->fd, p->rec_off, &e, &n, &why) == 0 && get_le32(e + 16) == tlen &&
+            memcmp(e + HDR_LEN, topic, tlen) == 0 &&
+            (len == 0 || memcmp(e + HDR_LEN + tlen, payload, len) == 0)) {
+            found = true;
+            *seq = p->seq;
+        }
+        free(e);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return found;
 }
 
 int journal_result_load(struct journal *j, uint64_t seq, uint8_t **blob, size_t *len)
 {
-    uint8_t *buf = NULL;
+    uint8_t *e = NULL;
     size_t n = 0;
+    const char *why = NULL;
+    int ret = -ENOENT;
 
     *blob = NULL;
     *len = 0;
     pthread_mutex_lock(&j->lock);
-    int ret = read_side(j, seq, ".result", RESULT_HDR_LEN + JOURNAL_PAYLOAD_MAX, &buf, &n);
+    const struct pend *p = pend_find(j, seq);
+    if (p && p->res_len)
+        ret = entry_read(j->fd, p->res_off, &e, &n, &why);
     pthread_mutex_unlock(&j->lock);
+    if (ret == -EBADMSG)
+        log_warn("journal: the stored result of %" PRIu64 " is corrupt (%s)", seq, why);
     if (ret < 0)
         return ret;
-    if (n < RESULT_HDR_LEN || memcmp(buf, RESULT_MAGIC, 4) != 0 ||
-        get_le32(buf + 4) != n - RESULT_HDR_LEN ||
-        crc32_update(0, buf + RESULT_HDR_LEN, n - RESULT_HDR_LEN) != get_le32(buf + 8)) {
-        log_warn("journal: the stored result of %" PRIu64 " is corrupt", seq);
-        free(buf);
-        return -EBADMSG;
-    }
-    memmove(buf, buf + RESULT_HDR_LEN, n - RESULT_HDR_LEN);
-    *blob = buf;
-    *len = n - RESULT_HDR_LEN;
+    memmove(e, e + HDR_LEN, n - HDR_LEN);
+    *blob = e;
+    *len = n - HDR_LEN;
     return 0;
-}
-
-/* ---- published ids ---- */
-
-static bool id_ok(const char *id)
-{
-    size_t n = strnlen(id, PUBLISHED_ID_MAX + 1);
-
-    if (n == 0 || n > PUBLISHED_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (id[i] <= ' ' || id[i] > '~')
-            return false;
-    return true;
-}
-
-static void pub_add(struct journal *j, const char *id)
-{
-    size_t slot = (j->pub_head + j->n_pub) % JOURNAL_PUBLISHED_MAX;
-
-    if (j->n_pub == JOURNAL_PUBLISHED_MAX) {
-        slot = j->pub_head;     /* the oldest goes */
-        j->pub_head = (j->pub_head + 1) % JOURNAL_PUBLISHED_MAX;
-    } else {
-        j->n_pub++;
-    }
-    snprintf(j->pub[slot], sizeof(j->pub[slot]), "%s", id);
-}
-
-/* At open; a missing or damaged file only means fewer ids. */
-static void pub_load(struct journal *j)
-{
-    char line[PUBLISHED_ID_MAX + 8];
-    int fd = openat(j->dirfd, PUBLISHED_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-
-    if (!f) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (id_ok(line))
-            pub_add(j, line);
-    }
-    fclose(f);
 }
 
 int journal_mark_published(struct journal *j, const char *id)
 {
-    char *text;
-    size_t len = 0;
-    int ret;
-
-    if (!j || !id || !id_ok(id))
+    if (!j || !id)
         return -EINVAL;
-    pthread_mutex_lock(&j->lock);
-    pub_add(j, id);
-    text = malloc((size_t)JOURNAL_PUBLISHED_MAX * (PUBLISHED_ID_MAX + 1));
-    if (!text) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < j->n_pub; i++) {
-        const char *s = j->pub[(j->pub_head + i) % JOURNAL_PUBLISHED_MAX];
-        size_t n = strlen(s);
-
-        memcpy(text + len, s, n);
-        text[len + n] = '\n';
-        len += n + 1;
-    }
-    ret = write_file_durable(j->dirfd, PUBLISHED_FILE ".tmp", PUBLISHED_FILE, text, len, NULL, 0);
+    size_t n = strnlen(id, PUBLISHED_ID_MAX + 1);
+    if (!id_ok(id, n))
+        return -EINVAL;
+    int ret = mark(j, E_PUBLISHED, 0, 0, id, n, true);
     if (ret < 0)
-        log_error("journal: %s/%s: %s", j->dir, PUBLISHED_FILE, strerror(-ret));
-    free(text);
-out:
-    pthread_mutex_unlock(&j->lock);
+        log_error("journal: published id %s: %s", id, strerror(-ret));
+    else
+        maybe_compact(j);
     return ret;
 }
 
@@ -672,181 +1164,54 @@ bool journal_was_published(struct journal *j, const char *id)
     return found;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The pending seqs, sorted. Caller holds the lock. */
-static int list_pending(struct journal *j, uint64_t **out, size_t *count)
-{
-    *out = NULL;
-    *count = 0;
-    DIR *d = NULL;
-    int ret = open_pending(j, &d);
-    if (ret < 0)
-        return ret;
-
-    uint64_t *seqs = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t seq;
-        if (!parse_name(de->d_name, ".rec", &seq))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            uint64_t *p = realloc(seqs, ncap * sizeof(*p));
-            if (!p) {
-                ret = -ENOMEM;
-                goto out;
-            }
-            seqs = p;
-            cap = ncap;
-        }
-        seqs[n++] = seq;
-    }
-    if (n > 0) /* qsort(NULL, 0, ...) is undefined behaviour */
-        qsort(seqs, n, sizeof(*seqs), cmp_u64);
-    *out = seqs;
-    *count = n;
-    seqs = NULL;
-
-out:
-    free(seqs);
-    closedir(d);
-    return ret;
-}
-
-/* Reads and checks one record. 0, -ENOENT (done meanwhile), -EBADMSG
- * (corrupt: *why says how), or another -errno. *rec holds a NUL after the
- * topic, so the topic is a C string. */
-static int read_record(struct journal *j, const char *name, uint8_t **rec, uint32_t *tlen,
-                       uint32_t *plen, const char **why)
-{
-    *rec = NULL;
-    *why = NULL;
-    int ret;
-    uint8_t *buf = NULL;
-    int fd = openat(j->pendfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno != ELOOP)
-            return -errno;
-        *why = "a symbolic link";
-        return -EBADMSG;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        ret = -errno;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "not a regular file";
-        ret = -EBADMSG;
-        goto out;
-    }
-    if (st.st_size < JOURNAL_HDR_LEN) {
-        *why = "truncated header";
-        ret = -EBADMSG;
-        goto out;
-    }
-    if ((uint64_t)st.st_size > JOURNAL_HDR_LEN + JOURNAL_TOPIC_MAX + JOURNAL_PAYLOAD_MAX) {
-        *why = "too large";
-        ret = -EBADMSG;
-        goto out;
-    }
-    size_t size = (size_t)st.st_size;
-    buf = malloc(size + 1);
-    if (!buf) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    ret = read_all(fd, buf, size);
-    if (ret < 0)
-        goto out;
-
-    ret = -EBADMSG;
-    uint32_t t = get_le32(buf + 4), p = get_le32(buf + 8);
-    if (memcmp(buf, JOURNAL_MAGIC, 4) != 0) {
-        *why = "bad magic";
-        goto out;
-    }
-    if (t == 0 || t > JOURNAL_TOPIC_MAX || p > JOURNAL_PAYLOAD_MAX) {
-        *why = "bad lengths";
-        goto out;
-    }
-    if ((uint64_t)JOURNAL_HDR_LEN + t + p != size) {
-        *why = (uint64_t)JOURNAL_HDR_LEN + t + p > size ? "truncated" : "trailing bytes";
-        goto out;
-    }
-    if (crc32_update(0, buf + JOURNAL_HDR_LEN, (size_t)t + p) != get_le32(buf + 12)) {
-        *why = "checksum mismatch";
-        goto out;
-    }
-    if (memchr(buf + JOURNAL_HDR_LEN, '\0', t)) {
-        *why = "NUL in topic";
-        goto out;
-    }
-    /* The topic becomes a C string: move the payload up by one byte. */
-    memmove(buf + JOURNAL_HDR_LEN + t + 1, buf + JOURNAL_HDR_LEN + t, p);
-    buf[JOURNAL_HDR_LEN + t] = '\0';
-    *tlen = t;
-    *plen = p;
-    *rec = buf;
-    buf = NULL;
-    ret = 0;
-
-out:
-    free(buf);
-    close(fd);
-    return ret;
-}
-
 int journal_replay(struct journal *j, journal_replay_fn fn, void *ctx)
 {
     if (!j || !fn)
         return -EINVAL;
 
-    /* The list is taken under the lock; each record is read under the lock
-     * and fn runs without it, so fn may call journal_done or
+    /* The seqs are taken under the lock; each record is read under the
+     * lock and fn runs without it, so fn may call journal_done or
      * journal_append (records appended meanwhile are not replayed). */
     uint64_t *seqs = NULL;
-    size_t n = 0;
+    size_t n;
     pthread_mutex_lock(&j->lock);
-    int ret = list_pending(j, &seqs, &n);
-    pthread_mutex_unlock(&j->lock);
-    if (ret < 0) {
-        log_error("journal: listing %s/pending: %s", j->dir, strerror(-ret));
-        return ret;
+    n = j->n_pend;
+    if (n && !(seqs = malloc(n * sizeof(*seqs)))) {
+        pthread_mutex_unlock(&j->lock);
+        return -ENOMEM;
     }
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = j->pend[i].seq;
+    pthread_mutex_unlock(&j->lock);
 
-    int replayed = 0;
+    int ret = 0, replayed = 0;
     for (size_t i = 0; i < n; i++) {
-        char name[JOURNAL_NAME_MAX];
-        make_name(name, sizeof(name), seqs[i], ".rec");
-        uint8_t *rec = NULL;
-        uint32_t tlen = 0, plen = 0;
+        uint8_t *e = NULL;
+        size_t len = 0;
         const char *why = NULL;
 
         pthread_mutex_lock(&j->lock);
-        ret = read_record(j, name, &rec, &tlen, &plen, &why);
-        if (ret == -EBADMSG) {
-            log_warn("journal: removing corrupt record %s/pending/%s (%s)", j->dir, name, why);
-            if (unlinkat(j->pendfd, name, 0) == 0)
-                fsync(j->pendfd);
-        }
+        const struct pend *p = pend_find(j, seqs[i]);
+        ret = p ? entry_read(j->fd, p->rec_off, &e, &len, &why) : -ENOENT;
         pthread_mutex_unlock(&j->lock);
-
-        if (ret == -ENOENT || ret == -EBADMSG)
-            continue; /* done meanwhile, or corrupt and removed */
+        if (ret == -ENOENT)
+            continue;   /* done meanwhile */
+        if (ret == -EBADMSG) {
+            /* Checked at open: the file changed under us. */
+            log_warn("journal: record %" PRIu64 " is corrupt (%s); dropping it", seqs[i], why);
+            journal_done(j, seqs[i]);
+            continue;
+        }
         if (ret < 0) {
-            log_error("journal: reading %s/pending/%s: %s", j->dir, name, strerror(-ret));
+            log_error("journal: reading record %" PRIu64 ": %s", seqs[i], strerror(-ret));
             goto out;
         }
-        fn(ctx, seqs[i], (const char *)rec + JOURNAL_HDR_LEN,
-           rec + JOURNAL_HDR_LEN + tlen + 1, plen);
-        free(rec);
+        uint32_t tlen = get_le32(e + 16), plen = get_le32(e + 20);
+        /* The topic becomes a C string: move the payload up by one byte. */
+        memmove(e + HDR_LEN + tlen + 1, e + HDR_LEN + tlen, plen);
+        e[HDR_LEN + tlen] = '\0';
+        fn(ctx, seqs[i], (const char *)e + HDR_LEN, e + HDR_LEN + tlen + 1, plen);
+        free(e);
         replayed++;
     }
     ret = replayed;

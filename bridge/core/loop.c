@@ -57,7 +57,13 @@ struct loop {
     bool running_cancelled;
 
     bool stop;
+    uint64_t wakeups;
 };
+
+uint64_t loop_wakeups(const struct loop *loop)
+{
+    return loop->wakeups;
+}
 
 int64_t loop_now_ms(void)
 {
@@ -340,6 +346,7 @@ int loop_run(struct loop *loop)
         }
 
         int rc = poll(loop->pfds, (nfds_t)n, next_timeout(loop));
+        loop->wakeups++;
         if (rc < 0) {
             /* Signals are delivered through main.c's self-pipe. */
             if (errno == EINTR)

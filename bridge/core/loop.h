@@ -20,6 +20,11 @@ typedef int64_t (*loop_timer_cb)(void *ctx);
 struct loop *loop_new(void);
 void loop_free(struct loop *loop);
 
+/* How many times poll() returned (an fd ready, a timer due, a signal):
+ * the loop's wakeups, which an idle bridge keeps at zero between its
+ * configured polls. */
+uint64_t loop_wakeups(const struct loop *loop);
+
 /* Monotonic milliseconds (CLOCK_MONOTONIC). */
 int64_t loop_now_ms(void);
 

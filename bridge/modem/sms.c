@@ -27,7 +27,6 @@
 
 #define MAX_SEND_PARTS 16         /* sms_send_result.references */
 #define CMGS_TIMEOUT_MS 60000     /* the reference gives up to 40 s */
-#define SAFETY_DRAIN_MS 60000     /* catches +CMTI lost during a reopen */
 #define MAX_PENDING_READS 256
 #define MAX_GROUPS 64
 #define MAX_GROUP_INDEXES 32
@@ -75,7 +74,6 @@ struct sms {
     size_t n_groups;
     uint64_t next_token;
     uint64_t reassembly_timer;
-    uint64_t drain_timer;
 
     int pending[MAX_PENDING_READS];  /* SIM indexes announced by +CMTI */
     size_t n_pending;
@@ -600,23 +598,9 @@ void sms_drain(struct sms *sms)
         sms->draining = true;
 }
 
-static int64_t drain_fired(void *ctx)
-{
-    struct sms *sms = ctx;
-
-    if (!sms->ready) {
-        sms->drain_timer = 0;
-        return 0;
-    }
-    sms_drain(sms);
-    return SAFETY_DRAIN_MS;
-}
-
 void sms_modem_ready(struct sms *sms, bool ready)
 {
     sms->ready = ready;
-    loop_cancel_timer(sms->loop, sms->drain_timer);
-    sms->drain_timer = 0;
     if (!ready) {
         /* Commands were cancelled; the messages are still on the SIM. */
         sms->n_pending = 0;
@@ -628,7 +612,8 @@ void sms_modem_ready(struct sms *sms, bool ready)
     /* +CMTI that came while not ready (after AT+CNMI in the bring-up): the
      * listing skips indexes queued for reading, so read them now. */
     read_next(sms);
-    loop_add_timer(sms->loop, SAFETY_DRAIN_MS, drain_fired, sms, &sms->drain_timer);
+    /* No timer of its own for the safety drain: the bridge calls sms_drain
+     * on each status poll, so an idle bridge wakes once per poll. */
 }
 
 /* --- sending ---------------------------------------------------------------- */
@@ -917,7 +902,6 @@ void sms_free(struct sms *sms)
     if (!sms)
         return;
     loop_cancel_timer(sms->loop, sms->reassembly_timer);
-    loop_cancel_timer(sms->loop, sms->drain_timer);
     while (sms->groups) {
         struct group *g = sms->groups;
         sms->groups = g->next;

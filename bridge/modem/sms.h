@@ -51,8 +51,10 @@ void sms_free(struct sms *sms);
  * again at the next drain. */
 void sms_received_done(struct sms *sms, uint64_t token, int status);
 
-/* Reads everything stored (AT+CMGL): at modem ready and after every broker
- * reconnect. Messages already in flight are not read twice. */
+/* Reads everything stored (AT+CMGL): at modem ready, after every broker
+ * reconnect, and on each status poll (the bridge calls it: a safety net
+ * for a +CMTI lost during a reopen, and a retry of publishes that
+ * failed). Messages already in flight are not read twice. */
 void sms_drain(struct sms *sms);
 
 /* The modem became ready, or went away (in-flight reads are forgotten:

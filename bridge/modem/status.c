@@ -276,6 +276,8 @@ static int64_t poll_fired(void *ctx)
         return 0;
     }
     poll_now(st);
+    if (st->cbs.tick)
+        st->cbs.tick(st->ctx);
     return st->interval_ms;
 }
 

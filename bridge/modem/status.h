@@ -35,6 +35,10 @@ int status_csq_percent(int csq);         /* 0-100; -1 for 99/unknown */
 struct status_cbs {
     /* Something changed; read it with status_get(). */
     void (*changed)(void *ctx, const struct status_info *info);
+    /* The periodic poll fired (every interval while ready; may be NULL).
+     * Other periodic work rides on it, so an idle bridge wakes once an
+     * interval and not once per service. */
+    void (*tick)(void *ctx);
 };
 
 struct status *status_new(struct loop *loop, struct modem *modem, int interval_s,

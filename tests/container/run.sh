@@ -142,7 +142,7 @@ case $ids in "uid=999(modem2mqtt) "*"20(dialout)"*) ;; *) fail "runs as '$ids'" 
 log "runs as: $ids"
 
 # The image's HEALTHCHECK (modem2mqtt --health), as Docker would run it.
-# The health file is written right after the status is published: retry
+# The bridge's state changes right after the status is published: retry
 # briefly.
 healthy=""
 for _ in $(seq 20); do
