@@ -1029,6 +1029,9 @@ static void handle_connected(struct mqtt_link *l)
     int n = set_nodelay(l);
     log_info("mqtt: connected to %s (MQTT %s) as %s", l->uri, version_name(l->version),
              l->client_id);
+    if (n == 0 && l->broker_port > 0)
+        log_warn("mqtt: found no socket to the broker to set TCP_NODELAY on (is /proc "
+                 "mounted?); each result may wait about 40 ms");
     log_debug("mqtt: %u QoS 1/2 publishes in flight at most; TCP_NODELAY set on %d socket(s)",
               l->win_acked_max, n);
     if (!l->dead && l->cbs.connected)
