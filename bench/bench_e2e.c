@@ -8,15 +8,23 @@
  * commands beyond its modem queue of 64), and stops the clock when the
  * N-th result arrived. op = one SMS command. Results must all be ok and the
  * simulator must have seen N more `sent` lines. Then one burst of N with no
- * window is reported (ok/error counts), for information.
+ * window is reported (ok/error counts), for information. Last, a burst of
+ * M2M_BENCH_E2E_BURST (2000) messages published at once on a second
+ * mosquitto, the "remote" broker the simulated module is connected to,
+ * must all come out on B/remote/message of the local broker: lost ones
+ * are counted.
+ *
+ * Besides its table rows, it prints "#summary|<key>|<label>|<value>" lines
+ * that bench/run gathers into the end-to-end summary table.
  *
  * Environment: M2M_BENCH_E2E_N (default 200), M2M_BENCH_E2E_REPS (default
  * 3), M2M_BENCH_E2E_WINDOW (default 32; 0: none), M2M_BENCH_E2E_TIMEOUT
  * (seconds for the whole run, default 60), M2M_BENCH_KEEP=1 (keep the
  * temporary directory and its logs), M2M_BENCH_E2E_LOG (the bridge's -l,
- * default warn; debug slows it down), M2M_BENCH_E2E_NODELAY=1 (diagnostic:
- * mosquitto with set_tcp_nodelay and the bridge with nodelay_shim.so, rows
- * tagged [nodelay]; see bench/README.md).
+ * default warn; debug slows it down), M2M_BENCH_E2E_NODELAY=1 (the local
+ * mosquitto with set_tcp_nodelay true, rows tagged [broker nodelay]; see
+ * bench/README.md), M2M_BENCH_E2E_BURST (remote messages in the burst, 0:
+ * none).
  *
  * The benchmark's own MQTT client always sets TCP_NODELAY on its socket
  * (client_nodelay), so that the figures are the bridge's and the broker's. 
@@ -63,7 +71,7 @@
 
 /* ---- children ------------------------------------------------------- */
 
-enum { P_BROKER, P_SIM, P_BRIDGE, P_COUNT };
+enum { P_BROKER, P_REMOTE, P_SIM, P_BRIDGE, P_COUNT };
 static volatile pid_t g_pids[P_COUNT];
 static char g_dir[256];
 static uint64_t g_deadline_ns;
@@ -292,6 +300,10 @@ struct client {
     uint64_t *got_ns;      /* result time, 0 until it came */
     long sent, got, ok, errors;
     char last_error[256];
+    bool remote_connected;   /* B/status "remote":"connected" */
+    long remote_got;         /* B/remote/message of the burst */
+    uint64_t remote_last_ns; /* when the last one came */
+    long overflow_errors;    /* B/error "queue_overflow" */
 };
 
 static struct client g_c;
@@ -306,8 +318,18 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     pthread_mutex_lock(&c->mu);
     if (root && tlen == strlen(BASE "/status") && memcmp(topic, BASE "/status", tlen) == 0) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "state");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "remote");
         if (cJSON_IsString(st) && strcmp(st->valuestring, "ready") == 0)
             c->ready = true;
+        c->remote_connected = cJSON_IsString(rs) && strcmp(rs->valuestring, "connected") == 0;
+    } else if (tlen == strlen(BASE "/remote/message") &&
+               memcmp(topic, BASE "/remote/message", tlen) == 0) {
+        c->remote_got++;
+        c->remote_last_ns = now;
+    } else if (root && tlen == strlen(BASE "/error") && memcmp(topic, BASE "/error", tlen) == 0) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "code");
+        if (cJSON_IsString(code) && strcmp(code->valuestring, "queue_overflow") == 0)
+            c->overflow_errors++;
     } else if (root && ((tlen == strlen(BASE "/sms/send/result") &&
                          memcmp(topic, BASE "/sms/send/result", tlen) == 0) ||
                         (tlen == strlen(BASE "/at/send/result") &&
@@ -407,14 +429,16 @@ static bool wait_until(struct client *c, bool (*pred)(struct client *))
 static bool p_connected(struct client *c) { return c->connected || c->conn_failed; }
 static bool p_subscribed(struct client *c) { return c->subscribed; }
 static bool p_ready(struct client *c) { return c->ready; }
+static bool p_remote(struct client *c) { return c->remote_connected; }
 static bool p_batch_done(struct client *c) { return c->got >= c->n; }
 
 static void client_connect(struct client *c, const char *uri)
 {
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    char *topics[3] = {BASE "/status", BASE "/sms/send/result", BASE "/at/send/result"};
-    int qos[3] = {1, 1, 1};
+    char *topics[5] = {BASE "/status", BASE "/sms/send/result", BASE "/at/send/result",
+                       BASE "/remote/message", BASE "/error"};
+    int qos[5] = {1, 1, 1, 1, 0};
 
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -443,7 +467,7 @@ static void client_connect(struct client *c, const char *uri)
     }
     ro.onSuccess = on_subscribed;
     ro.context = c;
-    if (MQTTAsync_subscribeMany(c->cli, 3, topics, qos, &ro) != MQTTASYNC_SUCCESS)
+    if (MQTTAsync_subscribeMany(c->cli, 5, topics, qos, &ro) != MQTTASYNC_SUCCESS)
         bench_fail("MQTTAsync_subscribeMany");
     pthread_mutex_lock(&c->mu);
     if (!wait_until(c, p_subscribed))
@@ -514,6 +538,163 @@ static uint64_t batch(struct client *c, long base_id, long n, long window)
         t1 = c->got_ns[i] > t1 ? c->got_ns[i] : t1;
     pthread_mutex_unlock(&c->mu);
     return done ? t1 - t0 : 0;
+}
+
+/* ---- the remote burst ---------------------------------------------------- */
+
+static const char *g_tag = "";  /* row name suffix */
+
+struct pub_done {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long acked, failed;
+};
+
+static void on_pub_ok(void *ctx, MQTTAsync_successData *d)
+{
+    struct pub_done *p = ctx;
+    (void)d;
+    pthread_mutex_lock(&p->mu);
+    p->acked++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void on_pub_fail(void *ctx, MQTTAsync_failureData *d)
+{
+    struct pub_done *p = ctx;
+    (void)d;
+    pthread_mutex_lock(&p->mu);
+    p->failed++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static bool p_connected_flag;
+static void on_rconnected(void *ctx, MQTTAsync_successData *d)
+{
+    struct pub_done *p = ctx;
+    (void)d;
+    pthread_mutex_lock(&p->mu);
+    p_connected_flag = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits (p->mu held) for pred or the deadline. */
+static bool pub_wait(struct pub_done *p, bool (*pred)(struct pub_done *))
+{
+    while (!pred(p)) {
+        struct timespec ts;
+        if (expired())
+            return false;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    return true;
+}
+
+static long g_burst_n;
+static bool p_rconn(struct pub_done *p) { (void)p; return p_connected_flag; }
+static bool p_all_acked(struct pub_done *p) { return p->acked + p->failed >= g_burst_n; }
+static bool p_burst_in(struct client *c) { return c->remote_got >= g_burst_n; }
+
+/* n QoS 1 messages published at once on the remote broker (port rport);
+ * counts what comes out on B/remote/message. Prints a row-like note and
+ * a summary line; -1 on a setup failure. */
+static int remote_burst(int rport, long n)
+{
+    char ruri[64];
+    MQTTAsync cli;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    struct pub_done p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    uint64_t t0, quiet_since;
+    long got = 0, prev = -1;
+
+    g_burst_n = n;
+    snprintf(ruri, sizeof(ruri), "tcp://127.0.0.1:%d", rport);
+    /* No create options: paho then buffers any number of requests. */
+    if (MQTTAsync_create(&cli, ruri, "m2m-bench-cloud", MQTTCLIENT_PERSISTENCE_NONE, NULL) !=
+        MQTTASYNC_SUCCESS)
+        return -1;
+    co.cleansession = 1;
+    co.maxInflight = 65535;
+    co.onSuccess = on_rconnected;
+    co.context = &p;
+    pthread_mutex_lock(&p.mu);
+    bool up = MQTTAsync_connect(cli, &co) == MQTTASYNC_SUCCESS && pub_wait(&p, p_rconn);
+    pthread_mutex_unlock(&p.mu);
+    if (!up) {
+        MQTTAsync_destroy(&cli);
+        return -1;
+    }
+    pthread_mutex_lock(&g_c.mu);
+    g_c.remote_got = 0;
+    g_c.overflow_errors = 0;
+    pthread_mutex_unlock(&g_c.mu);
+
+    t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        char payload[64];
+        MQTTAsync_message m = MQTTAsync_message_initializer;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        m.payloadlen = snprintf(payload, sizeof(payload), "reading %ld: 21.5 C", i);
+        m.payload = payload;
+        m.qos = 1;
+        ro.onSuccess = on_pub_ok;
+        ro.onFailure = on_pub_fail;
+        ro.context = &p;
+        if (MQTTAsync_sendMessage(cli, "burst/sensor", &m, &ro) != MQTTASYNC_SUCCESS)
+            on_pub_fail(&p, NULL);
+    }
+    pthread_mutex_lock(&p.mu);
+    pub_wait(&p, p_all_acked);
+    double pub_ms = (double)(bench_now_ns() - t0) / 1e6;
+    long acked = p.acked;
+    pthread_mutex_unlock(&p.mu);
+
+    /* All of them, or nothing new for 3 s (then the rest is lost). */
+    quiet_since = bench_now_ns();
+    pthread_mutex_lock(&g_c.mu);
+    while (!p_burst_in(&g_c) && !expired() && !bridge_dead() &&
+           bench_now_ns() - quiet_since < 3000000000u) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g_c.cv, &g_c.mu, &ts);
+        if (g_c.remote_got != prev) {
+            prev = g_c.remote_got;
+            quiet_since = bench_now_ns();
+        }
+    }
+    got = g_c.remote_got;
+    double in_ms = got ? (double)(g_c.remote_last_ns - t0) / 1e6 : 0;
+    long overflows = g_c.overflow_errors;
+    pthread_mutex_unlock(&g_c.mu);
+
+    printf("- e2e%s: remote burst: %ld published at once on the remote broker (%ld acked in "
+           "%.1f ms), %ld on B/remote/message within %.1f ms (%.0f/s), %ld lost, %ld "
+           "B/error queue_overflow\n",
+           g_tag, n, acked, pub_ms, got, in_ms, in_ms > 0 ? (double)got * 1000.0 / in_ms : 0,
+           n - got, overflows);
+    printf("#summary|4|inbound burst of %ld remote messages: lost|%ld\n", n, n - got);
+    printf("#summary|5|inbound burst: remote messages/s through the bridge|%.0f\n",
+           in_ms > 0 ? (double)got * 1000.0 / in_ms : 0);
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 1000;
+    MQTTAsync_disconnect(cli, &d);
+    sleep_ms(50);
+    MQTTAsync_destroy(&cli);
+    return 0;
 }
 
 /* ---- measurement -------------------------------------------------------- */
@@ -618,7 +799,6 @@ static bool settle(struct counters *k)
 
 static char g_notes[4][256];
 static size_t g_n_notes;
-static const char *g_tag = "";  /* row name suffix */
 
 /* reps repetitions of batch(n, window) with ids from id0 (spaced by MAX_N);
  * prints a table row (per-op = wall time / n) and keeps a latency note.
@@ -678,6 +858,17 @@ static int series(long n, long window, long reps, long id0, bool throughput)
         bench_print_row(name, (int)done, (uint64_t)n, min, med, 0,
                         proc_kib(g_pids[P_BRIDGE], "VmHWM"));
         bench_median(lat, n_lat); /* sorts */
+        if (throughput) {
+            printf("#summary|1|%ld in flight: SMS/s (median of %ld repetitions of %ld)|%.0f\n",
+                   window, done, n, 1e9 / med);
+            printf("#summary|2|%ld in flight: publish -> result p99|%.1f ms\n", window,
+                   lat[(size_t)((double)(n_lat - 1) * 0.99)] / 1e6);
+            printf("#summary|3|%ld in flight: publish -> result max|%.1f ms\n", window,
+                   lat[n_lat - 1] / 1e6);
+        } else {
+            printf("#summary|0|one command at a time: publish -> result median|%.2f ms\n",
+                   lat[n_lat / 2] / 1e6);
+        }
         if (g_n_notes < 4)
             snprintf(g_notes[g_n_notes++], sizeof(g_notes[0]),
                      "e2e%s, window %ld: latency publish -> result over %zu SMS: p50 %.2f ms, "
@@ -718,6 +909,7 @@ static void teardown(bool keep)
     }
     stop_child(P_SIM, false, 2000);
     stop_child(P_BROKER, true, 3000);
+    stop_child(P_REMOTE, true, 3000);
     if (!keep && g_dir[0])
         nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     else if (g_dir[0])
@@ -764,21 +956,14 @@ int main(int argc, char **argv)
     bool keep = getenv("M2M_BENCH_KEEP") && strcmp(getenv("M2M_BENCH_KEEP"), "1") == 0;
     char uri[64], conf[1024], path_cfg[400], link[400], port_s[16], state[400];
     long hwm = -1, rss_idle = -1, rss_end = -1;
-    int port, rc = 0;
+    long burst_n = env_long("M2M_BENCH_E2E_BURST", 2000, 0, MAX_N);
+    int port, rport, rc = 0;
     struct sigaction sa = {0};
     pthread_t reader;
 
     bench_init(argc, argv);
     if (nodelay)
-        g_tag = " [nodelay]";
-#if defined(__SANITIZE_ADDRESS__)
-    if (nodelay) {
-        /* ASan must be the first library loaded: an LD_PRELOAD shim in front
-         * of it stops the bridge at once. */
-        fprintf(stderr, "bench_e2e: [nodelay] skipped: needs a build without M2M_SANITIZE\n");
-        return 0;
-    }
-#endif
+        g_tag = " [broker nodelay]";
     g_deadline_ns = bench_now_ns() + (uint64_t)timeout_s * 1000000000u;
     sa.sa_handler = on_fatal_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -815,6 +1000,27 @@ int main(int argc, char **argv)
     }
     snprintf(uri, sizeof(uri), "mqtt://127.0.0.1:%d", port);
 
+    /* The remote broker, which the simulated module's MQTT client talks
+     * to; its queue must hold the whole burst. */
+    rport = free_port();
+    snprintf(conf, sizeof(conf),
+             "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+             "max_queued_messages 100000\nlog_dest file %s/remote.log\n%s",
+             rport, g_dir, geteuid() == 0 ? "user root\n" : "");
+    write_file("remote.conf", conf);
+    snprintf(path_cfg, sizeof(path_cfg), "%s/remote.conf", g_dir);
+    {
+        char *av[] = {MOSQUITTO_PATH, "-c", path_cfg, NULL};
+        g_pids[P_REMOTE] = spawn(av, -1, -1, open_log("remote.stderr"), NULL);
+    }
+    while (!port_open(rport)) {
+        if (expired() || !child_alive(P_REMOTE)) {
+            teardown(true);
+            bench_fail("the remote mosquitto did not start (logs in %s)", g_dir);
+        }
+        sleep_ms(20);
+    }
+
     /* Simulator. */
     {
         int in[2], out[2];
@@ -843,9 +1049,11 @@ int main(int argc, char **argv)
     snprintf(g_state, sizeof(g_state), "%s", state);
     /* status_interval: the idle figure is taken with no poll due. */
     snprintf(conf, sizeof(conf),
-             "{\"state_dir\": \"%s\", \"sms\": {\"rate_per_hour\": 100000}, "
-             "\"allow_raw_at\": true, \"modem\": {\"status_interval\": 3600}}\n",
-             state);
+             "{\"state_dir\": \"%s\", \"sms\": {\"rate_per_hour\": 100000},\n"
+             " \"allow_raw_at\": true, \"modem\": {\"status_interval\": 3600},\n"
+             " \"remote\": {\"server\": \"tcp://127.0.0.1:%d\", \"client_id\": \"bench\",\n"
+             "   \"subscribe\": [{\"topic\": \"burst/#\", \"qos\": 1}]}}\n",
+             state, rport);
     write_file("config.json", conf);
     snprintf(path_cfg, sizeof(path_cfg), "%s/config.json", g_dir);
     snprintf(port_s, sizeof(port_s), "%d", port);
@@ -855,19 +1063,7 @@ int main(int argc, char **argv)
                           : "warn";
         char *av[] = {M2M_BRIDGE_PATH, "-c", path_cfg, "-p", link, "-H", uri, "-t", BASE,
                       "-l", level, NULL};
-        /* The diagnostic run: the bridge gets the TCP_NODELAY shim. */
-        static char preload[512];
-        char *envp[256];
-        size_t ne = 0;
-        snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", M2M_NODELAY_SHIM_PATH);
-        for (char **e = environ; *e && ne < 254; e++) {
-            if (strncmp(*e, "LD_PRELOAD=", 11) != 0)
-                envp[ne++] = *e;
-        }
-        if (nodelay)
-            envp[ne++] = preload;
-        envp[ne] = NULL;
-        g_pids[P_BRIDGE] = spawn(av, -1, -1, open_log("bridge.log"), envp);
+        g_pids[P_BRIDGE] = spawn(av, -1, -1, open_log("bridge.log"), NULL);
     }
 
     /* Client, readiness. */
@@ -1003,6 +1199,18 @@ int main(int argc, char **argv)
             for (int w = 0; w < 100 && atomic_load(&g_sim_sent) - sent_before < burst_ok; w++)
                 sleep_ms(10);
             burst_sim = atomic_load(&g_sim_sent) - sent_before;
+        }
+    }
+
+    /* Messages from the remote broker, as fast as it sends them. */
+    if (rc == 0 && burst_n > 0 && !expired()) {
+        pthread_mutex_lock(&g_c.mu);
+        bool rup = wait_until(&g_c, p_remote);
+        pthread_mutex_unlock(&g_c.mu);
+        if (!rup || remote_burst(rport, burst_n) < 0) {
+            fprintf(stderr, "bench_e2e: the remote burst could not run (remote %s)\n",
+                    rup ? "connected" : "never connected");
+            rc = 1;
         }
     }
 

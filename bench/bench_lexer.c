@@ -148,9 +148,14 @@ static void on_event(void *ctx, enum at_lex_event ev, const uint8_t *data, size_
             if (!comma || at_lexer_expect_block(b->lx, strtoul(comma + 1, NULL, 10)) != 0)
                 bench_fail("expect_block");
         }
+        /* What at/chat does: a '>' is the prompt only while a command with
+         * data (here the echoed AT+CMGS) waits for one. */
+        if (strncmp((const char *)data, "AT+CMGS=", 8) == 0)
+            at_lexer_expect_prompt(b->lx, true);
         break;
     case AT_LEX_PROMPT:
         b->c.prompts++;
+        at_lexer_expect_prompt(b->lx, false);
         break;
     case AT_LEX_BLOCK:
         b->c.blocks++;

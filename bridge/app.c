@@ -44,6 +44,12 @@
 #include "mqtt/link.h"
 
 #define MAX_HELD 64
+/* Messages from the remote broker on their way to the local one (waiting
+ * in the link or for the broker's PUBACK), in bytes published. The module
+ * cannot be told to pause, so beyond this a message is dropped, counted,
+ * and reported on B/error once until the backlog has drained to half. A
+ * quarter of the link's own queue: results and events still get in. */
+#define REMOTE_BACKLOG_MAX_BYTES (1024u * 1024)
 #define SETTLE_TIMEOUT_MS 60000   /* longest a command waits for bring-up */
 #define TOPIC_MAX 512
 #define RESULT_COMMIT_DELAY_MS 3  /* under load only: see results_add */
@@ -124,6 +130,11 @@ struct app {
     struct held *held, **held_tail;
     size_t n_held;
     struct result *results;       /* not yet acknowledged by the broker */
+    bool results_refused;         /* the link refused one: retried on the next ack */
+    size_t remote_backlog;        /* REMOTE_BACKLOG_MAX_BYTES */
+    uint64_t remote_dropped;      /* remote messages dropped since the start */
+    bool remote_overflow;         /* in an overflow episode: B/error sent */
+    bool remote_loss_logged;      /* a publish lost with the connection: logged */
 
     struct modem_info info;
     bool have_info;
@@ -488,14 +499,18 @@ static void result_acked(void *ctx, int status)
 }
 
 /* Publishes what is not in flight; what the link refuses now (not
- * connected, too many in flight) waits for the next connect or ack. */
+ * connected, its queue full) waits for the next connect or for an ack of
+ * ours (a result's or a remote message's), which means the link has room. */
 static void results_flush(struct app *a)
 {
+    a->results_refused = false;
     for (struct result *r = a->results; r; r = r->next) {
         if (r->in_flight || r->parked || !r->durable)
             continue;
-        if (publish_text(a, r->topic, r->payload, 1, false, NULL, 0, result_acked, r) < 0)
+        if (publish_text(a, r->topic, r->payload, 1, false, NULL, 0, result_acked, r) < 0) {
+            a->results_refused = true;
             return;
+        }
         r->in_flight = true;
         if (r->response_topic &&
             publish_text(a, r->response_topic, r->payload, 1, false, r->correlation,
@@ -1355,9 +1370,18 @@ struct sms_ack {
 static void sms_acked(void *ctx, int status)
 {
     struct sms_ack *ack = ctx;
+    struct app *a = ack->app;
 
-    sms_received_done(ack->app->sms, ack->token, status);
+    /* From mqtt_link_free at shutdown: the SMS service is gone already
+     * (the message stays on the SIM; the next start publishes it). */
+    if (status == -ECANCELED) {
+        free(ack);
+        return;
+    }
+    sms_received_done(a->sms, ack->token, status);
     free(ack);
+    if (status != -ECANCELED && a->results_refused)
+        results_flush(a);
 }
 
 static void publish_for_sms(struct app *a, const char *suffix, char *payload, uint64_t token)
@@ -1439,22 +1463,120 @@ static void on_remote_state(void *ctx, enum cmqtt_state st, const char *reason)
     publish_status(ctx);
 }
 
+/* One publish of a remote message, counted in the backlog until its ack. */
+struct remote_ack {
+    struct app *app;
+    size_t bytes;
+};
+
+static void remote_overflowed(struct app *a, const char *t)
+{
+    char msg[256];
+
+    a->remote_dropped++;
+    if (a->remote_overflow) {
+        log_debug("remote: message on %s dropped (backlog full)", t);
+        return;
+    }
+    a->remote_overflow = true;
+    snprintf(msg, sizeof(msg),
+             "the local broker takes remote messages slower than they come: %zu bytes wait for "
+             "it; dropping them until half of that is through (%llu dropped since the start)",
+             a->remote_backlog, (unsigned long long)a->remote_dropped);
+    log_error("remote: %s", msg);
+    publish_error_event(a, "queue_overflow", msg);
+}
+
+static void remote_acked(void *ctx, int status)
+{
+    struct remote_ack *ra = ctx;
+    struct app *a = ra->app;
+
+    a->remote_backlog -= ra->bytes;
+    free(ra);
+    if (status == -ECANCELED)
+        return;                  /* shutting down */
+    if (status < 0) {
+        /* Queued or unacknowledged when the connection dropped: the broker
+         * may not have it, and the module will not send it again. */
+        a->remote_dropped++;
+        if (!a->remote_loss_logged)
+            log_warn("remote: message(s) lost with the local broker connection (%s); %llu "
+                     "dropped since the start",
+                     strerror(-status), (unsigned long long)a->remote_dropped);
+        a->remote_loss_logged = true;
+    } else {
+        a->remote_loss_logged = false;
+    }
+    if (a->remote_overflow && a->remote_backlog <= REMOTE_BACKLOG_MAX_BYTES / 2) {
+        a->remote_overflow = false;
+        log_info("remote: backlog down to %zu bytes; %llu dropped since the start",
+                 a->remote_backlog, (unsigned long long)a->remote_dropped);
+    }
+    if (a->results_refused)
+        results_flush(a);
+}
+
+/* Publishes one part of a remote message with its backlog accounting; a
+ * JSON text (payload NUL-terminated) goes through publish_text. */
+static int remote_publish(struct app *a, const char *t, const void *payload, size_t len, int qos,
+                          bool text)
+{
+    struct remote_ack *ra = malloc(sizeof(*ra));
+    int r;
+
+    if (!ra)
+        return -ENOMEM;
+    *ra = (struct remote_ack){ a, len };
+    r = text ? publish_text(a, t, payload, qos, false, NULL, 0, remote_acked, ra)
+             : mqtt_link_publish(a->link, t, payload, len, qos, false, NULL, 0, remote_acked, ra);
+    if (r < 0) {
+        free(ra);
+        return r;
+    }
+    a->remote_backlog += len;
+    return 0;
+}
+
 /* B/remote/message, and the raw payload on remote.subscribe[].local. */
 static void on_remote_message(void *ctx, const char *t, size_t tlen, const uint8_t *payload,
                               size_t len, int qos)
 {
     struct app *a = ctx;
     char *s = json_remote_message(t, tlen, payload, len, qos);
+    char tm[TOPIC_MAX];
+    size_t need = s ? strlen(s) : 0;
+    int r;
 
-    if (!s || publish(a, "remote/message", s, 1, false, NULL, NULL) < 0)
-        log_warn("remote: message on %s not published locally", t);
+    for (size_t i = 0; i < a->cfg->remote.n_subscribe; i++) {
+        const struct config_remote_sub *sub = &a->cfg->remote.subscribe[i];
+        if (sub->local && cmqtt_topic_match(sub->topic, t, tlen))
+            need += len;
+    }
+    /* All of it or nothing: one B/error per episode, not per topic. */
+    if (a->remote_backlog + need > REMOTE_BACKLOG_MAX_BYTES) {
+        remote_overflowed(a, t);
+        free(s);
+        return;
+    }
+    r = s && topic(a, "remote/message", tm, sizeof(tm)) == 0
+            ? remote_publish(a, tm, s, strlen(s), 1, true)
+            : -ENOMEM;
+    if (r == -ENOBUFS)
+        remote_overflowed(a, t);
+    else if (r < 0)
+        log_warn("remote: message on %s not published locally: %s", t, strerror(-r));
     free(s);
     for (size_t i = 0; i < a->cfg->remote.n_subscribe; i++) {
         const struct config_remote_sub *sub = &a->cfg->remote.subscribe[i];
-        if (sub->local && cmqtt_topic_match(sub->topic, t, tlen) &&
-            mqtt_link_publish(a->link, sub->local, payload, len, sub->qos, false, NULL, 0, NULL,
-                              NULL) < 0)
-            log_warn("remote: message on %s not published on %s", t, sub->local);
+        if (!sub->local || !cmqtt_topic_match(sub->topic, t, tlen))
+            continue;
+        r = remote_publish(a, sub->local, payload, len, sub->qos, false);
+        if (r == -ENOBUFS)
+            remote_overflowed(a, t);
+        else if (r < 0)
+            log_warn("remote: message on %s not published on %s: %s", t, sub->local,
+                     strerror(-r));
     }
 }
 

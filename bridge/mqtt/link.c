@@ -25,19 +25,36 @@
 #include "core/loop.h"
 
 #include <MQTTAsync.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Publishes and subscribes awaiting paho's answer, including those whose ack
  * was already failed on a connection loss. */
 #define LINK_MAX_OPS 1024
+/* Publishes handed to paho and not yet answered (sent for QoS 0, PUBACK or
+ * PUBCOMP for 1 and 2). paho holds what exceeds the broker's Receive
+ * Maximum (mosquitto: 20) in its command queue, and its send thread then
+ * sleeps up to 1 s: a PUBACK does not wake it, only a new request does. It
+ * also refuses a request once 100 wait there (maxBufferedMessages). So the
+ * link never gives paho more QoS 1/2 publishes than the broker takes, nor
+ * more publishes in all than this; the rest wait in the link's own queue
+ * and go out, in order, as the answers come back. */
+#define LINK_WINDOW_MAX 64
+/* That queue, in bytes (copies of topic, payload, correlation data, plus
+ * bookkeeping). Beyond it mqtt_link_publish returns -ENOBUFS. */
+#define LINK_MAX_QUEUED_OUT_BYTES (4u * 1024 * 1024)
 /* Incoming messages queued for the loop. Beyond this messageArrived returns
  * 0: paho keeps the message and offers it again later. One message larger
  * than the byte budget still passes when the queue is empty. */
@@ -105,7 +122,24 @@ struct op {
     int reason;              /* the broker's MQTT 5 reason code of a failure, or 0 */
     mqtt_link_ack_cb ack;    /* NULL once reported */
     void *ack_ctx;
+    int qos;                 /* publish */
+    bool windowed;           /* counted in the link's window */
     char topic[];            /* subscribe: for the log */
+};
+
+/* A publish waiting for room in the window; one allocation. */
+struct pend {
+    struct pend *next;
+    size_t bytes;            /* counted in pend_bytes */
+    int qos;
+    bool retain;
+    size_t len, corr_len;
+    mqtt_link_ack_cb ack;
+    void *ack_ctx;
+    char *topic;
+    uint8_t *payload;
+    uint8_t *corr;
+    unsigned char data[];
 };
 
 /* The context of one paho client's connection callbacks. Events carry its
@@ -114,6 +148,10 @@ struct op {
 struct client_ctx {
     struct mqtt_link *link;
     unsigned gen;
+    /* The broker's Receive Maximum from its CONNACK (0: none given).
+     * Written on paho's thread before the connected event is queued, read
+     * on the loop thread after taking it: the queue's lock orders them. */
+    unsigned recv_max;
 };
 
 enum link_state {
@@ -156,6 +194,14 @@ struct mqtt_link {
     int last_fail;           /* last connect failure code, to quieten repeats */
     struct op *ops_head, *ops_tail;
     size_t n_ops;
+    struct pend *pend_head, **pend_tail;
+    size_t pend_bytes;
+    unsigned win_all;        /* publishes in paho's hands, all QoS */
+    unsigned win_acked;      /* of those, QoS 1/2 */
+    unsigned win_acked_max;  /* QoS 1/2 allowed in paho's hands at once */
+    int broker_port;         /* for finding paho's socket (TCP_NODELAY) */
+    bool broker_addr_known;  /* the URI's host is a numeric address */
+    struct sockaddr_storage broker_addr;
     struct ev *work_head, *work_tail;
     int dispatch_depth;
     bool dead;               /* mqtt_link_free called: no more user callbacks */
@@ -175,6 +221,9 @@ struct mqtt_link {
 static void dispatch(struct mqtt_link *l);
 static void link_destroy(struct mqtt_link *l);
 static int do_connect(struct mqtt_link *l);
+static void pump(struct mqtt_link *l);
+static void pend_fail_all(struct mqtt_link *l, int status);
+static void window_reset(struct mqtt_link *l);
 
 /* ---- the queue: paho's threads in, the loop out ------------------------ */
 
@@ -276,6 +325,19 @@ static void on_server_disconnect(void *context, MQTTProperties *props,
 {
     (void)props;
     post_conn(context, EV_SERVER_DISCONNECT, 0, (int)reason, NULL);
+}
+
+/* Runs on paho's thread just before on_connected (same thread, same
+ * CONNACK). */
+static void on_connect_success5(void *context, MQTTAsync_successData5 *d)
+{
+    struct client_ctx *cc = context;
+    cc->recv_max = 0;
+    if (d && MQTTProperties_hasProperty(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
+        int v = MQTTProperties_getNumericValue(&d->properties,
+                                               MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+        cc->recv_max = v > 0 ? (unsigned)v : 0;
+    }
 }
 
 static void on_connect_failure5(void *context, MQTTAsync_failureData5 *d)
@@ -639,6 +701,107 @@ static int parse_uri(const char *uri, char **out, bool *tls)
     return 0;
 }
 
+/* The port and, when the host is a numeric address, the address of a
+ * tcp:// or ssl:// URI as parse_uri wrote it; for finding paho's socket. */
+static void note_broker(struct mqtt_link *l)
+{
+    const char *u = l->paho_uri, *host = strstr(u, "://");
+    const char *colon = strrchr(u, ':');
+    char h[64];
+
+    l->broker_port = 0;
+    l->broker_addr_known = false;
+    if (strncmp(u, "unix://", 7) == 0 || !host || !colon || colon < host + 3)
+        return;
+    host += 3;
+    l->broker_port = atoi(colon + 1);
+    size_t n = (size_t)(colon - host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(h))
+        return;
+    memcpy(h, host, n);
+    h[n] = '\0';
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&l->broker_addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&l->broker_addr;
+    memset(&l->broker_addr, 0, sizeof(l->broker_addr));
+    if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        l->broker_addr_known = true;
+    } else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        l->broker_addr_known = true;
+    }
+}
+
+/* Whether peer is the broker: its port, and its address when the URI gave
+ * one (an IPv4 peer may show as v4-mapped IPv6). */
+static bool is_broker_peer(const struct mqtt_link *l, const struct sockaddr_storage *peer)
+{
+    const struct sockaddr_in *b4 = (const struct sockaddr_in *)&l->broker_addr;
+    const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)&l->broker_addr;
+
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *p4 = (const struct sockaddr_in *)peer;
+        if (ntohs(p4->sin_port) != l->broker_port)
+            return false;
+        return !l->broker_addr_known ||
+               (b4->sin_family == AF_INET && b4->sin_addr.s_addr == p4->sin_addr.s_addr);
+    }
+    if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)peer;
+        if (ntohs(p6->sin6_port) != l->broker_port)
+            return false;
+        if (!l->broker_addr_known)
+            return true;
+        if (b6->sin6_family == AF_INET6)
+            return memcmp(&b6->sin6_addr, &p6->sin6_addr, sizeof(p6->sin6_addr)) == 0;
+        return IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr) &&
+               memcmp(&p6->sin6_addr.s6_addr[12], &b4->sin_addr, 4) == 0;
+    }
+    return false;
+}
+
+/* paho 1.3.12 leaves Nagle on and has neither an option nor a handle for
+ * its socket. Nagle holds a small packet written while an earlier one is
+ * unacknowledged (a result's PUBLISH right after a command's PUBACK) until
+ * the broker's delayed ACK, about 40 ms. So, once connected, the socket is
+ * looked up among the process's descriptors: TCP, connected to the
+ * broker's port (and address, when the URI names it numerically). Another
+ * such socket in this process is another MQTT link to the same broker,
+ * which wants the same. Returns how many sockets were set. */
+static int set_nodelay(const struct mqtt_link *l)
+{
+    DIR *d;
+    struct dirent *de;
+    int n = 0, one = 1;
+
+    if (l->broker_port <= 0 || !(d = opendir("/proc/self/fd")))
+        return 0;
+    while ((de = readdir(d))) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        int type = 0, proto = 0;
+        socklen_t tl = sizeof(type), pl = sizeof(proto);
+        struct sockaddr_storage peer;
+        socklen_t al = sizeof(peer);
+
+        if (*end || end == de->d_name || fd < 0 || fd > INT_MAX || fd == dirfd(d))
+            continue;
+        if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+            getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) < 0 ||
+            proto != IPPROTO_TCP || getpeername((int)fd, (struct sockaddr *)&peer, &al) < 0 ||
+            !is_broker_peer(l, &peer))
+            continue;
+        if (setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 static void ops_insert(struct mqtt_link *l, struct op *op)
 {
     op->next = NULL;
@@ -808,6 +971,7 @@ static int do_connect(struct mqtt_link *l)
         if (MQTTProperties_add(&props, &expiry) != 0)
             log_warn("mqtt: cannot set the session expiry; the session ends at disconnect");
         co.connectProperties = &props;
+        co.onSuccess5 = on_connect_success5;
         co.onFailure5 = on_connect_failure5;
     } else {
         MQTTAsync_connectOptions v3 = MQTTAsync_connectOptions_initializer;
@@ -873,8 +1037,19 @@ static void handle_connected(struct mqtt_link *l)
     l->up_since = loop_now_ms();
     l->last_fail = 0;
     l->connected_version = l->version;
+    /* One QoS 1/2 slot stays free for paho: a SUBSCRIBE waits behind a
+     * full Receive Maximum just like a publish, and sleeps as long. */
+    unsigned rm = l->cctx && l->cctx->recv_max ? l->cctx->recv_max : LINK_WINDOW_MAX;
+    rm = rm > LINK_WINDOW_MAX ? LINK_WINDOW_MAX : rm;
+    l->win_acked_max = rm > 1 ? rm - 1 : 1;
+    int n = set_nodelay(l);
     log_info("mqtt: connected to %s (MQTT %s) as %s", l->uri, version_name(l->version),
              l->client_id);
+    if (n == 0 && l->broker_port > 0)
+        log_warn("mqtt: found no socket to the broker to set TCP_NODELAY on (is /proc "
+                 "mounted?); each result may wait about 40 ms");
+    log_debug("mqtt: %u QoS 1/2 publishes in flight at most; TCP_NODELAY set on %d socket(s)",
+              l->win_acked_max, n);
     if (!l->dead && l->cbs.connected)
         l->cbs.connected(l->ctx);
 }
@@ -920,6 +1095,8 @@ static void handle_lost(struct mqtt_link *l, const char *cause)
      * still deliver them after reconnecting; the caller is told now and
      * retries, which is at-least-once. */
     fail_acks(l, -ENOTCONN);
+    pend_fail_all(l, -ENOTCONN);
+    window_reset(l);
     if (was_up && !l->dead && l->cbs.disconnected)
         l->cbs.disconnected(l->ctx, reason);
     if (stopping || l->dead)
@@ -976,6 +1153,12 @@ static void handle_op(struct mqtt_link *l, struct op *op)
 {
     switch (op->kind) {
     case OP_PUBLISH:
+        if (op->windowed) {
+            op->windowed = false;
+            l->win_all--;
+            if (op->qos > 0)
+                l->win_acked--;
+        }
         op_report(l, op, op->status);
         break;
     case OP_SUBSCRIBE:
@@ -989,7 +1172,10 @@ static void handle_op(struct mqtt_link *l, struct op *op)
         l->stop_disconnect_done = true;
         break;
     }
+    bool was_publish = op->kind == OP_PUBLISH;
     op_drop(l, op);
+    if (was_publish)
+        pump(l);
 }
 
 static void handle_event(struct mqtt_link *l, struct ev *e)
@@ -1099,6 +1285,8 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_link_opts *
     l->cbs = *cbs;
     l->ctx = ctx;
     l->wake_r = l->wake_w = -1;
+    l->pend_tail = &l->pend_head;
+    l->win_acked_max = 1;
     l->state = LS_IDLE;
     l->server_reason = -1;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
@@ -1173,6 +1361,7 @@ int mqtt_link_start(struct mqtt_link *l)
                   "mqtts://host[:port] or unix:///path", l->uri);
         return rc;
     }
+    note_broker(l);
     rc = create_client(l, MQTTVERSION_5);
     if (rc == -EPROTONOSUPPORT) {
         if (strncmp(l->uri, "unix://", 7) == 0)
@@ -1227,17 +1416,17 @@ int mqtt_link_subscribe(struct mqtt_link *l, const char *topic, int qos)
     return 0;
 }
 
-static int publish_op(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
-                      int qos, bool retain, const uint8_t *correlation, size_t correlation_len,
-                      mqtt_link_ack_cb ack, void *ack_ctx)
+/* Hands one publish to paho. 0 or -errno; the ack is not called then. */
+static int submit(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
+                  int qos, bool retain, const uint8_t *correlation, size_t correlation_len,
+                  mqtt_link_ack_cb ack, void *ack_ctx)
 {
-    if (l->n_ops >= LINK_MAX_OPS)
-        return -EAGAIN;
     struct op *op = op_new(l, OP_PUBLISH, NULL);
     if (!op)
         return -ENOMEM;
     op->ack = ack;
     op->ack_ctx = ack_ctx;
+    op->qos = qos;
 
     MQTTAsync_message msg = MQTTAsync_message_initializer;
     /* paho copies the payload; it only lacks const. */
@@ -1265,7 +1454,119 @@ static int publish_op(struct mqtt_link *l, const char *topic, const void *payloa
         op_drop(l, op);
         return errno_from_paho(rc);
     }
+    op->windowed = true;
+    l->win_all++;
+    if (qos > 0)
+        l->win_acked++;
     return 0;
+}
+
+static bool window_open(const struct mqtt_link *l, int qos)
+{
+    return l->win_all < LINK_WINDOW_MAX && (qos == 0 || l->win_acked < l->win_acked_max);
+}
+
+/* After a loss the old client's answers no longer count: its publishes
+ * were failed, and a new client starts empty. */
+static void window_reset(struct mqtt_link *l)
+{
+    for (struct op *op = l->ops_head; op; op = op->next)
+        op->windowed = false;
+    l->win_all = 0;
+    l->win_acked = 0;
+}
+
+static int pend_add(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain, const uint8_t *correlation, size_t correlation_len,
+                    mqtt_link_ack_cb ack, void *ack_ctx)
+{
+    size_t tlen = strlen(topic) + 1;
+    size_t bytes = sizeof(struct pend) + tlen + len + correlation_len;
+    if (l->pend_bytes + bytes > LINK_MAX_QUEUED_OUT_BYTES)
+        return -ENOBUFS;
+    struct pend *p = malloc(bytes);
+    if (!p)
+        return -ENOMEM;
+    unsigned char *d = p->data;
+    p->next = NULL;
+    p->bytes = bytes;
+    p->qos = qos;
+    p->retain = retain;
+    p->len = len;
+    p->corr_len = correlation_len;
+    p->ack = ack;
+    p->ack_ctx = ack_ctx;
+    p->topic = (char *)d;
+    memcpy(d, topic, tlen);
+    d += tlen;
+    p->payload = d;
+    if (len)
+        memcpy(d, payload, len);
+    d += len;
+    p->corr = correlation_len ? d : NULL;
+    if (correlation_len)
+        memcpy(d, correlation, correlation_len);
+    *l->pend_tail = p;
+    l->pend_tail = &p->next;
+    l->pend_bytes += bytes;
+    return 0;
+}
+
+static struct pend *pend_pop(struct mqtt_link *l)
+{
+    struct pend *p = l->pend_head;
+    if (!p)
+        return NULL;
+    l->pend_head = p->next;
+    if (!l->pend_head)
+        l->pend_tail = &l->pend_head;
+    l->pend_bytes -= p->bytes;
+    return p;
+}
+
+/* Fails every queued publish (connection lost, link freed). An ack may
+ * publish again: it is refused then (not connected) or queued anew after
+ * the ones failed here, which are already off the list. */
+static void pend_fail_all(struct mqtt_link *l, int status)
+{
+    struct pend *head = l->pend_head;
+    l->pend_head = NULL;
+    l->pend_tail = &l->pend_head;
+    l->pend_bytes = 0;
+    while (head) {
+        struct pend *p = head;
+        head = p->next;
+        if (p->ack)
+            p->ack(p->ack_ctx, l->dead ? -ECANCELED : status);
+        free(p);
+    }
+}
+
+/* Moves queued publishes to paho while the window has room. */
+static void pump(struct mqtt_link *l)
+{
+    while (l->pend_head && l->client && (l->state == LS_UP || l->state == LS_STOPPING) &&
+           window_open(l, l->pend_head->qos)) {
+        struct pend *p = pend_pop(l);
+        int rc = submit(l, p->topic, p->payload, p->len, p->qos, p->retain, p->corr,
+                        p->corr_len, p->ack, p->ack_ctx);
+        if (rc < 0 && p->ack)
+            p->ack(p->ack_ctx, l->dead ? -ECANCELED : rc);
+        free(p);
+    }
+}
+
+/* In order: straight to paho when nothing waits and the window has room,
+ * else behind what waits. */
+static int publish_op(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
+                      int qos, bool retain, const uint8_t *correlation, size_t correlation_len,
+                      mqtt_link_ack_cb ack, void *ack_ctx)
+{
+    if (!l->pend_head && window_open(l, qos))
+        return submit(l, topic, payload, len, qos, retain, correlation, correlation_len, ack,
+                      ack_ctx);
+    return pend_add(l, topic, payload, len, qos, retain, correlation, correlation_len, ack,
+                    ack_ctx);
 }
 
 int mqtt_link_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
@@ -1387,6 +1688,7 @@ static void link_destroy(struct mqtt_link *l)
         op_report(l, op, -ECANCELED);
         op_drop(l, op);
     }
+    pend_fail_all(l, -ECANCELED);
     close(l->wake_r);
     close(l->wake_w);
     pthread_mutex_destroy(&l->lock);

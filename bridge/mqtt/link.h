@@ -10,7 +10,8 @@
  * Clean session off with a 7-day session expiry, so QoS 1 commands queued
  * by the broker survive a bridge restart. Reconnects with a jittered
  * back-off from 1 s to 30 s. Last will "offline" retained QoS 1 on
- * opts.will_topic.
+ * opts.will_topic. TCP_NODELAY on the broker socket: Nagle would hold each
+ * result about 40 ms for the broker's delayed ACK.
  *
  * URIs: mqtt://host[:port] (1883), mqtts://host[:port] (8883, server
  * certificate and host name verified), tcp:// and ssl:// as aliases,
@@ -109,9 +110,13 @@ int mqtt_link_subscribe(struct mqtt_link *link, const char *topic, int qos);
  * failed regardless, so the caller's retry makes it at-least-once), or
  * -ECANCELED from mqtt_link_free. correlation (MQTT 5 Correlation Data, for
  * a reply to a Response Topic) may be NULL; it is dropped on 3.1.1.
+ * Publishes go out in the order of the calls. The link hands paho no more
+ * QoS 1/2 publishes than the broker's Receive Maximum allows (and at most
+ * 64 publishes in all); the rest wait in the link, bounded in bytes, and a
+ * publish still waiting there when the connection drops gets -ENOTCONN.
  * Returns 0 or -errno, and ack is not called then: -ENOTCONN while
- * disconnected, -EINVAL (bad topic or QoS), -EMSGSIZE, -EAGAIN (too many
- * publishes awaiting their ack), -ENOMEM. */
+ * disconnected, -EINVAL (bad topic or QoS), -EMSGSIZE, -ENOBUFS (the
+ * link's queue is full: 4 MiB waiting), -ENOMEM. */
 int mqtt_link_publish(struct mqtt_link *link, const char *topic, const void *payload,
                       size_t len, int qos, bool retain, const uint8_t *correlation,
                       size_t correlation_len, mqtt_link_ack_cb ack, void *ack_ctx);

@@ -347,6 +347,42 @@ static bool log_has(const struct h_bridge *br, const char *text, int timeout_ms)
     }
 }
 
+/* Lines of the bridge's log that contain text. */
+static int log_count(const struct h_bridge *br, const char *text)
+{
+    FILE *f = fopen(br->log_path, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Bounded wait until the bridge's broker connection number `ups` is up
+ * and not yet lost. */
+static void wait_connection(const struct h_bridge *br, int ups)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int up = log_count(br, "mqtt: connected to");
+        int lost = log_count(br, "mqtt: connection lost") +
+                   log_count(br, "mqtt: broker disconnected");
+        if (up == ups && lost == ups - 1)
+            return;
+        if (up > ups || lost >= ups)
+            h_fail("connection %d: the bridge connected %d and lost %d times", ups, up, lost);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+            h_ms(H_READY_TIMEOUT_MS))
+            h_fail("the bridge's connection %d never came up", ups);
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling a file: no event to wait for */
+    }
+}
+
 /* The default client id is modem2mqtt-<base topic>; a client that takes
  * the session over with the same id is named in a loud log line. */
 static void test_client_id_taken_over(void **state)
@@ -362,6 +398,11 @@ static void test_client_id_taken_over(void **state)
      * without a reason code each time. */
     for (int i = 0; i < 3; i++) {
         struct h_mqtt thief;
+        /* The thief must find the bridge connected: an "online" taken from
+         * the subscription may be an older one (the bridge publishes it at
+         * each connect and each modem state), and a thief that comes while
+         * the bridge waits to reconnect knocks nobody off. */
+        wait_connection(&e->bridge, i + 1);
         h_mqtt_connect(&thief, e->broker.uri, id, true);
         h_mqtt_disconnect(&thief);
         /* The bridge comes back by itself. */

@@ -10,7 +10,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -410,6 +412,136 @@ static void publish_v5_request(const struct h_broker *b, const char *topic, cons
 }
 
 /* ---- tests ---------------------------------------------------------------- */
+
+/* This process's TCP sockets connected to 127.0.0.1:port, and how many of
+ * them have TCP_NODELAY set. */
+static void broker_sockets(int port, int *n, int *nodelay)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    assert_non_null(d);
+    *n = *nodelay = 0;
+    while ((de = readdir(d))) {
+        int fd = atoi(de->d_name), type = 0, on = 0;
+        socklen_t tl = sizeof type, ol = sizeof on;
+        struct sockaddr_in peer;
+        socklen_t pl = sizeof peer;
+        if (fd < 3 || fd == dirfd(d) ||
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+            getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 || peer.sin_family != AF_INET ||
+            ntohs(peer.sin_port) != port || peer.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+            continue;
+        (*n)++;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) == 0 && on)
+            (*nodelay)++;
+    }
+    closedir(d);
+}
+
+/* The link's socket to the broker has Nagle off (paho sets nothing): the
+ * only connection of this process to the broker, found from outside the
+ * link the way the link finds it, has TCP_NODELAY. After a broker restart
+ * the new socket has it too. */
+static void test_nodelay(void **state)
+{
+    struct t *t = *state;
+    int n, nd;
+    start_broker(t);
+    make_link(t, t->broker.uri, NULL);
+    assert_int_equal(mqtt_link_start(t->link), 0);
+    RUN_UNTIL(t, p_connected1, H_TIMEOUT_MS);
+    broker_sockets(t->broker.port, &n, &nd);
+    if (n != 1 || nd != 1)
+        h_fail("%d socket(s) to the broker, %d with TCP_NODELAY (want 1 and 1)", n, nd);
+
+    h_broker_restart(&t->broker);
+    RUN_UNTIL(t, p_connected2, 30000);
+    broker_sockets(t->broker.port, &n, &nd);
+    if (n != 1 || nd != 1)
+        h_fail("after the reconnect: %d socket(s) to the broker, %d with TCP_NODELAY", n, nd);
+}
+
+struct burst {
+    struct t *t;
+    int want, acked, failed;
+};
+
+static void on_burst_ack(void *ctx, int status)
+{
+    struct burst *b = ctx;
+    if (status == 0)
+        b->acked++;
+    else
+        b->failed++;
+    check_pred(b->t);
+}
+
+static struct burst *g_burst;
+static bool p_burst_done(struct t *t)
+{
+    (void)t;
+    return g_burst->acked + g_burst->failed >= g_burst->want;
+}
+
+/* More QoS 1 publishes at once than the broker's Receive Maximum
+ * (mosquitto: 20). paho holds the excess and its send thread sleeps up to
+ * 1 s per round, since a PUBACK does not wake it: 60 publishes took about
+ * 3 s. The link keeps the excess itself and hands it over as PUBACKs come,
+ * so they are all acknowledged well within one such second, and arrive in
+ * order. Then 500 at once: paho refuses a request once 100 wait in it
+ * (-EAGAIN from the link); the link's queue takes them all. */
+static void test_receive_maximum(void **state)
+{
+    struct t *t = *state;
+    struct burst b = { .t = t, .want = 60 };
+    char payload[16];
+    start_broker(t);
+    t->sub_on_connect = "rm/#";
+    make_link(t, t->broker.uri, NULL);
+    assert_int_equal(mqtt_link_start(t->link), 0);
+    RUN_UNTIL(t, p_connected1, H_TIMEOUT_MS);
+    /* The subscription is made: a first publish comes back. */
+    assert_int_equal(publish_wait(t, "rm/first", "f", 1, 1, false), 0);
+    wait_rx(t, 1);
+
+    g_burst = &b;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < b.want; i++) {
+        snprintf(payload, sizeof payload, "%d", i);
+        int rc = mqtt_link_publish(t->link, "rm/seq", payload, strlen(payload), 1, false, NULL, 0,
+                                   on_burst_ack, &b);
+        if (rc != 0)
+            h_fail("publish %d of %d: %s", i, b.want, strerror(-rc));
+    }
+    RUN_UNTIL(t, p_burst_done, H_TIMEOUT_MS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_int_equal(b.failed, 0);
+    if (ms >= h_ms(900))
+        h_fail("%d QoS 1 publishes took %ld ms to be acknowledged", b.want, ms);
+    wait_rx(t, 1 + (size_t)b.want);
+    for (int i = 0; i < b.want; i++) {
+        const struct rx *r = &t->rx[1 + i];
+        snprintf(payload, sizeof payload, "%d", i);
+        if (strcmp(r->topic, "rm/seq") != 0 || r->len != strlen(payload) ||
+            memcmp(r->payload, payload, r->len) != 0)
+            h_fail("message %d: '%.*s' on %s, want '%s'", i, (int)r->len, r->payload, r->topic,
+                   payload);
+    }
+
+    struct burst b2 = { .t = t, .want = 500 };
+    g_burst = &b2;
+    for (int i = 0; i < b2.want; i++) {
+        int rc = mqtt_link_publish(t->link, "rm/many", "0123456789", 10, 1, false, NULL, 0,
+                                   on_burst_ack, &b2);
+        if (rc != 0)
+            h_fail("publish %d of %d: %s", i, b2.want, strerror(-rc));
+    }
+    RUN_UNTIL(t, p_burst_done, H_TIMEOUT_MS);
+    assert_int_equal(b2.failed, 0);
+    assert_int_equal(b2.acked, b2.want);
+}
 
 /* Malformed URIs are refused at start; unix:// needs a paho built with
  * UNIXSOCKET, which Debian's is not. */
@@ -1167,6 +1299,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest all[] = {
         cmocka_unit_test_setup_teardown(test_uris, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodelay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receive_maximum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v5_request_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_refusal, setup, teardown),

@@ -7,6 +7,8 @@
  * paho. A test client on the remote broker plays the cloud side. */
 #include "harness.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -680,6 +682,147 @@ static void test_false_rx_length(void **state)
     H_PASS(&r->e);
 }
 
+/* Publishes n QoS 1 messages "<prefix>0", "<prefix>1", ... (each padded
+ * with 'x' to pad bytes when pad > 0) on topic to the remote broker with
+ * mosquitto_pub -l, as fast as it goes; returns when all were accepted. */
+static void remote_burst(struct rt *r, const char *topic, const char *prefix, int n, size_t pad)
+{
+    char *cmd = h_strdupf("mosquitto_pub -h 127.0.0.1 -p %d -q 1 -i burst-%d -t '%s' -l",
+                          r->remote.port, (int)getpid(), topic);
+    FILE *p = popen(cmd, "w");
+    if (!p)
+        h_fail("popen %s", cmd);
+    for (int i = 0; i < n; i++) {
+        int w = fprintf(p, "%s%d", prefix, i);
+        for (size_t k = w > 0 ? (size_t)w : 0; k < pad; k++)
+            fputc('x', p);
+        fputc('\n', p);
+    }
+    if (pclose(p) != 0)
+        h_fail("%s failed", cmd);
+    free(cmd);
+}
+
+/* A burst of 2,000 messages from the remote broker, as fast as the module
+ * delivers them: every one reaches B/remote/message, none is dropped, and
+ * no B/error. The old bridge dropped most of them: paho held the results
+ * beyond mosquitto's Receive Maximum (20) and refused new requests once
+ * 100 waited, and each refusal was a message lost with one log line. */
+static void test_burst_2000(void **state)
+{
+    struct rt *r = *state;
+    enum { N = 2000 };
+    char t_error[160];
+    static bool seen[N];
+    h_broker_start(&r->remote);
+    rt_up(r, "\"subscribe\":[{\"topic\":\"cloud/#\",\"qos\":1}]", true);
+    cJSON_Delete(wait_remote(r, "connected"));
+    snprintf(t_error, sizeof t_error, "%s/error", r->e.base);
+    h_mqtt_subscribe(&r->e.mqtt, t_error);
+    memset(seen, 0, sizeof seen);
+
+    remote_burst(r, "cloud/burst", "m", N, 0);
+    int got = 0, dup = 0;
+    while (got < N) {
+        struct h_msg *m = h_mqtt_take(&r->e.mqtt, r->t_message, h_ms(20000));
+        if (!m)
+            h_fail("%d of %d remote messages arrived, then nothing for 20 s", got, N);
+        cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(j, "payload");
+        int i = cJSON_IsString(pl) && pl->valuestring[0] == 'm' ? atoi(pl->valuestring + 1) : -1;
+        if (i < 0 || i >= N)
+            h_fail("unexpected B/remote/message %s", m->payload);
+        if (seen[i])
+            dup++;
+        else
+            got++;
+        seen[i] = true;
+        cJSON_Delete(j);
+        h_msg_free(m);
+    }
+    assert_int_equal(dup, 0);
+    /* A marker after the burst: had a B/error been published, it would
+     * have come before the marker's message. */
+    remote_burst(r, "cloud/marker", "end", 1, 0);
+    cJSON_Delete(h_mqtt_wait_json_where(&r->e.mqtt, r->t_message, "topic", "cloud/marker",
+                                        H_TIMEOUT_MS));
+    assert_int_equal(h_mqtt_pending(&r->e.mqtt, t_error), 0);
+    H_PASS(&r->e);
+}
+
+/* The local broker stops taking messages (SIGSTOP) while big ones keep
+ * coming from the remote broker: once 1 MiB waits for it, the bridge drops
+ * what comes, says so once on B/error ("queue_overflow"), counts the
+ * drops, and delivers everything it kept once the broker is back. */
+static void test_backlog_overflow(void **state)
+{
+    struct rt *r = *state;
+    enum { N = 150, SIZE = 9000 };
+    char t_error[160];
+    h_broker_start(&r->remote);
+    rt_up(r, "\"subscribe\":[{\"topic\":\"cloud/#\",\"qos\":1}]", true);
+    cJSON_Delete(wait_remote(r, "connected"));
+    snprintf(t_error, sizeof t_error, "%s/error", r->e.base);
+    h_mqtt_subscribe(&r->e.mqtt, t_error);
+
+    if (kill(r->e.broker.pid, SIGSTOP) != 0)
+        h_fail("SIGSTOP mosquitto: %s", strerror(errno));
+    remote_burst(r, "cloud/big", "b", N, SIZE);
+    remote_burst(r, "cloud/end", "end", 1, SIZE);
+    /* The bridge has read every message when the last one is dropped. */
+    wait_log(r, "message on cloud/end dropped (backlog full)", 30000);
+    kill(r->e.broker.pid, SIGCONT);
+
+    cJSON *err = h_mqtt_wait_json(&r->e.mqtt, t_error, 30000);
+    h_json_str_eq(err, "code", "queue_overflow");
+    cJSON_Delete(err);
+    /* Then every kept message, and a new one once the backlog drained. */
+    int got = 0;
+    for (;;) {
+        struct h_msg *m = h_mqtt_take(&r->e.mqtt, r->t_message, h_ms(30000));
+        if (!m)
+            h_fail("%d big messages arrived, then nothing", got);
+        bool big = strstr(m->payload, "\"topic\":\"cloud/big\"") != NULL;
+        h_msg_free(m);
+        if (!big)
+            h_fail("a message other than cloud/big came first");
+        if (++got >= N)
+            h_fail("all %d arrived: nothing was dropped, the test proves nothing", N);
+        if (h_mqtt_pending(&r->e.mqtt, r->t_message) == 0) {
+            wait_log(r, "remote: backlog down to", 30000);
+            break;
+        }
+    }
+    remote_burst(r, "cloud/after", "after", 1, 0);
+    for (;;) {
+        cJSON *m = h_mqtt_wait_json(&r->e.mqtt, r->t_message, 30000);
+        bool after = strcmp(h_json_str(m, "topic"), "cloud/after") == 0;
+        cJSON_Delete(m);
+        if (after)
+            break;
+        got++;
+    }
+    /* One B/error for the episode; the log counts every drop. */
+    assert_int_equal(h_mqtt_pending(&r->e.mqtt, t_error), 0);
+    char *log = NULL;
+    {
+        FILE *f = fopen(r->e.bridge.log_path, "r");
+        size_t cap = 0;
+        if (!f || getdelim(&log, &cap, '\0', f) < 0)
+            h_fail("cannot read %s", r->e.bridge.log_path);
+        fclose(f);
+    }
+    const char *line = strstr(log, "remote: backlog down to");
+    unsigned long long dropped = 0;
+    const char *semi = line ? strchr(line, ';') : NULL;
+    if (!semi || sscanf(semi, "; %llu dropped since the start", &dropped) != 1)
+        h_fail("no drop count in the log");
+    free(log);
+    if ((unsigned long long)got + dropped != N + 1)
+        h_fail("%d delivered + %llu counted as dropped != %d sent", got, dropped, N + 1);
+    H_PASS(&r->e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -699,6 +842,8 @@ int main(void)
         T(test_tls_client_cert_missing),
         T(test_dropped_while_subscribing),
         T(test_false_rx_length),
+        T(test_burst_2000),
+        T(test_backlog_overflow),
     };
     return cmocka_run_group_tests_name("integration_remote", tests, NULL, NULL);
 }

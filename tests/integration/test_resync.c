@@ -180,6 +180,11 @@ static void test_hang_dropping_recovers(void **state)
         .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":1000}",
     };
     h_env_up(e, &o);
+    /* The start-up listing first: AT+CMGL has its own 20 s timeout, so a
+     * hang that began under it would end just as it timed out, and the
+     * bridge, in step at once, would never report "unavailable". (With
+     * Nagle off, B/status "ready" reaches the test before that answer.) */
+    h_sim_wait_line(&e->sim, "rx AT+CMGL", NULL, 0, H_TIMEOUT_MS);
     h_sim_cmd_ok(&e->sim, "hang 20000", NULL, 0);
     /* A command sent meanwhile is answered too (the module drops it). */
     h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":20,\"to\":\"" TO "\",\"text\":\"during\"}", 1,

@@ -378,6 +378,13 @@ static void write_rx(struct sim *s, const struct ev *e)
     sim_writes(s, "+CMQTTRXEND: 0\r\n");
 }
 
+/* The most bytes write_rx writes for e. */
+static size_t rx_size(const struct sim_cmqtt *c, const struct ev *e)
+{
+    size_t chunks = e->len / c->chunk + 1;
+    return 96 + e->topic_len + e->len + chunks * 32;
+}
+
 /* Whether output may go to the host now: not in the middle of a data
  * block, and not between a command and its deferred final result. */
 static bool may_write(const struct sim *s)
@@ -398,6 +405,17 @@ void sim_cmqtt_pump(struct sim *s)
     while (may_write(s)) {
         pthread_mutex_lock(&c->mu);
         struct ev *e = c->head;
+        /* The module keeps a received message in its memory until the line
+         * has room for it: it is paced by the serial line, never lost on
+         * it. A host that reads slowly gets it later (the pty's POLLOUT
+         * brings us back here). */
+        if (e && e->kind == EV_RX && rx_size(c, e) > SIM_OUT_MAX - s->out_len) {
+            pthread_mutex_unlock(&c->mu);
+            sim_pty_flush(s);
+            if (rx_size(c, e) > SIM_OUT_MAX - s->out_len)
+                return;
+            pthread_mutex_lock(&c->mu);
+        }
         if (e) {
             c->head = e->next;
             if (!c->head)
