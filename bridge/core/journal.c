@@ -1078,11 +1078,6 @@ uint64_t journal_fsyncs(struct journal *j)
     return n;
 }
 
-bool journal_is_earlier(struct journal *j, uint64_t seq)
-{
-    return j && seq && seq < j->first;
-}
-
 bool journal_find_earlier(struct journal *j, const char *topic, const void *payload, size_t len,
                           uint64_t *seq)
 {

@@ -48,9 +48,6 @@ int journal_append(struct journal *j, const char *topic, const void *payload, si
  * payload is a new command. */
 bool journal_find_earlier(struct journal *j, const char *topic, const void *payload, size_t len,
                           uint64_t *seq);
-/* Whether seq was given before this open (a replayed record's). */
-bool journal_is_earlier(struct journal *j, uint64_t seq);
-
 /* Records durably that part `part` (1-based; 1 for a command of one part)
  * of the command's effect begins now (an AT+CMGS is about to be written).
  * A replay of a started command must not run it again: its outcome is
