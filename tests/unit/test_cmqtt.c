@@ -273,6 +273,18 @@ static void resync_ok(void)
     feed("\r\nOK\r\n");
 }
 
+/* Up to AT+CMQTTCONNECT written (ACCQ and CFG answered OK unread). */
+static void start_to_connect(void)
+{
+    cmqtt_modem_ready(F.c, true);
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
+    for (int i = 0; i < 2; i++) {
+        F.out_len = 0;
+        feed("\r\nOK\r\n");
+    }
+}
+
 /* Runs the connect sequence to CONNECTED with the module's real framing:
  * START already started (ERROR), OK before every result line. */
 static void connect_ok(void)
@@ -849,13 +861,7 @@ static void test_connlost_between_steps(void **state)
 static void test_nonet_aborts_connect(void **state)
 {
     (void)state;
-    cmqtt_modem_ready(F.c, true);
-    EXPECT("AT+CMQTTSTART\r");
-    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
-    for (int i = 0; i < 2; i++) {
-        F.out_len = 0;
-        feed("\r\nOK\r\n");
-    }
+    start_to_connect();
     EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
     feed("\r\nOK\r\n\r\n+CMQTTNONET\r\n");
     assert_int_equal(F.state, CMQTT_DISCONNECTED);
@@ -970,13 +976,7 @@ static void test_nonet(void **state)
 static void test_connect_sub_refused(void **state)
 {
     (void)state;
-    cmqtt_modem_ready(F.c, true);
-    EXPECT("AT+CMQTTSTART\r");
-    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
-    for (int i = 0; i < 2; i++) {
-        F.out_len = 0;
-        feed("\r\nOK\r\n");
-    }
+    start_to_connect();
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
     EXPECT("AT+CMQTTSUB=0,7,1\r");
@@ -992,13 +992,7 @@ static void test_connect_sub_refused(void **state)
 static void test_lost_while_subscribing(void **state)
 {
     (void)state;
-    cmqtt_modem_ready(F.c, true);
-    EXPECT("AT+CMQTTSTART\r");
-    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
-    for (int i = 0; i < 2; i++) {
-        F.out_len = 0;
-        feed("\r\nOK\r\n");
-    }
+    start_to_connect();
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
     EXPECT("AT+CMQTTSUB=0,7,1\r");
