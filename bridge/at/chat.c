@@ -111,10 +111,6 @@ struct at_chat {
     void (*block_fn)(void *ctx, const uint8_t *data, size_t len);
     void *block_ctx;
 
-    /* at_chat_urc_more(): lines that continue a URC. */
-    bool (*more_fn)(void *ctx, const char *line);
-    void *more_ctx;
-    size_t more_left;
 
     /* Re-entrancy: >0 while a done callback runs; true while pump() runs. */
     unsigned completing;
@@ -652,7 +648,6 @@ static void sync_attempt(struct at_chat *chat)
     chat->urc = NULL;
     chat->urc_have = 0;
     chat->block_fn = NULL;
-    chat->more_fn = NULL;
     log_debug("AT resync attempt %u", chat->sync_attempt);
     /* ESC: out of a data prompt; elsewhere the module ignores it. */
     if (sync_write(chat, "\x1b") < 0) {
@@ -761,27 +756,9 @@ static void out_of_step(struct at_chat *chat, const char *why)
     resync(chat, false, why);
 }
 
-/* A line of a URC that asked for more (at_chat_urc_more). */
-static void more_line(struct at_chat *chat, const char *s, size_t len)
-{
-    bool (*fn)(void *, const char *) = chat->more_fn;
-
-    /* urc_buf is free: nothing collects extra lines meanwhile. */
-    memcpy(chat->urc_buf, s, len);
-    chat->urc_buf[len] = 0;
-    if (--chat->more_left == 0)
-        chat->more_fn = NULL;
-    if (fn(chat->more_ctx, chat->urc_buf))
-        chat->more_fn = NULL;
-}
-
 static void on_line(struct at_chat *chat, const char *s, size_t len)
 {
     log_traffic("AT<", s, len);
-    if (chat->more_fn) {
-        more_line(chat, s, len);
-        return;
-    }
     if (chat->urc) {
         urc_collect(chat, s, len);
         return;
@@ -840,10 +817,7 @@ static void on_prompt(struct at_chat *chat)
 static void on_overflow(struct at_chat *chat, size_t len)
 {
     log_warn("AT line longer than %zu bytes dropped", len);
-    if (chat->more_fn) {
-        log_warn("AT URC continuation abandoned");
-        chat->more_fn = NULL;
-    } else if (chat->urc) {
+    if (chat->urc) {
         log_warn("AT URC %s lost its extra line", chat->urc->prefix);
         chat->urc = NULL;
         chat->urc_have = 0;
@@ -1115,7 +1089,6 @@ void at_chat_cancel_all(struct at_chat *chat)
     chat->urc = NULL;
     chat->urc_have = 0;
     chat->block_fn = NULL;
-    chat->more_fn = NULL;
     chat->sync = SYNC_NONE;
     chat->sync_discard = false;
     chat->sync_attempt = 0;
@@ -1135,19 +1108,6 @@ void at_chat_cancel_all(struct at_chat *chat)
     while (n-- > 0 && chat->q_count > 0)
         finish(chat, q_pop(chat), &rsp);
     pump(chat);
-}
-
-int at_chat_urc_more(struct at_chat *chat, size_t max_lines,
-                     bool (*fn)(void *ctx, const char *line), void *ctx)
-{
-    if (!fn || max_lines == 0)
-        return -EINVAL;
-    if (chat->more_fn || chat->urc)
-        return -EBUSY;
-    chat->more_fn = fn;
-    chat->more_ctx = ctx;
-    chat->more_left = max_lines;
-    return 0;
 }
 
 int at_chat_read_block(struct at_chat *chat, size_t len,

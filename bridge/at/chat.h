@@ -224,15 +224,6 @@ void at_chat_cancel_all(struct at_chat *chat);
 int at_chat_read_block(struct at_chat *chat, size_t len,
                        void (*fn)(void *ctx, const uint8_t *data, size_t len), void *ctx);
 
-/* From inside a URC handler: the URC goes on over the next lines (USSD
- * text with line breaks inside its quotes, which the lexer splits). Up to
- * max_lines lines, whatever they look like, go to fn (NUL-terminated,
- * valid during the call) until fn returns true. A lost (overflowed) line
- * or at_chat_cancel_all() ends it without a call. 0, -EINVAL (NULL fn, no
- * lines), -EBUSY (already continuing). */
-int at_chat_urc_more(struct at_chat *chat, size_t max_lines,
-                     bool (*fn)(void *ctx, const char *line), void *ctx);
-
 /* A URC ended the state a command waits for (+CMQTTCONNLOST while
  * AT+CMQTTSUB waits for its result): completes the command in flight with
  * AT_FINAL_CANCELLED at once when its command line starts with cmd_prefix

@@ -5,8 +5,8 @@
  * of a fixed set of realistic A7670 commands (some with data after a
  * prompt, some waiting for a result after OK), feed raw input bytes or a
  * canned module fragment, advance the clock and tick, cancel everything,
- * make the next write fail. URC handlers read CMQTT RX blocks, continue a
- * +CUSD over more lines, abort AT+CMQTTSUB on +CMQTTCONNLOST, cancel all
+ * make the next write fail. URC handlers read CMQTT RX blocks, abort
+ * AT+CMQTTSUB on +CMQTTCONNLOST, cancel all
  * on +CMQTTNONET and send AT+CMGR on +CMTI; done callbacks may send the
  * next command.
  *
@@ -434,25 +434,12 @@ static void urc_nonet(void *ctx, const char *const *lines, size_t n)
     at_chat_cancel_all(S.chat);
 }
 
-static bool cusd_more(void *ctx, const char *line)
-{
-    (void)ctx;
-    return strchr(line, '"') != NULL;
-}
-
+/* +CUSD is one line: the service reads USSD text as hex, so nothing after
+ * it belongs to it. */
 static void urc_cusd(void *ctx, const char *const *lines, size_t n)
 {
-    size_t quotes = 0;
-
     (void)ctx;
     check_lines(lines, n);
-    for (const char *p = lines[0]; *p; p++)
-        quotes += *p == '"';
-    if (quotes % 2) {
-        int rc = at_chat_urc_more(S.chat, 4, cusd_more, NULL);
-
-        check(rc == 0 || rc == -EBUSY, "at_chat_urc_more return value");
-    }
 }
 
 static const struct at_urc urcs[] = {

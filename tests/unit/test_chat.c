@@ -1295,75 +1295,6 @@ static void test_read_block_busy_and_cancel(void **state)
     at_chat_free(busy_chat);
 }
 
-/* at_chat_urc_more: a USSD text with line breaks inside its quotes goes on
- * over the next lines; they are the URC's even with a command in flight,
- * the OK after them still completes the command, and the bound holds. */
-static struct at_chat *more_chat;
-static char more_text[256];
-static int more_rc[3], more_final = -1, more_info = -1;
-
-static bool more_line(void *ctx, const char *line)
-{
-    size_t n = strlen(more_text);
-
-    (void)ctx;
-    snprintf(more_text + n, sizeof(more_text) - n, "|%s", line);
-    return strstr(line, "\",15") != NULL;
-}
-
-static void urc_more(void *ctx, const char *const *lines, size_t n)
-{
-    (void)ctx;
-    (void)n;
-    snprintf(more_text, sizeof(more_text), "%s", lines[0]);
-    more_rc[0] = at_chat_urc_more(more_chat, 3, more_line, NULL);
-    more_rc[1] = at_chat_urc_more(more_chat, 3, more_line, NULL);
-    more_rc[2] = at_chat_urc_more(more_chat, 0, more_line, NULL);
-}
-
-static void more_done(void *ctx, const struct at_response *rsp)
-{
-    (void)ctx;
-    more_final = (int)rsp->final;
-    more_info = (int)rsp->n_lines;
-}
-
-static void test_urc_more(void **state)
-{
-    static const struct at_urc t[] = {{"+CUSD:", 0, urc_more}};
-    static const char in[] = "+CUSD: 1,\"Menu\r\n1 Balance\n2 Data\",15\r\n\r\nOK\r\n";
-    static const char bounded[] = "+CUSD: 1,\"a\r\nb\r\nc\r\nd\r\n";
-    struct harness h;
-    struct at_transport tr = {tr_write, tr_now, tr_schedule, &h};
-    struct at_chat_opts o = {.default_timeout_ms = 1000, .max_queue = 1, .max_line = 64};
-    static const struct chat_case c = {.name = "more"};
-
-    (void)state;
-    memset(&h, 0, sizeof(h));
-    h.c = &c;
-    more_chat = at_chat_new(&o, &tr);
-    assert_non_null(more_chat);
-    assert_int_equal(at_chat_add_urcs(more_chat, t, 1, NULL), 0);
-    assert_int_equal(at_chat_send(more_chat, "AT+CSQ", NULL, more_done, NULL), 0);
-    at_chat_feed(more_chat, (const uint8_t *)in, sizeof(in) - 1);
-    assert_int_equal(more_rc[0], 0);
-    assert_int_equal(more_rc[1], -EBUSY);
-    assert_int_equal(more_rc[2], -EINVAL);
-    assert_string_equal(more_text, "+CUSD: 1,\"Menu|1 Balance|2 Data\",15");
-    assert_int_equal(more_final, AT_FINAL_OK);
-    assert_int_equal(more_info, 0);
-    /* At most 3 lines (b, c, d), then lines are ordinary again (the next
-     * +CUSD is a URC); a cancel ends a continuation too. */
-    at_chat_feed(more_chat, (const uint8_t *)bounded, sizeof(bounded) - 1);
-    assert_string_equal(more_text, "+CUSD: 1,\"a|b|c|d");
-    static const char next[] = "+CUSD: 0,\"x\r\n", rest[] = "y\",15\r\n";
-    at_chat_feed(more_chat, (const uint8_t *)next, sizeof(next) - 1);
-    at_chat_cancel_all(more_chat);
-    at_chat_feed(more_chat, (const uint8_t *)rest, sizeof(rest) - 1);
-    assert_string_equal(more_text, "+CUSD: 0,\"x");
-    at_chat_free(more_chat);
-}
-
 static int grp_setup(void **state)
 {
     (void)state;
@@ -1380,7 +1311,6 @@ int main(void)
         cmocka_unit_test(test_new_and_add_urcs_reject),
         cmocka_unit_test(test_final_names),
         cmocka_unit_test(test_read_block_busy_and_cancel),
-        cmocka_unit_test(test_urc_more),
     };
 
     return cmocka_run_group_tests(tests, grp_setup, NULL);
