@@ -480,7 +480,8 @@ static void result_acked(void *ctx, int status)
     if (status == -ECANCELED)
         return;                 /* shutting down: the journal keeps it */
     /* Dropped only when the broker itself refused it (it would refuse it
-     * again); anything else is tried again at the next ack or connect. */
+     * again); anything else (the connection dropped first) waits for the
+     * next connect. */
     if (status == 0 || status == -EACCES || status == -EINVAL || status == -EMSGSIZE ||
         status == -EDQUOT) {
         if (status != 0)
