@@ -156,6 +156,10 @@ static void test_long_hang_late_answers(void **state)
         .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":1000}",
     };
     h_env_up(e, &o);
+    /* After the start-up listing (AT+CMGL's own 20 s timeout): a hang that
+     * began under it would end before the bridge gave up, and it would be
+     * in step again without ever reporting "unavailable". */
+    h_sim_wait_line(&e->sim, "rx AT+CMGL", NULL, 0, H_TIMEOUT_MS);
     h_sim_cmd_ok(&e->sim, "hang 25000 late", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                         h_ms(40000)));
