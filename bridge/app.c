@@ -50,9 +50,10 @@
  * and reported on B/error once until the backlog has drained to half. A
  * quarter of the link's own queue: results and events still get in. */
 #define REMOTE_BACKLOG_MAX_BYTES (1024u * 1024)
+#define RESULT_COMMIT_TRIES 2     /* see commit_fired */
+#define RESULT_COMMIT_RETRY_MS 1
 #define SETTLE_TIMEOUT_MS 60000   /* longest a command waits for bring-up */
 #define TOPIC_MAX 512
-#define RESULT_COMMIT_DELAY_MS 3  /* under load only: see results_add */
 
 struct command;
 typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
@@ -124,6 +125,7 @@ struct app {
     bool settled;                 /* the modem left "starting" at least once */
     uint64_t settle_timer;
     uint64_t commit_timer;        /* flushes the journal's results, then publishes */
+    unsigned commit_tries;        /* commit_fired's, for the results waiting now */
     int health_fd;                /* state_dir/health.sock, or -1 */
     struct notify *notify;        /* systemd's NOTIFY_SOCKET, or NULL */
     uint64_t commands;            /* journaled on paho's thread: atomic */
@@ -520,16 +522,23 @@ static void results_flush(struct app *a)
     }
 }
 
-/* One flush for every result stored since the last: results finished in
- * one pass of the loop share it, and a flush made meanwhile for another
- * reason (the next command's append on paho's thread, a started mark)
- * makes this one free. */
+/* One flush for every result stored since the last, run after the loop
+ * pass that finished them, so results finished together share it. Most
+ * often it costs nothing: the next command's started mark, written in the
+ * same pass, or the flush of a command arriving meanwhile on paho's thread
+ * covered them. While commands stream in it waits for the latter, up to
+ * RESULT_COMMIT_TRIES times RESULT_COMMIT_RETRY_MS. */
 static int64_t commit_fired(void *ctx)
 {
     struct app *a = ctx;
+    int ret = a->commit_tries++ < RESULT_COMMIT_TRIES ? journal_commit_soon(a->journal)
+                                                     : journal_commit(a->journal);
 
+    if (ret == -EAGAIN)
+        return RESULT_COMMIT_RETRY_MS;
     a->commit_timer = 0;
-    if (journal_commit(a->journal) < 0)
+    a->commit_tries = 0;
+    if (ret < 0)
         log_error("journal: results not flushed; publishing them anyway (a crash now could "
                   "run their commands again)");
     for (struct result *r = a->results; r; r = r->next)
@@ -543,11 +552,8 @@ static void results_add(struct app *a, struct result *r)
     struct result **pp = &a->results;
 
     r->app = a;
-    /* Under load the next command's started mark flushes within a few ms
-     * and covers this result: wait that long rather than flush for it. */
     if (!r->durable && !a->commit_timer &&
-        loop_add_timer(a->loop, journal_busy(a->journal) ? RESULT_COMMIT_DELAY_MS : 0,
-                       commit_fired, a, &a->commit_timer) < 0) {
+        loop_add_timer(a->loop, 0, commit_fired, a, &a->commit_timer) < 0) {
         journal_commit(a->journal);
         r->durable = true;
     }

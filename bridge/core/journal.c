@@ -67,12 +67,21 @@
 /* Compaction rewrites the live entries: only worth it once the log is this
  * large and mostly done records (an SD card counts every write). */
 #define JOURNAL_COMPACT_MIN (1024 * 1024)
-/* An append (paho's thread) about to flush waits up to this long for the
- * loop's next flush request to share it, but only under load: the loop
- * flushes often (within COMMIT_BUSY_MS) and has other commands to run.
- * The loop itself never waits for company. */
-#define COMMIT_WAIT_MS 5
-#define COMMIT_BUSY_MS 20
+/* Who waits for whom in a group commit. Two threads ask for flushes:
+ * paho's, for each command it appends (messageArrived is serial and the
+ * PUBACK follows the flush), and the loop's, for a started mark before the
+ * modem gets the bytes and for results before they are published. One
+ * flush covers both when they meet, so the thread that starts a flush
+ * while the other side is busy (it asked for one at most COMMIT_BUSY_US
+ * ago) waits up to COMMIT_WAIT_US for it. Each side keeps a credit of its
+ * waits that were joined minus those that timed out, and stops waiting
+ * while it is negative (one command at a time: the next comes only after
+ * this result), trying again every COMMIT_PROBE-th time. A single
+ * command, or a real module taking seconds per SMS, never waits. */
+#define COMMIT_WAIT_US 1000
+#define COMMIT_BUSY_US 2000
+#define COMMIT_PROBE 8
+#define COMMIT_CREDIT_MAX 4
 
 /* Legacy format (import only). */
 #define OLD_MAGIC "M2J1"
@@ -88,6 +97,16 @@ enum {
     E_DONE = 'D',
     E_PUBLISHED = 'P',
     E_HWM = 'H',
+};
+
+/* Who asks for flushes: paho's thread (appends) and the loop (marks). */
+enum side { SIDE_APPEND, SIDE_LOOP, SIDE_NONE };
+
+struct company {
+    int64_t last_us;    /* the last request, CLOCK_MONOTONIC */
+    uint64_t requests;
+    int credit;         /* waits for the other side that it joined, minus timeouts */
+    unsigned probe;
 };
 
 /* A pending record: where its entries are in the current log. */
@@ -115,10 +134,12 @@ struct journal {
      * (syncing), outside the lock; the others wait for it, then flush
      * again only if their entry came after its start. */
     uint64_t written, synced;
+    uint64_t marked;    /* the last mark's number (journal_commit's target) */
     bool syncing;
-    pthread_cond_t request_cv;  /* a flush was requested (not by an append) */
-    uint64_t requests;
-    int64_t request_ms;         /* when, CLOCK_MONOTONIC */
+    pthread_cond_t company_cv;  /* a side asked for a flush */
+    struct company side[2];
+    int64_t wait_us, busy_us;   /* COMMIT_WAIT_US, COMMIT_BUSY_US (tests change them) */
+
     int error;          /* sticky: after a failed fdatasync nothing is sure */
     uint64_t fsyncs;
 
@@ -452,45 +473,65 @@ static int write_locked(struct journal *j, uint8_t *e, size_t len, uint64_t *tic
     return 0;
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* A leader that may wait: gives the loop's next flush request up to
- * COMMIT_WAIT_MS to join this flush, when the loop flushes often. */
-static void wait_for_company(struct journal *j)
+/* A thread on side asks for a flush: wakes a leader of the other side
+ * waiting for company. */
+static void note_request(struct journal *j, enum side side)
 {
-    int64_t now = mono_ms();
-    uint64_t seen = j->requests;
-    struct timespec until;
-
-    /* Only when the loop has other commands to run (this append's own
-     * record is one): else it has nothing to flush and the wait is lost. */
-    if (!j->request_ms || now - j->request_ms > COMMIT_BUSY_MS || j->n_unfinished < 2)
+    if (side == SIDE_NONE)
         return;
+    j->side[side].last_us = mono_us();
+    j->side[side].requests++;
+    pthread_cond_broadcast(&j->company_cv);
+}
+
+/* A leader about to flush for side: gives the other side up to
+ * COMMIT_WAIT_US to ask for a flush too and share it (see there). */
+static void wait_for_company(struct journal *j, enum side side)
+{
+    if (side == SIDE_NONE)
+        return;
+    struct company *me = &j->side[side], *other = &j->side[!side];
+    int64_t now = mono_us();
+    uint64_t seen = other->requests;
+
+    if (!other->last_us || now - other->last_us > j->busy_us)
+        return;
+    /* The loop flushes again only for a command besides this append's. */
+    if (side == SIDE_APPEND && j->n_unfinished < 2)
+        return;
+    /* Commands sent one at a time come only after the previous result:
+     * the wait then always times out. Waits that keep timing out stop,
+     * but every COMMIT_PROBE-th is tried again. */
+    if (me->credit < 0 && ++me->probe % COMMIT_PROBE != 0)
+        return;
+    struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += COMMIT_WAIT_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    while (j->requests == seen &&
-           pthread_cond_timedwait(&j->request_cv, &j->lock, &until) == 0)
+    int64_t ns = until.tv_nsec + j->wait_us * 1000;
+    until.tv_sec += ns / 1000000000L;
+    until.tv_nsec = ns % 1000000000L;
+    while (other->requests == seen &&
+           pthread_cond_timedwait(&j->company_cv, &j->lock, &until) == 0)
         ;
+    bool joined = other->requests != seen;
+    me->credit += joined ? 1 : -1;
+    me->credit = me->credit > COMMIT_CREDIT_MAX    ? COMMIT_CREDIT_MAX
+                 : me->credit < -COMMIT_CREDIT_MAX ? -COMMIT_CREDIT_MAX
+                                                   : me->credit;
 }
 
 /* Returns once the entry numbered ticket is durable. Caller holds the lock;
- * it is released during the fdatasync. may_wait: see wait_for_company. */
-static int commit_locked(struct journal *j, uint64_t ticket, bool may_wait)
+ * it is released during the fdatasync. side: who asks (wait_for_company). */
+static int commit_locked(struct journal *j, uint64_t ticket, enum side side)
 {
-    if (!may_wait && j->synced < ticket) {
-        j->requests++;
-        j->request_ms = mono_ms();
-        pthread_cond_broadcast(&j->request_cv);
-    }
+    if (j->synced < ticket)
+        note_request(j, side);
     while (j->synced < ticket) {
         if (j->error)
             return j->error;
@@ -499,8 +540,7 @@ static int commit_locked(struct journal *j, uint64_t ticket, bool may_wait)
             continue;
         }
         j->syncing = true;
-        if (may_wait)
-            wait_for_company(j);    /* the lock is released meanwhile */
+        wait_for_company(j, side);  /* the lock is released meanwhile */
         uint64_t target = j->written;
         int fd = j->fd;
         pthread_mutex_unlock(&j->lock);
@@ -854,7 +894,9 @@ int journal_open(const char *dir, struct journal **out)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->request_cv, &ca);
+    pthread_cond_init(&j->company_cv, &ca);
+    j->wait_us = COMMIT_WAIT_US;
+    j->busy_us = COMMIT_BUSY_US;
     pthread_condattr_destroy(&ca);
     j->dir = strdup(dir);
     if (!j->dir) {
@@ -919,14 +961,14 @@ void journal_close(struct journal *j)
         /* Lazy done marks become durable now: a clean stop republishes
          * nothing. */
         pthread_mutex_lock(&j->lock);
-        commit_locked(j, j->written, false);
+        commit_locked(j, j->written, SIDE_NONE);
         pthread_mutex_unlock(&j->lock);
         close(j->fd);
     }
     if (j->dirfd >= 0)
         close(j->dirfd); /* releases the flock */
     pthread_cond_destroy(&j->synced_cv);
-    pthread_cond_destroy(&j->request_cv);
+    pthread_cond_destroy(&j->company_cv);
     pthread_mutex_destroy(&j->lock);
     free(j->pend);
     free(j->dir);
@@ -954,7 +996,7 @@ int journal_append(struct journal *j, const char *topic, const void *payload, si
     int ret = e ? write_locked(j, e, elen, &ticket) : -ENOMEM;
     j->next = s + 1;
     if (ret == 0)
-        ret = commit_locked(j, ticket, true);
+        ret = commit_locked(j, ticket, SIDE_APPEND);
     pthread_mutex_unlock(&j->lock);
     free(e);
     if (ret < 0) {
@@ -982,8 +1024,10 @@ static int mark(struct journal *j, int type, uint64_t seq, uint32_t a, const voi
         ret = -ENOENT;
     else
         ret = write_locked(j, e, len, &ticket);
+    if (ret == 0)
+        j->marked = ticket;
     if (ret == 0 && sync)
-        ret = commit_locked(j, ticket, false);
+        ret = commit_locked(j, ticket, SIDE_LOOP);
     pthread_mutex_unlock(&j->lock);
     free(e);
     return ret;
@@ -1051,21 +1095,38 @@ int journal_result(struct journal *j, uint64_t seq, const void *blob, size_t len
     return ret;
 }
 
-bool journal_busy(struct journal *j)
-{
-    pthread_mutex_lock(&j->lock);
-    bool busy = j->request_ms && mono_ms() - j->request_ms <= COMMIT_BUSY_MS &&
-                j->n_unfinished > 0;
-    pthread_mutex_unlock(&j->lock);
-    return busy;
-}
-
 int journal_commit(struct journal *j)
 {
     if (!j)
         return -EINVAL;
     pthread_mutex_lock(&j->lock);
-    int ret = commit_locked(j, j->written, false);
+    int ret = commit_locked(j, j->marked, SIDE_LOOP);
+    pthread_mutex_unlock(&j->lock);
+    return ret;
+}
+
+void journal_set_commit_wait(struct journal *j, int64_t wait_us, int64_t busy_us)
+{
+    pthread_mutex_lock(&j->lock);
+    j->wait_us = wait_us;
+    j->busy_us = busy_us;
+    pthread_mutex_unlock(&j->lock);
+}
+
+int journal_commit_soon(struct journal *j)
+{
+    if (!j)
+        return -EINVAL;
+    pthread_mutex_lock(&j->lock);
+    int ret;
+    if (j->synced >= j->marked)
+        ret = j->error;
+    else if (j->side[SIDE_APPEND].last_us &&
+             mono_us() - j->side[SIDE_APPEND].last_us <= j->busy_us &&
+             j->side[SIDE_LOOP].credit >= 0)
+        ret = -EAGAIN;
+    else
+        ret = commit_locked(j, j->marked, SIDE_LOOP);
     pthread_mutex_unlock(&j->lock);
     return ret;
 }

@@ -62,14 +62,19 @@ bool journal_is_started(struct journal *j, uint64_t seq);
  * other flush, such as the next append's) returned, so results finished
  * together share one flush. Unknown seq: -ENOENT. 0 or -errno. */
 int journal_result(struct journal *j, uint64_t seq, const void *blob, size_t len);
-/* Makes every entry written so far durable; returns at once when an
- * earlier flush already covered them. 0 or -errno. */
+/* Makes every mark (started, result, done, published id) written so far
+ * durable; returns at once when an earlier flush already covered them.
+ * Appends are the appending thread's to flush. 0 or -errno. */
 int journal_commit(struct journal *j);
-/* Under load: the loop's side asked for a flush within the last 20 ms and
- * commands without a result are pending, so a flush that is due anyway
- * (the next command's started mark, its append) soon covers what is
- * written now. */
-bool journal_busy(struct journal *j);
+/* The same, except while commands stream in: each append is flushed
+ * within about a millisecond and covers the marks written before it, so
+ * then this returns -EAGAIN without flushing; call it again a little
+ * later (it flushes itself once the stream has stopped). 0 when the marks
+ * are durable, or -errno. */
+int journal_commit_soon(struct journal *j);
+/* For tests: a flush started while the other thread asked for one within
+ * busy_us waits up to wait_us for it (defaults 1 ms and 2 ms). */
+void journal_set_commit_wait(struct journal *j, int64_t wait_us, int64_t busy_us);
 /* How many fdatasync/fsync calls the journal made since it was opened
  * (compactions included). */
 uint64_t journal_fsyncs(struct journal *j);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -643,6 +644,93 @@ static void test_threads(void **state)
     journal_close(j);
 }
 
+/* The loop's flush for a started mark, started while paho's thread is
+ * busy appending, waits for the next append and both share one flush. The
+ * waits are made long (10 s) so the test does not depend on timing: a
+ * join ends the wait at once, a missing one would take the whole 10 s. */
+struct appender {
+    struct journal *j;
+    uint64_t seq;
+    int ret;
+};
+
+static void *append_after_a_while(void *arg)
+{
+    struct appender *ap = arg;
+    struct timespec ts = { 0, 50 * 1000 * 1000 };
+    nanosleep(&ts, NULL);       /* let the main thread start its flush and wait */
+    ap->ret = journal_append(ap->j, "m/sms/send", "{}", 2, &ap->seq);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_commit_shared_across_threads(void **state)
+{
+    const char *dir = state_dir(state);
+    struct journal *j = NULL;
+    uint64_t a, b;
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    journal_set_commit_wait(j, 10 * 1000 * 1000, 60 * 1000 * 1000);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &a), 0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &b), 0);
+    uint64_t f0 = journal_fsyncs(j);
+
+    struct appender ap = { .j = j };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, append_after_a_while, &ap), 0);
+    double t0 = now_s();
+    assert_int_equal(journal_started(j, a, 1), 0);  /* waits for the append */
+    double waited = now_s() - t0;
+    pthread_join(th, NULL);
+    assert_int_equal(ap.ret, 0);
+    assert_int_equal(journal_fsyncs(j) - f0, 1);    /* one flush for both */
+    assert_true(waited < 5.0);                      /* ended by the join */
+    journal_close(j);
+
+    /* Both are durable: the started mark and the third command. */
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_true(journal_is_started(j, a));
+    struct seen s = { 0 };
+    assert_int_equal(journal_replay(j, collect, &s), 3);
+    journal_close(j);
+}
+
+/* journal_commit_soon leaves the results to the next append's flush while
+ * appends stream in, and flushes itself otherwise. */
+static void test_commit_soon(void **state)
+{
+    const char *dir = state_dir(state);
+    struct journal *j = NULL;
+    uint64_t a, b;
+
+    assert_int_equal(journal_open(dir, &j), 0);
+    assert_int_equal(journal_commit_soon(NULL), -EINVAL);
+    journal_set_commit_wait(j, 0, 60 * 1000 * 1000);        /* a stream: 60 s */
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &a), 0);
+    assert_int_equal(journal_commit_soon(j), 0);            /* nothing to flush */
+    assert_int_equal(journal_result(j, a, "r", 1), 0);
+    uint64_t f0 = journal_fsyncs(j);
+    assert_int_equal(journal_commit_soon(j), -EAGAIN);      /* the next append will */
+    assert_int_equal(journal_fsyncs(j), f0);
+    assert_int_equal(journal_append(j, "m/sms/send", "{}", 2, &b), 0);
+    assert_int_equal(journal_fsyncs(j) - f0, 1);
+    assert_int_equal(journal_commit_soon(j), 0);            /* it did */
+    assert_int_equal(journal_fsyncs(j) - f0, 1);
+
+    journal_set_commit_wait(j, 0, 0);                       /* no stream */
+    assert_int_equal(journal_result(j, b, "r", 1), 0);
+    assert_int_equal(journal_commit_soon(j), 0);            /* flushes itself */
+    assert_int_equal(journal_fsyncs(j) - f0, 2);
+    journal_close(j);
+}
+
 /* A command whose effect began (an SMS about to leave) is known as such
  * after a crash, so the bridge answers it instead of running it twice. */
 static void test_started_mark(void **state)
@@ -775,6 +863,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_arguments_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_shared_across_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_soon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_started_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_published, setup, teardown),
