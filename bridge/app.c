@@ -29,6 +29,8 @@
 #include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "core/stats.h"
 #include "core/utf8.h"
 #include "core/loop.h"
 #include "core/notify.h"
@@ -61,7 +63,13 @@ typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
 struct route {
     const char *suffix;           /* after "<base>/" */
     route_fn handle;
+    unsigned flags;
 };
+/* Runs whatever the modem's state (else answered "unavailable" while the
+ * modem is not ready). */
+#define ROUTE_ANY_STATE 1u
+/* Needs no modem at all: never held while the modem starts. */
+#define ROUTE_NO_MODEM 2u
 
 /* A message received (or replayed) and not yet dispatched. */
 struct held {
@@ -142,6 +150,13 @@ struct app {
     bool have_info;
     struct hass *hass;            /* Home Assistant discovery (mqtt/hass.h) */
     char *last_status;            /* last published B/status, to skip repeats */
+
+    struct stats stats;           /* B/stats and /metrics (core/stats.h) */
+    int64_t started_ms;           /* loop_now_ms() at app_new: uptime */
+    uint64_t stats_timer;         /* armed by the first change after a publish */
+    size_t n_running;             /* commands dispatched, not yet answered */
+    bool connected_once, remote_connected_once, in_call;
+    struct metrics *metrics;      /* metrics.listen, or NULL */
     const char *last_state;       /* status_state() last logged */
 };
 
@@ -156,21 +171,23 @@ static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root)
 static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root);
 static void cmd_call_hangup(struct app *a, struct command *cmd, const cJSON *root);
 static void cmd_call_dtmf(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_stats_get(struct app *a, struct command *cmd, const cJSON *root);
 
 /* Every command topic of the contract. Those of later releases answer
  * "unsupported" rather than nothing, so a script never waits in vain. */
 static const struct route routes[] = {
-    { "sms/send", cmd_sms_send },
-    { "call/dial", cmd_call_dial },
-    { "call/answer", cmd_call_answer },
-    { "call/hangup", cmd_call_hangup },
-    { "call/dtmf", cmd_call_dtmf },
-    { "ussd/send", cmd_ussd_send },
-    { "remote/publish", cmd_remote_publish },
-    { "remote/subscribe", cmd_remote_subscribe },
-    { "remote/unsubscribe", cmd_remote_unsubscribe },
-    { "modem/power", cmd_modem_power },
-    { "at/send", cmd_at_send },
+    { "sms/send", cmd_sms_send, 0 },
+    { "call/dial", cmd_call_dial, 0 },
+    { "call/answer", cmd_call_answer, 0 },
+    { "call/hangup", cmd_call_hangup, 0 },
+    { "call/dtmf", cmd_call_dtmf, 0 },
+    { "ussd/send", cmd_ussd_send, 0 },
+    { "remote/publish", cmd_remote_publish, 0 },
+    { "remote/subscribe", cmd_remote_subscribe, 0 },
+    { "remote/unsubscribe", cmd_remote_unsubscribe, 0 },
+    { "modem/power", cmd_modem_power, ROUTE_ANY_STATE },
+    { "at/send", cmd_at_send, 0 },
+    { "stats/get", cmd_stats_get, ROUTE_ANY_STATE | ROUTE_NO_MODEM },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -351,10 +368,13 @@ static void publish_info(struct app *a)
     free(s);
 }
 
+static void count(struct app *a, enum stats_counter c);
+
 static void publish_error_event(struct app *a, const char *code, const char *message)
 {
     char *s = json_event_error(code, message, NULL, NULL);
 
+    count(a, STATS_ERRORS);
     if (s)
         publish(a, "error", s, 0, false, NULL, NULL);
     free(s);
@@ -375,12 +395,77 @@ static void publish_call_state(struct app *a, const struct call_state *st)
     free(s);
 }
 
+/* --- statistics (B/stats, /metrics) ----------------------------------------- */
+
+/* Published retained on B/stats 60 s after the first change since the last
+ * publish, at connect and on B/stats/get: an idle bridge publishes nothing
+ * and wakes for nothing (the retained copy stays right, but for uptime_s). */
+#define STATS_INTERVAL_MS 60000
+
+/* The counters the app keeps, with those its parts keep. */
+static void stats_now(const struct app *a, struct stats *s, struct stats_gauges *g)
+{
+    *s = a->stats;
+    s->counter[STATS_AT_TIMEOUTS] = at_chat_timeouts(modem_chat(a->modem));
+    s->counter[STATS_MODEM_REOPENS] = modem_reopens(a->modem);
+    g->queue_depth = a->n_held + a->n_running;
+    g->journal_pending = a->journal ? journal_pending(a->journal) : 0;
+    g->uptime_s = (uint64_t)((loop_now_ms() - a->started_ms) / 1000);
+}
+
+static char *stats_payload(const struct app *a)
+{
+    struct stats s;
+    struct stats_gauges g;
+
+    stats_now(a, &s, &g);
+    return stats_json(&s, &g);
+}
+
+static void publish_stats(struct app *a)
+{
+    char *s = stats_payload(a);
+
+    loop_cancel_timer(a->loop, a->stats_timer);
+    a->stats_timer = 0;
+    if (s)
+        publish(a, "stats", s, 1, true, NULL, NULL);
+    free(s);
+}
+
+static int64_t stats_fired(void *ctx)
+{
+    struct app *a = ctx;
+
+    a->stats_timer = 0;
+    publish_stats(a);
+    return 0;
+}
+
+static void count(struct app *a, enum stats_counter c)
+{
+    a->stats.counter[c]++;
+    if (!a->stats_timer)
+        loop_add_timer(a->loop, STATS_INTERVAL_MS, stats_fired, a, &a->stats_timer);
+}
+
+static int render_metrics(void *ctx, char *buf, size_t size)
+{
+    const struct app *a = ctx;
+    struct stats s;
+    struct stats_gauges g;
+
+    stats_now(a, &s, &g);
+    return stats_prometheus(&s, &g, a->cfg->mqtt.base_topic, buf, size);
+}
+
 /* --- commands --------------------------------------------------------------- */
 
 static void command_free(struct command *cmd)
 {
     if (!cmd)
         return;
+    cmd->app->n_running--;
     free(cmd->result_topic);
     cJSON_Delete(cmd->id);
     free(cmd->response_topic);
@@ -789,6 +874,24 @@ static void cmd_call_dtmf(struct app *a, struct command *cmd, const cJSON *root)
     call_dtmf(a->call, digits, call_cmd_done, cmd);
 }
 
+/* --- statistics on request ---------------------------------------------------- */
+
+static void cmd_stats_get(struct app *a, struct command *cmd, const cJSON *root)
+{
+    static const char *const fields[] = { NULL };
+    struct json_error err = { .cme = -1, .cms = -1 };
+    char *s;
+
+    if (json_check_fields(root, fields, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        return;
+    }
+    publish_stats(a);
+    s = stats_payload(a);
+    command_finish(cmd, s ? cJSON_Parse(s) : NULL, NULL);
+    free(s);
+}
+
 /* --- remote broker (modem/cmqtt) ------------------------------------------------ */
 
 static void remote_cmd_done(void *ctx, const struct json_error *err)
@@ -863,6 +966,7 @@ static void sms_sent(void *ctx, const struct sms_send_result *res, const struct 
     struct command *cmd = ctx;
     cJSON *data, *refs;
 
+    count(cmd->app, err ? STATS_SMS_FAILED : STATS_SMS_SENT);
     if (err) {
         command_finish(cmd, NULL, err);
         return;
@@ -971,6 +1075,7 @@ static struct command *command_new(struct app *a, const struct held *h)
     }
     snprintf(cmd->result_topic, tlen, "%s/result", h->topic);
     cmd->app = a;
+    a->n_running++;
     cmd->seq = h->seq;
     if (h->response_topic)
         cmd->response_topic = strdup(h->response_topic);
@@ -1024,7 +1129,7 @@ static void dispatch(struct app *a, const struct held *h, unsigned started_part)
         finish_error(cmd, "unavailable",
                      "the bridge stopped while running this command; it may have taken "
                      "effect and is not repeated");
-    } else if (r->handle != cmd_modem_power && not_ready_reason(a)) {
+    } else if (!(r->flags & ROUTE_ANY_STATE) && not_ready_reason(a)) {
         /* Nothing reaches the line: the answer is known now. */
         finish_error(cmd, "unavailable", not_ready_reason(a));
     } else {
@@ -1095,7 +1200,9 @@ static void run_held(struct app *a)
 
 static void take(struct app *a, struct held *h)
 {
-    if (!modem_starting(a)) {
+    const struct route *r = find_route(a, h->topic);
+
+    if (!modem_starting(a) || (r && (r->flags & ROUTE_NO_MODEM))) {
         dispatch(a, h, 0);
         held_free(h);
         return;
@@ -1265,11 +1372,15 @@ static void on_connected(void *ctx)
     for (size_t i = 0; a->cfg->remote.enabled && i < a->cfg->remote.n_forward; i++)
         mqtt_link_subscribe(a->link, a->cfg->remote.forward[i].local,
                             a->cfg->remote.forward[i].qos);
+    if (a->connected_once)
+        count(a, STATS_MQTT_RECONNECTS);
+    a->connected_once = true;
     publish_availability(a);
     free(a->last_status);
     a->last_status = NULL;
     publish_status(a);
     publish_info(a);
+    publish_stats(a);
     /* HA's birth topic, and the discovery configs not yet announced (or
      * removals left from a run with discovery off). */
     if (hass_status_topic(a->cfg->mqtt.ha_prefix, t, sizeof(t)) == 0 && a->cfg->mqtt.ha_discovery)
@@ -1315,6 +1426,7 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
             journal_done(a->journal, m->seq);
         return;
     }
+    count(a, STATS_COMMANDS);
     h = held_new(m->topic, m->payload, m->len, m->response_topic, m->correlation,
                  m->correlation_len, m->seq);
     if (!h) {
@@ -1429,6 +1541,7 @@ static void on_sms_received(void *ctx, const struct sms_received *msg, uint64_t 
     struct app *a = ctx;
 
     log_info("sms: from %s, %u part(s)", msg->from, msg->parts);
+    count(a, STATS_SMS_RECEIVED);
     publish_for_sms(a, "sms/received", json_sms_received(msg), token);
 }
 
@@ -1444,6 +1557,9 @@ static void on_call_state(void *ctx, const struct call_state *st)
     struct app *a = ctx;
 
     log_info("call: %s", call_st_name(st->state));
+    if (st->state != CALL_IDLE && !a->in_call)
+        count(a, STATS_CALLS);
+    a->in_call = st->state != CALL_IDLE;
     publish_call_state(a, st);
 }
 
@@ -1465,9 +1581,15 @@ static void on_call_ring(void *ctx, const char *from)
 
 static void on_remote_state(void *ctx, enum cmqtt_state st, const char *reason)
 {
-    (void)st;
+    struct app *a = ctx;
+
     (void)reason;   /* cmqtt logs it */
-    publish_status(ctx);
+    if (st == CMQTT_CONNECTED) {
+        if (a->remote_connected_once)
+            count(a, STATS_REMOTE_RECONNECTS);
+        a->remote_connected_once = true;
+    }
+    publish_status(a);
 }
 
 /* One publish of a remote message, counted in the backlog until its ack. */
@@ -1748,6 +1870,7 @@ int app_new(const struct config *cfg, struct app **out)
     a->health_fd = -1;
     a->held_tail = &a->held;
     a->last_state = "";
+    a->started_ms = loop_now_ms();
     a->loop = loop_new();
     if (!a->loop)
         goto err;
@@ -1923,6 +2046,11 @@ int app_run(struct app *a)
     if (r < 0)
         log_warn("health: cannot listen on %s/%s: %s; --health will say not running",
                  a->cfg->state_dir, HEALTH_SOCKET, strerror(-r));
+    /* /metrics is an extra: the bridge runs without it. */
+    if (a->cfg->metrics.listen &&
+        (r = metrics_open(a->loop, a->cfg->metrics.listen, render_metrics, a, &a->metrics)) < 0)
+        log_error("metrics: cannot listen on %s: %s; /metrics is off", a->cfg->metrics.listen,
+                  strerror(-r));
     a->notify = notify_new();
     if (notify_watchdog_ms(a->notify) > 0)
         loop_add_timer(a->loop, notify_watchdog_ms(a->notify), watchdog_fired, a, NULL);
@@ -1936,6 +2064,8 @@ int app_run(struct app *a)
         a->health_fd = -1;
         health_remove(a->cfg->state_dir);
     }
+    metrics_close(a->metrics);
+    a->metrics = NULL;
     mqtt_link_stop(a->link, 3000);
     return r;
 }

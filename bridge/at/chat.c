@@ -52,6 +52,7 @@ struct urc_table {
 
 struct at_chat {
     struct at_transport tr;
+    uint64_t timeouts;          /* at_chat_timeouts */
     int default_timeout_ms;
     size_t max_line;
     struct at_lexer *lx;
@@ -1050,6 +1051,7 @@ void at_chat_tick(struct at_chat *chat)
             return;
         }
         log_warn("AT %s: timeout", cmd_log(chat->cur, name, sizeof(name)));
+        chat->timeouts++;
         /* The module may answer it yet, or sit at a prompt: resync first,
          * so that nothing the callback sends is written before that. */
         hold_sync(chat, false);
@@ -1158,4 +1160,9 @@ bool at_chat_syncing(const struct at_chat *chat)
 bool at_chat_idle(const struct at_chat *chat)
 {
     return !chat->cur && chat->q_count == 0 && chat->sync == SYNC_NONE;
+}
+
+uint64_t at_chat_timeouts(const struct at_chat *chat)
+{
+    return chat->timeouts;
 }

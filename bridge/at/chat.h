@@ -245,6 +245,9 @@ bool at_chat_syncing(const struct at_chat *chat);
 /* Nothing in flight, nothing queued, not resynchronising. */
 bool at_chat_idle(const struct at_chat *chat);
 
+/* Commands the module did not answer in time, since at_chat_new. */
+uint64_t at_chat_timeouts(const struct at_chat *chat);
+
 /* For logs: copies cmd (len bytes, no NUL needed) to out with secrets
  * replaced by "***": everything after "AT+CPIN=", after the 4th comma of
  * AT+CMQTTCONNECT= (user, password), the 1st of AT+CPWD=, the 2nd of

@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/netaddr.h"
 #include "core/topic.h"
 #include "core/utf8.h"
 
@@ -352,6 +353,16 @@ static const char *check_log_level(const char *s)
     return "expected error, warn, info or debug";
 }
 
+static const char *check_listen(const char *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (netaddr_parse(s, &ss, &len) < 0)
+        return "expected HOST:PORT with an IP address (\"127.0.0.1:9713\", \"[::1]:9713\") "
+               "and a port of 1-65535";
+    return NULL;
+}
+
 /* The module's MQTT client wants "tcp://" even for TLS (SIMCom MQTT(S)
  * application note); TLS is the separate "tls" flag. */
 static const char *check_remote_server(const char *s)
@@ -516,11 +527,17 @@ static const struct key remote_keys[] = {
     {0},
 };
 
+static const struct key metrics_keys[] = {
+    NSTR("listen", metrics.listen, check_listen),
+    {0},
+};
+
 static const struct key root_keys[] = {
     OBJ("mqtt", mqtt_keys),
     OBJ("modem", modem_keys),
     OBJ("sms", sms_keys),
     OBJ("calls", calls_keys),
+    OBJ("metrics", metrics_keys),
     /* Present means enabled: the module's MQTT stack is used. */
     {.name = "remote", .kind = K_OBJ, .off = OFF(remote.enabled), .sub = remote_keys},
     STR("state_dir", state_dir, check_dir_abs),
@@ -1422,7 +1439,7 @@ void config_free(struct config *cfg)
         &cfg->remote.client_id, &cfg->remote.username, &cfg->remote.password,
         &cfg->remote.ca_file, &cfg->remote.cert_file, &cfg->remote.key_file,
         &cfg->state_dir,    &cfg->log_level,
-        &cfg->mqtt.ha_notify_to,
+        &cfg->mqtt.ha_notify_to, &cfg->metrics.listen,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};

@@ -71,6 +71,9 @@ struct config {
         struct config_remote_fwd *forward;
         size_t n_forward;
     } remote;
+    struct {
+        char *listen;          /* Prometheus /metrics on HOST:PORT; NULL: off */
+    } metrics;
     char *state_dir;
     bool allow_raw_at;
     char *log_level;           /* "error" | "warn" | "info" | "debug"; also a

@@ -1131,6 +1131,14 @@ int journal_commit_soon(struct journal *j)
     return ret;
 }
 
+size_t journal_pending(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    size_t n = j->n_pend;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
 uint64_t journal_fsyncs(struct journal *j)
 {
     pthread_mutex_lock(&j->lock);

@@ -75,6 +75,8 @@ int journal_commit_soon(struct journal *j);
 /* For tests: a flush started while the other thread asked for one within
  * busy_us waits up to wait_us for it (defaults 1 ms and 2 ms). */
 void journal_set_commit_wait(struct journal *j, int64_t wait_us, int64_t busy_us);
+/* Records not yet done (commands without a result acknowledged). */
+size_t journal_pending(struct journal *j);
 /* How many fdatasync/fsync calls the journal made since it was opened
  * (compactions included). */
 uint64_t journal_fsyncs(struct journal *j);

@@ -42,6 +42,7 @@ struct bringup_step;
 
 struct modem {
     struct loop *loop;
+    uint64_t opens;              /* successful port opens (modem_reopens) */
     struct modem_opts opts;      /* strings borrowed from the caller */
     struct modem_cbs cbs;
     void *ctx;
@@ -561,6 +562,7 @@ static int open_port(struct modem *m)
         return r;
     }
     log_info("modem: port %s open", spec);
+    m->opens++;
     return 0;
 }
 
@@ -826,6 +828,11 @@ int modem_start(struct modem *m)
 enum modem_state modem_state(const struct modem *m)
 {
     return m->state;
+}
+
+uint64_t modem_reopens(const struct modem *m)
+{
+    return m->opens > 1 ? m->opens - 1 : 0;
 }
 
 struct at_chat *modem_chat(struct modem *m)

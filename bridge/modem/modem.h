@@ -72,6 +72,8 @@ void modem_free(struct modem *m);
 int modem_start(struct modem *m);
 
 enum modem_state modem_state(const struct modem *m);
+/* Times the port was opened again after the first (lost, hung module). */
+uint64_t modem_reopens(const struct modem *m);
 
 /* The chat, borrowed; valid for the modem's lifetime (it survives port
  * reopens). Services register their URC tables on it once. */

@@ -1673,3 +1673,24 @@ int h_env_teardown(void **state)
     *state = NULL;
     return rc;
 }
+
+cJSON *h_retained_json_at(const char *file, int line, struct h_env *e, const char *topic)
+{
+    struct h_mqtt late;
+    h_mqtt_connect_at(file, line, &late, e->broker.uri, "late", true, 4);
+    h_mqtt_subscribe_at(file, line, &late, topic);
+    struct h_msg *m = h_mqtt_take(&late, topic, h_ms(H_TIMEOUT_MS));
+    h_mqtt_disconnect(&late);
+    if (!m)
+        h_fail_at(file, line, "no retained message on '%s'", topic);
+    bool retained = m->retained;
+    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", m->payload);
+    h_msg_free(m);
+    if (!retained)
+        h_fail_at(file, line, "the message on '%s' is not retained", topic);
+    if (!j)
+        h_fail_at(file, line, "'%s' on '%s' is not JSON", copy, topic);
+    return j;
+}

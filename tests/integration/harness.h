@@ -332,6 +332,11 @@ void h_wait_ready_at(const char *file, int line, struct h_env *e);
  * exit with status 0, or its log has a sanitizer report; else 0. */
 int h_env_down(struct h_env *e);
 
+/* A fresh subscriber's first message on topic, as JSON: fails the test
+ * unless it comes, is retained and is JSON. */
+#define h_retained_json(e, topic) h_retained_json_at(__FILE__, __LINE__, (e), (topic))
+cJSON *h_retained_json_at(const char *file, int line, struct h_env *e, const char *topic);
+
 /* Marks the test as passed: put it as the test's last statement. */
 #define H_PASS(e) ((e)->passed = true)
 

@@ -10,28 +10,6 @@
 
 static const struct h_env_opts default_opts = { 0 };
 
-/* A fresh subscriber's first message on topic: must be retained. */
-static cJSON *retained_json(struct h_env *e, const char *topic)
-{
-    struct h_mqtt late;
-    h_mqtt_connect(&late, e->broker.uri, "late", true);
-    h_mqtt_subscribe(&late, topic);
-    struct h_msg *m = h_mqtt_take(&late, topic, h_ms(H_TIMEOUT_MS));
-    h_mqtt_disconnect(&late);
-    if (!m)
-        h_fail("no retained message on '%s'", topic);
-    bool retained = m->retained;
-    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
-    char copy[512];
-    snprintf(copy, sizeof copy, "%s", m->payload);
-    h_msg_free(m);
-    if (!retained)
-        h_fail("the message on '%s' is not retained", topic);
-    if (!j)
-        h_fail("'%s' on '%s' is not JSON", copy, topic);
-    return j;
-}
-
 static void retained_payload(struct h_env *e, const char *topic, char *out, size_t size)
 {
     struct h_mqtt late;
@@ -70,7 +48,7 @@ static void test_info(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    cJSON *info = retained_json(e, e->t_info);
+    cJSON *info = h_retained_json(e, e->t_info);
     h_json_str_eq(info, "manufacturer", "SIMCOM INCORPORATED");
     h_json_str_eq(info, "model", "A7670E");
     h_json_str_eq(info, "revision", "A011B07A7670M7");
@@ -86,7 +64,7 @@ static void test_info_sim_identity(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    cJSON *info = retained_json(e, e->t_info);
+    cJSON *info = h_retained_json(e, e->t_info);
     h_json_str_eq(info, "imei", "869951030012345");
     h_json_str_eq(info, "imsi", "262011234567890");
     h_json_str_eq(info, "iccid", "89490200001234567890");
@@ -99,7 +77,7 @@ static void test_status(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    cJSON *st = retained_json(e, e->t_status);
+    cJSON *st = h_retained_json(e, e->t_status);
     h_json_str_eq(st, "state", "ready");
     h_json_str_eq(st, "sim", "ready");
     h_json_str_eq(st, "registration", "home");
@@ -114,7 +92,7 @@ static void test_status_signal_refresh(void **state)
     struct h_env *e = *state;
     const struct h_env_opts o = { .config = "\"modem\":{\"status_interval\":5}" };
     h_env_up(e, &o);
-    cJSON *st = retained_json(e, e->t_status);
+    cJSON *st = h_retained_json(e, e->t_status);
     long long p20, p25;
     assert_signal(st, 20, -73, &p20);
     cJSON_Delete(st);
@@ -141,7 +119,7 @@ static void test_status_signal_refresh(void **state)
     if (p25 <= p20)
         h_fail("signal.percent %lld at csq 25 is not above %lld at csq 20", p25, p20);
     /* And it is what a new subscriber sees. */
-    st = retained_json(e, e->t_status);
+    st = h_retained_json(e, e->t_status);
     assert_signal(st, 25, -63, NULL);
     cJSON_Delete(st);
     H_PASS(e);
@@ -158,7 +136,7 @@ static void test_unplug_replug(void **state)
     char buf[64];
     retained_payload(e, e->t_avail, buf, sizeof buf);
     assert_string_equal(buf, "online");
-    cJSON *st = retained_json(e, e->t_status);
+    cJSON *st = h_retained_json(e, e->t_status);
     h_json_str_eq(st, "state", "ready");
     cJSON_Delete(st);
 

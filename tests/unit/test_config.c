@@ -110,6 +110,7 @@ static void dump_config(const struct config *c, struct dump *d)
         dump_line(d, "%s%s %s %d", i ? "," : "", c->remote.forward[i].local,
                   c->remote.forward[i].remote, c->remote.forward[i].qos);
     dump_line(d, "]\n");
+    dump_line(d, "metrics.listen=%s\n", nz(c->metrics.listen));
     dump_line(d, "state_dir=%s\n", nz(c->state_dir));
     dump_line(d, "allow_raw_at=%d\n", c->allow_raw_at);
     dump_line(d, "log_level=%s\n", nz(c->log_level));
@@ -153,6 +154,7 @@ static const char DEFAULTS[] =
     "remote.key_file=(null)\n"
     "remote.subscribe=[]\n"
     "remote.forward=[]\n"
+    "metrics.listen=(null)\n"
     "state_dir=/var/lib/modem2mqtt\n"
     "allow_raw_at=0\n"
     "log_level=info\n";
@@ -257,6 +259,11 @@ static const struct build_case build_cases[] = {
                 "remote.password=p@ss word!", "remote.keepalive=64800",
                 "remote.clean_session=0", "remote.tls=1",
                 "remote.subscribe=[a/# 0 (null),b 2 (null)]", "remote.forward=[x/+ y 0]"}},
+    {.json = "{\"metrics\":{\"listen\":\"[::1]:9713\"}}", .expect = {"metrics.listen=[::1]:9713"}},
+    {.json = "{\"metrics\":{\"listen\":null}}", .expect = {"metrics.listen=(null)"}},
+    {.json = "{\"metrics\":{\"listen\":\"localhost:9713\"}}",
+     .err = "metrics.listen: expected HOST:PORT with an IP address (\"127.0.0.1:9713\", "
+            "\"[::1]:9713\") and a port of 1-65535"},
     {.json = "{\"state_dir\":\"/srv/m2m\",\"allow_raw_at\":true,\"log_level\":\"debug\"}",
      .expect = {"state_dir=/srv/m2m", "allow_raw_at=1", "log_level=debug"}},
     /* null is "not set" for the nullable keys */
@@ -721,7 +728,7 @@ static void test_contract_example(void **state)
     p = strstr(want, "remote.subscribe=[]\nremote.forward=[]\n");
     snprintf(p, sizeof want - (size_t)(p - want),
              "remote.subscribe=[abc/+ 1 home/abc]\nremote.forward=[sensors/# devices/x 1]\n"
-             "state_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n");
+             "metrics.listen=(null)\nstate_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n");
     assert_string_equal(d.text, want);
     config_free(&cfg);
 }
