@@ -101,6 +101,7 @@ struct result {
 
 struct command {
     struct app *app;
+    bool pool;                    /* came from the pool: the result names the modem */
     char *result_topic;
     cJSON *id;                    /* a copy, or NULL */
     char *response_topic;
@@ -156,6 +157,7 @@ struct app {
     uint64_t stats_timer;         /* armed by the first change after a publish */
     size_t n_running;             /* commands dispatched, not yet answered */
     bool connected_once, remote_connected_once, in_call;
+    bool in_pool;                 /* subscribed to the pool's shared sms/send */
     struct metrics *metrics;      /* metrics.listen, or NULL */
     const char *last_state;       /* status_state() last logged */
 };
@@ -652,9 +654,14 @@ static void results_add(struct app *a, struct result *r)
 static void command_finish(struct command *cmd, cJSON *data, const struct json_error *err)
 {
     struct app *a = cmd->app;
-    char *s = json_result(cmd->id, data, err);
-    struct result *r = s ? calloc(1, sizeof(*r)) : NULL;
+    char *s;
+    struct result *r;
 
+    /* Which modem of the pool ran it. */
+    if (cmd->pool && (data || (data = cJSON_CreateObject())))
+        cJSON_AddStringToObject(data, "modem", a->cfg->mqtt.base_topic);
+    s = json_result(cmd->id, data, err);
+    r = s ? calloc(1, sizeof(*r)) : NULL;
     if (err)
         log_info("command %s: %s: %s", cmd->result_topic, err->code, err->message);
     if (!r) {
@@ -1051,14 +1058,55 @@ static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
         finish_error(cmd, "busy", "the modem's command queue is full");
 }
 
+/* --- the pool: sms/send shared with other modems -------------------------- */
+
+#define POOL_SUFFIX "/sms/send"
+
+/* <pool topic>/sms/send, where the pool's commands arrive (the broker
+ * strips "$share/<group>/" from the topic it delivers them on). */
+static bool is_pool_topic(const struct app *a, const char *t)
+{
+    const char *p = a->cfg->mqtt.pool.topic;
+    size_t n = p ? strlen(p) : 0;
+
+    return a->cfg->mqtt.pool.enabled && strncmp(t, p, n) == 0 && strcmp(t + n, POOL_SUFFIX) == 0;
+}
+
+/* In the pool while connected and ready, out of it otherwise: a modem that
+ * cannot send leaves the work to the others. force: the broker's session
+ * may hold either (a new connection). */
+static void pool_update(struct app *a, bool force)
+{
+    bool want = modem_state(a->modem) == MODEM_READY;
+    char filter[TOPIC_MAX];
+    int r;
+
+    if (!a->cfg->mqtt.pool.enabled || (!force && want == a->in_pool))
+        return;
+    snprintf(filter, sizeof(filter), "$share/%s/%s" POOL_SUFFIX, a->cfg->mqtt.pool.group,
+             a->cfg->mqtt.pool.topic);
+    r = want ? mqtt_link_subscribe(a->link, filter, 1) : mqtt_link_unsubscribe(a->link, filter);
+    if (r == 0) {
+        if (want != a->in_pool)
+            log_info("pool: %s %s", want ? "joined" : "left", filter);
+        a->in_pool = want;
+    } else if (r != -ENOTCONN) {
+        log_warn("pool: cannot %s %s: %s", want ? "join" : "leave", filter, strerror(-r));
+    }
+}
+
 static const struct route *find_route(const struct app *a, const char *t)
 {
     size_t blen = strlen(a->cfg->mqtt.base_topic);
 
-    if (strncmp(t, a->cfg->mqtt.base_topic, blen) != 0 || t[blen] != '/')
+    if (is_pool_topic(a, t))
+        t = "sms/send";
+    else if (strncmp(t, a->cfg->mqtt.base_topic, blen) != 0 || t[blen] != '/')
         return NULL;
+    else
+        t += blen + 1;
     for (size_t i = 0; i < N_ROUTES; i++)
-        if (strcmp(t + blen + 1, routes[i].suffix) == 0)
+        if (strcmp(t, routes[i].suffix) == 0)
             return &routes[i];
     return NULL;
 }
@@ -1075,6 +1123,7 @@ static struct command *command_new(struct app *a, const struct held *h)
     }
     snprintf(cmd->result_topic, tlen, "%s/result", h->topic);
     cmd->app = a;
+    cmd->pool = is_pool_topic(a, h->topic);
     a->n_running++;
     cmd->seq = h->seq;
     if (h->response_topic)
@@ -1381,6 +1430,7 @@ static void on_connected(void *ctx)
     publish_status(a);
     publish_info(a);
     publish_stats(a);
+    pool_update(a, true);
     /* HA's birth topic, and the discovery configs not yet announced (or
      * removals left from a run with discovery off). */
     if (hass_status_topic(a->cfg->mqtt.ha_prefix, t, sizeof(t)) == 0 && a->cfg->mqtt.ha_discovery)
@@ -1755,6 +1805,7 @@ static void on_modem_state(void *ctx, enum modem_state st)
     publish_availability(a);
     publish_status(a);
     health_update(a);
+    pool_update(a, false);
     if (!modem_starting(a))
         run_held(a);
     if (st == MODEM_SIM_LOCKED)

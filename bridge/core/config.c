@@ -214,6 +214,17 @@ static const char *check_client_id(const char *s)
     return NULL;
 }
 
+/* A shared subscription's group: it goes between "$share/" and the
+ * filter, so no '/', '+' or '#'; kept to a portable set. */
+static const char *check_pool_group(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789_-") != n)
+        return "expected 1-64 of a-z A-Z 0-9 _ -";
+    return NULL;
+}
+
 static const char *check_username(const char *s)
 {
     size_t n = strlen(s);
@@ -470,6 +481,12 @@ static const struct key ha_keys[] = {
     {0},
 };
 
+static const struct key pool_keys[] = {
+    STR("topic", mqtt.pool.topic, check_topic_root),
+    STR("group", mqtt.pool.group, check_pool_group),
+    {0},
+};
+
 static const struct key mqtt_keys[] = {
     STR("broker", mqtt.broker, check_broker),
     STR("base_topic", mqtt.base_topic, check_topic_root),
@@ -480,6 +497,8 @@ static const struct key mqtt_keys[] = {
     /* 0 would turn keepalive off and hide a dead broker; 65535 is MQTT's max. */
     INT("keepalive", mqtt.keepalive, 5, 65535),
     OBJ("homeassistant", ha_keys),
+    /* Present means enabled: this modem also takes the pool's commands. */
+    {.name = "pool", .kind = K_OBJ, .off = OFF(mqtt.pool.enabled), .sub = pool_keys},
     {0},
 };
 
@@ -972,6 +991,7 @@ static int set_defaults(struct config *cfg)
         {OFF(mqtt.broker), "mqtt://localhost:1883"},
         {OFF(mqtt.base_topic), "modem"},
         {OFF(mqtt.ha_prefix), "homeassistant"},
+        {OFF(mqtt.pool.group), "modem2mqtt"},
         {OFF(modem.port), "auto"},
         /* The remote block's defaults apply once "remote" is present. */
         {OFF(remote.server), "tcp://iot.dfrobot.com:1883"},
@@ -1063,6 +1083,20 @@ static int check_remote_client_cert(struct ctx *c)
     return 0;
 }
 
+/* A pool needs its topic; it must not be a modem's own command root. */
+static int check_pool(struct ctx *c)
+{
+    const struct config *cfg = c->cfg;
+
+    if (!cfg->mqtt.pool.enabled)
+        return 0;
+    if (!cfg->mqtt.pool.topic)
+        return fail(c, "mqtt.pool.topic: required with mqtt.pool");
+    if (strcmp(cfg->mqtt.pool.topic, cfg->mqtt.base_topic) == 0)
+        return fail(c, "mqtt.pool.topic: must differ from mqtt.base_topic");
+    return 0;
+}
+
 /* "modem2mqtt-<base topic, '/' as '-'>": two bridges with different base
  * topics on one broker never share a client id (the broker would let each
  * take the other's session over, again and again). */
@@ -1109,6 +1143,8 @@ int config_build(struct config *cfg, const char *json, size_t json_len,
     if (cli && (rc = apply_cli(&c, cli)))
         goto err;
     if (!cfg->mqtt.client_id && (rc = default_client_id(&c)))
+        goto err;
+    if ((rc = check_pool(&c)))
         goto err;
     if ((rc = check_remote_client_cert(&c)))
         goto err;
@@ -1439,7 +1475,8 @@ void config_free(struct config *cfg)
         &cfg->remote.client_id, &cfg->remote.username, &cfg->remote.password,
         &cfg->remote.ca_file, &cfg->remote.cert_file, &cfg->remote.key_file,
         &cfg->state_dir,    &cfg->log_level,
-        &cfg->mqtt.ha_notify_to, &cfg->metrics.listen,
+        &cfg->mqtt.ha_notify_to, &cfg->metrics.listen, &cfg->mqtt.pool.topic,
+        &cfg->mqtt.pool.group,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};

@@ -30,6 +30,11 @@ struct config {
         bool ha_discovery;
         char *ha_prefix;
         char *ha_notify_to;    /* E.164 for HA's notify entity (SMS); NULL: no entity */
+        struct {
+            bool enabled;      /* the "pool" object was present */
+            char *topic;       /* shared command root: <topic>/sms/send */
+            char *group;       /* $share/<group>/...; default "modem2mqtt" */
+        } pool;
     } mqtt;
     struct {
         char *port;            /* device, pty, tcp://HOST:PORT or "auto" */

@@ -110,7 +110,7 @@ struct msg_ev {
     unsigned char data[];
 };
 
-enum op_kind { OP_PUBLISH, OP_SUBSCRIBE, OP_DISCONNECT };
+enum op_kind { OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_DISCONNECT };
 
 /* One paho request with callbacks. Its ev is queued when paho answers. */
 struct op {
@@ -1168,6 +1168,13 @@ static void handle_op(struct mqtt_link *l, struct op *op)
         else if (!l->dead)
             log_debug("mqtt: subscribed to %s", op->topic);
         break;
+    case OP_UNSUBSCRIBE:
+        if (op->status < 0 && !l->dead)
+            log_warn("mqtt: unsubscribing from %s failed: %s", op->topic,
+                     strerror(-op->status));
+        else if (!l->dead)
+            log_debug("mqtt: unsubscribed from %s", op->topic);
+        break;
     case OP_DISCONNECT:
         l->stop_disconnect_done = true;
         break;
@@ -1410,6 +1417,27 @@ int mqtt_link_subscribe(struct mqtt_link *l, const char *topic, int qos)
     int rc = MQTTAsync_subscribe(l->client, topic, qos, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
         /* Not queued: paho will not call back for it. */
+        op_drop(l, op);
+        return errno_from_paho(rc);
+    }
+    return 0;
+}
+
+int mqtt_link_unsubscribe(struct mqtt_link *l, const char *topic)
+{
+    if (!l || !topic || !topic[0])
+        return -EINVAL;
+    if (l->dead || l->state != LS_UP)
+        return -ENOTCONN;
+    if (l->n_ops >= LINK_MAX_OPS)
+        return -EAGAIN;
+    struct op *op = op_new(l, OP_UNSUBSCRIBE, topic);
+    if (!op)
+        return -ENOMEM;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    fill_response_options(l, &ro, op);
+    int rc = MQTTAsync_unsubscribe(l->client, topic, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
         op_drop(l, op);
         return errno_from_paho(rc);
     }

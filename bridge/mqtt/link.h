@@ -101,6 +101,8 @@ int mqtt_link_protocol(const struct mqtt_link *link);
  * broker keeps subscriptions in the session, but a lost session does not).
  * A refusal by the broker is logged. */
 int mqtt_link_subscribe(struct mqtt_link *link, const char *topic, int qos);
+/* The same for leaving a subscription (the session forgets it). */
+int mqtt_link_unsubscribe(struct mqtt_link *link, const char *topic);
 
 /* Queues a publish. ack (optional) runs on the loop thread exactly once:
  * 0, a -errno from the broker's reason code (-EACCES not authorized,

@@ -110,6 +110,8 @@ static void dump_config(const struct config *c, struct dump *d)
         dump_line(d, "%s%s %s %d", i ? "," : "", c->remote.forward[i].local,
                   c->remote.forward[i].remote, c->remote.forward[i].qos);
     dump_line(d, "]\n");
+    dump_line(d, "mqtt.pool=%d %s %s\n", c->mqtt.pool.enabled, nz(c->mqtt.pool.topic),
+              nz(c->mqtt.pool.group));
     dump_line(d, "metrics.listen=%s\n", nz(c->metrics.listen));
     dump_line(d, "state_dir=%s\n", nz(c->state_dir));
     dump_line(d, "allow_raw_at=%d\n", c->allow_raw_at);
@@ -154,6 +156,7 @@ static const char DEFAULTS[] =
     "remote.key_file=(null)\n"
     "remote.subscribe=[]\n"
     "remote.forward=[]\n"
+    "mqtt.pool=0 (null) modem2mqtt\n"
     "metrics.listen=(null)\n"
     "state_dir=/var/lib/modem2mqtt\n"
     "allow_raw_at=0\n"
@@ -260,6 +263,17 @@ static const struct build_case build_cases[] = {
                 "remote.clean_session=0", "remote.tls=1",
                 "remote.subscribe=[a/# 0 (null),b 2 (null)]", "remote.forward=[x/+ y 0]"}},
     {.json = "{\"metrics\":{\"listen\":\"[::1]:9713\"}}", .expect = {"metrics.listen=[::1]:9713"}},
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"sms-pool\"}}}",
+     .expect = {"mqtt.pool=1 sms-pool modem2mqtt"}},
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"a/b\",\"group\":\"g_1-x\"}}}",
+     .expect = {"mqtt.pool=1 a/b g_1-x"}},
+    {.json = "{\"mqtt\":{\"pool\":{}}}", .err = "mqtt.pool.topic: required with mqtt.pool"},
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"modem\"}}}",
+     .err = "mqtt.pool.topic: must differ from mqtt.base_topic"},
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"p\",\"group\":\"a/b\"}}}",
+     .err = "mqtt.pool.group: expected 1-64 of a-z A-Z 0-9 _ -"},
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"p/#\"}}}",
+     .err = "mqtt.pool.topic: must not contain '+' or '#'"},
     {.json = "{\"metrics\":{\"listen\":null}}", .expect = {"metrics.listen=(null)"}},
     {.json = "{\"metrics\":{\"listen\":\"localhost:9713\"}}",
      .err = "metrics.listen: expected HOST:PORT with an IP address (\"127.0.0.1:9713\", "
@@ -728,7 +742,7 @@ static void test_contract_example(void **state)
     p = strstr(want, "remote.subscribe=[]\nremote.forward=[]\n");
     snprintf(p, sizeof want - (size_t)(p - want),
              "remote.subscribe=[abc/+ 1 home/abc]\nremote.forward=[sensors/# devices/x 1]\n"
-             "metrics.listen=(null)\nstate_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n");
+             "mqtt.pool=0 (null) modem2mqtt\nmetrics.listen=(null)\nstate_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n");
     assert_string_equal(d.text, want);
     config_free(&cfg);
 }
