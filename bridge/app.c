@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -34,6 +35,7 @@
 #include "core/utf8.h"
 #include "core/loop.h"
 #include "core/notify.h"
+#include "core/refmap.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
 #include "modem/modem.h"
@@ -114,6 +116,7 @@ struct app {
     const struct config *cfg;
     struct loop *loop;
     struct journal *journal;
+    struct refmap *refs;          /* sent SMS by reference, for B/sms/report */
     struct mqtt_link *link;
     struct modem *modem;
     struct sms *sms;
@@ -968,6 +971,21 @@ static bool forward_local(struct app *a, const struct mqtt_link_msg *m)
     return matched;
 }
 
+/* A sent SMS that asked for reports: remembered, so that each report can
+ * name the command. Only the id is needed, not the command. */
+static void remember_references(const struct command *cmd, const struct sms_send_result *res)
+{
+    int r;
+
+    if (!res->report)
+        return;
+    r = refmap_add(cmd->app->refs, cmd->id, res->to, res->references, res->n_references, time(NULL));
+    if (r < 0)
+        log_warn("sms: cannot remember the references of this SMS (%s); its reports come "
+                 "with \"id\": null after a restart",
+                 strerror(-r));
+}
+
 static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
 {
     struct command *cmd = ctx;
@@ -978,6 +996,7 @@ static void sms_sent(void *ctx, const struct sms_send_result *res, const struct 
         command_finish(cmd, NULL, err);
         return;
     }
+    remember_references(cmd, res);
     data = cJSON_CreateObject();
     if (data) {
         cJSON_AddNumberToObject(data, "parts", res->parts);
@@ -1595,6 +1614,26 @@ static void on_sms_received(void *ctx, const struct sms_received *msg, uint64_t 
     publish_for_sms(a, "sms/received", json_sms_received(msg), token);
 }
 
+static void on_sms_report(void *ctx, const struct pdu_msg *rep, uint64_t token)
+{
+    struct app *a = ctx;
+    const struct refmap_entry *e = refmap_find(a->refs, rep->mr, rep->addr, time(NULL));
+    const struct sms_report r = {
+        .reference = rep->mr,
+        .to = rep->addr,
+        .st = rep->status,
+        .time = rep->discharge_time,
+        .submitted = rep->time,
+        .id_json = e ? e->id : NULL,
+        .part = e ? e->part : 0,
+        .parts = e ? e->parts : 0,
+    };
+
+    log_info("sms: report for reference %d to %s: %s (TP-ST 0x%02X)%s", r.reference, r.to,
+             json_report_status(r.st), r.st, e ? "" : ", not an SMS the bridge knows");
+    publish_for_sms(a, "sms/report", json_sms_report(&r), token);
+}
+
 static void on_sms_undecodable(void *ctx, const char *pdu, const char *reason, uint64_t token)
 {
     struct app *a = ctx;
@@ -1936,6 +1975,11 @@ int app_new(const struct config *cfg, struct app **out)
         log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
         goto err;
     }
+    r = refmap_open(cfg->state_dir, time(NULL), &a->refs);
+    if (r < 0) {
+        log_error("state_dir %s: %s: %s", cfg->state_dir, REFMAP_FILE, strerror(-r));
+        goto err;
+    }
 
     const struct modem_opts mo = {
         .port = cfg->modem.port,
@@ -1958,9 +2002,11 @@ int app_new(const struct config *cfg, struct app **out)
         .max_parts = cfg->sms.max_parts,
         .rate_per_hour = cfg->sms.rate_per_hour,
         .keep_on_sim = cfg->sms.keep_on_sim,
+        .delivery_reports = cfg->sms.delivery_reports,
     };
     const struct sms_cbs sc = {
         .received = on_sms_received, .undecodable = on_sms_undecodable,
+        .report = on_sms_report,
         .acked_before = sms_acked_before, .acked = sms_acked_key,
     };
     a->sms = sms_new(a->loop, a->modem, &so, &sc, a);
@@ -2151,6 +2197,7 @@ void app_free(struct app *a)
         result_free(r);      /* the journal keeps those not acknowledged */
     }
     journal_close(a->journal);
+    refmap_close(a->refs);
     if (a->sig_fd >= 0) {
         if (a->loop)
             loop_del_fd(a->loop, a->sig_fd);

@@ -62,7 +62,7 @@ struct modem {
     size_t init_index;           /* next of opts.init for the init step */
     bool pin_sent;               /* a PIN is sent at most once per boot */
     bool sms_supported;
-    bool cnmi_failed;
+    size_t cnmi_index;           /* into cnmi_modes[]: the one being tried */
     bool radio_off;              /* AT+CFUN? said 0 or 4 during the bring-up */
 
     struct modem_info info;
@@ -246,12 +246,6 @@ static enum step_result done_cmgf(struct modem *m, const struct at_response *rsp
     return STEP_NEXT;
 }
 
-static enum step_result done_cnmi(struct modem *m, const struct at_response *rsp)
-{
-    m->cnmi_failed = !final_ok(rsp);
-    return m->cnmi_failed ? STEP_NEXT : STEP_SKIP2;
-}
-
 static bool build_sms_only(struct modem *m, const char *cmd, char *buf, size_t size)
 {
     if (!m->sms_supported)
@@ -267,28 +261,48 @@ static bool build_cmgf(struct modem *m, char *buf, size_t size)
     return true;
 }
 
+/* Service 0: the module acknowledges incoming messages and status
+ * reports to the network itself. Under 1 each +CMT/+CDS would need an
+ * AT+CNMA in time, and a missed one stops the routing. 0 is the default;
+ * this undoes a 1 left by another program. */
+static bool build_csms(struct modem *m, char *buf, size_t size)
+{
+    return build_sms_only(m, "AT+CSMS=0", buf, size);
+}
+
+/* AT+CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>: the first one the module accepts.
+ * mt=1: "+CMTI" with the index; the message stays stored until we delete
+ * it, which is what makes "delete only after PUBACK" possible. ds=1:
+ * status reports as "+CDS" with the PDU; ds=2, for firmware that refuses
+ * 1: stored, "+CDSI" with the index. Reports only come for SMS that asked
+ * for one (TP-SRR), so they are always on. Some A7670 firmwares reject a
+ * CNMI mode; mode 1 keeps +CMTI. */
+static const char *const cnmi_modes[] = {
+    "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,0,0",
+    "AT+CNMI=1,1,0,1,0", "AT+CNMI=1,1,0,2,0", "AT+CNMI=1,1,0,0,0",
+};
+#define N_CNMI_MODES (sizeof(cnmi_modes) / sizeof(cnmi_modes[0]))
+
 static bool build_cnmi(struct modem *m, char *buf, size_t size)
 {
-    /* mt=1: "+CMTI" with the index; the message stays stored until we
-     * delete it, which is what makes "delete only after PUBACK" possible. */
-    return build_sms_only(m, "AT+CNMI=2,1,0,0,0", buf, size);
+    return build_sms_only(m, cnmi_modes[m->cnmi_index], buf, size);
 }
 
-static bool build_cnmi_fallback(struct modem *m, char *buf, size_t size)
+static enum step_result done_cnmi(struct modem *m, const struct at_response *rsp)
 {
-    /* Some A7670 firmwares reject a CNMI mode; mode 1 keeps +CMTI. */
-    if (!m->cnmi_failed)
-        return false;
-    return build_sms_only(m, "AT+CNMI=1,1,0,0,0", buf, size);
-}
+    const char *cmd = cnmi_modes[m->cnmi_index];
 
-static enum step_result done_cnmi_fallback(struct modem *m, const struct at_response *rsp)
-{
-    if (!final_ok(rsp))
-        log_warn("modem: no new-SMS indications (AT+CNMI refused); stored SMS are read at "
-                 "every status refresh");
-    else
-        m->cnmi_failed = false;
+    if (final_ok(rsp)) {
+        /* <ds> is the fourth value: "AT+CNMI=2,1,0,<ds>,0". */
+        if (cmd[strlen(cmd) - 3] == '0')
+            log_warn("modem: the module takes no status reports (AT+CNMI <ds> 1 and 2 "
+                     "refused); SMS sent with \"report\" get none on B/sms/report");
+        return STEP_NEXT;
+    }
+    if (++m->cnmi_index < N_CNMI_MODES)
+        return STEP_AGAIN;
+    log_warn("modem: no new-SMS indications (AT+CNMI refused); stored SMS are read at every "
+             "status refresh");
     return STEP_NEXT;
 }
 
@@ -376,8 +390,8 @@ static const struct bringup_step bringup[] = {
     { "SIM",               "AT+CPIN?",    NULL, "+CPIN:",  0, STEP_EXPECT_INFO, done_cpin },
     { "SIM PIN",           NULL, build_pin,     NULL,  10000, 0, done_pin },
     { "SMS PDU mode",      NULL, build_cmgf,    NULL,      0, 0, done_cmgf },
+    { "SMS service",       NULL, build_csms,    NULL,      0, STEP_OPTIONAL, NULL },
     { "SMS indications",   NULL, build_cnmi,    NULL,      0, 0, done_cnmi },
-    { "SMS indications (fallback)", NULL, build_cnmi_fallback, NULL, 0, 0, done_cnmi_fallback },
     { "SMS storage",       NULL, build_cpms,    "+CPMS:",  0, STEP_OPTIONAL, NULL },
     { "caller id",         "AT+CLIP=1",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
     /* Strings in ASCII (the USSD service switches to UCS2 and back; a
@@ -614,7 +628,7 @@ static void start_bringup(struct modem *m)
     m->init_index = 0;
     m->pin_sent = false;
     m->sms_supported = false;
-    m->cnmi_failed = false;
+    m->cnmi_index = 0;
     memset(&m->info, 0, sizeof(m->info));
     set_state(m, MODEM_BRINGUP);
     run_step(m);

@@ -8,6 +8,11 @@
  * next drain. So at every moment each stored message is either on the SIM
  * and known to us, or on the SIM and found by the next AT+CMGL.
  *
+ * A status report is a group of one that goes out through cbs.report
+ * instead; a stored one is deleted after the ack even with keep_on_sim
+ * (that option keeps the user's messages; reports would only fill the
+ * store).
+ *
  * Outgoing: PDU mode only; parts are sent one after another, and a failed
  * part stops the rest. */
 #include "modem/sms.h"
@@ -42,6 +47,7 @@ struct group {
     int indexes[MAX_GROUP_INDEXES];  /* SIM indexes to delete; -1: none */
     size_t n_indexes;
     char *raw_pdu;                /* undecodable: the PDU, published as B/error */
+    bool report;                  /* parts[0] is a status report */
     int64_t deadline;             /* reassembly gives up at this time */
     bool expired;                 /* it did: published as is; retried by sms_drain */
     bool publishing;              /* waiting for the broker's ack */
@@ -181,11 +187,17 @@ static void deleted(void *ctx, const struct at_response *rsp)
                  at_final_name(rsp->final));
 }
 
+/* Whether the broker's ack deletes the group from the SIM. */
+static bool deleted_after_ack(const struct sms *sms, const struct group *g)
+{
+    return g->report || !sms->opts.keep_on_sim;
+}
+
 static void delete_indexes(struct sms *sms, const struct group *g)
 {
     char cmd[32];
 
-    if (sms->opts.keep_on_sim)
+    if (!deleted_after_ack(sms, g))
         return;
     for (size_t i = 0; i < g->n_indexes; i++) {
         snprintf(cmd, sizeof(cmd), "AT+CMGD=%d", g->indexes[i]);
@@ -242,6 +254,22 @@ static bool acked_before(struct sms *sms, struct group *g)
     return true;
 }
 
+/* The key of a report: the same report read twice (before and after a
+ * restart) gets the same one. */
+static void publish_report(struct sms *sms, struct group *g)
+{
+    const struct pdu_msg *r = g->parts[0];
+    char what[64], id[17];
+    int n = snprintf(what, sizeof(what), "%u %u %s", r->mr, r->status, r->discharge_time);
+
+    sms_message_id(r->addr, r->time, (const uint8_t *)what, (size_t)n, id);
+    group_key(g, id);
+    if (acked_before(sms, g))
+        return;
+    if (sms->cbs.report)
+        sms->cbs.report(sms->ctx, r, g->token);
+}
+
 static void publish_group(struct sms *sms, struct group *g)
 {
     uint8_t *text = NULL;
@@ -254,6 +282,10 @@ static void publish_group(struct sms *sms, struct group *g)
     g->publishing = true;
     g->token = ++sms->next_token;
 
+    if (g->report) {
+        publish_report(sms, g);
+        return;
+    }
     if (g->raw_pdu) {
         char id[17];
 
@@ -329,8 +361,9 @@ void sms_received_done(struct sms *sms, uint64_t token, int status)
         return;
     }
     /* Recorded before the delete: a kill in between must not publish it
-     * again after the restart. */
-    if (sms->cbs.acked && !sms->opts.keep_on_sim)
+     * again after the restart. A report that came as +CDS has nothing to
+     * delete, so nothing to record (a write less per sent SMS). */
+    if (sms->cbs.acked && deleted_after_ack(sms, g) && (g->n_indexes || !g->report))
         sms->cbs.acked(sms->ctx, g->key);
     delete_indexes(sms, g);
     group_unlink(sms, g);
@@ -387,6 +420,24 @@ static int64_t reassembly_fired(void *ctx)
 
 /* --- reading ------------------------------------------------------------ */
 
+/* A status report: a group of one, published at once. */
+static void take_report(struct sms *sms, int idx, struct pdu_msg *msg)
+{
+    struct group *g = group_new(sms, 1);
+
+    if (!g) {
+        log_warn("sms: too many messages in flight; the report at index %d waits for the next "
+                 "drain", idx);
+        free(msg);
+        return;
+    }
+    g->report = true;
+    g->parts[0] = msg;
+    snprintf(g->from, sizeof(g->from), "%s", msg->addr);
+    group_add_index(g, idx);
+    publish_group(sms, g);
+}
+
 /* One stored (idx >= 0) or directly delivered (idx < 0) PDU. */
 static void take_pdu(struct sms *sms, int idx, const char *hex, size_t tpdu_len)
 {
@@ -397,6 +448,10 @@ static void take_pdu(struct sms *sms, int idx, const char *hex, size_t tpdu_len)
     if (!msg)
         return;
     r = pdu_decode(hex, strlen(hex), tpdu_len, msg);
+    if (r == 0 && msg->type == PDU_STATUS_REPORT) {
+        take_report(sms, idx, msg);
+        return;
+    }
     if (r == 0 && msg->type != PDU_DELIVER) {
         log_info("sms: index %d holds no incoming message; left alone", idx);
         free(msg);
@@ -457,13 +512,16 @@ static void take_pdu(struct sms *sms, int idx, const char *hex, size_t tpdu_len)
 static void read_next(struct sms *sms);
 
 /* The PDU length is the last field of +CMGR, +CMGL and +CMT headers
- * (the alpha field before it may be empty or quoted). */
+ * (the alpha field before it may be empty or quoted), and the only one of
+ * +CDS. */
 static int pdu_len_field(const char *line, size_t *len)
 {
     const char *last = strrchr(line, ',');
     char *end;
     long v;
 
+    if (!last)
+        last = strchr(line, ':');
     if (!last)
         return -EINVAL;
     v = strtol(last + 1, &end, 10);
@@ -507,19 +565,18 @@ static void read_next(struct sms *sms)
         sms->reading = true;
 }
 
-/* +CMTI: "SM",<index>. The A7670 counts SIM slots from 1, but 27.005
- * allows 0 and ME storage on other modules starts there. */
-static void urc_cmti(void *ctx, const char *const *lines, size_t n)
+/* <mem>,<index> of +CMTI and +CDSI: the index is read. The A7670 counts
+ * SIM slots from 1, but 27.005 allows 0 and ME storage on other modules
+ * starts there. */
+static void queue_read(struct sms *sms, const char *line)
 {
-    struct sms *sms = ctx;
-    const char *comma = strrchr(lines[0], ',');
+    const char *comma = strrchr(line, ',');
     char *end = NULL;
     long v = comma ? strtol(comma + 1, &end, 10) : -1;
     int idx = (int)v;
 
-    (void)n;
     if (!comma || end == comma + 1 || *end || v < 0 || v > 65535) {
-        log_warn("sms: unparsable %s", lines[0]);
+        log_warn("sms: unparsable %s", line);
         return;
     }
     if (index_known(sms, idx))
@@ -532,22 +589,46 @@ static void urc_cmti(void *ctx, const char *const *lines, size_t n)
     read_next(sms);
 }
 
-/* +CMT: [<alpha>],<length> then the PDU: delivered, not stored. */
-static void urc_cmt(void *ctx, const char *const *lines, size_t n)
+/* +CMTI: "SM",<index>: a message stored. */
+static void urc_cmti(void *ctx, const char *const *lines, size_t n)
 {
-    struct sms *sms = ctx;
+    (void)n;
+    queue_read(ctx, lines[0]);
+}
+
+/* +CDSI: "SM",<index> (AT+CNMI ds=2): a status report stored. Some
+ * modules keep reports in a store of their own, "SR", which AT+CMGR does
+ * not read with the bridge's AT+CPMS="SM": logged, left there. */
+static void urc_cdsi(void *ctx, const char *const *lines, size_t n)
+{
+    (void)n;
+    if (strstr(lines[0], "\"SR\"")) {
+        log_warn("sms: %s: reports in the \"SR\" store are not read", lines[0]);
+        return;
+    }
+    queue_read(ctx, lines[0]);
+}
+
+/* +CMT: [<alpha>],<length> (a message) or +CDS: <length> (AT+CNMI ds=1,
+ * a status report), then the PDU: delivered, not stored. The bring-up
+ * sets AT+CSMS=0, under which the module acknowledges both to the network
+ * itself: no AT+CNMA. */
+static void urc_direct(void *ctx, const char *const *lines, size_t n)
+{
     size_t len;
 
     if (n < 2 || pdu_len_field(lines[0], &len) < 0) {
-        log_warn("sms: unparsable +CMT");
+        log_warn("sms: unparsable %.40s", lines[0]);
         return;
     }
-    take_pdu(sms, -1, lines[1], len);
+    take_pdu(ctx, -1, lines[1], len);
 }
 
 static const struct at_urc sms_urcs[] = {
     { "+CMTI:", 0, urc_cmti },
-    { "+CMT:", 1, urc_cmt },
+    { "+CMT:", 1, urc_direct },
+    { "+CDSI:", 0, urc_cdsi },
+    { "+CDS:", 1, urc_direct },
 };
 
 /* +CMGL: <index>,<stat>,[<alpha>],<length> then the PDU, per message. */
@@ -838,7 +919,7 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
         .type = PDU_SUBMIT,
         .addr = req->to,
         .flash = req->flash,
-        .status_report = req->report,
+        .status_report = req->report || sms->opts.delivery_reports,
         .concat_ref = sms->concat_ref++,
     };
     r = pdu_encode(&eo, req->text, req->text_len, job->parts, n_parts, &job->n_parts, &alphabet);
@@ -854,6 +935,8 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
     job->written = written;
     job->ctx = ctx;
     job->res.parts = (unsigned)job->n_parts;
+    job->res.report = eo.status_report;
+    snprintf(job->res.to, sizeof(job->res.to), "%s", req->to);
     *sms->jobs_tail = job;
     sms->jobs_tail = &job->next;
     sms->n_jobs++;
@@ -889,7 +972,7 @@ struct sms *sms_new(struct loop *loop, struct modem *modem, const struct sms_opt
     if (opts->rate_per_hour > 0)
         sms->sent_at = calloc((size_t)opts->rate_per_hour, sizeof(*sms->sent_at));
     if ((opts->rate_per_hour > 0 && !sms->sent_at) ||
-        at_chat_add_urcs(modem_chat(modem), sms_urcs, 2, sms) < 0) {
+        at_chat_add_urcs(modem_chat(modem), sms_urcs, sizeof(sms_urcs) / sizeof(sms_urcs[0]), sms) < 0) {
         free(sms->sent_at);
         free(sms);
         return NULL;

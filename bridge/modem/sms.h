@@ -1,6 +1,7 @@
 /* SMS service: sending (AT+CMGS, PDU mode) and receiving (+CMTI, +CMT,
  * AT+CMGR, AT+CMGL drain), multipart reassembly, and deletion from the SIM
- * only after the broker acknowledged the publish.
+ * only after the broker acknowledged the publish. Status reports (+CDS,
+ * +CDSI, or found stored) take the same way: published, then deleted.
  *
  * The service knows nothing of MQTT: a received message goes out through
  * the `received` callback with a token, and the owner calls
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "modem/pdu.h"
 #include "mqtt/json.h"
 
 struct loop;
@@ -23,7 +25,8 @@ struct sms_opts {
     size_t n_allow_to;
     int max_parts;
     int rate_per_hour;
-    bool keep_on_sim;
+    bool keep_on_sim;           /* messages only: reports are always deleted */
+    bool delivery_reports;      /* TP-SRR on every SMS, not only on request */
     int reassembly_timeout_ms;  /* parts missing after this: published as is */
 };
 
@@ -34,6 +37,10 @@ struct sms_cbs {
     /* A PDU that would not decode: published as B/error, then treated like
      * a message (token, deleted after the ack). */
     void (*undecodable)(void *ctx, const char *pdu_hex, const char *reason, uint64_t token);
+    /* A status report (one part of a sent SMS), borrowed for the call;
+     * like received: the owner calls sms_received_done(sms, token, status)
+     * once, and a stored report is deleted after the ack. */
+    void (*report)(void *ctx, const struct pdu_msg *report, uint64_t token);
     /* Whether the broker already acknowledged this message (key: its
      * message_id and SIM indexes) before a restart: then it is deleted
      * without being published again. May be NULL. */
@@ -62,6 +69,8 @@ void sms_drain(struct sms *sms);
 void sms_modem_ready(struct sms *sms, bool ready);
 
 struct sms_send_result {
+    char to[PDU_ADDR_MAX];       /* the recipient, as sent */
+    bool report;                 /* TP-SRR was set: reports will come */
     unsigned parts;
     int references[16];          /* message references, one per part sent */
     unsigned n_references;

@@ -41,7 +41,7 @@ struct entity {
     const char *state_class;
     const char *category;     /* entity_category, or NULL */
     const char *icon;
-    const char *event_type;   /* the one event type of an event entity */
+    const char *event_types[4];  /* an event entity's types, NULL-terminated */
     bool notify;              /* needs opts->notify_to */
 };
 
@@ -68,11 +68,15 @@ static const struct entity entities[] = {
     { .component = "sensor", .key = "call_state", .name = "Call", .state = "call/state",
       .value_template = "{{ value_json.state }}", .icon = "mdi:phone" },
     { .component = "event", .key = "sms_received", .name = "SMS received",
-      .state = "sms/received", .event_type = "received", .icon = "mdi:message-text",
+      .state = "sms/received", .event_types = { "received" }, .icon = "mdi:message-text",
       .value_template = "{{ dict(value_json, event_type='received') | tojson }}" },
     { .component = "event", .key = "call_ring", .name = "Incoming call", .state = "call/ring",
-      .event_type = "ring", .icon = "mdi:phone-incoming",
+      .event_types = { "ring" }, .icon = "mdi:phone-incoming",
       .value_template = "{{ dict(value_json, event_type='ring') | tojson }}" },
+    /* One event type per B/sms/report "status". */
+    { .component = "event", .key = "sms_report", .name = "SMS report", .state = "sms/report",
+      .event_types = { "delivered", "pending", "failed" }, .icon = "mdi:message-check",
+      .value_template = "{{ dict(value_json, event_type=value_json.status) | tojson }}" },
     { .component = "button", .key = "modem_reset", .name = "Restart modem",
       .command = "modem/power", .payload_press = "{\"mode\":\"reset\"}",
       .device_class = "restart", .category = "config" },
@@ -206,9 +210,11 @@ int hass_config(const struct hass_opts *opts, const struct modem_info *info, siz
               add_str(o, "entity_category", e->category) && add_str(o, "icon", e->icon) &&
               /* Commands and SMS events are QoS 1 on the bridge's side too. */
               cJSON_AddNumberToObject(o, "qos", 1);
-    if (ok && e->event_type) {
+    if (ok && e->event_types[0]) {
         types = cJSON_AddArrayToObject(o, "event_types");
-        ok = types && cJSON_AddItemToArray(types, cJSON_CreateString(e->event_type));
+        ok = types != NULL;
+        for (size_t t = 0; ok && e->event_types[t]; t++)
+            ok = cJSON_AddItemToArray(types, cJSON_CreateString(e->event_types[t]));
     }
     if (ok) {
         d = device(opts, info, node);

@@ -795,6 +795,31 @@ char *json_sms_received(const struct sms_received *m)
     return sb_finish(&b);
 }
 
+const char *json_report_status(uint8_t st)
+{
+    if (st < 0x20)
+        return "delivered";
+    return st < 0x40 ? "pending" : "failed";
+}
+
+char *json_sms_report(const struct sms_report *r)
+{
+    struct sbuf b = {0};
+
+    sb_printf(&b, "{\"reference\":%d,\"to\":", r->reference);
+    sb_json_string_or_null(&b, r->to);
+    sb_printf(&b, ",\"status\":\"%s\",\"st\":%u,\"time\":", json_report_status(r->st), r->st);
+    sb_json_string_or_null(&b, r->time);
+    sb_str(&b, ",\"submitted\":");
+    sb_json_string_or_null(&b, r->submitted);
+    sb_str(&b, ",\"id\":");
+    sb_str(&b, r->id_json ? r->id_json : "null");
+    if (r->id_json)
+        sb_printf(&b, ",\"part\":%u,\"parts\":%u", r->part, r->parts);
+    sb_str(&b, "}");
+    return sb_finish(&b);
+}
+
 char *json_remote_message(const char *topic, size_t topic_len, const uint8_t *payload,
                           size_t len, int qos)
 {

@@ -165,6 +165,27 @@ struct sms_received {
  * Returns malloc'd JSON or NULL on allocation failure. */
 char *json_sms_received(const struct sms_received *m);
 
+/* B/sms/report: the delivery report of one part of a sent SMS. */
+struct sms_report {
+    int reference;              /* TP-MR */
+    const char *to;             /* the recipient (TP-RA) */
+    uint8_t st;                 /* TP-ST */
+    const char *time;           /* TP-DT, the discharge time */
+    const char *submitted;      /* TP-SCTS */
+    /* The B/sms/send command's id as JSON text ("42", "\"abc\""), or NULL
+     * when the bridge does not know the reference (then "id":null and no
+     * part/parts). Written as is: it must be a JSON string or number. */
+    const char *id_json;
+    unsigned part, parts;
+};
+/* "delivered" (TP-ST 0x00-0x1F), "pending" (0x20-0x3F) or "failed"
+ * (0x40 and up: 0x40-0x7F are permanent errors, above is reserved). */
+const char *json_report_status(uint8_t st);
+/* {"reference","to","status","st","time","submitted","id"[,"part","parts"]};
+ * time, submitted and to: NULL or "" become null. Returns malloc'd JSON or
+ * NULL on allocation failure. */
+char *json_sms_report(const struct sms_report *r);
+
 /* B/remote/message: {"topic","payload","encoding","qos"}. The payload is
  * "utf8" when it is UTF-8 without NUL, else "base64". A topic that is not
  * UTF-8 is repaired (utf8_repair). Returns malloc'd JSON or NULL. */

@@ -34,6 +34,7 @@
 #include "core/log.h"
 
 #define SUBMIT_PDU "0011000C919419513254760000AA0AE8329BFD4697D9EC37"
+#define REPORT_PDU "00064D0C91947110325476621112600000406211126000504000"
 #define DELIVER_PDU "07919471080000F0040C919419513254760000621112615060800BC8309BFD065DCB6C7A08"
 
 struct spec {
@@ -113,6 +114,10 @@ static const char *const canned[] = {
     "\r\n+CPIN: READY\r\n",
     "\r\nRDY\r\r\n",
     "\r\n*ATREADY: 1\r\n",
+    /* Status reports: +CDS with its PDU line, +CDSI alone. */
+    "\r\n+CDS: 25\r\n",
+    REPORT_PDU "\r\n",
+    "\r\n+CDSI: \"SM\",4\r\n",
 };
 #define N_CANNED (sizeof(canned) / sizeof(canned[0]))
 
@@ -385,6 +390,14 @@ static void urc_cmti(void *ctx, const char *const *lines, size_t n)
     }
 }
 
+/* +CDSI: one line; its prefix starts like +CDS's, which takes two. */
+static void urc_cdsi(void *ctx, const char *const *lines, size_t n)
+{
+    (void)ctx;
+    check_lines(lines, n);
+    check(n == 1 && strncmp(lines[0], "+CDSI:", 6) == 0, "+CDSI taken with a PDU line");
+}
+
 static size_t block_want;
 
 static void on_block(void *ctx, const uint8_t *data, size_t len)
@@ -446,6 +459,7 @@ static const struct at_urc urcs[] = {
     {"+CMTI:", 0, urc_cmti},
     {"+CMT:", 1, urc_cmt},
     {"+CDS:", 1, urc_cmt},
+    {"+CDSI:", 0, urc_cdsi},
     {"RING", 0, urc_plain},
     {"+CPIN:", 0, urc_plain},
     {"VOICE CALL:", 0, urc_plain},

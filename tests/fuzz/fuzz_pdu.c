@@ -11,7 +11,9 @@
  *            the number. pdu_count_parts must agree with pdu_encode.
  * The decoder must never crash, never read past hex_len (ASan: the input is
  * copied into a buffer of exactly its size), return 0 or -EINVAL, and on 0
- * give NUL-terminated strings and UTF-8 text (except 8-bit data). */
+ * give NUL-terminated strings and UTF-8 text (except 8-bit data). A status
+ * report becomes the B/sms/report JSON, which must parse, with the status
+ * TP-ST says and the reference and recipient the PDU holds. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,8 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/utf8.h"
 #include "modem/pdu.h"
+#include "mqtt/json.h"
 
 static struct pdu_msg msg;
 static struct pdu_part parts[PDU_PARTS_MAX];
@@ -40,6 +45,34 @@ static bool nul_within(const char *s, size_t size)
     return memchr(s, 0, size) != NULL;
 }
 
+/* What app.c publishes for it, as for a report the bridge did not send. */
+static void check_report(const struct pdu_msg *m)
+{
+    const struct sms_report r = {
+        .reference = m->mr, .to = m->addr, .st = m->status, .time = m->discharge_time,
+        .submitted = m->time,
+    };
+    const char *want = m->status < 0x20 ? "delivered" : m->status < 0x40 ? "pending" : "failed";
+    char *json = json_sms_report(&r);
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(o, "status");
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(o, "reference");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(o, "to");
+
+    check(o != NULL, "B/sms/report is not JSON");
+    check(cJSON_IsString(status) && strcmp(status->valuestring, want) == 0,
+          "B/sms/report status does not follow TP-ST");
+    check(cJSON_IsNumber(ref) && ref->valueint == m->mr, "B/sms/report reference");
+    check(m->addr[0] ? cJSON_IsString(to) && strcmp(to->valuestring, m->addr) == 0
+                     : cJSON_IsNull(to),
+          "B/sms/report to");
+    check(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "id")) &&
+              !cJSON_GetObjectItemCaseSensitive(o, "part"),
+          "B/sms/report of an unknown SMS has an id or a part");
+    cJSON_Delete(o);
+    free(json);
+}
+
 static void check_msg(int rc, const struct pdu_msg *m)
 {
     check(rc == 0 || rc == -EINVAL, "pdu_decode returned neither 0 nor -EINVAL");
@@ -55,6 +88,8 @@ static void check_msg(int rc, const struct pdu_msg *m)
     check(utf8_valid((const uint8_t *)m->addr, strlen(m->addr)), "decoded address is not UTF-8");
     if (m->concat)
         check(m->concat_seq >= 1 && m->concat_seq <= m->concat_total, "concat seq out of range");
+    if (m->type == PDU_STATUS_REPORT)
+        check_report(m);
 }
 
 static void decode_copy(const char *src, size_t n, size_t expect)

@@ -25,6 +25,9 @@ PDUS = [
     b"00040ED0C7F7FBCC2E6FCA0000621112600000400161",
     b"0011000291940000A7121BCA06B5496D5E1BDEA6B7F16D809B32",
     b"00240B911316325476F80010621112600000290361F118",
+    # SMS-STATUS-REPORTs: with SMSC and times; failed with TP-PI 00.
+    b"0791947122723033064D0D91947110325476F8623041906235406230419062854000",
+    b"0006FF0D91947110325476F862114160000040621112600000404600",
 ]
 
 TRANSCRIPTS = [
@@ -105,6 +108,8 @@ def chat():
         send(2, 11) + tick(4) + tick(5) + cancel + send(6) + canned(30) + canned(21),
         send(15) + canned(0) + canned(33) + canned(32) + send(17) + canned(3) + canned(0),
         send(18) + send(19) + send(20) + send(7) + canned(3) + canned(0) + send(14) + canned(0),
+        # Status reports: +CDS and its PDU line, +CDSI, inside a command.
+        send(2) + canned(37) + canned(38) + canned(39) + canned(0),
     ]
     for s in scripts:
         write("chat", s)

@@ -1552,6 +1552,18 @@ void h_json_bool_eq_at(const char *file, int line, const cJSON *o, const char *k
                   want ? "true" : "false");
 }
 
+void h_json_eq_at(const char *file, int line, const cJSON *o, const char *key,
+                  const char *want_json)
+{
+    cJSON *want = cJSON_Parse(want_json);
+    const cJSON *got = cJSON_GetObjectItemCaseSensitive(o, key);
+    bool eq = want && got && cJSON_Compare(got, want, true);
+
+    cJSON_Delete(want);
+    if (!eq)
+        json_fail(file, line, o, "\"%s\" is not %s", key, want_json);
+}
+
 /* ------------------------------------------------------------------ */
 /* Environment                                                          */
 

@@ -280,6 +280,10 @@ bool h_json_bool_at(const char *file, int line, const cJSON *o, const char *key)
 void h_json_str_eq_at(const char *file, int line, const cJSON *o, const char *key, const char *want);
 void h_json_int_eq_at(const char *file, int line, const cJSON *o, const char *key, long long want);
 void h_json_bool_eq_at(const char *file, int line, const cJSON *o, const char *key, bool want);
+/* o[key] is the JSON value want_json, type included (1 is not "1"). */
+#define h_json_eq(o, key, want_json) h_json_eq_at(__FILE__, __LINE__, (o), (key), (want_json))
+void h_json_eq_at(const char *file, int line, const cJSON *o, const char *key,
+                  const char *want_json);
 
 /* Fails the current test with a formatted message, reported at file:line. */
 void h_fail_at(const char *file, int line, const char *fmt, ...)

@@ -261,14 +261,14 @@ static void test_wrong_pin_locked(void **state)
 }
 
 /* Firmware that rejects AT+CNMI=2,1,...: the fallback mode still gives
- * +CMTI, and an incoming SMS arrives. */
+ * +CMTI (with status reports as +CDS), and an incoming SMS arrives. */
 static void test_cnmi_fallback(void **state)
 {
     struct h_env *e = *state;
     static const char *const args[] = { "--reject", "AT+CNMI=2", NULL };
     const struct h_env_opts o = { .sim_args = args };
     h_env_up(e, &o);
-    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=1,1,0,0,0"), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=1,1,0,1,0"), 1);
     h_sim_cmd_ok(&e->sim, "sms +4917099999999 via fallback", NULL, 0);
     cJSON *m = h_mqtt_wait_json(&e->mqtt, e->t_received, H_TIMEOUT_MS);
     h_json_str_eq(m, "text", "via fallback");

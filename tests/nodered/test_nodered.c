@@ -98,12 +98,13 @@ static const char *type_of(const cJSON *n)
 /* ---- the example itself (no Node-RED needed) ---- */
 
 /* Only core nodes, so the flow imports into any Node-RED; it sends
- * sms/send from an inject node and shows received SMS and calls. */
+ * sms/send from an inject node and shows received SMS, delivery reports
+ * and calls. */
 static void test_example_flow(void **state)
 {
     static const char *const core[] = { "tab", "mqtt-broker", "mqtt in", "mqtt out",
                                         "json", "inject", "debug", NULL };
-    bool send = false, received = false, ring = false, broker = false;
+    bool send = false, received = false, report = false, ring = false, broker = false;
     cJSON *flow = load_flow(), *n;
     (void)state;
 
@@ -119,11 +120,13 @@ static void test_example_flow(void **state)
         broker |= strcmp(type, "mqtt-broker") == 0;
         send |= strcmp(type, "mqtt out") == 0 && strcmp(topic, "modem/sms/send") == 0;
         received |= strcmp(type, "mqtt in") == 0 && strcmp(topic, "modem/sms/received") == 0;
+        report |= strcmp(type, "mqtt in") == 0 && strcmp(topic, "modem/sms/report") == 0;
         ring |= strcmp(type, "mqtt in") == 0 && strcmp(topic, "modem/call/ring") == 0;
     }
-    if (!broker || !send || !received || !ring)
-        h_fail("the flow lacks a broker (%d), sms/send (%d), sms/received (%d) or call/ring (%d)",
-               broker, send, received, ring);
+    if (!broker || !send || !received || !report || !ring)
+        h_fail("the flow lacks a broker (%d), sms/send (%d), sms/received (%d), sms/report (%d) "
+               "or call/ring (%d)",
+               broker, send, received, report, ring);
 
     /* The inject node's payload is a valid sms/send command. */
     cJSON *inject = node_by_id(flow, INJECT_ID);

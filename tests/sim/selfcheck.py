@@ -241,6 +241,21 @@ def main():
     r += s.read_until(b"\r\n")
     r += s.read_until(b"\r\n")
     check(r.startswith(b"\r\n+CDS: ") and b"\r\n000602" in r, "+CDS status report (%r)" % r)
+    # Stored status report (ds=2), failed
+    s.at("AT+CNMI=2,1,0,2,0")
+    check(s.ctl("cds failed") == "ok", "cds failed")
+    s.send(b"AT+CMGS=%d\r" % n)
+    s.read_until(b"> ")
+    s.send(hexpdu.encode() + b"\x1a")
+    s.read_until(b"OK\r\n")
+    r = s.read_until(b"+CDSI: ", 2)
+    r += s.read_until(b"\r\n")
+    check(r.endswith(b'+CDSI: "SM",1\r\n'), "+CDSI (%r)" % r)
+    r = s.at("AT+CMGR=1")
+    check(r.startswith(b"\r\n+CMGR: 0,,") and b"40\r\n\r\nOK" in r and b"\r\n000603" in r,
+          "stored status report (%r)" % r)
+    s.at("AT+CMGD=1")
+    check(s.ctl("cds delivered") == "ok", "cds delivered")
     # Full SIM
     for i in range(10):
         s.ctl("store " + pdu)

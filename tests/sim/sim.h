@@ -34,7 +34,7 @@
 #define SIM_PARAM_LEN 256
 #define SIM_PDP_MAX 15
 #define SIM_SMS_PARTS_MAX 16       /* parts of one `sms` control message */
-#define SIM_REPORTS_MAX 32         /* +CDS status reports in flight */
+#define SIM_REPORTS_MAX 32         /* status reports in flight */
 
 /* ---- options ---- */
 
@@ -157,7 +157,8 @@ struct sim_sms {
     struct sim_sms_slot *slots;  /* opt.capacity of them; index i+1 */
     uint8_t next_mr;
     int cms_next;                /* `cms <code>`: 0 none */
-    int report_status;           /* TP-ST of automatic +CDS */
+    int report_status;           /* TP-ST of automatic status reports */
+    int csms;                    /* AT+CSMS <service> */
     bool text_mode;              /* AT+CMGF=1 */
     int cnmi[5];                 /* mode, mt, bm, ds, bfr */
     char mem[3][3];              /* AT+CPMS <mem1..3>: "SM" or "ME" */

@@ -12,8 +12,9 @@
  *
  * AT+CMGS checks the PDU like the module does: hex, TPDU length equal to
  * the announced <length>, an SMS-SUBMIT (else +CMS ERROR: 304). A SUBMIT
- * asking for a status report (TP-SRR) gets a +CDS after --report-ms when
- * AT+CNMI <ds> is 1. */
+ * asking for a status report (TP-SRR) gets one after --report-ms, as
+ * AT+CNMI <ds> says then: 1 a +CDS with the PDU, 2 stored and +CDSI with
+ * the index, 0 none. */
 #include "sim.h"
 
 #include <errno.h>
@@ -49,6 +50,7 @@ void sim_sms_reset(struct sim *s)
         memcpy(m->mem[i], "SM", 3);
     static const int csmp[4] = {17, 167, 0, 0};
     memcpy(m->csmp, csmp, sizeof(csmp));
+    m->csms = 0;
     snprintf(m->cscs, sizeof(m->cscs), "IRA");
     memset(m->reports, 0, sizeof(m->reports));
     sim_timer_stop(s, SIM_TIMER_REPORT);
@@ -191,6 +193,31 @@ static int build_report(const struct sim_report *r, int status, char *hex, size_
 
 static void reports_arm(struct sim *s);
 
+/* A status report arrives: ds=1 +CDS (lost while the host is not ready,
+ * as with a module that cannot deliver it), ds=2 stored and +CDSI (a full
+ * SIM loses it). */
+static void report_arrive(struct sim *s, const struct sim_report *r)
+{
+    char hex[PDU_HEX_MAX];
+    size_t len;
+    int ds = s->sms.cnmi[3], st = s->sms.report_status;
+
+    if (build_report(r, st, hex, &len) < 0) {
+        sim_log(s, "no status report for mr %u: recipient %s not numeric", r->mr, r->addr);
+        return;
+    }
+    if (ds == 1 && host_ready(s)) {
+        sim_log(s, "+CDS for mr %u (status %d)", r->mr, st);
+        sim_urc(s, "+CDS: %zu", len);
+        urc_pdu(s, hex);
+    } else if (ds == 2) {
+        int idx = store(s, hex, len, 0);
+        sim_log(s, "status report for mr %u (status %d) stored at %d", r->mr, st, idx);
+        if (idx > 0 && host_ready(s))
+            sim_urc(s, "+CDSI: \"%s\",%d", s->sms.mem[2], idx);
+    }
+}
+
 static void reports_fire(struct sim *s)
 {
     int64_t now = sim_now_ms();
@@ -199,17 +226,7 @@ static void reports_fire(struct sim *s)
         if (!r->used || r->due > now)
             continue;
         r->used = false;
-        char hex[PDU_HEX_MAX];
-        size_t len;
-        if (build_report(r, s->sms.report_status, hex, &len) < 0) {
-            sim_log(s, "no status report for mr %u: recipient %s not numeric", r->mr, r->addr);
-            continue;
-        }
-        if (!host_ready(s) || s->sms.cnmi[3] != 1)
-            continue;
-        sim_log(s, "+CDS for mr %u (status %d)", r->mr, s->sms.report_status);
-        sim_urc(s, "+CDS: %zu", len);
-        urc_pdu(s, hex);
+        report_arrive(s, r);
     }
     reports_arm(s);
 }
@@ -232,9 +249,8 @@ static void reports_arm(struct sim *s)
 
 static void report_queue(struct sim *s, uint8_t mr, const char *addr)
 {
-    if (s->sms.cnmi[3] != 1) {
-        if (s->sms.cnmi[3] == 2)
-            sim_log(s, "status report for mr %u: AT+CNMI ds=2 (+CDSI) not simulated", mr);
+    if (s->sms.cnmi[3] == 0) {
+        sim_log(s, "status report for mr %u: none routed (AT+CNMI ds=0)", mr);
         return;
     }
     for (size_t i = 0; i < SIM_REPORTS_MAX; i++) {
@@ -305,6 +321,29 @@ static struct sim_result cmd_cnmi(struct sim *s, const struct sim_at *at)
         memcpy(c, next, sizeof(next));
         return SIM_RES_OK;
     }
+    case SIM_AT_EXEC:
+    default:
+        return SIM_RES_ERROR;
+    }
+}
+
+static struct sim_result cmd_csms(struct sim *s, const struct sim_at *at)
+{
+    struct sim_params p;
+    long v;
+    switch (at->kind) {
+    case SIM_AT_QUERY:
+        sim_info(s, "+CSMS: %d,1,1,1", s->sms.csms);
+        return SIM_RES_OK;
+    case SIM_AT_TEST:
+        sim_info(s, "+CSMS: (0-1)");
+        return SIM_RES_OK;
+    case SIM_AT_SET:
+        if (sim_params_parse(at->arg, &p) < 0 || p.n != 1 || !sim_param_int(&p, 0, 0, 1, &v))
+            return SIM_RES_CMS(302);
+        s->sms.csms = (int)v;
+        sim_info(s, "+CSMS: 1,1,1");
+        return SIM_RES_OK;
     case SIM_AT_EXEC:
     default:
         return SIM_RES_ERROR;
@@ -629,6 +668,7 @@ static struct sim_result cmd_cmgd(struct sim *s, const struct sim_at *at)
 const struct sim_cmd sim_sms_cmds[] = {
     {"+CMGF", false, SIM_F_SMS, cmd_cmgf},
     {"+CNMI", false, SIM_F_SMS, cmd_cnmi},
+    {"+CSMS", false, SIM_F_SMS, cmd_csms},
     {"+CPMS", false, SIM_F_SMS, cmd_cpms},
     {"+CSMP", false, SIM_F_SMS, cmd_csmp},
     {"+CSCA", false, SIM_F_SMS, cmd_csca},
@@ -850,9 +890,16 @@ static void ctl_cms(struct sim *s, char *args)
 
 static void ctl_cds(struct sim *s, char *args)
 {
-    long st;
-    if (!sim_parse_long(args, 0, 255, &st)) {
-        sim_ctl_error(s, "usage: cds <TP-Status 0-255>");
+    static const struct {
+        const char *name;
+        long st;
+    } names[] = {{"delivered", 0x00}, {"pending", 0x20}, {"failed", 0x40}};
+    long st = -1;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(args, names[i].name) == 0)
+            st = names[i].st;
+    if (st < 0 && !sim_parse_long(args, 0, 255, &st)) {
+        sim_ctl_error(s, "usage: cds <TP-Status 0-255 | delivered | pending | failed>");
         return;
     }
     s->sms.report_status = (int)st;

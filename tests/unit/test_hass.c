@@ -42,6 +42,7 @@ struct want {
     const char *state_topic;      /* NULL: none */
     const char *command_topic;    /* NULL: none */
     const char *template_has;     /* substring of value_template / command_template */
+    const char *event_types;      /* events: the list, as compact JSON */
 };
 
 static const struct want wants[] = {
@@ -56,9 +57,11 @@ static const struct want wants[] = {
     { "homeassistant/sensor/" NODE "/remote/config", "modem/status", NULL, "remote" },
     { "homeassistant/sensor/" NODE "/call_state/config", "modem/call/state", NULL, "state" },
     { "homeassistant/event/" NODE "/sms_received/config", "modem/sms/received", NULL,
-      "event_type='received'" },
+      "event_type='received'", "[\"received\"]" },
     { "homeassistant/event/" NODE "/call_ring/config", "modem/call/ring", NULL,
-      "event_type='ring'" },
+      "event_type='ring'", "[\"ring\"]" },
+    { "homeassistant/event/" NODE "/sms_report/config", "modem/sms/report", NULL,
+      "event_type=value_json.status", "[\"delivered\",\"pending\",\"failed\"]" },
     { "homeassistant/button/" NODE "/modem_reset/config", NULL, "modem/modem/power", NULL },
     { "homeassistant/notify/" NODE "/sms/config", NULL, "modem/sms/send",
       "{\"to\":\"" TO "\",\"text\":{{ value | tojson }}}" },
@@ -118,13 +121,18 @@ static void check_payload(const char *topic, const char *payload, const struct w
     } else if (strcmp(component, "event") == 0) {
         const cJSON *types = cJSON_GetObjectItemCaseSensitive(o, "event_types");
         const char *vt = str(o, "value_template");
-        if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != 1 ||
-            !cJSON_IsString(cJSON_GetArrayItem(types, 0)))
-            fail_msg("%s: event_types must be a list of one string: %s", topic, payload);
-        /* The template's event_type is one of event_types. */
+        char *got_types = types ? cJSON_PrintUnformatted(types) : NULL;
+        bool types_ok = got_types && strcmp(got_types, w->event_types) == 0;
+        free(got_types);
+        if (!types_ok)
+            fail_msg("%s: event_types must be %s: %s", topic, w->event_types, payload);
+        /* The template's event_type is one of event_types: the one type,
+         * or the field that holds one of several. */
         char want_type[64];
         snprintf(want_type, sizeof(want_type), "event_type='%s'",
                  cJSON_GetArrayItem(types, 0)->valuestring);
+        if (cJSON_GetArraySize(types) > 1)
+            snprintf(want_type, sizeof(want_type), "event_type=value_json.");
         if (!vt || !strstr(vt, want_type) || !strstr(vt, "| tojson") ||
             !strstr(vt, w->template_has))
             fail_msg("%s: value_template must render {\"event_type\":...}: %s", topic, payload);
@@ -172,7 +180,7 @@ static void test_sensor_classes(void **state)
         { 0, "device_class", "signal_strength" }, { 0, "unit_of_measurement", "dBm" },
         { 0, "state_class", "measurement" },      { 0, "entity_category", "diagnostic" },
         { 1, "unit_of_measurement", "%" },        { 1, "state_class", "measurement" },
-        { 10, "entity_category", "config" },
+        { 11, "entity_category", "config" },   /* the restart button */
     };
     char topic[2048], *payload;
     (void)state;

@@ -854,6 +854,47 @@ static void test_sms_received(void **state)
     }
 }
 
+static void test_sms_report(void **state)
+{
+    static const struct {
+        uint8_t st;
+        const char *status;
+    } classes[] = {
+        { 0x00, "delivered" }, { 0x02, "delivered" }, { 0x1F, "delivered" },
+        { 0x20, "pending" },   { 0x21, "pending" },   { 0x3F, "pending" },
+        { 0x40, "failed" },    { 0x46, "failed" },    { 0x60, "failed" },
+        { 0x7F, "failed" },    { 0x80, "failed" },    { 0xFF, "failed" },
+    };
+    static const struct {
+        struct sms_report r;
+        const char *want;
+    } cases[] = {
+        { { 77, "+4917012345678", 0x00, "2026-03-14T09:26:58+01:00",
+            "2026-03-14T09:26:53+01:00", "\"s-1\"", 2, 3 },
+          "{\"reference\":77,\"to\":\"+4917012345678\",\"status\":\"delivered\",\"st\":0,"
+          "\"time\":\"2026-03-14T09:26:58+01:00\",\"submitted\":\"2026-03-14T09:26:53+01:00\","
+          "\"id\":\"s-1\",\"part\":2,\"parts\":3}" },
+        { { 3, "+4917012345678", 0x46, "2026-11-21T06:00:00+01:00", "", "42", 1, 1 },
+          "{\"reference\":3,\"to\":\"+4917012345678\",\"status\":\"failed\",\"st\":70,"
+          "\"time\":\"2026-11-21T06:00:00+01:00\",\"submitted\":null,\"id\":42,\"part\":1,"
+          "\"parts\":1}" },
+        /* Not an SMS the bridge knows: id null, no part/parts. */
+        { { 0, "0170\"1", 0x21, NULL, NULL, NULL, 0, 0 },
+          "{\"reference\":0,\"to\":\"0170\\\"1\",\"status\":\"pending\",\"st\":33,\"time\":null,"
+          "\"submitted\":null,\"id\":null}" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+        assert_string_equal(json_report_status(classes[i].st), classes[i].status);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = json_sms_report(&cases[i].r);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
+}
+
 static void test_remote_message(void **state)
 {
     (void)state;
@@ -980,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_result),
         cmocka_unit_test(test_error_set),
         cmocka_unit_test(test_sms_received),
+        cmocka_unit_test(test_sms_report),
         cmocka_unit_test(test_remote_message),
         cmocka_unit_test(test_event_error),
         cmocka_unit_test(test_base64_rfc4648),

@@ -72,6 +72,9 @@ struct cmd_rec {
 
 struct rx_rec {
     bool undecodable;
+    bool report;                  /* a status report: from is TP-RA, time TP-SCTS */
+    uint8_t mr, status;
+    char discharge[32];
     uint64_t token;
     char from[PDU_ADDR_MAX], smsc[PDU_ADDR_MAX], time[32];
     enum pdu_alphabet alphabet;
@@ -122,6 +125,9 @@ static struct {
 
     struct sent_rec sent[MAX_SENT];
     size_t n_sent;
+    /* Keys the owner recorded as acknowledged (cbs.acked). */
+    char acked[8][64];
+    size_t n_acked;
     /* sms_send's written hook: "<part>/<parts>@<commands recorded>" each. */
     char written[256];
 
@@ -366,6 +372,42 @@ static void on_undecodable(void *ctx, const char *pdu_hex, const char *reason, u
         sms_received_done(F.sms, token, F.sync_status);
 }
 
+static void on_report(void *ctx, const struct pdu_msg *m, uint64_t token)
+{
+    struct rx_rec *r;
+
+    assert_ptr_equal(ctx, &F);
+    assert_int_equal(m->type, PDU_STATUS_REPORT);
+    assert_true(F.n_rx < MAX_RX);
+    r = &F.rx[F.n_rx++];
+    memset(r, 0, sizeof(*r));
+    r->report = true;
+    r->token = token;
+    r->mr = m->mr;
+    r->status = m->status;
+    snprintf(r->from, sizeof(r->from), "%s", m->addr);
+    snprintf(r->time, sizeof(r->time), "%s", m->time);
+    snprintf(r->discharge, sizeof(r->discharge), "%s", m->discharge_time);
+    if (F.sync_status)
+        sms_received_done(F.sms, token, F.sync_status);
+}
+
+static bool on_acked_before(void *ctx, const char *key)
+{
+    assert_ptr_equal(ctx, &F);
+    for (size_t i = 0; i < F.n_acked; i++)
+        if (strcmp(F.acked[i], key) == 0)
+            return true;
+    return false;
+}
+
+static void on_acked(void *ctx, const char *key)
+{
+    assert_ptr_equal(ctx, &F);
+    assert_true(F.n_acked < 8);
+    snprintf(F.acked[F.n_acked++], sizeof(F.acked[0]), "%s", key);
+}
+
 static void on_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
 {
     struct sent_rec *s;
@@ -417,9 +459,15 @@ static void stop(void)
     }
 }
 
-static void start_with(const struct sms_opts *o)
+/* The owner's callbacks; with_acked: also the acknowledged-keys record
+ * (app.c keeps it in the journal). */
+static void start_cbs(const struct sms_opts *o, bool with_acked)
 {
-    static const struct sms_cbs cbs = { .received = on_received, .undecodable = on_undecodable };
+    const struct sms_cbs cbs = {
+        .received = on_received, .undecodable = on_undecodable, .report = on_report,
+        .acked_before = with_acked ? on_acked_before : NULL,
+        .acked = with_acked ? on_acked : NULL,
+    };
 
     stop();
     memset(&F, 0, sizeof(F));
@@ -428,15 +476,25 @@ static void start_with(const struct sms_opts *o)
     F.now = T0;
     F.sms = sms_new(FAKE_LOOP, FAKE_MODEM, o, &cbs, &F);
     assert_non_null(F.sms);
-    /* One table: +CMTI alone, +CMT with its PDU line. Nothing sent yet. */
+    /* One table: +CMTI and +CDSI alone, +CMT and +CDS with their PDU
+     * line. Nothing sent yet. */
     assert_int_equal(F.urc_tables, 1);
-    assert_int_equal(F.n_urcs, 2);
+    assert_int_equal(F.n_urcs, 4);
     assert_string_equal(F.urcs[0].prefix, "+CMTI:");
     assert_int_equal(F.urcs[0].extra_lines, 0);
     assert_string_equal(F.urcs[1].prefix, "+CMT:");
     assert_int_equal(F.urcs[1].extra_lines, 1);
+    assert_string_equal(F.urcs[2].prefix, "+CDSI:");
+    assert_int_equal(F.urcs[2].extra_lines, 0);
+    assert_string_equal(F.urcs[3].prefix, "+CDS:");
+    assert_int_equal(F.urcs[3].extra_lines, 1);
     assert_ptr_equal(F.urc_ctx, F.sms);
     assert_int_equal(F.n_cmds, 0);
+}
+
+static void start_with(const struct sms_opts *o)
+{
+    start_cbs(o, false);
 }
 
 static void start(void)
@@ -1839,6 +1897,181 @@ static void test_delete_queued_behind_listing(void **state)
     stop();
 }
 
+/* --- status reports ---------------------------------------------------------- */
+
+/* SMS-STATUS-REPORTs as the A7670 hands them over (no SMSC field):
+ * reference 77 to FROM, submitted at TIME_STR, delivered 5 s later; and
+ * reference 255, validity period expired (0x46) a week later, TP-PI 00. */
+#define REPORT_OK "00064D0C91947110325476621112600000406211126000504000"
+#define REPORT_OK_LEN 25
+#define REPORT_EXPIRED "0006FF0D91947110325476F862114160000040621112600000404600"
+#define REPORT_EXPIRED_LEN 27
+
+static void expect_report(const struct rx_rec *r, uint8_t mr, const char *to, uint8_t status)
+{
+    assert_true(r->report);
+    assert_int_equal(r->mr, mr);
+    assert_string_equal(r->from, to);
+    assert_int_equal(r->status, status);
+}
+
+/* +CDS (AT+CNMI ds=1): published; nothing stored, so nothing deleted and
+ * no key recorded. */
+static void test_report_cds(void **state)
+{
+    static const char *const hdrs[] = { "+CDS: 25", "+CDS:25", "+CDS:  25" };
+    struct sms_opts o = default_opts();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        start_cbs(&o, true);
+        go_ready();
+        urc(hdrs[i], REPORT_OK);
+        assert_int_equal(F.n_rx, 1);
+        expect_report(&F.rx[0], 77, FROM, 0x00);
+        assert_string_equal(F.rx[0].time, TIME_STR);
+        assert_string_equal(F.rx[0].discharge, "2026-11-21T06:00:05+01:00");
+        sms_received_done(F.sms, F.rx[0].token, 0);
+        EXPECT_CMDS(1, NULL);
+        assert_int_equal(F.n_acked, 0);
+        stop();
+    }
+    /* A length that does not parse, or that is not the PDU's: dropped
+     * (the latter as an undecodable PDU, like a +CMT). */
+    start();
+    go_ready();
+    urc("+CDS: ", REPORT_OK);
+    urc("+CDS: x", REPORT_OK);
+    assert_int_equal(F.n_rx, 0);
+    urc("+CDS: 24", REPORT_OK);
+    assert_int_equal(F.n_rx, 1);
+    assert_true(F.rx[0].undecodable);
+    EXPECT_CMDS(1, NULL);
+}
+
+/* +CDSI (ds=2): read, published, deleted after the ack, also with
+ * keep_on_sim (that keeps messages; reports would fill the SIM). */
+static void test_report_cdsi(void **state)
+{
+    struct sms_opts o = default_opts();
+    struct lines l = { 0 };
+
+    (void)state;
+    o.keep_on_sim = true;
+    start_cbs(&o, true);
+    sms_modem_ready(F.sms, true);
+    ok("AT+CMGL=0");
+    urc("+CDSI: \"SM\",4", NULL);
+    EXPECT_CMDS(1, "AT+CMGR=4");
+    lines_add(&l, "+CMGR: 0,,%d", REPORT_EXPIRED_LEN);
+    lines_add(&l, "%s", REPORT_EXPIRED);
+    reply("AT+CMGR=4", AT_FINAL_OK, &l);
+    assert_int_equal(F.n_rx, 1);
+    expect_report(&F.rx[0], 255, "+4917012345678", 0x46);
+    assert_string_equal(F.rx[0].discharge, "2026-11-21T06:00:00+01:00");
+    EXPECT_CMDS(1, "AT+CMGR=4");                 /* not before the ack */
+    sms_received_done(F.sms, F.rx[0].token, 0);
+    EXPECT_CMDS(1, "AT+CMGR=4", "AT+CMGD=4");
+    assert_int_equal(F.n_acked, 1);              /* recorded before the delete */
+    assert_non_null(strstr(F.acked[0], "@4"));
+    /* A report in the module's own "SR" store is not ours to read. */
+    urc("+CDSI: \"SR\",2", NULL);
+    urc("+CDSI: \"SM\",x", NULL);
+    EXPECT_CMDS(1, "AT+CMGR=4", "AT+CMGD=4");
+}
+
+/* Found by the listing next to a message; a failed publish keeps it on
+ * the SIM and the next drain publishes it again. */
+static void test_report_listed(void **state)
+{
+    struct msg m;
+    struct lines l = { 0 };
+
+    (void)state;
+    start();
+    make_deliver(&m, FROM, "hello", 0);
+    sms_modem_ready(F.sms, true);
+    lines_add(&l, "+CMGL: 1,1,,%zu", m.p[0].tpdu_len);
+    lines_add(&l, "%s", m.p[0].hex);
+    lines_add(&l, "+CMGL: 2,0,,%d", REPORT_OK_LEN);
+    lines_add(&l, "%s", REPORT_OK);
+    reply("AT+CMGL=4", AT_FINAL_OK, &l);
+    assert_int_equal(F.n_rx, 2);
+    expect_rx(&F.rx[0], FROM, "hello", 1);
+    expect_report(&F.rx[1], 77, FROM, 0x00);
+    sms_received_done(F.sms, F.rx[0].token, 0);
+    sms_received_done(F.sms, F.rx[1].token, -ENOTCONN);
+    EXPECT_CMDS(0, "AT+CMGL=4", "AT+CMGD=1");
+    sms_drain(F.sms);
+    assert_int_equal(F.n_rx, 3);
+    expect_report(&F.rx[2], 77, FROM, 0x00);
+    /* The listing that follows does not take index 2 a second time. */
+    memset(&l, 0, sizeof(l));
+    lines_add(&l, "+CMGL: 2,1,,%d", REPORT_OK_LEN);
+    lines_add(&l, "%s", REPORT_OK);
+    reply("AT+CMGD=1", AT_FINAL_OK, NULL);
+    reply("AT+CMGL=4", AT_FINAL_OK, &l);
+    assert_int_equal(F.n_rx, 3);
+    sms_received_done(F.sms, F.rx[2].token, 0);
+    EXPECT_CMDS(0, "AT+CMGL=4", "AT+CMGD=1", "AT+CMGL=4", "AT+CMGD=2");
+}
+
+/* Killed between the ack and the delete: after the restart the report is
+ * deleted, not published twice. */
+static void test_report_acked_before_restart(void **state)
+{
+    struct sms_opts o = default_opts();
+    struct lines l = { 0 };
+    char key[64];
+
+    (void)state;
+    lines_add(&l, "+CMGL: 5,1,,%d", REPORT_EXPIRED_LEN);
+    lines_add(&l, "%s", REPORT_EXPIRED);
+    start_cbs(&o, true);
+    sms_modem_ready(F.sms, true);
+    reply("AT+CMGL=4", AT_FINAL_OK, &l);
+    assert_int_equal(F.n_rx, 1);
+    sms_received_done(F.sms, F.rx[0].token, 0);
+    EXPECT_CMDS(0, "AT+CMGL=4", "AT+CMGD=5");
+    assert_int_equal(F.n_acked, 1);
+    snprintf(key, sizeof(key), "%s", F.acked[0]);
+
+    start_cbs(&o, true);                         /* the restart: AT+CMGD never ran */
+    snprintf(F.acked[F.n_acked++], sizeof(F.acked[0]), "%s", key);
+    sms_modem_ready(F.sms, true);
+    reply("AT+CMGL=4", AT_FINAL_OK, &l);
+    assert_int_equal(F.n_rx, 0);
+    EXPECT_CMDS(0, "AT+CMGL=4", "AT+CMGD=5");
+}
+
+/* sms.delivery_reports: TP-SRR on every SMS; the result says a report
+ * will come, and to whom the SMS went. */
+static void test_send_delivery_reports(void **state)
+{
+    struct sms_opts o = default_opts();
+    struct pdu_msg pm;
+    struct lines l = { 0 };
+
+    (void)state;
+    lines_add(&l, "+CMGS: 9");
+    for (int on = 0; on <= 1; on++) {
+        o.delivery_reports = on;
+        start_with(&o);
+        send_text(FROM, "Hello", false, false);
+        expect_submit(&F.cmds[0], FROM, "Hello", &pm);
+        assert_int_equal(pm.status_report, on);
+        reply(F.cmds[0].cmd, AT_FINAL_OK, &l);
+        assert_true(F.sent[0].ok);
+        assert_int_equal(F.sent[0].res.report, on);
+        assert_string_equal(F.sent[0].res.to, FROM);
+        send_text(FROM, "Hello", false, true);   /* "report": true */
+        expect_submit(&F.cmds[1], FROM, "Hello", &pm);
+        assert_true(pm.status_report);
+        reply(F.cmds[1].cmd, AT_FINAL_OK, &l);
+        assert_true(F.sent[1].res.report);
+    }
+}
+
 /* sms_free with messages in reassembly, publishing, reads and sends in
  * flight: no leak (ASan / valgrind), every timer cancelled. */
 static void test_free_busy(void **state)
@@ -1888,6 +2121,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_modem_gone_mid_read, teardown),
         cmocka_unit_test_teardown(test_cmti_while_not_ready, teardown),
         cmocka_unit_test_teardown(test_delete_queued_behind_listing, teardown),
+        cmocka_unit_test_teardown(test_report_cds, teardown),
+        cmocka_unit_test_teardown(test_report_cdsi, teardown),
+        cmocka_unit_test_teardown(test_report_listed, teardown),
+        cmocka_unit_test_teardown(test_report_acked_before_restart, teardown),
+        cmocka_unit_test_teardown(test_send_delivery_reports, teardown),
         cmocka_unit_test_teardown(test_free_busy, teardown),
     };
 
