@@ -83,6 +83,7 @@ struct held {
     uint8_t *correlation;
     size_t correlation_len;
     uint64_t seq;
+    unsigned started;             /* replayed: its journal started mark (dispatch) */
 };
 
 /* A result until the broker acknowledged it; also kept in the journal
@@ -971,6 +972,8 @@ static bool forward_local(struct app *a, const struct mqtt_link_msg *m)
     return matched;
 }
 
+/* --- SMS ------------------------------------------------------------------------ */
+
 /* A sent SMS that asked for reports: remembered, so that each report can
  * name the command. Only the id is needed, not the command. */
 static void remember_references(const struct command *cmd, const struct sms_send_result *res)
@@ -986,49 +989,226 @@ static void remember_references(const struct command *cmd, const struct sms_send
                  strerror(-r));
 }
 
-static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
-{
-    struct command *cmd = ctx;
-    cJSON *data, *refs;
+/* The started mark of recipient i's part p (1-based) in the journal:
+ * i * SMS_MARK_STRIDE + p. A single "to" is recipient 0, so its marks are
+ * its part numbers, as journals written before lists existed hold them. */
+#define SMS_MARK_STRIDE 256
+_Static_assert(SMS_MARK_STRIDE > PDU_PARTS_MAX, "a part number must fit below the stride");
 
-    count(cmd->app, err ? STATS_SMS_FAILED : STATS_SMS_SENT);
-    if (err) {
-        command_finish(cmd, NULL, err);
+static const char STOPPED_MSG[] = "the bridge stopped while running this command; it may have "
+                                  "taken effect and is not repeated";
+
+/* One B/sms/send: its recipients one after another (the next only when
+ * the previous one's SMS is answered), one result. */
+struct sms_cmd {
+    struct command *cmd;
+    cJSON *root;                  /* a copy of the payload: req borrows from it */
+    struct sms_send_req req;
+    size_t current;               /* the recipient being sent */
+    cJSON *recipients;            /* "to" as an array: the outcome of each so far */
+    size_t failed;
+    const char *first_code;       /* the first failed recipient's error code (static) */
+};
+
+static void sms_cmd_free(struct sms_cmd *sc)
+{
+    cJSON_Delete(sc->root);
+    cJSON_Delete(sc->recipients);
+    free(sc);
+}
+
+static void sms_add_sent(cJSON *obj, const struct sms_send_result *res)
+{
+    cJSON *refs;
+
+    cJSON_AddNumberToObject(obj, "parts", res->parts);
+    refs = cJSON_AddArrayToObject(obj, "references");
+    for (unsigned i = 0; refs && i < res->n_references; i++)
+        cJSON_AddItemToArray(refs, cJSON_CreateNumber(res->references[i]));
+}
+
+/* The bridge stopped while part `part` of an SMS was being written: the
+ * parts before it went out (each waited for the previous one's +CMGS),
+ * that one may have. Sets err; returns the parts surely sent. */
+static unsigned sms_interrupted(struct json_error *err, unsigned part)
+{
+    json_error_set(err, "unavailable",
+                   "the bridge stopped while sending part %u; parts 1-%u were sent, part %u "
+                   "may have been; nothing is sent again",
+                   part, part - 1, part);
+    return part - 1;
+}
+
+/* The current recipient's outcome goes into "recipients"; parts_sent > 0
+ * adds that member (an interrupted multipart SMS). */
+static void sms_recipient_done(struct sms_cmd *sc, const struct sms_send_result *res,
+                               const struct json_error *err, unsigned parts_sent)
+{
+    cJSON *r = cJSON_CreateObject();
+
+    if (err && sc->failed++ == 0)
+        sc->first_code = err->code;
+    if (!r || !cJSON_AddItemToArray(sc->recipients, r)) {
+        cJSON_Delete(r);
+        log_error("out of memory; the outcome for %s is missing from the result",
+                  sc->req.recipients[sc->current]);
         return;
     }
-    remember_references(cmd, res);
-    data = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "to", sc->req.recipients[sc->current]);
+    cJSON_AddBoolToObject(r, "ok", err == NULL);
+    if (parts_sent > 0)
+        cJSON_AddNumberToObject(r, "parts_sent", parts_sent);
+    if (err)
+        json_add_error(r, err);
+    else
+        sms_add_sent(r, res);
+}
+
+/* Every recipient answered: "ok" only when each succeeded; else the
+ * error is the first failure's code, the details are per recipient. */
+static void sms_cmd_finish_list(struct sms_cmd *sc)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    cJSON *data = cJSON_CreateObject();
+
     if (data) {
-        cJSON_AddNumberToObject(data, "parts", res->parts);
-        refs = cJSON_AddArrayToObject(data, "references");
-        for (unsigned i = 0; refs && i < res->n_references; i++)
-            cJSON_AddItemToArray(refs, cJSON_CreateNumber(res->references[i]));
+        cJSON_AddItemToObject(data, "recipients", sc->recipients);
+        sc->recipients = NULL;
     }
-    command_finish(cmd, data, NULL);
+    if (sc->failed)
+        json_error_set(&err, sc->first_code, "%zu of %zu recipients failed (see recipients)",
+                       sc->failed, sc->req.n_recipients);
+    command_finish(sc->cmd, data, sc->failed ? &err : NULL);
+    sms_cmd_free(sc);
+}
+
+static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err);
+static void sms_part_written(void *ctx, unsigned part, unsigned n_parts);
+
+/* Sends to the current recipient, or answers when none is left. A
+ * recipient refused at once (not allowed, rate limit) is answered inside
+ * sms_send: the next follows from there. */
+static void sms_cmd_next(struct sms_cmd *sc)
+{
+    if (sc->current == sc->req.n_recipients) {
+        sms_cmd_finish_list(sc);
+        return;
+    }
+    sc->req.to = sc->req.recipients[sc->current];
+    sms_send(sc->cmd->app->sms, &sc->req, sms_sent, sms_part_written, sc);
+}
+
+static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
+{
+    struct sms_cmd *sc = ctx;
+    cJSON *data;
+
+    count(sc->cmd->app, err ? STATS_SMS_FAILED : STATS_SMS_SENT);
+    if (!err)
+        remember_references(sc->cmd, res);
+    if (sc->req.to_list) {
+        sms_recipient_done(sc, res, err, 0);
+        sc->current++;
+        sms_cmd_next(sc);
+        return;
+    }
+    data = err ? NULL : cJSON_CreateObject();
+    if (data)
+        sms_add_sent(data, res);
+    command_finish(sc->cmd, data, err);
+    sms_cmd_free(sc);
 }
 
 /* A part's AT+CMGS is about to be written: from here it may leave, and a
  * crash must not send it again. Queued in the bridge it is not started. */
 static void sms_part_written(void *ctx, unsigned part, unsigned n_parts)
 {
-    struct command *cmd = ctx;
+    struct sms_cmd *sc = ctx;
+    struct command *cmd = sc->cmd;
 
     (void)n_parts;
     if (cmd->seq)
-        journal_started(cmd->app->journal, cmd->seq, part);
+        journal_started(cmd->app->journal, cmd->seq,
+                        (unsigned)sc->current * SMS_MARK_STRIDE + part);
+}
+
+/* A replayed command the bridge had begun: nothing that may have gone out
+ * goes again. One "to": answered unavailable. A list: the recipients up
+ * to the one being sent are answered unavailable (those before it were
+ * done, but their outcomes were not stored), the rest are sent now. */
+static void sms_cmd_resume(struct sms_cmd *sc, unsigned mark)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    size_t k = (mark - 1) / SMS_MARK_STRIDE;
+    unsigned part = (mark - 1) % SMS_MARK_STRIDE + 1;
+
+    if (!sc->req.to_list) {
+        cJSON *data = part > 1 ? cJSON_CreateObject() : NULL;
+
+        if (part > 1)
+            cJSON_AddNumberToObject(data, "parts_sent", sms_interrupted(&err, part));
+        else
+            json_error_set(&err, "unavailable", "%s", STOPPED_MSG);
+        command_finish(sc->cmd, data, &err);
+        sms_cmd_free(sc);
+        return;
+    }
+    if (k >= sc->req.n_recipients)
+        k = sc->req.n_recipients - 1;
+    log_warn("sms: the bridge stopped while sending to %s; recipients 1-%zu are not sent again",
+             sc->req.recipients[k], k + 1);
+    for (sc->current = 0; sc->current < k; sc->current++) {
+        json_error_set(&err, "unavailable",
+                       "the bridge stopped while sending to a later recipient; this one's "
+                       "outcome is unknown (it may have been sent) and it is not sent again");
+        sms_recipient_done(sc, NULL, &err, 0);
+    }
+    if (part > 1) {
+        unsigned sent = sms_interrupted(&err, part);
+        sms_recipient_done(sc, NULL, &err, sent);
+    } else {
+        json_error_set(&err, "unavailable",
+                       "the bridge stopped while sending to this recipient; it may have been "
+                       "sent and is not sent again");
+        sms_recipient_done(sc, NULL, &err, 0);
+    }
+    sc->current = k + 1;
+    sms_cmd_next(sc);
+}
+
+/* B/sms/send; started: the journal's mark when the bridge had begun it
+ * before a restart (sms_cmd_resume), else 0. */
+static void sms_cmd_run(struct command *cmd, const cJSON *root, unsigned started)
+{
+    struct json_error err = { .cme = -1, .cms = -1 };
+    struct sms_cmd *sc = calloc(1, sizeof(*sc));
+
+    if (!sc || !(sc->root = cJSON_Duplicate(root, true))) {
+        free(sc);
+        finish_error(cmd, "busy", "out of memory");
+        return;
+    }
+    sc->cmd = cmd;
+    if (json_parse_sms_send(sc->root, &sc->req, &err) < 0) {
+        command_finish(cmd, NULL, &err);
+        sms_cmd_free(sc);
+        return;
+    }
+    if (sc->req.to_list && !(sc->recipients = cJSON_CreateArray())) {
+        finish_error(cmd, "busy", "out of memory");
+        sms_cmd_free(sc);
+        return;
+    }
+    if (started)
+        sms_cmd_resume(sc, started);
+    else
+        sms_cmd_next(sc);
 }
 
 static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root)
 {
-    static const char *const fields[] = { "to", "text", "flash", "report", NULL };
-    struct json_error err = { .cme = -1, .cms = -1 };
-    struct sms_send_req req;
-
-    if (json_check_fields(root, fields, &err) < 0 || json_parse_sms_send(root, &req, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    sms_send(a->sms, &req, sms_sent, sms_part_written, cmd);
+    (void)a;
+    sms_cmd_run(cmd, root, 0);
 }
 
 static void at_sent(void *ctx, const struct at_response *rsp)
@@ -1154,10 +1334,10 @@ static struct command *command_new(struct app *a, const struct held *h)
     return cmd;
 }
 
-/* started_part > 0: the command had begun when the bridge stopped
- * (journal; for an SMS, the part whose AT+CMGS was written last): it is
- * answered, never run a second time. */
-static void dispatch(struct app *a, const struct held *h, unsigned started_part)
+/* h->started > 0: the command had begun when the bridge stopped
+ * (journal; for an SMS, the part whose AT+CMGS was written last): what
+ * may have taken effect is answered, never run a second time. */
+static void dispatch(struct app *a, const struct held *h)
 {
     const struct route *r = find_route(a, h->topic);
     struct json_error err = { .cme = -1, .cms = -1 };
@@ -1180,23 +1360,10 @@ static void dispatch(struct app *a, const struct held *h, unsigned started_part)
         command_finish(cmd, NULL, &err);
         return;
     }
-    if (started_part > 1) {
-        struct json_error e = { .cme = -1, .cms = -1 };
-        cJSON *data = cJSON_CreateObject();
-
-        /* Parts before it went out (each waited for the previous one's
-         * +CMGS); that one may have. */
-        json_error_set(&e, "unavailable",
-                       "the bridge stopped while sending part %u; parts 1-%u were sent, part %u "
-                       "may have been; nothing is sent again",
-                       started_part, started_part - 1, started_part);
-        if (data)
-            cJSON_AddNumberToObject(data, "parts_sent", started_part - 1);
-        command_finish(cmd, data, &e);
-    } else if (started_part == 1) {
-        finish_error(cmd, "unavailable",
-                     "the bridge stopped while running this command; it may have taken "
-                     "effect and is not repeated");
+    if (h->started > 0 && r->handle == cmd_sms_send) {
+        sms_cmd_run(cmd, root, h->started);
+    } else if (h->started > 0) {
+        finish_error(cmd, "unavailable", STOPPED_MSG);
     } else if (!(r->flags & ROUTE_ANY_STATE) && not_ready_reason(a)) {
         /* Nothing reaches the line: the answer is known now. */
         finish_error(cmd, "unavailable", not_ready_reason(a));
@@ -1260,7 +1427,7 @@ static void run_held(struct app *a)
         struct held *h = a->held;
         a->held = h->next;
         a->n_held--;
-        dispatch(a, h, 0);
+        dispatch(a, h);
         held_free(h);
     }
     a->held_tail = &a->held;
@@ -1271,7 +1438,7 @@ static void take(struct app *a, struct held *h)
     const struct route *r = find_route(a, h->topic);
 
     if (!modem_starting(a) || (r && (r->flags & ROUTE_NO_MODEM))) {
-        dispatch(a, h, 0);
+        dispatch(a, h);
         held_free(h);
         return;
     }
@@ -1282,7 +1449,7 @@ static void take(struct app *a, struct held *h)
         a->n_held--;
         if (!a->held)
             a->held_tail = &a->held;
-        dispatch(a, oldest, 0);
+        dispatch(a, oldest);
         held_free(oldest);
     }
     h->next = NULL;
@@ -1505,12 +1672,32 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
     take(a, h);
 }
 
+/* A replayed B/sms/send, begun before the restart, with recipients it had
+ * not begun to send to: those are sent, so it waits for the modem like a
+ * new command. */
+static bool sms_recipients_left(const struct app *a, const struct held *h)
+{
+    const struct route *r = find_route(a, h->topic);
+    struct json_error err;
+    struct sms_send_req req;
+    const cJSON *id;
+    cJSON *root;
+    bool left = false;
+
+    if (!r || r->handle != cmd_sms_send)
+        return false;
+    root = json_parse_command(h->payload, h->len, &id, &err);
+    if (root && json_parse_sms_send(root, &req, &err) == 0)
+        left = req.to_list && (h->started - 1) / SMS_MARK_STRIDE + 1 < req.n_recipients;
+    cJSON_Delete(root);
+    return left;
+}
+
 static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *payload, size_t len)
 {
     struct app *a = ctx;
     uint8_t *blob = NULL;
     size_t blen = 0;
-    unsigned started;
     struct held *h;
 
     /* Answered before the restart, not yet acknowledged by the broker:
@@ -1534,17 +1721,18 @@ static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *pay
     h = held_new(t, payload, len, NULL, NULL, 0, seq);
     if (!h)
         return;
-    started = journal_started_part(a->journal, seq);
-    if (started > 0) {
+    h->started = journal_started_part(a->journal, seq);
+    if (h->started > 0 && !sms_recipients_left(a, h)) {
         log_warn("journal: command %llu on %s was running when the bridge stopped; "
                  "answering it without running it again",
                  (unsigned long long)seq, t);
-        dispatch(a, h, started);
+        dispatch(a, h);
         held_free(h);
         return;
     }
-    log_info("journal: running command %llu on %s (accepted before a restart)",
-             (unsigned long long)seq, t);
+    log_info("journal: running command %llu on %s (accepted before a restart%s)",
+             (unsigned long long)seq, t,
+             h->started ? "; only to the recipients it had not begun to send to" : "");
     take(a, h);
 }
 

@@ -294,17 +294,25 @@ static const char *check_at_command(const char *s)
     return NULL;
 }
 
-/* "*", "+*", "+49*", or an E.164 number "+4917012345678". */
+static bool is_e164(const char *s)
+{
+    return s[0] == '+' && s[1] != '0' && all_digits(s + 1, 7, 15);
+}
+
+/* "*" (every E.164 number), an E.164 number "+4917012345678" or prefix
+ * ("+*", "+49*"), a national number or short code of 2-20 digits ("8888",
+ * "0171...") or a digit prefix ("0*", "11*"). A number without '+' is
+ * allowed only by an entry without '+': "*" does not reach short codes,
+ * which can cost money or subscribe to services. */
 static const char *check_allow(const char *s)
 {
-    static const char why[] = "expected E.164 number or prefix ending in '*'";
+    static const char why[] = "expected an E.164 number, a national number or short code of "
+                              "2-20 digits, or a prefix of either ending in '*'";
     size_t n = strlen(s);
 
     if (strcmp(s, "*") == 0)
         return NULL;
-    if (n < 2 || s[0] != '+')
-        return why;
-    if (s[n - 1] == '*') {
+    if (n >= 2 && s[0] == '+' && s[n - 1] == '*') {
         size_t digits = n - 2;
         if (digits > 15 || (digits > 0 && s[1] == '0'))
             return why;
@@ -313,9 +321,15 @@ static const char *check_allow(const char *s)
                 return why;
         return NULL;
     }
-    if (s[1] == '0' || !all_digits(s + 1, 7, 15))
-        return why;
-    return NULL;
+    if (n >= 2 && s[n - 1] == '*') {
+        char body[24];
+        if (n - 1 >= sizeof body)
+            return why;
+        memcpy(body, s, n - 1);
+        body[n - 1] = '\0';
+        return all_digits(body, 1, 20) ? NULL : why;
+    }
+    return is_e164(s) || all_digits(s, 2, 20) ? NULL : why;
 }
 
 /* An allow_to entry that is "*" or a prefix ("+49*"): its only '*' is the
@@ -336,8 +350,9 @@ static const char *check_call_allow(const char *s)
     size_t n = strlen(s);
 
     if (!strpbrk(s, "*#") || (n > 0 && allow_is_prefix(s, n)))
-        return check_allow(s) ? "expected an E.164 number, a prefix ending in '*' or a "
-                                "service code of digits, '*' and '#'"
+        return check_allow(s) ? "expected an E.164 number, a national number or short code of "
+                                "2-20 digits, a prefix of either ending in '*', or a service "
+                                "code of digits, '*' and '#'"
                               : NULL;
     const char *p = s[0] == '+' ? s + 1 : s;
     if (!*p || strspn(p, "0123456789*#") != strlen(p) || strlen(p) > CALL_CODE_MAX)
@@ -350,7 +365,7 @@ static const char *check_call_allow(const char *s)
  * command template (mqtt/hass.c), so it must hold no quote or brace. */
 static const char *check_e164(const char *s)
 {
-    if (s[0] != '+' || s[1] == '0' || !all_digits(s + 1, 7, 15))
+    if (!is_e164(s))
         return "expected an E.164 number, e.g. +4917012345678";
     return NULL;
 }
@@ -1505,8 +1520,11 @@ bool config_number_allowed(char *const *allow, size_t n, const char *number)
         size_t len = e ? strlen(e) : 0;
         if (len == 0)
             continue;
-        if (allow_is_prefix(e, len) ? !code && strncmp(number, e, len - 1) == 0
-                                    : strcmp(number, e) == 0)
+        /* "*" alone: E.164 numbers only; a national number or short code
+         * must be listed, exactly or by a digit prefix. */
+        if (strcmp(e, "*") == 0 ? is_e164(number)
+            : allow_is_prefix(e, len) ? !code && strncmp(number, e, len - 1) == 0
+                                      : strcmp(number, e) == 0)
             return true;
     }
     return false;

@@ -47,7 +47,7 @@ struct config {
         int command_timeout_ms;
     } modem;
     struct {
-        char **allow_to;       /* E.164 numbers or prefixes ending in '*' */
+        char **allow_to;       /* numbers or prefixes ending in '*' (config_number_allowed) */
         size_t n_allow_to;
         int max_parts;         /* 1-16 */
         int rate_per_hour;     /* 1-100000 SMS per sliding hour */
@@ -132,8 +132,16 @@ int config_load(struct config *cfg, const struct config_cli *cli, char *err, siz
 /* Frees (and wipes the secrets); safe on a zeroed struct, and again. */
 void config_free(struct config *cfg);
 
-/* allow_to matching: exact E.164 or a prefix ending in '*' ("*" = all).
- * false for NULL or "" and for n == 0 (an empty list allows none). */
+/* allow_to matching: an exact entry, or a prefix ending in '*' ("+49*",
+ * "0*"); "*" alone matches every E.164 number ("+" and 7-15 digits) and
+ * nothing else, so a national number or short code must be listed. A
+ * service code ('*' or '#' in number) matches its exact entry only. false
+ * for NULL or "" and for n == 0 (an empty list allows none). */
 bool config_number_allowed(char *const *allow, size_t n, const char *number);
+/* The message for a number without '+' that allow_to refused: the number,
+ * then the list's key ("sms.allow_to"). */
+#define CONFIG_NOT_LISTED_FMT                                                          \
+    "to \"%s\": national numbers and short codes must be listed in %s, exactly or by a " \
+    "digit prefix such as \"0*\" (\"*\" allows E.164 numbers only)"
 
 #endif

@@ -785,6 +785,9 @@ void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx)
                            "'to' %s is a service code (it can change call forwarding or "
                            "barring); list it exactly in calls.allow_to to dial it",
                            to);
+        else if (to[0] != '+')
+            json_error_set(&err, "not_allowed",
+                           CONFIG_NOT_LISTED_FMT, to, "calls.allow_to");
         else
             json_error_set(&err, "not_allowed", "'to' is not in calls.allow_to");
         cb(ctx, &err);

@@ -874,7 +874,11 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
     int r;
 
     if (!config_number_allowed(sms->opts.allow_to, sms->opts.n_allow_to, req->to)) {
-        json_error_set(&err, "not_allowed", "'to' %s is not in sms.allow_to", req->to);
+        if (req->to[0] == '+')
+            json_error_set(&err, "not_allowed", "'to' %s is not in sms.allow_to", req->to);
+        else
+            json_error_set(&err, "not_allowed",
+                           CONFIG_NOT_LISTED_FMT, req->to, "sms.allow_to");
         goto fail;
     }
     r = pdu_count_parts(req->text, req->text_len, false, &n_parts, &alphabet);

@@ -22,7 +22,10 @@
 #include "core/topic.h"
 #include "core/utf8.h"
 
-static const char INVALID_NUMBER_MSG[] = "'to' must be E.164, e.g. +4917012345678";
+/* %s: the field ("to", "to[2]"). */
+#define INVALID_NUMBER_FMT                                                                   \
+    "'%s' must be E.164, e.g. +4917012345678, or a national number or short code of 2-20 " \
+    "digits"
 
 /* A growable output buffer; an allocation failure is remembered and
  * reported once at the end. */
@@ -378,26 +381,6 @@ static int get_qos(const cJSON *root, int *out, struct json_error *err)
     return 0;
 }
 
-/* "to": present and a string (invalid_request), E.164 (invalid_number). */
-static int get_number(const cJSON *root, const char **to, struct json_error *err)
-{
-    const cJSON *it = field(root, "to");
-    if (!it) {
-        json_error_set(err, "invalid_request", "missing field 'to'");
-        return -EINVAL;
-    }
-    if (!cJSON_IsString(it)) {
-        json_error_set(err, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
-        return -EINVAL;
-    }
-    if (!json_is_e164(it->valuestring)) {
-        json_error_set(err, "invalid_number", "%s", INVALID_NUMBER_MSG);
-        return -EINVAL;
-    }
-    *to = it->valuestring;
-    return 0;
-}
-
 /* Every character of s in set, length min..max. */
 static bool only_chars(const char *s, const char *set, size_t min, size_t max)
 {
@@ -405,12 +388,88 @@ static bool only_chars(const char *s, const char *set, size_t min, size_t max)
     return n >= min && n <= max && strspn(s, set) == n;
 }
 
+bool json_is_sms_number(const char *s)
+{
+    return json_is_e164(s) || (s && s[0] != '+' && only_chars(s, "0123456789", 2, 20));
+}
+
+/* One recipient: a string (invalid_request) that json_is_sms_number
+ * accepts (invalid_number). name: "to" or "to[i]". */
+static int get_recipient(const cJSON *it, const char *name, const char **to,
+                         struct json_error *err)
+{
+    if (!cJSON_IsString(it)) {
+        json_error_set(err, "invalid_request", "'%s' must be a string, e.g. \"+4917012345678\"",
+                       name);
+        return -EINVAL;
+    }
+    if (!json_is_sms_number(it->valuestring)) {
+        json_error_set(err, "invalid_number", INVALID_NUMBER_FMT, name);
+        return -EINVAL;
+    }
+    *to = it->valuestring;
+    return 0;
+}
+
+/* "to": one number, or an array of 1-JSON_SMS_RECIPIENTS_MAX distinct
+ * ones. Any bad entry refuses the whole request: a list is checked
+ * before anything is sent. The same number twice is refused too: it
+ * would get the SMS twice, and its two results could not be told apart. */
+static int get_recipients(const cJSON *root, struct sms_send_req *req, struct json_error *err)
+{
+    const cJSON *it = field(root, "to");
+    char name[16];
+    size_t n = 0;
+
+    if (!it) {
+        json_error_set(err, "invalid_request", "missing field 'to'");
+        return -EINVAL;
+    }
+    if (cJSON_IsString(it)) {
+        if (get_recipient(it, "to", &req->recipients[0], err) < 0)
+            return -EINVAL;
+        req->n_recipients = 1;
+        req->to = req->recipients[0];
+        return 0;
+    }
+    if (!cJSON_IsArray(it)) {
+        json_error_set(err, "invalid_request",
+                       "'to' must be a string, e.g. \"+4917012345678\", or an array of 1-%d of "
+                       "them",
+                       JSON_SMS_RECIPIENTS_MAX);
+        return -EINVAL;
+    }
+    for (const cJSON *e = it->child; e; e = e->next)
+        n++;
+    if (n == 0 || n > JSON_SMS_RECIPIENTS_MAX) {
+        json_error_set(err, "invalid_request", "'to' must list 1-%d numbers, not %zu",
+                       JSON_SMS_RECIPIENTS_MAX, n);
+        return -EINVAL;
+    }
+    n = 0;
+    for (const cJSON *e = it->child; e; e = e->next, n++) {
+        snprintf(name, sizeof name, "to[%zu]", n);
+        if (get_recipient(e, name, &req->recipients[n], err) < 0)
+            return -EINVAL;
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(req->recipients[k], req->recipients[n]) == 0) {
+                json_error_set(err, "invalid_request", "'to' lists \"%s\" twice",
+                               req->recipients[n]);
+                return -EINVAL;
+            }
+    }
+    req->n_recipients = n;
+    req->to_list = true;
+    req->to = req->recipients[0];
+    return 0;
+}
+
 int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json_error *err)
 {
     static const char *const allowed[] = {"to", "text", "flash", "report", NULL};
 
     memset(req, 0, sizeof *req);
-    if (json_check_fields(root, allowed, err) || get_number(root, &req->to, err) ||
+    if (json_check_fields(root, allowed, err) || get_recipients(root, req, err) ||
         get_string(root, "text", true, &req->text, err))
         return -EINVAL;
     if (req->text[0] == '\0') {
@@ -719,6 +778,18 @@ int json_parse_at_send(const cJSON *root, const char **command, struct json_erro
 
 /* ---- results and events ------------------------------------------------ */
 
+int json_add_error(cJSON *obj, const struct json_error *err)
+{
+    cJSON *e = cJSON_AddObjectToObject(obj, "error");
+
+    if (!e || !cJSON_AddStringToObject(e, "code", err->code ? err->code : "modem_error") ||
+        (err->cme >= 0 && !cJSON_AddNumberToObject(e, "cme", err->cme)) ||
+        (err->cms >= 0 && !cJSON_AddNumberToObject(e, "cms", err->cms)) ||
+        !cJSON_AddStringToObject(e, "message", err->message))
+        return -ENOMEM;
+    return 0;
+}
+
 char *json_result(const cJSON *id, cJSON *data, const struct json_error *err)
 {
     char *out = NULL;
@@ -741,17 +812,8 @@ char *json_result(const cJSON *id, cJSON *data, const struct json_error *err)
             goto out;
         }
     }
-    if (err) {
-        cJSON *e = cJSON_AddObjectToObject(res, "error");
-        if (!e || !cJSON_AddStringToObject(e, "code", err->code ? err->code : "modem_error"))
-            goto out;
-        if (err->cme >= 0 && !cJSON_AddNumberToObject(e, "cme", err->cme))
-            goto out;
-        if (err->cms >= 0 && !cJSON_AddNumberToObject(e, "cms", err->cms))
-            goto out;
-        if (!cJSON_AddStringToObject(e, "message", err->message))
-            goto out;
-    }
+    if (err && json_add_error(res, err) < 0)
+        goto out;
     out = utf8_fix(cJSON_PrintUnformatted(res));
 out:
     cJSON_Delete(res);

@@ -58,17 +58,34 @@ int json_check_fields(const cJSON *root, const char *const *allowed, struct json
 /* +<7..15 digits>, first digit not 0. */
 bool json_is_e164(const char *s);
 
+/* What B/sms/send's "to" may be: E.164, or a national number or short
+ * code of 2-20 digits (sent with type-of-address 129). */
+bool json_is_sms_number(const char *s);
+
+/* B/sms/send's "to" as an array: at most this many recipients. */
+#define JSON_SMS_RECIPIENTS_MAX 10
+
 struct sms_send_req {
-    const char *to;       /* borrowed from the cJSON tree */
+    const char *to;       /* borrowed from the cJSON tree: the SMS's recipient
+                             (json_parse_sms_send: the first of "to") */
     const char *text;     /* borrowed, UTF-8 */
     size_t text_len;
     bool flash;
     bool report;
+    /* Every recipient, in order (borrowed), and whether "to" was an array:
+     * then the result lists each recipient's outcome. */
+    const char *recipients[JSON_SMS_RECIPIENTS_MAX];
+    size_t n_recipients;
+    bool to_list;
 };
 
-/* Validates B/sms/send: "to" E.164 (invalid_number), "text" a non-empty
- * string (invalid_request), "flash"/"report" booleans. Policy checks
- * (allow_to, max_parts, rate) are the SMS service's. 0 or -EINVAL. */
+/* Validates B/sms/send: "to" a number json_is_sms_number accepts, or an
+ * array of 1-JSON_SMS_RECIPIENTS_MAX distinct ones (invalid_number for a
+ * bad number, naming it "to[i]"; invalid_request for anything else, also
+ * for a number listed twice: any of it refuses the whole request), "text"
+ * a non-empty string (invalid_request), "flash"/"report" booleans.
+ * Policy checks (allow_to, max_parts, rate) are the SMS service's, per
+ * recipient. 0 or -EINVAL. */
 int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json_error *err);
 
 /* {"id":<id>,"ok":true,...data} or {"id":..,"ok":false,...data,"error":{...}}.
@@ -79,6 +96,11 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
  * Latin-1 or U+FFFD). Returns a malloc'd compact JSON string (free()), or
  * NULL on allocation failure. */
 char *json_result(const cJSON *id, cJSON *data, const struct json_error *err);
+
+/* Adds err to obj as "error":{"code", then "cme"/"cms" when >= 0, then
+ * "message"}: the object json_result writes, for results that carry
+ * errors inside (one per recipient). 0 or -ENOMEM. */
+int json_add_error(cJSON *obj, const struct json_error *err);
 
 /* B/call/dial: {"to"} an optional '+' and 1-JSON_DIAL_MAX of 0-9 * #
  * (invalid_number otherwise): numbers and service codes. Which of them

@@ -72,7 +72,18 @@ static void parse_all(const cJSON *root, const cJSON *id)
     rc = json_parse_sms_send(root, &sms, &err);
     check_err(rc, &err);
     if (rc == 0) {
-        check(json_is_e164(sms.to), "sms: 'to' not E.164");
+        /* Each recipient goes into a PDU's TP-DA: E.164 or 2-20 digits,
+         * nothing else; a list holds 1-JSON_SMS_RECIPIENTS_MAX distinct
+         * ones. */
+        check(sms.n_recipients >= 1 && sms.n_recipients <= JSON_SMS_RECIPIENTS_MAX &&
+                  (sms.to_list || sms.n_recipients == 1) && sms.to == sms.recipients[0],
+              "sms: recipients");
+        for (size_t i = 0; i < sms.n_recipients; i++) {
+            const char *to = sms.recipients[i];
+            check(json_is_e164(to) || only(to, "0123456789", 2, 20), "sms: 'to' not a number");
+            for (size_t k = 0; k < i; k++)
+                check(strcmp(to, sms.recipients[k]) != 0, "sms: a recipient twice");
+        }
         check(sms.text_len > 0 && sms.text_len == strlen(sms.text), "sms: text length");
         check(utf8_valid((const uint8_t *)sms.text, sms.text_len), "sms: text not UTF-8");
     } else {

@@ -121,6 +121,9 @@ def json_():
         b"{\"to\":\"+4917012345678\",\"text\":\"Hallo\",\"flash\":false,\"report\":true}",
         b"{\"id\":\"x1\",\"to\":\"+4917012345678\",\"text\":\"Gr\xc3\xbc\xc3\x9fe \xf0\x9f\x98\x80\"}",
         b"{\"to\":\"+491591234567\"}", b"{\"digits\":\"12*#AbCd\"}", b"{\"code\":\"*100#\"}",
+        b"{\"to\":\"8888\",\"text\":\"x\"}",
+        b"{\"to\":[\"+4917012345678\",\"01701234567\",\"8888\"],\"text\":\"x\"}",
+        b"{\"to\":[\"8888\",\"8888\"],\"text\":\"x\"}", b"{\"to\":[],\"text\":\"x\"}",
         b"{\"topic\":\"home/a\",\"payload\":\"on\",\"qos\":1,\"retain\":true}",
         b"{\"topic\":\"bin\",\"payload\":\"AAEC/w==\",\"encoding\":\"base64\"}",
         b"{\"topic\":\"sensors/+/temp/#\",\"qos\":2}", b"{\"topic\":\"a/#\"}",
@@ -167,6 +170,7 @@ def config():
         b"\"keepalive\":60,\"homeassistant\":{\"discovery\":false,\"prefix\":\"ha\"}}}",
         b"{\"modem\":{\"port\":\"/dev/ttyUSB2\",\"baud\":921600,\"pin\":\"1234\","
         b"\"init\":[\"AT+CSCLK=0\"],\"status_interval\":300,\"command_timeout_ms\":10000}}",
+        b"{\"sms\":{\"allow_to\":[\"*\",\"8888\",\"0*\"]},\"calls\":{\"allow_to\":[\"110\",\"11*\"]}}",
         b"{\"sms\":{\"allow_to\":[\"+4917012345678\",\"+4930*\"],\"max_parts\":16,"
         b"\"rate_per_hour\":1,\"delivery_reports\":true},\"calls\":{\"allow_to\":[]}}",
         b"{\"remote\":{\"server\":\"tcp://10.0.0.1\",\"tls\":true,\"subscribe\":[{\"topic\":"

@@ -298,12 +298,84 @@ static void test_kill_at_random_moments(void **state)
     H_PASS(e);
 }
 
+/* Copies of the SMS to `to` the simulated network got so far. */
+static int sent_to(struct h_env *e, const char *to)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&e->sim.mu);
+    for (size_t i = 0; i < e->sim.n; i++) {
+        char hex[900];
+        int mr;
+        struct pdu_msg pm;
+        n += sscanf(e->sim.lines[i], "sent %d %899s", &mr, hex) == 2 &&
+             pdu_decode(hex, strlen(hex), 0, &pm) == 0 && strcmp(pm.addr, to) == 0;
+    }
+    pthread_mutex_unlock(&e->sim.mu);
+    return n;
+}
+
+/* An SMS to three recipients; the bridge killed right after the first
+ * one's PDU went over the line (the module answers +CMGS 1.5 s later, so
+ * the second cannot have begun). After the restart the first is reported
+ * unavailable and not sent again; the other two are sent. */
+static void test_kill_between_recipients(void **state)
+{
+    static const char *const args[] = {"--cmgs-ms", "1500", NULL};
+    static const char *const rcpt[] = {TO, "+493012345678", "8888"};
+    const struct h_env_opts o = {
+        .sim_args = args,
+        .config = "\"sms\":{\"allow_to\":[\"*\",\"8888\"]}",
+    };
+    struct h_env *e = *state;
+    char line[1024];
+
+    h_env_up(e, &o);
+    h_mqtt_publish(&e->mqtt, e->t_send,
+                   "{\"id\":\"k\",\"to\":[\"" TO "\",\"+493012345678\",\"8888\"],\"text\":\"once\"}",
+                   1, false);
+    h_sim_wait_line(&e->sim, "rx-data ", line, sizeof line, H_TIMEOUT_MS);
+    h_bridge_kill(&e->bridge);
+    /* The module still sends it: the network has recipient 1's SMS. */
+    h_sim_wait_line(&e->sim, "sent ", line, sizeof line, H_TIMEOUT_MS);
+    assert_int_equal(sent_to(e, rcpt[0]), 1);
+    assert_int_equal(sent_to(e, rcpt[1]), 0);
+
+    h_env_start_bridge(e);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_str_eq(r, "id", "k");
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "unavailable");
+    cJSON *rs = h_json_arr(r, "recipients");
+    assert_int_equal(cJSON_GetArraySize(rs), 3);
+    for (int i = 0; i < 3; i++) {
+        cJSON *ri = cJSON_GetArrayItem(rs, i);
+        h_json_str_eq(ri, "to", rcpt[i]);
+        h_json_bool_eq(ri, "ok", i > 0);
+    }
+    cJSON *err = h_json_obj(cJSON_GetArrayItem(rs, 0), "error");
+    h_json_str_eq(err, "code", "unavailable");
+    if (!strstr(h_json_str(err, "message"), "not sent again"))
+        h_fail("recipient 1's error does not say it is not sent again: %s",
+               h_json_str(err, "message"));
+    h_json_int_eq(cJSON_GetArrayItem(rs, 2), "parts", 1);
+    cJSON_Delete(r);
+
+    /* The result came after the last SMS's +CMGS: every `sent` is in. */
+    for (int i = 0; i < 3; i++)
+        if (sent_to(e, rcpt[i]) != 1)
+            h_fail("recipient %d (%s) got %d copies, expected 1", i + 1, rcpt[i],
+                   sent_to(e, rcpt[i]));
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
 #define T(f) cmocka_unit_test_setup_teardown(f, h_env_setup, h_env_teardown)
     const struct CMUnitTest tests[] = {
         T(test_kill_at_random_moments),
+        T(test_kill_between_recipients),
     };
     return cmocka_run_group_tests_name("integration_crash", tests, NULL, NULL);
 }

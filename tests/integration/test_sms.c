@@ -16,22 +16,23 @@
 struct sent {
     int mr;
     struct pdu_msg msg;
+    char hex[900];              /* the PDU as it went over the line */
 };
 
 /* Takes the next `sent <mr> <pdu>` line and decodes its PDU. */
 #define wait_sent(e, out) wait_sent_at(__FILE__, __LINE__, (e), (out))
 static void wait_sent_at(const char *file, int line, struct h_env *e, struct sent *out)
 {
-    char l[1024], hex[900];
+    char l[1024];
     h_sim_wait_line_at(file, line, &e->sim, "sent ", l, sizeof l, H_TIMEOUT_MS);
-    if (sscanf(l, "sent %d %899s", &out->mr, hex) != 2)
+    if (sscanf(l, "sent %d %899s", &out->mr, out->hex) != 2)
         h_fail_at(file, line, "unexpected simulator line '%s'", l);
-    int rc = pdu_decode(hex, strlen(hex), 0, &out->msg);
+    int rc = pdu_decode(out->hex, strlen(out->hex), 0, &out->msg);
     if (rc != 0)
-        h_fail_at(file, line, "pdu_decode(%s) = %d", hex, rc);
+        h_fail_at(file, line, "pdu_decode(%s) = %d", out->hex, rc);
     if (out->msg.type != PDU_SUBMIT)
         h_fail_at(file, line, "the PDU the bridge sent is type %d, not SMS-SUBMIT: %s",
-                  (int)out->msg.type, hex);
+                  (int)out->msg.type, out->hex);
 }
 
 /* Takes the next result on B/sms/send/result: QoS 1, not retained. */
@@ -362,7 +363,7 @@ static void test_error_invalid_number(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &strict_opts);
-    cJSON_Delete(expect_rejected(e, "{\"id\":10,\"to\":\"0170123\",\"text\":\"x\"}", "10",
+    cJSON_Delete(expect_rejected(e, "{\"id\":10,\"to\":\"0170-123\",\"text\":\"x\"}", "10",
                                  "invalid_number", 0));
     /* An attempt to end the AT command through the number. */
     cJSON_Delete(expect_rejected(e, "{\"id\":11,\"to\":\"+4930\\r\\nAT+CFUN=0\",\"text\":\"x\"}",
@@ -414,6 +415,22 @@ static void test_error_not_allowed(void **state)
     H_PASS(e);
 }
 
+/* "*" is every E.164 number, never a national number or a short code:
+ * refused with no AT+CMGS. */
+static void test_error_national_not_listed(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    cJSON *r = expect_rejected(e, "{\"id\":12,\"to\":\"01701234567\",\"text\":\"x\"}", "12",
+                               "not_allowed", 0);
+    h_json_str_eq(h_json_obj(r, "error"), "message",
+                  "to \"01701234567\": national numbers and short codes must be listed in "
+                  "sms.allow_to, exactly or by a digit prefix such as \"0*\" (\"*\" allows "
+                  "E.164 numbers only)");
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
 static void test_error_modem_cms(void **state)
 {
     struct h_env *e = *state;
@@ -423,6 +440,158 @@ static void test_error_modem_cms(void **state)
                                "modem_error", 1);
     h_json_int_eq(h_json_obj(r, "error"), "cms", 331);
     cJSON_Delete(r);
+    H_PASS(e);
+}
+
+/* ---- 4b. national numbers, short codes, several recipients ---- */
+
+static const struct h_env_opts listed_opts = {
+    .config = "\"sms\":{\"allow_to\":[\"+4930*\",\"8888\",\"0*\"]}",
+};
+
+/* The recipients of the `sent` lines since mark, in order, comma-separated. */
+static void sent_to_since(struct h_env *e, size_t mark, char *out, size_t size)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    pthread_mutex_lock(&e->sim.mu);
+    for (size_t i = mark; i < e->sim.n; i++) {
+        char hex[900];
+        int mr;
+        struct pdu_msg pm;
+        if (sscanf(e->sim.lines[i], "sent %d %899s", &mr, hex) == 2 &&
+            pdu_decode(hex, strlen(hex), 0, &pm) == 0)
+            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "," : "", pm.addr);
+    }
+    pthread_mutex_unlock(&e->sim.mu);
+}
+
+/* A short code that allow_to lists: TP-DA with type-of-address 129. The
+ * result is release 1's (no "recipients"). */
+static void test_send_short_code(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &listed_opts);
+    send(e, "{\"id\":50,\"to\":\"8888\",\"text\":\"STOP\"}");
+
+    struct sent s;
+    wait_sent(e, &s);
+    /* 00 SMSC | 11 SUBMIT | 00 MR | 04 digits, 81 = TOA 129 | 8888 */
+    if (strncmp(s.hex, "0011000481" "8888", 14) != 0)
+        h_fail("TP-DA is not 4 digits with TOA 129 (81): %s", s.hex);
+    assert_string_equal(s.msg.addr, "8888");
+    assert_string_equal((char *)s.msg.text, "STOP");
+
+    cJSON *r = wait_result(e);
+    assert_id(r, "50");
+    h_json_bool_eq(r, "ok", true);
+    h_json_int_eq(r, "parts", 1);
+    assert_int_equal(cJSON_GetArrayItem(h_json_arr(r, "references"), 0)->valueint, s.mr);
+    assert_null(cJSON_GetObjectItemCaseSensitive(r, "recipients"));
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
+/* Three recipients, the second not allowed: the others are sent, in
+ * order, one result says what happened to each. */
+static void test_send_recipients(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &listed_opts);
+    size_t mark = h_sim_mark(&e->sim);
+    send(e, "{\"id\":51,\"to\":[\"" ALLOWED "\",\"" TO "\",\"01701234567\"],\"text\":\"hi all\"}");
+
+    struct sent s1, s3;
+    wait_sent(e, &s1);
+    wait_sent(e, &s3);
+    assert_string_equal(s1.msg.addr, ALLOWED);
+    assert_string_equal(s3.msg.addr, "01701234567");
+    if (strncmp(s3.hex, "0011000B81", 10) != 0)
+        h_fail("the national number did not go with TOA 129: %s", s3.hex);
+
+    cJSON *r = wait_result(e);
+    assert_id(r, "51");
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "not_allowed");
+    h_json_str_eq(h_json_obj(r, "error"), "message", "1 of 3 recipients failed (see recipients)");
+    cJSON *rs = h_json_arr(r, "recipients");
+    assert_int_equal(cJSON_GetArraySize(rs), 3);
+    cJSON *r1 = cJSON_GetArrayItem(rs, 0), *r2 = cJSON_GetArrayItem(rs, 1),
+          *r3 = cJSON_GetArrayItem(rs, 2);
+    h_json_str_eq(r1, "to", ALLOWED);
+    h_json_bool_eq(r1, "ok", true);
+    h_json_int_eq(r1, "parts", 1);
+    assert_int_equal(cJSON_GetArrayItem(h_json_arr(r1, "references"), 0)->valueint, s1.mr);
+    h_json_str_eq(r2, "to", TO);
+    h_json_bool_eq(r2, "ok", false);
+    assert_error(r2, "not_allowed");
+    assert_null(cJSON_GetObjectItemCaseSensitive(r2, "references"));
+    h_json_str_eq(r3, "to", "01701234567");
+    h_json_bool_eq(r3, "ok", true);
+    assert_int_equal(cJSON_GetArrayItem(h_json_arr(r3, "references"), 0)->valueint, s3.mr);
+    cJSON_Delete(r);
+
+    char to[256];
+    sent_to_since(e, mark, to, sizeof to);
+    assert_string_equal(to, ALLOWED ",01701234567");
+
+    /* All allowed: ok, no "error". */
+    send(e, "{\"id\":52,\"to\":[\"8888\",\"" ALLOWED "\"],\"text\":\"both\"}");
+    r = wait_result(e);
+    assert_id(r, "52");
+    h_json_bool_eq(r, "ok", true);
+    assert_null(cJSON_GetObjectItemCaseSensitive(r, "error"));
+    assert_int_equal(cJSON_GetArraySize(h_json_arr(r, "recipients")), 2);
+    cJSON_Delete(r);
+    sent_to_since(e, mark, to, sizeof to);
+    assert_string_equal(to, ALLOWED ",01701234567,8888," ALLOWED);
+    H_PASS(e);
+}
+
+/* The rate limit counts every SMS of a list. */
+static void test_send_recipients_rate_limited(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = {
+        .config = "\"sms\":{\"allow_to\":[\"*\",\"8888\"],\"rate_per_hour\":2}",
+    };
+    h_env_up(e, &o);
+    send(e, "{\"id\":53,\"to\":[\"8888\",\"" TO "\",\"" ALLOWED "\"],\"text\":\"x\"}");
+    cJSON *r = wait_result(e);
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "rate_limited");
+    cJSON *rs = h_json_arr(r, "recipients");
+    h_json_bool_eq(cJSON_GetArrayItem(rs, 0), "ok", true);
+    h_json_bool_eq(cJSON_GetArrayItem(rs, 1), "ok", true);
+    assert_error(cJSON_GetArrayItem(rs, 2), "rate_limited");
+    cJSON_Delete(r);
+    assert_int_equal(h_sim_saw(&e->sim, "sent "), 2);
+    H_PASS(e);
+}
+
+/* A bad list is refused whole: one error, nothing sent to anyone. */
+static void test_error_recipients_invalid(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &listed_opts);
+    cJSON *r = expect_rejected(e, "{\"id\":60,\"to\":[\"" ALLOWED "\",\"+49 30\"],\"text\":\"x\"}",
+                               "60", "invalid_number", 0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(r, "recipients"));
+    h_json_str_eq(h_json_obj(r, "error"), "message",
+                  "'to[1]' must be E.164, e.g. +4917012345678, or a national number or short "
+                  "code of 2-20 digits");
+    cJSON_Delete(r);
+    cJSON_Delete(expect_rejected(e, "{\"id\":61,\"to\":[\"8888\",\"8888\"],\"text\":\"x\"}", "61",
+                                 "invalid_request", 0));
+    cJSON_Delete(expect_rejected(e, "{\"id\":62,\"to\":[],\"text\":\"x\"}", "62",
+                                 "invalid_request", 0));
+    cJSON_Delete(expect_rejected(e, "{\"id\":63,\"to\":[\"8888\",7],\"text\":\"x\"}", "63",
+                                 "invalid_request", 0));
+    cJSON_Delete(expect_rejected(e,
+                                 "{\"id\":64,\"to\":[\"10\",\"11\",\"12\",\"13\",\"14\",\"15\","
+                                 "\"16\",\"17\",\"18\",\"19\",\"8888\"],\"text\":\"x\"}",
+                                 "64", "invalid_request", 0));
     H_PASS(e);
 }
 
@@ -689,6 +858,11 @@ int main(void)
         T(test_error_too_long),
         T(test_error_invalid_request),
         T(test_error_not_allowed),
+        T(test_error_national_not_listed),
+        T(test_send_short_code),
+        T(test_send_recipients),
+        T(test_send_recipients_rate_limited),
+        T(test_error_recipients_invalid),
         T(test_error_modem_cms),
         T(test_receive_single),
         T(test_receive_multipart_out_of_order),

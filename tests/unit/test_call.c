@@ -228,7 +228,8 @@ static void on_done(void *ctx, const struct json_error *err)
         snprintf(F.results[F.n_results++], sizeof(F.results[0]), "%s", err->code);
 }
 
-static char *const allow_all[] = { "*" };
+/* "*" is E.164 numbers only: national numbers need "0*". */
+static char *const allow_all[] = { "*", "0*" };
 static char *const allow_de[] = { "+49*", "112" };
 
 static int setup(void **state)
@@ -236,7 +237,7 @@ static int setup(void **state)
     (void)state;
     memset(&F, 0, sizeof(F));
     F.now = 1000000;
-    const struct call_opts o = { .allow_to = allow_all, .n_allow_to = 1 };
+    const struct call_opts o = { .allow_to = allow_all, .n_allow_to = 2 };
     const struct call_cbs cb = { .state = on_state, .ring = on_ring };
     F.call = call_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, &F);
     assert_non_null(F.call);

@@ -208,7 +208,8 @@ struct build_case {
 
 /* "path: reason", spelled out so a row reads like the message. */
 #define E(path, why) path ": " why
-#define CALL_ALLOW_MSG "expected an E.164 number, a prefix ending in '*' or a service code of digits, '*' and '#'"
+#define ALLOW_MSG "expected an E.164 number, a national number or short code of 2-20 digits, or a prefix of either ending in '*'"
+#define CALL_ALLOW_MSG "expected an E.164 number, a national number or short code of 2-20 digits, a prefix of either ending in '*', or a service code of digits, '*' and '#'"
 #define CALL_CODE_MSG "a service code (with '*' or '#') must be 1-32 of digits, '*' and '#' after an optional '+'"
 
 static const struct build_case build_cases[] = {
@@ -237,6 +238,13 @@ static const struct build_case build_cases[] = {
                 "modem.pin=1234", "modem.apn=internet.t-mobile",
                 "modem.init=[AT+CSCLK=0,at+cgreg=2]", "modem.status_interval=300",
                 "modem.command_timeout_ms=10000"}},
+    /* national numbers and short codes: exactly, or by a digit prefix */
+    {.json = "{\"sms\":{\"allow_to\":[\"*\",\"8888\",\"11\",\"0*\",\"11*\",\"01711234567\","
+             "\"12345678901234567890\",\"12345678901234567890*\"]},"
+             "\"calls\":{\"allow_to\":[\"110\",\"0*\",\"*31#\"]}}",
+     .expect = {"sms.allow_to=[*,8888,11,0*,11*,01711234567,12345678901234567890,"
+                "12345678901234567890*]",
+                "calls.allow_to=[110,0*,*31#]"}},
     {.json = "{\"sms\":{\"allow_to\":[\"+4917012345678\",\"+4930*\",\"+*\"],\"max_parts\":16,"
              "\"rate_per_hour\":1,\"delivery_reports\":true,\"keep_on_sim\":true},"
              "\"calls\":{\"allow_to\":[]}}",
@@ -515,16 +523,21 @@ static const struct build_case build_cases[] = {
     /* ---- sms, calls ---- */
     {.json = "{\"sms\":{\"allow_to\":\"*\"}}", .err = "sms.allow_to: expected array"},
     {.json = "{\"sms\":{\"allow_to\":[5]}}", .err = "sms.allow_to[0]: expected string"},
-    {.json = "{\"sms\":{\"allow_to\":[\"0170123456\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"+49*\",\"+4917\"]}}", .err = E("sms.allow_to[1]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"+04917012345678\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"+49*1\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"49*\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"+0*\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"**\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"+1234567890123456\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"+4917 012345678\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
-    {.json = "{\"sms\":{\"allow_to\":[\"\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
+    {.json = "{\"sms\":{\"allow_to\":[\"0170123456\",\"1\"]}}", .err = E("sms.allow_to[1]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"123456789012345678901\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"123456789012345678901*\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"0 171\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"0*1\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"0**\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+49*\",\"49a*\"]}}", .err = E("sms.allow_to[1]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+49*\",\"+4917\"]}}", .err = E("sms.allow_to[1]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+04917012345678\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+49*1\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+0*\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"**\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+1234567890123456\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"+4917 012345678\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
+    {.json = "{\"sms\":{\"allow_to\":[\"\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
     {.json = "{\"sms\":{\"max_parts\":0}}", .err = "sms.max_parts: expected integer 1-16"},
     {.json = "{\"sms\":{\"max_parts\":17}}", .err = "sms.max_parts: expected integer 1-16"},
     {.json = "{\"sms\":{\"rate_per_hour\":0}}", .err = "sms.rate_per_hour: expected integer 1-100000"},
@@ -534,7 +547,7 @@ static const struct build_case build_cases[] = {
     {.json = "{\"sms\":{\"keep_on_sim\":null}}", .err = "sms.keep_on_sim: expected boolean"},
     {.json = "{\"calls\":[]}", .err = "calls: expected object"},
     {.json = "{\"calls\":{\"allow_to\":[null]}}", .err = "calls.allow_to[0]: expected string"},
-    {.json = "{\"calls\":{\"allow_to\":[\"*\",\"110\"]}}", .err = E("calls.allow_to[1]", CALL_ALLOW_MSG)},
+    {.json = "{\"calls\":{\"allow_to\":[\"*\",\"110\",\"1\"]}}", .err = E("calls.allow_to[2]", CALL_ALLOW_MSG)},
     {.json = "{\"calls\":{\"allow_to\":[\"+49*\",\"*31#\",\"+4917 0\"]}}", .err = E("calls.allow_to[2]", CALL_ALLOW_MSG)},
     {.json = "{\"calls\":{\"allow_to\":[\"**21*004917012345678#x\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
     {.json = "{\"calls\":{\"allow_to\":[\"*21*\\\"#\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
@@ -542,7 +555,7 @@ static const struct build_case build_cases[] = {
     {.json = "{\"calls\":{\"allow_to\":[\"+#\",\"+\"]}}", .err = E("calls.allow_to[1]", CALL_ALLOW_MSG)},
     {.json = "{\"calls\":{\"allow_to\":[\"*1234567890123456789012345678901#\"]}}", .err = E("calls.allow_to[0]", CALL_CODE_MSG)},
     /* sms.allow_to takes no service code: an SMS goes to a number */
-    {.json = "{\"sms\":{\"allow_to\":[\"*100#\"]}}", .err = E("sms.allow_to[0]", "expected E.164 number or prefix ending in '*'")},
+    {.json = "{\"sms\":{\"allow_to\":[\"*100#\"]}}", .err = E("sms.allow_to[0]", ALLOW_MSG)},
 
     /* ---- remote ---- */
     {.json = "{\"remote\":null}", .err = "remote: expected object"},
@@ -1228,8 +1241,12 @@ static void test_number_allowed(void **state)
     char *intl[] = {(char *)"+*"};
     char *codes[] = {(char *)"*", (char *)"+49*", (char *)"**21*004917012345678#",
                      (char *)"*31#", (char *)"+49*31#"};
+    char *national[] = {(char *)"8888", (char *)"0*", (char *)"11*", (char *)"01711234567",
+                        (char *)"+4930*"};
     static const struct { int list; const char *number; bool ok; } cases[] = {
-        {0, "+4917012345678", true}, {0, "0170123", true},  {0, "", false},
+        /* "*" alone: E.164 numbers only, never a national number or short code */
+        {0, "+4917012345678", true}, {0, "0170123", false}, {0, "8888", false},
+        {0, "+491701", false},       {0, "+0123456789", false}, {0, "", false},
         {0, NULL, false},
         {1, "+4917012345678", true}, {1, "+49170123456789", false}, {1, "+491701234567", false},
         {1, "+4930123456", true},    {1, "+4930", true},    {1, "+493", false},
@@ -1245,10 +1262,15 @@ static void test_number_allowed(void **state)
         {4, "**21*0049170123456789#", false}, {4, "*31#", true}, {4, "*31#+4917012345678", false},
         {4, "+49*31#", true},                {4, "+49*31#1", false}, {4, "+4917012345678", true},
         {4, "##21#", false},
+        /* national numbers and short codes: exact entries and digit prefixes */
+        {5, "8888", true},           {5, "88889", false},   {5, "888", false},
+        {5, "01711234567", true},    {5, "0", true},        {5, "+4917012345678", false},
+        {5, "1100", true},           {5, "120", false},     {5, "+1100123456", false},
+        {5, "0*31#", false},         {5, "+4930123456", true}, {5, "+4940123456", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        static const size_t sizes[] = {1, 2, 1, 0, 5};
-        char *const *lists[] = {all, some, intl, NULL, codes};
+        static const size_t sizes[] = {1, 2, 1, 0, 5, 5};
+        char *const *lists[] = {all, some, intl, NULL, codes, national};
         if (config_number_allowed(lists[cases[i].list], sizes[cases[i].list], cases[i].number) !=
             cases[i].ok)
             fail_msg("case %zu: %s", i, cases[i].number ? cases[i].number : "NULL");

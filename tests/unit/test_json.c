@@ -51,9 +51,21 @@ static int run_parser(enum parser p, const cJSON *root, char *out, size_t size,
     case P_SMS: {
         struct sms_send_req req;
         rc = json_parse_sms_send(root, &req, err);
-        if (!rc)
-            snprintf(out, size, "to=%s text=%s len=%zu flash=%d report=%d", req.to, req.text,
-                     req.text_len, req.flash, req.report);
+        if (rc)
+            return rc;
+        size_t n = 0;
+        if (req.to_list) {
+            n = (size_t)snprintf(out, size, "to=[");
+            for (size_t i = 0; i < req.n_recipients; i++)
+                n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "", req.recipients[i]);
+            n += (size_t)snprintf(out + n, size - n, "]");
+        } else {
+            assert_int_equal(req.n_recipients, 1);
+            assert_ptr_equal(req.recipients[0], req.to);
+            n = (size_t)snprintf(out, size, "to=%s", req.to);
+        }
+        snprintf(out + n, size - n, " text=%s len=%zu flash=%d report=%d", req.text, req.text_len,
+                 req.flash, req.report);
         return rc;
     }
     case P_DIAL:
@@ -123,7 +135,13 @@ static int run_parser(enum parser p, const cJSON *root, char *out, size_t size,
     return -1;
 }
 
-static const char E164_MSG[] = "'to' must be E.164, e.g. +4917012345678";
+#define NUMBER_MSG(field)                                                                    \
+    "'" field "' must be E.164, e.g. +4917012345678, or a national number or short code of " \
+    "2-20 digits"
+static const char E164_MSG[] = NUMBER_MSG("to");
+static const char SMS_TO_TYPE[] =
+    "'to' must be a string, e.g. \"+4917012345678\", or an array of 1-10 of them";
+#define SMS_TO_COUNT "'to' must list 1-10 numbers, not "
 static const char NUM_STRING[] = "'to' must be a string, e.g. \"+4917012345678\"";
 static const char DTMF_MSG[] = "'digits' must be 1-32 of 0-9 * # A-D";
 static const char USSD_MSG[] = "'code' must be 1-160 of 0-9 * # +";
@@ -206,10 +224,48 @@ static const struct cmd_case cmd_cases[] = {
     {P_SMS, "{\"to\":\"+123456789012345\",\"text\":\"a\\nb\"}", NULL,
      "to=+123456789012345 text=a\nb len=3 flash=0 report=0"},
     {P_SMS, "{\"text\":\"hi\"}", BIN, "missing field 'to'"},
-    {P_SMS, "{\"to\":4917012345678,\"text\":\"hi\"}", BIN, NUM_STRING},
-    {P_SMS, "{\"to\":null,\"text\":\"hi\"}", BIN, NUM_STRING},
-    {P_SMS, "{\"to\":\"017012345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
-    {P_SMS, "{\"to\":\"4917012345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":4917012345678,\"text\":\"hi\"}", BIN, SMS_TO_TYPE},
+    {P_SMS, "{\"to\":null,\"text\":\"hi\"}", BIN, SMS_TO_TYPE},
+    {P_SMS, "{\"to\":{\"n\":\"+4917012345678\"},\"text\":\"hi\"}", BIN, SMS_TO_TYPE},
+    {P_SMS, "{\"to\":true,\"text\":\"hi\"}", BIN, SMS_TO_TYPE},
+    /* national numbers and short codes: 2-20 digits (allow_to decides) */
+    {P_SMS, "{\"to\":\"017012345678\",\"text\":\"hi\"}", NULL,
+     "to=017012345678 text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":\"8888\",\"text\":\"hi\"}", NULL, "to=8888 text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":\"11\",\"text\":\"hi\"}", NULL, "to=11 text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":\"12345678901234567890\",\"text\":\"hi\"}", NULL,
+     "to=12345678901234567890 text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":\"1\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"123456789012345678901\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"0170 1234\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"*100#\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"8888\\r\\nAT\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    {P_SMS, "{\"to\":\"Shop\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
+    /* several recipients: any bad entry refuses the whole request */
+    {P_SMS, "{\"to\":[\"+4917012345678\",\"8888\"],\"text\":\"hi\"}", NULL,
+     "to=[+4917012345678,8888] text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":[\"+4917012345678\"],\"text\":\"hi\"}", NULL,
+     "to=[+4917012345678] text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":[\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\",\"18\",\"19\"],"
+            "\"text\":\"hi\"}",
+     NULL, "to=[10,11,12,13,14,15,16,17,18,19] text=hi len=2 flash=0 report=0"},
+    {P_SMS, "{\"to\":[],\"text\":\"hi\"}", BIN, SMS_TO_COUNT "0"},
+    {P_SMS, "{\"to\":[\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\",\"18\",\"19\",\"20\"],"
+            "\"text\":\"hi\"}",
+     BIN, SMS_TO_COUNT "11"},
+    {P_SMS, "{\"to\":[\"+4917012345678\",5],\"text\":\"hi\"}", BIN,
+     "'to[1]' must be a string, e.g. \"+4917012345678\""},
+    {P_SMS, "{\"to\":[null],\"text\":\"hi\"}", BIN,
+     "'to[0]' must be a string, e.g. \"+4917012345678\""},
+    {P_SMS, "{\"to\":[[\"+4917012345678\"]],\"text\":\"hi\"}", BIN,
+     "'to[0]' must be a string, e.g. \"+4917012345678\""},
+    {P_SMS, "{\"to\":[\"8888\",\"+49 170\"],\"text\":\"hi\"}", "invalid_number",
+     NUMBER_MSG("to[1]")},
+    {P_SMS, "{\"to\":[\"8888\",\"+4917012345678\",\"8888\"],\"text\":\"hi\"}", BIN,
+     "'to' lists \"8888\" twice"},
+    {P_SMS, "{\"to\":[\"+4917012345678\",\"+4917012345678\"],\"text\":\"hi\"}", BIN,
+     "'to' lists \"+4917012345678\" twice"},
+    {P_SMS, "{\"to\":[\"8888\"],\"text\":\"\"}", BIN, "'text' must not be empty"},
     {P_SMS, "{\"to\":\"+017012345678\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
     {P_SMS, "{\"to\":\"+123456\",\"text\":\"hi\"}", "invalid_number", E164_MSG},
     {P_SMS, "{\"to\":\"+1234567890123456\",\"text\":\"hi\"}", "invalid_number", E164_MSG},

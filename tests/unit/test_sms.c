@@ -1505,6 +1505,41 @@ static void test_send_single(void **state)
     }
 }
 
+/* A national number or a short code that allow_to lists goes out with
+ * type-of-address 129 (0x81, unknown/ISDN): semi-octets swapped, an odd
+ * count padded with F. */
+static void test_send_national(void **state)
+{
+    static char *allow[] = { "8888", "0*" };
+    static const struct {
+        const char *to, *cmd, *hex;
+    } rows[] = {
+        /* 00 SMSC | 11 SUBMIT,VPF | 00 MR | 04 81 8888 | 00 PID | 00 DCS | A7 VP | 02 "hi" */
+        { "8888", "AT+CMGS=12", "0011000481" "8888" "0000A702E834" },
+        { "0170123", "AT+CMGS=14", "0011000781" "100721F3" "0000A702E834" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct sms_opts o = default_opts();
+        struct lines l = { 0 };
+        struct pdu_msg pm;
+
+        o.allow_to = allow;
+        o.n_allow_to = 2;
+        start_with(&o);
+        send_text(rows[i].to, "hi", false, false);
+        EXPECT_CMDS(0, rows[i].cmd);
+        expect_submit(&F.cmds[0], rows[i].to, "hi", &pm);
+        assert_int_equal(F.cmds[0].data_len, strlen(rows[i].hex) + 1);
+        assert_memory_equal(F.cmds[0].data, rows[i].hex, strlen(rows[i].hex));
+        lines_add(&l, "+CMGS: 5");
+        reply(rows[i].cmd, AT_FINAL_OK, &l);
+        assert_int_equal(F.n_sent, 1);
+        assert_true(F.sent[0].ok);
+        stop();
+    }
+}
+
 static void test_send_multipart_in_turn(void **state)
 {
     struct pdu_msg pm;
@@ -1647,7 +1682,15 @@ static void test_send_rejected(void **state)
           "unavailable", "the modem is not ready" },
         { "queue full", FROM, "hi", allow_49, 1, 5, MODEM_READY, false, -ENOBUFS, "busy",
           "the modem's queue is full" },
-        { "bad address", "+49\r\nAT+CFUN=0", "hi", allow_all, 1, 5, MODEM_READY, false, 0,
+        { "national number, \"*\" only", "01701234567", "hi", allow_all, 1, 5, MODEM_READY,
+          false, 0, "not_allowed",
+          "to \"01701234567\": national numbers and short codes must be listed in "
+          "sms.allow_to, exactly or by a digit prefix such as \"0*\" (\"*\" allows E.164 "
+          "numbers only)" },
+        { "short code, \"+49*\"", "8888", "hi", allow_49, 1, 5, MODEM_READY, false, 0,
+          "not_allowed", NULL },
+        /* past the allow list by its prefix: the PDU encoder refuses it */
+        { "bad address", "+49\r\nAT+CFUN=0", "hi", allow_49, 1, 5, MODEM_READY, false, 0,
           "invalid_request", NULL },
     };
     static char t17[153 * 16 + 2];
@@ -2113,6 +2156,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cmgr_without_message, teardown),
         cmocka_unit_test_teardown(test_cmt_direct, teardown),
         cmocka_unit_test_teardown(test_send_single, teardown),
+        cmocka_unit_test_teardown(test_send_national, teardown),
         cmocka_unit_test_teardown(test_send_multipart_in_turn, teardown),
         cmocka_unit_test_teardown(test_send_part_fails, teardown),
         cmocka_unit_test_teardown(test_send_rejected, teardown),
