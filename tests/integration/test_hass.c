@@ -23,7 +23,9 @@ static const struct {
     { "sensor", "signal_dbm" },   { "sensor", "signal_percent" }, { "sensor", "operator" },
     { "sensor", "registration" }, { "sensor", "access" },         { "sensor", "modem_state" },
     { "sensor", "remote" },       { "sensor", "call_state" },     { "event", "sms_received" },
-    { "event", "call_ring" },     { "button", "modem_reset" },    { "notify", "sms" },
+    { "event", "call_ring" },     { "button", "modem_reset" },
+    { "sensor", "sms_storage_used" }, { "sensor", "sms_storage_total" },
+    { "notify", "sms" },
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 

@@ -60,6 +60,10 @@ static const struct want wants[] = {
     { "homeassistant/event/" NODE "/call_ring/config", "modem/call/ring", NULL,
       "event_type='ring'" },
     { "homeassistant/button/" NODE "/modem_reset/config", NULL, "modem/modem/power", NULL },
+    { "homeassistant/sensor/" NODE "/sms_storage_used/config", "modem/status", NULL,
+      "storage.used" },
+    { "homeassistant/sensor/" NODE "/sms_storage_total/config", "modem/status", NULL,
+      "storage.total" },
     { "homeassistant/notify/" NODE "/sms/config", NULL, "modem/sms/send",
       "{\"to\":\"" TO "\",\"text\":{{ value | tojson }}}" },
 };
@@ -173,6 +177,8 @@ static void test_sensor_classes(void **state)
         { 0, "state_class", "measurement" },      { 0, "entity_category", "diagnostic" },
         { 1, "unit_of_measurement", "%" },        { 1, "state_class", "measurement" },
         { 10, "entity_category", "config" },
+        { 11, "state_class", "measurement" },     { 11, "entity_category", "diagnostic" },
+        { 12, "entity_category", "diagnostic" },
     };
     char topic[2048], *payload;
     (void)state;
