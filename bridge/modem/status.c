@@ -132,54 +132,33 @@ int status_parse_cpsi(const char *line, char *access, size_t size)
     return 0;
 }
 
-/* Digits (no sign, no space) up to max; the rest of the string after them,
- * or NULL. */
-static const char *take_count(const char *p, long max, int *out)
+/* A count as modules print it: digits only (strtol would take a sign). */
+static int parse_count(const char *s, int lo, int *out)
 {
-    long v = 0;
-
-    if (*p < '0' || *p > '9')
-        return NULL;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (*p - '0');
-        if (v > max)
-            return NULL;
-    }
-    *out = (int)v;
-    return p;
+    if (strspn(s, "0123456789") != strlen(s))
+        return -EINVAL;
+    return parse_int(s, lo, 65535, out);
 }
 
-static const char *skip_spaces(const char *p)
-{
-    while (*p == ' ')
-        p++;
-    return p;
-}
-
-/* Field by field rather than split_fields: the counts must be whole
- * numbers right where they belong, and a long line is not cut first. */
 int status_parse_cpms(const char *line, int *used, int *total)
 {
-    const char *p = line, *name;
+    char buf[128], *f[4];
+    const char *p = line + strlen("+CPMS:");
+    size_t n;
     int u, t;
 
-    if (strncmp(p, "+CPMS:", 6) != 0)
+    /* Three stores of a name and two counts fit many times over; a longer
+     * line would be cut by the copy, and a cut count believed. */
+    if (strncmp(line, "+CPMS:", 6) != 0 || strnlen(line, sizeof(buf)) >= sizeof(buf))
         return -EINVAL;
-    p = skip_spaces(p + 6);
-    if (*p++ != '"')
+    while (*p == ' ')
+        p++;
+    if (*p != '"')                 /* AT+CPMS= answers counts without names */
         return -EINVAL;
-    for (name = p; (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_'; p++)
-        ;
-    if (p == name || p - name > 8 || *p++ != '"')
-        return -EINVAL;
-    p = skip_spaces(p);
-    if (*p++ != ',' || !(p = take_count(skip_spaces(p), 65535, &u)))
-        return -EINVAL;
-    p = skip_spaces(p);
-    if (*p++ != ',' || !(p = take_count(skip_spaces(p), 65535, &t)))
-        return -EINVAL;
-    p = skip_spaces(p);
-    if ((*p != '\0' && *p != ',') || t == 0 || u > t)
+    n = fields_after(line, "+CPMS:", buf, sizeof(buf), f, 4);
+    if (n < 3 || !f[0][0] || strlen(f[0]) > 8 ||
+        strspn(f[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") != strlen(f[0]) ||
+        parse_count(f[1], 0, &u) < 0 || parse_count(f[2], 1, &t) < 0 || u > t)
         return -EINVAL;
     *used = u;
     *total = t;

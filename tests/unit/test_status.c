@@ -355,6 +355,11 @@ static void test_cpms(void **state)
         { "+CPMS: \"SM\",0,0", -EINVAL, -1, -1 },                          /* no store */
         { "+CPMS: \"SM\",0,65536", -EINVAL, -1, -1 },
         { "+CPMS: \"SM\",4294967326,30", -EINVAL, -1, -1 },                /* wraps to 30 */
+        /* longer than any real answer: a copy cut inside a count would be
+         * believed */
+        { "+CPMS: \"SM\",000000000000000000000000000000000000000000000000000000000000000000000"
+          "000000000000000000000000000000000000000000000000000000000000000000000000000001,30",
+          -EINVAL, -1, -1 },
         { "+CPMS: \"SM\",-1,30", -EINVAL, -1, -1 },
         { "+CPMS: \"SM\",+1,30", -EINVAL, -1, -1 },
         { "+CPMS: \"SM\",0,30x", -EINVAL, -1, -1 },
