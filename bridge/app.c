@@ -386,9 +386,10 @@ static void publish_error_event(struct app *a, const char *code, const char *mes
 
 static void storage_full_acked(void *ctx, int status);
 
-/* QoS 1, so that the PUBACK says the broker has it; until then it is due
- * again at the next connect (a drop between the publish and its PUBACK
- * may deliver it twice: at least once rather than maybe never). */
+/* QoS 1, so that the PUBACK says the broker has it; a publish lost with
+ * the connection is due again at the next connect (a drop between the
+ * publish and its PUBACK may deliver it twice: at least once rather than
+ * maybe never). */
 static void publish_storage_full(struct app *a)
 {
     char *s;
@@ -410,8 +411,12 @@ static void storage_full_acked(void *ctx, int status)
     a->storage_full_in_flight = false;
     if (status == -ECANCELED)
         return;                    /* shutting down */
-    if (status < 0)
+    /* Lost with the connection: again after the reconnect. A refusal (an
+     * ACL) would be refused again and again: logged, not retried. */
+    if (status == -ENOTCONN)
         a->storage_full_due = true;
+    else if (status < 0)
+        log_warn("B/error storage_full refused by the broker: %s", strerror(-status));
     /* Due again, or a new episode began meanwhile: now if connected, else
      * at the next connect. */
     publish_storage_full(a);

@@ -143,7 +143,7 @@ static int parse_count(const char *s, int lo, int *out)
 int status_parse_cpms(const char *line, int *used, int *total)
 {
     char buf[128], *f[4];
-    const char *p = line + strlen("+CPMS:");
+    const char *p = line + 6;
     size_t n;
     int u, t;
 
@@ -379,18 +379,14 @@ static void urc_reg(void *ctx, const char *const *lines, size_t n)
         poll_now(st);
 }
 
-/* A7670: the store is full (a message arrived that it could not keep, or
- * the last slot was taken). It may come between a command and its answer
- * (an AT+CMGR, say): registered here, the chat hands it to us and not to
- * that command as one of its lines. */
+/* A7670: its SMS store is full. The URC may come between a command and its
+ * answer (an AT+CMGR, say): registered here, the chat hands it to us rather
+ * than to that command as one of its lines, which cost a message. */
 static void urc_sms_full(void *ctx, const char *const *lines, size_t n)
 {
-    struct status *st = ctx;
-
     (void)lines;
     (void)n;
-    storage_observed(st, true, "the module reported SMS FULL");
-    status_storage_refresh(st);
+    status_storage_full(ctx, "the module reported SMS FULL");
 }
 
 static const struct at_urc status_urcs[] = {
