@@ -150,6 +150,12 @@ struct app {
     uint64_t remote_dropped;      /* remote messages dropped since the start */
     bool remote_overflow;         /* in an overflow episode: B/error sent */
     bool remote_loss_logged;      /* a publish lost with the connection: logged */
+    /* B/error storage_full, once per episode of a full SMS store: waiting
+     * for the broker (down, or the publish was lost), or published and
+     * waiting for its PUBACK. */
+    bool storage_full_due;
+    bool storage_full_in_flight;
+    char storage_full_why[192];
 
     struct modem_info info;
     bool have_info;
@@ -297,6 +303,23 @@ static void add_string_or_null(cJSON *o, const char *key, const char *v)
         cJSON_AddNullToObject(o, key);
 }
 
+/* "storage":{"used":N,"total":M}, nulls while unknown (not ready, not read
+ * yet, a module without SMS). */
+static void add_storage(cJSON *o, const struct status_info *si)
+{
+    cJSON *st = cJSON_AddObjectToObject(o, "storage");
+
+    if (!st)
+        return;
+    if (si && si->storage_total > 0) {
+        cJSON_AddNumberToObject(st, "used", si->storage_used);
+        cJSON_AddNumberToObject(st, "total", si->storage_total);
+    } else {
+        cJSON_AddNullToObject(st, "used");
+        cJSON_AddNullToObject(st, "total");
+    }
+}
+
 static void publish_status(struct app *a)
 {
     enum modem_state st = modem_state(a->modem);
@@ -331,6 +354,7 @@ static void publish_status(struct app *a)
         cJSON_AddNullToObject(sig, "dbm");
         cJSON_AddNullToObject(sig, "percent");
     }
+    add_storage(o, ready ? si : NULL);
     cJSON_AddStringToObject(o, "remote", cmqtt_state_name(cmqtt_state(a->cmqtt)));
     /* Why the remote session is down (e.g. "connection refused: bad user
      * name or password (30)"); only while it is. */
@@ -384,6 +408,44 @@ static void publish_error_event(struct app *a, const char *code, const char *mes
     if (s)
         publish(a, "error", s, 0, false, NULL, NULL);
     free(s);
+}
+
+static void storage_full_acked(void *ctx, int status);
+
+/* QoS 1, so that the PUBACK says the broker has it; a publish lost with
+ * the connection is due again at the next connect (a drop between the
+ * publish and its PUBACK may deliver it twice: at least once rather than
+ * maybe never). */
+static void publish_storage_full(struct app *a)
+{
+    char *s;
+
+    if (!a->storage_full_due || a->storage_full_in_flight || !mqtt_link_connected(a->link))
+        return;
+    s = json_event_error("storage_full", a->storage_full_why, NULL, NULL);
+    if (s && publish(a, "error", s, 1, false, storage_full_acked, a) == 0) {
+        a->storage_full_due = false;
+        a->storage_full_in_flight = true;
+    }
+    free(s);
+}
+
+static void storage_full_acked(void *ctx, int status)
+{
+    struct app *a = ctx;
+
+    a->storage_full_in_flight = false;
+    if (status == -ECANCELED)
+        return;                    /* shutting down */
+    /* Lost with the connection: again after the reconnect. A refusal (an
+     * ACL) would be refused again and again: logged, not retried. */
+    if (status == -ENOTCONN)
+        a->storage_full_due = true;
+    else if (status < 0)
+        log_warn("B/error storage_full refused by the broker: %s", strerror(-status));
+    /* Due again, or a new episode began meanwhile: now if connected, else
+     * at the next connect. */
+    publish_storage_full(a);
 }
 
 static void publish_sim_locked(struct app *a)
@@ -1224,6 +1286,9 @@ static void at_sent(void *ctx, const struct at_response *rsp)
             err.cme = rsp->code;
         if (rsp->final == AT_FINAL_CMS)
             err.cms = rsp->code;
+        /* AT+CMGW and the like: the store had no room. */
+        if (rsp->final == AT_FINAL_CMS && rsp->code == 322)
+            status_storage_full(cmd->app->status, "the module answered +CMS ERROR: 322");
         command_finish(cmd, NULL, &err);
         return;
     }
@@ -1626,6 +1691,7 @@ static void on_connected(void *ctx)
     for (struct result *r = a->results; r; r = r->next)
         r->parked = false;
     results_flush(a);
+    publish_storage_full(a);
     sms_drain(a->sms);
     /* The event may have fired before the broker connection was up. */
     if (modem_state(a->modem) == MODEM_SIM_LOCKED)
@@ -1997,6 +2063,24 @@ static void on_status(void *ctx, const struct status_info *info)
     publish_status(ctx);
 }
 
+static void on_storage_full(void *ctx, const char *why)
+{
+    struct app *a = ctx;
+
+    snprintf(a->storage_full_why, sizeof(a->storage_full_why),
+             "the SIM's SMS store is full (%s): new messages are not stored until some are "
+             "deleted", why);
+    a->storage_full_due = true;
+    publish_storage_full(a);
+}
+
+static void on_sms_store_changed(void *ctx)
+{
+    struct app *a = ctx;
+
+    status_storage_refresh(a->status);
+}
+
 /* The status poll's timer: the SMS safety drain rides on it (a +CMTI lost
  * during a reopen, publishes that failed), so an idle bridge wakes once a
  * status_interval. */
@@ -2196,9 +2280,11 @@ int app_new(const struct config *cfg, struct app **out)
         .received = on_sms_received, .undecodable = on_sms_undecodable,
         .report = on_sms_report,
         .acked_before = sms_acked_before, .acked = sms_acked_key,
+        .store_changed = on_sms_store_changed,
     };
     a->sms = sms_new(a->loop, a->modem, &so, &sc, a);
-    const struct status_cbs stc = { .changed = on_status, .tick = on_status_tick };
+    const struct status_cbs stc = { .changed = on_status, .tick = on_status_tick,
+                                    .storage_full = on_storage_full };
     a->status = status_new(a->loop, a->modem, cfg->modem.status_interval, &stc, a);
     if (!a->sms || !a->status)
         goto err;

@@ -185,6 +185,8 @@ static void deleted(void *ctx, const struct at_response *rsp)
     if (rsp->final != AT_FINAL_OK)
         log_warn("sms: delete failed (%s); the next drain publishes that message again",
                  at_final_name(rsp->final));
+    else if (sms->cbs.store_changed)
+        sms->cbs.store_changed(sms->ctx);
 }
 
 /* Whether the broker's ack deletes the group from the SIM. */
@@ -531,21 +533,39 @@ static int pdu_len_field(const char *line, size_t *len)
     return 0;
 }
 
+/* The +CMGR: line of an answer, or NULL. Not necessarily the first line:
+ * a line the chat could not tell from the answer (a URC no service knows)
+ * may come before it, and must not cost the message. The PDU follows it. */
+static const char *cmgr_line(const struct at_response *rsp, size_t *at)
+{
+    for (size_t i = 0; i + 1 < rsp->n_lines; i++) {
+        if (strncmp(rsp->lines[i], "+CMGR:", 6) == 0) {
+            *at = i;
+            return rsp->lines[i];
+        }
+    }
+    return NULL;
+}
+
 static void read_done(void *ctx, const struct at_response *rsp)
 {
     struct sms *sms = ctx;
     int idx = sms->pending[0];
-    size_t len;
+    const char *hdr = NULL;
+    size_t at = 0, len;
 
     sms->reading = false;
     if (rsp->final == AT_FINAL_CANCELLED)
         return;                    /* modem gone; pending was cleared */
     memmove(sms->pending, sms->pending + 1, --sms->n_pending * sizeof(sms->pending[0]));
+    if (rsp->final == AT_FINAL_OK)
+        hdr = cmgr_line(rsp, &at);
     /* +CMGR: <stat>,[<alpha>],<length>: stat 0/1 received, 2/3 our own. */
-    if (rsp->final == AT_FINAL_OK && rsp->n_lines >= 2 &&
-        strncmp(rsp->lines[0], "+CMGR:", 6) == 0 && pdu_len_field(rsp->lines[0], &len) == 0) {
-        if (atoi(rsp->lines[0] + 6) <= 1)
-            take_pdu(sms, idx, rsp->lines[1], len);
+    if (hdr && pdu_len_field(hdr, &len) == 0) {
+        if (atoi(hdr + 6) <= 1)
+            take_pdu(sms, idx, rsp->lines[at + 1], len);
+        if (sms->cbs.store_changed)
+            sms->cbs.store_changed(sms->ctx);
     } else if (rsp->final != AT_FINAL_OK) {
         log_warn("sms: reading index %d failed: %s", idx,
                  rsp->text ? rsp->text : at_final_name(rsp->final));

@@ -48,6 +48,10 @@ struct sms_cbs {
     /* The broker acknowledged it: record the key durably; the delete
      * follows. May be NULL. */
     void (*acked)(void *ctx, const char *key);
+    /* The SIM store changed: a message announced by +CMTI was read, or an
+     * AT+CMGD went through (the owner reads the store's counts again).
+     * May be NULL. */
+    void (*store_changed)(void *ctx);
 };
 
 struct sms *sms_new(struct loop *loop, struct modem *modem, const struct sms_opts *opts,

@@ -1,4 +1,5 @@
-/* Status service: signal, registration, operator, access technology. */
+/* Status service: signal, registration, operator, access technology, SMS
+ * store. */
 #include "modem/status.h"
 
 #include <errno.h>
@@ -131,6 +132,47 @@ int status_parse_cpsi(const char *line, char *access, size_t size)
     return 0;
 }
 
+/* A count as modules print it: digits only (strtol would take a sign). */
+static int parse_count(const char *s, int lo, int *out)
+{
+    if (strspn(s, "0123456789") != strlen(s))
+        return -EINVAL;
+    return parse_int(s, lo, 65535, out);
+}
+
+int status_parse_cpms(const char *line, int *used, int *total)
+{
+    char buf[128], *f[4];
+    const char *p = line + 6;
+    size_t n;
+    int u, t;
+
+    /* Three stores of a name and two counts fit many times over; a longer
+     * line would be cut by the copy, and a cut count believed. */
+    if (strncmp(line, "+CPMS:", 6) != 0 || strnlen(line, sizeof(buf)) >= sizeof(buf))
+        return -EINVAL;
+    while (*p == ' ')
+        p++;
+    if (*p != '"')                 /* AT+CPMS= answers counts without names */
+        return -EINVAL;
+    n = fields_after(line, "+CPMS:", buf, sizeof(buf), f, 4);
+    if (n < 3 || !f[0][0] || strlen(f[0]) > 8 ||
+        strspn(f[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") != strlen(f[0]) ||
+        parse_count(f[1], 0, &u) < 0 || parse_count(f[2], 1, &t) < 0 || u > t)
+        return -EINVAL;
+    *used = u;
+    *total = t;
+    return 0;
+}
+
+bool status_full_episode(bool *episode, bool full)
+{
+    bool starts = full && !*episode;
+
+    *episode = full;
+    return starts;
+}
+
 const char *status_reg_name(int stat)
 {
     static const char *const names[] = { "unregistered", "home", "searching",
@@ -161,6 +203,8 @@ struct status {
     bool ready;
     bool polling;              /* a round's commands are queued or running */
     bool again;                /* another round was asked for meanwhile */
+    bool storage_queued;       /* a lone AT+CPMS? is queued, not yet written */
+    bool full_episode;         /* the SMS store is full (status.h) */
     int creg, cereg;           /* last stat of each, -1 unknown */
     struct status_info info;
 };
@@ -195,6 +239,36 @@ static void parse_operator(struct status *st, const char *line)
     st->info.operator_name[n] = '\0';
 }
 
+/* What the counts or the module just showed; the owner hears of a full
+ * store once per episode. */
+static void storage_observed(struct status *st, bool full, const char *why)
+{
+    bool was = st->full_episode;
+
+    if (status_full_episode(&st->full_episode, full)) {
+        log_warn("status: the SIM's SMS store is full (%s)", why);
+        if (st->cbs.storage_full)
+            st->cbs.storage_full(st->ctx, why);
+    } else if (was && !full) {
+        log_info("status: the SIM's SMS store has room again (%s)", why);
+    }
+}
+
+static void parse_storage(struct status *st, const char *line)
+{
+    char why[64];
+    int used, total;
+
+    if (status_parse_cpms(line, &used, &total) < 0) {
+        log_warn("status: unparsable AT+CPMS? answer");
+        return;
+    }
+    st->info.storage_used = used;
+    st->info.storage_total = total;
+    snprintf(why, sizeof(why), "%d of %d used", used, total);
+    storage_observed(st, used >= total, why);
+}
+
 static void poll_done(void *ctx, const struct at_response *rsp)
 {
     struct status *st = ctx;
@@ -213,6 +287,8 @@ static void poll_done(void *ctx, const struct at_response *rsp)
             parse_operator(st, l);
         else if (strncmp(l, "+CPSI:", 6) == 0)
             status_parse_cpsi(l, st->info.access, sizeof(st->info.access));
+        else if (strncmp(l, "+CPMS:", 6) == 0)
+            parse_storage(st, l);
     }
 }
 
@@ -238,15 +314,18 @@ static void round_done(void *ctx, const struct at_response *rsp)
     }
 }
 
+/* The last one is never skipped: its answer ends the round. */
 static const struct {
     const char *cmd;
     const char *prefix;
+    bool sms;                  /* only on modules with SMS */
 } poll_cmds[] = {
-    { "AT+CSQ", "+CSQ:" },
-    { "AT+CREG?", "+CREG:" },
-    { "AT+CEREG?", "+CEREG:" },
-    { "AT+COPS?", "+COPS:" },
-    { "AT+CPSI?", "+CPSI:" },
+    { "AT+CSQ", "+CSQ:", false },
+    { "AT+CREG?", "+CREG:", false },
+    { "AT+CEREG?", "+CEREG:", false },
+    { "AT+COPS?", "+COPS:", false },
+    { "AT+CPMS?", "+CPMS:", true },
+    { "AT+CPSI?", "+CPSI:", false },
 };
 #define N_POLL (sizeof(poll_cmds) / sizeof(poll_cmds[0]))
 
@@ -260,6 +339,8 @@ static void poll_now(struct status *st)
     }
     for (size_t i = 0; i < N_POLL; i++) {
         const struct at_cmd_opts o = { .info_prefix = poll_cmds[i].prefix };
+        if (poll_cmds[i].sms && !modem_sms_supported(st->modem))
+            continue;
         if (modem_send(st->modem, poll_cmds[i].cmd, &o, i + 1 == N_POLL ? round_done : poll_done,
                        st) < 0)
             return;   /* not ready, or the queue is full: the next tick retries */
@@ -298,10 +379,59 @@ static void urc_reg(void *ctx, const char *const *lines, size_t n)
         poll_now(st);
 }
 
+/* A7670: its SMS store is full. The URC may come between a command and its
+ * answer (an AT+CMGR, say): registered here, the chat hands it to us rather
+ * than to that command as one of its lines, which cost a message. */
+static void urc_sms_full(void *ctx, const char *const *lines, size_t n)
+{
+    (void)lines;
+    (void)n;
+    status_storage_full(ctx, "the module reported SMS FULL");
+}
+
 static const struct at_urc status_urcs[] = {
     { "+CREG:", 0, urc_reg },
     { "+CEREG:", 0, urc_reg },
+    { "SMS FULL", 0, urc_sms_full },
 };
+#define N_URCS (sizeof(status_urcs) / sizeof(status_urcs[0]))
+
+static void storage_written(void *ctx)
+{
+    struct status *st = ctx;
+
+    st->storage_queued = false;
+}
+
+/* A lone AT+CPMS? (status_storage_refresh). During a round the round's end
+ * publishes: a status now would pair registration and operator from two
+ * different moments. */
+static void storage_done(void *ctx, const struct at_response *rsp)
+{
+    struct status *st = ctx;
+    int used = st->info.storage_used, total = st->info.storage_total;
+
+    st->storage_queued = false;      /* also when cancelled before it was written */
+    poll_done(st, rsp);
+    if (!st->polling && (used != st->info.storage_used || total != st->info.storage_total))
+        notify(st);
+}
+
+void status_storage_refresh(struct status *st)
+{
+    const struct at_cmd_opts o = { .info_prefix = "+CPMS:", .written = storage_written };
+
+    if (!st->ready || st->storage_queued || !modem_sms_supported(st->modem))
+        return;
+    if (modem_send(st->modem, "AT+CPMS?", &o, storage_done, st) == 0)
+        st->storage_queued = true;
+}
+
+void status_storage_full(struct status *st, const char *why)
+{
+    storage_observed(st, true, why);
+    status_storage_refresh(st);
+}
 
 struct status *status_new(struct loop *loop, struct modem *modem, int interval_s,
                           const struct status_cbs *cbs, void *ctx)
@@ -319,7 +449,8 @@ struct status *status_new(struct loop *loop, struct modem *modem, int interval_s
     st->creg = st->cereg = -1;
     st->info.csq = -1;
     st->info.reg_stat = -1;
-    if (at_chat_add_urcs(modem_chat(modem), status_urcs, 2, st) < 0) {
+    st->info.storage_used = st->info.storage_total = -1;
+    if (at_chat_add_urcs(modem_chat(modem), status_urcs, N_URCS, st) < 0) {
         free(st);
         return NULL;
     }

@@ -1,7 +1,13 @@
 /* Status service: signal (AT+CSQ), registration (+CREG/+CEREG, also as
- * URCs), operator (AT+COPS?) and access technology (AT+CPSI?), refreshed
- * every status_interval and on registration URCs. The parsers are pure
- * and exported for the unit tests. */
+ * URCs), operator (AT+COPS?), access technology (AT+CPSI?) and the SIM's
+ * SMS store (AT+CPMS?), refreshed every status_interval and on
+ * registration URCs; the store also when the SMS service changed it. The
+ * parsers are pure and exported for the unit tests.
+ *
+ * A full store: one "full" episode starts when AT+CPMS? counts used >=
+ * total or the module says so (its SMS FULL URC, or a +CMS ERROR: 322),
+ * and ends when the counts say used < total again. The owner hears of each
+ * episode once, when it starts. */
 #ifndef M2M_MODEM_STATUS_H
 #define M2M_MODEM_STATUS_H
 
@@ -16,6 +22,8 @@ struct status_info {
     int reg_stat;            /* 27.007 stat 0-5, -1 unknown */
     char operator_name[64];
     char access[16];         /* "LTE", "GSM", "" */
+    int storage_used;        /* SMS in the store, -1 unknown */
+    int storage_total;       /* its capacity, -1 unknown */
 };
 
 /* "+CSQ: 14,99" -> 14. 0 or -EINVAL. */
@@ -27,6 +35,15 @@ int status_parse_reg(const char *line, bool is_urc, int *stat);
 int status_parse_cops(const char *line, char *name, size_t size);
 /* "+CPSI: LTE,Online,..." -> "LTE"; "NO SERVICE" -> "". */
 int status_parse_cpsi(const char *line, char *access, size_t size);
+/* The answer to AT+CPMS?: "+CPMS: \"SM\",3,30,\"SM\",3,30,\"SM\",3,30" ->
+ * used 3, total 30 (the first store: the one the bridge reads and deletes
+ * in). The memory name quoted (letters and '_'), 0 <= used <= total,
+ * 1 <= total <= 65535; else -EINVAL and nothing set. */
+int status_parse_cpms(const char *line, int *used, int *total);
+/* The episode logic: full is what was just observed (counts at or over the
+ * capacity, or the module saying so). Updates *episode; true when this
+ * observation starts an episode. */
+bool status_full_episode(bool *episode, bool full);
 
 const char *status_reg_name(int stat);   /* "home", "roaming", ... */
 int status_csq_dbm(int csq);             /* -113 + 2*csq; INT_MIN for 99/unknown */
@@ -39,6 +56,10 @@ struct status_cbs {
      * Other periodic work rides on it, so an idle bridge wakes once an
      * interval and not once per service. */
     void (*tick)(void *ctx);
+    /* A "full" episode of the SMS store started (once per episode); why
+     * says what showed it ("12 of 12 used", "the module reported SMS
+     * FULL"). May be NULL. */
+    void (*storage_full)(void *ctx, const char *why);
 };
 
 struct status *status_new(struct loop *loop, struct modem *modem, int interval_s,
@@ -49,5 +70,14 @@ void status_free(struct status *st);
 void status_modem_ready(struct status *st, bool ready);
 
 const struct status_info *status_get(const struct status *st);
+
+/* The SMS store changed (a message stored or deleted): reads its counts
+ * again with one AT+CPMS?, unless one is queued and not yet written (its
+ * answer will show this change too). Nothing while not ready. */
+void status_storage_refresh(struct status *st);
+
+/* The module refused to store a message for lack of room (+CMS ERROR:
+ * 322): a full store, as if the counts had said so. */
+void status_storage_full(struct status *st, const char *why);
 
 #endif

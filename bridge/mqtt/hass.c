@@ -80,6 +80,12 @@ static const struct entity entities[] = {
     { .component = "button", .key = "modem_reset", .name = "Restart modem",
       .command = "modem/power", .payload_press = "{\"mode\":\"reset\"}",
       .device_class = "restart", .category = "config" },
+    { .component = "sensor", .key = "sms_storage_used", .name = "SMS storage used",
+      .state = "status", .value_template = "{{ value_json.storage.used }}",
+      .state_class = "measurement", .category = "diagnostic", .icon = "mdi:sim" },
+    { .component = "sensor", .key = "sms_storage_total", .name = "SMS storage capacity",
+      .state = "status", .value_template = "{{ value_json.storage.total }}",
+      .category = "diagnostic", .icon = "mdi:sim" },
     { .component = "notify", .key = "sms", .name = "SMS", .command = "sms/send",
       .icon = "mdi:message-arrow-right", .notify = true },
 };

@@ -159,6 +159,24 @@ def ussd():
         write("ussd", b"\x01" + line)
 
 
+def status():
+    # Answers and URCs as A7670 and SIM7600 modules print them, and the
+    # forms the parsers must refuse.
+    lines = [
+        b"+CSQ: 14,99", b"+CSQ:20,99", b"+CSQ: 99,99", b"+CSQ: 32,99",
+        b"+CREG: 2,1,\"1A2B\",\"01C2D3E4\",7", b"+CEREG: 2, 2", b"+CEREG: 5,\"1A2B\",\"01C2D3E4\",7",
+        b"+CREG: 2", b"+COPS: 0,0,\"Sim Telecom\",7", b"+COPS: 0,0,\"Vodafone, DE\",7", b"+COPS: 0",
+        b"+CPSI: LTE,Online,262-01,0x1A2B,12345678,300,EUTRAN-BAND3,1300,5,5,-94,-1050,-720,15",
+        b"+CPSI: NO SERVICE,Online",
+        b"+CPMS: \"SM\",0,30,\"SM\",0,30,\"SM\",0,30", b"+CPMS: \"SM_P\",5,40,\"SM_P\",5,40,\"SM_P\",5,40",
+        b"+CPMS: \"SM\", 2, 10, \"SM\", 2, 10, \"SM\", 2, 10", b"+CPMS:\"SM\",10,10",
+        b"+CPMS: 0,30,0,30,0,30", b"+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")",
+        b"+CPMS: \"SM\",31,30", b"+CPMS: \"SM\",4294967326,30", b"+CPMS: \"SM\",0,",
+    ]
+    for line in lines:
+        write("status", line)
+
+
 def config():
     root = os.path.dirname(os.path.dirname(HERE))
     for name in ("config.example.json", "dfrobot.example.json"):
@@ -193,4 +211,5 @@ if __name__ == "__main__":
     chat()
     json_()
     ussd()
+    status()
     config()

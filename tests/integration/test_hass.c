@@ -24,6 +24,7 @@ static const struct {
     { "sensor", "registration" }, { "sensor", "access" },         { "sensor", "modem_state" },
     { "sensor", "remote" },       { "sensor", "call_state" },     { "event", "sms_received" },
     { "event", "call_ring" },     { "event", "sms_report" },      { "button", "modem_reset" },
+    { "sensor", "sms_storage_used" }, { "sensor", "sms_storage_total" },
     { "notify", "sms" },
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))

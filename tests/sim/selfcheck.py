@@ -259,8 +259,14 @@ def main():
     # Full SIM
     for i in range(10):
         s.ctl("store " + pdu)
+    check(s.at("AT+CPMS?") == b'\r\n+CPMS: "SM",10,10,"SM",10,10,"SM",10,10\r\n\r\nOK\r\n',
+          "AT+CPMS? counts a full SIM")
     check(s.ctl("sms +49170 full") == "error sim full", "sim full")
+    check(s.read_until(b"SMS FULL\r\n") == b"\r\nSMS FULL\r\n", "SMS FULL when nothing fits")
     s.at("AT+CMGD=1,4")
+    s.ctl("urc-in at+cpms SMS FULL")
+    check(s.at("AT+CPMS?") == b'\r\nSMS FULL\r\n\r\n+CPMS: "SM",0,10,"SM",0,10,"SM",0,10'
+          b'\r\n\r\nOK\r\n', "urc-in: the URC inside the answer")
     # Hang
     s.ctl("hang 0")
     s.send(b"AT\r")

@@ -191,6 +191,21 @@ static void ctl_urc(struct sim *s, char *args)
         sim_urc(s, "%s", args);
 }
 
+/* urc-in <command prefix> <text> */
+static void ctl_urc_in(struct sim *s, char *args)
+{
+    size_t n = strcspn(args, " ");
+    const char *text = args + n + strspn(args + n, " ");
+
+    if (n == 0 || !*text || n >= sizeof(s->urc_in_prefix) ||
+        strlen(text) >= sizeof(s->urc_in_text)) {
+        sim_ctl_error(s, "usage: urc-in <command prefix> <text>");
+        return;
+    }
+    snprintf(s->urc_in_prefix, sizeof(s->urc_in_prefix), "%.*s", (int)n, args);
+    snprintf(s->urc_in_text, sizeof(s->urc_in_text), "%s", text);
+}
+
 static void ctl_raw(struct sim *s, char *args)
 {
     size_t len = strlen(args);
@@ -325,7 +340,7 @@ static void ctl_help(struct sim *s, char *args);
 static const struct sim_ctl core_ctls[] = {
     {"urc", ctl_urc},       {"raw", ctl_raw},         {"csq", ctl_csq},
     {"creg", ctl_creg},     {"hang", ctl_hang},       {"unhang", ctl_unhang},
-    {"operator", ctl_operator},
+    {"operator", ctl_operator}, {"urc-in", ctl_urc_in},
     {"unplug", ctl_unplug}, {"replug", ctl_replug},   {"reboot", ctl_reboot},
     {"quit", ctl_quit},     {"help", ctl_help},       {NULL, NULL},
 };

@@ -267,6 +267,11 @@ struct sim {
     struct sim_call call;
     struct sim_ussd ussd;
     bool radio_off;              /* AT+CFUN=0: not registered, no signal */
+    /* `urc-in`: a URC written inside the answer of the next command that
+     * starts with the prefix (after its echo, before its first line);
+     * "" when none is armed */
+    char urc_in_prefix[32];
+    char urc_in_text[256];
 
     /* control (sim.c) */
     char ctl[SIM_CTL_MAX];
@@ -331,6 +336,8 @@ struct sim_result sim_defer(struct sim *s, int64_t ms, sim_timer_fn fn);
 /* The registration state the host sees (0 until the SIM is ready). */
 int sim_reg_stat(const struct sim *s);
 bool sim_registered(const struct sim *s);
+/* `urc-in`: writes the armed URC if line starts with its prefix. */
+void sim_modem_urc_in(struct sim *s, const char *line);
 /* `creg <stat>`: sets it and sends +CREG/+CEREG when enabled. */
 void sim_modem_set_reg(struct sim *s, int stat);
 

@@ -279,6 +279,7 @@ static void execute(struct sim *s, char *line)
             return;
         }
     }
+    sim_modem_urc_in(s, line);
     /* V.250 concatenation: AT+CMEE=1;+CREG?;+CSQ runs each, one final
      * result (the first error ends the line). ATD's ';' (voice) is its own. */
     char body[SIM_LINE_MAX];
@@ -557,6 +558,14 @@ bool sim_registered(const struct sim *s)
 void sim_modem_reg_urcs(struct sim *s)
 {
     reg_urcs(s);
+}
+
+void sim_modem_urc_in(struct sim *s, const char *line)
+{
+    if (!s->urc_in_prefix[0] || !sim_prefix_ci(line, s->urc_in_prefix))
+        return;
+    s->urc_in_prefix[0] = '\0';
+    sim_urc(s, "%s", s->urc_in_text);
 }
 
 void sim_modem_set_reg(struct sim *s, int stat)

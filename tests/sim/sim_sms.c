@@ -2,8 +2,9 @@
  * control commands that make messages arrive.
  *
  * Slots are numbered from 1; a new message takes the lowest free one. A
- * full SIM stores nothing more: `sms`/`pdu`/`store` answer "error sim full",
- * AT+CMGW answers +CMS ERROR: 322.
+ * full SIM stores nothing more: `sms`/`pdu`/`store` answer "error sim full"
+ * (a message from the network also gives the URC SMS FULL), AT+CMGW
+ * answers +CMS ERROR: 322.
  *
  * Arrival follows AT+CNMI <mt>: 1 (the default, 2,1,0,0,0) stores and sends
  * +CMTI: "<mem3>",<idx>; 2 sends +CMT: ,<len> and the PDU without storing;
@@ -131,6 +132,8 @@ static int arrive(struct sim *s, const char *hex, size_t tpdu_len)
     int idx = store(s, hex, tpdu_len, 0);
     if (idx > 0 && host_ready(s) && mt != 0)
         sim_urc(s, "+CMTI: \"%s\",%d", s->sms.mem[2], idx);
+    if (idx == -ENOSPC && host_ready(s))
+        sim_urc(s, "SMS FULL");
     return idx;
 }
 

@@ -63,6 +63,10 @@ static const struct want wants[] = {
     { "homeassistant/event/" NODE "/sms_report/config", "modem/sms/report", NULL,
       "event_type=value_json.status", "[\"delivered\",\"pending\",\"failed\"]" },
     { "homeassistant/button/" NODE "/modem_reset/config", NULL, "modem/modem/power", NULL },
+    { "homeassistant/sensor/" NODE "/sms_storage_used/config", "modem/status", NULL,
+      "storage.used" },
+    { "homeassistant/sensor/" NODE "/sms_storage_total/config", "modem/status", NULL,
+      "storage.total" },
     { "homeassistant/notify/" NODE "/sms/config", NULL, "modem/sms/send",
       "{\"to\":\"" TO "\",\"text\":{{ value | tojson }}}" },
 };
@@ -181,6 +185,8 @@ static void test_sensor_classes(void **state)
         { 0, "state_class", "measurement" },      { 0, "entity_category", "diagnostic" },
         { 1, "unit_of_measurement", "%" },        { 1, "state_class", "measurement" },
         { 11, "entity_category", "config" },   /* the restart button */
+        { 12, "state_class", "measurement" },     { 12, "entity_category", "diagnostic" },
+        { 13, "entity_category", "diagnostic" },
     };
     char topic[2048], *payload;
     (void)state;

@@ -131,6 +131,8 @@ static struct {
     /* sms_send's written hook: "<part>/<parts>@<commands recorded>" each. */
     char written[256];
 
+    unsigned store_changes;       /* store_changed callbacks */
+
     struct sms *sms;
 } F;
 
@@ -459,12 +461,19 @@ static void stop(void)
     }
 }
 
+static void on_store_changed(void *ctx)
+{
+    assert_ptr_equal(ctx, &F);
+    F.store_changes++;
+}
+
 /* The owner's callbacks; with_acked: also the acknowledged-keys record
  * (app.c keeps it in the journal). */
 static void start_cbs(const struct sms_opts *o, bool with_acked)
 {
     const struct sms_cbs cbs = {
         .received = on_received, .undecodable = on_undecodable, .report = on_report,
+        .store_changed = on_store_changed,
         .acked_before = with_acked ? on_acked_before : NULL,
         .acked = with_acked ? on_acked : NULL,
     };
@@ -1317,6 +1326,46 @@ static void test_cmgr_without_message(void **state)
     }
 }
 
+/* A line no URC table knows (SMS FULL before its entry existed; anything a
+ * firmware adds) between AT+CMGR and its answer is one more info line: the
+ * message is still read. The owner hears of every read and delete that
+ * went through, and of nothing else. */
+static void test_cmgr_stray_line_and_store_changes(void **state)
+{
+    struct msg m, m2;
+    struct lines l = { 0 };
+
+    (void)state;
+    start();
+    go_ready();
+    assert_int_equal(F.store_changes, 0);
+    make_deliver(&m, FROM, "after a stray line", 0);
+    cmti(3);
+    lines_add(&l, "SMS FULL");
+    lines_add(&l, "+CMGR: 0,,%zu", m.p[0].tpdu_len);
+    lines_add(&l, "%s", m.p[0].hex);
+    reply("AT+CMGR=3", AT_FINAL_OK, &l);
+    assert_int_equal(F.n_rx, 1);
+    expect_rx(&F.rx[0], FROM, "after a stray line", 1);
+    assert_int_equal(F.store_changes, 1);
+    sms_received_done(F.sms, F.rx[0].token, 0);
+    ok("AT+CMGD=3");
+    assert_int_equal(F.store_changes, 2);
+
+    /* A failed read, a failed delete: the store did not change. */
+    cmti(4);
+    reply_full("AT+CMGR=4", AT_FINAL_CMS, 321, NULL, NULL, 0);
+    make_deliver(&m2, FROM, "kept", 0);
+    cmti(5);
+    reply_cmgr(5, 0, &m2.p[0]);
+    assert_int_equal(F.store_changes, 3);
+    sms_received_done(F.sms, F.rx[1].token, 0);
+    reply_full("AT+CMGD=5", AT_FINAL_ERROR, -1, NULL, NULL, 0);
+    assert_int_equal(F.store_changes, 3);
+    EXPECT_CMDS(1, "AT+CMGR=3", "AT+CMGD=3", "AT+CMGR=4", "AT+CMGR=5", "AT+CMGD=5");
+    stop();
+}
+
 /* ============================================================================ */
 /* 9. +CMT: delivered directly, nothing on the SIM, nothing ever deleted.        */
 
@@ -2154,6 +2203,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_undecodable, teardown),
         cmocka_unit_test_teardown(test_not_incoming_left_alone, teardown),
         cmocka_unit_test_teardown(test_cmgr_without_message, teardown),
+        cmocka_unit_test_teardown(test_cmgr_stray_line_and_store_changes, teardown),
         cmocka_unit_test_teardown(test_cmt_direct, teardown),
         cmocka_unit_test_teardown(test_send_single, teardown),
         cmocka_unit_test_teardown(test_send_national, teardown),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -23,7 +24,7 @@
 #define MAX_CMDS 64
 
 static struct {
-    struct { char cmd[32]; at_done_cb cb; void *ctx; } cmds[MAX_CMDS];
+    struct { char cmd[32]; at_done_cb cb; void *ctx; void (*written)(void *); } cmds[MAX_CMDS];
     size_t n_cmds, n_done;
     const struct at_urc *urcs;
     size_t n_urcs;
@@ -31,6 +32,9 @@ static struct {
     struct status_info published[16];
     size_t n_published;
     bool ucs2;                   /* the modem's TE character set flag */
+    bool no_sms;                 /* a module without SMS (AT+CMGF=0 refused) */
+    char full_why[8][64];        /* storage_full callbacks */
+    size_t n_full;
 } F;
 
 static int fake_chat_obj;
@@ -39,13 +43,19 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
                void *ctx)
 {
     (void)m;
-    (void)opts;
     assert_true(F.n_cmds < MAX_CMDS);
     snprintf(F.cmds[F.n_cmds].cmd, sizeof(F.cmds[0].cmd), "%s", cmd);
     F.cmds[F.n_cmds].cb = cb;
     F.cmds[F.n_cmds].ctx = ctx;
+    F.cmds[F.n_cmds].written = opts ? opts->written : NULL;
     F.n_cmds++;
     return 0;
+}
+
+bool modem_sms_supported(const struct modem *m)
+{
+    (void)m;
+    return !F.no_sms;
 }
 
 bool modem_charset_ucs2(const struct modem *m)
@@ -93,18 +103,37 @@ static void on_changed(void *ctx, const struct status_info *info)
     F.published[F.n_published++] = *info;
 }
 
-/* Answers the oldest outstanding command, which must be `cmd`. */
+static void on_storage_full(void *ctx, const char *why)
+{
+    (void)ctx;
+    assert_true(F.n_full < 8);
+    snprintf(F.full_why[F.n_full++], sizeof(F.full_why[0]), "%s", why);
+}
+
+/* The chat writes the oldest outstanding command (its `written` hook runs),
+ * which must be `cmd`. Returns its index. */
+static size_t write_next(const char *cmd)
+{
+    size_t i = F.n_done;
+
+    assert_true(i < F.n_cmds);
+    assert_string_equal(F.cmds[i].cmd, cmd);
+    if (F.cmds[i].written)
+        F.cmds[i].written(F.cmds[i].ctx);
+    return i;
+}
+
+/* Writes and answers the oldest outstanding command, which must be `cmd`. */
 static void answer(const char *cmd, const char *line)
 {
     const char *lines[] = { line, NULL };
     const struct at_response rsp = {
         .final = AT_FINAL_OK, .code = -1, .lines = lines, .n_lines = line ? 1 : 0,
     };
+    size_t i = write_next(cmd);
 
-    assert_true(F.n_done < F.n_cmds);
-    assert_string_equal(F.cmds[F.n_done].cmd, cmd);
     F.n_done++;
-    F.cmds[F.n_done - 1].cb(F.cmds[F.n_done - 1].ctx, &rsp);
+    F.cmds[i].cb(F.cmds[i].ctx, &rsp);
 }
 
 static void urc(const char *line)
@@ -119,7 +148,9 @@ static void urc(const char *line)
     fail_msg("no URC handler for %s", line);
 }
 
-static void answer_round(int reg, const char *cops)
+/* One poll round, the SMS store answering `cpms` (NULL: a module without
+ * SMS, where the round has no AT+CPMS?). */
+static void answer_round_cpms(int reg, const char *cops, const char *cpms)
 {
     char creg[32], cereg[32];
 
@@ -129,7 +160,23 @@ static void answer_round(int reg, const char *cops)
     answer("AT+CREG?", creg);
     answer("AT+CEREG?", cereg);
     answer("AT+COPS?", cops);
+    if (cpms)
+        answer("AT+CPMS?", cpms);
     answer("AT+CPSI?", reg == 1 || reg == 5 ? "+CPSI: LTE,Online" : "+CPSI: NO SERVICE,Online");
+}
+
+static void answer_round(int reg, const char *cops)
+{
+    answer_round_cpms(reg, cops, "+CPMS: \"SM\",0,30,\"SM\",0,30,\"SM\",0,30");
+}
+
+#define CPMS(used, total) \
+    "+CPMS: \"SM\"," #used "," #total ",\"SM\"," #used "," #total ",\"SM\"," #used "," #total
+
+static const struct status_info *last_published(void)
+{
+    assert_true(F.n_published > 0);
+    return &F.published[F.n_published - 1];
 }
 
 /* A registration URC while a round runs: the round that began before the
@@ -147,29 +194,29 @@ static void test_urc_during_round(void **state)
     st = status_new(NULL, NULL, 60, &cbs, NULL);
     assert_non_null(st);
     status_modem_ready(st, true);
-    assert_int_equal(F.n_cmds, 5);               /* one round queued */
+    assert_int_equal(F.n_cmds, 6);               /* one round queued */
 
     urc("+CREG: 1,\"1A2B\",\"01C2D3E4\"");     /* the network came back */
     urc("+CEREG: 1,\"1A2B\",\"01C2D3E4\",7");
-    assert_int_equal(F.n_cmds, 5);               /* no second round yet */
+    assert_int_equal(F.n_cmds, 6);               /* no second round yet */
     assert_int_equal(F.n_published, 0);          /* nothing from the URC itself */
 
     answer_round(3, "+COPS: 0");                 /* the round saw "denied" */
     assert_int_equal(F.n_published, 1);
     assert_int_equal(F.published[0].reg_stat, 3);
     assert_string_equal(F.published[0].operator_name, "");
-    assert_int_equal(F.n_cmds, 10);              /* exactly one more round */
+    assert_int_equal(F.n_cmds, 12);              /* exactly one more round */
 
     answer_round(1, "+COPS: 0,0,\"Sim Telecom\",7");
     assert_int_equal(F.n_published, 2);
     assert_int_equal(F.published[1].reg_stat, 1);
     assert_string_equal(F.published[1].operator_name, "Sim Telecom");
     assert_string_equal(F.published[1].access, "LTE");
-    assert_int_equal(F.n_cmds, 10);              /* and no further one */
+    assert_int_equal(F.n_cmds, 12);              /* and no further one */
 
     /* Idle: a URC starts a round at once. */
     urc("+CEREG: 5");
-    assert_int_equal(F.n_cmds, 15);
+    assert_int_equal(F.n_cmds, 18);
     answer_round(5, "+COPS: 0,0,\"Roam Net\",7");
     assert_int_equal(F.published[2].reg_stat, 5);
     assert_string_equal(F.published[2].operator_name, "Roam Net");
@@ -284,6 +331,201 @@ static void test_cops_cpsi(void **state)
     assert_string_equal(buf, "");
 }
 
+/* AT+CPMS? answers: the first store's used and total. From A7670 and
+ * SIM7600 logs (SIM7600 names the preferred stores "SM_P"/"ME_P") and the
+ * manual's examples with spaces; then what must not be believed. */
+static void test_cpms(void **state)
+{
+    static const struct {
+        const char *line;
+        int ret, used, total;
+    } cases[] = {
+        { "+CPMS: \"SM\",0,30,\"SM\",0,30,\"SM\",0,30", 0, 0, 30 },
+        { "+CPMS: \"SM\",3,50,\"SM\",3,50,\"SM\",3,50", 0, 3, 50 },
+        { "+CPMS: \"ME\",0,23,\"ME\",0,23,\"ME\",0,23", 0, 0, 23 },
+        { "+CPMS: \"SM_P\",5,40,\"SM_P\",5,40,\"SM_P\",5,40", 0, 5, 40 },
+        { "+CPMS: \"SM\", 2, 10, \"SM\", 2, 10, \"SM\", 2, 10", 0, 2, 10 },
+        { "+CPMS: \"SM\",30,30,\"SM\",30,30,\"SM\",30,30", 0, 30, 30 },   /* full */
+        { "+CPMS:\"SM\",10,10", 0, 10, 10 },                               /* one store */
+        { "+CPMS: \"SM\",0,65535", 0, 0, 65535 },
+        /* AT+CPMS= answers counts without names; AT+CPMS=? the choices */
+        { "+CPMS: 0,30,0,30,0,30", -EINVAL, -1, -1 },
+        { "+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",31,30", -EINVAL, -1, -1 },                        /* used > total */
+        { "+CPMS: \"SM\",0,0", -EINVAL, -1, -1 },                          /* no store */
+        { "+CPMS: \"SM\",0,65536", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",4294967326,30", -EINVAL, -1, -1 },                /* wraps to 30 */
+        /* longer than any real answer: a copy cut inside a count would be
+         * believed */
+        { "+CPMS: \"SM\",000000000000000000000000000000000000000000000000000000000000000000000"
+          "000000000000000000000000000000000000000000000000000000000000000000000000000001,30",
+          -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",-1,30", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",+1,30", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",0,30x", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",0,3 0", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",,30", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",0", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\",0,", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM\"", -EINVAL, -1, -1 },
+        { "+CPMS: SM,0,30", -EINVAL, -1, -1 },                             /* unquoted */
+        { "+CPMS: \"\",0,30", -EINVAL, -1, -1 },
+        { "+CPMS: \"SM,0,30", -EINVAL, -1, -1 },
+        { "+CPMS: \"SMSMSMSMS\",0,30", -EINVAL, -1, -1 },                  /* not a store name */
+        { "+CPMS: \"S\xc3\xa9\",0,30", -EINVAL, -1, -1 },
+        { "+CPMS:", -EINVAL, -1, -1 },
+        { "+CSQ: 0,30", -EINVAL, -1, -1 },
+        { "", -EINVAL, -1, -1 },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int used = -1, total = -1;
+        /* An exactly sized copy: ASan sees a read past the end. */
+        char *line = strdup(cases[i].line);
+
+        assert_non_null(line);
+        if (status_parse_cpms(line, &used, &total) != cases[i].ret)
+            fail_msg("%s: expected %d", cases[i].line, cases[i].ret);
+        assert_int_equal(used, cases[i].used);
+        assert_int_equal(total, cases[i].total);
+        free(line);
+    }
+}
+
+/* The episode flag: reported when it starts, ended by a store with room. */
+static void test_full_episode(void **state)
+{
+    static const struct {
+        bool episode, full, starts, after;
+    } cases[] = {
+        { false, false, false, false },
+        { false, true, true, true },      /* starts */
+        { true, true, false, true },      /* the same episode */
+        { true, false, false, false },     /* room again: over */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool ep = cases[i].episode;
+
+        assert_int_equal(status_full_episode(&ep, cases[i].full), cases[i].starts);
+        assert_int_equal(ep, cases[i].after);
+    }
+}
+
+static struct status *storage_start(void)
+{
+    const struct status_cbs cbs = { .changed = on_changed, .storage_full = on_storage_full };
+    struct status *st;
+
+    memset(&F, 0, sizeof(F));
+    st = status_new(NULL, NULL, 60, &cbs, NULL);
+    assert_non_null(st);
+    return st;
+}
+
+/* The store in B/status, and storage_full once per episode: from the
+ * counts (poll or a lone refresh), from SMS FULL, from +CMS ERROR: 322. */
+static void test_storage_episodes(void **state)
+{
+    struct status *st = storage_start();
+
+    (void)state;
+    assert_int_equal(status_get(st)->storage_used, -1);       /* unknown until read */
+    assert_int_equal(status_get(st)->storage_total, -1);
+    status_modem_ready(st, true);
+    answer_round_cpms(1, "+COPS: 0,0,\"Sim Telecom\",7", CPMS(29, 30));
+    assert_int_equal(last_published()->storage_used, 29);
+    assert_int_equal(last_published()->storage_total, 30);
+    assert_int_equal(F.n_full, 0);
+
+    /* A message stored: full. */
+    status_storage_refresh(st);
+    answer("AT+CPMS?", CPMS(30, 30));
+    assert_int_equal(F.n_full, 1);
+    assert_string_equal(F.full_why[0], "30 of 30 used");
+    assert_int_equal(last_published()->storage_used, 30);
+    /* The module says so too, and the poll: the same episode. */
+    urc("SMS FULL");
+    answer("AT+CPMS?", CPMS(30, 30));
+    urc("+CEREG: 1");
+    answer_round_cpms(1, "+COPS: 0,0,\"Sim Telecom\",7", CPMS(30, 30));
+    assert_int_equal(F.n_full, 1);
+
+    /* One deleted: over. The next full is a new episode, here SMS FULL
+     * before any count. */
+    status_storage_refresh(st);
+    answer("AT+CPMS?", CPMS(29, 30));
+    assert_int_equal(last_published()->storage_used, 29);
+    urc("SMS FULL");
+    assert_int_equal(F.n_full, 2);
+    assert_string_equal(F.full_why[1], "the module reported SMS FULL");
+    answer("AT+CPMS?", CPMS(30, 30));
+    assert_int_equal(F.n_full, 2);
+
+    status_storage_refresh(st);
+    answer("AT+CPMS?", CPMS(0, 30));
+    status_storage_full(st, "the module answered +CMS ERROR: 322");
+    assert_int_equal(F.n_full, 3);
+    assert_string_equal(F.full_why[2], "the module answered +CMS ERROR: 322");
+    answer("AT+CPMS?", CPMS(0, 30));      /* a store this full is not: over */
+    assert_int_equal(F.n_done, F.n_cmds);
+    status_free(st);
+}
+
+/* One AT+CPMS? however many changes before it is written; a change after
+ * it was written asks again. A lone answer during a poll round waits for
+ * the round's end to be published (one snapshot per status). */
+static void test_storage_refresh_coalesced(void **state)
+{
+    struct status *st = storage_start();
+    size_t published, mark;
+
+    (void)state;
+    status_storage_refresh(st);
+    assert_int_equal(F.n_cmds, 0);                 /* not ready: nothing */
+    status_modem_ready(st, true);
+    answer_round(1, "+COPS: 0,0,\"Sim Telecom\",7");
+    mark = F.n_cmds;
+
+    status_storage_refresh(st);                    /* three deletes together */
+    status_storage_refresh(st);
+    status_storage_refresh(st);
+    assert_int_equal(F.n_cmds, mark + 1);
+    write_next("AT+CPMS?");
+    status_storage_refresh(st);                    /* after it was written */
+    assert_int_equal(F.n_cmds, mark + 2);
+    answer("AT+CPMS?", CPMS(2, 30));
+    answer("AT+CPMS?", CPMS(2, 30));
+    assert_int_equal(F.n_cmds, mark + 2);
+    published = F.n_published;
+
+    status_storage_refresh(st);
+    urc("+CEREG: 1");                              /* a round behind the lone query */
+    answer("AT+CPMS?", CPMS(3, 30));
+    assert_int_equal(F.n_published, published);    /* the round publishes it */
+    answer_round_cpms(1, "+COPS: 0,0,\"Sim Telecom\",7", CPMS(3, 30));
+    assert_int_equal(F.n_published, published + 1);
+    assert_int_equal(last_published()->storage_used, 3);
+    assert_int_equal(F.n_done, F.n_cmds);
+    status_free(st);
+}
+
+/* A module without SMS: no AT+CPMS? in the rounds, none on a refresh. */
+static void test_storage_no_sms(void **state)
+{
+    struct status *st = storage_start();
+
+    (void)state;
+    F.no_sms = true;
+    status_modem_ready(st, true);
+    assert_int_equal(F.n_cmds, 5);
+    answer_round_cpms(1, "+COPS: 0", NULL);
+    status_storage_refresh(st);
+    assert_int_equal(F.n_cmds, 5);
+    assert_int_equal(last_published()->storage_total, -1);
+    status_free(st);
+}
+
 static void test_signal_scale(void **state)
 {
     (void)state;
@@ -314,6 +556,11 @@ int main(void)
         cmocka_unit_test(test_signal_scale),
         cmocka_unit_test(test_urc_during_round),
         cmocka_unit_test(test_operator_ucs2),
+        cmocka_unit_test(test_cpms),
+        cmocka_unit_test(test_full_episode),
+        cmocka_unit_test(test_storage_episodes),
+        cmocka_unit_test(test_storage_refresh_coalesced),
+        cmocka_unit_test(test_storage_no_sms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
