@@ -327,6 +327,18 @@ static struct at_cmd *q_pop(struct at_chat *chat)
     return cmd;
 }
 
+/* A command with data gets its own timeout (AT+CMGS: up to a minute for
+ * the network) from the moment its data is written. Its prompt comes as
+ * fast as any answer: waiting for it no longer than for a plain command
+ * finds a hung module in seconds, not a minute, and nothing was sent then
+ * (the data is written only after the prompt). */
+static int prompt_timeout(const struct at_chat *chat, const struct at_cmd *cmd)
+{
+    if (!cmd->data || cmd->timeout_ms <= chat->default_timeout_ms)
+        return cmd->timeout_ms;
+    return chat->default_timeout_ms;
+}
+
 static void start(struct at_chat *chat, struct at_cmd *cmd)
 {
     int64_t now = chat->tr.now_ms(chat->tr.ctx);
@@ -336,7 +348,7 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
     reset_cur_state(chat);
     chat->n_lines = 0;
     chat->arena_used = 0;
-    chat->deadline = now + cmd->timeout_ms;
+    chat->deadline = now + prompt_timeout(chat, cmd);
     /* Only a command with data to write waits for a prompt: any other '>'
      * at line start (a USSD menu) is text. */
     at_lexer_expect_prompt(chat->lx, cmd->data != NULL);
@@ -802,6 +814,8 @@ static void on_prompt(struct at_chat *chat)
     }
     chat->data_written = true;
     at_lexer_expect_prompt(chat->lx, false);
+    chat->deadline = chat->tr.now_ms(chat->tr.ctx) + cmd->timeout_ms;
+    update_schedule(chat);
     log_debug("AT> [%zu bytes of data]", cmd->data_len);
     if (cmd->data_len == 0)
         return;

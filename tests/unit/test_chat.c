@@ -734,6 +734,39 @@ static const struct chat_case cases[] = {
                 "idle=1\n",
     },
     {
+        /* A hung module shows in 5 s, not in CMGS's minute; once the data
+         * is written the network gets the whole minute. */
+        .name = "CMGS: the prompt within the plain timeout, then its own from the data",
+        .sched = true,
+        .cmds = {{"AT+CMGS=23", .info = "+CMGS:", DATA(SUBMIT_PDU "\x1a"), .timeout_ms = 60000}},
+        .steps = {SEND(0), TICK(3000), MARK, FEED("\r\n> "), MARK, TICK(10000), MARK,
+                  FEED("\r\n+CMGS: 5\r\n\r\nOK\r\n")},
+        .want = "W:AT+CMGS=23\\x0d\n"
+                "sched 105000\n"
+                "sched 105000\n"
+                "--\n"
+                "sched 163000\n"
+                "W:" SUBMIT_PDU "\\x1a\n"
+                "--\n"
+                "sched 163000\n"
+                "--\n"
+                "done#0 OK -1 <+CMGS: 5>\n"
+                "sched -1\n",
+    },
+    {
+        .name = "CMGS: no prompt within the plain timeout: timeout, nothing sent",
+        .sched = true,
+        .cmds = {{"AT+CMGS=23", .info = "+CMGS:", DATA(SUBMIT_PDU "\x1a"), .timeout_ms = 60000}},
+        .steps = {SEND(0), TICK(4999), MARK, TICK(1)},
+        .want = "W:AT+CMGS=23\\x0d\n"
+                "sched 105000\n"
+                "sched 105000\n"
+                "--\n"
+                "done#0 TIMEOUT -1\n"
+                "sched 105200\n"
+                "W:\\x1b\n",   /* the resync begins; the PDU never went */
+    },
+    {
         .name = "timeout at the prompt: ESC, and its OK is not the next command's",
         .cmds = {{"AT+CMGS=23", .info = "+CMGS:", DATA(SUBMIT_PDU "\x1a"), .timeout_ms = 60000},
                  {"AT+CSQ", .info = "+CSQ:"}},
