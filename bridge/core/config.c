@@ -1515,6 +1515,10 @@ bool config_number_allowed(char *const *allow, size_t n, const char *number)
     /* A service code ('*' or '#') matches its own entry only: "*" or a
      * prefix means numbers, and "**21*...#" would forward every call. */
     bool code = strpbrk(number, "*#") != NULL;
+    /* "00" dials abroad in most of the world: "0*" (national numbers)
+     * must not let "0044..." through; only a prefix written with "00"
+     * does. */
+    bool abroad = strncmp(number, "00", 2) == 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = allow[i];
         size_t len = e ? strlen(e) : 0;
@@ -1523,7 +1527,8 @@ bool config_number_allowed(char *const *allow, size_t n, const char *number)
         /* "*" alone: E.164 numbers only; a national number or short code
          * must be listed, exactly or by a digit prefix. */
         if (strcmp(e, "*") == 0 ? is_e164(number)
-            : allow_is_prefix(e, len) ? !code && strncmp(number, e, len - 1) == 0
+            : allow_is_prefix(e, len) ? !code && strncmp(number, e, len - 1) == 0 &&
+                                            (!abroad || strncmp(e, "00", 2) == 0)
                                       : strcmp(number, e) == 0)
             return true;
     }

@@ -1243,6 +1243,7 @@ static void test_number_allowed(void **state)
                      (char *)"*31#", (char *)"+49*31#"};
     char *national[] = {(char *)"8888", (char *)"0*", (char *)"11*", (char *)"01711234567",
                         (char *)"+4930*"};
+    char *abroad[] = {(char *)"0*", (char *)"0044*", (char *)"00491701234567"};
     static const struct { int list; const char *number; bool ok; } cases[] = {
         /* "*" alone: E.164 numbers only, never a national number or short code */
         {0, "+4917012345678", true}, {0, "0170123", false}, {0, "8888", false},
@@ -1267,10 +1268,15 @@ static void test_number_allowed(void **state)
         {5, "01711234567", true},    {5, "0", true},        {5, "+4917012345678", false},
         {5, "1100", true},           {5, "120", false},     {5, "+1100123456", false},
         {5, "0*31#", false},         {5, "+4930123456", true}, {5, "+4940123456", false},
+        /* "00" dials abroad: "0*" does not cover it, a prefix written with
+         * "00" and an exact entry do */
+        {5, "00447911123456", false}, {5, "0030123", false},
+        {6, "00447911123456", true},  {6, "00337911123456", false},
+        {6, "00491701234567", true},  {6, "0301234567", true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        static const size_t sizes[] = {1, 2, 1, 0, 5, 5};
-        char *const *lists[] = {all, some, intl, NULL, codes, national};
+        static const size_t sizes[] = {1, 2, 1, 0, 5, 5, 3};
+        char *const *lists[] = {all, some, intl, NULL, codes, national, abroad};
         if (config_number_allowed(lists[cases[i].list], sizes[cases[i].list], cases[i].number) !=
             cases[i].ok)
             fail_msg("case %zu: %s", i, cases[i].number ? cases[i].number : "NULL");
