@@ -163,6 +163,7 @@ struct app {
     char *last_status;            /* last published B/status, to skip repeats */
 
     struct stats stats;           /* B/stats and /metrics (core/stats.h) */
+    struct stats stats_said;      /* the counters B/stats last published */
     int64_t started_ms;           /* loop_now_ms() at app_new: uptime */
     uint64_t stats_timer;         /* armed by the first change after a publish */
     size_t n_running;             /* commands dispatched, not yet answered */
@@ -492,8 +493,10 @@ static char *stats_payload(const struct app *a)
 
 static void publish_stats(struct app *a)
 {
+    struct stats_gauges g;
     char *s = stats_payload(a);
 
+    stats_now(a, &a->stats_said, &g);
     loop_cancel_timer(a->loop, a->stats_timer);
     a->stats_timer = 0;
     if (s)
@@ -510,11 +513,30 @@ static int64_t stats_fired(void *ctx)
     return 0;
 }
 
+/* Something B/stats shows changed: published within STATS_INTERVAL_MS. */
+static void stats_changed(struct app *a)
+{
+    if (!a->stats_timer)
+        loop_add_timer(a->loop, STATS_INTERVAL_MS, stats_fired, a, &a->stats_timer);
+}
+
 static void count(struct app *a, enum stats_counter c)
 {
     a->stats.counter[c]++;
-    if (!a->stats_timer)
-        loop_add_timer(a->loop, STATS_INTERVAL_MS, stats_fired, a, &a->stats_timer);
+    stats_changed(a);
+}
+
+/* The counters the modem keeps (timeouts, reopens) come with state
+ * changes: compared with what B/stats last said. */
+static void stats_modem_changed(struct app *a)
+{
+    struct stats s;
+    struct stats_gauges g;
+
+    stats_now(a, &s, &g);
+    if (s.counter[STATS_AT_TIMEOUTS] != a->stats_said.counter[STATS_AT_TIMEOUTS] ||
+        s.counter[STATS_MODEM_REOPENS] != a->stats_said.counter[STATS_MODEM_REOPENS])
+        stats_changed(a);
 }
 
 static int render_metrics(void *ctx, char *buf, size_t size)
@@ -1885,6 +1907,7 @@ static void on_sms_report(void *ctx, const struct pdu_msg *rep, uint64_t token)
 
     log_info("sms: report for reference %d to %s: %s (TP-ST 0x%02X)%s", r.reference, r.to,
              json_report_status(r.st), r.st, e ? "" : ", not an SMS the bridge knows");
+    count(a, STATS_REPORTS);
     publish_for_sms(a, "sms/report", json_sms_report(&r), token);
 }
 
@@ -1892,6 +1915,7 @@ static void on_sms_undecodable(void *ctx, const char *pdu, const char *reason, u
 {
     struct app *a = ctx;
 
+    count(a, STATS_ERRORS);
     publish_for_sms(a, "error", json_event_error("undecodable_sms", reason, "pdu", pdu), token);
 }
 
@@ -2116,6 +2140,7 @@ static void on_modem_state(void *ctx, enum modem_state st)
     publish_availability(a);
     publish_status(a);
     health_update(a);
+    stats_modem_changed(a);
     pool_update(a, false);
     if (!modem_starting(a))
         run_held(a);

@@ -31,17 +31,19 @@ static const struct counter_desc counters[STATS_N_COUNTERS] = {
 };
 
 struct gauge_desc {
-    const char *name;
+    const char *name;       /* in B/stats */
+    const char *prom;       /* in /metrics (Prometheus names units in full) */
     const char *help;
     size_t off;
 };
 
 static const struct gauge_desc gauges[] = {
-    { "queue_depth", "Commands received and not yet answered.",
+    { "queue_depth", "queue_depth", "Commands received and not yet answered.",
       offsetof(struct stats_gauges, queue_depth) },
-    { "journal_pending", "Journal records not yet done.",
+    { "journal_pending", "journal_pending", "Journal records not yet done.",
       offsetof(struct stats_gauges, journal_pending) },
-    { "uptime_s", "Seconds since the bridge started.", offsetof(struct stats_gauges, uptime_s) },
+    { "uptime_s", "uptime_seconds", "Seconds since the bridge started.",
+      offsetof(struct stats_gauges, uptime_s) },
 };
 #define N_GAUGES (sizeof(gauges) / sizeof(gauges[0]))
 
@@ -132,7 +134,7 @@ int stats_prometheus(const struct stats *s, const struct stats_gauges *g, const 
         put_metric(&t, counters[i].name, "_total", "counter", counters[i].help, modem,
                    s->counter[i]);
     for (size_t i = 0; i < N_GAUGES; i++)
-        put_metric(&t, gauges[i].name, "", "gauge", gauges[i].help, modem, gauge_value(g, i));
+        put_metric(&t, gauges[i].prom, "", "gauge", gauges[i].help, modem, gauge_value(g, i));
     if (t.failed || t.len > INT32_MAX)
         return -1;
     return (int)t.len;

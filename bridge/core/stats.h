@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 enum stats_counter {
-    STATS_SMS_SENT,          /* sms/send commands answered ok */
-    STATS_SMS_FAILED,        /* sms/send commands answered with an error */
+    STATS_SMS_SENT,          /* SMS sent: one per recipient of an sms/send */
+    STATS_SMS_FAILED,        /* SMS not sent (refused or failed), per recipient */
     STATS_SMS_RECEIVED,      /* B/sms/received events */
     STATS_REPORTS,           /* B/sms/report events */
     STATS_CALLS,             /* calls that began (incoming or dialled) */
@@ -44,7 +44,8 @@ const char *stats_counter_name(enum stats_counter c);
 char *stats_json(const struct stats *s, const struct stats_gauges *g);
 
 /* The Prometheus text exposition format (0.0.4): counters as
- * modem2mqtt_<name>_total, gauges as modem2mqtt_<name>, each with HELP and
+ * modem2mqtt_<name>_total, gauges as modem2mqtt_<name> (uptime_s as
+ * modem2mqtt_uptime_seconds), each with HELP and
  * TYPE lines and the label modem="<base topic>". Writes at most size
  * bytes with a NUL; returns the length it needed (as snprintf), or -1. */
 int stats_prometheus(const struct stats *s, const struct stats_gauges *g, const char *modem,

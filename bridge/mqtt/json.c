@@ -878,6 +878,8 @@ char *json_sms_report(const struct sms_report *r)
     sb_str(&b, r->id_json ? r->id_json : "null");
     if (r->id_json)
         sb_printf(&b, ",\"part\":%u,\"parts\":%u", r->part, r->parts);
+    else
+        sb_str(&b, ",\"part\":null,\"parts\":null");
     sb_str(&b, "}");
     return sb_finish(&b);
 }

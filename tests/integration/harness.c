@@ -1706,3 +1706,17 @@ cJSON *h_retained_json_at(const char *file, int line, struct h_env *e, const cha
         h_fail_at(file, line, "'%s' on '%s' is not JSON", copy, topic);
     return j;
 }
+
+/* B/stats/get's result: the figures beside id and ok. */
+cJSON *h_stats_get_at(const char *file, int line, struct h_env *e, int id)
+{
+    char t[160], payload[32], rt[168];
+    snprintf(t, sizeof t, "%s/stats/get", e->base);
+    snprintf(rt, sizeof rt, "%s/result", t);
+    snprintf(payload, sizeof payload, "{\"id\":%d}", id);
+    h_mqtt_publish_at(file, line, &e->mqtt, t, payload, strlen(payload), 1, false);
+    cJSON *r = h_mqtt_wait_json_at(file, line, &e->mqtt, rt, H_TIMEOUT_MS);
+    h_json_int_eq_at(file, line, r, "id", id);
+    h_json_bool_eq_at(file, line, r, "ok", true);
+    return r;
+}

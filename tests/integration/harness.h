@@ -341,6 +341,11 @@ int h_env_down(struct h_env *e);
 #define h_retained_json(e, topic) h_retained_json_at(__FILE__, __LINE__, (e), (topic))
 cJSON *h_retained_json_at(const char *file, int line, struct h_env *e, const char *topic);
 
+/* Publishes B/stats/get {"id":id} and returns its result (ok, with the
+ * figures of B/stats beside id and ok). */
+#define h_stats_get(e, id) h_stats_get_at(__FILE__, __LINE__, (e), (id))
+cJSON *h_stats_get_at(const char *file, int line, struct h_env *e, int id);
+
 /* Marks the test as passed: put it as the test's last statement. */
 #define H_PASS(e) ((e)->passed = true)
 

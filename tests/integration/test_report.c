@@ -44,15 +44,16 @@ static cJSON *wait_report_at(const char *file, int line, struct h_env *e)
     return r;
 }
 
-/* "id" is exactly want_json (type included); "null" also means no
- * part/parts. */
+/* "id" is exactly want_json (type included); "null" also means part and
+ * parts null. */
 #define assert_id(r, want_json) assert_id_at(__FILE__, __LINE__, (r), (want_json))
 static void assert_id_at(const char *file, int line, const cJSON *r, const char *want_json)
 {
     h_json_eq_at(file, line, r, "id", want_json);
-    if (strcmp(want_json, "null") == 0 && (cJSON_GetObjectItemCaseSensitive(r, "part") ||
-                                           cJSON_GetObjectItemCaseSensitive(r, "parts")))
-        h_fail_at(file, line, "a report of an unknown SMS has part/parts");
+    if (strcmp(want_json, "null") == 0 &&
+        (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r, "part")) ||
+         !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r, "parts"))))
+        h_fail_at(file, line, "a report of an unknown SMS: part/parts not null");
 }
 
 static void assert_report(const cJSON *r, int mr, const char *status, int st)
@@ -116,6 +117,11 @@ static void test_report_delivered(void **state)
     assert_id(r, "\"r1\"");
     h_json_int_eq(r, "part", 1);
     h_json_int_eq(r, "parts", 1);
+    cJSON_Delete(r);
+    /* Counted in B/stats. */
+    r = h_stats_get(e, 99);
+    h_json_int_eq(r, "reports", 1);
+    h_json_int_eq(r, "sms_sent", 1);
     cJSON_Delete(r);
     H_PASS(e);
 }

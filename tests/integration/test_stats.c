@@ -48,20 +48,6 @@ static void get_metrics(int port, char *out, size_t size)
     close(fd);
 }
 
-/* B/stats/get's result: the figures beside id and ok. */
-static cJSON *stats_get(struct h_env *e, int id)
-{
-    char t[160], payload[32], rt[168];
-    snprintf(t, sizeof t, "%s/stats/get", e->base);
-    snprintf(rt, sizeof rt, "%s/result", t);
-    snprintf(payload, sizeof payload, "{\"id\":%d}", id);
-    h_mqtt_publish_len(&e->mqtt, t, payload, strlen(payload), 1, false);
-    cJSON *r = h_mqtt_wait_json(&e->mqtt, rt, H_TIMEOUT_MS);
-    h_json_int_eq(r, "id", id);
-    h_json_bool_eq(r, "ok", true);
-    return r;
-}
-
 static void test_stats_follow_events(void **state)
 {
     struct h_env *e = *state;
@@ -92,7 +78,7 @@ static void test_stats_follow_events(void **state)
     h_sim_cmd_ok(&e->sim, "sms +4917099999999 hello", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json(&e->mqtt, e->t_received, H_TIMEOUT_MS));
 
-    s = stats_get(e, 3);
+    s = h_stats_get(e, 3);
     h_json_int_eq(s, "sms_sent", 1);
     h_json_int_eq(s, "sms_failed", 1);
     h_json_int_eq(s, "sms_received", 1);
@@ -138,12 +124,12 @@ static void test_stats_without_modem(void **state)
     h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                         H_TIMEOUT_MS));
-    cJSON *s = stats_get(e, 7);
+    cJSON *s = h_stats_get(e, 7);
     h_json_int_eq(s, "commands", 1);
     cJSON_Delete(s);
     h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
     h_wait_ready(e);
-    s = stats_get(e, 8);
+    s = h_stats_get(e, 8);
     if (h_json_int(s, "modem_reopens") < 1)
         h_fail("modem_reopens %lld after an unplug", h_json_int(s, "modem_reopens"));
     cJSON_Delete(s);

@@ -934,10 +934,10 @@ static void test_sms_report(void **state)
           "{\"reference\":3,\"to\":\"+4917012345678\",\"status\":\"failed\",\"st\":70,"
           "\"time\":\"2026-11-21T06:00:00+01:00\",\"submitted\":null,\"id\":42,\"part\":1,"
           "\"parts\":1}" },
-        /* Not an SMS the bridge knows: id null, no part/parts. */
+        /* Not an SMS the bridge knows: id, part and parts null. */
         { { 0, "0170\"1", 0x21, NULL, NULL, NULL, 0, 0 },
           "{\"reference\":0,\"to\":\"0170\\\"1\",\"status\":\"pending\",\"st\":33,\"time\":null,"
-          "\"submitted\":null,\"id\":null}" },
+          "\"submitted\":null,\"id\":null,\"part\":null,\"parts\":null}" },
     };
 
     (void)state;

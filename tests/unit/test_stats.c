@@ -71,7 +71,7 @@ static void test_prometheus(void **state)
     assert_non_null(strstr(buf, "modem2mqtt_errors_total{modem=\"modem\"} 110\n"));
     assert_non_null(strstr(buf, "# TYPE modem2mqtt_queue_depth gauge\n"
                                 "modem2mqtt_queue_depth{modem=\"modem\"} 3\n"));
-    assert_non_null(strstr(buf, "modem2mqtt_uptime_s{modem=\"modem\"} 31536000\n"));
+    assert_non_null(strstr(buf, "modem2mqtt_uptime_seconds{modem=\"modem\"} 31536000\n"));
     /* Every line is a comment or a sample; the text ends with a newline. */
     assert_int_equal(buf[n - 1], '\n');
     for (char *line = buf; *line;) {
