@@ -168,7 +168,8 @@ struct app {
     uint64_t stats_timer;         /* armed by the first change after a publish */
     size_t n_running;             /* commands dispatched, not yet answered */
     bool connected_once, remote_connected_once, in_call;
-    bool in_pool;                 /* subscribed to the pool's shared sms/send */
+    enum { POOL_UNKNOWN, POOL_JOINING, POOL_IN, POOL_LEAVING, POOL_OUT } pool;
+    uint64_t pool_timer;          /* retries a refused join or leave */
     struct metrics *metrics;      /* metrics.listen, or NULL */
     const char *last_state;       /* status_state() last logged */
 };
@@ -1347,6 +1348,9 @@ static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
 /* --- the pool: sms/send shared with other modems -------------------------- */
 
 #define POOL_SUFFIX "/sms/send"
+#define POOL_RETRY_MS 5000
+
+static int64_t pool_retry_fired(void *ctx);
 
 /* <pool topic>/sms/send, where the pool's commands arrive (the broker
  * strips "$share/<group>/" from the topic it delivers them on). */
@@ -1358,26 +1362,71 @@ static bool is_pool_topic(const struct app *a, const char *t)
     return a->cfg->mqtt.pool.enabled && strncmp(t, p, n) == 0 && strcmp(t + n, POOL_SUFFIX) == 0;
 }
 
+static void pool_update(struct app *a, bool force);
+
+/* The broker's answer to a join or a leave. Refused, or lost with the
+ * connection: tried again later (a new connection tries at once). */
+static void pool_acked(void *ctx, int status)
+{
+    struct app *a = ctx;
+    bool joining = a->pool == POOL_JOINING;
+
+    if (status == -ECANCELED)
+        return;                 /* shutting down */
+    if (status == 0) {
+        a->pool = joining ? POOL_IN : POOL_OUT;
+        log_info("pool: %s %s/sms/send", joining ? "joined" : "left", a->cfg->mqtt.pool.topic);
+    } else {
+        a->pool = POOL_UNKNOWN;
+        if (status != -ENOTCONN)
+            log_warn("pool: the broker refused to %s: %s; trying again in %d s",
+                     joining ? "let this modem join" : "let this modem leave", strerror(-status),
+                     POOL_RETRY_MS / 1000);
+        if (!a->pool_timer)
+            loop_add_timer(a->loop, POOL_RETRY_MS, pool_retry_fired, a, &a->pool_timer);
+    }
+    pool_update(a, false);
+}
+
+static int64_t pool_retry_fired(void *ctx)
+{
+    struct app *a = ctx;
+
+    a->pool_timer = 0;
+    pool_update(a, false);
+    return 0;
+}
+
 /* In the pool while connected and ready, out of it otherwise: a modem that
- * cannot send leaves the work to the others. force: the broker's session
- * may hold either (a new connection). */
+ * cannot send leaves the work to the others. One join or leave at a time;
+ * the answer calls this again, so the last state asked for wins. force: a
+ * new connection (the broker's session may hold either). */
 static void pool_update(struct app *a, bool force)
 {
     bool want = modem_state(a->modem) == MODEM_READY;
     char filter[TOPIC_MAX];
     int r;
 
-    if (!a->cfg->mqtt.pool.enabled || (!force && want == a->in_pool))
+    if (!a->cfg->mqtt.pool.enabled)
+        return;
+    if (force)
+        a->pool = POOL_UNKNOWN;
+    if (a->pool == POOL_JOINING || a->pool == POOL_LEAVING)
+        return;                 /* pool_acked comes back here */
+    if (a->pool == (want ? POOL_IN : POOL_OUT))
         return;
     snprintf(filter, sizeof(filter), "$share/%s/%s" POOL_SUFFIX, a->cfg->mqtt.pool.group,
              a->cfg->mqtt.pool.topic);
-    r = want ? mqtt_link_subscribe(a->link, filter, 1) : mqtt_link_unsubscribe(a->link, filter);
-    if (r == 0) {
-        if (want != a->in_pool)
-            log_info("pool: %s %s", want ? "joined" : "left", filter);
-        a->in_pool = want;
-    } else if (r != -ENOTCONN) {
-        log_warn("pool: cannot %s %s: %s", want ? "join" : "leave", filter, strerror(-r));
+    a->pool = want ? POOL_JOINING : POOL_LEAVING;
+    r = want ? mqtt_link_subscribe_acked(a->link, filter, 1, pool_acked, a)
+             : mqtt_link_unsubscribe(a->link, filter, pool_acked, a);
+    if (r < 0) {
+        a->pool = POOL_UNKNOWN;
+        if (r != -ENOTCONN && !a->pool_timer) {
+            log_warn("pool: cannot %s %s: %s; trying again in %d s", want ? "join" : "leave",
+                     filter, strerror(-r), POOL_RETRY_MS / 1000);
+            loop_add_timer(a->loop, POOL_RETRY_MS, pool_retry_fired, a, &a->pool_timer);
+        }
     }
 }
 

@@ -409,8 +409,15 @@ static void op_done(struct op *op, int status)
 
 static void on_op_success5(void *context, MQTTAsync_successData5 *d)
 {
-    (void)d;
-    op_done(context, 0);
+    struct op *op = context;
+
+    /* A SUBACK/UNSUBACK may carry a failure code in a "success". */
+    if (op->kind != OP_PUBLISH && d && d->reasonCode >= 0x80) {
+        op->reason = (int)d->reasonCode;
+        op_done(op, failure_status(MQTTASYNC_FAILURE, (int)d->reasonCode));
+        return;
+    }
+    op_done(op, 0);
 }
 
 static void on_op_failure5(void *context, MQTTAsync_failureData5 *d)
@@ -1022,7 +1029,7 @@ static void fail_acks(struct mqtt_link *l, int status)
      * down, so the list does not grow while we walk it. */
     for (struct op *op = l->ops_head, *next; op; op = next) {
         next = op->next;
-        if (op->kind == OP_PUBLISH)
+        if (op->kind != OP_DISCONNECT)
             op_report(l, op, status);
     }
 }
@@ -1167,6 +1174,7 @@ static void handle_op(struct mqtt_link *l, struct op *op)
                       strerror(-op->status));
         else if (!l->dead)
             log_debug("mqtt: subscribed to %s", op->topic);
+        op_report(l, op, op->status);
         break;
     case OP_UNSUBSCRIBE:
         if (op->status < 0 && !l->dead)
@@ -1174,6 +1182,7 @@ static void handle_op(struct mqtt_link *l, struct op *op)
                      strerror(-op->status));
         else if (!l->dead)
             log_debug("mqtt: unsubscribed from %s", op->topic);
+        op_report(l, op, op->status);
         break;
     case OP_DISCONNECT:
         l->stop_disconnect_done = true;
@@ -1396,7 +1405,9 @@ int mqtt_link_protocol(const struct mqtt_link *l)
     return l ? l->connected_version : 0;
 }
 
-int mqtt_link_subscribe(struct mqtt_link *l, const char *topic, int qos)
+/* A subscribe or unsubscribe; ack (optional) gets the broker's answer. */
+static int sub_op(struct mqtt_link *l, enum op_kind kind, const char *topic, int qos,
+                  mqtt_link_ack_cb ack, void *ack_ctx)
 {
     if (!l || !topic || !topic[0] || qos < 0 || qos > 2)
         return -EINVAL;
@@ -1404,44 +1415,48 @@ int mqtt_link_subscribe(struct mqtt_link *l, const char *topic, int qos)
         return -ENOTCONN;
     if (l->n_ops >= LINK_MAX_OPS)
         return -EAGAIN;
-    struct op *op = op_new(l, OP_SUBSCRIBE, topic);
+    struct op *op = op_new(l, kind, topic);
     if (!op)
         return -ENOMEM;
+    op->ack = ack;
+    op->ack_ctx = ack_ctx;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     fill_response_options(l, &ro, op);
-    /* MQTT 5: a message published with retain keeps its flag when it is
-     * delivered live, so a retained command is recognised whenever it
-     * comes, not only at subscribe time (3.1.1 clears it). */
-    if (l->connected_version == MQTTVERSION_5)
-        ro.subscribeOptions.retainAsPublished = 1;
-    int rc = MQTTAsync_subscribe(l->client, topic, qos, &ro);
+    int rc;
+    if (kind == OP_SUBSCRIBE) {
+        /* MQTT 5: a message published with retain keeps its flag when it
+         * is delivered live, so a retained command is recognised whenever
+         * it comes, not only at subscribe time (3.1.1 clears it). */
+        if (l->connected_version == MQTTVERSION_5)
+            ro.subscribeOptions.retainAsPublished = 1;
+        rc = MQTTAsync_subscribe(l->client, topic, qos, &ro);
+    } else {
+        rc = MQTTAsync_unsubscribe(l->client, topic, &ro);
+    }
     if (rc != MQTTASYNC_SUCCESS) {
         /* Not queued: paho will not call back for it. */
+        op->ack = NULL;
         op_drop(l, op);
         return errno_from_paho(rc);
     }
     return 0;
 }
 
-int mqtt_link_unsubscribe(struct mqtt_link *l, const char *topic)
+int mqtt_link_subscribe(struct mqtt_link *l, const char *topic, int qos)
 {
-    if (!l || !topic || !topic[0])
-        return -EINVAL;
-    if (l->dead || l->state != LS_UP)
-        return -ENOTCONN;
-    if (l->n_ops >= LINK_MAX_OPS)
-        return -EAGAIN;
-    struct op *op = op_new(l, OP_UNSUBSCRIBE, topic);
-    if (!op)
-        return -ENOMEM;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    fill_response_options(l, &ro, op);
-    int rc = MQTTAsync_unsubscribe(l->client, topic, &ro);
-    if (rc != MQTTASYNC_SUCCESS) {
-        op_drop(l, op);
-        return errno_from_paho(rc);
-    }
-    return 0;
+    return sub_op(l, OP_SUBSCRIBE, topic, qos, NULL, NULL);
+}
+
+int mqtt_link_subscribe_acked(struct mqtt_link *l, const char *topic, int qos,
+                              mqtt_link_ack_cb ack, void *ack_ctx)
+{
+    return sub_op(l, OP_SUBSCRIBE, topic, qos, ack, ack_ctx);
+}
+
+int mqtt_link_unsubscribe(struct mqtt_link *l, const char *topic, mqtt_link_ack_cb ack,
+                          void *ack_ctx)
+{
+    return sub_op(l, OP_UNSUBSCRIBE, topic, 0, ack, ack_ctx);
 }
 
 /* Hands one publish to paho. 0 or -errno; the ack is not called then. */

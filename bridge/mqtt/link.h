@@ -101,8 +101,14 @@ int mqtt_link_protocol(const struct mqtt_link *link);
  * broker keeps subscriptions in the session, but a lost session does not).
  * A refusal by the broker is logged. */
 int mqtt_link_subscribe(struct mqtt_link *link, const char *topic, int qos);
-/* The same for leaving a subscription (the session forgets it). */
-int mqtt_link_unsubscribe(struct mqtt_link *link, const char *topic);
+/* The same; ack (run on the loop thread, once, like a publish's) says
+ * whether the broker granted it: 0, or -errno (a refusal by reason code,
+ * -ENOTCONN when the connection dropped first). */
+int mqtt_link_subscribe_acked(struct mqtt_link *link, const char *topic, int qos,
+                              mqtt_link_ack_cb ack, void *ack_ctx);
+/* Leaves a subscription (the session forgets it); ack as above. */
+int mqtt_link_unsubscribe(struct mqtt_link *link, const char *topic, mqtt_link_ack_cb ack,
+                          void *ack_ctx);
 
 /* Queues a publish. ack (optional) runs on the loop thread exactly once:
  * 0, a -errno from the broker's reason code (-EACCES not authorized,

@@ -100,6 +100,20 @@ static void count_sent(struct h_sim *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Lines of the bridge's log that contain what. */
+static int count_log(const struct h_bridge *br, const char *what)
+{
+    char line[1024];
+    int n = 0;
+    FILE *f = fopen(br->log_path, "r");
+
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 static void member_up(struct h_env *e, struct member *m, const char *base)
 {
     h_sim_start(&m->sim, NULL);
@@ -156,6 +170,12 @@ static void test_pool_exactly_once_across_a_kill(void **state)
         by_two += strcmp(c->modem, "m2mtest2") == 0;
     }
     fprintf(stderr, "pool: %d commands ran on %s, %d on m2mtest2\n", by_one, e->base, by_two);
+    /* The kill caught m2mtest2 with work: commands it had accepted (or a
+     * result it had not delivered) came back from its journal. */
+    if (count_log(&two.bridge, "journal: running command") +
+            count_log(&two.bridge, "was running when the bridge stopped") +
+            count_log(&two.bridge, "journal: publishing the stored result") == 0)
+        h_fail("m2mtest2 had nothing in its journal when it was killed: the test proved nothing");
     if (by_one == 0 || by_two == 0 || by_one + by_two != N_CMDS)
         h_fail("the pool did not share the work: %d and %d", by_one, by_two);
     member_down(&two, false);
@@ -179,16 +199,9 @@ static void test_pool_not_ready_leaves(void **state)
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, "m2mtest2/status", "state", "unavailable",
                                         H_TIMEOUT_MS));
     /* Its unsubscribe is on the way with that status; a command published
-     * now can still meet the subscription, so wait for the log line. */
-    char line[512];
+     * before the broker's UNSUBACK can still meet the subscription. */
     for (int waited = 0;; waited += 50) {
-        FILE *f = fopen(two.bridge.log_path, "r");
-        bool left = false;
-        while (f && fgets(line, sizeof line, f))
-            left |= strstr(line, "pool: left") != NULL;
-        if (f)
-            fclose(f);
-        if (left)
+        if (count_log(&two.bridge, "pool: left") > 0)   /* logged at the UNSUBACK */
             break;
         if (waited > h_ms(H_TIMEOUT_MS))
             h_fail("m2mtest2 did not leave the pool");
