@@ -18,6 +18,7 @@
 struct client {
     struct metrics *m;
     int fd;                         /* -1: slot free */
+    int64_t since;                  /* accepted at, loop_now_ms() */
     uint64_t timer;
     char in[METRICS_REQUEST_MAX];
     size_t in_len;
@@ -28,6 +29,7 @@ struct client {
 struct metrics {
     struct loop *loop;
     int fd;
+    uint64_t pause_timer;           /* accept() paused: out of descriptors */
     metrics_render_fn render;
     void *ctx;
     struct client clients[METRICS_CLIENTS];
@@ -192,6 +194,33 @@ static void client_ready(void *ctx, int fd, short revents)
     client_write(c);
 }
 
+static int64_t accept_resume(void *ctx)
+{
+    struct metrics *m = ctx;
+
+    m->pause_timer = 0;
+    loop_mod_fd(m->loop, m->fd, POLLIN);
+    return 0;
+}
+
+/* A free slot, or the one held longest by a client that has not been
+ * answered yet: a few idle connections must not keep the scraper out. */
+static struct client *take_slot(struct metrics *m)
+{
+    struct client *oldest = NULL;
+
+    for (size_t i = 0; i < METRICS_CLIENTS; i++) {
+        struct client *c = &m->clients[i];
+        if (c->fd < 0)
+            return c;
+        if (!c->out && (!oldest || c->since < oldest->since))
+            oldest = c;
+    }
+    if (oldest)
+        client_close(oldest);
+    return oldest;
+}
+
 static void on_accept(void *ctx, int fd, short revents)
 {
     struct metrics *m = ctx;
@@ -199,18 +228,22 @@ static void on_accept(void *ctx, int fd, short revents)
 
     for (;;) {
         int cfd = accept(fd, NULL, NULL);
-        if (cfd < 0)
-            return;             /* EAGAIN: all taken; else try at the next wakeup */
-        struct client *c = NULL;
-        for (size_t i = 0; i < METRICS_CLIENTS && !c; i++)
-            if (m->clients[i].fd < 0)
-                c = &m->clients[i];
+        if (cfd < 0) {
+            /* Out of descriptors: the pending connection keeps the socket
+             * readable, and a level-triggered loop would spin on it. */
+            if ((errno == EMFILE || errno == ENFILE) && !m->pause_timer &&
+                loop_add_timer(m->loop, METRICS_PAUSE_MS, accept_resume, m, &m->pause_timer) == 0)
+                loop_mod_fd(m->loop, fd, 0);
+            return;             /* EAGAIN: all taken */
+        }
+        struct client *c = take_slot(m);
         if (!c || fcntl(cfd, F_SETFL, O_NONBLOCK) < 0 ||
             loop_add_fd(m->loop, cfd, POLLIN, client_ready, c) < 0) {
-            close(cfd);         /* busy: the scraper tries again */
+            close(cfd);         /* all slots answering: the scraper tries again */
             continue;
         }
         c->fd = cfd;
+        c->since = loop_now_ms();
         if (loop_add_timer(m->loop, METRICS_TIMEOUT_MS, client_expired, c, &c->timer) < 0)
             client_close(c);
     }
@@ -242,7 +275,7 @@ int metrics_open(struct loop *loop, const char *listen_on, metrics_render_fn ren
         return ret;
     }
     setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(m->fd, (struct sockaddr *)&ss, slen) < 0 || listen(m->fd, METRICS_CLIENTS) < 0) {
+    if (bind(m->fd, (struct sockaddr *)&ss, slen) < 0 || listen(m->fd, METRICS_BACKLOG) < 0) {
         ret = -errno;
         close(m->fd);
         free(m);
@@ -263,6 +296,7 @@ void metrics_close(struct metrics *m)
         return;
     for (size_t i = 0; i < METRICS_CLIENTS; i++)
         client_close(&m->clients[i]);
+    loop_cancel_timer(m->loop, m->pause_timer);
     loop_del_fd(m->loop, m->fd);
     close(m->fd);
     free(m);

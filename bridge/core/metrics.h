@@ -5,7 +5,10 @@
  * scraper every 15-60 s. Each connection is read until the end of its
  * request head (at most METRICS_REQUEST_MAX bytes, within
  * METRICS_TIMEOUT_MS), answered, and closed; at most METRICS_CLIENTS at
- * once, the others are closed at accept. Nothing here blocks the loop. */
+ * once: a new one takes the slot of the oldest that has not sent its
+ * request yet, so idle connections cannot lock the scraper out. Out of
+ * descriptors, accepting pauses for METRICS_PAUSE_MS. Nothing here blocks
+ * the loop. */
 #ifndef M2M_CORE_METRICS_H
 #define M2M_CORE_METRICS_H
 
@@ -17,6 +20,8 @@ struct metrics;
 #define METRICS_REQUEST_MAX 2048
 #define METRICS_TIMEOUT_MS 5000
 #define METRICS_CLIENTS 4
+#define METRICS_PAUSE_MS 1000
+#define METRICS_BACKLOG 16
 
 /* Renders the page into buf (size bytes, NUL-terminated); returns the
  * length it needed, as snprintf, or -1. */

@@ -178,8 +178,10 @@ static int64_t deadline(void *ctx)
     return 0;
 }
 
-/* Sends parts to a responder rendering with render; returns the response. */
-static void exchange(metrics_render_fn render, const char *const *parts, char *out, size_t size)
+/* Sends parts to a responder rendering with render, after `idle`
+ * connections that send nothing; returns the response. */
+static void exchange_after(int idle, metrics_render_fn render, const char *const *parts,
+                           char *out, size_t size)
 {
     struct loop *loop = loop_new();
     struct metrics *m = NULL;
@@ -191,9 +193,15 @@ static void exchange(metrics_render_fn render, const char *const *parts, char *o
     struct exchange x = { .loop = loop };
     for (size_t i = 0; i < 3 && parts[i]; i++)
         x.parts[i] = parts[i];
-    x.fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int idle_fd[METRICS_CLIENTS + 2];
+    assert_true(idle <= METRICS_CLIENTS + 2);
+    for (int i = 0; i < idle; i++) {
+        idle_fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(idle_fd[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    x.fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_equal(connect(x.fd, (struct sockaddr *)&sa, sizeof sa), 0);
     fcntl(x.fd, F_SETFL, O_NONBLOCK);
     assert_int_equal(loop_add_fd(loop, x.fd, POLLOUT, client_ready, &x), 0);
@@ -202,8 +210,15 @@ static void exchange(metrics_render_fn render, const char *const *parts, char *o
     assert_true(x.done);
     snprintf(out, size, "%s", x.got);
     close(x.fd);
+    for (int i = 0; i < idle; i++)
+        close(idle_fd[i]);
     metrics_close(m);
     loop_free(loop);
+}
+
+static void exchange(metrics_render_fn render, const char *const *parts, char *out, size_t size)
+{
+    exchange_after(0, render, parts, out, size);
 }
 
 static void test_live(void **state)
@@ -236,6 +251,10 @@ static void test_live(void **state)
 
     exchange(render_fails, ok, got, sizeof got);
     assert_non_null(strstr(got, "HTTP/1.0 500 Internal Server Error\r\n"));
+
+    /* More idle connections than slots: the scraper still gets its page. */
+    exchange_after(METRICS_CLIENTS + 2, render_ok, ok, got, sizeof got);
+    assert_non_null(strstr(got, "HTTP/1.0 200 OK\r\n"));
 }
 
 static void test_open_errors(void **state)
