@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -237,6 +238,7 @@ static void test_pty_output_buffer(void **state)
 
     uint8_t buf[4096];
     size_t got = 0;
+    bool more = false;
     while (got < taken) {
         ssize_t n = read(m, buf, sizeof(buf));
         if (n < 0 && errno == EAGAIN) {
@@ -254,7 +256,20 @@ static void test_pty_output_buffer(void **state)
                 fail_msg("byte %zu: %u, expected %u", got + (size_t)i, buf[i],
                          (uint8_t)(got + (size_t)i));
         got += (size_t)n;
+        /* A write while output waits, when the fd has room again, still
+         * queues behind what waits. */
+        struct pollfd room = { .fd = at_port_fd(port), .events = POLLOUT };
+        if (!more && at_port_pending(port) > 0 && poll(&room, 1, 0) == 1) {
+            uint8_t tail[100];
+            for (size_t i = 0; i < sizeof(tail); i++)
+                tail[i] = (uint8_t)(next + i);
+            assert_int_equal(at_port_write(port, tail, sizeof(tail)), 0);
+            next += sizeof(tail);
+            taken += sizeof(tail);
+            more = true;
+        }
     }
+    assert_true(more);
     assert_int_equal(got, taken);
     assert_int_equal(at_port_pending(port), 0);
     assert_int_equal(at_port_events(port), POLLIN);
