@@ -352,6 +352,16 @@ static int listen_local(int family, int *port_out)
     return s;
 }
 
+/* An IPv4 loopback listener, and the tcp:// spec that reaches it. */
+static int listen_spec(const char *host, char *spec, size_t size)
+{
+    int lport = 0;
+    int ls = listen_local(AF_INET, &lport);
+    assert_true(ls >= 0);
+    snprintf(spec, size, "tcp://%s:%d", host, lport);
+    return ls;
+}
+
 /* Moves a tcp:// port on until it is open (or fails: returns the error). */
 static int wait_open(struct at_port *port)
 {
@@ -439,12 +449,8 @@ static void test_tcp_hostname(void **state)
 static void test_tcp_refused(void **state)
 {
     (void)state;
-    int lport = 0;
-    int ls = listen_local(AF_INET, &lport);
-    assert_true(ls >= 0);
-    close(ls); /* the port is now closed */
     char spec[64];
-    snprintf(spec, sizeof(spec), "tcp://127.0.0.1:%d", lport);
+    close(listen_spec("127.0.0.1", spec, sizeof(spec))); /* the port is now closed */
     struct at_port *port = (struct at_port *)1;
     /* Loopback may refuse inside connect() or a moment later. */
     int rc = at_port_open(spec, 115200, &port);
@@ -463,11 +469,8 @@ static void test_tcp_refused(void **state)
 static void test_tcp_name_in_background(void **state)
 {
     (void)state;
-    int lport = 0;
-    int ls = listen_local(AF_INET, &lport);
-    assert_true(ls >= 0);
     char spec[64];
-    snprintf(spec, sizeof(spec), "tcp://localhost:%d", lport);
+    int ls = listen_spec("localhost", spec, sizeof(spec));
     struct at_port *port = NULL;
     assert_int_equal(at_port_open(spec, 0, &port), 0);
     assert_true(at_port_opening(port));
@@ -499,12 +502,9 @@ static void test_tcp_name_in_background(void **state)
 static void test_tcp_connect_hangs(void **state)
 {
     (void)state;
-    int lport = 0;
-    int ls = listen_local(AF_INET, &lport);
-    assert_true(ls >= 0);
-    assert_int_equal(listen(ls, 0), 0);
     char spec[64];
-    snprintf(spec, sizeof(spec), "tcp://127.0.0.1:%d", lport);
+    int ls = listen_spec("127.0.0.1", spec, sizeof(spec));
+    assert_int_equal(listen(ls, 0), 0);
     /* Fill the accept queue (backlog 0 holds one), without accepting. */
     struct at_port *filler = open_tcp_port(spec);
     struct at_port *port = NULL;
@@ -526,11 +526,8 @@ static void test_tcp_connect_hangs(void **state)
 static void test_tcp_peer_stops_reading(void **state)
 {
     (void)state;
-    int lport = 0;
-    int ls = listen_local(AF_INET, &lport);
-    assert_true(ls >= 0);
     char spec[64];
-    snprintf(spec, sizeof(spec), "tcp://127.0.0.1:%d", lport);
+    int ls = listen_spec("127.0.0.1", spec, sizeof(spec));
     struct at_port *port = open_tcp_port(spec);
     int peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     assert_true(peer >= 0);
