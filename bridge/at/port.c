@@ -419,9 +419,11 @@ static int open_tcp(struct at_port *port, const char *spec)
         log_debug("port: %s: expected tcp://HOST:PORT (IPv6: tcp://[ADDR]:PORT)", spec);
         return ret;
     }
+    /* A numeric host never waits for a resolver. */
     hints.ai_flags |= AI_NUMERICHOST;
     errno = 0;
-    int rc = getaddrinfo(host, service, &hints, &port->addrs);
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, &res);
     if (rc == EAI_NONAME)
         return resolve_start(port, host, service);
     if (rc != 0) {
@@ -429,7 +431,8 @@ static int open_tcp(struct at_port *port, const char *spec)
         log_debug("port: %s: %s", spec, gai_strerror(rc));
         return ret;
     }
-    port->next = port->addrs;
+    port->addrs = res;
+    port->next = res;
     ret = connect_next(port);
     if (ret < 0 && ret != -EINPROGRESS)
         log_debug("port: %s: connect: %s", spec, strerror(-ret));
