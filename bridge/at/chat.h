@@ -24,7 +24,9 @@
  * With opts.data, a line equal to the written data (trailing Ctrl-Z ignored)
  * is the module echoing it (echo on) and is dropped too.
  *
- * Timeouts: a command's clock starts when it is written. A command that
+ * Timeouts: a command's clock starts when it is written (handed to the
+ * transport, which may still hold the bytes: a module that does not read
+ * lets the command time out as one that does not answer). A command that
  * times out completes with AT_FINAL_TIMEOUT and the chat resynchronises
  * (below): the module may still answer it, and that late answer must not
  * be taken for the next command's.
@@ -139,13 +141,20 @@ struct at_cmd_opts {
      * AT+CSQ): OK without one is AT_FINAL_OUT_OF_STEP and a resync. */
     bool expect_info;
     /* Called (with the done callback's ctx) right before the command line
-     * is written: from here on it may take effect. A crash-safe owner
+     * is handed to the transport: from here on it may take effect (a
+     * refused write means it did not, but the owner cannot tell a crash
+     * right after this from one after the write). A crash-safe owner
      * records that durably here. May be NULL. Must not send or cancel. */
     void (*written)(void *ctx);
 };
 
 struct at_transport {
-    /* Writes all of buf; returns 0 or a negative errno. */
+    /* Takes all of buf or none of it, without waiting. 0: the bytes are
+     * handed over, in order behind earlier ones, and reach the module
+     * unless the port is lost first (the owner then reopens it and calls
+     * at_chat_cancel_all()). Written, for the chat, means this. A negative
+     * errno: refused, nothing of buf written (a full buffer, too long), or
+     * the port was lost while writing. */
     int (*write)(void *ctx, const uint8_t *buf, size_t len);
     int64_t (*now_ms)(void *ctx);
     /* The earliest deadline changed: the owner arranges for at_chat_tick()

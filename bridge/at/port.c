@@ -8,7 +8,11 @@
  *    finds no sysfs device for it (SP_ERR_ARG), and sp_open's TIOCMGET
  *    fails with ENOTTY. Other ttys libserialport rejects the same way
  *    take the termios path too;
- *  - tcp://HOST:PORT (ser2net, a serial device server).
+ *  - tcp://HOST:PORT (ser2net, a serial device server), connected to in
+ *    the background (at_port_open_continue).
+ *
+ * Writes never wait: what the fd does not take is kept in a bounded
+ * output buffer that the owner flushes on POLLOUT (port.h).
  *
  * Ports are locked (flock + TIOCEXCL) so a second modem2mqtt, minicom or
  * ModemManager's probing cannot interleave bytes with ours: two writers on
@@ -25,25 +29,25 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libserialport.h>
 
 #include "core/log.h"
 
-/* Bounded wait for a TCP connect: a device server that does not answer
- * must not stall start-up or a reconnect for the kernel's ~2 minutes. */
-#define AT_PORT_CONNECT_MS 5000
 #define AT_PORT_HOST_MAX 255
 
 /* Unix98 pty slaves: majors 136..143 (Documentation/admin-guide/devices.txt,
@@ -53,13 +57,28 @@
 
 enum at_port_kind { AT_PORT_TTY, AT_PORT_PTY, AT_PORT_TCP };
 
+/* Devices are open from the start; tcp:// passes through the others. */
+enum at_port_phase { PORT_OPEN = 0, PORT_RESOLVING, PORT_CONNECTING };
+
+struct resolve_job;
+
 struct at_port {
     int fd;
     enum at_port_kind kind;
+    enum at_port_phase phase;
     int lockfd;         /* ttys: our own fd, holds the flock; ptys: == fd */
     struct sp_port *sp; /* AT_PORT_TTY via libserialport: owns fd */
     bool excl;          /* we set TIOCEXCL on fd */
     char name[PATH_MAX];  /* for log messages */
+
+    /* tcp:// while opening */
+    struct resolve_job *job;        /* PORT_RESOLVING: the lookup, shared */
+    struct addrinfo *addrs;         /* resolved, until connected */
+    const struct addrinfo *next;    /* the address after the one tried */
+
+    /* Accepted output the fd has not taken: out[out_head..+out_len). */
+    size_t out_head, out_len;
+    uint8_t out[AT_PORT_OUT_MAX];
 };
 
 /* Known modems: the USB interface that carries the primary AT port.
@@ -100,13 +119,6 @@ const char *at_port_known_modem(int vid, int pid, int iface)
             return k->name;
     }
     return NULL;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* errno values that mean "the other end is gone" (header: -EPIPE). */
@@ -176,11 +188,11 @@ static int parse_tcp(const char *spec, char *host, size_t hsize, char *port, siz
     return 0;
 }
 
-static int gai_to_errno(int rc)
+static int gai_to_errno(int rc, int err)
 {
     switch (rc) {
     case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
+        return err ? -err : -EIO;
     case EAI_MEMORY:
         return -ENOMEM;
     case EAI_AGAIN:
@@ -198,104 +210,233 @@ static int gai_to_errno(int rc)
     }
 }
 
-/* One non-blocking connect with a deadline. Returns the fd or -errno. */
-static int connect_one(const struct addrinfo *ai, int64_t deadline)
+/* Host names are resolved in a short-lived thread per open, because
+ * getaddrinfo has no non-blocking form and may take the resolver's whole
+ * timeout (tens of seconds with a DNS server down) inside the loop.
+ * Resolving once at start would be smaller but not robust: a DNS not yet
+ * up at boot, or a device server that moved (DHCP), would need a restart.
+ * getaddrinfo_a cannot be cancelled once running either, so it would need
+ * the same shared-lifetime care as this.
+ *
+ * The thread and the port share only the job, counted: whoever lets go
+ * last frees it. A port closed (or timed out) while the lookup hangs
+ * drops its reference and never waits for the thread. */
+struct resolve_job {
+    atomic_int refs;
+    atomic_bool done;      /* rc, err, res are set (release/acquire) */
+    int efd;               /* eventfd: readable once done */
+    char host[AT_PORT_HOST_MAX + 1];
+    char port[8];
+    int rc;                /* getaddrinfo's result */
+    int err;               /* errno for EAI_SYSTEM */
+    struct addrinfo *res;  /* taken by the port, or freed with the job */
+};
+
+static const struct addrinfo tcp_hints = {
+    .ai_family = AF_UNSPEC,
+    .ai_socktype = SOCK_STREAM,
+    /* No AI_ADDRCONFIG: with only loopback configured (a container, a
+     * device server on a local bridge) it hides usable addresses. */
+    .ai_flags = AI_NUMERICSERV,
+};
+
+static void job_unref(struct resolve_job *job)
 {
-    int ret;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-    if (fd < 0)
-        return -errno;
-
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        if (errno != EINPROGRESS) {
-            ret = -errno;
-            goto err;
-        }
-        for (;;) {
-            int64_t left = deadline - now_ms();
-            if (left <= 0) {
-                ret = -ETIMEDOUT;
-                goto err;
-            }
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-            int rc = poll(&pfd, 1, (int)left);
-            if (rc < 0 && errno == EINTR)
-                continue;
-            if (rc < 0) {
-                ret = -errno;
-                goto err;
-            }
-            if (rc > 0)
-                break;
-        }
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
-            ret = -errno;
-            goto err;
-        }
-        if (soerr) {
-            ret = -soerr;
-            goto err;
-        }
-    }
-    return fd;
-
-err:
-    close(fd);
-    return ret;
+    if (atomic_fetch_sub(&job->refs, 1) != 1)
+        return;
+    close(job->efd);
+    if (job->res)
+        freeaddrinfo(job->res);
+    free(job);
 }
 
-static int open_tcp(const char *spec, int *out_fd)
+static void *resolve_main(void *arg)
 {
-    char host[AT_PORT_HOST_MAX + 1], port[8];
-    int ret = parse_tcp(spec, host, sizeof(host), port, sizeof(port));
-    if (ret < 0) {
-        log_debug("port: %s: expected tcp://HOST:PORT (IPv6: tcp://[ADDR]:PORT)", spec);
-        return ret;
-    }
+    struct resolve_job *job = arg;
+    const uint64_t one = 1;
 
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        /* No AI_ADDRCONFIG: with only loopback configured (a container,
-         * a device server on a local bridge) it hides usable addresses. */
-        .ai_flags = AI_NUMERICSERV,
-    };
-    struct addrinfo *res = NULL;
     errno = 0;
-    int rc = getaddrinfo(host, port, &hints, &res);
+    job->rc = getaddrinfo(job->host, job->port, &tcp_hints, &job->res);
+    job->err = errno;
+    atomic_store(&job->done, true);
+    /* An eventfd write cannot block or raise SIGPIPE. */
+    if (write(job->efd, &one, sizeof(one)) < 0)
+        log_debug("port: resolver: eventfd: %s", strerror(errno));
+    job_unref(job);
+    return NULL;
+}
+
+static int resolve_start(struct at_port *port, const char *host, const char *service)
+{
+    struct resolve_job *job = calloc(1, sizeof(*job));
+    sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rc;
+
+    if (!job)
+        return -ENOMEM;
+    job->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (job->efd < 0) {
+        rc = -errno;
+        free(job);
+        return rc;
+    }
+    snprintf(job->host, sizeof(job->host), "%s", host);
+    snprintf(job->port, sizeof(job->port), "%s", service);
+    atomic_init(&job->refs, 2);
+    atomic_init(&job->done, false);
+
+    /* Signals stay with the loop thread (the self-pipe handlers). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&tid, &attr, resolve_main, job);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        ret = gai_to_errno(rc);
-        log_debug("port: %s: %s", spec, gai_strerror(rc));
-        return ret;
+        close(job->efd);
+        free(job);
+        return -rc;
     }
+    port->job = job;
+    port->phase = PORT_RESOLVING;
+    log_debug("port: %s: resolving %s", port->name, host);
+    return 0;
+}
 
-    int64_t deadline = now_ms() + AT_PORT_CONNECT_MS;
-    int fd = -ENOENT;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = connect_one(ai, deadline);
-        if (fd >= 0 || fd == -ETIMEDOUT)
-            break;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        log_debug("port: %s: connect: %s", spec, strerror(-fd));
-        return fd;
-    }
-
-    /* AT commands are short and latency-bound: no Nagle delay. Keepalive
-     * notices a device server that vanished without a FIN (power loss):
-     * otherwise a half-open connection never reports an error. */
+/* AT commands are short and latency-bound: no Nagle delay. Keepalive
+ * notices a device server that vanished without a FIN (power loss):
+ * otherwise a half-open connection never reports an error. */
+static void tcp_tune(int fd)
+{
     int one = 1, idle = 30, intvl = 10, cnt = 3;
+
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    *out_fd = fd;
+}
+
+static int tcp_connected(struct at_port *port)
+{
+    tcp_tune(port->fd);
+    freeaddrinfo(port->addrs);
+    port->addrs = NULL;
+    port->next = NULL;
+    port->phase = PORT_OPEN;
+    log_info("port: opened %s (tcp)", port->name);
     return 0;
+}
+
+/* Starts a non-blocking connect to the next resolved address, going on to
+ * the following one when it fails at once. 0 (connected), -EINPROGRESS,
+ * or the last address's -errno. */
+static int connect_next(struct at_port *port)
+{
+    int ret = -EHOSTUNREACH;
+
+    while (port->next) {
+        const struct addrinfo *ai = port->next;
+
+        port->next = ai->ai_next;
+        port->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          ai->ai_protocol);
+        if (port->fd < 0) {
+            ret = -errno;
+            continue;
+        }
+        if (connect(port->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            return tcp_connected(port);
+        if (errno == EINPROGRESS) {
+            port->phase = PORT_CONNECTING;
+            return -EINPROGRESS;
+        }
+        ret = -errno;
+        log_debug("port: %s: connect: %s", port->name, strerror(-ret));
+        close(port->fd);
+        port->fd = -1;
+    }
+    return ret;
+}
+
+/* POLLOUT (or an error) on a connecting socket: SO_ERROR says how it went;
+ * getpeername tells a call before the end apart from success. */
+static int connect_result(struct at_port *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int soerr = 0;
+    socklen_t el = sizeof(soerr);
+
+    if (getsockopt(port->fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0)
+        soerr = errno;
+    if (soerr == 0 && getpeername(port->fd, (struct sockaddr *)&ss, &sl) == 0)
+        return tcp_connected(port);
+    if (soerr == 0 && errno == ENOTCONN)
+        return -EINPROGRESS;
+    if (soerr == 0)
+        soerr = errno;
+    log_debug("port: %s: connect: %s", port->name, strerror(soerr));
+    close(port->fd);
+    port->fd = -1;
+    return port->next ? connect_next(port) : -soerr;
+}
+
+/* The lookup finished: its addresses, then the first connect. */
+static int resolve_result(struct at_port *port)
+{
+    struct resolve_job *job = port->job;
+    uint64_t v;
+
+    if (read(job->efd, &v, sizeof(v)) < 0 || !atomic_load(&job->done))
+        return -EINPROGRESS;
+    port->job = NULL;
+    if (job->rc != 0) {
+        int ret = gai_to_errno(job->rc, job->err);
+
+        log_debug("port: %s: %s", port->name, gai_strerror(job->rc));
+        job_unref(job);
+        return ret;
+    }
+    port->addrs = job->res;
+    port->next = job->res;
+    job->res = NULL;
+    job_unref(job);
+    return connect_next(port);
+}
+
+/* A numeric host connects now; a name goes to the resolver thread. */
+static int open_tcp(struct at_port *port, const char *spec)
+{
+    char host[AT_PORT_HOST_MAX + 1], service[8];
+    struct addrinfo hints = tcp_hints;
+    int ret = parse_tcp(spec, host, sizeof(host), service, sizeof(service));
+
+    if (ret < 0) {
+        log_debug("port: %s: expected tcp://HOST:PORT (IPv6: tcp://[ADDR]:PORT)", spec);
+        return ret;
+    }
+    /* A numeric host never waits for a resolver. */
+    hints.ai_flags |= AI_NUMERICHOST;
+    errno = 0;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc == EAI_NONAME)
+        return resolve_start(port, host, service);
+    if (rc != 0) {
+        ret = gai_to_errno(rc, errno);
+        log_debug("port: %s: %s", spec, gai_strerror(rc));
+        return ret;
+    }
+    port->addrs = res;
+    port->next = res;
+    ret = connect_next(port);
+    if (ret < 0 && ret != -EINPROGRESS)
+        log_debug("port: %s: connect: %s", spec, strerror(-ret));
+    return ret;
 }
 
 /* ---- serial devices ---- */
@@ -546,7 +687,16 @@ int at_port_open(const char *spec, int baud, struct at_port **out)
     if (strncmp(spec, "tcp://", 6) == 0) {
         port->kind = AT_PORT_TCP;
         snprintf(port->name, sizeof(port->name), "%s", spec);
-        ret = open_tcp(spec, &port->fd);
+        ret = open_tcp(port, spec);
+        if (ret == -EINPROGRESS || (ret == 0 && port->phase == PORT_RESOLVING)) {
+            log_info("port: connecting to %s", port->name);
+            *out = port;
+            return 0;
+        }
+        if (ret == 0) {
+            *out = port;
+            return 0;
+        }
     } else if (strstr(spec, "://")) {
         log_debug("port: %s: unknown scheme (a device path or tcp://HOST:PORT)", spec);
         ret = -EINVAL;
@@ -580,6 +730,10 @@ void at_port_close(struct at_port *port)
      * clearing another holder's flag would defeat its lock. */
     if (port->excl)
         ioctl(port->fd, TIOCNXCL);
+    if (port->job)
+        job_unref(port->job);
+    if (port->addrs)
+        freeaddrinfo(port->addrs);
     if (port->sp) {
         sp_close(port->sp);
         sp_free_port(port->sp);
@@ -594,13 +748,53 @@ void at_port_close(struct at_port *port)
 
 int at_port_fd(const struct at_port *port)
 {
-    return port ? port->fd : -1;
+    if (!port)
+        return -1;
+    /* The lookup's eventfd until it is done (then the job is gone). */
+    return port->job ? port->job->efd : port->fd;
+}
+
+short at_port_events(const struct at_port *port)
+{
+    if (!port)
+        return 0;
+    switch (port->phase) {
+    case PORT_RESOLVING:
+        return POLLIN;
+    case PORT_CONNECTING:
+        return POLLOUT;
+    case PORT_OPEN:
+    default:
+        return port->out_len ? POLLIN | POLLOUT : POLLIN;
+    }
+}
+
+bool at_port_opening(const struct at_port *port)
+{
+    return port && port->phase != PORT_OPEN;
+}
+
+int at_port_open_continue(struct at_port *port)
+{
+    if (!port)
+        return -EINVAL;
+    switch (port->phase) {
+    case PORT_RESOLVING:
+        return resolve_result(port);
+    case PORT_CONNECTING:
+        return connect_result(port);
+    case PORT_OPEN:
+    default:
+        return 0;
+    }
 }
 
 ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len)
 {
     if (!port || !buf)
         return -EINVAL;
+    if (port->phase != PORT_OPEN)
+        return -ENOTCONN;
     if (len == 0)
         return 0;
     for (;;) {
@@ -620,55 +814,82 @@ ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len)
     }
 }
 
-static ssize_t port_write_some(struct at_port *port, const uint8_t *buf, size_t len)
+/* What the fd takes now, without waiting: bytes written (0 when it is
+ * full), or -EPIPE / -errno. */
+static ssize_t write_now(struct at_port *port, const uint8_t *buf, size_t len)
 {
-    /* send(MSG_NOSIGNAL): a closed peer must give EPIPE, not SIGPIPE. */
-    if (port->kind == AT_PORT_TCP)
-        return send(port->fd, buf, len, MSG_NOSIGNAL);
-    return write(port->fd, buf, len);
-}
+    size_t done = 0;
 
-int at_port_write(struct at_port *port, const uint8_t *buf, size_t len, int timeout_ms)
-{
-    if (!port || (!buf && len > 0))
-        return -EINVAL;
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    int64_t deadline = now_ms() + timeout_ms;
-
-    while (len > 0) {
-        ssize_t n = port_write_some(port, buf, len);
+    while (done < len) {
+        ssize_t n;
+        /* send(MSG_NOSIGNAL): a closed peer must give EPIPE, not SIGPIPE. */
+        if (port->kind == AT_PORT_TCP)
+            n = send(port->fd, buf + done, len - done, MSG_NOSIGNAL);
+        else
+            n = write(port->fd, buf + done, len - done);
         if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
+            done += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return errno_is_gone(errno) ? -EPIPE : -errno;
-
-        /* Output buffer full (a slow UART, a stalled device server). */
-        for (;;) {
-            int64_t left = deadline - now_ms();
-            if (left <= 0)
-                return -ETIMEDOUT;
-            struct pollfd pfd = { .fd = port->fd, .events = POLLOUT };
-            int rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-            if (rc < 0 && errno == EINTR)
-                continue;
-            if (rc < 0)
-                return -errno;
-            if (rc == 0)
-                return -ETIMEDOUT;
-            if (pfd.revents & POLLNVAL)
-                return -EBADF;
-            if ((pfd.revents & (POLLHUP | POLLERR)) && !(pfd.revents & POLLOUT))
-                return -EPIPE;
-            break;
-        }
+        if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+            break;      /* a slow UART, a stalled device server */
+        return errno_is_gone(errno) ? -EPIPE : -errno;
     }
+    return (ssize_t)done;
+}
+
+int at_port_write(struct at_port *port, const uint8_t *buf, size_t len)
+{
+    if (!port || (!buf && len > 0))
+        return -EINVAL;
+    if (port->phase != PORT_OPEN)
+        return -ENOTCONN;
+    if (len > AT_PORT_OUT_MAX)
+        return -EMSGSIZE;
+    /* All or nothing: a command cut in half would be worse than none. */
+    if (len > AT_PORT_OUT_MAX - port->out_len)
+        return -ENOBUFS;
+    /* Straight to the fd only when nothing waits: order is kept. */
+    if (port->out_len == 0 && len > 0) {
+        ssize_t n = write_now(port, buf, len);
+        if (n < 0)
+            return (int)n;
+        buf += n;
+        len -= (size_t)n;
+        port->out_head = 0;
+    }
+    if (len == 0)
+        return 0;
+    if (port->out_head + port->out_len + len > AT_PORT_OUT_MAX) {
+        memmove(port->out, port->out + port->out_head, port->out_len);
+        port->out_head = 0;
+    }
+    memcpy(port->out + port->out_head + port->out_len, buf, len);
+    port->out_len += len;
     return 0;
+}
+
+ssize_t at_port_flush(struct at_port *port)
+{
+    if (!port)
+        return -EINVAL;
+    if (port->phase != PORT_OPEN)
+        return -ENOTCONN;
+    ssize_t n = write_now(port, port->out + port->out_head, port->out_len);
+    if (n <= 0)
+        return n;
+    port->out_head += (size_t)n;
+    port->out_len -= (size_t)n;
+    if (port->out_len == 0)
+        port->out_head = 0;
+    return n;
+}
+
+size_t at_port_pending(const struct at_port *port)
+{
+    return port ? port->out_len : 0;
 }
 
 /* ---- enumeration ---- */

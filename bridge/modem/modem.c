@@ -27,6 +27,22 @@
 /* A replugged module is found within this (plus its boot). */
 #define BACKOFF_MAX_MS 5000
 #define READ_CHUNK 4096
+/* Output waiting in the port with no byte taken for this long: the module
+ * or the device server does not read (a hung USB-serial adapter, a
+ * device server whose peer stopped). The port is reopened, as when a
+ * blocking write gave up after this long. */
+#define OUTPUT_STALL_MS 2000
+/* The chat's longest command line (its lexer's line bound, also the
+ * send limit). */
+#define CHAT_MAX_LINE 4096
+
+/* Every single write the chat makes fits the port's output buffer: a
+ * command line, or the data after a prompt with at most a line ahead of
+ * it. (A larger one would be refused with -EMSGSIZE, never cut.) */
+_Static_assert(AT_PORT_OUT_MAX >= CHAT_MAX_LINE + CMQTT_CA_MAX &&
+                   AT_PORT_OUT_MAX >= CHAT_MAX_LINE + CMQTT_CERT_MAX &&
+                   AT_PORT_OUT_MAX >= CHAT_MAX_LINE + CMQTT_PAYLOAD_MAX,
+               "the port's output buffer holds the largest write");
 
 enum step_result {
     STEP_NEXT,    /* go on with the next step */
@@ -48,10 +64,14 @@ struct modem {
     void *ctx;
 
     struct at_port *port;
+    int watch_fd;                /* the port's fd as registered with the loop, or -1 */
+    short watch_events;
     struct at_chat *chat;
     enum modem_state state;
 
     uint64_t chat_timer;
+    uint64_t open_timer;         /* a tcp:// port is slow to connect */
+    uint64_t stall_timer;        /* output waits and does not move */
     uint64_t retry_timer;
     uint64_t reset_timer;        /* MODEM_RESETTING: the boot is overdue */
     int backoff_ms;
@@ -461,13 +481,21 @@ static void retry_in(struct modem *m, int64_t ms, loop_timer_cb cb)
 
 /* --- chat transport ----------------------------------------------------- */
 
+static void output_moved(struct modem *m, bool moved);
+
+/* Never waits: what the port cannot write now it keeps and on_port
+ * flushes. 0 means the port will deliver the bytes or be reported lost. */
 static int tr_write(void *ctx, const uint8_t *buf, size_t len)
 {
     struct modem *m = ctx;
+    int r;
 
     if (!m->port)
         return -EPIPE;
-    return at_port_write(m->port, buf, len, 2000);
+    r = at_port_write(m->port, buf, len);
+    if (r == 0)
+        output_moved(m, false);
+    return r;
 }
 
 static int64_t tr_now(void *ctx)
@@ -502,7 +530,81 @@ static void tr_schedule(void *ctx, int64_t deadline_ms)
 /* --- the port ------------------------------------------------------------ */
 
 static int64_t reopen_fired(void *ctx);
+static int64_t open_overdue(void *ctx);
 static void start_sync(struct modem *m, bool discard, const char *why);
+static void on_port(void *ctx, int fd, short revents);
+static void port_opened(struct modem *m);
+static void open_failed(struct modem *m, int err);
+static void close_port(struct modem *m);
+
+/* Keeps the loop's registration in step with the port: its fd changes
+ * while a tcp:// port opens, and POLLOUT is asked for only while output
+ * waits (otherwise poll() would return at once, forever). */
+static int watch_port(struct modem *m)
+{
+    int fd = at_port_fd(m->port);
+    short ev = at_port_events(m->port);
+    int r;
+
+    if (fd == m->watch_fd) {
+        if (ev != m->watch_events)
+            loop_mod_fd(m->loop, fd, ev);
+        m->watch_events = ev;
+        return 0;
+    }
+    if (m->watch_fd >= 0)
+        loop_del_fd(m->loop, m->watch_fd);
+    m->watch_fd = -1;
+    if (fd < 0)
+        return 0;
+    r = loop_add_fd(m->loop, fd, ev, on_port, m);
+    if (r < 0)
+        return r;
+    m->watch_fd = fd;
+    m->watch_events = ev;
+    return 0;
+}
+
+static int64_t output_stalled(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->stall_timer = 0;
+    port_lost(m, "output stalled: the module takes no bytes");
+    return 0;
+}
+
+/* After a write or a flush (moved: the flush wrote bytes): POLLOUT while
+ * output waits, and the stall clock, which restarts whenever bytes move. */
+static void output_moved(struct modem *m, bool moved)
+{
+    bool waiting = at_port_pending(m->port) > 0;
+
+    if (watch_port(m) < 0)
+        log_error("modem: cannot watch the port");
+    if (waiting && m->stall_timer && !moved)
+        return;
+    loop_cancel_timer(m->loop, m->stall_timer);
+    m->stall_timer = 0;
+    if (waiting && loop_add_timer(m->loop, OUTPUT_STALL_MS, output_stalled, m,
+                                  &m->stall_timer) < 0)
+        log_error("modem: cannot arm the output timer");
+}
+
+/* A tcp:// port moved on (resolved, connected, or failed). */
+static void continue_open(struct modem *m)
+{
+    int r = at_port_open_continue(m->port);
+
+    if (r == -EINPROGRESS)
+        r = watch_port(m);
+    else if (r == 0 && (r = watch_port(m)) == 0)
+        port_opened(m);
+    if (r < 0) {
+        close_port(m);
+        open_failed(m, r);
+    }
+}
 
 static void on_port(void *ctx, int fd, short revents)
 {
@@ -511,7 +613,20 @@ static void on_port(void *ctx, int fd, short revents)
     ssize_t n;
 
     (void)fd;
-    (void)revents;
+    if (at_port_opening(m->port)) {
+        continue_open(m);
+        return;
+    }
+    if (revents & POLLOUT) {
+        n = at_port_flush(m->port);
+        if (n < 0) {
+            port_lost(m, n == -EPIPE ? "device vanished" : strerror((int)-n));
+            return;
+        }
+        output_moved(m, n > 0);
+        if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+            return;
+    }
     /* Read until EAGAIN; POLLHUP without data means the device vanished. */
     for (;;) {
         n = at_port_read(m->port, buf, sizeof(buf));
@@ -530,9 +645,14 @@ static void on_port(void *ctx, int fd, short revents)
 
 static void close_port(struct modem *m)
 {
+    loop_cancel_timer(m->loop, m->open_timer);
+    loop_cancel_timer(m->loop, m->stall_timer);
+    m->open_timer = m->stall_timer = 0;
     if (!m->port)
         return;
-    loop_del_fd(m->loop, at_port_fd(m->port));
+    if (m->watch_fd >= 0)
+        loop_del_fd(m->loop, m->watch_fd);
+    m->watch_fd = -1;
     at_port_close(m->port);
     m->port = NULL;
 }
@@ -569,14 +689,57 @@ static int open_port(struct modem *m)
     r = at_port_open(spec, m->opts.baud, &m->port);
     if (r < 0)
         return r;
-    r = loop_add_fd(m->loop, at_port_fd(m->port), POLLIN, on_port, m);
+    r = watch_port(m);
     if (r < 0) {
-        at_port_close(m->port);
-        m->port = NULL;
+        close_port(m);
         return r;
     }
-    log_info("modem: port %s open", spec);
+    if (at_port_opening(m->port)) {
+        /* on_port goes on; the state stays CLOSED until connected. */
+        if (loop_add_timer(m->loop, AT_PORT_CONNECT_MS, open_overdue, m, &m->open_timer) < 0)
+            log_error("modem: cannot arm the connect timer");
+        return 0;
+    }
+    port_opened(m);
+    return 0;
+}
+
+static void port_opened(struct modem *m)
+{
+    loop_cancel_timer(m->loop, m->open_timer);
+    m->open_timer = 0;
+    log_info("modem: port %s open", m->opts.port);
     m->opens++;
+    m->open_failed_logged = false;
+    /* What the port holds now was written before we came: a killed
+     * process's answers, a device server's registry packet. */
+    start_sync(m, true, "port opened");
+}
+
+static void open_failed(struct modem *m, int err)
+{
+    /* Once at warn level, then quietly: a modem may be unplugged for days. */
+    if (!m->open_failed_logged)
+        log_warn("modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
+                 m->opts.port, strerror(-err),
+                 err == -EBUSY ? " (another program holds it: ModemManager, a second "
+                                 "modem2mqtt?)"
+                               : "",
+                 BACKOFF_MAX_MS / 1000);
+    else
+        log_debug("modem: cannot open %s: %s", m->opts.port, strerror(-err));
+    m->open_failed_logged = true;
+    schedule_reopen(m);
+}
+
+static int64_t open_overdue(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->open_timer = 0;
+    log_debug("modem: %s: no connection after %d s", m->opts.port, AT_PORT_CONNECT_MS / 1000);
+    close_port(m);
+    open_failed(m, -ETIMEDOUT);
     return 0;
 }
 
@@ -587,25 +750,8 @@ static int64_t reopen_fired(void *ctx)
 
     m->retry_timer = 0;
     r = open_port(m);
-    if (r < 0) {
-        /* Once at warn level, then quietly: a modem may be unplugged for days. */
-        if (!m->open_failed_logged)
-            log_warn("modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
-                     m->opts.port, strerror(-r),
-                     r == -EBUSY ? " (another program holds it: ModemManager, a second "
-                                   "modem2mqtt?)"
-                                 : "",
-                     BACKOFF_MAX_MS / 1000);
-        else
-            log_debug("modem: cannot open %s: %s", m->opts.port, strerror(-r));
-        m->open_failed_logged = true;
-        schedule_reopen(m);
-        return 0;
-    }
-    m->open_failed_logged = false;
-    /* What the port holds now was written before we came: a killed
-     * process's answers, a device server's registry packet. */
-    start_sync(m, true, "port opened");
+    if (r < 0)
+        open_failed(m, r);
     return 0;
 }
 
@@ -794,7 +940,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
     const struct at_chat_opts co = {
         .default_timeout_ms = opts->command_timeout_ms,
         .max_queue = 64,
-        .max_line = 4096,
+        .max_line = CHAT_MAX_LINE,
         .max_block = CMQTT_PAYLOAD_MAX,   /* blocks are +CMQTTRX chunks only */
         /* Another process's marker must never look like ours. */
         .sync_seed = (uint32_t)getpid() * 2654435761u ^ (uint32_t)loop_now_ms() ^
@@ -809,6 +955,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
         m->cbs = *cbs;
     m->ctx = ctx;
     m->backoff_ms = BACKOFF_MIN_MS;
+    m->watch_fd = -1;
     m->chat = at_chat_new(&co, &tr);
     if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, 2, m) < 0) {
         modem_free(m);

@@ -1,4 +1,5 @@
-/* at/port: ptys, tcp://, error mapping, the auto table, --list-ports.
+/* at/port: ptys, tcp://, error mapping, the auto table, --list-ports,
+ * the output buffer, the background tcp:// open.
  *
  * Waits are poll() with a bound (WAIT_MS), never fixed sleeps. */
 #include <arpa/inet.h>
@@ -8,12 +9,14 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -101,7 +104,8 @@ static void test_pty_both_ways(void **state)
 
     /* Raw both ways: no CR/LF translation, no echo, no flow control or
      * signal characters. */
-    assert_int_equal(at_port_write(port, binary, sizeof(binary), 1000), 0);
+    assert_int_equal(at_port_write(port, binary, sizeof(binary)), 0);
+    assert_int_equal(at_port_pending(port), 0);
     read_exact(m, buf, sizeof(binary));
     assert_memory_equal(buf, binary, sizeof(binary));
 
@@ -112,7 +116,10 @@ static void test_pty_both_ways(void **state)
     assert_int_equal(read(m, buf, sizeof(buf)), -1);
     assert_int_equal(errno, EAGAIN);
 
-    assert_int_equal(at_port_write(port, NULL, 0, 0), 0);
+    assert_int_equal(at_port_write(port, NULL, 0), 0);
+    assert_int_equal(at_port_events(port), POLLIN);
+    assert_false(at_port_opening(port));
+    assert_int_equal(at_port_open_continue(port), 0);
     assert_int_equal(at_port_read(port, buf, 0), 0);
     at_port_close(port);
     close(m);
@@ -128,7 +135,7 @@ static void test_pty_master_closed(void **state)
     close(m);
     assert_true(wait_fd(at_port_fd(port), POLLIN) & (POLLHUP | POLLIN | POLLERR));
     assert_int_equal(port_read_event(port), -EPIPE);
-    assert_int_equal(at_port_write(port, (const uint8_t *)"AT\r", 3, 100), -EPIPE);
+    assert_int_equal(at_port_write(port, (const uint8_t *)"AT\r", 3), -EPIPE);
     at_port_close(port);
 }
 
@@ -169,22 +176,124 @@ static void test_pty_via_symlink(void **state)
     rmdir(dir);
 }
 
-static void test_pty_write_timeout(void **state)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes `pattern` bytes (i & 0xff from *next on) in chunks until the port
+ * refuses one; every call must return at once. Returns the bytes taken. */
+static size_t fill_port(struct at_port *port, size_t chunk, size_t *next)
+{
+    uint8_t *buf = malloc(chunk);
+    size_t taken = 0;
+    int rc;
+
+    assert_non_null(buf);
+    for (;;) {
+        for (size_t i = 0; i < chunk; i++)
+            buf[i] = (uint8_t)(*next + i);
+        size_t before = at_port_pending(port);
+        int64_t t0 = mono_ms();
+        rc = at_port_write(port, buf, chunk);
+        assert_true(mono_ms() - t0 < 100);
+        if (rc != 0) {
+            /* All or nothing: a refused write leaves no trace. */
+            assert_int_equal(at_port_pending(port), before);
+            break;
+        }
+        *next += chunk;
+        taken += chunk;
+        assert_true(taken < (64u << 20));   /* the fd does fill up */
+    }
+    assert_int_equal(rc, -ENOBUFS);
+    free(buf);
+    return taken;
+}
+
+/* The master does not read: writes return at once, the output buffer
+ * fills to its bound, then refuses; when the master drains, flushes on
+ * POLLOUT deliver every byte in order. */
+static void test_pty_output_buffer(void **state)
 {
     (void)state;
     char slave[128];
     int m = open_master(slave, sizeof(slave));
     struct at_port *port = NULL;
+    size_t next = 0;
     assert_int_equal(at_port_open(slave, 115200, &port), 0);
-    /* Nobody reads the master: the pty buffer fills, the write times out. */
-    size_t big = 1 << 20;
-    uint8_t *p = calloc(1, big);
-    assert_non_null(p);
-    assert_int_equal(at_port_write(port, p, big, 50), -ETIMEDOUT);
-    assert_int_equal(at_port_write(port, p, big, -1), -ETIMEDOUT);
-    free(p);
-    at_port_close(port);
+
+    size_t taken = fill_port(port, 1000, &next);
+    size_t pending = at_port_pending(port);
+    assert_true(pending > AT_PORT_OUT_MAX - 1000);
+    assert_true(pending <= AT_PORT_OUT_MAX);
+    assert_int_equal(at_port_events(port), POLLIN | POLLOUT);
+    /* Never fits, whatever is buffered. */
+    static uint8_t huge[AT_PORT_OUT_MAX + 1];
+    assert_int_equal(at_port_write(port, huge, sizeof(huge)), -EMSGSIZE);
+    /* Nothing moves while the master does not read. */
+    assert_int_equal(at_port_flush(port), 0);
+
+    uint8_t buf[4096];
+    size_t got = 0;
+    bool more = false;
+    while (got < taken) {
+        ssize_t n = read(m, buf, sizeof(buf));
+        if (n < 0 && errno == EAGAIN) {
+            if (at_port_pending(port)) {
+                assert_true(wait_fd(at_port_fd(port), POLLOUT) & POLLOUT);
+                assert_true(at_port_flush(port) >= 0);
+            } else {
+                assert_true(wait_fd(m, POLLIN) & POLLIN);
+            }
+            continue;
+        }
+        assert_true(n > 0);
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != (uint8_t)(got + (size_t)i))
+                fail_msg("byte %zu: %u, expected %u", got + (size_t)i, buf[i],
+                         (uint8_t)(got + (size_t)i));
+        got += (size_t)n;
+        /* A write while output waits, when the fd has room again, still
+         * queues behind what waits. */
+        struct pollfd room = { .fd = at_port_fd(port), .events = POLLOUT };
+        if (!more && at_port_pending(port) > 0 && poll(&room, 1, 0) == 1) {
+            uint8_t tail[100];
+            for (size_t i = 0; i < sizeof(tail); i++)
+                tail[i] = (uint8_t)(next + i);
+            assert_int_equal(at_port_write(port, tail, sizeof(tail)), 0);
+            next += sizeof(tail);
+            taken += sizeof(tail);
+            more = true;
+        }
+    }
+    assert_true(more);
+    assert_int_equal(got, taken);
+    assert_int_equal(at_port_pending(port), 0);
+    assert_int_equal(at_port_events(port), POLLIN);
+    /* The largest write fits an empty buffer. */
+    assert_int_equal(at_port_write(port, huge, AT_PORT_OUT_MAX), 0);
+    at_port_close(port); /* pending output is dropped, no leak */
     close(m);
+}
+
+/* Output waits, then the device goes away: the flush reports it. */
+static void test_pty_lost_with_output(void **state)
+{
+    (void)state;
+    char slave[128];
+    int m = open_master(slave, sizeof(slave));
+    struct at_port *port = NULL;
+    size_t next = 0;
+    assert_int_equal(at_port_open(slave, 115200, &port), 0);
+    fill_port(port, 1000, &next);
+    assert_true(at_port_pending(port) > 0);
+    close(m);
+    assert_true(wait_fd(at_port_fd(port), POLLOUT) != 0);
+    assert_int_equal(at_port_flush(port), -EPIPE);
+    at_port_close(port);
 }
 
 static void test_bad_baud_and_devices(void **state)
@@ -243,6 +352,42 @@ static int listen_local(int family, int *port_out)
     return s;
 }
 
+/* An IPv4 loopback listener, and the tcp:// spec that reaches it. */
+static int listen_spec(const char *host, char *spec, size_t size)
+{
+    int lport = 0;
+    int ls = listen_local(AF_INET, &lport);
+    assert_true(ls >= 0);
+    snprintf(spec, size, "tcp://%s:%d", host, lport);
+    return ls;
+}
+
+/* Moves a tcp:// port on until it is open (or fails: returns the error). */
+static int wait_open(struct at_port *port)
+{
+    for (int i = 0; i < 100; i++) {
+        if (!at_port_opening(port))
+            return 0;
+        if (!wait_fd(at_port_fd(port), at_port_events(port)))
+            fail_msg("no event while opening");
+        int rc = at_port_open_continue(port);
+        if (rc != -EINPROGRESS)
+            return rc;
+    }
+    fail_msg("still opening");
+    return -1;
+}
+
+static struct at_port *open_tcp_port(const char *spec)
+{
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(spec, 0 /* ignored */, &port), 0);
+    assert_non_null(port);
+    assert_int_equal(wait_open(port), 0);
+    assert_false(at_port_opening(port));
+    return port;
+}
+
 static void tcp_roundtrip(const char *host, int family)
 {
     int lport = 0;
@@ -253,15 +398,14 @@ static void tcp_roundtrip(const char *host, int family)
     }
     char spec[64];
     snprintf(spec, sizeof(spec), "tcp://%s:%d", host, lport);
-    struct at_port *port = NULL;
-    assert_int_equal(at_port_open(spec, 0 /* ignored */, &port), 0);
+    struct at_port *port = open_tcp_port(spec);
     assert_true(wait_fd(ls, POLLIN) & POLLIN);
     int peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
     assert_true(peer >= 0);
 
     uint8_t buf[64];
     assert_int_equal(at_port_read(port, buf, sizeof(buf)), 0);
-    assert_int_equal(at_port_write(port, binary, sizeof(binary), 1000), 0);
+    assert_int_equal(at_port_write(port, binary, sizeof(binary)), 0);
     read_exact(peer, buf, sizeof(binary));
     assert_memory_equal(buf, binary, sizeof(binary));
     assert_int_equal(write(peer, binary, sizeof(binary)), (ssize_t)sizeof(binary));
@@ -274,7 +418,7 @@ static void tcp_roundtrip(const char *host, int family)
     assert_int_equal(port_read_event(port), -EPIPE);
     int rc = 0;
     for (int i = 0; i < 100 && rc == 0; i++) {
-        rc = at_port_write(port, (const uint8_t *)"AT\r", 3, 100);
+        rc = at_port_write(port, (const uint8_t *)"AT\r", 3);
         if (rc == 0)
             wait_fd(at_port_fd(port), POLLERR | POLLHUP);
     }
@@ -305,15 +449,119 @@ static void test_tcp_hostname(void **state)
 static void test_tcp_refused(void **state)
 {
     (void)state;
-    int lport = 0;
-    int ls = listen_local(AF_INET, &lport);
-    assert_true(ls >= 0);
-    close(ls); /* the port is now closed */
     char spec[64];
-    snprintf(spec, sizeof(spec), "tcp://127.0.0.1:%d", lport);
+    close(listen_spec("127.0.0.1", spec, sizeof(spec))); /* the port is now closed */
     struct at_port *port = (struct at_port *)1;
-    assert_int_equal(at_port_open(spec, 115200, &port), -ECONNREFUSED);
-    assert_null(port);
+    /* Loopback may refuse inside connect() or a moment later. */
+    int rc = at_port_open(spec, 115200, &port);
+    if (rc == 0) {
+        assert_true(at_port_opening(port));
+        rc = wait_open(port);
+        at_port_close(port);
+    } else {
+        assert_null(port);
+    }
+    assert_int_equal(rc, -ECONNREFUSED);
+}
+
+/* A name is looked up in the background: the open returns before it is
+ * resolved (numeric hosts need no lookup). */
+static void test_tcp_name_in_background(void **state)
+{
+    (void)state;
+    char spec[64];
+    int ls = listen_spec("localhost", spec, sizeof(spec));
+    struct at_port *port = NULL;
+    assert_int_equal(at_port_open(spec, 0, &port), 0);
+    assert_true(at_port_opening(port));
+    assert_int_equal(at_port_events(port), POLLIN);
+    /* Not open yet: nothing to read or write. */
+    uint8_t buf[4];
+    assert_int_equal(at_port_write(port, (const uint8_t *)"AT\r", 3), -ENOTCONN);
+    assert_int_equal(at_port_read(port, buf, sizeof(buf)), -ENOTCONN);
+    at_port_close(port);
+
+    /* Closed while the lookup may still run: the thread cleans up (ASan
+     * would see a use after free or a leak). And opened to the end. */
+    assert_int_equal(at_port_open(spec, 0, &port), 0);
+    at_port_close(port);
+    port = open_tcp_port(spec);
+    at_port_close(port);
+    close(ls);
+
+    /* .invalid never resolves (RFC 6761). */
+    assert_int_equal(at_port_open("tcp://modem2mqtt-test.invalid:4001", 0, &port), 0);
+    int rc = wait_open(port);
+    assert_true(rc == -EHOSTUNREACH || rc == -EAGAIN);
+    at_port_close(port);
+}
+
+/* A connect the listener never completes (its accept queue is full, so
+ * the kernel drops our SYNs): the port stays opening and nothing waits;
+ * bounding it is the owner's timer (AT_PORT_CONNECT_MS, modem.c). */
+static void test_tcp_connect_hangs(void **state)
+{
+    (void)state;
+    char spec[64];
+    int ls = listen_spec("127.0.0.1", spec, sizeof(spec));
+    assert_int_equal(listen(ls, 0), 0);
+    /* Fill the accept queue (backlog 0 holds one), without accepting. */
+    struct at_port *filler = open_tcp_port(spec);
+    struct at_port *port = NULL;
+    int64_t t0 = mono_ms();
+    assert_int_equal(at_port_open(spec, 0, &port), 0);
+    assert_true(mono_ms() - t0 < 100);
+    assert_true(at_port_opening(port));
+    struct pollfd pfd = { .fd = at_port_fd(port), .events = at_port_events(port) };
+    assert_int_equal(poll(&pfd, 1, 300), 0);
+    assert_true(at_port_opening(port));
+    at_port_close(port);
+    at_port_close(filler);
+    close(ls);
+}
+
+/* A device server that accepts and never reads: writes return at once
+ * until the bounded buffer is full; when it reads, the port flushes; when
+ * it closes with output waiting, the flush reports the port lost. */
+static void test_tcp_peer_stops_reading(void **state)
+{
+    (void)state;
+    char spec[64];
+    int ls = listen_spec("127.0.0.1", spec, sizeof(spec));
+    struct at_port *port = open_tcp_port(spec);
+    int peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    assert_true(peer >= 0);
+
+    size_t next = 0;
+    size_t taken = fill_port(port, 4000, &next);
+    assert_true(at_port_pending(port) > AT_PORT_OUT_MAX - 4000);
+    /* It reads until the socket is writable again: a flush moves bytes. */
+    uint8_t buf[65536];
+    size_t got = 0;
+    struct pollfd out = { .fd = at_port_fd(port), .events = POLLOUT };
+    while (poll(&out, 1, 0) == 0) {
+        assert_true(got < taken);
+        ssize_t n = read(peer, buf, sizeof(buf));
+        if (n < 0 && errno == EAGAIN) {
+            assert_true(wait_fd(peer, POLLIN) & POLLIN);
+            continue;
+        }
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_true(at_port_flush(port) > 0);
+    /* It stops again, then closes with our bytes unread (a reset) while
+     * output waits: the port is lost. */
+    fill_port(port, 4000, &next);
+    close(peer);
+    ssize_t rc = 0;
+    for (int i = 0; i < 100 && rc >= 0; i++) {
+        wait_fd(at_port_fd(port), POLLOUT);
+        rc = at_port_flush(port);
+    }
+    assert_int_equal(rc, -EPIPE);
+    at_port_close(port);
+    close(ls);
 }
 
 static void test_tcp_malformed(void **state)
@@ -395,12 +643,16 @@ int main(void)
         cmocka_unit_test(test_pty_master_closed),
         cmocka_unit_test(test_pty_lock_and_reopen),
         cmocka_unit_test(test_pty_via_symlink),
-        cmocka_unit_test(test_pty_write_timeout),
+        cmocka_unit_test(test_pty_output_buffer),
+        cmocka_unit_test(test_pty_lost_with_output),
         cmocka_unit_test(test_bad_baud_and_devices),
         cmocka_unit_test(test_tcp_ipv4),
         cmocka_unit_test(test_tcp_ipv6),
         cmocka_unit_test(test_tcp_hostname),
         cmocka_unit_test(test_tcp_refused),
+        cmocka_unit_test(test_tcp_name_in_background),
+        cmocka_unit_test(test_tcp_connect_hangs),
+        cmocka_unit_test(test_tcp_peer_stops_reading),
         cmocka_unit_test(test_tcp_malformed),
         cmocka_unit_test(test_known_modems),
         cmocka_unit_test(test_list_and_auto),
