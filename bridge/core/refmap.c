@@ -241,34 +241,25 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int refmap_add(struct refmap *m, const cJSON *id, const char *to, const int *refs, unsigned n,
-               int64_t now)
+int refmap_add(struct refmap *m, const cJSON *id, const char *to, int reference, unsigned part,
+               unsigned parts, int64_t now)
 {
-    char *buf, *p;
-    struct refmap_entry e = { .sent = now, .parts = n };
-    size_t added = 0;
-    int r = 0;
+    char line[LINE_MAX_LEN];
+    struct refmap_entry e = { .sent = now, .reference = reference, .part = part, .parts = parts };
+    int n, r = 0;
 
-    if (!is_word(to) || strlen(to) >= sizeof(e.to) || n == 0 || n > 255)
+    if (!is_word(to) || strlen(to) >= sizeof(e.to) || reference < 0 || reference > 255 ||
+        part < 1 || part > parts || parts > 255)
         return -EINVAL;
     snprintf(e.to, sizeof(e.to), "%s", to);
     id_text(id, e.id);
-    p = buf = malloc((size_t)n * LINE_MAX_LEN);
-    if (!buf)
-        return -ENOMEM;
-    for (unsigned i = 0; i < n; i++) {
-        if (refs[i] < 0 || refs[i] > 255)
-            continue;
-        e.reference = refs[i];
-        e.part = i + 1;
-        push(m, &e);
-        p += format_line(&e, p, LINE_MAX_LEN);
-        added++;
-    }
-    if (added && m->fd >= 0)
-        r = write_all(m->fd, buf, (size_t)(p - buf));
-    free(buf);
-    m->lines += added;
+    n = format_line(&e, line, sizeof(line));
+    if (n < 0)
+        return n;
+    push(m, &e);
+    m->lines++;
+    if (m->fd >= 0)
+        r = write_all(m->fd, line, (size_t)n);
     if (r == 0 && m->lines >= 2 * REFMAP_MAX)
         r = compact(m);
     return r;
