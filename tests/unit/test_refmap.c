@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -231,22 +232,52 @@ static void test_torn_and_corrupt(void **state)
     assert_non_null(f);
     fprintf(f, "%d 3 1 2 " TO " \"keep\"\n", T0);
     fprintf(f, "garbage\n");
+    fprintf(f, "%d 11 1 1 " TO " \"%0400d\"\n", T0, 0);  /* too long */
     fprintf(f, "%d 300 1 1 " TO " 1\n", T0);        /* reference out of range */
     fprintf(f, "%d 4 3 2 " TO " 1\n", T0);          /* part beyond parts */
     fprintf(f, "%d 5 1 1 " TO " {\"x\":1}\n", T0);  /* id not a string or number */
+    fprintf(f, "%d 7 1 1 " TO " \"id\" x\n", T0);    /* more after the id */
+    fprintf(f, "%d 8 1 1 " TO " 42x\n", T0);
+    fwrite("1 2\0 x\n", 1, 7, f);                  /* a NUL (a zero-filled block) */
+    fprintf(f, "%d 10 1 1 " TO " \"after\"\n", T0); /* ...does not cost the next line */
     fprintf(f, "%d 6 1 1 " TO " \"to", T0);         /* torn */
     fclose(f);
     m = open_at(T0);
-    assert_int_equal(file_lines(), 1);
+    assert_int_equal(file_lines(), 2);
     expect(m, 3, TO, T0, "\"keep\"", 1, 2);
-    for (int ref = 4; ref <= 6; ref++)
+    expect(m, 10, TO, T0, "\"after\"", 1, 1);
+    for (int ref = 4; ref <= 8; ref++)
         expect(m, ref, TO, T0, NULL, 0, 0);
+    expect(m, 11, TO, T0, NULL, 0, 0);
     add(m, cJSON_CreateNumber(9), TO, 9, T0);
     refmap_close(m);
     m = open_at(T0);
     expect(m, 3, TO, T0, "\"keep\"", 1, 2);
     expect(m, 9, TO, T0, "9", 1, 1);
-    assert_int_equal(file_lines(), 2);
+    assert_int_equal(file_lines(), 3);
+    refmap_close(m);
+}
+
+/* The file holds phone numbers: 0600 also after a rewrite, whatever the
+ * umask lets through. */
+static void test_private_after_compaction(void **state)
+{
+    struct stat st;
+    struct refmap *m;
+    mode_t old = umask(022);
+    FILE *f = fopen(path, "w");
+
+    (void)state;
+    assert_non_null(f);
+    fprintf(f, "garbage\n");                  /* makes the open compact */
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    m = open_at(T0);
+    umask(old);
+    add(m, cJSON_CreateNumber(1), TO, 1, T0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(file_lines(), 1);
     refmap_close(m);
 }
 
@@ -285,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_and_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_after_compaction, setup, teardown),
         cmocka_unit_test(test_same_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
