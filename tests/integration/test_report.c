@@ -99,6 +99,9 @@ static void raw_cds(struct h_env *e, int mr, int st)
     free(cmd);
 }
 
+/* What the bridge logs when the module takes no status reports at all. */
+#define NO_REPORTS_LOG "the module takes no status reports"
+
 /* ---- delivered, by +CDS, with the command's id ---- */
 
 static void test_report_delivered(void **state)
@@ -256,6 +259,7 @@ static void test_report_ds2_fallback(void **state)
 
     h_env_up(e, &o);
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=2,1,0,2,0"), 1);
+    assert_int_equal(h_bridge_log_count(&e->bridge, NO_REPORTS_LOG), 0);
     h_mqtt_publish(&e->mqtt, e->t_send,
                    "{\"id\":\"s\",\"to\":\"" TO "\",\"text\":\"hi\",\"report\":true}", 1, false);
     int mr = wait_sent_srr(e);
@@ -267,6 +271,22 @@ static void test_report_ds2_fallback(void **state)
     assert_string_equal(l, "deleted 1");
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+CMGR=1"), 1);
     assert_int_equal(h_sim_count(&e->sim), 0);
+    H_PASS(e);
+}
+
+/* ---- firmware that refuses ds=1 and ds=2: no reports, said once in the log ---- */
+
+static void test_report_none_without_ds(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--reject", "AT+CNMI=2,1,0,1",
+                                        "--reject", "AT+CNMI=2,1,0,2", NULL };
+    const struct h_env_opts o = { .sim_args = args };
+
+    h_env_up(e, &o);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=2,1,0,0,0"), 1);
+    assert_int_equal(h_bridge_log_count(&e->bridge, NO_REPORTS_LOG), 1);
+    send_and_result(e, "{\"id\":1,\"to\":\"" TO "\",\"text\":\"x\",\"report\":true}", 1);
     H_PASS(e);
 }
 
@@ -343,6 +363,7 @@ int main(void)
         T(test_report_before_next_part),
         T(test_report_part_after_failure),
         T(test_report_ds2_fallback),
+        T(test_report_none_without_ds),
         T(test_report_unknown),
         T(test_report_after_restart),
     };
