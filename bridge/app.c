@@ -1059,21 +1059,6 @@ static bool forward_local(struct app *a, const struct mqtt_link_msg *m)
 
 /* --- SMS ------------------------------------------------------------------------ */
 
-/* A sent SMS that asked for reports: remembered, so that each report can
- * name the command. Only the id is needed, not the command. */
-static void remember_references(const struct command *cmd, const struct sms_send_result *res)
-{
-    int r;
-
-    if (!res->report)
-        return;
-    r = refmap_add(cmd->app->refs, cmd->id, res->to, res->references, res->n_references, time(NULL));
-    if (r < 0)
-        log_warn("sms: cannot remember the references of this SMS (%s); its reports come "
-                 "with \"id\": null after a restart",
-                 strerror(-r));
-}
-
 /* The started mark of recipient i's part p (1-based) in the journal:
  * i * SMS_MARK_STRIDE + p. A single "to" is recipient 0, so its marks are
  * its part numbers, as journals written before lists existed hold them. */
@@ -1169,6 +1154,9 @@ static void sms_cmd_finish_list(struct sms_cmd *sc)
 
 static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err);
 static void sms_part_written(void *ctx, unsigned part, unsigned n_parts);
+static void sms_part_sent(void *ctx, const struct sms_send_result *res, unsigned part);
+static const struct sms_part_hooks sms_hooks = { .written = sms_part_written,
+                                                 .sent = sms_part_sent };
 
 /* Sends to the current recipient, or answers when none is left. A
  * recipient refused at once (not allowed, rate limit) is answered inside
@@ -1180,7 +1168,7 @@ static void sms_cmd_next(struct sms_cmd *sc)
         return;
     }
     sc->req.to = sc->req.recipients[sc->current];
-    sms_send(sc->cmd->app->sms, &sc->req, sms_sent, sms_part_written, sc);
+    sms_send(sc->cmd->app->sms, &sc->req, sms_sent, &sms_hooks, sc);
 }
 
 static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
@@ -1189,8 +1177,6 @@ static void sms_sent(void *ctx, const struct sms_send_result *res, const struct 
     cJSON *data;
 
     count(sc->cmd->app, err ? STATS_SMS_FAILED : STATS_SMS_SENT);
-    if (!err)
-        remember_references(sc->cmd, res);
     if (sc->req.to_list) {
         sms_recipient_done(sc, res, err, 0);
         sc->current++;
@@ -1215,6 +1201,24 @@ static void sms_part_written(void *ctx, unsigned part, unsigned n_parts)
     if (cmd->seq)
         journal_started(cmd->app->journal, cmd->seq,
                         (unsigned)sc->current * SMS_MARK_STRIDE + part);
+}
+
+/* A part of an SMS that asked for reports went out: remembered at once,
+ * so that its report names the command even when it comes before the
+ * next part's +CMGS, or when a later part fails. Only the id is needed,
+ * not the command. */
+static void sms_part_sent(void *ctx, const struct sms_send_result *res, unsigned part)
+{
+    const struct sms_cmd *sc = ctx;
+    int mr = res->references[part - 1], r;
+
+    if (!res->report)
+        return;
+    r = refmap_add(sc->cmd->app->refs, sc->cmd->id, res->to, mr, part, res->parts, time(NULL));
+    if (r < 0)
+        log_warn("sms: cannot remember reference %d of part %u of %u to %s (%s); its report "
+                 "may come with \"id\": null",
+                 mr, part, res->parts, res->to, strerror(-r));
 }
 
 /* A replayed command the bridge had begun: nothing that may have gone out

@@ -93,7 +93,8 @@ static int parse_line(const char *line, struct refmap_entry *e)
         off == 0 || ref < 0 || ref > 255 || part < 1 || part > parts || parts > 255 ||
         !is_word(to))
         return -EINVAL;
-    id = cJSON_Parse(line + off);
+    /* The id must be all that is left: a line with more is corrupt. */
+    id = cJSON_ParseWithOpts(line + off, NULL, 1);
     if (!id || !(cJSON_IsString(id) || cJSON_IsNumber(id) || cJSON_IsNull(id))) {
         cJSON_Delete(id);
         return -EINVAL;
@@ -105,11 +106,32 @@ static int parse_line(const char *line, struct refmap_entry *e)
     return 0;
 }
 
+/* A new, empty tmp file, 0600 like the file it replaces (it holds phone
+ * numbers), not the umask's default; a stale one from a crash goes. */
+static FILE *open_tmp(const char *tmp)
+{
+    FILE *f;
+    int fd;
+
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return NULL;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 /* Rewrites the file with the live entries: tmp, fsync, rename. */
 static int compact(struct refmap *m)
 {
     char line[LINE_MAX_LEN];
-    FILE *f = fopen(m->tmp, "w");
+    FILE *f = open_tmp(m->tmp);
     int r = 0, fd;
 
     if (!f)
@@ -139,32 +161,45 @@ static int compact(struct refmap *m)
     return 0;
 }
 
+/* The next line of f into buf, without its newline; false at the end of
+ * the file. *bad: the line is too long for buf, holds a NUL byte or has
+ * no newline (torn); it ends at its newline all the same, so the next
+ * line is read whole. */
+static bool read_line(FILE *f, char *buf, size_t size, bool *bad)
+{
+    size_t n = 0;
+    int c;
+
+    *bad = false;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (c == '\0' || n + 1 >= size)
+            *bad = true;
+        else
+            buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    if (c == EOF && n == 0 && !*bad)
+        return false;
+    if (c == EOF)
+        *bad = true;
+    return true;
+}
+
 /* Reads the file into the ring. *clean: every line was a live entry the
  * ring kept, and the file ends with a newline (appending is safe). */
 static int load(struct refmap *m, int64_t now, bool *clean)
 {
-    char line[LINE_MAX_LEN + 2];
+    char line[LINE_MAX_LEN];
     struct refmap_entry e;
     FILE *f = fopen(m->path, "r");
+    bool bad;
 
     *clean = true;
     if (!f)
         return errno == ENOENT ? 0 : -errno;
-    while (fgets(line, sizeof(line), f)) {
-        size_t len = strlen(line);
-        bool whole = len > 0 && line[len - 1] == '\n';
-
+    while (read_line(f, line, sizeof(line), &bad)) {
         m->lines++;
-        if (!whole) {
-            /* Too long (skip the rest) or torn at the end of the file. */
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n')
-                ;
-            *clean = false;
-            continue;
-        }
-        line[len - 1] = '\0';
-        if (parse_line(line, &e) < 0 || expired(&e, now)) {
+        if (bad || parse_line(line, &e) < 0 || expired(&e, now)) {
             *clean = false;
             continue;
         }
@@ -241,34 +276,25 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int refmap_add(struct refmap *m, const cJSON *id, const char *to, const int *refs, unsigned n,
-               int64_t now)
+int refmap_add(struct refmap *m, const cJSON *id, const char *to, int reference, unsigned part,
+               unsigned parts, int64_t now)
 {
-    char *buf, *p;
-    struct refmap_entry e = { .sent = now, .parts = n };
-    size_t added = 0;
-    int r = 0;
+    char line[LINE_MAX_LEN];
+    struct refmap_entry e = { .sent = now, .reference = reference, .part = part, .parts = parts };
+    int n, r = 0;
 
-    if (!is_word(to) || strlen(to) >= sizeof(e.to) || n == 0 || n > 255)
+    if (!is_word(to) || strlen(to) >= sizeof(e.to) || reference < 0 || reference > 255 ||
+        part < 1 || part > parts || parts > 255)
         return -EINVAL;
     snprintf(e.to, sizeof(e.to), "%s", to);
     id_text(id, e.id);
-    p = buf = malloc((size_t)n * LINE_MAX_LEN);
-    if (!buf)
-        return -ENOMEM;
-    for (unsigned i = 0; i < n; i++) {
-        if (refs[i] < 0 || refs[i] > 255)
-            continue;
-        e.reference = refs[i];
-        e.part = i + 1;
-        push(m, &e);
-        p += format_line(&e, p, LINE_MAX_LEN);
-        added++;
-    }
-    if (added && m->fd >= 0)
-        r = write_all(m->fd, buf, (size_t)(p - buf));
-    free(buf);
-    m->lines += added;
+    n = format_line(&e, line, sizeof(line));
+    if (n < 0)
+        return n;
+    push(m, &e);
+    m->lines++;
+    if (m->fd >= 0)
+        r = write_all(m->fd, line, (size_t)n);
     if (r == 0 && m->lines >= 2 * REFMAP_MAX)
         r = compact(m);
     return r;

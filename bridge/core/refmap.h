@@ -10,8 +10,9 @@
  *
  * The file (state_dir/REFMAP_FILE) is an append-only text log, one line
  * per part: "<unix time> <reference> <part> <parts> <to> <id as JSON>".
- * A sent SMS costs one write() and no fsync: losing the last lines to a
- * power cut only makes their reports come with "id": null. When the log
+ * A part is added as soon as the module named its reference, and costs
+ * one write() and no fsync: losing the last lines to a power cut only
+ * makes their reports come with "id": null. When the log
  * holds twice REFMAP_MAX lines, or at open when it holds lines that are
  * no longer wanted (expired, evicted, torn), it is rewritten with the
  * live entries (tmp, fsync, rename). */
@@ -47,13 +48,13 @@ struct refmap;
 int refmap_open(const char *dir, int64_t now, struct refmap **out);
 void refmap_close(struct refmap *m);
 
-/* The n parts of one sent SMS: refs[i] is part i+1's reference (negative:
- * the module gave none; skipped). id: the command's "id" (a string or a
- * number), or NULL. to: the recipient as sent, printable without spaces
- * (else -EINVAL). One write(). 0 or -errno (the entries are kept in
- * memory even when the file could not be written). */
-int refmap_add(struct refmap *m, const cJSON *id, const char *to, const int *refs, unsigned n,
-               int64_t now);
+/* Part `part` (1-based) of `parts` of one sent SMS, with its reference
+ * (0-255). id: the command's "id" (a string or a number), or NULL. to:
+ * the recipient as sent, printable without spaces. -EINVAL for anything
+ * out of range (nothing kept). One write(). 0 or -errno (the entry is
+ * kept in memory even when the file could not be written). */
+int refmap_add(struct refmap *m, const cJSON *id, const char *to, int reference, unsigned part,
+               unsigned parts, int64_t now);
 
 /* The newest live entry for this reference whose recipient is the same
  * number as to (refmap_same_number), or NULL. Borrowed until the next

@@ -297,24 +297,24 @@ static bool build_csms(struct modem *m, char *buf, size_t size)
  * 1: stored, "+CDSI" with the index. Reports only come for SMS that asked
  * for one (TP-SRR), so they are always on. Some A7670 firmwares reject a
  * CNMI mode; mode 1 keeps +CMTI. */
-static const char *const cnmi_modes[] = {
-    "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,0,0",
-    "AT+CNMI=1,1,0,1,0", "AT+CNMI=1,1,0,2,0", "AT+CNMI=1,1,0,0,0",
+static const struct {
+    const char *cmd;
+    int ds;                      /* its <ds>: 0 means no status reports */
+} cnmi_modes[] = {
+    { "AT+CNMI=2,1,0,1,0", 1 }, { "AT+CNMI=2,1,0,2,0", 2 }, { "AT+CNMI=2,1,0,0,0", 0 },
+    { "AT+CNMI=1,1,0,1,0", 1 }, { "AT+CNMI=1,1,0,2,0", 2 }, { "AT+CNMI=1,1,0,0,0", 0 },
 };
 #define N_CNMI_MODES (sizeof(cnmi_modes) / sizeof(cnmi_modes[0]))
 
 static bool build_cnmi(struct modem *m, char *buf, size_t size)
 {
-    return build_sms_only(m, cnmi_modes[m->cnmi_index], buf, size);
+    return build_sms_only(m, cnmi_modes[m->cnmi_index].cmd, buf, size);
 }
 
 static enum step_result done_cnmi(struct modem *m, const struct at_response *rsp)
 {
-    const char *cmd = cnmi_modes[m->cnmi_index];
-
     if (final_ok(rsp)) {
-        /* <ds> is the fourth value: "AT+CNMI=2,1,0,<ds>,0". */
-        if (cmd[strlen(cmd) - 3] == '0')
+        if (cnmi_modes[m->cnmi_index].ds == 0)
             log_warn("modem: the module takes no status reports (AT+CNMI <ds> 1 and 2 "
                      "refused); SMS sent with \"report\" get none on B/sms/report");
         return STEP_NEXT;

@@ -63,7 +63,7 @@ struct send_job {
     size_t n_parts;
     size_t sent;
     sms_send_cb cb;
-    sms_written_cb written;
+    struct sms_part_hooks hooks;
     void *ctx;
     struct sms_send_result res;
 };
@@ -786,8 +786,8 @@ static void part_written(void *ctx)
 {
     struct send_job *job = ctx;
 
-    if (job->written)
-        job->written(job->ctx, (unsigned)job->sent + 1, (unsigned)job->n_parts);
+    if (job->hooks.written)
+        job->hooks.written(job->ctx, (unsigned)job->sent + 1, (unsigned)job->n_parts);
 }
 
 static int send_part(struct send_job *job)
@@ -852,6 +852,8 @@ static void part_done(void *ctx, const struct at_response *rsp)
             mr = atoi(rsp->lines[i] + 6);
     job->res.references[job->res.n_references++] = mr;
     job->sent++;
+    if (job->hooks.sent)
+        job->hooks.sent(job->ctx, &job->res, (unsigned)job->sent);
     if (job->sent == job->n_parts)
         job_finish(job, NULL);
     else if ((r = send_part(job)) < 0)
@@ -883,7 +885,7 @@ static void rate_note(struct sms *sms, int64_t now)
 }
 
 void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
-              sms_written_cb written, void *ctx)
+              const struct sms_part_hooks *hooks, void *ctx)
 {
     struct json_error err = { .cme = -1, .cms = -1 };
     struct send_job *job = NULL;
@@ -956,7 +958,8 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
     rate_note(sms, now);
     job->sms = sms;
     job->cb = cb;
-    job->written = written;
+    if (hooks)
+        job->hooks = *hooks;
     job->ctx = ctx;
     job->res.parts = (unsigned)job->n_parts;
     job->res.report = eo.status_report;

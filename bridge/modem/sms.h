@@ -83,15 +83,28 @@ struct sms_send_result {
 /* err is NULL on success. */
 typedef void (*sms_send_cb)(void *ctx, const struct sms_send_result *res,
                             const struct json_error *err);
-/* Part `part` (1-based) of n_parts is about to be written to the modem
- * (AT+CMGS): from here it may go out. May be NULL. */
-typedef void (*sms_written_cb)(void *ctx, unsigned part, unsigned n_parts);
+
+/* What the sender hears of each part before the outcome. Either may be
+ * NULL. */
+struct sms_part_hooks {
+    /* Part `part` (1-based) of n_parts is about to be written to the
+     * modem (AT+CMGS): from here it may go out. */
+    void (*written)(void *ctx, unsigned part, unsigned n_parts);
+    /* Part `part` went out: the module answered +CMGS, and
+     * res->references[part - 1] is its reference (negative: the module
+     * named none). res (to, report, parts, the references so far) is
+     * borrowed for the call. Comes before the next part is written, so a
+     * status report for this part, which may arrive before the next
+     * part's +CMGS, finds it remembered. */
+    void (*sent)(void *ctx, const struct sms_send_result *res, unsigned part);
+};
 
 /* Policy checks, encoding and sending. Rejections (not_allowed, too_long,
  * rate_limited, unavailable, unsupported) are reported through cb before
- * this returns, with nothing written to the modem. */
+ * this returns, with nothing written to the modem. hooks may be NULL;
+ * it is copied. */
 void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
-              sms_written_cb written, void *ctx);
+              const struct sms_part_hooks *hooks, void *ctx);
 
 /* The message_id of a received message: 16 lower-case hex digits (FNV-1a,
  * 64 bits) of the sender, the time stamp and the text. out: 17 bytes. */

@@ -203,6 +203,36 @@ def config():
         write("config", d)
 
 
+def refmap():
+    # Lines of state_dir/sms-references as refmap.c writes them ("<time>
+    # <reference> <part> <parts> <to> <id as JSON>"), and what a power cut,
+    # a zero-filled block or an editor leaves (see tests/unit/test_refmap.c).
+    t = b"1795237200"
+    good = [
+        t + b" 5 1 1 +491701234567 42\n",
+        t + b" 10 1 3 +491701234567 \"abc\"\n" + t + b" 12 3 3 +491701234567 \"abc\"\n",
+        t + b" 7 1 1 01701234567 null\n",
+        t + b" 1 1 1 8888 42.5\n",
+        t + b" 2 1 1 +491701234567 \"a \\\"b\\\" \\\\ \xc3\xbc\"\n",
+        b"1794632400 255 2 2 +48601234567 \"old\"\n",      # expired
+    ]
+    bad = [
+        b"garbage\n",
+        t + b" 300 1 1 +491701234567 1\n",
+        t + b" 4 3 2 +491701234567 1\n",
+        t + b" 5 1 1 +491701234567 {\"x\":1}\n",
+        t + b" 7 1 1 +491701234567 \"id\" x\n",
+        t + b" 8 1 1 +491701234567 42x\n",
+        b"1 2\0 x\n",
+        t + b" 11 1 1 +491701234567 \"" + b"0" * 400 + b"\"\n",
+        t + b" 6 1 1 +491701234567 \"to",
+    ]
+    for data in good + bad:
+        write("refmap", data)
+    write("refmap", b"".join(good))
+    write("refmap", b"".join(good[:2] + bad + good[2:]))
+
+
 if __name__ == "__main__":
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -213,3 +243,4 @@ if __name__ == "__main__":
     ussd()
     status()
     config()
+    refmap()

@@ -901,6 +901,18 @@ void h_bridge_dump_log(const struct h_bridge *br, size_t n)
         dump_file_tail("bridge log", br->log_path, n);
 }
 
+int h_bridge_log_count(const struct h_bridge *br, const char *text)
+{
+    FILE *f = fopen(br->log_path, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 void h_bridge_cleanup(struct h_bridge *br, bool keep)
 {
     if (g_watch == br)

@@ -161,6 +161,8 @@ void h_bridge_kill_at(const char *file, int line, struct h_bridge *br);
 bool h_bridge_running(struct h_bridge *br);
 /* Prints the last n lines of the bridge log to stderr. */
 void h_bridge_dump_log(const struct h_bridge *br, size_t n);
+/* Lines of the bridge log (so far) that contain text. */
+int h_bridge_log_count(const struct h_bridge *br, const char *text);
 void h_bridge_cleanup(struct h_bridge *br, bool keep);
 
 /* ------------------------------------------------------------------ */

@@ -327,19 +327,6 @@ static bool log_has(const struct h_bridge *br, const char *text, int timeout_ms)
     }
 }
 
-/* Lines of the bridge's log that contain text. */
-static int log_count(const struct h_bridge *br, const char *text)
-{
-    FILE *f = fopen(br->log_path, "r");
-    char line[1024];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* Bounded wait until the bridge's broker connection number `ups` is up
  * and not yet lost. */
 static void wait_connection(const struct h_bridge *br, int ups)
@@ -347,9 +334,9 @@ static void wait_connection(const struct h_bridge *br, int ups)
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        int up = log_count(br, "mqtt: connected to");
-        int lost = log_count(br, "mqtt: connection lost") +
-                   log_count(br, "mqtt: broker disconnected");
+        int up = h_bridge_log_count(br, "mqtt: connected to");
+        int lost = h_bridge_log_count(br, "mqtt: connection lost") +
+                   h_bridge_log_count(br, "mqtt: broker disconnected");
         if (up == ups && lost == ups - 1)
             return;
         if (up > ups || lost >= ups)

@@ -1,8 +1,10 @@
 /* Integration: delivery reports (B/sms/report) through mosquitto, the
  * bridge and the simulator: "report": true on B/sms/send, the report by
  * +CDS (AT+CNMI ds=1) and by +CDSI (ds=2, the fallback), one event per
- * part with the command's id, reports the bridge cannot place, stored
- * reports never left on the SIM, and the reference map across a restart. */
+ * part with the command's id (also a report that comes before the next
+ * part went out, and the parts sent before a later one failed), reports
+ * the bridge cannot place, stored reports never left on the SIM, and the
+ * reference map across a restart. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -97,6 +99,9 @@ static void raw_cds(struct h_env *e, int mr, int st)
     free(cmd);
 }
 
+/* What the bridge logs when the module takes no status reports at all. */
+#define NO_REPORTS_LOG "the module takes no status reports"
+
 /* ---- delivered, by +CDS, with the command's id ---- */
 
 static void test_report_delivered(void **state)
@@ -144,22 +149,29 @@ static void test_report_failed(void **state)
     H_PASS(e);
 }
 
+/* A 400-character SMS (3 parts) with "report": true and this id. */
+static void send_three_parts(struct h_env *e, const char *id)
+{
+    char text[401];
+
+    memset(text, 'x', 400);
+    text[400] = '\0';
+    char *payload =
+        h_strdupf("{\"id\":%s,\"to\":\"" TO "\",\"text\":\"%s\",\"report\":true}", id, text);
+    h_mqtt_publish(&e->mqtt, e->t_send, payload, 1, false);
+    free(payload);
+}
+
 /* ---- a multipart SMS: one report per part ---- */
 
 static void test_report_multipart(void **state)
 {
     struct h_env *e = *state;
-    char text[401];
     int mrs[3];
     bool seen[3] = { false, false, false };
 
     h_env_up(e, NULL);
-    memset(text, 'x', 400);
-    text[400] = '\0';
-    char *payload =
-        h_strdupf("{\"id\":3,\"to\":\"" TO "\",\"text\":\"%s\",\"report\":true}", text);
-    h_mqtt_publish(&e->mqtt, e->t_send, payload, 1, false);
-    free(payload);
+    send_three_parts(e, "3");
     for (int i = 0; i < 3; i++)
         mrs[i] = wait_sent_srr(e);
     for (int k = 0; k < 3; k++) {
@@ -176,6 +188,66 @@ static void test_report_multipart(void **state)
     H_PASS(e);
 }
 
+/* ---- each part's report before the next part's +CMGS ---- */
+
+/* On a real network part 1's report can come while part 2 is still being
+ * submitted (the module takes seconds per part): it must already name the
+ * command. The simulator answers each AT+CMGS after 2 s and reports 50 ms
+ * after its +CMGS, so report k comes before part k+1 went out. */
+static void test_report_before_next_part(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--cmgs-ms", "2000", "--report-ms", "50", NULL };
+    const struct h_env_opts o = { .sim_args = args };
+
+    h_env_up(e, &o);
+    send_three_parts(e, "\"early\"");
+    for (int k = 1; k <= 3; k++) {
+        int mr = wait_sent_srr(e);
+        cJSON *r = wait_report(e);
+        /* The scenario holds: part k+1 has not gone out yet. */
+        assert_int_equal(h_sim_saw(&e->sim, "sent "), k);
+        assert_report(r, mr, "delivered", 0);
+        assert_id(r, "\"early\"");
+        h_json_int_eq(r, "part", k);
+        h_json_int_eq(r, "parts", 3);
+        cJSON_Delete(r);
+    }
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
+/* ---- part 2 of 3 refused: part 1 went out, its report names the command ---- */
+
+static void test_report_part_after_failure(void **state)
+{
+    struct h_env *e = *state;
+    /* Time to make the next AT+CMGS fail once part 1 is on its way. */
+    static const char *const args[] = { "--cmgs-ms", "1500", NULL };
+    const struct h_env_opts o = { .sim_args = args };
+
+    h_env_up(e, &o);
+    send_three_parts(e, "5");
+    h_sim_wait_line(&e->sim, "rx-data ", NULL, 0, H_TIMEOUT_MS);  /* part 1 */
+    h_sim_cmd_ok(&e->sim, "cms 500", NULL, 0);
+    int mr = wait_sent_srr(e);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
+    h_json_bool_eq(r, "ok", false);
+    h_json_int_eq(h_json_obj(r, "error"), "cms", 500);
+    h_json_str_eq(h_json_obj(r, "error"), "message", "unknown error (part 2 of 3)");
+    cJSON_Delete(r);
+    r = wait_report(e);
+    assert_report(r, mr, "delivered", 0);
+    assert_id(r, "5");
+    h_json_int_eq(r, "part", 1);
+    h_json_int_eq(r, "parts", 3);
+    cJSON_Delete(r);
+    assert_int_equal(h_sim_saw(&e->sim, "sent "), 1);
+    H_PASS(e);
+}
+
 /* ---- firmware that refuses ds=1: ds=2, +CDSI, read, deleted after PUBACK ---- */
 
 static void test_report_ds2_fallback(void **state)
@@ -187,6 +259,7 @@ static void test_report_ds2_fallback(void **state)
 
     h_env_up(e, &o);
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=2,1,0,2,0"), 1);
+    assert_int_equal(h_bridge_log_count(&e->bridge, NO_REPORTS_LOG), 0);
     h_mqtt_publish(&e->mqtt, e->t_send,
                    "{\"id\":\"s\",\"to\":\"" TO "\",\"text\":\"hi\",\"report\":true}", 1, false);
     int mr = wait_sent_srr(e);
@@ -198,6 +271,22 @@ static void test_report_ds2_fallback(void **state)
     assert_string_equal(l, "deleted 1");
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+CMGR=1"), 1);
     assert_int_equal(h_sim_count(&e->sim), 0);
+    H_PASS(e);
+}
+
+/* ---- firmware that refuses ds=1 and ds=2: no reports, said once in the log ---- */
+
+static void test_report_none_without_ds(void **state)
+{
+    struct h_env *e = *state;
+    static const char *const args[] = { "--reject", "AT+CNMI=2,1,0,1",
+                                        "--reject", "AT+CNMI=2,1,0,2", NULL };
+    const struct h_env_opts o = { .sim_args = args };
+
+    h_env_up(e, &o);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CNMI=2,1,0,0,0"), 1);
+    assert_int_equal(h_bridge_log_count(&e->bridge, NO_REPORTS_LOG), 1);
+    send_and_result(e, "{\"id\":1,\"to\":\"" TO "\",\"text\":\"x\",\"report\":true}", 1);
     H_PASS(e);
 }
 
@@ -271,7 +360,10 @@ int main(void)
         T(test_report_delivered),
         T(test_report_failed),
         T(test_report_multipart),
+        T(test_report_before_next_part),
+        T(test_report_part_after_failure),
         T(test_report_ds2_fallback),
+        T(test_report_none_without_ds),
         T(test_report_unknown),
         T(test_report_after_restart),
     };

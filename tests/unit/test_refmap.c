@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -68,11 +69,18 @@ static size_t file_lines(void)
     return n;
 }
 
-static void add(struct refmap *m, cJSON *id, const char *to, const int *refs, unsigned n,
-                int64_t now)
+/* Part `part` of `parts`; takes id. */
+static void add_part(struct refmap *m, cJSON *id, const char *to, int ref, unsigned part,
+                     unsigned parts, int64_t now)
 {
-    assert_int_equal(refmap_add(m, id, to, refs, n, now), 0);
+    assert_int_equal(refmap_add(m, id, to, ref, part, parts, now), 0);
     cJSON_Delete(id);
+}
+
+/* A single-part SMS. */
+static void add(struct refmap *m, cJSON *id, const char *to, int ref, int64_t now)
+{
+    add_part(m, id, to, ref, 1, 1, now);
 }
 
 static void expect(const struct refmap *m, int ref, const char *to, int64_t now, const char *id,
@@ -93,28 +101,34 @@ static void expect(const struct refmap *m, int ref, const char *to, int64_t now,
 
 static void test_add_find(void **state)
 {
-    static const int one[] = { 5 };
-    static const int three[] = { 10, -1, 12 };   /* part 2: no reference */
     struct refmap *m = open_at(T0);
 
     (void)state;
     expect(m, 5, TO, T0, NULL, 0, 0);
-    add(m, cJSON_CreateNumber(42), TO, one, 1, T0);
+    add(m, cJSON_CreateNumber(42), TO, 5, T0);
     expect(m, 5, TO, T0, "42", 1, 1);
     expect(m, 5, "+491709999999", T0, NULL, 0, 0);
     expect(m, 6, TO, T0, NULL, 0, 0);
-    add(m, cJSON_CreateString("abc"), TO, three, 3, T0);
+    /* Parts 1 and 3 of 3 (part 2 got no reference from the module). */
+    add_part(m, cJSON_CreateString("abc"), TO, 10, 1, 3, T0);
+    add_part(m, cJSON_CreateString("abc"), TO, 12, 3, 3, T0);
     expect(m, 10, TO, T0, "\"abc\"", 1, 3);
     expect(m, 12, TO, T0, "\"abc\"", 3, 3);
     expect(m, 11, TO, T0, NULL, 0, 0);
     /* A command without an id: the part is still known. */
-    add(m, NULL, TO, one + 0, 1, T0 + 1);
+    add(m, NULL, TO, 5, T0 + 1);
     expect(m, 5, TO, T0 + 1, "null", 1, 1);
     assert_int_equal(file_lines(), 4);           /* one line per part */
-    /* A recipient that would break the line format is refused. */
-    assert_int_equal(refmap_add(m, NULL, "+49 170", one, 1, T0), -EINVAL);
-    assert_int_equal(refmap_add(m, NULL, "", one, 1, T0), -EINVAL);
+    /* What would break the line format or make no sense is refused. */
+    assert_int_equal(refmap_add(m, NULL, "+49 170", 5, 1, 1, T0), -EINVAL);
+    assert_int_equal(refmap_add(m, NULL, "", 5, 1, 1, T0), -EINVAL);
+    assert_int_equal(refmap_add(m, NULL, TO, -1, 1, 1, T0), -EINVAL);
+    assert_int_equal(refmap_add(m, NULL, TO, 256, 1, 1, T0), -EINVAL);
+    assert_int_equal(refmap_add(m, NULL, TO, 5, 0, 1, T0), -EINVAL);
+    assert_int_equal(refmap_add(m, NULL, TO, 5, 2, 1, T0), -EINVAL);
+    assert_int_equal(refmap_add(m, NULL, TO, 5, 256, 256, T0), -EINVAL);
     assert_int_equal(file_lines(), 4);
+    expect(m, 5, TO, T0 + 1, "null", 1, 1);
     refmap_close(m);
 }
 
@@ -122,13 +136,12 @@ static void test_add_find(void **state)
  * newest entry for (7, recipient) wins; other recipients keep theirs. */
 static void test_wrap_prefers_newest(void **state)
 {
-    static const int seven[] = { 7 };
     struct refmap *m = open_at(T0);
 
     (void)state;
-    add(m, cJSON_CreateString("old"), TO, seven, 1, T0);
-    add(m, cJSON_CreateString("other"), "+48601234567", seven, 1, T0 + 5);
-    add(m, cJSON_CreateString("new"), TO, seven, 1, T0 + 10);
+    add(m, cJSON_CreateString("old"), TO, 7, T0);
+    add(m, cJSON_CreateString("other"), "+48601234567", 7, T0 + 5);
+    add(m, cJSON_CreateString("new"), TO, 7, T0 + 10);
     expect(m, 7, TO, T0 + 10, "\"new\"", 1, 1);
     expect(m, 7, "+48601234567", T0 + 10, "\"other\"", 1, 1);
     refmap_close(m);
@@ -139,13 +152,11 @@ static void test_wrap_prefers_newest(void **state)
 
 static void test_expiry(void **state)
 {
-    static const int r[] = { 1 };
-    static const int r2[] = { 2 };
     struct refmap *m = open_at(T0);
 
     (void)state;
-    add(m, cJSON_CreateNumber(1), TO, r, 1, T0);
-    add(m, cJSON_CreateNumber(2), TO, r2, 1, T0 + 3600);
+    add(m, cJSON_CreateNumber(1), TO, 1, T0);
+    add(m, cJSON_CreateNumber(2), TO, 2, T0 + 3600);
     expect(m, 1, TO, T0 + REFMAP_MAX_AGE_S, "1", 1, 1);
     expect(m, 1, TO, T0 + REFMAP_MAX_AGE_S + 1, NULL, 0, 0);
     refmap_close(m);
@@ -168,7 +179,7 @@ static void test_bound(void **state)
     for (size_t i = 0; i < n; i++) {
         int ref = (int)(i % 256);
         snprintf(to, sizeof(to), "+4917000%05zu", i);
-        add(m, cJSON_CreateNumber((double)i), to, &ref, 1, T0);
+        add(m, cJSON_CreateNumber((double)i), to, ref, T0);
         assert_true(file_lines() < 2 * REFMAP_MAX);
     }
     snprintf(to, sizeof(to), "+4917000%05zu", n - REFMAP_MAX - 1);
@@ -190,17 +201,16 @@ static void test_bound(void **state)
  * backslashes, non-ASCII; one too long to keep comes back null. */
 static void test_restart_ids(void **state)
 {
-    static const int r[] = { 1, 2, 3, 4 };
     char long_id[REFMAP_ID_MAX + 10];
     struct refmap *m = open_at(T0);
 
     (void)state;
     memset(long_id, 'x', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
-    add(m, cJSON_CreateNumber(42.5), TO, r + 0, 1, T0);
-    add(m, cJSON_CreateString("a \"b\" \\ \xc3\xbc"), TO, r + 1, 1, T0);
-    add(m, cJSON_CreateString(long_id), TO, r + 2, 1, T0);
-    add(m, cJSON_CreateTrue(), TO, r + 3, 1, T0);  /* not an id: null */
+    add(m, cJSON_CreateNumber(42.5), TO, 1, T0);
+    add(m, cJSON_CreateString("a \"b\" \\ \xc3\xbc"), TO, 2, T0);
+    add(m, cJSON_CreateString(long_id), TO, 3, T0);
+    add(m, cJSON_CreateTrue(), TO, 4, T0);          /* not an id: null */
     refmap_close(m);
     m = open_at(T0 + 60);
     expect(m, 1, TO, T0 + 60, "42.5", 1, 1);
@@ -215,7 +225,6 @@ static void test_restart_ids(void **state)
  * on a line of its own. */
 static void test_torn_and_corrupt(void **state)
 {
-    static const int r[] = { 9 };
     FILE *f = fopen(path, "w");
     struct refmap *m;
 
@@ -223,22 +232,52 @@ static void test_torn_and_corrupt(void **state)
     assert_non_null(f);
     fprintf(f, "%d 3 1 2 " TO " \"keep\"\n", T0);
     fprintf(f, "garbage\n");
+    fprintf(f, "%d 11 1 1 " TO " \"%0400d\"\n", T0, 0);  /* too long */
     fprintf(f, "%d 300 1 1 " TO " 1\n", T0);        /* reference out of range */
     fprintf(f, "%d 4 3 2 " TO " 1\n", T0);          /* part beyond parts */
     fprintf(f, "%d 5 1 1 " TO " {\"x\":1}\n", T0);  /* id not a string or number */
+    fprintf(f, "%d 7 1 1 " TO " \"id\" x\n", T0);    /* more after the id */
+    fprintf(f, "%d 8 1 1 " TO " 42x\n", T0);
+    fwrite("1 2\0 x\n", 1, 7, f);                  /* a NUL (a zero-filled block) */
+    fprintf(f, "%d 10 1 1 " TO " \"after\"\n", T0); /* ...does not cost the next line */
     fprintf(f, "%d 6 1 1 " TO " \"to", T0);         /* torn */
     fclose(f);
     m = open_at(T0);
-    assert_int_equal(file_lines(), 1);
+    assert_int_equal(file_lines(), 2);
     expect(m, 3, TO, T0, "\"keep\"", 1, 2);
-    for (int ref = 4; ref <= 6; ref++)
+    expect(m, 10, TO, T0, "\"after\"", 1, 1);
+    for (int ref = 4; ref <= 8; ref++)
         expect(m, ref, TO, T0, NULL, 0, 0);
-    add(m, cJSON_CreateNumber(9), TO, r, 1, T0);
+    expect(m, 11, TO, T0, NULL, 0, 0);
+    add(m, cJSON_CreateNumber(9), TO, 9, T0);
     refmap_close(m);
     m = open_at(T0);
     expect(m, 3, TO, T0, "\"keep\"", 1, 2);
     expect(m, 9, TO, T0, "9", 1, 1);
-    assert_int_equal(file_lines(), 2);
+    assert_int_equal(file_lines(), 3);
+    refmap_close(m);
+}
+
+/* The file holds phone numbers: 0600 also after a rewrite, whatever the
+ * umask lets through. */
+static void test_private_after_compaction(void **state)
+{
+    struct stat st;
+    struct refmap *m;
+    mode_t old = umask(022);
+    FILE *f = fopen(path, "w");
+
+    (void)state;
+    assert_non_null(f);
+    fprintf(f, "garbage\n");                  /* makes the open compact */
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    m = open_at(T0);
+    umask(old);
+    add(m, cJSON_CreateNumber(1), TO, 1, T0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(file_lines(), 1);
     refmap_close(m);
 }
 
@@ -277,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_and_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_after_compaction, setup, teardown),
         cmocka_unit_test(test_same_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -130,6 +130,9 @@ static struct {
     size_t n_acked;
     /* sms_send's written hook: "<part>/<parts>@<commands recorded>" each. */
     char written[256];
+    /* Its sent hook: "<part>/<parts>=<reference>@<commands recorded>" each;
+     * a result already given shows as "!". */
+    char part_sent[256];
 
     unsigned store_changes;       /* store_changed callbacks */
 
@@ -433,6 +436,18 @@ static void on_written(void *ctx, unsigned part, unsigned n_parts)
     assert_ptr_equal(ctx, &F);
     snprintf(F.written + n, sizeof(F.written) - n, "%u/%u@%zu ", part, n_parts, F.n_cmds);
 }
+
+static void on_part_sent(void *ctx, const struct sms_send_result *res, unsigned part)
+{
+    size_t n = strlen(F.part_sent);
+
+    assert_ptr_equal(ctx, &F);
+    assert_int_equal(res->n_references, part);
+    snprintf(F.part_sent + n, sizeof(F.part_sent) - n, "%u/%u=%d@%zu%s ", part, res->parts,
+             res->references[part - 1], F.n_cmds, F.n_sent ? "!" : "");
+}
+
+static const struct sms_part_hooks hooks = { .written = on_written, .sent = on_part_sent };
 
 /* --- set-up ------------------------------------------------------------------ */
 
@@ -1458,7 +1473,7 @@ static void send_text(const char *to, const char *text, bool flash, bool report)
     const struct sms_send_req req = {
         .to = to, .text = text, .text_len = strlen(text), .flash = flash, .report = report,
     };
-    sms_send(F.sms, &req, on_sent, on_written, &F);
+    sms_send(F.sms, &req, on_sent, &hooks, &F);
 }
 
 /* A burst of accepted commands waits in the service's own queue, one
@@ -1627,6 +1642,10 @@ static void test_send_multipart_in_turn(void **state)
     /* Each part was reported started just before its own AT+CMGS, not all
      * at the start: what a crash interrupts is known part by part. */
     assert_string_equal(F.written, "1/3@0 2/3@1 3/3@2 ");
+    /* Each part's reference is handed over as soon as its +CMGS came,
+     * before the next part is written and before the result: a report for
+     * part 1 may arrive before part 2's +CMGS. */
+    assert_string_equal(F.part_sent, "1/3=17@1 2/3=18@2 3/3=19@3 ");
     assert_int_equal(F.n_sent, 1);
     assert_true(F.sent[0].ok);
     assert_int_equal(F.sent[0].res.parts, 3);
@@ -1685,6 +1704,8 @@ static void test_send_part_fails(void **state)
         /* Part 3 is never sent. */
         assert_int_equal(F.n_cmds, 2);
         assert_int_equal(outstanding(), 0);
+        /* Part 1 went out (its report will come); part 2 did not. */
+        assert_string_equal(F.part_sent, "1/3=17@1 ");
         stop();
     }
     /* A single part's error says no part number. */
