@@ -233,6 +233,18 @@ def refmap():
     write("refmap", b"".join(good[:2] + bad + good[2:]))
 
 
+def metrics():
+    # What a Prometheus scraper sends, what a browser or a stray client
+    # sends, and metrics.listen values.
+    for data in [
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /x HTTP/1.0\n\n",
+        b"[::1]:9713",
+        b"127.0.0.1:9713",
+    ]:
+        write("metrics", data)
+
+
 if __name__ == "__main__":
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -244,3 +256,4 @@ if __name__ == "__main__":
     status()
     config()
     refmap()
+    metrics()

@@ -463,8 +463,11 @@ static void *paho_side(void *arg)
  * after the other as the bridge does: the started mark (durable before the
  * modem gets the command; its flush also covers the previous result), the
  * result (stored, published after the next flush), done (lazy). Alone each
- * side would flush once a command (2 in all; the file-per-record journal
- * made 7); sharing brings it to about 1. */
+ * side would flush once a command: 2 in all at most, whatever the timing
+ * (the file-per-record journal made 7). How far below 2 they get by
+ * sharing depends on the machine's timing: that figure is bench_e2e's
+ * ("journal fsyncs per sms/send"); that they share at all is
+ * test_commit_shared_across_threads's, without timing. */
 static void test_fsyncs_under_load(void **state)
 {
     const char *dir = state_dir(state);
@@ -488,7 +491,7 @@ static void test_fsyncs_under_load(void **state)
     uint64_t fsyncs = journal_fsyncs(l.j) - f0;
     print_message("journal: %llu flushes for %d commands (%.2f a command)\n",
                   (unsigned long long)fsyncs, LOAD_N, (double)fsyncs / LOAD_N);
-    assert_true(fsyncs * 4 <= LOAD_N * 5);
+    assert_true(fsyncs <= 2 * LOAD_N + 1);
     journal_close(l.j);
 }
 
