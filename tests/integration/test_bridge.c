@@ -288,6 +288,9 @@ static void test_hung_module_recovers(void **state)
         .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":500}",
     };
     h_env_up(e, &o);
+    /* After the start-up listing: AT+CMGL has its own 20 s timeout, and a
+     * hang under it would take that long to find. */
+    h_sim_wait_line(&e->sim, "rx AT+CMGL", NULL, 0, H_TIMEOUT_MS);
     h_sim_cmd_ok(&e->sim, "hang 0", NULL, 0);
     cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                        H_READY_TIMEOUT_MS);
