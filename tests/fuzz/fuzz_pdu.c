@@ -67,8 +67,9 @@ static void check_report(const struct pdu_msg *m)
                      : cJSON_IsNull(to),
           "B/sms/report to");
     check(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "id")) &&
-              !cJSON_GetObjectItemCaseSensitive(o, "part"),
-          "B/sms/report of an unknown SMS has an id or a part");
+              cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "part")) &&
+              cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "parts")),
+          "B/sms/report of an unknown SMS: id, part or parts not null");
     cJSON_Delete(o);
     free(json);
 }
