@@ -275,6 +275,11 @@ int at_result_close_list(struct at_result_iter *it)
     return 0;
 }
 
+const char *at_result_rest(const struct at_result_iter *it)
+{
+    return it->line + skip_spaces(it->line, it->pos);
+}
+
 bool at_result_at_end(const struct at_result_iter *it)
 {
     return it->end;

@@ -90,6 +90,11 @@ int at_result_open_list(struct at_result_iter *it);
  * malformed. */
 int at_result_close_list(struct at_result_iter *it);
 
+/* The unread rest of the line from the current field on, its leading
+ * spaces skipped (borrowed from the line): free text such as the AT+CGMR
+ * answer, which is no field list. */
+const char *at_result_rest(const struct at_result_iter *it);
+
 /* Whether no field is left (a line's optional fields may be absent). */
 bool at_result_at_end(const struct at_result_iter *it);
 
