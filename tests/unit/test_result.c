@@ -263,6 +263,13 @@ static void test_prefix(void **state)
     assert_false(at_result_at_end(&it));
     assert_true(at_result_iter_next(&it, ""));
     assert_int_equal(at_result_next_number(&it, 0, 9, &v), -EINVAL);
+
+    /* Free text (AT+CGMR): the rest of the line, from the current field. */
+    at_result_iter_init(&it, "+CGMR:  A011B07, V1 ");
+    assert_true(at_result_iter_next(&it, "+CGMR:"));
+    assert_string_equal(at_result_rest(&it), "A011B07, V1 ");
+    assert_int_equal(at_result_skip_next(&it), 0);
+    assert_string_equal(at_result_rest(&it), "V1 ");
 }
 
 /* A line as long as the lexer allows, and a string as long as the line. */
