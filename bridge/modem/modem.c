@@ -929,6 +929,7 @@ static const struct at_urc boot_urcs[] = {
     { "*ATREADY", 0, urc_boot },
     { "RDY", 0, urc_boot },
 };
+#define N_BOOT_URCS (sizeof(boot_urcs) / sizeof(boot_urcs[0]))
 
 /* --- public --------------------------------------------------------------- */
 
@@ -960,7 +961,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
     m->backoff_ms = BACKOFF_MIN_MS;
     m->watch_fd = -1;
     m->chat = at_chat_new(&co, &tr);
-    if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, 2, m) < 0) {
+    if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, N_BOOT_URCS, m) < 0) {
         modem_free(m);
         return NULL;
     }

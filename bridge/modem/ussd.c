@@ -354,6 +354,7 @@ static void urc_cusd(void *ctx, const char *const *lines, size_t n)
 static const struct at_urc ussd_urcs[] = {
     { "+CUSD:", 0, urc_cusd },
 };
+#define N_USSD_URCS (sizeof(ussd_urcs) / sizeof(ussd_urcs[0]))
 
 static bool code_valid(const char *code)
 {
@@ -431,7 +432,7 @@ struct ussd *ussd_new(struct loop *loop, struct modem *modem, int wait_ms)
     u->loop = loop;
     u->modem = modem;
     u->wait_ms = wait_ms > 0 ? wait_ms : 30000;
-    if (at_chat_add_urcs(modem_chat(modem), ussd_urcs, 1, u) < 0) {
+    if (at_chat_add_urcs(modem_chat(modem), ussd_urcs, N_USSD_URCS, u) < 0) {
         free(u);
         return NULL;
     }
