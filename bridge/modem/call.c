@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "at/chat.h"
+#include "at/result.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -308,45 +309,22 @@ struct clcc_entry {
     char number[CALL_NUMBER_MAX];
 };
 
-static const char *skip_int(const char *p, int *out)
-{
-    char *end;
-    long v;
-
-    while (*p == ' ')
-        p++;
-    v = strtol(p, &end, 10);
-    if (end == p || v < 0 || v > 255)
-        return NULL;
-    *out = (int)v;
-    p = end;
-    while (*p == ' ')
-        p++;
-    return p;
-}
-
-/* Copies the quoted string at p (bounded, control bytes dropped). ucs2:
- * the module's TE character set is UCS2 (a USSD request runs), so it prints
- * the number as UCS-2 hex: decoded. A string that is not UCS-2 hex is kept
- * as given (the flag and the module disagree for the moment a URC crosses
- * the switch, and "+49..." is not hex). */
-static void copy_quoted(const char *p, bool ucs2, char *out, size_t size)
+/* Reads the quoted number at the iterator (bounded, control bytes
+ * dropped); "" when there is none. ucs2: the module's TE character set is
+ * UCS2 (a USSD request runs), so it prints the number as UCS-2 hex:
+ * decoded. A string that is not UCS-2 hex is kept as given (the flag and
+ * the module disagree for the moment a URC crosses the switch, and
+ * "+49..." is not hex). */
+static void read_number(struct at_result_iter *it, bool ucs2, char *out, size_t size)
 {
     char raw[4 * CALL_NUMBER_MAX + 1], dec[CALL_NUMBER_MAX];
     const char *src = raw;
     size_t n = 0;
 
-    while (*p == ' ')
-        p++;
-    out[0] = '\0';
-    if (*p++ != '"')
-        return;
-    for (; *p && *p != '"' && n + 1 < sizeof(raw); p++)
-        raw[n++] = *p;
-    raw[n] = '\0';
-    if (ucs2 && utf8_from_ucs2_hex(raw, n, dec, sizeof(dec)) >= 0)
+    if (at_result_next_string(it, raw, sizeof(raw)) < 0)
+        raw[0] = '\0';
+    if (ucs2 && utf8_from_ucs2_hex(raw, strlen(raw), dec, sizeof(dec)) >= 0)
         src = dec;
-    n = 0;
     for (; *src && n + 1 < size; src++)
         if ((unsigned char)*src >= 0x20 && *src != 0x7F)
             out[n++] = *src;
@@ -356,20 +334,19 @@ static void copy_quoted(const char *p, bool ucs2, char *out, size_t size)
 /* +CLCC: <id>,<dir>,<stat>,<mode>,<mpty>[,"<number>",<type>] */
 static int parse_clcc(const char *line, bool ucs2, struct clcc_entry *e)
 {
-    const char *p = line + strlen("+CLCC:");
+    struct at_result_iter it;
     int v[5];
 
-    for (int i = 0; i < 5; i++) {
-        p = skip_int(p, &v[i]);
-        if (!p || (i < 4 && *p++ != ','))
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CLCC:"))
+        return -EINVAL;
+    for (int i = 0; i < 5; i++)
+        if (at_result_next_number(&it, 0, 255, &v[i]) < 0)
             return -EINVAL;
-    }
     e->dir = v[1];
     e->stat = v[2];
     e->mode = v[3];
-    e->number[0] = '\0';
-    if (*p == ',')
-        copy_quoted(p + 1, ucs2, e->number, sizeof(e->number));
+    read_number(&it, ucs2, e->number, sizeof(e->number));
     return 0;
 }
 
@@ -573,25 +550,20 @@ static void urc_ring(void *ctx, const char *const *lines, size_t n)
 static void urc_clip(void *ctx, const char *const *lines, size_t n)
 {
     struct call *c = ctx;
+    struct at_result_iter it;
     char number[CALL_NUMBER_MAX];
-    const char *p = lines[0] + strlen("+CLIP:");
-    int commas = 0;
+    int validity;
 
     (void)n;
     if (c->st.state != CALL_IDLE && c->st.state != CALL_RINGING)
         return;
-    copy_quoted(p, modem_charset_ucs2(c->modem), number, sizeof(number));
-    for (bool q = false; *p; p++) {
-        if (*p == '"')
-            q = !q;
-        else if (*p == ',' && !q && ++commas == 5)
-            break;
-    }
-    if (commas == 5) {
-        int validity = 0;
-        if (skip_int(p + 1, &validity) && validity != 0)
-            number[0] = '\0';
-    }
+    at_result_iter_init(&it, lines[0]);
+    at_result_iter_next(&it, "+CLIP:");
+    read_number(&it, modem_charset_ucs2(c->modem), number, sizeof(number));
+    for (int i = 0; i < 4; i++)          /* <type>,<subaddr>,<satype>,<alpha> */
+        at_result_skip_next(&it);
+    if (at_result_next_number_default(&it, 0, 255, 0, &validity) == 0 && validity != 0)
+        number[0] = '\0';
     ring_alive(c);
     if (c->ring_announced)
         return;

@@ -2,12 +2,14 @@
 #include "modem/cmqtt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
 #include "at/chat.h"
+#include "at/result.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "modem/modem.h"
@@ -241,25 +243,29 @@ static void answer_now(cmqtt_done_cb cb, void *ctx, const char *code, const char
     cb(ctx, &err);
 }
 
-/* The number after the last comma (or after the colon) of a result line:
- * "+CMQTTPUB: 0,0", "+CMQTTSTART: 0". -1 when there is none. */
+/* The numbers after the colon of a "+CMQTT...: a,b,c" line, at most max
+ * of them and nothing else: how many, or -1. */
+static int numbers(const char *line, int *v, int max)
+{
+    const char *colon = strchr(line, ':');
+    struct at_result_iter it;
+    int n = 0;
+
+    if (!colon)
+        return -1;
+    at_result_iter_init(&it, colon + 1);
+    while (n < max && at_result_next_number(&it, 0, INT_MAX, &v[n]) == 0)
+        n++;
+    return at_result_at_end(&it) ? n : -1;
+}
+
+/* The last number of a result line, its <err>: "+CMQTTPUB: 0,0",
+ * "+CMQTTSTART: 0". -1 when there is none. */
 static int result_code(const char *line)
 {
-    const char *p = strrchr(line, ',');
-    char *end;
-    long v;
+    int v[2], n = numbers(line, v, 2);
 
-    if (!p)
-        p = strchr(line, ':');
-    if (!p)
-        return -1;
-    p++;
-    while (*p == ' ')
-        p++;
-    v = strtol(p, &end, 10);
-    if (end == p || v < 0 || v > 999)
-        return -1;
-    return (int)v;
+    return n > 0 && v[n - 1] <= 999 ? v[n - 1] : -1;
 }
 
 /* The <e> of a failed command: its "+CMQTT...: ..." info line, if any. */
@@ -1058,33 +1064,6 @@ const struct cmqtt_stats *cmqtt_stats(const struct cmqtt *c)
 
 /* --- URCs ------------------------------------------------------------------------ */
 
-/* "+CMQTTRXSTART: 0,5,12" -> the numbers after the colon. */
-static int parse_ints(const char *line, long *v, int max)
-{
-    const char *p = strchr(line, ':');
-    int n = 0;
-
-    if (!p)
-        return 0;
-    p++;
-    while (n < max) {
-        char *end;
-        while (*p == ' ')
-            p++;
-        v[n] = strtol(p, &end, 10);
-        if (end == p)
-            return n;
-        n++;
-        p = end;
-        while (*p == ' ')
-            p++;
-        if (*p != ',')
-            break;
-        p++;
-    }
-    return n;
-}
-
 static int64_t rx_timeout(void *ctx)
 {
     struct cmqtt *c = ctx;
@@ -1098,13 +1077,13 @@ static int64_t rx_timeout(void *ctx)
 static void urc_rxstart(void *ctx, const char *const *lines, size_t n)
 {
     struct cmqtt *c = ctx;
-    long v[3];
+    int v[3];
     char msg[160];
 
     (void)n;
     if (c->rx.active)
         rx_error(c, "a new message began before +CMQTTRXEND of the previous one");
-    if (parse_ints(lines[0], v, 3) != 3 || v[0] != 0 || v[1] < 1 || v[2] < 0) {
+    if (numbers(lines[0], v, 3) != 3 || v[0] != 0 || v[1] < 1) {
         rx_error(c, "malformed +CMQTTRXSTART");
         return;
     }
@@ -1112,7 +1091,7 @@ static void urc_rxstart(void *ctx, const char *const *lines, size_t n)
         /* The module cannot send that much: a garbled line, not a message.
          * Its chunks are not read on the strength of it. */
         snprintf(msg, sizeof(msg),
-                 "+CMQTTRXSTART announces a %ld-byte topic and a %ld-byte payload; the module "
+                 "+CMQTTRXSTART announces a %d-byte topic and a %d-byte payload; the module "
                  "sends at most %d and %d",
                  v[1], v[2], CMQTT_TOPIC_MAX, CMQTT_PAYLOAD_MAX);
         rx_error(c, msg);
@@ -1160,10 +1139,10 @@ static void rx_chunk(struct cmqtt *c, const char *line, bool payload)
     const char *what = payload ? "+CMQTTRXPAYLOAD" : "+CMQTTRXTOPIC";
     size_t limit = payload ? CMQTT_PAYLOAD_MAX : CMQTT_TOPIC_MAX;
     char msg[200];
-    long v[2];
+    int v[2];
     int r;
 
-    if (parse_ints(line, v, 2) != 2 || v[0] != 0 || v[1] < 0) {
+    if (numbers(line, v, 2) != 2 || v[0] != 0) {
         /* The byte count is unknown: nothing to skip, the lexer resyncs
          * on the next line end. */
         if (rx->active)
@@ -1176,8 +1155,8 @@ static void rx_chunk(struct cmqtt *c, const char *line, bool payload)
          * as message bytes. */
         limit = payload ? rx->payload_total - rx->payload_got : rx->topic_total - rx->topic_got;
     }
-    if ((unsigned long)v[1] > limit) {
-        snprintf(msg, sizeof(msg), "%s announces %ld bytes, %s %zu; not read", what, v[1],
+    if ((size_t)v[1] > limit) {
+        snprintf(msg, sizeof(msg), "%s announces %d bytes, %s %zu; not read", what, v[1],
                  rx->active ? "but what remains of the announced total is"
                             : "without +CMQTTRXSTART, and the module sends at most",
                  limit);
@@ -1194,7 +1173,7 @@ static void rx_chunk(struct cmqtt *c, const char *line, bool payload)
     if (!rx->active) {
         /* Bytes of a message we do not follow: still consume them. */
         c->stats.rx_errors++;
-        log_warn("remote: %s without +CMQTTRXSTART; skipping %ld bytes", what, v[1]);
+        log_warn("remote: %s without +CMQTTRXSTART; skipping %d bytes", what, v[1]);
     } else {
         if (payload && rx->topic_got != rx->topic_total)
             rx->bad = true;   /* payload before the whole topic: dropped at RXEND */
@@ -1282,12 +1261,12 @@ static void urc_connlost(void *ctx, const char *const *lines, size_t n)
     struct cmqtt *c = ctx;
     static const char *const causes[] = { "", "closed by the broker", "connection reset",
                                           "network closed" };
-    long v[2];
+    int v[2];
     char why[96];
 
     (void)n;
-    if (parse_ints(lines[0], v, 2) == 2 && v[1] >= 1 && v[1] <= 3)
-        snprintf(why, sizeof(why), "connection lost: %s (%ld)", causes[v[1]], v[1]);
+    if (numbers(lines[0], v, 2) == 2 && v[1] >= 1 && v[1] <= 3)
+        snprintf(why, sizeof(why), "connection lost: %s (%d)", causes[v[1]], v[1]);
     else
         snprintf(why, sizeof(why), "connection lost");
     if (c->state == CMQTT_DISABLED)

@@ -13,6 +13,7 @@
 
 #include "at/chat.h"
 #include "at/port.h"
+#include "at/result.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "modem/cmqtt.h"
@@ -133,20 +134,26 @@ static bool is_no_sim(const struct at_response *rsp)
     return rsp->code == 10 || (rsp->text && strstr(rsp->text, "not inserted"));
 }
 
+/* The first line of the answer that starts with prefix (the first line
+ * when NULL), the iterator after the prefix. */
+static bool info_line(const struct at_response *rsp, const char *prefix,
+                      struct at_result_iter *it)
+{
+    for (size_t i = 0; i < rsp->n_lines; i++) {
+        at_result_iter_init(it, rsp->lines[i]);
+        if (at_result_iter_next(it, prefix))
+            return true;
+    }
+    return false;
+}
+
 /* Copies the text after "prefix" (and spaces) of the first matching line. */
 static void copy_after(const struct at_response *rsp, const char *prefix, char *out, size_t size)
 {
-    size_t plen = prefix ? strlen(prefix) : 0;
-    for (size_t i = 0; i < rsp->n_lines; i++) {
-        const char *l = rsp->lines[i];
-        if (plen && strncmp(l, prefix, plen) != 0)
-            continue;
-        l += plen;
-        while (*l == ' ')
-            l++;
-        snprintf(out, size, "%s", l);
-        return;
-    }
+    struct at_result_iter it;
+
+    if (info_line(rsp, prefix, &it))
+        snprintf(out, size, "%s", at_result_rest(&it));
 }
 
 /* 27.007 +CPIN: codes that mean "the SIM wants a code". Anything else
@@ -167,6 +174,7 @@ static bool cpin_is_lock(const char *val)
 
 static enum step_result done_cpin(struct modem *m, const struct at_response *rsp)
 {
+    struct at_result_iter it;
     char val[32] = "";
 
     if (is_no_sim(rsp)) {
@@ -187,7 +195,10 @@ static enum step_result done_cpin(struct modem *m, const struct at_response *rsp
         set_state(m, MODEM_NO_SIM);
         return STEP_STOP;
     }
-    copy_after(rsp, "+CPIN:", val, sizeof(val));
+    /* One code, nothing after it. */
+    if (!info_line(rsp, "+CPIN:", &it) || at_result_next_unquoted(&it, val, sizeof(val)) < 0 ||
+        !at_result_at_end(&it))
+        val[0] = '\0';
     if (strcmp(val, "READY") == 0)
         return STEP_SKIP2;
     if (!cpin_is_lock(val)) {
@@ -235,13 +246,12 @@ static enum step_result done_pin(struct modem *m, const struct at_response *rsp)
  * full functionality, as the module itself does after every boot. */
 static enum step_result done_cfun_query(struct modem *m, const struct at_response *rsp)
 {
-    char val[16] = "";
+    struct at_result_iter it;
+    int fun;
 
-    m->radio_off = false;
-    if (final_ok(rsp)) {
-        copy_after(rsp, "+CFUN:", val, sizeof(val));
-        m->radio_off = val[0] == '0' || val[0] == '4';
-    }
+    /* 0 minimum, 4 flight mode */
+    m->radio_off = final_ok(rsp) && info_line(rsp, "+CFUN:", &it) &&
+                   at_result_next_number(&it, 0, 255, &fun) == 0 && (fun == 0 || fun == 4);
     return STEP_NEXT;
 }
 
@@ -387,18 +397,11 @@ INFO_DONE(iccid, "+ICCID:")
  * unquoted (+CNUM: ,"+4917000000000",145). Not every SIM knows its number. */
 static enum step_result done_number(struct modem *m, const struct at_response *rsp)
 {
-    char line[128] = "";
-    const char *p = line, *end;
-    bool quoted = false;
+    struct at_result_iter it;
 
-    if (final_ok(rsp))
-        copy_after(rsp, "+CNUM:", line, sizeof(line));
-    for (; *p && (quoted || *p != ','); p++)   /* skip the alpha field */
-        if (*p == '"')
-            quoted = !quoted;
-    if (p[0] == ',' && p[1] == '"' && (end = strchr(p + 2, '"')) &&
-        (size_t)(end - p - 2) < sizeof(m->info.number))
-        snprintf(m->info.number, sizeof(m->info.number), "%.*s", (int)(end - p - 2), p + 2);
+    /* Read into place only when it fits (the reader writes nothing else). */
+    if (final_ok(rsp) && info_line(rsp, "+CNUM:", &it) && at_result_skip_next(&it) == 0)
+        at_result_next_string(&it, m->info.number, sizeof(m->info.number));
     return STEP_NEXT;
 }
 
@@ -926,6 +929,7 @@ static const struct at_urc boot_urcs[] = {
     { "*ATREADY", 0, urc_boot },
     { "RDY", 0, urc_boot },
 };
+#define N_BOOT_URCS (sizeof(boot_urcs) / sizeof(boot_urcs[0]))
 
 /* --- public --------------------------------------------------------------- */
 
@@ -957,7 +961,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
     m->backoff_ms = BACKOFF_MIN_MS;
     m->watch_fd = -1;
     m->chat = at_chat_new(&co, &tr);
-    if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, 2, m) < 0) {
+    if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, N_BOOT_URCS, m) < 0) {
         modem_free(m);
         return NULL;
     }

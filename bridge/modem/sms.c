@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "at/chat.h"
+#include "at/result.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -513,21 +514,15 @@ static void take_pdu(struct sms *sms, int idx, const char *hex, size_t tpdu_len)
 
 static void read_next(struct sms *sms);
 
-/* The PDU length is the last field of +CMGR, +CMGL and +CMT headers
- * (the alpha field before it may be empty or quoted), and the only one of
- * +CDS. */
-static int pdu_len_field(const char *line, size_t *len)
+/* The end of a +CMGR, +CMGL, +CMT or +CDS header, the iterator at it:
+ * the alpha field where the header has one (empty or quoted), then the PDU
+ * length, the last field (a TPDU is at most 176 octets). */
+static int pdu_len_field(struct at_result_iter *it, bool alpha, size_t *len)
 {
-    const char *last = strrchr(line, ',');
-    char *end;
-    long v;
+    int v;
 
-    if (!last)
-        last = strchr(line, ':');
-    if (!last)
-        return -EINVAL;
-    v = strtol(last + 1, &end, 10);
-    if (v <= 0 || v > 200 || *end)
+    if ((alpha && at_result_skip_next(it) < 0) || at_result_next_number(it, 1, 200, &v) < 0 ||
+        !at_result_at_end(it))
         return -EINVAL;
     *len = (size_t)v;
     return 0;
@@ -552,7 +547,9 @@ static void read_done(void *ctx, const struct at_response *rsp)
     struct sms *sms = ctx;
     int idx = sms->pending[0];
     const char *hdr = NULL;
+    struct at_result_iter it;
     size_t at = 0, len;
+    int stat;
 
     sms->reading = false;
     if (rsp->final == AT_FINAL_CANCELLED)
@@ -561,8 +558,10 @@ static void read_done(void *ctx, const struct at_response *rsp)
     if (rsp->final == AT_FINAL_OK)
         hdr = cmgr_line(rsp, &at);
     /* +CMGR: <stat>,[<alpha>],<length>: stat 0/1 received, 2/3 our own. */
-    if (hdr && pdu_len_field(hdr, &len) == 0) {
-        if (atoi(hdr + 6) <= 1)
+    at_result_iter_init(&it, hdr ? hdr : "");
+    if (at_result_iter_next(&it, "+CMGR:") && at_result_next_number(&it, 0, 3, &stat) == 0 &&
+        pdu_len_field(&it, true, &len) == 0) {
+        if (stat <= 1)
             take_pdu(sms, idx, rsp->lines[at + 1], len);
         if (sms->cbs.store_changed)
             sms->cbs.store_changed(sms->ctx);
@@ -585,18 +584,29 @@ static void read_next(struct sms *sms)
         sms->reading = true;
 }
 
-/* <mem>,<index> of +CMTI and +CDSI: the index is read. The A7670 counts
- * SIM slots from 1, but 27.005 allows 0 and ME storage on other modules
- * starts there. */
-static void queue_read(struct sms *sms, const char *line)
+/* +CMTI: "<mem>",<index> (a message stored) and +CDSI: the same (AT+CNMI
+ * ds=2: a status report stored): the index is read. The A7670 counts SIM
+ * slots from 1, but 27.005 allows 0 and ME storage on other modules starts
+ * there. Some modules keep reports in a store of their own, "SR", which
+ * AT+CMGR does not read with the bridge's AT+CPMS="SM": logged, left
+ * there. */
+static void urc_stored(void *ctx, const char *const *lines, size_t n)
 {
-    const char *comma = strrchr(line, ',');
-    char *end = NULL;
-    long v = comma ? strtol(comma + 1, &end, 10) : -1;
-    int idx = (int)v;
+    struct sms *sms = ctx;
+    struct at_result_iter it;
+    char mem[8];
+    int idx;
 
-    if (!comma || end == comma + 1 || *end || v < 0 || v > 65535) {
-        log_warn("sms: unparsable %s", line);
+    (void)n;
+    at_result_iter_init(&it, lines[0]);
+    if ((!at_result_iter_next(&it, "+CMTI:") && !at_result_iter_next(&it, "+CDSI:")) ||
+        at_result_next_string(&it, mem, sizeof(mem)) < 0 ||
+        at_result_next_number(&it, 0, 65535, &idx) < 0 || !at_result_at_end(&it)) {
+        log_warn("sms: unparsable %s", lines[0]);
+        return;
+    }
+    if (strcmp(mem, "SR") == 0) {
+        log_warn("sms: %s: reports in the \"SR\" store are not read", lines[0]);
         return;
     }
     if (index_known(sms, idx))
@@ -609,35 +619,20 @@ static void queue_read(struct sms *sms, const char *line)
     read_next(sms);
 }
 
-/* +CMTI: "SM",<index>: a message stored. */
-static void urc_cmti(void *ctx, const char *const *lines, size_t n)
-{
-    (void)n;
-    queue_read(ctx, lines[0]);
-}
-
-/* +CDSI: "SM",<index> (AT+CNMI ds=2): a status report stored. Some
- * modules keep reports in a store of their own, "SR", which AT+CMGR does
- * not read with the bridge's AT+CPMS="SM": logged, left there. */
-static void urc_cdsi(void *ctx, const char *const *lines, size_t n)
-{
-    (void)n;
-    if (strstr(lines[0], "\"SR\"")) {
-        log_warn("sms: %s: reports in the \"SR\" store are not read", lines[0]);
-        return;
-    }
-    queue_read(ctx, lines[0]);
-}
-
 /* +CMT: [<alpha>],<length> (a message) or +CDS: <length> (AT+CNMI ds=1,
  * a status report), then the PDU: delivered, not stored. The bring-up
  * sets AT+CSMS=0, under which the module acknowledges both to the network
  * itself: no AT+CNMA. */
 static void urc_direct(void *ctx, const char *const *lines, size_t n)
 {
+    struct at_result_iter it;
+    bool cmt;
     size_t len;
 
-    if (n < 2 || pdu_len_field(lines[0], &len) < 0) {
+    at_result_iter_init(&it, lines[0]);
+    cmt = at_result_iter_next(&it, "+CMT:");
+    if (n < 2 || (!cmt && !at_result_iter_next(&it, "+CDS:")) ||
+        pdu_len_field(&it, cmt, &len) < 0) {
         log_warn("sms: unparsable %.40s", lines[0]);
         return;
     }
@@ -645,9 +640,9 @@ static void urc_direct(void *ctx, const char *const *lines, size_t n)
 }
 
 static const struct at_urc sms_urcs[] = {
-    { "+CMTI:", 0, urc_cmti },
+    { "+CMTI:", 0, urc_stored },
     { "+CMT:", 1, urc_direct },
-    { "+CDSI:", 0, urc_cdsi },
+    { "+CDSI:", 0, urc_stored },
     { "+CDS:", 1, urc_direct },
 };
 
@@ -665,17 +660,20 @@ static void drain_done(void *ctx, const struct at_response *rsp)
     }
     for (size_t i = 0; i + 1 < rsp->n_lines; i++) {
         const char *l = rsp->lines[i];
+        struct at_result_iter it;
         int idx, stat;
         size_t len;
 
-        if (strncmp(l, "+CMGL:", 6) != 0)
+        at_result_iter_init(&it, l);
+        if (!at_result_iter_next(&it, "+CMGL:"))
             continue;
-        if (sscanf(l + 6, "%d,%d", &idx, &stat) != 2 || pdu_len_field(l, &len) < 0) {
+        if (at_result_next_number(&it, 0, 65535, &idx) < 0 ||
+            at_result_next_number(&it, 0, 3, &stat) < 0 || pdu_len_field(&it, true, &len) < 0) {
             log_warn("sms: unparsable %s", l);
             continue;
         }
         i++;
-        if (stat > 1 || idx < 0 || index_known(sms, idx))
+        if (stat > 1 || index_known(sms, idx))
             continue;
         take_pdu(sms, idx, rsp->lines[i], len);
     }
@@ -847,9 +845,12 @@ static void part_done(void *ctx, const struct at_response *rsp)
         pump(sms);
         return;
     }
-    for (size_t i = 0; i < rsp->n_lines; i++)
-        if (strncmp(rsp->lines[i], "+CMGS:", 6) == 0)
-            mr = atoi(rsp->lines[i] + 6);
+    for (size_t i = 0; i < rsp->n_lines; i++) {
+        struct at_result_iter it;
+        at_result_iter_init(&it, rsp->lines[i]);
+        if (at_result_iter_next(&it, "+CMGS:"))
+            at_result_next_number(&it, 0, 255, &mr);
+    }
     job->res.references[job->res.n_references++] = mr;
     job->sent++;
     if (job->hooks.sent)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "at/chat.h"
+#include "at/result.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/utf8.h"
@@ -16,80 +17,14 @@
 
 /* --- pure parsers ---------------------------------------------------------- */
 
-/* Splits "a,b,\"c,d\",e" into at most max fields in place (quotes kept out,
- * commas inside quotes kept in). Returns the number of fields. */
-static size_t split_fields(char *s, char **f, size_t max)
-{
-    size_t n = 0;
-    bool quoted = false;
-
-    while (*s == ' ')
-        s++;
-    if (max == 0)
-        return 0;
-    f[n++] = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '"') {
-            quoted = !quoted;
-        } else if (*p == ',' && !quoted) {
-            *p = '\0';
-            if (n == max)
-                break;
-            f[n++] = p + 1;
-        }
-    }
-    /* Trim spaces (the manual's examples put them after commas) and quotes. */
-    for (size_t i = 0; i < n; i++) {
-        char *b = f[i], *e;
-        while (*b == ' ')
-            b++;
-        e = b + strlen(b);
-        while (e > b && e[-1] == ' ')
-            *--e = '\0';
-        if (*b == '"' && e > b + 1 && e[-1] == '"') {
-            b++;
-            *--e = '\0';
-        }
-        f[i] = b;
-    }
-    return n;
-}
-
-/* Copies what follows "prefix" into buf and splits it. */
-static size_t fields_after(const char *line, const char *prefix, char *buf, size_t size,
-                           char **f, size_t max)
-{
-    size_t plen = strlen(prefix);
-
-    if (strncmp(line, prefix, plen) != 0)
-        return 0;
-    snprintf(buf, size, "%s", line + plen);
-    return split_fields(buf, f, max);
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v;
-
-    if (!*s)
-        return -EINVAL;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -EINVAL;
-    *out = (int)v;
-    return 0;
-}
-
 int status_parse_csq(const char *line, int *csq)
 {
-    char buf[64], *f[2];
-    int v;
+    struct at_result_iter it;
+    int v, ber;
 
-    if (fields_after(line, "+CSQ:", buf, sizeof(buf), f, 2) != 2)
-        return -EINVAL;
-    if (parse_int(f[0], 0, 99, &v) < 0 || (v > 31 && v != 99))
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CSQ:") || at_result_next_number(&it, 0, 99, &v) < 0 ||
+        at_result_next_number(&it, 0, 99, &ber) < 0 || (v > 31 && v != 99))
         return -EINVAL;
     *csq = v;
     return 0;
@@ -97,68 +32,68 @@ int status_parse_csq(const char *line, int *csq)
 
 int status_parse_reg(const char *line, bool is_urc, int *stat)
 {
-    char buf[128], *f[6];
-    size_t n;
-    const char *prefix = strncmp(line, "+CEREG:", 7) == 0 ? "+CEREG:" : "+CREG:";
+    struct at_result_iter it;
+    int n;
 
-    n = fields_after(line, prefix, buf, sizeof(buf), f, 6);
-    if (n == 0)
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CEREG:") && !at_result_iter_next(&it, "+CREG:"))
         return -EINVAL;
     /* A response carries <n> first; a URC starts with <stat>. */
-    if (!is_urc && n < 2)
+    if (!is_urc && at_result_next_number(&it, 0, 9, &n) < 0)
         return -EINVAL;
-    return parse_int(f[is_urc ? 0 : 1], 0, 11, stat);
+    return at_result_next_number(&it, 0, 11, stat) < 0 ? -EINVAL : 0;
 }
 
 int status_parse_cops(const char *line, char *name, size_t size)
 {
-    char buf[320], *f[4];        /* a 63-character name as UCS-2 hex fits */
-    size_t n = fields_after(line, "+COPS:", buf, sizeof(buf), f, 4);
+    struct at_result_iter it;
+    int mode, format;
 
-    if (n == 0)
+    /* +COPS: <mode>[,<format>,"<oper>"[,<AcT>]]: no name while not
+     * registered. */
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+COPS:") || at_result_next_number(&it, 0, 4, &mode) < 0)
         return -EINVAL;
-    snprintf(name, size, "%s", n >= 3 ? f[2] : "");
+    if (at_result_at_end(&it)) {
+        name[0] = '\0';
+        return 0;
+    }
+    if (at_result_next_number(&it, 0, 2, &format) < 0 ||
+        at_result_next_string(&it, name, size) < 0)
+        return -EINVAL;
     return 0;
 }
 
 int status_parse_cpsi(const char *line, char *access, size_t size)
 {
-    char buf[256], *f[2];
-    size_t n = fields_after(line, "+CPSI:", buf, sizeof(buf), f, 2);
+    struct at_result_iter it;
 
-    if (n == 0)
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CPSI:") || at_result_next_unquoted(&it, access, size) < 0)
         return -EINVAL;
-    snprintf(access, size, "%s", strcmp(f[0], "NO SERVICE") == 0 ? "" : f[0]);
+    if (strcmp(access, "NO SERVICE") == 0)
+        access[0] = '\0';
     return 0;
-}
-
-/* A count as modules print it: digits only (strtol would take a sign). */
-static int parse_count(const char *s, int lo, int *out)
-{
-    if (strspn(s, "0123456789") != strlen(s))
-        return -EINVAL;
-    return parse_int(s, lo, 65535, out);
 }
 
 int status_parse_cpms(const char *line, int *used, int *total)
 {
-    char buf[128], *f[4];
-    const char *p = line + 6;
-    size_t n;
+    struct at_result_iter it;
+    char mem[9];
     int u, t;
 
-    /* Three stores of a name and two counts fit many times over; a longer
-     * line would be cut by the copy, and a cut count believed. */
-    if (strncmp(line, "+CPMS:", 6) != 0 || strnlen(line, sizeof(buf)) >= sizeof(buf))
+    /* Three stores of a name and two counts fit many times over: a longer
+     * line is no answer to AT+CPMS?. */
+    if (strnlen(line, 128) >= 128)
         return -EINVAL;
-    while (*p == ' ')
-        p++;
-    if (*p != '"')                 /* AT+CPMS= answers counts without names */
-        return -EINVAL;
-    n = fields_after(line, "+CPMS:", buf, sizeof(buf), f, 4);
-    if (n < 3 || !f[0][0] || strlen(f[0]) > 8 ||
-        strspn(f[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") != strlen(f[0]) ||
-        parse_count(f[1], 0, &u) < 0 || parse_count(f[2], 1, &t) < 0 || u > t)
+    /* AT+CPMS= answers counts without names, AT+CPMS=? lists: a store name
+     * first tells AT+CPMS? apart. */
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CPMS:") || at_result_next_string(&it, mem, sizeof(mem)) < 0 ||
+        !mem[0] ||
+        strspn(mem, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") != strlen(mem) ||
+        at_result_next_number(&it, 0, 65535, &u) < 0 ||
+        at_result_next_number(&it, 1, 65535, &t) < 0 || u > t)
         return -EINVAL;
     *used = u;
     *total = t;

@@ -31,7 +31,9 @@ int status_parse_csq(const char *line, int *csq);
 /* "+CREG: 2,1,..." (response, with n) or "+CREG: 1,..." (URC, without n);
  * the same for +CEREG. 0 or -EINVAL. */
 int status_parse_reg(const char *line, bool is_urc, int *stat);
-/* "+COPS: 0,0,\"Operator\",7" -> "Operator" (empty when not registered). */
+/* "+COPS: 0,0,\"Operator\",7" -> "Operator" (empty when not registered).
+ * -EINVAL (name untouched) for an unquoted name or one of size bytes or
+ * more. */
 int status_parse_cops(const char *line, char *name, size_t size);
 /* "+CPSI: LTE,Online,..." -> "LTE"; "NO SERVICE" -> "". */
 int status_parse_cpsi(const char *line, char *access, size_t size);

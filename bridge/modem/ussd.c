@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "at/chat.h"
+#include "at/result.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/utf8.h"
@@ -83,32 +84,10 @@ static int copy_text(const char *s, size_t n, char *out, size_t size)
     return 0;
 }
 
-static const char *skip_spaces(const char *p)
-{
-    while (*p == ' ')
-        p++;
-    return p;
-}
-
-/* Digits -> 0..max; NULL when there are none or the value is larger. */
-static const char *parse_small(const char *p, int max, int *out)
-{
-    int v = 0;
-
-    if (*p < '0' || *p > '9')
-        return NULL;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (*p - '0');
-        if (v > max)
-            return NULL;
-    }
-    *out = v;
-    return p;
-}
-
 int ussd_parse_cusd(const char *line, bool ucs2, struct ussd_reply *out)
 {
-    const char *p, *q1, *q2;
+    char raw[4 * USSD_TEXT_MAX + 1];     /* UCS-2 hex: four characters a unit */
+    struct at_result_iter it;
     size_t n;
     int r;
 
@@ -116,42 +95,31 @@ int ussd_parse_cusd(const char *line, bool ucs2, struct ussd_reply *out)
     out->has_text = false;
     out->dcs = -1;
     out->text[0] = '\0';
-    if (strncmp(line, "+CUSD:", 6) != 0)
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CUSD:") ||
+        at_result_next_number(&it, 0, USSD_NET_TIMEOUT, &out->status) < 0)
         return -EINVAL;
-    p = parse_small(skip_spaces(line + 6), USSD_NET_TIMEOUT, &out->status);
-    if (!p) {
-        out->status = -1;
-        return -EINVAL;
-    }
-    p = skip_spaces(p);
-    if (!*p)
+    if (at_result_at_end(&it))
         return 0;
-    if (*p != ',')
+    /* The A7670 prints GSM text raw under AT+CSCS="IRA", quotes included:
+     * the string runs to the line's last quote. */
+    r = at_result_next_string_greedy(&it, raw, sizeof(raw));
+    if (r == -EMSGSIZE)
+        return r;
+    if (r < 0 || at_result_next_number_default(&it, 0, 255, -1, &out->dcs) < 0 ||
+        !at_result_at_end(&it))
         return -EINVAL;
-    q1 = skip_spaces(p + 1);
-    if (*q1 != '"' || (q2 = strrchr(q1, '"')) == q1)
-        return -EINVAL;
-    p = skip_spaces(q2 + 1);
-    if (*p == ',') {
-        p = parse_small(skip_spaces(p + 1), 255, &out->dcs);
-        if (!p)
-            return -EINVAL;
-        p = skip_spaces(p);
-    }
-    if (*p)
-        return -EINVAL;
-    q1++;
-    n = (size_t)(q2 - q1);
+    n = strlen(raw);
     out->has_text = true;
-    if (ucs2 || (dcs_charset(out->dcs) == CS_UCS2 && n % 4 == 0 && all_hex(q1, n))) {
+    if (ucs2 || (dcs_charset(out->dcs) == CS_UCS2 && n % 4 == 0 && all_hex(raw, n))) {
         /* With AT+CSCS="UCS2" the module converts every alphabet into
          * UCS-2 hex, whatever <dcs> says (dcs 15 included). */
-        r = utf8_from_ucs2_hex(q1, n, out->text, sizeof(out->text));
+        r = utf8_from_ucs2_hex(raw, n, out->text, sizeof(out->text));
         return r < 0 ? r : 0;
     }
     /* GSM text decoded by the module, 8-bit data as its hex, or UCS-2 the
      * module already turned into text. */
-    return copy_text(q1, n, out->text, sizeof(out->text));
+    return copy_text(raw, n, out->text, sizeof(out->text));
 }
 
 /* --- the service ------------------------------------------------------------------ */
@@ -386,6 +354,7 @@ static void urc_cusd(void *ctx, const char *const *lines, size_t n)
 static const struct at_urc ussd_urcs[] = {
     { "+CUSD:", 0, urc_cusd },
 };
+#define N_USSD_URCS (sizeof(ussd_urcs) / sizeof(ussd_urcs[0]))
 
 static bool code_valid(const char *code)
 {
@@ -463,7 +432,7 @@ struct ussd *ussd_new(struct loop *loop, struct modem *modem, int wait_ms)
     u->loop = loop;
     u->modem = modem;
     u->wait_ms = wait_ms > 0 ? wait_ms : 30000;
-    if (at_chat_add_urcs(modem_chat(modem), ussd_urcs, 1, u) < 0) {
+    if (at_chat_add_urcs(modem_chat(modem), ussd_urcs, N_USSD_URCS, u) < 0) {
         free(u);
         return NULL;
     }

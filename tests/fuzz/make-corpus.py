@@ -177,6 +177,29 @@ def status():
         write("status", line)
 
 
+def result():
+    # A length byte, op bytes (low 3 bits: number, number with default,
+    # string, greedy string, unquoted, skip, open/close list, rest; the
+    # high bits: range and buffer size), then a line.
+    walks = [
+        (b"\xf8\xf8", b"+CSQ: 14,99"),
+        (b"\x05\xfa\x05\xfa\x00", b"+CMGL: 7,0,\"Alice, Bob\",24"),
+        (b"\xfa\xf8\x01\x05\x05\x01", b"+CLIP: \"+4917000000000\",145,,,,0"),
+        (b"\x00\xfb\x01", b"+CUSD: 0,\"say \"hi\", then\",15"),
+        (b"\xfc\xfc\x05\x05\x05\x05\x05\x05\x05\x05\x05\x18", b"+CPSI: LTE,Online,262-01,"
+         b"0x1A2B,12345678,300,EUTRAN-BAND3,1300,5,5,-94,-1050,-720,15"),
+        (b"\x06\x00\xfa\x0e\x06\x0e", b"+COPS: (2,\"Vodafone.de\",\"Vodafone\",\"26202\",7),,(0-4),(0,1)"),
+        (b"\x06\xfa\xfa\x0e\x05\x05", b"+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")"),
+        (b"\x10\x10\x00", b"+CPMS: \"SM\",4294967326,-2147483649"),
+        (b"\xfc\x07", b"+CPIN: SIM PIN"),
+        (b"\x05\xfa\x00", b"+CNUM: ,\"+4917000000000\",145"),
+        (b"\x02\x05\x03", b"+CPMS: \"SM,0,30"),
+        (b"\xfc", b"861234567890123"),
+    ]
+    for ops, line in walks:
+        write("result", bytes([len(ops)]) + ops + line)
+
+
 def config():
     root = os.path.dirname(os.path.dirname(HERE))
     for name in ("config.example.json", "dfrobot.example.json"):
@@ -254,6 +277,7 @@ if __name__ == "__main__":
     json_()
     ussd()
     status()
+    result()
     config()
     refmap()
     metrics()

@@ -687,6 +687,10 @@ static void test_rx_false_lengths(void **state)
           "\r\n+CMQTTRXPAYLOAD: 0,10241\r\nhello\r\n", 1 },
         { "topic chunk of 1025 without RXSTART",
           "\r\n+CMQTTRXTOPIC: 0,1025\r\nabc\r\n", 1 },
+        /* Malformed: no total is believed (the chunks are skipped). */
+        { "garbage after the payload total",
+          "\r\n+CMQTTRXSTART: 0,3,5x\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+          "+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n", 1 },
     };
     uint8_t t[512];
     size_t n = rx_transcript(t);

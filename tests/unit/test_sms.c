@@ -2090,6 +2090,9 @@ static void test_report_cdsi(void **state)
     /* A report in the module's own "SR" store is not ours to read. */
     urc("+CDSI: \"SR\",2", NULL);
     urc("+CDSI: \"SM\",x", NULL);
+    /* Malformed: the store unquoted, or garbage after the index. */
+    urc("+CDSI: SM,5", NULL);
+    urc("+CMTI: \"SM\",6,", NULL);
     EXPECT_CMDS(1, "AT+CMGR=4", "AT+CMGD=4");
 }
 

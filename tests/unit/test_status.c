@@ -266,6 +266,7 @@ static void test_csq(void **state)
         { "+CSQ: 14", -EINVAL, -1 },
         { "+CSQ: ,99", -EINVAL, -1 },
         { "+CSQ: x,99", -EINVAL, -1 },
+        { "+CSQ: 14,x", -EINVAL, -1 },    /* <ber> is a number too */
         { "+CREG: 1,1", -EINVAL, -1 },
     };
     (void)state;
@@ -295,6 +296,8 @@ static void test_reg(void **state)
         { "+CEREG: 0", true, 0, 0 },
         { "+CREG: 2", false, -EINVAL, -1 },  /* response without stat */
         { "+CREG: x,1", true, -EINVAL, -1 },
+        { "+CREG: 2,1x", false, -EINVAL, -1 },
+        { "+CEREG: 1,\"1A2B", true, 0, 1 },  /* fields after <stat> are not read */
         { "+CSQ: 1,1", false, -EINVAL, -1 },
     };
     (void)state;
@@ -317,6 +320,11 @@ static void test_cops_cpsi(void **state)
     assert_int_equal(status_parse_cops("+COPS: 0", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "");                 /* not registered */
     assert_int_equal(status_parse_cops("+CSQ: 1,2", buf, sizeof(buf)), -EINVAL);
+    /* The name is a quoted string, after a mode and a format. */
+    assert_int_equal(status_parse_cops("+COPS: 0,0,Sim Telecom,7", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(status_parse_cops("+COPS: 0,0,\"Sim Telecom", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(status_parse_cops("+COPS: x", buf, sizeof(buf)), -EINVAL);
+    assert_string_equal(buf, "");                 /* untouched on failure */
 
     assert_int_equal(status_parse_cpsi("+CPSI: LTE,Online,262-01,0x1A2B,12345678,300,"
                                        "EUTRAN-BAND3,1300,5,5,-94,-1050,-720,15",
@@ -329,6 +337,7 @@ static void test_cops_cpsi(void **state)
     assert_string_equal(buf, "GSM");
     assert_int_equal(status_parse_cpsi("+CPSI: NO SERVICE,Online", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "");
+    assert_int_equal(status_parse_cpsi("+CPSI: \"LTE\",Online", buf, sizeof(buf)), -EINVAL);
 }
 
 /* AT+CPMS? answers: the first store's used and total. From A7670 and
