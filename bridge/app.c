@@ -60,18 +60,48 @@
 #define TOPIC_MAX 512
 
 struct command;
-typedef void (*route_fn)(struct app *a, struct command *cmd, const cJSON *root);
 
+/* A command's request as its route's parser leaves it. Strings borrow
+ * from root, the payload's tree, freed when the handler returns; a
+ * handler that needs them later takes the tree (root = NULL) and frees
+ * it. */
+struct route_req {
+    cJSON *root;
+    union {
+        struct sms_send_req sms;
+        struct remote_publish_req publish;   /* its payload_buf: the handler clears it */
+        struct {
+            const char *topic;
+            int qos;
+        } subscribe;
+        const char *text;         /* call/dial "to", call/dtmf "digits", ussd/send
+                                     "code", at/send "command", remote/unsubscribe
+                                     "topic" */
+        enum json_power_mode power;
+    };
+};
+
+/* One command topic: its payload is checked by parse (a json_parse_*
+ * function of mqtt/json) before handle runs; handle answers the command,
+ * now or later (command_finish). */
 struct route {
     const char *suffix;           /* after "<base>/" */
-    route_fn handle;
+    int (*parse)(const cJSON *root, struct route_req *req, struct json_error *err);
+    void (*handle)(struct app *a, struct command *cmd, struct route_req *req);
     unsigned flags;
+    /* A replayed command begun before a restart: NULL answers it
+     * "unavailable" without running it; else handle gets it (cmd->started)
+     * and resume says whether some of its work never began (then it
+     * waits for the modem like a new command). */
+    bool (*resume)(const struct route_req *req, unsigned started);
 };
 /* Runs whatever the modem's state (else answered "unavailable" while the
  * modem is not ready). */
 #define ROUTE_ANY_STATE 1u
 /* Needs no modem at all: never held while the modem starts. */
 #define ROUTE_NO_MODEM 2u
+/* Raw AT: answered "not_allowed" unless allow_raw_at. */
+#define ROUTE_RAW_AT 4u
 
 /* A message received (or replayed) and not yet dispatched. */
 struct held {
@@ -105,6 +135,7 @@ struct result {
 struct command {
     struct app *app;
     bool pool;                    /* came from the pool: the result names the modem */
+    unsigned started;             /* replayed: its journal started mark, else 0 */
     char *result_topic;
     cJSON *id;                    /* a copy, or NULL */
     char *response_topic;
@@ -174,34 +205,90 @@ struct app {
     const char *last_state;       /* status_state() last logged */
 };
 
-static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_ussd_send(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_modem_power(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_call_hangup(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_call_dtmf(struct app *a, struct command *cmd, const cJSON *root);
-static void cmd_stats_get(struct app *a, struct command *cmd, const cJSON *root);
+static void cmd_sms_send(struct app *a, struct command *cmd, struct route_req *req);
+static bool sms_cmd_left(const struct route_req *req, unsigned started);
+static void cmd_at_send(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_ussd_send(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_modem_power(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_remote_publish(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_remote_subscribe(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_call_dial(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_call_answer(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_call_hangup(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_call_dtmf(struct app *a, struct command *cmd, struct route_req *req);
+static void cmd_stats_get(struct app *a, struct command *cmd, struct route_req *req);
+
+/* The parsers of mqtt/json, shaped for the table. */
+static int parse_sms(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_sms_send(root, &q->sms, err);
+}
+
+static int parse_dial(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_call_dial(root, &q->text, err);
+}
+
+static int parse_dtmf(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_dtmf(root, &q->text, err);
+}
+
+static int parse_ussd(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_ussd(root, &q->text, err);
+}
+
+static int parse_publish(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_remote_publish(root, &q->publish, err);
+}
+
+static int parse_subscribe(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_remote_subscribe(root, &q->subscribe.topic, &q->subscribe.qos, err);
+}
+
+static int parse_unsubscribe(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_remote_unsubscribe(root, &q->text, err);
+}
+
+static int parse_power(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_modem_power(root, &q->power, err);
+}
+
+static int parse_at(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    return json_parse_at_send(root, &q->text, err);
+}
+
+/* Commands without fields (but "id"). */
+static int parse_empty(const cJSON *root, struct route_req *q, struct json_error *err)
+{
+    static const char *const none[] = { NULL };
+
+    (void)q;
+    return json_check_fields(root, none, err);
+}
 
 /* Every command topic of the contract. Those of later releases answer
  * "unsupported" rather than nothing, so a script never waits in vain. */
 static const struct route routes[] = {
-    { "sms/send", cmd_sms_send, 0 },
-    { "call/dial", cmd_call_dial, 0 },
-    { "call/answer", cmd_call_answer, 0 },
-    { "call/hangup", cmd_call_hangup, 0 },
-    { "call/dtmf", cmd_call_dtmf, 0 },
-    { "ussd/send", cmd_ussd_send, 0 },
-    { "remote/publish", cmd_remote_publish, 0 },
-    { "remote/subscribe", cmd_remote_subscribe, 0 },
-    { "remote/unsubscribe", cmd_remote_unsubscribe, 0 },
-    { "modem/power", cmd_modem_power, ROUTE_ANY_STATE },
-    { "at/send", cmd_at_send, 0 },
-    { "stats/get", cmd_stats_get, ROUTE_ANY_STATE | ROUTE_NO_MODEM },
+    { "sms/send", parse_sms, cmd_sms_send, 0, sms_cmd_left },
+    { "call/dial", parse_dial, cmd_call_dial, 0, NULL },
+    { "call/answer", parse_empty, cmd_call_answer, 0, NULL },
+    { "call/hangup", parse_empty, cmd_call_hangup, 0, NULL },
+    { "call/dtmf", parse_dtmf, cmd_call_dtmf, 0, NULL },
+    { "ussd/send", parse_ussd, cmd_ussd_send, 0, NULL },
+    { "remote/publish", parse_publish, cmd_remote_publish, 0, NULL },
+    { "remote/subscribe", parse_subscribe, cmd_remote_subscribe, 0, NULL },
+    { "remote/unsubscribe", parse_unsubscribe, cmd_remote_unsubscribe, 0, NULL },
+    { "modem/power", parse_power, cmd_modem_power, ROUTE_ANY_STATE, NULL },
+    { "at/send", parse_at, cmd_at_send, ROUTE_RAW_AT, NULL },
+    { "stats/get", parse_empty, cmd_stats_get, ROUTE_ANY_STATE | ROUTE_NO_MODEM, NULL },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -814,16 +901,9 @@ static void ussd_answered(void *ctx, const struct ussd_reply *reply, const struc
     command_finish(cmd, data, NULL);
 }
 
-static void cmd_ussd_send(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_ussd_send(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const char *code;
-
-    if (json_parse_ussd(root, &code, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    ussd_send(a->ussd, code, ussd_answered, cmd);
+    ussd_send(a->ussd, req->text, ussd_answered, cmd);
 }
 
 struct power_cmd {
@@ -864,17 +944,12 @@ static void power_done(void *ctx, const struct at_response *rsp)
 /* Results: "full" and "min" after the module's OK to AT+CFUN; "reset"
  * after its OK to AT+CRESET (B/status then says "resetting" until the
  * module is back and brought up again: "ready"). */
-static void cmd_modem_power(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_modem_power(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    enum json_power_mode jm;
+    enum json_power_mode jm = req->power;
     struct power_cmd *pc;
     int r;
 
-    if (json_parse_modem_power(root, &jm, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
     pc = malloc(sizeof(*pc));
     if (!pc) {
         finish_error(cmd, "unavailable", "out of memory");
@@ -919,69 +994,38 @@ static void call_cmd_done(void *ctx, const struct json_error *err)
     command_finish(ctx, NULL, err);
 }
 
-static void cmd_call_dial(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_call_dial(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const char *to;
-
-    if (json_parse_call_dial(root, &to, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
     /* From here a call may begin: a crash must not dial twice. */
     if (cmd->seq)
         journal_started(a->journal, cmd->seq, 1);
-    call_dial(a->call, to, call_cmd_done, cmd);
+    call_dial(a->call, req->text, call_cmd_done, cmd);
 }
 
-static void cmd_call_answer(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_call_answer(struct app *a, struct command *cmd, struct route_req *req)
 {
-    static const char *const fields[] = { NULL };
-    struct json_error err = { .cme = -1, .cms = -1 };
-
-    if (json_check_fields(root, fields, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
+    (void)req;
     call_answer(a->call, call_cmd_done, cmd);
 }
 
-static void cmd_call_hangup(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_call_hangup(struct app *a, struct command *cmd, struct route_req *req)
 {
-    static const char *const fields[] = { NULL };
-    struct json_error err = { .cme = -1, .cms = -1 };
-
-    if (json_check_fields(root, fields, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
+    (void)req;
     call_hangup(a->call, call_cmd_done, cmd);
 }
 
-static void cmd_call_dtmf(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_call_dtmf(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const char *digits;
-
-    if (json_parse_dtmf(root, &digits, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    call_dtmf(a->call, digits, call_cmd_done, cmd);
+    call_dtmf(a->call, req->text, call_cmd_done, cmd);
 }
 
 /* --- statistics on request ---------------------------------------------------- */
 
-static void cmd_stats_get(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_stats_get(struct app *a, struct command *cmd, struct route_req *req)
 {
-    static const char *const fields[] = { NULL };
-    struct json_error err = { .cme = -1, .cms = -1 };
     char *s;
 
-    if (json_check_fields(root, fields, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
+    (void)req;
     publish_stats(a);
     s = stats_payload(a);
     command_finish(cmd, s ? cJSON_Parse(s) : NULL, NULL);
@@ -995,43 +1039,25 @@ static void remote_cmd_done(void *ctx, const struct json_error *err)
     command_finish(ctx, NULL, err);
 }
 
-static void cmd_remote_publish(struct app *a, struct command *cmd, const cJSON *root)
+/* cmqtt copies the payload: a decoded one (base64) is freed here. */
+static void cmd_remote_publish(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    struct remote_publish_req req;
+    struct remote_publish_req pub = req->publish;
 
-    if (json_parse_remote_publish(root, &req, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    cmqtt_publish(a->cmqtt, req.topic, req.payload, req.payload_len, req.qos, req.retain,
+    cmqtt_publish(a->cmqtt, pub.topic, pub.payload, pub.payload_len, pub.qos, pub.retain,
                   remote_cmd_done, cmd);
-    json_remote_publish_clear(&req);
+    json_remote_publish_clear(&pub);
 }
 
-static void cmd_remote_subscribe(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_remote_subscribe(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const char *t;
-    int qos;
-
-    if (json_parse_remote_subscribe(root, &t, &qos, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    cmqtt_subscribe(a->cmqtt, t, qos, remote_cmd_done, cmd);
+    cmqtt_subscribe(a->cmqtt, req->subscribe.topic, req->subscribe.qos, remote_cmd_done,
+                    cmd);
 }
 
-static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_remote_unsubscribe(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const char *t;
-
-    if (json_parse_remote_unsubscribe(root, &t, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    cmqtt_unsubscribe(a->cmqtt, t, remote_cmd_done, cmd);
+    cmqtt_unsubscribe(a->cmqtt, req->text, remote_cmd_done, cmd);
 }
 
 /* remote.forward: a local message on a rule's filter goes to the remote
@@ -1087,7 +1113,7 @@ static const char STOPPED_MSG[] = "the bridge stopped while running this command
  * the previous one's SMS is answered), one result. */
 struct sms_cmd {
     struct command *cmd;
-    cJSON *root;                  /* a copy of the payload: req borrows from it */
+    cJSON *root;                  /* the payload's tree, owned: req borrows from it */
     struct sms_send_req req;
     size_t current;               /* the recipient being sent */
     cJSON *recipients;            /* "to" as an array: the outcome of each so far */
@@ -1261,39 +1287,35 @@ static void sms_cmd_resume(struct sms_cmd *sc, unsigned mark)
     sms_cmd_next(sc);
 }
 
-/* B/sms/send; started: the journal's mark when the bridge had begun it
- * before a restart (sms_cmd_resume), else 0. */
-static void sms_cmd_run(struct command *cmd, const cJSON *root, unsigned started)
+/* B/sms/send. It outlives this call: it takes the payload's tree, which
+ * its request borrows from. cmd->started: the journal's mark when the
+ * bridge had begun it before a restart (sms_cmd_resume), else 0. */
+static void cmd_sms_send(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
     struct sms_cmd *sc = calloc(1, sizeof(*sc));
 
-    if (!sc || !(sc->root = cJSON_Duplicate(root, true))) {
+    (void)a;
+    if (!sc || (req->sms.to_list && !(sc->recipients = cJSON_CreateArray()))) {
         free(sc);
         finish_error(cmd, "busy", "out of memory");
         return;
     }
     sc->cmd = cmd;
-    if (json_parse_sms_send(sc->root, &sc->req, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        sms_cmd_free(sc);
-        return;
-    }
-    if (sc->req.to_list && !(sc->recipients = cJSON_CreateArray())) {
-        finish_error(cmd, "busy", "out of memory");
-        sms_cmd_free(sc);
-        return;
-    }
-    if (started)
-        sms_cmd_resume(sc, started);
+    sc->root = req->root;
+    req->root = NULL;
+    sc->req = req->sms;
+    if (cmd->started)
+        sms_cmd_resume(sc, cmd->started);
     else
         sms_cmd_next(sc);
 }
 
-static void cmd_sms_send(struct app *a, struct command *cmd, const cJSON *root)
+/* A list of recipients, begun before a restart, has some it had not begun
+ * to send to: those are sent, so it waits for the modem like a new
+ * command. */
+static bool sms_cmd_left(const struct route_req *req, unsigned started)
 {
-    (void)a;
-    sms_cmd_run(cmd, root, 0);
+    return req->sms.to_list && (started - 1) / SMS_MARK_STRIDE + 1 < req->sms.n_recipients;
 }
 
 static void at_sent(void *ctx, const struct at_response *rsp)
@@ -1322,21 +1344,10 @@ static void at_sent(void *ctx, const struct at_response *rsp)
     command_finish(cmd, data, NULL);
 }
 
-static void cmd_at_send(struct app *a, struct command *cmd, const cJSON *root)
+static void cmd_at_send(struct app *a, struct command *cmd, struct route_req *req)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
-    const char *s;
-    int r;
+    int r = modem_send(a->modem, req->text, NULL, at_sent, cmd);
 
-    if (!a->cfg->allow_raw_at) {
-        finish_error(cmd, "not_allowed", "raw AT commands are disabled (allow_raw_at)");
-        return;
-    }
-    if (json_parse_at_send(root, &s, &err) < 0) {
-        command_finish(cmd, NULL, &err);
-        return;
-    }
-    r = modem_send(a->modem, s, NULL, at_sent, cmd);
     if (r == -EAGAIN)
         finish_error(cmd, "unavailable", "the modem is not ready");
     else if (r == -EINVAL)
@@ -1472,14 +1483,17 @@ static struct command *command_new(struct app *a, const struct held *h)
 
 /* h->started > 0: the command had begun when the bridge stopped
  * (journal; for an SMS, the part whose AT+CMGS was written last): what
- * may have taken effect is answered, never run a second time. */
+ * may have taken effect is answered, never run a second time. The checks
+ * in the order of their answers: the payload, a restart, the modem's
+ * state, raw AT, the route's parser; nothing reaches the line before all
+ * passed. */
 static void dispatch(struct app *a, const struct held *h)
 {
     const struct route *r = find_route(a, h->topic);
     struct json_error err = { .cme = -1, .cms = -1 };
+    struct route_req req = { 0 };
     const cJSON *id = NULL;
     struct command *cmd;
-    cJSON *root;
 
     if (!r) {
         if (h->seq)
@@ -1489,25 +1503,27 @@ static void dispatch(struct app *a, const struct held *h)
     cmd = command_new(a, h);
     if (!cmd)
         return;
-    root = json_parse_command(h->payload, h->len, &id, &err);
+    req.root = json_parse_command(h->payload, h->len, &id, &err);
     if (id)
         cmd->id = cJSON_Duplicate(id, true);
-    if (!root) {
+    if (!req.root) {
         command_finish(cmd, NULL, &err);
         return;
     }
-    if (h->started > 0 && r->handle == cmd_sms_send) {
-        sms_cmd_run(cmd, root, h->started);
-    } else if (h->started > 0) {
+    if (h->started > 0 && !r->resume) {
         finish_error(cmd, "unavailable", STOPPED_MSG);
-    } else if (!(r->flags & ROUTE_ANY_STATE) && not_ready_reason(a)) {
-        /* Nothing reaches the line: the answer is known now. */
+    } else if (!h->started && !(r->flags & ROUTE_ANY_STATE) && not_ready_reason(a)) {
         finish_error(cmd, "unavailable", not_ready_reason(a));
+    } else if ((r->flags & ROUTE_RAW_AT) && !a->cfg->allow_raw_at) {
+        finish_error(cmd, "not_allowed", "raw AT commands are disabled (allow_raw_at)");
+    } else if (r->parse(req.root, &req, &err) < 0) {
+        command_finish(cmd, NULL, &err);
     } else {
         log_debug("command %s", h->topic);
-        r->handle(a, cmd, root);
+        cmd->started = h->started;
+        r->handle(a, cmd, &req);
     }
-    cJSON_Delete(root);
+    cJSON_Delete(req.root);
 }
 
 /* --- holding commands while the modem starts ------------------------------- */
@@ -1809,24 +1825,23 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
     take(a, h);
 }
 
-/* A replayed B/sms/send, begun before the restart, with recipients it had
- * not begun to send to: those are sent, so it waits for the modem like a
- * new command. */
-static bool sms_recipients_left(const struct app *a, const struct held *h)
+/* A replayed command begun before the restart with work it had not begun
+ * (route's resume): that work runs, so it waits for the modem like a new
+ * command. */
+static bool work_left(const struct app *a, const struct held *h)
 {
     const struct route *r = find_route(a, h->topic);
     struct json_error err;
-    struct sms_send_req req;
+    struct route_req req = { 0 };
     const cJSON *id;
-    cJSON *root;
     bool left = false;
 
-    if (!r || r->handle != cmd_sms_send)
+    if (!r || !r->resume)
         return false;
-    root = json_parse_command(h->payload, h->len, &id, &err);
-    if (root && json_parse_sms_send(root, &req, &err) == 0)
-        left = req.to_list && (h->started - 1) / SMS_MARK_STRIDE + 1 < req.n_recipients;
-    cJSON_Delete(root);
+    req.root = json_parse_command(h->payload, h->len, &id, &err);
+    if (req.root && r->parse(req.root, &req, &err) == 0)
+        left = r->resume(&req, h->started);
+    cJSON_Delete(req.root);
     return left;
 }
 
@@ -1859,7 +1874,7 @@ static void on_replay(void *ctx, uint64_t seq, const char *t, const uint8_t *pay
     if (!h)
         return;
     h->started = journal_started_part(a->journal, seq);
-    if (h->started > 0 && !sms_recipients_left(a, h)) {
+    if (h->started > 0 && !work_left(a, h)) {
         log_warn("journal: command %llu on %s was running when the bridge stopped; "
                  "answering it without running it again",
                  (unsigned long long)seq, t);
