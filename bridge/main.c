@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "app.h"
+#include "instance.h"
 #include "at/port.h"
 #include "core/config.h"
 #include "core/health.h"
@@ -14,7 +14,7 @@ int main(int argc, char **argv)
 {
     struct config_cli cli;
     struct config cfg = { 0 };
-    struct app *app = NULL;
+    struct instance *inst = NULL;
     enum log_level level;
     char err[512];
     int r;
@@ -55,10 +55,10 @@ int main(int argc, char **argv)
     log_info("modem2mqtt %s: port %s, broker %s, base topic %s", M2M_VERSION, cfg.modem.port,
              cfg.mqtt.broker, cfg.mqtt.base_topic);
 
-    r = app_new(&cfg, &app);
+    r = instance_new(&cfg, &inst);
     if (r == 0)
-        r = app_run(app);
-    app_free(app);
+        r = instance_run(inst);
+    instance_free(inst);
     config_free(&cfg);
     return r < 0 ? 1 : 0;
 }
