@@ -87,7 +87,7 @@ int cmd_stats_render(const struct instance *inst, char *buf, size_t size)
     struct stats_gauges g;
 
     stats_now(inst, &s, &g);
-    return stats_prometheus(&s, &g, inst->cfg->mqtt.base_topic, buf, size);
+    return stats_prometheus(&s, &g, inst->name, buf, size);
 }
 
 void cmd_stats_get(struct instance *inst, struct command *cmd, struct route_req *req)

@@ -5,23 +5,16 @@
 #include "instance.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/config.h"
 #include "core/health.h"
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "core/metrics.h"
-#include "core/notify.h"
 #include "core/refmap.h"
 #include "instance_int.h"
 #include "modem/call.h"
@@ -90,139 +83,55 @@ static void on_modem_info(void *ctx, const struct modem_info *info)
     session_hass_update(inst, false);
 }
 
-/* --- health socket (core/health.h; `modem2mqtt --health`) and systemd ----------- */
+/* --- what the process asks ------------------------------------------------- */
 
-/* A query: answered at once from the loop thread, so an answer proves the
- * loop runs. Nothing is written to disk and nothing wakes the loop between
- * queries. */
-static void on_health(void *ctx, int fd, short revents)
+/* The process's systemd status line follows the link and the modem. */
+void instance_health_update(struct instance *inst)
 {
-    struct instance *inst = ctx;
-    struct health_info h = {
+    inst->changed(inst->changed_ctx);
+}
+
+void instance_health(const struct instance *inst, struct health_info *h)
+{
+    *h = (struct health_info){
         .mqtt_connected = mqtt_link_connected(inst->link),
         .modem_state = instance_state(inst),
-        .wakeups = loop_wakeups(inst->loop),
         .fsyncs = inst->journal ? journal_fsyncs(inst->journal) : 0,
         .commands = __atomic_load_n(&inst->commands, __ATOMIC_RELAXED),
     };
-    char line[HEALTH_LINE_MAX];
-
-    (void)revents;
-    if (health_format(&h, line, sizeof(line)) == 0)
-        health_answer(fd, line);
 }
 
-/* systemd's STATUS= line (systemctl status), on each state change: a
- * datagram, no disk write. */
-void instance_health_update(struct instance *inst)
+int instance_metrics(const struct instance *inst, char *buf, size_t size)
 {
-    char msg[128];
-
-    if (!inst->notify)
-        return;
-    snprintf(msg, sizeof(msg), "STATUS=broker %s, modem %s",
-             mqtt_link_connected(inst->link) ? "connected" : "disconnected", instance_state(inst));
-    notify_send(inst->notify, msg);
+    return cmd_stats_render(inst, buf, size);
 }
 
-/* WatchdogSec=: a ping at half the interval, from the loop thread (a hung
- * loop stops pinging and systemd restarts the bridge). The one periodic
- * wakeup besides the status poll, and only when systemd asks for it. */
-static int64_t watchdog_fired(void *ctx)
+bool instance_stop(struct instance *inst, void (*done)(void *ctx), void *ctx)
 {
-    struct instance *inst = ctx;
-
-    notify_send(inst->notify, "WATCHDOG=1");
-    return notify_watchdog_ms(inst->notify);
-}
-
-/* --- signals ------------------------------------------------------------------ */
-
-#define REMOTE_STOP_MS 3000
-
-static void remote_stopped(void *ctx)
-{
-    struct instance *inst = ctx;
-
-    loop_cancel_timer(inst->loop, inst->remote_stop_timer);
-    loop_stop(inst->loop);
-}
-
-static int64_t remote_stop_expired(void *ctx)
-{
-    struct instance *inst = ctx;
-
-    log_warn("remote: the module did not close the session within %d ms; stopping anyway",
-             REMOTE_STOP_MS);
-    loop_stop(inst->loop);
-    return 0;
-}
-
-static void on_signal(void *ctx, int fd, short revents)
-{
-    struct instance *inst = ctx;
-    struct signalfd_siginfo si;
-
-    (void)revents;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        log_info("signal %u: shutting down", si.ssi_signo);
-    /* A connected remote session is closed first (DISC, REL, STOP), for at
-     * most REMOTE_STOP_MS; a second signal stops at once. */
-    if (inst->remote_stop_timer || cmqtt_state(inst->cmqtt) != CMQTT_CONNECTED) {
-        loop_stop(inst->loop);
-        return;
-    }
-    loop_add_timer(inst->loop, REMOTE_STOP_MS, remote_stop_expired, inst, &inst->remote_stop_timer);
-    cmqtt_shutdown(inst->cmqtt, remote_stopped, inst);
-}
-
-static int open_signals(struct instance *inst)
-{
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    /* Blocked before paho starts its threads, so they inherit the mask and
-     * only the signalfd sees these signals. */
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-        return -errno;
-    signal(SIGPIPE, SIG_IGN);
-    inst->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (inst->sig_fd < 0)
-        return -errno;
-    return loop_add_fd(inst->loop, inst->sig_fd, POLLIN, on_signal, inst);
-}
-
-static int render_metrics(void *ctx, char *buf, size_t size)
-{
-    return cmd_stats_render(ctx, buf, size);
+    if (cmqtt_state(inst->cmqtt) != CMQTT_CONNECTED)
+        return false;
+    cmqtt_shutdown(inst->cmqtt, done, ctx);
+    return true;
 }
 
 /* --- life cycle ---------------------------------------------------------------- */
 
-int instance_new(const struct config *cfg, struct instance **out)
+int instance_new(struct loop *loop, const struct config *cfg, instance_changed_fn changed,
+                 void *ctx, struct instance **out)
 {
     struct instance *inst = calloc(1, sizeof(*inst));
-    int r = -ENOMEM;
+    int r;
 
     if (!inst)
         return -ENOMEM;
     inst->cfg = cfg;
-    inst->sig_fd = -1;
-    inst->health_fd = -1;
+    inst->loop = loop;
+    inst->name = cfg->mqtt.base_topic;
+    inst->changed = changed;
+    inst->changed_ctx = ctx;
     inst->held_tail = &inst->held;
     inst->last_state = "";
     inst->started_ms = loop_now_ms();
-    inst->loop = loop_new();
-    if (!inst->loop)
-        goto err;
-    r = open_signals(inst);
-    if (r < 0) {
-        log_error("cannot set up signal handling: %s", strerror(-r));
-        goto err;
-    }
-
     r = journal_open(cfg->state_dir, &inst->journal);
     if (r < 0) {
         log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
@@ -272,11 +181,10 @@ err:
     return r;
 }
 
-int instance_run(struct instance *inst)
+int instance_start(struct instance *inst)
 {
-    int r;
+    int r = mqtt_link_start(inst->link);
 
-    r = mqtt_link_start(inst->link);
     if (r < 0) {
         log_error("mqtt: cannot use broker %s: %s", inst->cfg->mqtt.broker, strerror(-r));
         return r;
@@ -286,35 +194,12 @@ int instance_run(struct instance *inst)
         log_warn("journal: replay failed: %s", strerror(-r));
     hold_start(inst);
     modem_start(inst->modem);
-    r = health_listen(inst->cfg->state_dir, &inst->health_fd);
-    if (r == 0)
-        r = loop_add_fd(inst->loop, inst->health_fd, POLLIN, on_health, inst);
-    if (r < 0)
-        log_warn("health: cannot listen on %s/%s: %s; --health will say not running",
-                 inst->cfg->state_dir, HEALTH_SOCKET, strerror(-r));
-    /* /metrics is an extra: the bridge runs without it. */
-    if (inst->cfg->metrics.listen &&
-        (r = metrics_open(inst->loop, inst->cfg->metrics.listen, render_metrics, inst,
-                          &inst->metrics)) < 0)
-        log_error("metrics: cannot listen on %s: %s; /metrics is off", inst->cfg->metrics.listen,
-                  strerror(-r));
-    inst->notify = notify_new();
-    if (notify_watchdog_ms(inst->notify) > 0)
-        loop_add_timer(inst->loop, notify_watchdog_ms(inst->notify), watchdog_fired, inst, NULL);
-    notify_send(inst->notify, "READY=1");
-    instance_health_update(inst);
-    r = loop_run(inst->loop);
-    notify_send(inst->notify, "STOPPING=1");
-    if (inst->health_fd >= 0) {
-        loop_del_fd(inst->loop, inst->health_fd);
-        close(inst->health_fd);
-        inst->health_fd = -1;
-        health_remove(inst->cfg->state_dir);
-    }
-    metrics_close(inst->metrics);
-    inst->metrics = NULL;
-    mqtt_link_stop(inst->link, 3000);
-    return r;
+    return 0;
+}
+
+void instance_finish(struct instance *inst, int timeout_ms)
+{
+    mqtt_link_stop(inst->link, timeout_ms);
 }
 
 void instance_free(struct instance *inst)
@@ -335,15 +220,6 @@ void instance_free(struct instance *inst)
     results_free_all(inst);     /* the journal keeps those not acknowledged */
     journal_close(inst->journal);
     refmap_close(inst->refs);
-    if (inst->sig_fd >= 0) {
-        if (inst->loop)
-            loop_del_fd(inst->loop, inst->sig_fd);
-        close(inst->sig_fd);
-    }
-    if (inst->health_fd >= 0)
-        close(inst->health_fd);
-    notify_free(inst->notify);
-    loop_free(inst->loop);
     free(inst->last_status);
     free(inst);
 }

@@ -34,6 +34,7 @@
 #include "core/stats.h"
 #include "modem/modem.h"
 #include "mqtt/json.h"
+#include "instance.h"
 #include "mqtt/link.h"
 #include "router.h"
 
@@ -75,7 +76,11 @@ struct command {
 
 struct instance {
     const struct config *cfg;     /* borrowed: outlives the instance */
-    struct loop *loop;            /* borrowed: the bridge's */
+    struct loop *loop;            /* borrowed: the process's */
+    const char *name;             /* borrowed (cfg's base topic): names it in /metrics and
+                                     in pool results */
+    instance_changed_fn changed;  /* the process's, with changed_ctx (borrowed) */
+    void *changed_ctx;
     struct journal *journal;
     struct refmap *refs;          /* sent SMS by reference, for B/sms/report */
     struct mqtt_link *link;
@@ -142,17 +147,10 @@ struct instance {
     /* pool.c */
     enum { POOL_UNKNOWN, POOL_JOINING, POOL_IN, POOL_LEAVING, POOL_OUT } pool;
     uint64_t pool_timer;          /* retries a refused join or leave */
-
-    /* the process's part, for now (one instance a process) */
-    int sig_fd;
-    uint64_t remote_stop_timer;   /* bounds the CMQTT shutdown sequence */
-    int health_fd;                /* state_dir/health.sock, or -1 */
-    struct notify *notify;        /* systemd's NOTIFY_SOCKET, or NULL */
-    struct metrics *metrics;      /* metrics.listen, or NULL */
 };
 
 /* instance.c */
-/* systemd's STATUS= line, on each change of the link or the modem. */
+/* Tells the process: the link or the modem changed (its systemd status). */
 void instance_health_update(struct instance *inst);
 
 /* events.c: publishing. Every text payload passes publish_text (made

@@ -230,7 +230,7 @@ void command_finish(struct command *cmd, cJSON *data, const struct json_error *e
 
     /* Which modem of the pool ran it. */
     if (cmd->pool && (data || (data = cJSON_CreateObject())))
-        cJSON_AddStringToObject(data, "modem", inst->cfg->mqtt.base_topic);
+        cJSON_AddStringToObject(data, "modem", inst->name);
     s = json_result(cmd->id, data, err);
     r = s ? calloc(1, sizeof(*r)) : NULL;
     if (err)
