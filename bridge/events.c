@@ -105,73 +105,36 @@ static const char *sim_state(enum modem_state st)
     }
 }
 
-static void add_string_or_null(cJSON *o, const char *key, const char *v)
-{
-    if (v && *v)
-        cJSON_AddStringToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
-}
-
-/* "storage":{"used":N,"total":M}, nulls while unknown (not ready, not read
- * yet, a module without SMS). */
-static void add_storage(cJSON *o, const struct status_info *si)
-{
-    cJSON *st = cJSON_AddObjectToObject(o, "storage");
-
-    if (!st)
-        return;
-    if (si && si->storage_total > 0) {
-        cJSON_AddNumberToObject(st, "used", si->storage_used);
-        cJSON_AddNumberToObject(st, "total", si->storage_total);
-    } else {
-        cJSON_AddNullToObject(st, "used");
-        cJSON_AddNullToObject(st, "total");
-    }
-}
-
+/* B/status: what the modem and its services know now; while it is not
+ * ready, only its state (the rest is null or "unknown"). */
 void events_status(struct instance *inst)
 {
     enum modem_state st = modem_state(inst->modem);
     const struct status_info *si = status_get(inst->status);
     bool ready = st == MODEM_READY;
-    cJSON *o = cJSON_CreateObject(), *sig;
-    char *s;
+    struct json_status js = {
+        .state = instance_state(inst),
+        .sim = sim_state(st),
+        /* AT+CFUN=0: the radio is off, so the module is not registered. */
+        .registration = ready                   ? status_reg_name(si->reg_stat)
+                        : st == MODEM_LOW_POWER ? "unregistered"
+                                                : "unknown",
+        .operator_name = ready ? si->operator_name : NULL,
+        .access = ready ? si->access : NULL,
+        .csq = ready ? si->csq : -1,
+        .dbm = ready && si->csq >= 0 ? status_csq_dbm(si->csq) : 0,
+        .percent = ready && si->csq >= 0 ? status_csq_percent(si->csq) : -1,
+        /* Unknown while not ready, not read yet, or a module without SMS. */
+        .storage_used = ready ? si->storage_used : 0,
+        .storage_total = ready ? si->storage_total : 0,
+        .remote = cmqtt_state_name(cmqtt_state(inst->cmqtt)),
+        /* Why the remote session is down (e.g. "connection refused: bad
+         * user name or password (30)"); only while it is. */
+        .remote_error = cmqtt_state(inst->cmqtt) == CMQTT_DISCONNECTED ? cmqtt_reason(inst->cmqtt)
+                                                                       : NULL,
+    };
+    char *s = json_status(&js);
 
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "state", instance_state(inst));
-    cJSON_AddStringToObject(o, "sim", sim_state(st));
-    /* AT+CFUN=0: the radio is off, so the module is not registered. */
-    cJSON_AddStringToObject(o, "registration",
-                            ready                      ? status_reg_name(si->reg_stat)
-                            : st == MODEM_LOW_POWER    ? "unregistered"
-                                                       : "unknown");
-    add_string_or_null(o, "operator", ready ? si->operator_name : NULL);
-    add_string_or_null(o, "access", ready ? si->access : NULL);
-    sig = cJSON_AddObjectToObject(o, "signal");
-    if (sig && ready && si->csq >= 0) {
-        cJSON_AddNumberToObject(sig, "csq", si->csq);
-        if (status_csq_percent(si->csq) >= 0) {
-            cJSON_AddNumberToObject(sig, "dbm", status_csq_dbm(si->csq));
-            cJSON_AddNumberToObject(sig, "percent", status_csq_percent(si->csq));
-        } else {
-            cJSON_AddNullToObject(sig, "dbm");
-            cJSON_AddNullToObject(sig, "percent");
-        }
-    } else if (sig) {
-        cJSON_AddNullToObject(sig, "csq");
-        cJSON_AddNullToObject(sig, "dbm");
-        cJSON_AddNullToObject(sig, "percent");
-    }
-    add_storage(o, ready ? si : NULL);
-    cJSON_AddStringToObject(o, "remote", cmqtt_state_name(cmqtt_state(inst->cmqtt)));
-    /* Why the remote session is down (e.g. "connection refused: bad user
-     * name or password (30)"); only while it is. */
-    if (cmqtt_reason(inst->cmqtt) && cmqtt_state(inst->cmqtt) == CMQTT_DISCONNECTED)
-        cJSON_AddStringToObject(o, "remote_error", cmqtt_reason(inst->cmqtt));
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     if (!s)
         return;
     if (inst->last_status && strcmp(inst->last_status, s) == 0) {
@@ -189,20 +152,14 @@ void events_status(struct instance *inst)
 void events_info(struct instance *inst)
 {
     const struct modem_info *i = &inst->info;
-    cJSON *o;
-    char *s;
+    const struct json_member m[] = {
+        { "manufacturer", i->manufacturer }, { "model", i->model },
+        { "revision", i->revision },         { "imei", i->imei },
+        { "imsi", i->imsi },                 { "iccid", i->iccid },
+        { "number", i->number },
+    };
+    char *s = inst->have_info ? json_strings(m, sizeof(m) / sizeof(m[0])) : NULL;
 
-    if (!inst->have_info || !(o = cJSON_CreateObject()))
-        return;
-    add_string_or_null(o, "manufacturer", i->manufacturer);
-    add_string_or_null(o, "model", i->model);
-    add_string_or_null(o, "revision", i->revision);
-    add_string_or_null(o, "imei", i->imei);
-    add_string_or_null(o, "imsi", i->imsi);
-    add_string_or_null(o, "iccid", i->iccid);
-    add_string_or_null(o, "number", i->number);
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     if (s)
         events_publish(inst, "info", s, 1, true, NULL, NULL);
     free(s);
@@ -273,14 +230,9 @@ void events_call_state(struct instance *inst, const struct call_state *st)
 
 void events_call_ring(struct instance *inst, const char *from)
 {
-    cJSON *o = cJSON_CreateObject();
-    char *s;
+    const struct json_member m[] = { { "from", from } };
+    char *s = json_strings(m, 1);
 
-    if (!o)
-        return;
-    add_string_or_null(o, "from", from);
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     if (s)
         events_publish(inst, "call/ring", s, 1, false, NULL, NULL);
     free(s);
