@@ -105,12 +105,16 @@ static int64_t watchdog_fired(void *ctx)
     return notify_watchdog_ms(b->notify);
 }
 
-/* /metrics: every instance's counters, labelled with its name. */
+/* /metrics: every instance's counters, labelled with its name. Each
+ * instance's block has its own HELP and TYPE lines: with more than one
+ * instance, core/stats must write those once per metric instead. */
 static int render_metrics(void *ctx, char *buf, size_t size)
 {
     const struct bridge *b = ctx;
     size_t len = 0;
 
+    if (size)
+        buf[0] = '\0';
     for (size_t i = 0; i < b->n_inst; i++) {
         int n = instance_metrics(b->inst[i], buf + (len < size ? len : size),
                                  len < size ? size - len : 0);

@@ -32,9 +32,9 @@
 #include <cjson/cJSON.h>
 
 #include "core/stats.h"
+#include "instance.h"
 #include "modem/modem.h"
 #include "mqtt/json.h"
-#include "instance.h"
 #include "mqtt/link.h"
 #include "router.h"
 
