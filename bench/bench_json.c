@@ -1,10 +1,10 @@
 /* mqtt/json codecs per second, on the bridge's own call sequences.
  *
  *  - sms/send parse: json_parse_command + json_check_fields +
- *    json_parse_sms_send + cJSON_Delete (app.c's cmd_sms_send path) of a
+ *    json_parse_sms_send + cJSON_Delete (the router's sms/send path) of a
  *    typical command with an id and a 100-character text. The payload is
  *    not NUL-terminated (as paho hands it over).
- *  - result ok: the {"parts","references"} object built as app.c's
+ *  - result ok: the {"parts","references"} object built as cmd_sms.c's
  *    sms_sent does, then json_result + free.
  *  - result error: json_error_set (modem_error, cms 331) then json_result.
  *  - sms/received: json_sms_received of a 160-character GSM text with

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "app.h"
 #include "at/port.h"
+#include "bridge.h"
 #include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
@@ -14,7 +14,7 @@ int main(int argc, char **argv)
 {
     struct config_cli cli;
     struct config cfg = { 0 };
-    struct app *app = NULL;
+    struct bridge *b = NULL;
     enum log_level level;
     char err[512];
     int r;
@@ -55,10 +55,10 @@ int main(int argc, char **argv)
     log_info("modem2mqtt %s: port %s, broker %s, base topic %s", M2M_VERSION, cfg.modem.port,
              cfg.mqtt.broker, cfg.mqtt.base_topic);
 
-    r = app_new(&cfg, &app);
+    r = bridge_new(&cfg, &b);
     if (r == 0)
-        r = app_run(app);
-    app_free(app);
+        r = bridge_run(b);
+    bridge_free(b);
     config_free(&cfg);
     return r < 0 ? 1 : 0;
 }

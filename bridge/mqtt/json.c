@@ -923,6 +923,68 @@ char *json_event_error(const char *code, const char *message, const char *extra_
     return out;
 }
 
+static void add_string_or_null(cJSON *o, const char *key, const char *v)
+{
+    if (v && *v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* A number, or null when known is false. */
+static void add_number_or_null(cJSON *o, const char *key, bool known, double v)
+{
+    if (known)
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+char *json_status(const struct json_status *s)
+{
+    cJSON *o = cJSON_CreateObject(), *sig, *st;
+    bool signal = s->csq >= 0, level = signal && s->percent >= 0;
+    bool storage = s->storage_total > 0;
+    char *out;
+
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "state", s->state);
+    cJSON_AddStringToObject(o, "sim", s->sim);
+    cJSON_AddStringToObject(o, "registration", s->registration);
+    add_string_or_null(o, "operator", s->operator_name);
+    add_string_or_null(o, "access", s->access);
+    if ((sig = cJSON_AddObjectToObject(o, "signal"))) {
+        add_number_or_null(sig, "csq", signal, s->csq);
+        add_number_or_null(sig, "dbm", level, s->dbm);
+        add_number_or_null(sig, "percent", level, s->percent);
+    }
+    if ((st = cJSON_AddObjectToObject(o, "storage"))) {
+        add_number_or_null(st, "used", storage, s->storage_used);
+        add_number_or_null(st, "total", storage, s->storage_total);
+    }
+    cJSON_AddStringToObject(o, "remote", s->remote);
+    if (s->remote_error)
+        cJSON_AddStringToObject(o, "remote_error", s->remote_error);
+    out = utf8_fix(cJSON_PrintUnformatted(o));
+    cJSON_Delete(o);
+    return out;
+}
+
+char *json_strings(const struct json_member *m, size_t n)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *out;
+
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        add_string_or_null(o, m[i].key, m[i].value);
+    out = utf8_fix(cJSON_PrintUnformatted(o));
+    cJSON_Delete(o);
+    return out;
+}
+
 /* ---- base64 (RFC 4648 section 4) --------------------------------------- */
 
 static const char b64_alphabet[] =

@@ -219,6 +219,34 @@ char *json_remote_message(const char *topic, size_t topic_len, const uint8_t *pa
 char *json_event_error(const char *code, const char *message, const char *extra_key,
                        const char *extra_value);
 
+/* B/status. */
+struct json_status {
+    const char *state;            /* "ready", "starting", ... */
+    const char *sim;              /* "ready", "locked", "absent", "unknown" */
+    const char *registration;
+    const char *operator_name;    /* NULL or "": null */
+    const char *access;           /* NULL or "": null */
+    int csq;                      /* -1: unknown (csq, dbm and percent null) */
+    int dbm;
+    int percent;                  /* < 0: dbm and percent null (csq 99) */
+    int storage_used;
+    int storage_total;            /* <= 0: unknown (used and total null) */
+    const char *remote;           /* the remote session's state */
+    const char *remote_error;     /* why it is down, or NULL (no member) */
+};
+/* {"state","sim","registration","operator","access",
+ *  "signal":{"csq","dbm","percent"},"storage":{"used","total"},"remote"
+ *  [,"remote_error"]}. Returns malloc'd JSON or NULL. */
+char *json_status(const struct json_status *s);
+
+/* A flat object of string members (B/info, B/call/ring), in order; NULL
+ * or "" values become null. Returns malloc'd JSON or NULL. */
+struct json_member {
+    const char *key;
+    const char *value;
+};
+char *json_strings(const struct json_member *m, size_t n);
+
 /* RFC 4648 base64 (for 8-bit SMS and binary payloads). Returns malloc'd
  * (NUL-terminated; "" for len 0), NULL on allocation failure. */
 char *json_base64_encode(const uint8_t *data, size_t len);

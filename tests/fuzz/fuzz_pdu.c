@@ -45,7 +45,7 @@ static bool nul_within(const char *s, size_t size)
     return memchr(s, 0, size) != NULL;
 }
 
-/* What app.c publishes for it, as for a report the bridge did not send. */
+/* What cmd_sms.c publishes for it, as for a report the bridge did not send. */
 static void check_report(const struct pdu_msg *m)
 {
     const struct sms_report r = {

@@ -993,6 +993,66 @@ static void test_event_error(void **state)
     free(s);
 }
 
+/* B/status as the instance fills it: ready with everything known; not
+ * ready (nulls); a CSQ without a level (99: dbm and percent null); the
+ * remote session's error only when there is one. */
+static void test_status(void **state)
+{
+    (void)state;
+    struct json_status ready = {
+        .state = "ready", .sim = "ready", .registration = "home",
+        .operator_name = "Telekom \xe9", .access = "LTE", .csq = 20, .dbm = -73,
+        .percent = 65, .storage_used = 3, .storage_total = 30, .remote = "connected",
+    };
+    char *s = json_status(&ready);
+    assert_string_equal(s, "{\"state\":\"ready\",\"sim\":\"ready\",\"registration\":\"home\","
+                           "\"operator\":\"Telekom \xc3\xa9\",\"access\":\"LTE\","
+                           "\"signal\":{\"csq\":20,\"dbm\":-73,\"percent\":65},"
+                           "\"storage\":{\"used\":3,\"total\":30},\"remote\":\"connected\"}");
+    free(s);
+    struct json_status starting = {
+        .state = "starting", .sim = "unknown", .registration = "unknown", .csq = -1,
+        .percent = -1, .remote = "disconnected", .remote_error = "connection refused (5)",
+    };
+    s = json_status(&starting);
+    assert_string_equal(s, "{\"state\":\"starting\",\"sim\":\"unknown\",\"registration\":"
+                           "\"unknown\",\"operator\":null,\"access\":null,"
+                           "\"signal\":{\"csq\":null,\"dbm\":null,\"percent\":null},"
+                           "\"storage\":{\"used\":null,\"total\":null},\"remote\":"
+                           "\"disconnected\",\"remote_error\":\"connection refused (5)\"}");
+    free(s);
+    struct json_status no_level = ready;
+    no_level.csq = 99;
+    no_level.percent = -1;
+    no_level.operator_name = "";
+    s = json_status(&no_level);
+    assert_non_null(strstr(s, "\"operator\":null,"));
+    assert_non_null(strstr(s, "\"signal\":{\"csq\":99,\"dbm\":null,\"percent\":null}"));
+    free(s);
+}
+
+/* B/info and B/call/ring: strings in order, NULL or "" as null, module
+ * text that is not UTF-8 repaired. */
+static void test_strings(void **state)
+{
+    (void)state;
+    const struct json_member info[] = {
+        { "manufacturer", "SIMCOM INCORPORATED" }, { "model", "A7670E" },
+        { "imsi", "" }, { "number", NULL },
+    };
+    char *s = json_strings(info, 4);
+    assert_string_equal(s, "{\"manufacturer\":\"SIMCOM INCORPORATED\",\"model\":\"A7670E\","
+                           "\"imsi\":null,\"number\":null}");
+    free(s);
+    const struct json_member ring[] = { { "from", "+49\"1\xff" } };
+    s = json_strings(ring, 1);
+    assert_string_equal(s, "{\"from\":\"+49\\\"1\xc3\xbf\"}");
+    free(s);
+    s = json_strings(NULL, 0);
+    assert_string_equal(s, "{}");
+    free(s);
+}
+
 /* ---- base64 --------------------------------------------------------------- */
 
 static void test_base64_rfc4648(void **state)
@@ -1080,6 +1140,8 @@ int main(void)
         cmocka_unit_test(test_sms_report),
         cmocka_unit_test(test_remote_message),
         cmocka_unit_test(test_event_error),
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_strings),
         cmocka_unit_test(test_base64_rfc4648),
         cmocka_unit_test(test_base64_binary),
         cmocka_unit_test(test_base64_reject),

@@ -121,7 +121,7 @@ static struct {
 
     struct rx_rec rx[MAX_RX];
     size_t n_rx;
-    int sync_status;              /* != 0: the owner refuses at once (app.c, link down) */
+    int sync_status;              /* != 0: the owner refuses at once (cmd_sms.c, link down) */
 
     struct sent_rec sent[MAX_SENT];
     size_t n_sent;
@@ -483,7 +483,7 @@ static void on_store_changed(void *ctx)
 }
 
 /* The owner's callbacks; with_acked: also the acknowledged-keys record
- * (app.c keeps it in the journal). */
+ * (cmd_sms.c keeps it in the journal). */
 static void start_cbs(const struct sms_opts *o, bool with_acked)
 {
     const struct sms_cbs cbs = {
@@ -806,7 +806,7 @@ static void test_publish_failure_then_drain(void **state)
 {
     static const struct {
         const char *name;
-        bool in_callback;           /* refused inside the callback, as app.c
+        bool in_callback;           /* refused inside the callback, as cmd_sms.c
                                        does while the link is down */
     } rows[] = { { "ack fails later", false }, { "refused at once", true } };
     (void)state;
@@ -963,7 +963,7 @@ static void test_reassembly_timeout(void **state)
 }
 
 /* The reassembly gave up while the broker is away (the owner refuses at
- * once, as app.c does when the link is down). The timer must not re-arm
+ * once, as cmd_sms.c does when the link is down). The timer must not re-arm
  * itself at 0 (a busy loop in the real loop); the next sms_drain (broker
  * back) publishes the incomplete message again. Same for an undecodable
  * PDU refused at once. */
