@@ -12,6 +12,7 @@
 
 #include "at/result.h"
 #include "at/script.h"
+#include "modem/modem.h"
 
 #define MAX_CMDS 32
 
@@ -416,6 +417,18 @@ static void test_queue_all(void **state)
     at_script_run_free(run);
 }
 
+/* Every script of the bridge: labels that exist, one of cmd and build. */
+static void test_bridge_scripts(void **state)
+{
+    const struct at_script *scripts[] = {
+        modem_bringup_script(),
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
+        assert_int_equal(at_script_check(scripts[i]), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_send_refused),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_queue_all),
+        cmocka_unit_test(test_bridge_scripts),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
