@@ -13,6 +13,7 @@
 #include "at/result.h"
 #include "at/script.h"
 #include "modem/modem.h"
+#include "modem/status.h"
 
 #define MAX_CMDS 32
 
@@ -422,6 +423,7 @@ static void test_bridge_scripts(void **state)
 {
     const struct at_script *scripts[] = {
         modem_bringup_script(),
+        status_poll_script(),
     };
 
     (void)state;
