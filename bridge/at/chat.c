@@ -7,6 +7,7 @@
 #include "at/chat.h"
 
 #include "at/lexer.h"
+#include "at/result.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -118,25 +119,9 @@ struct at_chat {
     bool pumping;
 };
 
-static const char *const final_names[] = {
-    [AT_FINAL_OK] = "OK",
-    [AT_FINAL_ERROR] = "ERROR",
-    [AT_FINAL_CME] = "+CME ERROR",
-    [AT_FINAL_CMS] = "+CMS ERROR",
-    [AT_FINAL_NO_CARRIER] = "NO CARRIER",
-    [AT_FINAL_BUSY] = "BUSY",
-    [AT_FINAL_NO_ANSWER] = "NO ANSWER",
-    [AT_FINAL_NO_DIALTONE] = "NO DIALTONE",
-    [AT_FINAL_TIMEOUT] = "TIMEOUT",
-    [AT_FINAL_CANCELLED] = "CANCELLED",
-    [AT_FINAL_OUT_OF_STEP] = "OUT OF STEP",
-};
-
 const char *at_final_name(enum at_final f)
 {
-    if ((unsigned)f >= sizeof(final_names) / sizeof(final_names[0]))
-        return "?";
-    return final_names[f];
+    return at_result_final_name(f);
 }
 
 /* Final results that are whole lines (V.250 and 27.007). */

@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "at/chat.h"
+
 void at_result_iter_init(struct at_result_iter *it, const char *line)
 {
     *it = (struct at_result_iter){ .line = line };
@@ -283,4 +285,25 @@ const char *at_result_rest(const struct at_result_iter *it)
 bool at_result_at_end(const struct at_result_iter *it)
 {
     return it->end;
+}
+
+static const char *const final_names[] = {
+    [AT_FINAL_OK] = "OK",
+    [AT_FINAL_ERROR] = "ERROR",
+    [AT_FINAL_CME] = "+CME ERROR",
+    [AT_FINAL_CMS] = "+CMS ERROR",
+    [AT_FINAL_NO_CARRIER] = "NO CARRIER",
+    [AT_FINAL_BUSY] = "BUSY",
+    [AT_FINAL_NO_ANSWER] = "NO ANSWER",
+    [AT_FINAL_NO_DIALTONE] = "NO DIALTONE",
+    [AT_FINAL_TIMEOUT] = "TIMEOUT",
+    [AT_FINAL_CANCELLED] = "CANCELLED",
+    [AT_FINAL_OUT_OF_STEP] = "OUT OF STEP",
+};
+
+const char *at_result_final_name(enum at_final f)
+{
+    if ((unsigned)f >= sizeof(final_names) / sizeof(final_names[0]))
+        return "?";
+    return final_names[f];
 }

@@ -33,6 +33,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "at/chat.h"
+
 struct at_result_iter {
     const char *line;    /* borrowed */
     size_t pos;          /* where the current field starts */
@@ -97,5 +99,9 @@ const char *at_result_rest(const struct at_result_iter *it);
 
 /* Whether no field is left (a line's optional fields may be absent). */
 bool at_result_at_end(const struct at_result_iter *it);
+
+/* at_final_name(): here, so that code that only reads responses (a
+ * script's log) needs no chat object. */
+const char *at_result_final_name(enum at_final f);
 
 #endif

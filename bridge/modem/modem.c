@@ -14,6 +14,7 @@
 #include "at/chat.h"
 #include "at/port.h"
 #include "at/result.h"
+#include "at/script.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "modem/cmqtt.h"
@@ -45,18 +46,6 @@ _Static_assert(AT_PORT_OUT_MAX >= CHAT_MAX_LINE + CMQTT_CA_MAX &&
                    AT_PORT_OUT_MAX >= CHAT_MAX_LINE + CMQTT_PAYLOAD_MAX,
                "the port's output buffer holds the largest write");
 
-enum step_result {
-    STEP_NEXT,    /* go on with the next step */
-    STEP_SKIP2,   /* skip the next step (it only applies on another outcome) */
-    STEP_RETRY,   /* this step again after STEP_RETRY_MS */
-    STEP_AGAIN,   /* this step again now (iterating steps: init commands) */
-    STEP_BACK,    /* the previous step again after STEP_RETRY_MS */
-    STEP_STOP,    /* bring-up ends in the state the step set */
-    STEP_DOUBT,   /* the answer did not fit: this step again, a bounded number of times */
-};
-
-struct bringup_step;
-
 struct modem {
     struct loop *loop;
     uint64_t opens;              /* successful port opens (modem_reopens) */
@@ -78,8 +67,7 @@ struct modem {
     int backoff_ms;
     bool open_failed_logged;
 
-    size_t step;                 /* index into bringup[] */
-    int step_attempts;
+    struct at_script_run *run;   /* the bring-up script */
     size_t init_index;           /* next of opts.init for the init step */
     bool pin_sent;               /* a PIN is sent at most once per boot */
     bool sms_supported;
@@ -92,26 +80,17 @@ struct modem {
 
 /* --- the bring-up script ------------------------------------------------ */
 
-/* A step sends cmd (or what build() writes; build returning false skips the
- * step) and hands the response to done(). A step without done() must
- * answer OK; with OPTIONAL its failure is only logged. With EXPECT_INFO an
- * OK without a line starting with info_prefix is out of step (the chat
- * resynchronises and the step runs again): nothing is concluded from it. */
-enum { STEP_OPTIONAL = 1, STEP_EXPECT_INFO = 2 };
-
-struct bringup_step {
-    const char *name;            /* for the log: one line per step */
-    const char *cmd;
-    bool (*build)(struct modem *m, char *buf, size_t size);
-    const char *info_prefix;
-    int timeout_ms;              /* 0: opts.command_timeout_ms */
-    unsigned flags;
-    enum step_result (*done)(struct modem *m, const struct at_response *rsp);
-};
+/* The steps (at/script.h) run on the modem's own chat. A step that fails
+ * (a step without done() that is not answered OK, or a done() saying
+ * AT_SCRIPT_FAIL) is tried again after STEP_RETRY_MS; one whose answer was
+ * lost, out of step, or did not fit (done() said AT_SCRIPT_FAIL on OK) is
+ * tried again at once, behind the chat's resync; a step that set another
+ * state (SIM locked or missing) ends the bring-up there: see
+ * bringup_ended(). */
 
 static void set_state(struct modem *m, enum modem_state st);
-static void run_step(struct modem *m);
 static void port_lost(struct modem *m, const char *why);
+static void retry_in(struct modem *m, int64_t ms, loop_timer_cb cb);
 
 static bool final_ok(const struct at_response *rsp)
 {
@@ -172,122 +151,129 @@ static bool cpin_is_lock(const char *val)
     return false;
 }
 
-static enum step_result done_cpin(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_cpin(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
+    unsigned attempts = at_script_retries(m->run);
     struct at_result_iter it;
     char val[32] = "";
 
+    /* The recheck of a locked or missing SIM (bringup_ended) is not acted
+     * on: bring-up answers count only during the bring-up. */
+    if (m->state != MODEM_BRINGUP)
+        return AT_SCRIPT_HOLD;
     if (is_no_sim(rsp)) {
         log_error("modem: no SIM inserted");
         set_state(m, MODEM_NO_SIM);
-        return STEP_STOP;
+        return AT_SCRIPT_FAIL;
     }
-    if (is_sim_busy(rsp) && m->step_attempts < SIM_BUSY_ATTEMPTS)
-        return STEP_RETRY;      /* too early after boot: +CPIN: READY follows */
+    if (is_sim_busy(rsp) && attempts < SIM_BUSY_ATTEMPTS)
+        return AT_SCRIPT_FAIL;  /* too early after boot: +CPIN: READY follows */
     if (!final_ok(rsp)) {
-        if (m->step_attempts < STEP_DOUBT_ATTEMPTS) {
+        if (attempts < STEP_DOUBT_ATTEMPTS) {
             log_warn("modem: AT+CPIN? answered %s; asking again",
                      rsp->text ? rsp->text : at_final_name(rsp->final));
-            return STEP_RETRY;
+            return AT_SCRIPT_FAIL;
         }
-        log_error("modem: SIM state unreadable (AT+CPIN? answered %s %d times)",
-                  rsp->text ? rsp->text : at_final_name(rsp->final), m->step_attempts + 1);
+        log_error("modem: SIM state unreadable (AT+CPIN? answered %s %u times)",
+                  rsp->text ? rsp->text : at_final_name(rsp->final), attempts + 1);
         set_state(m, MODEM_NO_SIM);
-        return STEP_STOP;
+        return AT_SCRIPT_FAIL;
     }
     /* One code, nothing after it. */
     if (!info_line(rsp, "+CPIN:", &it) || at_result_next_unquoted(&it, val, sizeof(val)) < 0 ||
         !at_result_at_end(&it))
         val[0] = '\0';
     if (strcmp(val, "READY") == 0)
-        return STEP_SKIP2;
+        return AT_SCRIPT_JUMP;  /* past the PIN */
     if (!cpin_is_lock(val)) {
         /* Not an answer to AT+CPIN?: resynchronise and ask again. */
         log_warn("modem: AT+CPIN? answered \"%.20s\", which is no SIM state; resynchronising",
                  val);
         at_chat_resync(m->chat, false, "AT+CPIN? answer does not fit");
-        return STEP_DOUBT;
+        return AT_SCRIPT_FAIL;
     }
     if (strcmp(val, "SIM PIN") == 0 && m->opts.pin && !m->pin_sent)
-        return STEP_NEXT;
+        return AT_SCRIPT_NEXT;
     /* Never guess: a wrong PIN sent twice more locks the SIM (PUK). */
     log_error("modem: SIM needs %s%s", val,
               strcmp(val, "SIM PIN") == 0 ? (m->pin_sent ? " (the configured PIN was rejected)"
                                                           : "; set modem.pin")
                                            : "");
     set_state(m, MODEM_SIM_LOCKED);
-    return STEP_STOP;
+    return AT_SCRIPT_FAIL;
 }
 
-static bool build_pin(struct modem *m, char *buf, size_t size)
+static bool build_pin(void *ctx, struct at_script_cmd *out)
 {
+    struct modem *m = ctx;
     const char *p = m->opts.pin;
 
     for (size_t i = 0; p[i]; i++)
         if (!isdigit((unsigned char)p[i]))
             return false;       /* config validates; never send anything else */
-    snprintf(buf, size, "AT+CPIN=\"%s\"", p);
+    snprintf(out->buf, out->size, "AT+CPIN=\"%s\"", p);
     return true;
 }
 
-static enum step_result done_pin(struct modem *m, const struct at_response *rsp)
+static int64_t sim_fired(void *ctx);
+
+static enum at_script_verdict done_pin(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
+
     m->pin_sent = true;
     if (!final_ok(rsp)) {
         log_error("modem: SIM PIN rejected (%s); not retrying", at_final_name(rsp->final));
         set_state(m, MODEM_SIM_LOCKED);
-        return STEP_STOP;
+        return AT_SCRIPT_FAIL;
     }
-    return STEP_BACK;           /* AT+CPIN? again: the SIM needs a moment */
+    /* AT+CPIN? again: the SIM needs a moment. */
+    retry_in(m, STEP_RETRY_MS, sim_fired);
+    return AT_SCRIPT_HOLD;
 }
 
 /* A module left at AT+CFUN=0 (B/modem/power "min", then the bridge
  * restarted) may have its SIM switched off too: the bridge starts it at
  * full functionality, as the module itself does after every boot. */
-static enum step_result done_cfun_query(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_cfun_query(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
     struct at_result_iter it;
     int fun;
 
     /* 0 minimum, 4 flight mode */
     m->radio_off = final_ok(rsp) && info_line(rsp, "+CFUN:", &it) &&
                    at_result_next_number(&it, 0, 255, &fun) == 0 && (fun == 0 || fun == 4);
-    return STEP_NEXT;
+    return AT_SCRIPT_NEXT;
 }
 
-static bool build_cfun_full(struct modem *m, char *buf, size_t size)
+static bool build_cfun_full(void *ctx, struct at_script_cmd *out)
 {
+    struct modem *m = ctx;
+
     if (!m->radio_off)
         return false;
     log_info("modem: the module is at minimum functionality; AT+CFUN=1");
-    snprintf(buf, size, "AT+CFUN=1");
+    snprintf(out->buf, out->size, "AT+CFUN=1");
     return true;
 }
 
-/* The index of the SIM step (bring-up restarts there when the SIM was
- * locked or missing). */
-static size_t sim_step(void);
-
-static enum step_result done_cmgf(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_cmgf(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
+
     m->sms_supported = final_ok(rsp);
     if (!m->sms_supported)
         log_warn("modem: AT+CMGF=0 refused: this module variant has no SMS");
-    return STEP_NEXT;
+    return AT_SCRIPT_NEXT;
 }
 
-static bool build_sms_only(struct modem *m, const char *cmd, char *buf, size_t size)
+static bool build_sms_only(const struct modem *m, const char *cmd, struct at_script_cmd *out)
 {
     if (!m->sms_supported)
         return false;
-    snprintf(buf, size, "%s", cmd);
-    return true;
-}
-
-static bool build_cmgf(struct modem *m, char *buf, size_t size)
-{
-    (void)m;
-    snprintf(buf, size, "AT+CMGF=0");
+    snprintf(out->buf, out->size, "%s", cmd);
     return true;
 }
 
@@ -295,9 +281,9 @@ static bool build_cmgf(struct modem *m, char *buf, size_t size)
  * reports to the network itself. Under 1 each +CMT/+CDS would need an
  * AT+CNMA in time, and a missed one stops the routing. 0 is the default;
  * this undoes a 1 left by another program. */
-static bool build_csms(struct modem *m, char *buf, size_t size)
+static bool build_csms(void *ctx, struct at_script_cmd *out)
 {
-    return build_sms_only(m, "AT+CSMS=0", buf, size);
+    return build_sms_only(ctx, "AT+CSMS=0", out);
 }
 
 /* AT+CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>: the first one the module accepts.
@@ -316,56 +302,68 @@ static const struct {
 };
 #define N_CNMI_MODES (sizeof(cnmi_modes) / sizeof(cnmi_modes[0]))
 
-static bool build_cnmi(struct modem *m, char *buf, size_t size)
+static bool build_cnmi(void *ctx, struct at_script_cmd *out)
 {
-    return build_sms_only(m, cnmi_modes[m->cnmi_index].cmd, buf, size);
+    struct modem *m = ctx;
+
+    return build_sms_only(m, cnmi_modes[m->cnmi_index].cmd, out);
 }
 
-static enum step_result done_cnmi(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_cnmi(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
+
     if (final_ok(rsp)) {
         if (cnmi_modes[m->cnmi_index].ds == 0)
             log_warn("modem: the module takes no status reports (AT+CNMI <ds> 1 and 2 "
                      "refused); SMS sent with \"report\" get none on B/sms/report");
-        return STEP_NEXT;
+        return AT_SCRIPT_NEXT;
     }
     if (++m->cnmi_index < N_CNMI_MODES)
-        return STEP_AGAIN;
+        return AT_SCRIPT_AGAIN;
     log_warn("modem: no new-SMS indications (AT+CNMI refused); stored SMS are read at every "
              "status refresh");
-    return STEP_NEXT;
+    return AT_SCRIPT_NEXT;
 }
 
-static enum step_result done_cscs(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_cscs(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
+
     if (final_ok(rsp))
         m->charset_ucs2 = false;
-    return STEP_NEXT;
+    return AT_SCRIPT_NEXT;
 }
 
-static bool build_cpms(struct modem *m, char *buf, size_t size)
+static bool build_cpms(void *ctx, struct at_script_cmd *out)
 {
-    return build_sms_only(m, "AT+CPMS=\"SM\",\"SM\",\"SM\"", buf, size);
+    return build_sms_only(ctx, "AT+CPMS=\"SM\",\"SM\",\"SM\"", out);
 }
 
-static bool build_apn(struct modem *m, char *buf, size_t size)
+static bool build_apn(void *ctx, struct at_script_cmd *out)
 {
+    struct modem *m = ctx;
+
     if (!m->opts.apn || !*m->opts.apn)
         return false;
-    snprintf(buf, size, "AT+CGDCONT=1,\"IP\",\"%s\"", m->opts.apn);
+    snprintf(out->buf, out->size, "AT+CGDCONT=1,\"IP\",\"%s\"", m->opts.apn);
     return true;
 }
 
-static bool build_init(struct modem *m, char *buf, size_t size)
+static bool build_init(void *ctx, struct at_script_cmd *out)
 {
+    struct modem *m = ctx;
+
     if (m->init_index >= m->opts.n_init)
         return false;
-    snprintf(buf, size, "%s", m->opts.init[m->init_index]);
+    snprintf(out->buf, out->size, "%s", m->opts.init[m->init_index]);
     return true;
 }
 
-static enum step_result done_init(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_init(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
+
     if (!final_ok(rsp)) {
         const char *cmd = m->opts.init[m->init_index];
         char shown[128];
@@ -376,15 +374,17 @@ static enum step_result done_init(struct modem *m, const struct at_response *rsp
                  at_final_name(rsp->final));
     }
     m->init_index++;
-    return m->init_index < m->opts.n_init ? STEP_AGAIN : STEP_NEXT;
+    return m->init_index < m->opts.n_init ? AT_SCRIPT_AGAIN : AT_SCRIPT_NEXT;
 }
 
-#define INFO_DONE(field, prefix)                                                     \
-    static enum step_result done_##field(struct modem *m, const struct at_response *rsp) \
-    {                                                                                \
-        if (final_ok(rsp))                                                           \
-            copy_after(rsp, prefix, m->info.field, sizeof(m->info.field));           \
-        return STEP_NEXT;                                                            \
+#define INFO_DONE(field, prefix)                                                       \
+    static enum at_script_verdict done_##field(void *ctx, const struct at_response *rsp) \
+    {                                                                                  \
+        struct modem *m = ctx;                                                         \
+                                                                                       \
+        if (final_ok(rsp))                                                             \
+            copy_after(rsp, prefix, m->info.field, sizeof(m->info.field));             \
+        return AT_SCRIPT_NEXT;                                                         \
     }
 INFO_DONE(manufacturer, NULL)
 INFO_DONE(model, NULL)
@@ -395,51 +395,57 @@ INFO_DONE(iccid, "+ICCID:")
 
 /* +CNUM: [<alpha>],"<number>",<type>: the alpha field is often empty and
  * unquoted (+CNUM: ,"+4917000000000",145). Not every SIM knows its number. */
-static enum step_result done_number(struct modem *m, const struct at_response *rsp)
+static enum at_script_verdict done_number(void *ctx, const struct at_response *rsp)
 {
+    struct modem *m = ctx;
     struct at_result_iter it;
 
     /* Read into place only when it fits (the reader writes nothing else). */
     if (final_ok(rsp) && info_line(rsp, "+CNUM:", &it) && at_result_skip_next(&it) == 0)
         at_result_next_string(&it, m->info.number, sizeof(m->info.number));
-    return STEP_NEXT;
+    return AT_SCRIPT_NEXT;
 }
 
-static const struct bringup_step bringup[] = {
-    { "echo off",          "ATE0",        NULL, NULL,      0, 0, NULL },
-    { "verbose errors",    "AT+CMEE=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
-    { "functionality",     "AT+CFUN?",    NULL, "+CFUN:",  0, STEP_EXPECT_INFO, done_cfun_query },
-    { "full functionality", NULL, build_cfun_full, NULL, 15000, STEP_OPTIONAL, NULL },
-    { "SIM",               "AT+CPIN?",    NULL, "+CPIN:",  0, STEP_EXPECT_INFO, done_cpin },
-    { "SIM PIN",           NULL, build_pin,     NULL,  10000, 0, done_pin },
-    { "SMS PDU mode",      NULL, build_cmgf,    NULL,      0, 0, done_cmgf },
-    { "SMS service",       NULL, build_csms,    NULL,      0, STEP_OPTIONAL, NULL },
-    { "SMS indications",   NULL, build_cnmi,    NULL,      0, 0, done_cnmi },
-    { "SMS storage",       NULL, build_cpms,    "+CPMS:",  0, STEP_OPTIONAL, NULL },
-    { "caller id",         "AT+CLIP=1",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
+#define OPT AT_STEP_OPTIONAL
+#define INFO AT_STEP_EXPECT_INFO
+static const struct at_script_step bringup_steps[] = {
+    { .name = "echo off", .cmd = "ATE0" },
+    { .name = "verbose errors", .cmd = "AT+CMEE=2", .flags = OPT },
+    { .name = "functionality", .cmd = "AT+CFUN?", .info_prefix = "+CFUN:", .flags = INFO,
+      .done = done_cfun_query },
+    { .name = "full functionality", .build = build_cfun_full, .timeout_ms = 15000, .flags = OPT },
+    { .label = "sim", .name = "SIM", .cmd = "AT+CPIN?", .info_prefix = "+CPIN:", .flags = INFO,
+      .jump = "sms", .done = done_cpin },
+    { .name = "SIM PIN", .build = build_pin, .timeout_ms = 10000, .done = done_pin },
+    { .label = "sms", .name = "SMS PDU mode", .cmd = "AT+CMGF=0", .done = done_cmgf },
+    { .name = "SMS service", .build = build_csms, .flags = OPT },
+    { .name = "SMS indications", .build = build_cnmi, .done = done_cnmi },
+    { .name = "SMS storage", .build = build_cpms, .info_prefix = "+CPMS:", .flags = OPT },
+    { .name = "caller id", .cmd = "AT+CLIP=1", .flags = OPT },
     /* Strings in ASCII (the USSD service switches to UCS2 and back; a
      * process killed in between must not leave hex behind). */
-    { "character set",     "AT+CSCS=\"IRA\"", NULL, NULL, 0, STEP_OPTIONAL, done_cscs },
-    { "registration URCs", "AT+CREG=2",   NULL, NULL,      0, STEP_OPTIONAL, NULL },
-    { "LTE registration URCs", "AT+CEREG=2", NULL, NULL,   0, STEP_OPTIONAL, NULL },
-    { "APN",               NULL, build_apn,     NULL,      0, STEP_OPTIONAL, NULL },
-    { "init commands",     NULL, build_init,    NULL,      0, 0, done_init },
-    { "manufacturer",      "AT+CGMI",     NULL, NULL,      0, 0, done_manufacturer },
-    { "model",             "AT+CGMM",     NULL, NULL,      0, 0, done_model },
-    { "firmware",          "AT+CGMR",     NULL, "+CGMR:",  0, STEP_EXPECT_INFO, done_revision },
-    { "IMEI",              "AT+CGSN",     NULL, NULL,      0, 0, done_imei },
-    { "IMSI",              "AT+CIMI",     NULL, NULL,      0, 0, done_imsi },
-    { "ICCID",             "AT+CICCID",   NULL, "+ICCID:", 0, 0, done_iccid },
-    { "own number",        "AT+CNUM",     NULL, "+CNUM:",  0, 0, done_number },
+    { .name = "character set", .cmd = "AT+CSCS=\"IRA\"", .flags = OPT, .done = done_cscs },
+    { .name = "registration URCs", .cmd = "AT+CREG=2", .flags = OPT },
+    { .name = "LTE registration URCs", .cmd = "AT+CEREG=2", .flags = OPT },
+    { .name = "APN", .build = build_apn, .flags = OPT },
+    { .name = "init commands", .build = build_init, .done = done_init },
+    { .name = "manufacturer", .cmd = "AT+CGMI", .done = done_manufacturer },
+    { .name = "model", .cmd = "AT+CGMM", .done = done_model },
+    { .name = "firmware", .cmd = "AT+CGMR", .info_prefix = "+CGMR:", .flags = INFO,
+      .done = done_revision },
+    { .name = "IMEI", .cmd = "AT+CGSN", .done = done_imei },
+    { .name = "IMSI", .cmd = "AT+CIMI", .done = done_imsi },
+    { .name = "ICCID", .cmd = "AT+CICCID", .info_prefix = "+ICCID:", .done = done_iccid },
+    { .name = "own number", .cmd = "AT+CNUM", .info_prefix = "+CNUM:", .done = done_number },
 };
-#define N_STEPS (sizeof(bringup) / sizeof(bringup[0]))
+#undef OPT
+#undef INFO
 
-static size_t sim_step(void)
+static const struct at_script bringup = { "modem", "bring-up", AT_SCRIPT_STEPS(bringup_steps) };
+
+const struct at_script *modem_bringup_script(void)
 {
-    for (size_t i = 0; i < N_STEPS; i++)
-        if (bringup[i].cmd && strcmp(bringup[i].cmd, "AT+CPIN?") == 0)
-            return i;
-    return 0;
+    return &bringup;
 }
 
 /* --- state --------------------------------------------------------------- */
@@ -499,6 +505,16 @@ static int tr_write(void *ctx, const uint8_t *buf, size_t len)
     if (r == 0)
         output_moved(m, false);
     return r;
+}
+
+/* The bring-up's commands go straight to the chat (modem_send refuses
+ * them until the modem is ready). */
+static int chat_send(void *ctx, const char *cmd, const struct at_cmd_opts *o, at_done_cb cb,
+                     void *cb_ctx)
+{
+    struct modem *m = ctx;
+
+    return at_chat_send(m->chat, cmd, o, cb, cb_ctx);
 }
 
 static int64_t tr_now(void *ctx)
@@ -772,15 +788,13 @@ static void start_bringup(struct modem *m)
 {
     log_info("modem: answering AT");
     m->backoff_ms = BACKOFF_MIN_MS;
-    m->step = 0;
-    m->step_attempts = 0;
     m->init_index = 0;
     m->pin_sent = false;
     m->sms_supported = false;
     m->cnmi_index = 0;
     memset(&m->info, 0, sizeof(m->info));
     set_state(m, MODEM_BRINGUP);
-    run_step(m);
+    at_script_start(m->run, &bringup, NULL);
 }
 
 static void tr_synced(void *ctx, bool ok)
@@ -797,12 +811,24 @@ static void tr_synced(void *ctx, bool ok)
         start_bringup(m);
 }
 
+/* The step the bring-up stopped at, again. */
 static int64_t step_fired(void *ctx)
 {
     struct modem *m = ctx;
 
     m->retry_timer = 0;
-    run_step(m);
+    at_script_resume(m->run);
+    return 0;
+}
+
+/* The bring-up from the SIM step: after a PIN, or to look at a locked or
+ * missing SIM again. */
+static int64_t sim_fired(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->retry_timer = 0;
+    at_script_start(m->run, &bringup, "sim");
     return 0;
 }
 
@@ -815,98 +841,42 @@ static void finish_bringup(struct modem *m)
     set_state(m, MODEM_READY);
 }
 
-static void step_done(void *ctx, const struct at_response *rsp)
+/* The step again, at most limit times in a row, then the port is reopened
+ * (the module is not itself). */
+static void try_again(struct modem *m, unsigned limit, int64_t delay_ms, const char *why)
 {
-    struct modem *m = ctx;
-    const struct bringup_step *s;
-    enum step_result r;
-
-    if (m->state != MODEM_BRINGUP || rsp->final == AT_FINAL_CANCELLED)
-        return;
-    s = &bringup[m->step];
-    if (rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_OUT_OF_STEP) {
-        /* The chat resynchronises; the step waits behind it. */
-        log_warn("modem: %s: %s", s->name,
-                 rsp->final == AT_FINAL_TIMEOUT ? "no answer" : "answer out of step");
-        r = STEP_DOUBT;
-    } else if (s->done)
-        r = s->done(m, rsp);
-    else if (final_ok(rsp) || (s->flags & STEP_OPTIONAL))
-        r = STEP_NEXT;
-    else
-        r = STEP_RETRY;
-    if (r != STEP_DOUBT)
-        log_info("modem: %s: %s", s->name,
-                 final_ok(rsp) ? "ok" : (rsp->text ? rsp->text : at_final_name(rsp->final)));
-
-    switch (r) {
-    case STEP_NEXT:
-        m->step++;
-        m->step_attempts = 0;
-        break;
-    case STEP_SKIP2:
-        m->step += 2;
-        m->step_attempts = 0;
-        break;
-    case STEP_AGAIN:
-        break;
-    case STEP_RETRY:
-        if (++m->step_attempts > SIM_BUSY_ATTEMPTS) {
-            port_lost(m, "bring-up keeps failing");
-            return;
-        }
-        retry_in(m, STEP_RETRY_MS, step_fired);
-        return;
-    case STEP_DOUBT:
-        if (++m->step_attempts > STEP_DOUBT_ATTEMPTS) {
-            port_lost(m, "bring-up answers keep not fitting");
-            return;
-        }
-        break;          /* again now: it waits behind the resync */
-    case STEP_BACK:
-        m->step--;
-        m->step_attempts = 0;
-        retry_in(m, STEP_RETRY_MS, step_fired);
-        return;
-    case STEP_STOP:
-    default:
-        /* SIM locked or missing: look again later (someone may fix it),
-         * without ever resending a PIN that was already tried. */
-        m->step = sim_step();
-        m->step_attempts = 0;
-        retry_in(m, LOCKED_RECHECK_MS, step_fired);
+    if (at_script_retries(m->run) >= limit) {
+        port_lost(m, why);
         return;
     }
-    run_step(m);
+    if (delay_ms > 0)
+        retry_in(m, delay_ms, step_fired);
+    else
+        at_script_resume(m->run);   /* it waits behind the chat's resync */
 }
 
-static void run_step(struct modem *m)
+static void bringup_ended(void *ctx, const struct at_script_end *e)
 {
-    char cmd[600];
+    struct modem *m = ctx;
 
-    while (m->step < N_STEPS) {
-        const struct bringup_step *s = &bringup[m->step];
-        struct at_cmd_opts o = {
-            .timeout_ms = s->timeout_ms ? s->timeout_ms : m->opts.command_timeout_ms,
-            .info_prefix = s->info_prefix,
-            .expect_info = s->flags & STEP_EXPECT_INFO,
-        };
-
-        if (s->build) {
-            if (!s->build(m, cmd, sizeof(cmd))) {
-                m->step++;
-                continue;
-            }
-        } else {
-            snprintf(cmd, sizeof(cmd), "%s", s->cmd);
-        }
-        if (at_chat_send(m->chat, cmd, &o, step_done, m) < 0) {
-            log_error("modem: %s: cannot send", s->name);
-            retry_in(m, STEP_RETRY_MS, step_fired);
-        }
-        return;
+    if (e->ok) {
+        finish_bringup(m);
+    } else if (e->error) {
+        log_error("modem: %s: cannot send", e->step->name);
+        retry_in(m, STEP_RETRY_MS, step_fired);
+    } else if (e->rsp->final == AT_FINAL_CANCELLED) {
+        return;     /* the port closed or the module restarted: that path goes on */
+    } else if (m->state != MODEM_BRINGUP) {
+        /* SIM locked or missing: look again later (someone may fix it),
+         * without ever resending a PIN that was already tried. */
+        retry_in(m, LOCKED_RECHECK_MS, sim_fired);
+    } else if (e->rsp->final == AT_FINAL_TIMEOUT || e->rsp->final == AT_FINAL_OUT_OF_STEP ||
+               e->rsp->final == AT_FINAL_OK) {
+        /* No answer, or one that did not fit: the chat resynchronises. */
+        try_again(m, STEP_DOUBT_ATTEMPTS, 0, "bring-up answers keep not fitting");
+    } else {
+        try_again(m, SIM_BUSY_ATTEMPTS, STEP_RETRY_MS, "bring-up keeps failing");
     }
-    finish_bringup(m);
 }
 
 /* --- boot URCs ------------------------------------------------------------ */
@@ -941,6 +911,10 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
         .write = tr_write, .now_ms = tr_now, .schedule = tr_schedule, .ctx = m,
         .synced = tr_synced,
     };
+    const struct at_script_host host = {
+        .send = chat_send, .send_ctx = m, .default_timeout_ms = opts->command_timeout_ms,
+        .ended = bringup_ended, .ctx = m,
+    };
     const struct at_chat_opts co = {
         .default_timeout_ms = opts->command_timeout_ms,
         .max_queue = 64,
@@ -961,7 +935,9 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
     m->backoff_ms = BACKOFF_MIN_MS;
     m->watch_fd = -1;
     m->chat = at_chat_new(&co, &tr);
-    if (!m->chat || at_chat_add_urcs(m->chat, boot_urcs, N_BOOT_URCS, m) < 0) {
+    if (m->chat)
+        m->run = at_script_run_new(&host);
+    if (!m->run || at_chat_add_urcs(m->chat, boot_urcs, N_BOOT_URCS, m) < 0) {
         modem_free(m);
         return NULL;
     }
@@ -981,6 +957,7 @@ void modem_free(struct modem *m)
         at_chat_cancel_all(m->chat);
         at_chat_free(m->chat);
     }
+    at_script_run_free(m->run);   /* after the chat: it held the run's command */
     free(m);
 }
 

@@ -23,6 +23,8 @@
 
 #include "at/chat.h"
 
+struct at_script;
+
 struct loop;
 
 enum modem_state {
@@ -81,6 +83,10 @@ struct at_chat *modem_chat(struct modem *m);
 
 /* Whether the module accepted AT+CMGF=0 during bring-up. */
 bool modem_sms_supported(const struct modem *m);
+
+/* The bring-up script (at/script.h), for a unit test that checks the
+ * labels of every script. */
+const struct at_script *modem_bringup_script(void);
 
 /* Services send through here rather than at_chat_send(): -EAGAIN unless
  * READY, else as at_chat_send(). A timeout makes the chat resynchronise;

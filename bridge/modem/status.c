@@ -10,6 +10,7 @@
 
 #include "at/chat.h"
 #include "at/result.h"
+#include "at/script.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/utf8.h"
@@ -135,6 +136,7 @@ struct status {
     struct status_cbs cbs;
     void *ctx;
     uint64_t timer;
+    struct at_script_run *run;   /* the poll round */
     bool ready;
     bool polling;              /* a round's commands are queued or running */
     bool again;                /* another round was asked for meanwhile */
@@ -227,18 +229,66 @@ static void poll_done(void *ctx, const struct at_response *rsp)
     }
 }
 
-static void poll_now(struct status *st);
+/* A round's step: each answer is read as it comes. */
+static enum at_script_verdict poll_step_done(void *ctx, const struct at_response *rsp)
+{
+    poll_done(ctx, rsp);
+    return AT_SCRIPT_NEXT;
+}
 
-/* The last command of a poll round: publish once per round, so every
- * B/status is one snapshot (registration, operator and access read in the
- * same round). */
-static void round_done(void *ctx, const struct at_response *rsp)
+static bool build_cpms_query(void *ctx, struct at_script_cmd *out)
 {
     struct status *st = ctx;
 
-    poll_done(ctx, rsp);
+    if (!modem_sms_supported(st->modem))
+        return false;           /* a module without SMS */
+    snprintf(out->buf, out->size, "AT+CPMS?");
+    return true;
+}
+
+/* One round, queued at once. Its last command is never skipped: its
+ * answer ends the round. */
+static const struct at_script_step poll_steps[] = {
+    { .name = "signal", .cmd = "AT+CSQ", .info_prefix = "+CSQ:", .done = poll_step_done },
+    { .name = "registration", .cmd = "AT+CREG?", .info_prefix = "+CREG:",
+      .done = poll_step_done },
+    { .name = "LTE registration", .cmd = "AT+CEREG?", .info_prefix = "+CEREG:",
+      .done = poll_step_done },
+    { .name = "operator", .cmd = "AT+COPS?", .info_prefix = "+COPS:", .done = poll_step_done },
+    { .name = "SMS storage", .build = build_cpms_query, .info_prefix = "+CPMS:",
+      .done = poll_step_done },
+    { .name = "access", .cmd = "AT+CPSI?", .info_prefix = "+CPSI:", .done = poll_step_done },
+};
+static const struct at_script poll_round = { "status", "poll", AT_SCRIPT_STEPS(poll_steps),
+                                             .quiet = true, .queue_all = true };
+
+const struct at_script *status_poll_script(void)
+{
+    return &poll_round;
+}
+
+/* A round asked for while one runs is coalesced into one more round after
+ * it: its answers may predate what made us ask. */
+static void poll_now(struct status *st)
+{
+    if (st->polling) {
+        st->again = true;
+        return;
+    }
+    st->polling = true;
+    at_script_start(st->run, &poll_round, NULL);
+}
+
+/* The round's end: publish once per round, so every B/status is one
+ * snapshot (registration, operator and access read in the same round). */
+static void round_ended(void *ctx, const struct at_script_end *e)
+{
+    struct status *st = ctx;
+
     st->polling = false;
-    if (rsp->final == AT_FINAL_CANCELLED) {
+    if (e->error)
+        return;   /* not ready, or the queue is full: the next tick retries */
+    if (e->rsp->final == AT_FINAL_CANCELLED) {
         st->again = false;
         return;
     }
@@ -249,38 +299,10 @@ static void round_done(void *ctx, const struct at_response *rsp)
     }
 }
 
-/* The last one is never skipped: its answer ends the round. */
-static const struct {
-    const char *cmd;
-    const char *prefix;
-    bool sms;                  /* only on modules with SMS */
-} poll_cmds[] = {
-    { "AT+CSQ", "+CSQ:", false },
-    { "AT+CREG?", "+CREG:", false },
-    { "AT+CEREG?", "+CEREG:", false },
-    { "AT+COPS?", "+COPS:", false },
-    { "AT+CPMS?", "+CPMS:", true },
-    { "AT+CPSI?", "+CPSI:", false },
-};
-#define N_POLL (sizeof(poll_cmds) / sizeof(poll_cmds[0]))
-
-/* A round asked for while one runs is coalesced into one more round after
- * it: its answers may predate what made us ask. */
-static void poll_now(struct status *st)
+static int status_send(void *ctx, const char *cmd, const struct at_cmd_opts *o, at_done_cb cb,
+                       void *cb_ctx)
 {
-    if (st->polling) {
-        st->again = true;
-        return;
-    }
-    for (size_t i = 0; i < N_POLL; i++) {
-        const struct at_cmd_opts o = { .info_prefix = poll_cmds[i].prefix };
-        if (poll_cmds[i].sms && !modem_sms_supported(st->modem))
-            continue;
-        if (modem_send(st->modem, poll_cmds[i].cmd, &o, i + 1 == N_POLL ? round_done : poll_done,
-                       st) < 0)
-            return;   /* not ready, or the queue is full: the next tick retries */
-    }
-    st->polling = true;
+    return modem_send(ctx, cmd, o, cb, cb_ctx);
 }
 
 static int64_t poll_fired(void *ctx)
@@ -372,6 +394,10 @@ struct status *status_new(struct loop *loop, struct modem *modem, int interval_s
                           const struct status_cbs *cbs, void *ctx)
 {
     struct status *st = calloc(1, sizeof(*st));
+    /* Timeouts 0: the chat's default. */
+    const struct at_script_host host = {
+        .send = status_send, .send_ctx = modem, .ended = round_ended, .ctx = st,
+    };
 
     if (!st)
         return NULL;
@@ -385,8 +411,9 @@ struct status *status_new(struct loop *loop, struct modem *modem, int interval_s
     st->info.csq = -1;
     st->info.reg_stat = -1;
     st->info.storage_used = st->info.storage_total = -1;
-    if (at_chat_add_urcs(modem_chat(modem), status_urcs, N_URCS, st) < 0) {
-        free(st);
+    st->run = at_script_run_new(&host);
+    if (!st->run || at_chat_add_urcs(modem_chat(modem), status_urcs, N_URCS, st) < 0) {
+        status_free(st);
         return NULL;
     }
     return st;
@@ -397,6 +424,7 @@ void status_free(struct status *st)
     if (!st)
         return;
     loop_cancel_timer(st->loop, st->timer);
+    at_script_run_free(st->run);
     free(st);
 }
 

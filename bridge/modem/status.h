@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct at_script;
 struct loop;
 struct modem;
 
@@ -72,6 +73,10 @@ void status_free(struct status *st);
 void status_modem_ready(struct status *st, bool ready);
 
 const struct status_info *status_get(const struct status *st);
+
+/* The poll round's script (at/script.h), for a unit test that checks the
+ * labels of every script. */
+const struct at_script *status_poll_script(void);
 
 /* The SMS store changed (a message stored or deleted): reads its counts
  * again with one AT+CPMS?, unless one is queued and not yet written (its
