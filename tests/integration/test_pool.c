@@ -134,19 +134,27 @@ static void member_down(struct member *m, bool keep)
     h_sim_cleanup(&m->sim, keep);
 }
 
-static void test_pool_exactly_once_across_a_kill(void **state)
+/* The env's bridge and a second member, m2mtest2 (its simulator with
+ * sim_args), both in the pool; the test's client takes the pool's results. */
+static void pool_up(struct h_env *e, struct member *two, const char *const *sim_args)
 {
-    struct h_env *e = *state;
     const struct h_env_opts o = { .config = POOL_CFG };
-    struct member two = { 0 };
 
     memset(cmds, 0, sizeof cmds);
     h_env_up(e, &o);
     h_mqtt_subscribe(&e->mqtt, POOL "/sms/send/result");
+    member_up(e, two, "m2mtest2", sim_args);
+}
+
+static void test_pool_exactly_once_across_a_kill(void **state)
+{
+    struct h_env *e = *state;
+    struct member two = { 0 };
     /* A slow network behind m2mtest2: commands it accepted still wait in
      * its journal when it is killed. */
     static const char *const slow[] = { "--cmgs-ms", "150", NULL };
-    member_up(e, &two, "m2mtest2", slow);
+
+    pool_up(e, &two, slow);
 
     for (int i = 0; i < 80; i++)
         publish_cmd(e, i);
@@ -191,13 +199,9 @@ static void test_pool_exactly_once_across_a_kill(void **state)
 static void test_pool_not_ready_leaves(void **state)
 {
     struct h_env *e = *state;
-    const struct h_env_opts o = { .config = POOL_CFG };
     struct member two = { 0 };
 
-    memset(cmds, 0, sizeof cmds);
-    h_env_up(e, &o);
-    h_mqtt_subscribe(&e->mqtt, POOL "/sms/send/result");
-    member_up(e, &two, "m2mtest2", NULL);
+    pool_up(e, &two, NULL);
 
     h_sim_cmd_ok(&two.sim, "unplug", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, "m2mtest2/status", "state", "unavailable",
