@@ -19,6 +19,19 @@
 /* The one process-wide setting (see log.h). Atomic because any thread logs. */
 static _Atomic int log_level = LOG_INFO;
 
+/* Per thread: the loop's and each of paho's threads tag their own lines. */
+static _Thread_local const char *tag;
+
+void log_set_tag(const char *t)
+{
+    tag = t;
+}
+
+const char *log_tag(void)
+{
+    return tag;
+}
+
 static const char *const log_names[] = {
     [LOG_ERROR] = "error",
     [LOG_WARN] = "warn",
@@ -93,7 +106,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
     }
 
     flockfile(stderr);
-    fprintf(stderr, "%s %-5s %s\n", stamp, log_names[level], line);
+    if (tag)
+        fprintf(stderr, "%s %-5s [%s] %s\n", stamp, log_names[level], tag, line);
+    else
+        fprintf(stderr, "%s %-5s %s\n", stamp, log_names[level], line);
     fflush(stderr);
     funlockfile(stderr);
 

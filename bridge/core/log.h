@@ -13,6 +13,12 @@ enum log_level log_get_level(void);
 /* "error" | "warn" | "info" | "debug" -> 0, else -EINVAL. */
 int log_level_parse(const char *name, enum log_level *out);
 
+/* The tag of this thread's lines: "[office] modem: ready". NULL (the
+ * default): none. The string is borrowed and must outlive its use; the
+ * loop sets it around each callback (core/loop.h). */
+void log_set_tag(const char *tag);
+const char *log_tag(void);
+
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -32,6 +32,7 @@ struct loop_fd {
     bool dead;
     loop_fd_cb cb;
     void *ctx;
+    const char *log_tag; /* log_tag() when it was added: set around cb */
 };
 
 struct loop_timer {
@@ -40,6 +41,7 @@ struct loop_timer {
     uint64_t id;
     loop_timer_cb cb;
     void *ctx;
+    const char *log_tag; /* as loop_fd's */
 };
 
 struct loop {
@@ -132,7 +134,8 @@ int loop_add_fd(struct loop *loop, int fd, short events, loop_fd_cb cb, void *ct
     int rc = grow((void **)&loop->fds, &loop->fds_cap, loop->nfds + 1, sizeof(*loop->fds));
     if (rc < 0)
         return rc;
-    loop->fds[loop->nfds++] = (struct loop_fd){ .fd = fd, .events = events, .cb = cb, .ctx = ctx };
+    loop->fds[loop->nfds++] = (struct loop_fd){ .fd = fd, .events = events, .cb = cb, .ctx = ctx,
+                                               .log_tag = log_tag() };
     return 0;
 }
 
@@ -243,6 +246,7 @@ int loop_add_timer(struct loop *loop, int64_t delay_ms, loop_timer_cb cb, void *
         .id = loop->next_id++,
         .cb = cb,
         .ctx = ctx,
+        .log_tag = log_tag(),
     };
     heap_push(loop, t);
     if (id)
@@ -282,7 +286,9 @@ static void timers_dispatch(struct loop *loop)
 
         loop->running_id = t.id;
         loop->running_cancelled = false;
+        log_set_tag(t.log_tag);
         int64_t next = t.cb(t.ctx);
+        log_set_tag(NULL);
         loop->running_id = 0;
 
         if (next > 0 && !loop->running_cancelled) {
@@ -317,7 +323,9 @@ static void fds_dispatch(struct loop *loop, size_t npolled)
         if (loop->fds[i].dead)
             continue;
         int fd = loop->fds[i].fd;
+        log_set_tag(loop->fds[i].log_tag);
         loop->fds[i].cb(loop->fds[i].ctx, fd, revents);
+        log_set_tag(NULL);
 
         /* An fd closed without loop_del_fd reports POLLNVAL on every poll:
          * drop it rather than spin at 100% CPU. */

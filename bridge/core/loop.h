@@ -2,7 +2,11 @@
  *
  * One thread runs the loop and owns every piece of modem and bridge state.
  * Other threads (paho's) never touch that state: they queue work and wake
- * the loop through a file descriptor the loop polls (see mqtt/link.c). */
+ * the loop through a file descriptor the loop polls (see mqtt/link.c).
+ *
+ * Each fd and timer keeps the log tag (core/log.h) that was set when it
+ * was added, and its callback runs with that tag: what an instance
+ * registers logs under its name, however it got there. */
 #ifndef M2M_CORE_LOOP_H
 #define M2M_CORE_LOOP_H
 
