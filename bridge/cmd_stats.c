@@ -81,13 +81,10 @@ void cmd_stats_modem_changed(struct instance *inst)
         stats_changed(inst);
 }
 
-int cmd_stats_render(const struct instance *inst, char *buf, size_t size)
+void cmd_stats_sample(const struct instance *inst, struct stats_sample *out)
 {
-    struct stats s;
-    struct stats_gauges g;
-
-    stats_now(inst, &s, &g);
-    return stats_prometheus(&s, &g, inst->name, buf, size);
+    out->modem = inst->name;
+    stats_now(inst, &out->s, &out->g);
 }
 
 void cmd_stats_get(struct instance *inst, struct command *cmd, struct route_req *req)

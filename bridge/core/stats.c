@@ -114,27 +114,42 @@ static void put_label(struct text *t, const char *v)
     }
 }
 
+/* One metric: its HELP and TYPE, then each modem's sample; value(i)
+ * reads sample i's. */
 static void put_metric(struct text *t, const char *name, const char *suffix, const char *type,
-                       const char *help, const char *modem, uint64_t v)
+                       const char *help, const struct stats_sample *samples, size_t n,
+                       uint64_t (*value)(const struct stats_sample *, size_t), size_t which)
 {
-    put(t, "# HELP modem2mqtt_%s%s %s\n# TYPE modem2mqtt_%s%s %s\nmodem2mqtt_%s%s{modem=\"", name,
-        suffix, help, name, suffix, type, name, suffix);
-    put_label(t, modem);
-    put(t, "\"} %" PRIu64 "\n", v);
+    put(t, "# HELP modem2mqtt_%s%s %s\n# TYPE modem2mqtt_%s%s %s\n", name, suffix, help, name,
+        suffix, type);
+    for (size_t i = 0; i < n; i++) {
+        put(t, "modem2mqtt_%s%s{modem=\"", name, suffix);
+        put_label(t, samples[i].modem);
+        put(t, "\"} %" PRIu64 "\n", value(&samples[i], which));
+    }
 }
 
-int stats_prometheus(const struct stats *s, const struct stats_gauges *g, const char *modem,
-                     char *buf, size_t size)
+static uint64_t counter_of(const struct stats_sample *sa, size_t c)
+{
+    return sa->s.counter[c];
+}
+
+static uint64_t gauge_of(const struct stats_sample *sa, size_t i)
+{
+    return gauge_value(&sa->g, i);
+}
+
+int stats_prometheus(const struct stats_sample *samples, size_t n, char *buf, size_t size)
 {
     struct text t = { .buf = buf, .size = size };
 
     if (size)
         buf[0] = '\0';
     for (size_t i = 0; i < STATS_N_COUNTERS; i++)
-        put_metric(&t, counters[i].name, "_total", "counter", counters[i].help, modem,
-                   s->counter[i]);
+        put_metric(&t, counters[i].name, "_total", "counter", counters[i].help, samples, n,
+                   counter_of, i);
     for (size_t i = 0; i < N_GAUGES; i++)
-        put_metric(&t, gauges[i].prom, "", "gauge", gauges[i].help, modem, gauge_value(g, i));
+        put_metric(&t, gauges[i].prom, "", "gauge", gauges[i].help, samples, n, gauge_of, i);
     if (t.failed || t.len > INT32_MAX)
         return -1;
     return (int)t.len;

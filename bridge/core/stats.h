@@ -43,12 +43,19 @@ const char *stats_counter_name(enum stats_counter c);
  * malloc'd, NULL when out of memory. */
 char *stats_json(const struct stats *s, const struct stats_gauges *g);
 
+/* One modem's figures at one moment, labelled with its base topic. */
+struct stats_sample {
+    const char *modem;        /* borrowed */
+    struct stats s;
+    struct stats_gauges g;
+};
+
 /* The Prometheus text exposition format (0.0.4): counters as
  * modem2mqtt_<name>_total, gauges as modem2mqtt_<name> (uptime_s as
- * modem2mqtt_uptime_seconds), each with HELP and
- * TYPE lines and the label modem="<base topic>". Writes at most size
- * bytes with a NUL; returns the length it needed (as snprintf), or -1. */
-int stats_prometheus(const struct stats *s, const struct stats_gauges *g, const char *modem,
-                     char *buf, size_t size);
+ * modem2mqtt_uptime_seconds), each metric's HELP and TYPE lines once,
+ * then one sample per modem with the label modem="<base topic>". Writes
+ * at most size bytes with a NUL; returns the length it needed (as
+ * snprintf), or -1. */
+int stats_prometheus(const struct stats_sample *samples, size_t n, char *buf, size_t size);
 
 #endif

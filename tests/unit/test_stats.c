@@ -56,12 +56,11 @@ static void test_json(void **state)
 
 static void test_prometheus(void **state)
 {
-    struct stats s = { 0 };
-    struct stats_gauges g = { 0 };
+    struct stats_sample sa = { .modem = "modem" };
     char buf[8192];
     (void)state;
-    fill(&s, &g);
-    int n = stats_prometheus(&s, &g, "modem", buf, sizeof buf);
+    fill(&sa.s, &sa.g);
+    int n = stats_prometheus(&sa, 1, buf, sizeof buf);
     assert_true(n > 0 && (size_t)n < sizeof buf);
     assert_int_equal(strlen(buf), (size_t)n);
     assert_non_null(strstr(buf, "# TYPE modem2mqtt_sms_sent_total counter\n"
@@ -82,19 +81,46 @@ static void test_prometheus(void **state)
     }
 }
 
+/* Several modems: each metric's HELP and TYPE once, then a sample per
+ * modem (a repeated TYPE line is an error to Prometheus). */
+static void test_prometheus_several(void **state)
+{
+    struct stats_sample sa[3] = { { .modem = "modem/a" }, { .modem = "modem/b" },
+                                  { .modem = "modem/c" } };
+    char buf[16384];
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        fill(&sa[i].s, &sa[i].g);
+        sa[i].s.counter[STATS_SMS_SENT] = i + 100;
+    }
+    int n = stats_prometheus(sa, 3, buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_non_null(strstr(buf, "# TYPE modem2mqtt_sms_sent_total counter\n"
+                                "modem2mqtt_sms_sent_total{modem=\"modem/a\"} 100\n"
+                                "modem2mqtt_sms_sent_total{modem=\"modem/b\"} 101\n"
+                                "modem2mqtt_sms_sent_total{modem=\"modem/c\"} 102\n"
+                                "# HELP modem2mqtt_sms_failed_total "));
+    size_t types = 0, helps = 0;
+    for (const char *p = buf; (p = strstr(p, "# TYPE ")) != NULL; p++)
+        types++;
+    for (const char *p = buf; (p = strstr(p, "# HELP ")) != NULL; p++)
+        helps++;
+    assert_int_equal(types, STATS_N_COUNTERS + 3);
+    assert_int_equal(helps, STATS_N_COUNTERS + 3);
+}
+
 static void test_prometheus_escapes_and_sizes(void **state)
 {
-    struct stats s = { 0 };
-    struct stats_gauges g = { 0 };
+    struct stats_sample sa = { .modem = "a\"b\\c\nd" };
     char buf[8192], small[16];
     (void)state;
-    int n = stats_prometheus(&s, &g, "a\"b\\c\nd", buf, sizeof buf);
+    int n = stats_prometheus(&sa, 1, buf, sizeof buf);
     assert_true(n > 0);
     assert_non_null(strstr(buf, "{modem=\"a\\\"b\\\\c\\nd\"} 0\n"));
     /* Like snprintf: the length needed, a NUL-terminated prefix. */
-    int need = stats_prometheus(&s, &g, "a\"b\\c\nd", NULL, 0);
+    int need = stats_prometheus(&sa, 1, NULL, 0);
     assert_int_equal(need, n);
-    assert_int_equal(stats_prometheus(&s, &g, "a\"b\\c\nd", small, sizeof small), n);
+    assert_int_equal(stats_prometheus(&sa, 1, small, sizeof small), n);
     assert_int_equal(strlen(small), sizeof small - 1);
     assert_memory_equal(small, buf, sizeof small - 1);
 }
@@ -104,6 +130,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_prometheus_several),
         cmocka_unit_test(test_prometheus_escapes_and_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
