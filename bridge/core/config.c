@@ -33,9 +33,11 @@
 /* ---- errors ------------------------------------------------------------- */
 
 struct ctx {
-    struct config *cfg;
+    struct config *cfg;           /* being built: the top level's, or a modem's */
     char *err;
     size_t err_size;
+    const cJSON *modems;          /* the file's "modems" array, or NULL */
+    char prefix[40];              /* "modems[3]." while a modem's is checked, else "" */
 };
 
 __attribute__((format(printf, 4, 0)))
@@ -295,6 +297,22 @@ static int put_remote_list(struct ctx *c, const struct key *k, const cJSON *it, 
     return 0;
 }
 
+/* Checked here; applied once the top level is complete (build_modems). */
+static int put_modems(struct ctx *c, const cJSON *it, const char *kp)
+{
+    size_t i = 0;
+
+    if (!cJSON_IsArray(it))
+        return fail(c, "%s: expected array", kp);
+    if (cJSON_GetArraySize(it) < 1 || cJSON_GetArraySize(it) > CONFIG_MODEMS_MAX)
+        return fail(c, "%s: expected 1-%d entries", kp, CONFIG_MODEMS_MAX);
+    for (const cJSON *e = it->child; e; e = e->next, i++)
+        if (!cJSON_IsObject(e))
+            return fail(c, "%s[%zu]: expected object", kp, i);
+    c->modems = it;
+    return 0;
+}
+
 static int put_json(struct ctx *c, const struct key *k, const cJSON *it, const char *kp)
 {
     int n;
@@ -341,6 +359,8 @@ static int put_json(struct ctx *c, const struct key *k, const cJSON *it, const c
     case K_SUBS:
     case K_FWDS:
         return put_remote_list(c, k, it, kp);
+    case K_MODEMS:
+        return put_modems(c, it, kp);
     }
     return fail(c, "%s: internal error", kp);
 }
@@ -414,7 +434,8 @@ static size_t text_scan(const char *text, size_t len, const char **why)
     return SIZE_MAX;
 }
 
-static int apply_json(struct ctx *c, const char *json, size_t len)
+/* The file's text as a JSON object in *root (the caller deletes it). */
+static int parse_json(struct ctx *c, const char *json, size_t len, cJSON **root)
 {
     const char *why = NULL;
     size_t bad = text_scan(json, len, &why);
@@ -422,8 +443,8 @@ static int apply_json(struct ctx *c, const char *json, size_t len)
         return fail(c, "config: %s at line %u", why, line_of(json, bad));
 
     const char *end = NULL;
-    cJSON *root = len ? cJSON_ParseWithLengthOpts(json, len, &end, 0) : NULL;
-    if (!root) {
+    *root = len ? cJSON_ParseWithLengthOpts(json, len, &end, 0) : NULL;
+    if (!*root) {
         size_t pos = end && end >= json ? (size_t)(end - json) : 0;
         return fail(c, "config: invalid JSON at line %u", line_of(json, pos < len ? pos : len));
     }
@@ -432,15 +453,11 @@ static int apply_json(struct ctx *c, const char *json, size_t len)
     size_t pos = (size_t)(end - json);
     while (pos < len && strchr(" \t\r\n", json[pos]))
         pos++;
-    int rc;
     if (pos < len)
-        rc = fail(c, "config: invalid JSON at line %u", line_of(json, pos));
-    else if (!cJSON_IsObject(root))
-        rc = fail(c, "config: expected a JSON object");
-    else
-        rc = walk(c, root, config_root_keys, "");
-    cJSON_Delete(root);
-    return rc;
+        return fail(c, "config: invalid JSON at line %u", line_of(json, pos));
+    if (!cJSON_IsObject(*root))
+        return fail(c, "config: expected a JSON object");
+    return 0;
 }
 
 /* ---- defaults, env, cli -------------------------------------------------- */
@@ -530,11 +547,11 @@ static int check_remote_client_cert(struct ctx *c)
     bool cert = cfg->remote.cert_file != NULL, key = cfg->remote.key_file != NULL;
 
     if (cert && !key)
-        return fail(c, "remote.key_file: required with remote.cert_file");
+        return fail(c, "%sremote.key_file: required with remote.cert_file", c->prefix);
     if (key && !cert)
-        return fail(c, "remote.cert_file: required with remote.key_file");
+        return fail(c, "%sremote.cert_file: required with remote.key_file", c->prefix);
     if (cert && !cfg->remote.tls)
-        return fail(c, "remote.cert_file: needs \"tls\": true");
+        return fail(c, "%sremote.cert_file: needs \"tls\": true", c->prefix);
     return 0;
 }
 
@@ -548,7 +565,8 @@ static int check_pool(struct ctx *c)
     if (!cfg->mqtt.pool.topic)
         return fail(c, "mqtt.pool.topic: required with mqtt.pool");
     if (strcmp(cfg->mqtt.pool.topic, cfg->mqtt.base_topic) == 0)
-        return fail(c, "mqtt.pool.topic: must differ from mqtt.base_topic");
+        return *c->prefix ? fail(c, "%sbase_topic: must differ from mqtt.pool.topic", c->prefix)
+                          : fail(c, "mqtt.pool.topic: must differ from mqtt.base_topic");
     return 0;
 }
 
@@ -577,35 +595,150 @@ static int default_client_id(struct ctx *c)
     return 0;
 }
 
+/* Where a top-level base topic came from, when one was given. */
+static const char *base_topic_given(const cJSON *root,
+                                    const char *(*getenv_fn)(const char *name),
+                                    const struct config_cli *cli)
+{
+    const char *env = getenv_fn ? getenv_fn("MODEM2MQTT_BASE_TOPIC") : NULL;
+
+    if (cli && cli->base_topic)
+        return "--base-topic";
+    if (env && *env)
+        return "MODEM2MQTT_BASE_TOPIC";
+    if (cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "mqtt"),
+                                         "base_topic"))
+        return "mqtt.base_topic";
+    return NULL;
+}
+
+/* A modems entry over the complete top level: its keys, then what is
+ * derived from its name. */
+static int apply_entry(struct ctx *c, const cJSON *entry, size_t i)
+{
+    struct config *cfg = c->cfg;
+    char path[32], *s;
+    int rc;
+
+    snprintf(path, sizeof(path), "modems[%zu]", i);
+    if ((rc = walk(c, entry, config_modem_entry_keys, path)))
+        return rc;
+    if (!cfg->name)
+        return fail(c, "%s.name: required", path);
+    if (!cJSON_GetObjectItemCaseSensitive(entry, "base_topic")) {
+        if (asprintf(&s, "modem/%s", cfg->name) < 0)
+            return oom(c);
+        free(cfg->mqtt.base_topic);
+        cfg->mqtt.base_topic = s;
+    }
+    if (asprintf(&s, "%s-%s", cfg->mqtt.client_id ? cfg->mqtt.client_id : "modem2mqtt",
+                 cfg->name) < 0)
+        return oom(c);
+    free(cfg->mqtt.client_id);
+    cfg->mqtt.client_id = s;
+    if (asprintf(&s, "%s/%s", cfg->state_dir, cfg->name) < 0)
+        return oom(c);
+    free(cfg->state_dir);
+    cfg->state_dir = s;
+    snprintf(c->prefix, sizeof(c->prefix), "%s.", path);
+    return 0;
+}
+
+/* One whole configuration into cfg: defaults < file < environment <
+ * command line, then (entry not NULL) the modems entry's keys. */
+static int build_one(struct ctx *c, struct config *cfg, const cJSON *root,
+                     const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
+                     const cJSON *entry, size_t i)
+{
+    int rc;
+
+    c->cfg = cfg;
+    c->prefix[0] = '\0';
+    if (set_defaults(cfg))
+        return oom(c);
+    if (root && (rc = walk(c, root, config_root_keys, "")))
+        return rc;
+    if (getenv_fn && (rc = apply_env(c, getenv_fn)))
+        return rc;
+    if (cli && (rc = apply_cli(c, cli)))
+        return rc;
+    if (entry && (rc = apply_entry(c, entry, i)))
+        return rc;
+    if (!cfg->mqtt.client_id && (rc = default_client_id(c)))
+        return rc;
+    /* With modems the top level's base topic is no modem's. */
+    if ((entry || !c->modems) && (rc = check_pool(c)))
+        return rc;
+    return check_remote_client_cert(c);
+}
+
+/* What two modems of one process must not share. */
+static int check_modem_pair(struct ctx *c, const struct config *a, size_t i,
+                            const struct config *b, size_t j)
+{
+    if (strcmp(a->name, b->name) == 0)
+        return fail(c, "modems[%zu].name: the same as modems[%zu]'s", j, i);
+    if (strcmp(a->mqtt.base_topic, b->mqtt.base_topic) == 0)
+        return fail(c, "modems[%zu].base_topic: the same as modems[%zu]'s", j, i);
+    if (strcmp(a->modem.port, b->modem.port) == 0)
+        return fail(c, "modems[%zu].modem.port: the same as modems[%zu]'s", j, i);
+    /* The remote broker would drop one session for the other, forever. */
+    if (a->remote.enabled && b->remote.enabled && strcmp(a->remote.server, b->remote.server) == 0 &&
+        strcmp(a->remote.client_id, b->remote.client_id) == 0)
+        return fail(c, "modems[%zu].remote.client_id: the same as modems[%zu]'s on the same server",
+                    j, i);
+    return 0;
+}
+
+static int build_modems(struct ctx *c, struct config *top, const cJSON *root,
+                        const char *(*getenv_fn)(const char *name), const struct config_cli *cli)
+{
+    const char *given = base_topic_given(root, getenv_fn, cli);
+    size_t n = (size_t)cJSON_GetArraySize(c->modems), i = 0;
+    int rc;
+
+    if (given)
+        return fail(c, "%s: not used with modems (each has its own base_topic, by default "
+                       "modem/<name>)", given);
+    top->modems = calloc(n, sizeof(*top->modems));
+    if (!top->modems)
+        return oom(c);
+    for (const cJSON *e = c->modems->child; e; e = e->next, i++) {
+        top->n_modems = i + 1;      /* config_free frees a half-built one too */
+        if ((rc = build_one(c, &top->modems[i], root, getenv_fn, cli, e, i)))
+            return rc;
+        /* "auto" takes the first modem it finds: the same for each. */
+        if (n > 1 && strcmp(top->modems[i].modem.port, "auto") == 0)
+            return fail(c, "modems[%zu].modem.port: \"auto\" cannot tell several modems apart; "
+                           "name each port (/dev/serial/by-id/...)", i);
+        for (size_t k = 0; k < i; k++)
+            if ((rc = check_modem_pair(c, &top->modems[k], k, &top->modems[i], i)))
+                return rc;
+    }
+    c->cfg = top;
+    return 0;
+}
+
 int config_build(struct config *cfg, const char *json, size_t json_len,
                  const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
                  char *err, size_t err_size)
 {
     struct ctx c = {.cfg = cfg, .err = err, .err_size = err_size};
-    int rc;
+    cJSON *root = NULL;
+    int rc = 0;
 
     memset(cfg, 0, sizeof *cfg);
     if (err && err_size)
         err[0] = '\0';
-    if (set_defaults(cfg)) {
-        rc = oom(&c);
-        goto err;
-    }
-    if (json && (rc = apply_json(&c, json, json_len)))
-        goto err;
-    if (getenv_fn && (rc = apply_env(&c, getenv_fn)))
-        goto err;
-    if (cli && (rc = apply_cli(&c, cli)))
-        goto err;
-    if (!cfg->mqtt.client_id && (rc = default_client_id(&c)))
-        goto err;
-    if ((rc = check_pool(&c)))
-        goto err;
-    if ((rc = check_remote_client_cert(&c)))
-        goto err;
-    return 0;
-err:
-    config_free(cfg);
+    if (json)
+        rc = parse_json(&c, json, json_len, &root);
+    if (!rc)
+        rc = build_one(&c, cfg, root, getenv_fn, cli, NULL, 0);
+    if (!rc && c.modems)
+        rc = build_modems(&c, cfg, root, getenv_fn, cli);
+    cJSON_Delete(root);
+    if (rc)
+        config_free(cfg);
     return rc;
 }
 
@@ -722,6 +855,11 @@ int config_load(struct config *cfg, const struct config_cli *cli, char *err, siz
 
     if (!cfg->mqtt.password && cfg->mqtt.password_file) {
         rc = load_password(cfg, err, err_size);
+        /* Every modem's session logs in to the one broker alike. */
+        for (size_t i = 0; rc == 0 && i < cfg->n_modems; i++)
+            if (!cfg->modems[i].mqtt.password &&
+                !(cfg->modems[i].mqtt.password = strdup(cfg->mqtt.password)))
+                rc = config_fail_to(err, err_size, "config: out of memory");
         if (rc) {
             config_free(cfg);
             return rc;
@@ -745,7 +883,7 @@ void config_free(struct config *cfg)
         &cfg->remote.ca_file, &cfg->remote.cert_file, &cfg->remote.key_file,
         &cfg->state_dir,    &cfg->log_level,
         &cfg->mqtt.ha_notify_to, &cfg->metrics.listen, &cfg->mqtt.pool.topic,
-        &cfg->mqtt.pool.group,
+        &cfg->mqtt.pool.group, &cfg->name,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};
@@ -759,5 +897,8 @@ void config_free(struct config *cfg)
     free_list(cfg->calls.allow_to, cfg->calls.n_allow_to);
     free_subs(cfg->remote.subscribe, cfg->remote.n_subscribe);
     free_fwds(cfg->remote.forward, cfg->remote.n_forward);
+    for (size_t i = 0; i < cfg->n_modems; i++)
+        config_free(&cfg->modems[i]);
+    free(cfg->modems);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -13,11 +13,22 @@
 
 #define CONFIG_DEFAULT_FILE "/etc/modem2mqtt/config.json"
 
+/* How many modems one process serves ("modems" entries). */
+#define CONFIG_MODEMS_MAX 32
+
 /* qos defaults to 0 (MQTT's default, as in a mosquitto bridge line). */
 struct config_remote_sub { char *topic; int qos; char *local; /* local may be NULL */ };
 struct config_remote_fwd { char *local; char *remote; int qos; };
 
 struct config {
+    /* "modems": every entry's own configuration, complete (the top-level
+     * objects with the entry's keys over them), name set; NULL with
+     * n_modems 0: one modem, this configuration. With modems, this one
+     * holds what the process shares: state_dir (the health socket),
+     * metrics, log_level. */
+    struct config *modems;
+    size_t n_modems;
+    char *name;                /* a modems entry's name; NULL: the only modem */
     struct {
         char *broker;          /* mqtt://host[:port] | mqtts://... | unix:///path */
         char *base_topic;
@@ -117,6 +128,14 @@ void config_print_usage(FILE *out, const char *argv0);
  * config_load). cfg is overwritten (it must not hold a built config). An
  * empty environment variable counts as unset. On error cfg is freed (and
  * zeroed), err says "key.path: reason". */
+/*
+ * With "modems" (1-CONFIG_MODEMS_MAX entries): each entry's base_topic
+ * defaults to "modem/<name>", its client id is "<mqtt.client_id>-<name>"
+ * ("modem2mqtt-<name>" when mqtt.client_id is not set), its state_dir
+ * "<state_dir>/<name>". A top-level base topic (file, MODEM2MQTT_BASE_TOPIC,
+ * --base-topic) is refused then, as are two entries with the same name,
+ * base topic, port, or remote client id on the same server, and the port
+ * "auto" with more than one entry. */
 int config_build(struct config *cfg, const char *json, size_t json_len,
                  const char *(*getenv_fn)(const char *name), const struct config_cli *cli,
                  char *err, size_t err_size);

@@ -34,6 +34,7 @@ enum kind {
     K_LIST,     /* array of strings; .off the char **, .off_n the size_t */
     K_SUBS,     /* remote.subscribe */
     K_FWDS,     /* remote.forward */
+    K_MODEMS,   /* modems: checked, then applied after the rest (config_build) */
 };
 
 struct key {
@@ -71,6 +72,8 @@ struct entry_field {
 extern const struct key config_root_keys[];
 extern const struct key config_env_keys[];
 extern const struct key config_cli_keys[];
+/* The keys of one "modems" entry (offsets into that modem's config). */
+extern const struct key config_modem_entry_keys[];
 extern const struct entry_field config_sub_fields[];
 extern const struct entry_field config_fwd_fields[];
 

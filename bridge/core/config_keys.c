@@ -152,6 +152,17 @@ static const char *check_client_id(const char *s)
     return NULL;
 }
 
+/* A modem's name goes into topics, client ids, a directory name and log
+ * lines: a short word of a-z 0-9 _ -. */
+static const char *check_modem_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 32 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+        return "expected 1-32 of a-z 0-9 _ -";
+    return NULL;
+}
+
 /* A shared subscription's group: it goes between "$share/" and the
  * filter, so no '/', '+' or '#'; kept to a portable set. */
 static const char *check_pool_group(const char *s)
@@ -472,6 +483,17 @@ static const struct key metrics_keys[] = {
     {0},
 };
 
+/* "modems": the top-level objects a modem may override, key by key. */
+const struct key config_modem_entry_keys[] = {
+    STR("name", name, check_modem_name),
+    STR("base_topic", mqtt.base_topic, check_topic_root),
+    OBJ("modem", modem_keys),
+    OBJ("sms", sms_keys),
+    OBJ("calls", calls_keys),
+    {.name = "remote", .kind = K_OBJ, .off = OFF(remote.enabled), .sub = remote_keys},
+    {0},
+};
+
 const struct key config_root_keys[] = {
     OBJ("mqtt", mqtt_keys),
     OBJ("modem", modem_keys),
@@ -483,6 +505,7 @@ const struct key config_root_keys[] = {
     STR("state_dir", state_dir, check_dir_abs),
     BOOL("allow_raw_at", allow_raw_at),
     STR("log_level", log_level, check_log_level),
+    {.name = "modems", .kind = K_MODEMS},
     {0},
 };
 

@@ -116,6 +116,7 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_line(d, "state_dir=%s\n", nz(c->state_dir));
     dump_line(d, "allow_raw_at=%d\n", c->allow_raw_at);
     dump_line(d, "log_level=%s\n", nz(c->log_level));
+    dump_line(d, "name=%s modems=%zu\n", nz(c->name), c->n_modems);
 }
 
 static const char DEFAULTS[] =
@@ -160,7 +161,8 @@ static const char DEFAULTS[] =
     "metrics.listen=(null)\n"
     "state_dir=/var/lib/modem2mqtt\n"
     "allow_raw_at=0\n"
-    "log_level=info\n";
+    "log_level=info\n"
+    "name=(null) modems=0\n";
 
 /* The README's full configuration example, with "remote" present. */
 static const char CONTRACT_EXAMPLE[] =
@@ -644,6 +646,30 @@ static const struct build_case build_cases[] = {
     {.argv = {"-t", ""}, .err = "--base-topic: must not be empty"},
     {.argv = {"-l", "trace"}, .err = "--log-level: expected error, warn, info or debug"},
     {.env = {"MODEM2MQTT_LOG_LEVEL=trace"}, .argv = {"-l", "debug"}, .err = "MODEM2MQTT_LOG_LEVEL: expected error, warn, info or debug"},
+
+    /* modems: the entries' shape, names, and what two modems must not share */
+    {.json = "{\"modems\":{}}", .err = "modems: expected array"},
+    {.json = "{\"modems\":[]}", .err = "modems: expected 1-32 entries"},
+    {.json = "{\"modems\":[1]}", .err = "modems[0]: expected object"},
+    {.json = "{\"modems\":[{}]}", .err = "modems[0].name: required"},
+    {.json = "{\"modems\":[{\"name\":\"A\"}]}", .err = "modems[0].name: expected 1-32 of a-z 0-9 _ -"},
+    {.json = "{\"modems\":[{\"name\":\"a/b\"}]}", .err = "modems[0].name: expected 1-32 of a-z 0-9 _ -"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"mqtt\":{}}]}", .err = "modems[0].mqtt: unknown key"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"modems\":[]}]}", .err = "modems[0].modems: unknown key"},
+    {.json = "{\"modems\":[{\"name\":\"a\"}],\"modems\":[{\"name\":\"b\"}]}", .err = "modems: duplicate key"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"sms\":{\"max_parts\":0}}]}", .err = "modems[0].sms.max_parts: expected integer 1-16"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"modem\":{\"port\":\"/dev/a\"}},{\"name\":\"a\",\"modem\":{\"port\":\"/dev/b\"}}]}", .err = "modems[1].name: the same as modems[0]'s"},
+    {.json = "{\"modems\":[{\"name\":\"a\"},{\"name\":\"b\"}]}", .err = "modems[0].modem.port: \"auto\" cannot tell several modems apart; name each port (/dev/serial/by-id/...)"},
+    {.json = "{\"modem\":{\"port\":\"/dev/a\"},\"modems\":[{\"name\":\"a\"},{\"name\":\"b\"}]}", .err = "modems[1].modem.port: the same as modems[0]'s"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"base_topic\":\"x\",\"modem\":{\"port\":\"/dev/a\"}},{\"name\":\"b\",\"base_topic\":\"x\",\"modem\":{\"port\":\"/dev/b\"}}]}", .err = "modems[1].base_topic: the same as modems[0]'s"},
+    {.json = "{\"remote\":{},\"modems\":[{\"name\":\"a\",\"modem\":{\"port\":\"/dev/a\"}},{\"name\":\"b\",\"modem\":{\"port\":\"/dev/b\"}}]}", .err = "modems[1].remote.client_id: the same as modems[0]'s on the same server"},
+    {.json = "{\"mqtt\":{\"base_topic\":\"m\"},\"modems\":[{\"name\":\"a\"}]}", .err = "mqtt.base_topic: not used with modems (each has its own base_topic, by default modem/<name>)"},
+    {.env = {"MODEM2MQTT_BASE_TOPIC=m"}, .json = "{\"modems\":[{\"name\":\"a\"}]}", .err = "MODEM2MQTT_BASE_TOPIC: not used with modems (each has its own base_topic, by default modem/<name>)"},
+    {.argv = {"-t", "m"}, .json = "{\"modems\":[{\"name\":\"a\"}]}", .err = "--base-topic: not used with modems (each has its own base_topic, by default modem/<name>)"},
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"modem/a\"}},\"modems\":[{\"name\":\"a\"}]}", .err = "modems[0].base_topic: must differ from mqtt.pool.topic"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"remote\":{\"cert_file\":\"/c\"}}]}", .err = "modems[0].remote.key_file: required with remote.cert_file"},
+    /* one entry: "auto" is fine, and the pool topic may be the top level's base topic */
+    {.json = "{\"mqtt\":{\"pool\":{\"topic\":\"modem\"}},\"modems\":[{\"name\":\"a\"}]}", .expect = {"name=(null) modems=1"}},
 };
 
 static bool run_build_case(size_t idx, const struct build_case *c)
@@ -755,7 +781,8 @@ static void test_contract_example(void **state)
     p = strstr(want, "remote.subscribe=[]\nremote.forward=[]\n");
     snprintf(p, sizeof want - (size_t)(p - want),
              "remote.subscribe=[abc/+ 1 home/abc]\nremote.forward=[sensors/# devices/x 1]\n"
-             "mqtt.pool=0 (null) modem2mqtt\nmetrics.listen=(null)\nstate_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n");
+             "mqtt.pool=0 (null) modem2mqtt\nmetrics.listen=(null)\nstate_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n"
+             "name=(null) modems=0\n");
     assert_string_equal(d.text, want);
     config_free(&cfg);
 }
@@ -1233,6 +1260,83 @@ static void test_load_default(void **state)
 
 /* ---- the rest --------------------------------------------------------------- */
 
+/* ---- several modems ------------------------------------------------------- */
+
+static void expect_lines(const struct config *cfg, const char *const *lines)
+{
+    struct dump d;
+
+    dump_config(cfg, &d);
+    for (; *lines; lines++)
+        if (!dump_has(&d, *lines))
+            fail_msg("missing \"%s\" in\n%s", *lines, d.text);
+}
+
+/* Each entry: the top level with its own keys over it, key by key, and
+ * what its name derives (base topic, client id, state_dir). */
+static void test_modems(void **state)
+{
+    static const char json[] =
+        "{\"mqtt\":{\"pool\":{\"topic\":\"pool\"}},"
+        " \"modem\":{\"baud\":9600,\"apn\":\"web\"},"
+        " \"sms\":{\"allow_to\":[\"+49*\"],\"max_parts\":3},"
+        " \"remote\":{\"server\":\"tcp://r:1883\"}, \"state_dir\":\"/tmp/s\","
+        " \"modems\":["
+        "  {\"name\":\"office\",\"modem\":{\"port\":\"/dev/ttyUSB0\"},\"sms\":{\"max_parts\":1}},"
+        "  {\"name\":\"lte-2\",\"base_topic\":\"home/lte\",\"modem\":{\"port\":\"/dev/ttyUSB3\","
+        "   \"baud\":115200},\"sms\":{\"allow_to\":[\"*\"]},\"remote\":{\"client_id\":\"two\"}}]}";
+    static const char *const top[] = {"name=(null) modems=2", "state_dir=/tmp/s", NULL};
+    static const char *const office[] = {
+        "name=office modems=0", "mqtt.base_topic=modem/office", "mqtt.client_id=site-office",
+        "modem.port=/dev/ttyUSB0", "modem.baud=9600", "modem.apn=web", "sms.allow_to=[+49*]",
+        "sms.max_parts=1", "remote.enabled=1", "remote.server=tcp://r:1883",
+        "remote.client_id=modem2mqtt", "mqtt.pool=1 pool modem2mqtt", "state_dir=/tmp/s/office",
+        NULL};
+    static const char *const lte[] = {
+        "name=lte-2 modems=0", "mqtt.base_topic=home/lte", "mqtt.client_id=site-lte-2",
+        "modem.port=/dev/ttyUSB3", "modem.baud=115200", "modem.apn=web", "sms.allow_to=[*]",
+        "sms.max_parts=3", "remote.client_id=two", "state_dir=/tmp/s/lte-2", NULL};
+    static const char *const env[] = {"MODEM2MQTT_CLIENT_ID=site", NULL};
+    struct config cfg;
+    char err[256];
+
+    (void)state;
+    g_env = env;
+    assert_int_equal(config_build(&cfg, json, strlen(json), fake_getenv, NULL, err, sizeof err), 0);
+    expect_lines(&cfg, top);
+    expect_lines(&cfg.modems[0], office);
+    expect_lines(&cfg.modems[1], lte);
+    config_free(&cfg);
+
+    /* Without a client id anywhere: "modem2mqtt-<name>". */
+    g_env = NULL;
+    assert_int_equal(config_build(&cfg, json, strlen(json), fake_getenv, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg.modems[0].mqtt.client_id, "modem2mqtt-office");
+    assert_string_equal(cfg.modems[1].mqtt.client_id, "modem2mqtt-lte-2");
+    config_free(&cfg);
+}
+
+/* The password file is read once, for every modem's session. */
+static void test_modems_password(void **state)
+{
+    struct config cfg;
+    struct config_cli cli = {0};
+    char err[512], json[512];
+
+    (void)state;
+    const char *pw = write_file("pw", "hunter2\n", 8);
+    snprintf(json, sizeof json,
+             "{\"mqtt\":{\"username\":\"u\",\"password_file\":\"%s\"},\"modems\":["
+             "{\"name\":\"a\",\"modem\":{\"port\":\"/dev/a\"}},"
+             "{\"name\":\"b\",\"modem\":{\"port\":\"/dev/b\"}}]}", pw);
+    cli.config_file = write_file("c.json", json, strlen(json));
+    assert_int_equal(config_load(&cfg, &cli, err, sizeof err), 0);
+    assert_int_equal(cfg.n_modems, 2);
+    assert_string_equal(cfg.modems[0].mqtt.password, "hunter2");
+    assert_string_equal(cfg.modems[1].mqtt.password, "hunter2");
+    config_free(&cfg);
+}
+
 static void test_number_allowed(void **state)
 {
     (void)state;
@@ -1313,6 +1417,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_password, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_default, setup_dir, teardown_dir),
+        cmocka_unit_test(test_modems),
+        cmocka_unit_test_setup_teardown(test_modems_password, setup_dir, teardown_dir),
         cmocka_unit_test(test_number_allowed),
         cmocka_unit_test(test_free_zeroed),
     };
