@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -21,6 +22,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/notify.h"
+#include "core/stats.h"
 #include "instance.h"
 
 /* How long a stop waits for the instances' remote sessions to close. */
@@ -38,6 +40,7 @@ struct bridge {
     struct notify *notify;        /* systemd's NOTIFY_SOCKET, or NULL */
     struct metrics *metrics;      /* metrics.listen, or NULL */
     struct instance **inst;       /* owned, each freed by bridge_free */
+    struct stats_sample *samples; /* n_inst of them, for /metrics */
     size_t n_inst;
 };
 
@@ -105,24 +108,14 @@ static int64_t watchdog_fired(void *ctx)
     return notify_watchdog_ms(b->notify);
 }
 
-/* /metrics: every instance's counters, labelled with its name. Each
- * instance's block has its own HELP and TYPE lines: with more than one
- * instance, core/stats must write those once per metric instead. */
+/* /metrics: every instance's counters, labelled with its name. */
 static int render_metrics(void *ctx, char *buf, size_t size)
 {
     const struct bridge *b = ctx;
-    size_t len = 0;
 
-    if (size)
-        buf[0] = '\0';
-    for (size_t i = 0; i < b->n_inst; i++) {
-        int n = instance_metrics(b->inst[i], buf + (len < size ? len : size),
-                                 len < size ? size - len : 0);
-        if (n < 0)
-            return -1;
-        len += (size_t)n;
-    }
-    return len > INT32_MAX ? -1 : (int)len;
+    for (size_t i = 0; i < b->n_inst; i++)
+        instance_metrics(b->inst[i], &b->samples[i]);
+    return stats_prometheus(b->samples, b->n_inst, buf, size);
 }
 
 /* --- signals ------------------------------------------------------------------ */
@@ -192,11 +185,16 @@ static int open_signals(struct bridge *b)
 static int add_instance(struct bridge *b, const struct config *cfg)
 {
     struct instance **grown = realloc(b->inst, (b->n_inst + 1) * sizeof(*grown));
+    struct stats_sample *samples;
     int r;
 
     if (!grown)
         return -ENOMEM;
     b->inst = grown;
+    samples = realloc(b->samples, (b->n_inst + 1) * sizeof(*samples));
+    if (!samples)
+        return -ENOMEM;
+    b->samples = samples;
     r = instance_new(b->loop, cfg, on_instance_changed, b, &b->inst[b->n_inst]);
     if (r == 0)
         b->n_inst++;
@@ -221,10 +219,15 @@ int bridge_new(const struct config *cfg, struct bridge **out)
         log_error("cannot set up signal handling: %s", strerror(-r));
         goto err;
     }
-    /* One modem a process, for now: the top-level configuration's. */
-    r = add_instance(b, cfg);
-    if (r < 0)
+    /* Each modem's state_dir is a directory below the process's. */
+    if (cfg->n_modems && mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+        r = -errno;
+        log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
         goto err;
+    }
+    for (size_t i = 0; i < (cfg->n_modems ? cfg->n_modems : 1); i++)
+        if ((r = add_instance(b, cfg->n_modems ? &cfg->modems[i] : cfg)) < 0)
+            goto err;
     *out = b;
     return 0;
 
@@ -293,6 +296,7 @@ void bridge_free(struct bridge *b)
     for (size_t i = 0; i < b->n_inst; i++)
         instance_free(b->inst[i]);
     free(b->inst);
+    free(b->samples);
     if (b->sig_fd >= 0) {
         if (b->loop)
             loop_del_fd(b->loop, b->sig_fd);

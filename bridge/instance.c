@@ -83,6 +83,17 @@ static void on_modem_info(void *ctx, const struct modem_info *info)
     session_hass_update(inst, false);
 }
 
+/* Every line an instance logs carries its name (with several modems): the
+ * calls from the process set it here, the loop keeps it for what the
+ * instance registers (core/loop.h). */
+#define TAGGED(inst, body)                  \
+    do {                                    \
+        const char *prev_tag_ = log_tag();  \
+        log_set_tag((inst)->cfg->name);     \
+        body;                               \
+        log_set_tag(prev_tag_);             \
+    } while (0)
+
 /* --- what the process asks ------------------------------------------------- */
 
 /* The process's systemd status line follows the link and the modem. */
@@ -101,20 +112,68 @@ void instance_health(const struct instance *inst, struct health_info *h)
     };
 }
 
-int instance_metrics(const struct instance *inst, char *buf, size_t size)
+void instance_metrics(const struct instance *inst, struct stats_sample *out)
 {
-    return cmd_stats_render(inst, buf, size);
+    cmd_stats_sample(inst, out);
 }
 
 bool instance_stop(struct instance *inst, void (*done)(void *ctx), void *ctx)
 {
     if (cmqtt_state(inst->cmqtt) != CMQTT_CONNECTED)
         return false;
-    cmqtt_shutdown(inst->cmqtt, done, ctx);
+    TAGGED(inst, cmqtt_shutdown(inst->cmqtt, done, ctx));
     return true;
 }
 
 /* --- life cycle ---------------------------------------------------------------- */
+
+static int instance_open(struct instance *inst, const struct config *cfg)
+{
+    int r;
+
+    r = journal_open(cfg->state_dir, &inst->journal);
+    if (r < 0) {
+        log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
+        return r;
+    }
+    r = refmap_open(cfg->state_dir, time(NULL), &inst->refs);
+    if (r < 0) {
+        log_error("state_dir %s: %s: %s", cfg->state_dir, REFMAP_FILE, strerror(-r));
+        return r;
+    }
+
+    const struct modem_opts mo = {
+        .port = cfg->modem.port,
+        .baud = cfg->modem.baud,
+        .pin = cfg->modem.pin,
+        .apn = cfg->modem.apn,
+        .init = cfg->modem.init,
+        .n_init = cfg->modem.n_init,
+        .command_timeout_ms = cfg->modem.command_timeout_ms,
+    };
+    const struct modem_cbs mc = { .state_changed = on_modem_state, .info_changed = on_modem_info };
+    r = -ENOMEM;
+    inst->modem = modem_new(inst->loop, &mo, &mc, inst);
+    if (!inst->modem)
+        return r;
+    if ((r = cmd_sms_open(inst)) < 0)
+        return r;
+    const struct status_cbs stc = { .changed = on_status, .tick = on_status_tick,
+                                    .storage_full = on_storage_full };
+    r = -ENOMEM;
+    inst->status = status_new(inst->loop, inst->modem, cfg->modem.status_interval, &stc, inst);
+    if (!inst->status)
+        return r;
+    /* The network may take 30 s to answer a USSD code: six command
+     * timeouts (30 s with the default 5000 ms) rather than a new key. */
+    inst->ussd = ussd_new(inst->loop, inst->modem, cfg->modem.command_timeout_ms * 6);
+    if (!inst->ussd)
+        return r;
+    if ((r = cmd_remote_open(inst)) < 0 || (r = cmd_call_open(inst)) < 0 ||
+        (r = session_open(inst)) < 0)
+        return r;
+    return 0;
+}
 
 int instance_new(struct loop *loop, const struct config *cfg, instance_changed_fn changed,
                  void *ctx, struct instance **out)
@@ -132,61 +191,25 @@ int instance_new(struct loop *loop, const struct config *cfg, instance_changed_f
     inst->held_tail = &inst->held;
     inst->last_state = "";
     inst->started_ms = loop_now_ms();
-    r = journal_open(cfg->state_dir, &inst->journal);
+    TAGGED(inst, r = instance_open(inst, cfg));
     if (r < 0) {
-        log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
-        goto err;
+        instance_free(inst);
+        return r;
     }
-    r = refmap_open(cfg->state_dir, time(NULL), &inst->refs);
-    if (r < 0) {
-        log_error("state_dir %s: %s: %s", cfg->state_dir, REFMAP_FILE, strerror(-r));
-        goto err;
-    }
-
-    const struct modem_opts mo = {
-        .port = cfg->modem.port,
-        .baud = cfg->modem.baud,
-        .pin = cfg->modem.pin,
-        .apn = cfg->modem.apn,
-        .init = cfg->modem.init,
-        .n_init = cfg->modem.n_init,
-        .command_timeout_ms = cfg->modem.command_timeout_ms,
-    };
-    const struct modem_cbs mc = { .state_changed = on_modem_state, .info_changed = on_modem_info };
-    r = -ENOMEM;
-    inst->modem = modem_new(inst->loop, &mo, &mc, inst);
-    if (!inst->modem)
-        goto err;
-    if ((r = cmd_sms_open(inst)) < 0)
-        goto err;
-    const struct status_cbs stc = { .changed = on_status, .tick = on_status_tick,
-                                    .storage_full = on_storage_full };
-    r = -ENOMEM;
-    inst->status = status_new(inst->loop, inst->modem, cfg->modem.status_interval, &stc, inst);
-    if (!inst->status)
-        goto err;
-    /* The network may take 30 s to answer a USSD code: six command
-     * timeouts (30 s with the default 5000 ms) rather than a new key. */
-    inst->ussd = ussd_new(inst->loop, inst->modem, cfg->modem.command_timeout_ms * 6);
-    if (!inst->ussd)
-        goto err;
-    if ((r = cmd_remote_open(inst)) < 0 || (r = cmd_call_open(inst)) < 0 ||
-        (r = session_open(inst)) < 0)
-        goto err;
     *out = inst;
     return 0;
-
-err:
-    instance_free(inst);
-    return r;
 }
 
-int instance_start(struct instance *inst)
+static int start(struct instance *inst)
 {
-    int r = mqtt_link_start(inst->link);
+    const struct config *cfg = inst->cfg;
+    int r;
 
+    if (cfg->name)
+        log_info("port %s, base topic %s", cfg->modem.port, cfg->mqtt.base_topic);
+    r = mqtt_link_start(inst->link);
     if (r < 0) {
-        log_error("mqtt: cannot use broker %s: %s", inst->cfg->mqtt.broker, strerror(-r));
+        log_error("mqtt: cannot use broker %s: %s", cfg->mqtt.broker, strerror(-r));
         return r;
     }
     r = session_replay(inst);
@@ -197,15 +220,21 @@ int instance_start(struct instance *inst)
     return 0;
 }
 
-void instance_finish(struct instance *inst, int timeout_ms)
+int instance_start(struct instance *inst)
 {
-    mqtt_link_stop(inst->link, timeout_ms);
+    int r;
+
+    TAGGED(inst, r = start(inst));
+    return r;
 }
 
-void instance_free(struct instance *inst)
+void instance_finish(struct instance *inst, int timeout_ms)
 {
-    if (!inst)
-        return;
+    TAGGED(inst, mqtt_link_stop(inst->link, timeout_ms));
+}
+
+static void instance_close(struct instance *inst)
+{
     /* The modem first: cancelling its commands calls back into the services
      * and into commands, which must still exist then. */
     modem_free(inst->modem);
@@ -221,5 +250,12 @@ void instance_free(struct instance *inst)
     journal_close(inst->journal);
     refmap_close(inst->refs);
     free(inst->last_status);
+}
+
+void instance_free(struct instance *inst)
+{
+    if (!inst)
+        return;
+    TAGGED(inst, instance_close(inst));
     free(inst);
 }

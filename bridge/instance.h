@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/stats.h"
+
 struct config;
 struct health_info;
 struct instance;
@@ -29,9 +31,8 @@ int instance_start(struct instance *inst);
  * (static), fsyncs, commands; wakeups is the process's (left 0). */
 void instance_health(const struct instance *inst, struct health_info *h);
 
-/* Its counters in the Prometheus text format, labelled with its name;
- * as snprintf: the length it needed, or -1. */
-int instance_metrics(const struct instance *inst, char *buf, size_t size);
+/* Its counters and gauges now, labelled with its name (for /metrics). */
+void instance_metrics(const struct instance *inst, struct stats_sample *out);
 
 /* Begins an orderly stop: a connected remote session is closed. true:
  * done(ctx) is called when it is; false: nothing to wait for. */

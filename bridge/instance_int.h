@@ -252,7 +252,7 @@ void cmd_stats_publish(struct instance *inst);
 /* The modem's own counters (timeouts, reopens) may have moved. */
 void cmd_stats_modem_changed(struct instance *inst);
 void cmd_stats_get(struct instance *inst, struct command *cmd, struct route_req *req);
-/* /metrics: as stats_prometheus. */
-int cmd_stats_render(const struct instance *inst, char *buf, size_t size);
+/* /metrics: its figures now. */
+void cmd_stats_sample(const struct instance *inst, struct stats_sample *out);
 
 #endif

@@ -52,8 +52,12 @@ int main(int argc, char **argv)
     }
     if (log_level_parse(cfg.log_level, &level) == 0)
         log_set_level(level);
-    log_info("modem2mqtt %s: port %s, broker %s, base topic %s", M2M_VERSION, cfg.modem.port,
-             cfg.mqtt.broker, cfg.mqtt.base_topic);
+    if (cfg.n_modems)
+        log_info("modem2mqtt %s: broker %s, %zu modems", M2M_VERSION, cfg.mqtt.broker,
+                 cfg.n_modems);
+    else
+        log_info("modem2mqtt %s: port %s, broker %s, base topic %s", M2M_VERSION,
+                 cfg.modem.port, cfg.mqtt.broker, cfg.mqtt.base_topic);
 
     r = bridge_new(&cfg, &b);
     if (r == 0)

@@ -817,7 +817,7 @@ void h_bridge_start_at(const char *file, int line, struct h_bridge *br,
         if (rc)
             h_fail_at(file, line, "writing %s: %s", br->config_path, strerror(-rc));
     }
-    snprintf(br->base, sizeof br->base, "%s", base);
+    snprintf(br->base, sizeof br->base, "%s", base ? base : "");
 
     int log = open(br->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0)
@@ -828,13 +828,17 @@ void h_bridge_start_at(const char *file, int line, struct h_bridge *br,
     if (write(log, hdr, (size_t)hl) < 0) {
     }
 
-    char *argv[] = { (char *)M2M_BRIDGE_PATH,
-                     (char *)"-c", br->config_path,
-                     (char *)"-p", (char *)sim->link,
-                     (char *)"-H", (char *)broker->uri,
-                     (char *)"-t", br->base,
-                     (char *)"-l", (char *)"debug",
-                     NULL };
+    char *argv[12] = { (char *)M2M_BRIDGE_PATH, (char *)"-c", br->config_path,
+                       (char *)"-H", (char *)broker->uri, (char *)"-l", (char *)"debug" };
+    size_t argc = 7;
+    if (sim) {
+        argv[argc++] = (char *)"-p";
+        argv[argc++] = (char *)sim->link;
+    }
+    if (base) {
+        argv[argc++] = (char *)"-t";
+        argv[argc++] = br->base;
+    }
     char **env = clean_env();
     br->pid = spawn(file, line, argv, env, -1, log, log);
     free(env);

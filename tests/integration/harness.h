@@ -142,7 +142,8 @@ struct h_bridge {
 /* Writes <dir>/config.json = {"state_dir":"<dir>/state", <config_json_extra>}
  * (extra: NULL, "" or members like "\"sms\":{\"max_parts\":2}") and
  * execs the bridge with -c <file> -p <sim link> -H <broker uri> -t <base>
- * -l debug. A second start (after stop/kill) reuses dir, config and
+ * -l debug (sim NULL: no -p, base NULL: no -t, as with "modems" in the
+ * config). A second start (after stop/kill) reuses dir, config and
  * state_dir, and appends to the log. Does not wait for readiness: see
  * h_wait_ready. */
 #define h_bridge_start(br, broker, sim, base, extra) \

@@ -440,7 +440,7 @@ static void usage(FILE *out)
             "usage: modem2mqtt-sim [--link PATH] [--capacity N] [--no-sms] [--pin PIN]\n"
             "                      [--boot-ms MS] [--reject PREFIX]... [--quiet]\n"
             "                      [--sim-init-ms MS] [--cmgs-ms MS] [--report-ms MS]\n"
-            "                      [--reset-unplug]\n"
+            "                      [--reset-unplug] [--imei DIGITS]\n"
             "A simulated SIMCom A7670 on a pseudo-terminal; control protocol on\n"
             "stdin/stdout (type `help`). See tests/sim/README.md.\n");
 }
@@ -458,7 +458,8 @@ static bool opt_ms(const char *name, const char *arg, int *out)
 
 static int parse_opts(struct sim *s, int argc, char **argv)
 {
-    enum { O_BOOT = 256, O_SIM_INIT, O_CMGS, O_REPORT, O_NO_SMS, O_CAPACITY, O_RESET_UNPLUG };
+    enum { O_BOOT = 256, O_SIM_INIT, O_CMGS, O_REPORT, O_NO_SMS, O_CAPACITY, O_RESET_UNPLUG,
+           O_IMEI };
     static const struct option longs[] = {
         {"link", required_argument, NULL, 'l'},
         {"capacity", required_argument, NULL, O_CAPACITY},
@@ -469,6 +470,7 @@ static int parse_opts(struct sim *s, int argc, char **argv)
         {"cmgs-ms", required_argument, NULL, O_CMGS},
         {"report-ms", required_argument, NULL, O_REPORT},
         {"reset-unplug", no_argument, NULL, O_RESET_UNPLUG},
+        {"imei", required_argument, NULL, O_IMEI},
         {"reject", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -512,6 +514,13 @@ static int parse_opts(struct sim *s, int argc, char **argv)
             break;
         case O_RESET_UNPLUG:
             o->reset_unplug = true;
+            break;
+        case O_IMEI:
+            if (strlen(optarg) != 15 || strspn(optarg, "0123456789") != 15) {
+                fprintf(stderr, "modem2mqtt-sim: --imei: expected 15 digits\n");
+                return -1;
+            }
+            o->imei = optarg;
             break;
         case O_REPORT:
             if (!opt_ms("--report-ms", optarg, &o->report_ms))

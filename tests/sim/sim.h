@@ -43,6 +43,7 @@ struct sim_opts {
     size_t capacity;           /* SMS slots */
     bool no_sms;
     const char *pin;           /* NULL: the SIM is not locked */
+    const char *imei;          /* --imei: 15 digits (two modems in one bridge) */
     int boot_ms;               /* power on -> *ATREADY */
     int sim_init_ms;           /* *ATREADY (or the PIN) -> +CPIN: READY */
     int cmgs_ms;               /* AT+CMGS data -> +CMGS result */

@@ -599,6 +599,11 @@ static struct sim_result cmd_v(struct sim *s, const struct sim_at *at)
     return SIM_RES_OK;
 }
 
+static const char *imei(const struct sim *s)
+{
+    return s->opt.imei ? s->opt.imei : SIM_IMEI;
+}
+
 static struct sim_result cmd_i(struct sim *s, const struct sim_at *at)
 {
     if (strcmp(at->arg, "") != 0 && strcmp(at->arg, "0") != 0)
@@ -606,7 +611,7 @@ static struct sim_result cmd_i(struct sim *s, const struct sim_at *at)
     sim_info(s, "Manufacturer: " SIM_MANUFACTURER);
     sim_info(s, "Model: " SIM_MODEL);
     sim_info(s, "Revision: " SIM_REVISION);
-    sim_info(s, "IMEI: " SIM_IMEI);
+    sim_info(s, "IMEI: %s", imei(s));
     sim_info(s, "+GCAP: +CGSM,+FCLASS,+DS");
     return SIM_RES_OK;
 }
@@ -647,7 +652,7 @@ static struct sim_result cmd_cgmr(struct sim *s, const struct sim_at *at)
 
 static struct sim_result cmd_cgsn(struct sim *s, const struct sim_at *at)
 {
-    return identity(s, at, SIM_IMEI);
+    return identity(s, at, imei(s));
 }
 
 static struct sim_result cmd_cimi(struct sim *s, const struct sim_at *at)
