@@ -3,8 +3,12 @@
  * Everything runs on the loop thread. Entry points are at_chat_send(),
  * at_chat_feed() (lexer callbacks), at_chat_tick() and
  * at_chat_cancel_all(); user callbacks run from inside them, so the state is
- * always made consistent before a callback and re-read after it. */
-#include "at/chat.h"
+ * always made consistent before a callback and re-read after it.
+ *
+ * This file is the command queue and each command's life cycle, and the
+ * public API; what a line is (chat_lines.c) and the resync (chat_sync.c)
+ * are its siblings', listed in chat_int.h. */
+#include "at/chat_int.h"
 
 #include "at/lexer.h"
 #include "at/result.h"
@@ -14,128 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_MAX_LINES 256u
-#define DEFAULT_MAX_INFO_BYTES 65536u
-#define MIN_LINE 16u
-#define LOG_TRAFFIC_MAX 200u
-
-struct at_cmd {
-    at_done_cb cb;
-    void *ctx;
-    int timeout_ms;
-    size_t cmd_len; /* without the CR stored after it */
-    const char *cmd; /* "AT...\r": one write; matched with cmd_len */
-    const char *info_prefix;     /* NULL: none */
-    const char *after_ok_prefix; /* NULL: none */
-    const uint8_t *data;         /* NULL: no prompt expected */
-    size_t data_len;
-    bool expect_info;
-    void (*written)(void *ctx);
-    char storage[]; /* cmd "\r" NUL, prefixes, data */
-};
-
-#define MARKER_LEN (2 + 2 * 16)
-
-enum sync_phase {
-    SYNC_NONE = 0,  /* in step */
-    SYNC_DRAIN,     /* ESC written; waiting for the line to go quiet */
-    SYNC_ECHO_ON,   /* ATE1 written; draining its answer */
-    SYNC_MARK,      /* marker written; waiting for its echo, then its final */
-    SYNC_ECHO_OFF,  /* ATE0 written; its final ends the resync */
-    SYNC_FAILED,    /* every attempt failed: held until the owner acts */
-};
-
-struct urc_table {
-    const struct at_urc *entries;
-    size_t n;
-    void *ctx;
-};
-
-struct at_chat {
-    struct at_transport tr;
-    uint64_t timeouts;          /* at_chat_timeouts */
-    int default_timeout_ms;
-    size_t max_line;
-    struct at_lexer *lx;
-
-    /* Waiting commands: a ring of max_queue + 1 slots, the extra one for a
-     * command submitted by the done callback of the command just finished
-     * (which no longer occupies the in-flight place). */
-    struct at_cmd **q;
-    size_t q_cap;
-    size_t q_limit;
-    size_t q_head;
-    size_t q_count;
-
-    /* The command in flight and what was seen of its answer. */
-    struct at_cmd *cur;
-    int64_t deadline;
-    int failed;        /* write error (negative errno): completes at tick */
-    bool ok_seen;      /* after_ok_prefix: OK arrived */
-    bool result_seen;  /* after_ok_prefix: the result line arrived */
-    bool prompt_seen;  /* the module sits at a '>' prompt */
-    bool data_written;
-    bool truncated;
-    bool info_seen;    /* a line with the command's info_prefix arrived */
-
-    /* Info lines of the command in flight: an arena and pointers into it. */
-    char *arena;
-    size_t arena_cap;
-    size_t arena_used;
-    const char **lines; /* max_lines + 1, NULL-terminated */
-    size_t max_lines;
-    size_t n_lines;
-    char *final_text; /* max_line + 1: CME/CMS verbose text */
-
-    /* Resynchronisation (chat.h): the phase, its deadlines, the marker. */
-    enum sync_phase sync;
-    bool sync_discard;       /* drop bytes unread until the marker's echo */
-    bool marker_seen;
-    unsigned sync_attempt;
-    unsigned sync_attempts;
-    int64_t quiet_at;        /* draining: done when no byte came until then */
-    int64_t drain_end;       /* draining: done at the latest then */
-    int64_t sync_deadline;   /* MARK, ECHO_OFF: the attempt failed then */
-    uint32_t nonce;
-    char marker[MARKER_LEN + 2]; /* the marker, CR, NUL */
-
-    int64_t scheduled; /* last deadline handed to tr.schedule */
-
-    struct urc_table tables[AT_CHAT_MAX_TABLES];
-    size_t n_tables;
-    /* A URC collecting its extra lines. */
-    const struct at_urc *urc;
-    void *urc_ctx;
-    size_t urc_have;
-    char *urc_buf; /* (AT_URC_MAX_EXTRA + 1) * (max_line + 1) */
-    const char *urc_lines[AT_URC_MAX_EXTRA + 1];
-
-    void (*block_fn)(void *ctx, const uint8_t *data, size_t len);
-    void *block_ctx;
-
-
-    /* Re-entrancy: >0 while a done callback runs; true while pump() runs. */
-    unsigned completing;
-    bool pumping;
-};
-
 const char *at_final_name(enum at_final f)
 {
     return at_result_final_name(f);
 }
 
-/* Final results that are whole lines (V.250 and 27.007). */
-static const struct {
-    const char *text;
-    enum at_final final;
-} plain_finals[] = {
-    {"OK", AT_FINAL_OK},
-    {"ERROR", AT_FINAL_ERROR},
-    {"NO CARRIER", AT_FINAL_NO_CARRIER},
-    {"BUSY", AT_FINAL_BUSY},
-    {"NO ANSWER", AT_FINAL_NO_ANSWER},
-    {"NO DIALTONE", AT_FINAL_NO_DIALTONE},
-};
 
 /* Commands whose log line would show a secret, and how many top-level
  * commas precede it. */
@@ -150,7 +37,7 @@ static const struct {
     {"AT+CMQTTCONNECT=", 4}, /* idx,"tcp://..",keepalive,clean,user,pass */
 };
 
-static bool starts_with(const char *s, size_t len, const char *prefix)
+bool chat_starts_with(const char *s, size_t len, const char *prefix)
 {
     size_t n = strlen(prefix);
 
@@ -209,7 +96,7 @@ size_t at_chat_mask(const char *cmd, size_t len, char *out, size_t size)
 }
 
 /* "AT> ..." / "AT< ...": masked, control bytes shown as '.', bounded. */
-static void log_traffic(const char *dir, const char *s, size_t len)
+void chat_log_traffic(const char *dir, const char *s, size_t len)
 {
     char buf[LOG_TRAFFIC_MAX + 1];
     size_t n;
@@ -225,7 +112,7 @@ static void log_traffic(const char *dir, const char *s, size_t len)
 }
 
 /* A command for a log message: masked, without its CR. */
-static const char *cmd_log(const struct at_cmd *c, char *buf, size_t size)
+const char *chat_cmd_log(const struct at_cmd *c, char *buf, size_t size)
 {
     at_chat_mask(c->cmd, c->cmd_len, buf, size);
     return buf;
@@ -233,7 +120,7 @@ static const char *cmd_log(const struct at_cmd *c, char *buf, size_t size)
 
 /* ---- scheduling ---------------------------------------------------- */
 
-static void update_schedule(struct at_chat *chat)
+void chat_update_schedule(struct at_chat *chat)
 {
     int64_t want = -1;
 
@@ -272,10 +159,9 @@ static void finish(struct at_chat *chat, struct at_cmd *cmd, const struct at_res
     free(cmd);
 }
 
-static void pump(struct at_chat *chat);
 
-static void complete_cur(struct at_chat *chat, enum at_final final, int code, const char *text,
-                         int error)
+void chat_complete_cur(struct at_chat *chat, enum at_final final, int code, const char *text,
+                       int error)
 {
     struct at_cmd *cmd = chat->cur;
     struct at_response rsp = {
@@ -294,12 +180,12 @@ static void complete_cur(struct at_chat *chat, enum at_final final, int code, co
     chat->lines[chat->n_lines] = NULL;
     reset_cur_state(chat);
     at_lexer_expect_prompt(chat->lx, false);
-    log_debug("AT %s -> %s code=%d%s%s", cmd_log(cmd, name, sizeof(name)), at_final_name(final),
-              code, text ? " " : "", text ? text : "");
-    /* The info lines stay put until pump() starts another command, which
+    log_debug("AT %s -> %s code=%d%s%s", chat_cmd_log(cmd, name, sizeof(name)),
+              at_final_name(final), code, text ? " " : "", text ? text : "");
+    /* The info lines stay put until chat_pump() starts another command, which
      * it does only after this callback returned. */
     finish(chat, cmd, &rsp);
-    pump(chat);
+    chat_pump(chat);
 }
 
 static struct at_cmd *q_pop(struct at_chat *chat)
@@ -337,7 +223,7 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
     /* Only a command with data to write waits for a prompt: any other '>'
      * at line start (a USSD menu) is text. */
     at_lexer_expect_prompt(chat->lx, cmd->data != NULL);
-    log_traffic("AT>", cmd->cmd, cmd->cmd_len);
+    chat_log_traffic("AT>", cmd->cmd, cmd->cmd_len);
     if (cmd->written)
         cmd->written(cmd->ctx);
     rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)cmd->cmd, cmd->cmd_len + 1);
@@ -346,7 +232,7 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
          * at_chat_send() and a dead port cannot spin us here. */
         char name[64];
 
-        log_warn("AT write of %s failed: %s", cmd_log(cmd, name, sizeof(name)), strerror(-rc));
+        log_warn("AT write of %s failed: %s", chat_cmd_log(cmd, name, sizeof(name)), strerror(-rc));
         chat->failed = rc;
         chat->deadline = now;
     }
@@ -355,7 +241,7 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
 /* Starts the next command if the line is free. Not from inside a done
  * callback (the command finishing still owns the info lines), and not
  * recursively: the loop picks up whatever the callbacks queued. */
-static void pump(struct at_chat *chat)
+void chat_pump(struct at_chat *chat)
 {
     if (chat->completing || chat->pumping)
         return;
@@ -363,499 +249,7 @@ static void pump(struct at_chat *chat)
     if (!chat->cur && chat->sync == SYNC_NONE && chat->q_count > 0)
         start(chat, q_pop(chat));
     chat->pumping = false;
-    update_schedule(chat);
-}
-
-/* ---- line classification ------------------------------------------- */
-
-/* OK, ERROR, ... or +CME/+CMS ERROR: with or without the space, numeric or
- * verbose (AT+CMEE=1 or 2; the A7670 logs show both). Returns -1 for
- * anything else. *text points into chat->final_text. */
-static int parse_final(struct at_chat *chat, const char *s, size_t len, int *code,
-                       const char **text)
-{
-    enum at_final f;
-    size_t i, end;
-
-    *code = -1;
-    *text = NULL;
-    for (size_t k = 0; k < sizeof(plain_finals) / sizeof(plain_finals[0]); k++) {
-        if (strlen(plain_finals[k].text) == len && memcmp(s, plain_finals[k].text, len) == 0)
-            return (int)plain_finals[k].final;
-    }
-    if (starts_with(s, len, "+CME ERROR:"))
-        f = AT_FINAL_CME;
-    else if (starts_with(s, len, "+CMS ERROR:"))
-        f = AT_FINAL_CMS;
-    else
-        return -1;
-    i = strlen("+CME ERROR:");
-    while (i < len && s[i] == ' ')
-        i++;
-    end = len;
-    while (end > i && s[end - 1] == ' ')
-        end--;
-    if (end > i && end - i <= 6) {
-        int v = 0;
-        size_t k;
-
-        for (k = i; k < end && s[k] >= '0' && s[k] <= '9'; k++)
-            v = v * 10 + (s[k] - '0');
-        if (k == end) {
-            *code = v;
-            return (int)f;
-        }
-    }
-    if (end > i) {
-        memcpy(chat->final_text, s + i, end - i);
-        chat->final_text[end - i] = 0;
-        *text = chat->final_text;
-    }
-    return (int)f;
-}
-
-static void add_info(struct at_chat *chat, const char *s, size_t len)
-{
-    if (chat->n_lines >= chat->max_lines || len + 1 > chat->arena_cap - chat->arena_used) {
-        char name[64];
-
-        if (!chat->truncated)
-            log_warn("AT %s: response longer than %zu lines/%zu bytes, dropping lines",
-                     cmd_log(chat->cur, name, sizeof(name)), chat->max_lines, chat->arena_cap);
-        chat->truncated = true;
-        return;
-    }
-    char *dst = chat->arena + chat->arena_used;
-
-    memcpy(dst, s, len);
-    dst[len] = 0;
-    chat->arena_used += len + 1;
-    chat->lines[chat->n_lines++] = dst;
-}
-
-static void dispatch_urc(const struct at_urc *u, void *ctx,
-                         const char *const *lines, size_t n)
-{
-    log_debug("AT URC %s", u->prefix);
-    u->fn(ctx, lines, n);
-}
-
-/* Rule 4 (and the only rule with nothing in flight). True if a URC took it. */
-static bool try_urc(struct at_chat *chat, const char *s, size_t len)
-{
-    for (size_t t = 0; t < chat->n_tables; t++) {
-        const struct urc_table *tb = &chat->tables[t];
-
-        for (size_t k = 0; k < tb->n; k++) {
-            const struct at_urc *u = &tb->entries[k];
-
-            if (!starts_with(s, len, u->prefix))
-                continue;
-            if (u->extra_lines == 0) {
-                const char *one[1] = {s};
-
-                dispatch_urc(u, tb->ctx, one, 1);
-                return true;
-            }
-            /* Copied: the lexer's buffer is reused for the next lines. */
-            memcpy(chat->urc_buf, s, len);
-            chat->urc_buf[len] = 0;
-            chat->urc = u;
-            chat->urc_ctx = tb->ctx;
-            chat->urc_have = 1;
-            return true;
-        }
-    }
-    return false;
-}
-
-static void urc_collect(struct at_chat *chat, const char *s, size_t len)
-{
-    char *slot = chat->urc_buf + chat->urc_have * (chat->max_line + 1);
-    const struct at_urc *u = chat->urc;
-    size_t n;
-
-    memcpy(slot, s, len);
-    slot[len] = 0;
-    chat->urc_have++;
-    if (chat->urc_have < u->extra_lines + 1u)
-        return;
-    n = chat->urc_have;
-    for (size_t i = 0; i < n; i++)
-        chat->urc_lines[i] = chat->urc_buf + i * (chat->max_line + 1);
-    /* Reset first: the handler may send, read a block or cancel. */
-    chat->urc = NULL;
-    chat->urc_have = 0;
-    dispatch_urc(u, chat->urc_ctx, chat->urc_lines, n);
-}
-
-static void out_of_step(struct at_chat *chat, const char *why);
-static bool is_step_final(struct at_chat *chat, const char *s, size_t len);
-
-/* With echo on, the module echoes what follows the prompt too. */
-static bool is_data_echo(const struct at_cmd *cmd, const char *s, size_t len)
-{
-    size_t dl = cmd->data_len;
-
-    if (!cmd->data)
-        return false;
-    while (dl > 0 && cmd->data[dl - 1] == 0x1a)
-        dl--;
-    while (len > 0 && (uint8_t)s[len - 1] == 0x1a)
-        len--;
-    return dl > 0 && len == dl && memcmp(s, cmd->data, dl) == 0;
-}
-
-static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
-{
-    struct at_cmd *cmd = chat->cur;
-    const char *text;
-    int code, f;
-
-    /* 1. Echo (on after every boot until ATE0). */
-    if (len == cmd->cmd_len && memcmp(s, cmd->cmd, len) == 0)
-        return;
-    if (chat->data_written && is_data_echo(cmd, s, len))
-        return;
-    /* 2. Final result. */
-    f = parse_final(chat, s, len, &code, &text);
-    if (f >= 0) {
-        if (f == AT_FINAL_OK && cmd->expect_info && !chat->info_seen &&
-            !(cmd->after_ok_prefix && !chat->result_seen)) {
-            out_of_step(chat, "OK without the expected information line");
-            return;
-        }
-        if (f == AT_FINAL_OK && cmd->after_ok_prefix) {
-            /* CMQTT: OK only acknowledges the request; the outcome is the
-             * result line, which the A7670 sends after OK (or, for
-             * CMQTTDISC, sometimes before). */
-            chat->ok_seen = true;
-            chat->prompt_seen = false;
-            if (chat->result_seen)
-                complete_cur(chat, AT_FINAL_OK, -1, NULL, 0);
-            return;
-        }
-        complete_cur(chat, (enum at_final)f, code, text, 0);
-        return;
-    }
-    if (cmd->after_ok_prefix && !chat->result_seen && starts_with(s, len, cmd->after_ok_prefix)) {
-        add_info(chat, s, len);
-        chat->result_seen = true;
-        chat->info_seen = true;
-        if (chat->ok_seen)
-            complete_cur(chat, AT_FINAL_OK, -1, NULL, 0);
-        return;
-    }
-    /* 3. The command's own info lines. */
-    if (cmd->info_prefix && starts_with(s, len, cmd->info_prefix)) {
-        add_info(chat, s, len);
-        chat->info_seen = true;
-        return;
-    }
-    /* 4. URCs. */
-    if (try_urc(chat, s, len))
-        return;
-    /* 5. Bare info lines (CGSN digits, the PDU after +CMGR:). */
-    add_info(chat, s, len);
-}
-
-/* ---- staying in step (chat.h) ---------------------------------------- */
-
-/* OK, ERROR, +CME ERROR, +CMS ERROR: the finals that end a command. The
- * call results (NO CARRIER, BUSY, ...) also come on their own when a call
- * ends, so they prove nothing. */
-static bool is_step_final(struct at_chat *chat, const char *s, size_t len)
-{
-    const char *text;
-    int code, f = parse_final(chat, s, len, &code, &text);
-
-    return f == AT_FINAL_OK || f == AT_FINAL_ERROR || f == AT_FINAL_CME || f == AT_FINAL_CMS;
-}
-
-static int sync_write(struct at_chat *chat, const char *what)
-{
-    size_t n = strlen(what);
-    int rc;
-
-    log_traffic("AT>", what, n);
-    rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)what, n);
-    if (rc < 0)
-        log_warn("AT resync: write failed: %s", strerror(-rc));
-    return rc;
-}
-
-static void sync_end(struct at_chat *chat, bool ok)
-{
-    chat->sync = ok ? SYNC_NONE : SYNC_FAILED;
-    chat->sync_discard = false;
-    if (ok)
-        log_info("AT in step after %u attempt%s", chat->sync_attempt,
-                 chat->sync_attempt == 1 ? "" : "s");
-    else
-        log_warn("AT resync failed after %u attempts: the module does not answer",
-                 chat->sync_attempt);
-    chat->sync_attempt = 0;
-    if (chat->tr.synced) {
-        chat->completing++;
-        chat->tr.synced(chat->tr.ctx, ok);
-        chat->completing--;
-    }
-    pump(chat);
-}
-
-/* "AT" and 16 basic commands, E1 or V1 by the nonce's bits: harmless (echo
- * on and verbose results are what a resync wants anyway) and different for
- * every attempt. */
-static void make_marker(struct at_chat *chat)
-{
-    uint32_t x = chat->nonce;
-    char *p = chat->marker;
-
-    /* xorshift32: nothing secret, only different from the last ones. */
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    chat->nonce = x;
-    *p++ = 'A';
-    *p++ = 'T';
-    for (int i = 0; i < 16; i++) {
-        *p++ = (x >> i) & 1 ? 'V' : 'E';
-        *p++ = '1';
-    }
-    *p++ = '\r';
-    *p = 0;
-}
-
-static void drain_start(struct at_chat *chat, enum sync_phase phase, int64_t now)
-{
-    chat->sync = phase;
-    chat->quiet_at = now + AT_CHAT_QUIET_MS;
-    chat->drain_end = now + AT_CHAT_DRAIN_MAX_MS;
-}
-
-static void sync_attempt(struct at_chat *chat)
-{
-    if (chat->sync_attempt >= chat->sync_attempts) {
-        sync_end(chat, false);
-        return;
-    }
-    chat->sync_attempt++;
-    chat->marker_seen = false;
-    /* Whatever was half received belongs to the time before. */
-    at_lexer_reset(chat->lx);
-    chat->urc = NULL;
-    chat->urc_have = 0;
-    chat->block_fn = NULL;
-    log_debug("AT resync attempt %u", chat->sync_attempt);
-    /* ESC: out of a data prompt; elsewhere the module ignores it. */
-    if (sync_write(chat, "\x1b") < 0) {
-        sync_end(chat, false);
-        return;
-    }
-    drain_start(chat, SYNC_DRAIN, chat->tr.now_ms(chat->tr.ctx));
-    update_schedule(chat);
-}
-
-/* The drain phases are over: the next step. */
-static void sync_drained(struct at_chat *chat, int64_t now)
-{
-    if (chat->sync == SYNC_DRAIN) {
-        if (sync_write(chat, "ATE1\r") < 0) {
-            sync_end(chat, false);
-            return;
-        }
-        drain_start(chat, SYNC_ECHO_ON, now);
-        update_schedule(chat);
-        return;
-    }
-    make_marker(chat);
-    if (sync_write(chat, chat->marker) < 0) {
-        sync_end(chat, false);
-        return;
-    }
-    chat->sync = SYNC_MARK;
-    chat->sync_deadline = now + AT_CHAT_SYNC_STEP_MS;
-    update_schedule(chat);
-}
-
-static void sync_line(struct at_chat *chat, const char *s, size_t len)
-{
-    bool after_marker = chat->sync == SYNC_ECHO_OFF || chat->marker_seen;
-
-    if (chat->sync == SYNC_MARK && !chat->marker_seen && len == MARKER_LEN &&
-        memcmp(s, chat->marker, len) == 0) {
-        chat->marker_seen = true;
-        return;
-    }
-    if (after_marker && is_step_final(chat, s, len)) {
-        if (chat->sync == SYNC_MARK) {
-            /* The marker's own answer: in step. Echo off again. */
-            if (sync_write(chat, "ATE0\r") < 0) {
-                sync_end(chat, false);
-                return;
-            }
-            chat->sync = SYNC_ECHO_OFF;
-            chat->sync_deadline = chat->tr.now_ms(chat->tr.ctx) + AT_CHAT_SYNC_STEP_MS;
-            update_schedule(chat);
-            return;
-        }
-        sync_end(chat, true);
-        return;
-    }
-    if (chat->sync_discard && !after_marker) {
-        log_debug("AT resync: stale line dropped");
-        return;
-    }
-    if (try_urc(chat, s, len))
-        return;
-    log_debug("AT resync: line dropped");
-}
-
-/* Holds the queue for a resync, writing nothing yet: the command in
- * flight is completed after this, and its callback may send (the command
- * waits) or cancel everything (which ends the resync: the owner closes the
- * port). first_attempt() then starts it, if it still stands. */
-static void hold_sync(struct at_chat *chat, bool discard)
-{
-    if (chat->sync != SYNC_NONE && chat->sync != SYNC_FAILED) {
-        chat->sync_discard = chat->sync_discard || discard;
-        return;
-    }
-    drain_start(chat, SYNC_DRAIN, chat->tr.now_ms(chat->tr.ctx));
-    chat->sync_discard = discard;
-    chat->sync_attempt = 0;
-}
-
-static void first_attempt(struct at_chat *chat)
-{
-    if (chat->sync == SYNC_DRAIN && chat->sync_attempt == 0)
-        sync_attempt(chat);
-}
-
-static void resync(struct at_chat *chat, bool discard, const char *why)
-{
-    char name[64];
-
-    if (chat->sync != SYNC_NONE && chat->sync != SYNC_FAILED) {
-        hold_sync(chat, discard);
-        return;
-    }
-    log_warn("AT resynchronising: %s%s%s", why, chat->cur ? "; dropping " : "",
-             chat->cur ? cmd_log(chat->cur, name, sizeof(name)) : "");
-    hold_sync(chat, discard);
-    if (chat->cur)
-        complete_cur(chat, AT_FINAL_OUT_OF_STEP, -1, NULL, 0);
-    first_attempt(chat);
-}
-
-/* The command in flight got an answer that cannot be its own. */
-static void out_of_step(struct at_chat *chat, const char *why)
-{
-    resync(chat, false, why);
-}
-
-static void on_line(struct at_chat *chat, const char *s, size_t len)
-{
-    log_traffic("AT<", s, len);
-    if (chat->urc) {
-        urc_collect(chat, s, len);
-        return;
-    }
-    if (chat->sync != SYNC_NONE) {
-        sync_line(chat, s, len);
-        return;
-    }
-    if (chat->cur && !chat->failed) {
-        line_in_flight(chat, s, len);
-        return;
-    }
-    if (try_urc(chat, s, len))
-        return;
-    if (is_step_final(chat, s, len)) {
-        /* An answer nobody asked for: a late one, or we lost count. */
-        resync(chat, false, "a final result with no command in flight");
-        return;
-    }
-    log_debug("AT unsolicited line dropped");
-}
-
-static void on_prompt(struct at_chat *chat)
-{
-    struct at_cmd *cmd = chat->cur;
-    char name[64];
-    int rc;
-
-    log_traffic("AT<", ">", 1);
-    if (!cmd || chat->failed || chat->sync != SYNC_NONE) {
-        log_debug("AT prompt with no command in flight, ignored");
-        return;
-    }
-    /* The module now waits for data whatever we meant: a timeout sends
-     * ESC to get it out of there. */
-    chat->prompt_seen = true;
-    if (!cmd->data || chat->data_written) {
-        log_debug("AT prompt not expected by %s, ignored", cmd_log(cmd, name, sizeof(name)));
-        return;
-    }
-    chat->data_written = true;
-    at_lexer_expect_prompt(chat->lx, false);
-    chat->deadline = chat->tr.now_ms(chat->tr.ctx) + cmd->timeout_ms;
-    update_schedule(chat);
-    log_debug("AT> [%zu bytes of data]", cmd->data_len);
-    if (cmd->data_len == 0)
-        return;
-    rc = chat->tr.write(chat->tr.ctx, cmd->data, cmd->data_len);
-    if (rc < 0) {
-        log_warn("AT write of data for %s failed: %s", cmd_log(cmd, name, sizeof(name)),
-                 strerror(-rc));
-        chat->failed = rc;
-        chat->deadline = chat->tr.now_ms(chat->tr.ctx);
-        update_schedule(chat);
-    }
-}
-
-static void on_overflow(struct at_chat *chat, size_t len)
-{
-    log_warn("AT line longer than %zu bytes dropped", len);
-    if (chat->urc) {
-        log_warn("AT URC %s lost its extra line", chat->urc->prefix);
-        chat->urc = NULL;
-        chat->urc_have = 0;
-    } else if (chat->cur && !chat->failed) {
-        chat->truncated = true;
-    }
-}
-
-static void on_block(struct at_chat *chat, const uint8_t *data, size_t len)
-{
-    void (*fn)(void *, const uint8_t *, size_t) = chat->block_fn;
-
-    log_debug("AT< [block of %zu bytes]", len);
-    chat->block_fn = NULL;
-    if (fn)
-        fn(chat->block_ctx, data, len);
-}
-
-static void lex_cb(void *ctx, enum at_lex_event ev, const uint8_t *data, size_t len)
-{
-    struct at_chat *chat = ctx;
-
-    switch (ev) {
-    case AT_LEX_LINE:
-        on_line(chat, (const char *)data, len);
-        break;
-    case AT_LEX_PROMPT:
-        on_prompt(chat);
-        break;
-    case AT_LEX_BLOCK:
-        on_block(chat, data, len);
-        break;
-    case AT_LEX_OVERFLOW:
-        on_overflow(chat, len);
-        break;
-    default:
-        break;
-    }
+    chat_update_schedule(chat);
 }
 
 /* ---- public API ---------------------------------------------------- */
@@ -905,7 +299,7 @@ struct at_chat *at_chat_new(const struct at_chat_opts *opts, const struct at_tra
     chat->urc_buf = malloc((AT_URC_MAX_EXTRA + 1) * (opts->max_line + 1));
     if (!chat->urc_buf)
         goto err;
-    chat->lx = at_lexer_new(opts->max_line, opts->max_block, lex_cb, chat);
+    chat->lx = at_lexer_new(opts->max_line, opts->max_block, chat_lex_cb, chat);
     if (!chat->lx)
         goto err;
     return chat;
@@ -1015,7 +409,7 @@ int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts
 
     chat->q[(chat->q_head + chat->q_count) % chat->q_cap] = c;
     chat->q_count++;
-    pump(chat);
+    chat_pump(chat);
     return 0;
 }
 
@@ -1027,7 +421,7 @@ void at_chat_feed(struct at_chat *chat, const uint8_t *data, size_t len)
         int64_t q = chat->tr.now_ms(chat->tr.ctx) + AT_CHAT_QUIET_MS;
 
         chat->quiet_at = q < chat->drain_end ? q : chat->drain_end;
-        update_schedule(chat);
+        chat_update_schedule(chat);
         if (chat->sync_discard) {
             log_debug("AT resync: %zu stale bytes discarded", len);
             return;
@@ -1046,29 +440,29 @@ void at_chat_tick(struct at_chat *chat)
     chat->scheduled = INT64_MIN;
     if (chat->cur && now >= chat->deadline) {
         if (chat->failed) {
-            complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, chat->failed);
+            chat_complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, chat->failed);
             return;
         }
-        log_warn("AT %s: timeout", cmd_log(chat->cur, name, sizeof(name)));
+        log_warn("AT %s: timeout", chat_cmd_log(chat->cur, name, sizeof(name)));
         chat->timeouts++;
         /* The module may answer it yet, or sit at a prompt: resync first,
          * so that nothing the callback sends is written before that. */
-        hold_sync(chat, false);
-        complete_cur(chat, AT_FINAL_TIMEOUT, -1, NULL, 0);
-        first_attempt(chat);
+        chat_hold_sync(chat, false);
+        chat_complete_cur(chat, AT_FINAL_TIMEOUT, -1, NULL, 0);
+        chat_first_attempt(chat);
         return;
     }
     switch (chat->sync) {
     case SYNC_DRAIN:
     case SYNC_ECHO_ON:
         if (now >= chat->quiet_at || now >= chat->drain_end)
-            sync_drained(chat, now);
+            chat_sync_drained(chat, now);
         break;
     case SYNC_MARK:
     case SYNC_ECHO_OFF:
         if (now >= chat->sync_deadline) {
             log_debug("AT resync: no answer to %s", chat->sync == SYNC_MARK ? "the marker" : "ATE0");
-            sync_attempt(chat);
+            chat_sync_attempt(chat);
         }
         break;
     case SYNC_NONE:
@@ -1076,7 +470,7 @@ void at_chat_tick(struct at_chat *chat)
     default:
         break;
     }
-    pump(chat);
+    chat_pump(chat);
 }
 
 void at_chat_cancel_all(struct at_chat *chat)
@@ -1108,7 +502,7 @@ void at_chat_cancel_all(struct at_chat *chat)
     rsp.truncated = false;
     while (n-- > 0 && chat->q_count > 0)
         finish(chat, q_pop(chat), &rsp);
-    pump(chat);
+    chat_pump(chat);
 }
 
 int at_chat_read_block(struct at_chat *chat, size_t len,
@@ -1133,28 +527,19 @@ bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix)
     char name[64];
 
     if (!chat->cur || chat->failed || !cmd_prefix ||
-        !starts_with(chat->cur->cmd, chat->cur->cmd_len, cmd_prefix))
+        !chat_starts_with(chat->cur->cmd, chat->cur->cmd_len, cmd_prefix))
         return false;
     log_warn("AT %s: aborted, the state it waits for has ended",
-             cmd_log(chat->cur, name, sizeof(name)));
+             chat_cmd_log(chat->cur, name, sizeof(name)));
     /* The module may still show its prompt (it would take the next
      * command's bytes as data) or answer it late: resync first, so that
      * nothing is written before that is settled. */
-    hold_sync(chat, false);
-    complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, 0);
-    first_attempt(chat);
+    chat_hold_sync(chat, false);
+    chat_complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, 0);
+    chat_first_attempt(chat);
     return true;
 }
 
-void at_chat_resync(struct at_chat *chat, bool discard, const char *why)
-{
-    resync(chat, discard, why ? why : "asked to");
-}
-
-bool at_chat_syncing(const struct at_chat *chat)
-{
-    return chat->sync != SYNC_NONE;
-}
 
 bool at_chat_idle(const struct at_chat *chat)
 {

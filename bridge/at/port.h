@@ -41,7 +41,7 @@ struct at_port;
  * refused at once).
  * tcp:// returns at once with the port still opening (at_port_opening):
  * a numeric host is connected to in non-blocking mode; a host name is
- * first resolved in a helper thread (port.c says why). */
+ * first resolved in a helper thread (port_tcp.c says why). */
 int at_port_open(const char *spec, int baud, struct at_port **out);
 /* Also abandons an open in progress (a lookup still running finishes in
  * its thread and frees what it holds). Pending output is dropped. */

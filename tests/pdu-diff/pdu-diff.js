@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Differential test of bridge/modem/pdu.c against node-pdu (pinned in
+// Differential test of bridge/modem/pdu*.c against node-pdu (pinned in
 // package.json). Usage: node pdu-diff.js <pdu_diff binary> [seed] [count]
 //
 // For every random text of `pdu_diff gen`:

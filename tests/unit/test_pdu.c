@@ -1,4 +1,4 @@
-/* Unit tests for the SMS PDU codec (bridge/modem/pdu.c).
+/* Unit tests for the SMS PDU codec (bridge/modem/pdu*.c).
  *
  * Published vectors (23.040 examples as reproduced by dreamfabric.com's
  * "SMS messages and the PDU format" and node-pdu's README) and hand-built
@@ -714,7 +714,7 @@ static size_t put_utf8(char *o, uint32_t cp)
 }
 
 /* The whole GSM basic table (ESC excluded), written independently of
- * pdu.c as UTF-8 strings. */
+ * pdu_gsm7.c as UTF-8 strings. */
 static const char *const gsm_basic_chars[] = {
     "@", "\xC2\xA3", "$", "\xC2\xA5", "\xC3\xA8", "\xC3\xA9", "\xC3\xB9", "\xC3\xAC", "\xC3\xB2",
     "\xC3\x87", "\n", "\xC3\x98", "\xC3\xB8", "\r", "\xC3\x85", "\xC3\xA5", "\xCE\x94", "_",
