@@ -186,7 +186,7 @@ static void restore_ira(struct ussd *u)
     restore_ira_if(u, false);
 }
 
-static void finish(struct ussd *u, const struct ussd_reply *reply, const struct json_error *err)
+static void finish(struct ussd *u, const struct ussd_reply *reply, const struct m2m_error *err)
 {
     ussd_cb cb = u->cb;
     void *ctx = u->ctx;
@@ -203,10 +203,10 @@ static void finish(struct ussd *u, const struct ussd_reply *reply, const struct 
 
 static void finish_error(struct ussd *u, const char *code, const char *msg, int cme)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
 
-    json_error_set(&err, code, "%s", msg);
-    err.cme = cme;              /* after: json_error_set clears it */
+    m2m_error_set(&err, code, "%s", msg);
+    err.cme = cme;              /* after: m2m_error_set clears it */
     finish(u, NULL, &err);
 }
 
@@ -367,24 +367,24 @@ static bool code_valid(const char *code)
 
 void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     struct ussd_tag *tag;
     int r;
 
     if (u->busy) {
-        json_error_set(&err, "busy", "a USSD session is already running; wait for its result");
+        m2m_error_set(&err, "busy", "a USSD session is already running; wait for its result");
         cb(ctx, NULL, &err);
         return;
     }
     /* json_parse_ussd checked it; this is the last stop before the line. */
     if (!code || !code_valid(code)) {
-        json_error_set(&err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
+        m2m_error_set(&err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
         cb(ctx, NULL, &err);
         return;
     }
     tag = malloc(sizeof(*tag));
     if (!tag) {
-        json_error_set(&err, "unavailable", "out of memory");
+        m2m_error_set(&err, "unavailable", "out of memory");
         cb(ctx, NULL, &err);
         return;
     }
@@ -393,10 +393,10 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
     if (r < 0) {
         free(tag);
         if (r == -EAGAIN)
-            json_error_set(&err, "unavailable", "the modem is not ready (%s)",
-                           modem_state_name(modem_state(u->modem)));
+            m2m_error_set(&err, "unavailable", "the modem is not ready (%s)",
+                          modem_state_name(modem_state(u->modem)));
         else
-            json_error_set(&err, "busy", "the modem's command queue is full");
+            m2m_error_set(&err, "busy", "the modem's command queue is full");
         cb(ctx, NULL, &err);
         return;
     }

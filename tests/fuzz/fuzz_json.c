@@ -35,7 +35,7 @@ static bool only(const char *s, const char *set, size_t min, size_t max)
     return n >= min && n <= max && strspn(s, set) == n;
 }
 
-static void check_err(int rc, const struct json_error *err)
+static void check_err(int rc, const struct m2m_error *err)
 {
     check(rc == 0 || rc == -EINVAL, "parser returned neither 0 nor -EINVAL");
     if (rc == 0)
@@ -47,7 +47,7 @@ static void check_err(int rc, const struct json_error *err)
 }
 
 /* The error result as it would be published: valid JSON. */
-static void check_result(const cJSON *id, const struct json_error *err)
+static void check_result(const cJSON *id, const struct m2m_error *err)
 {
     char *out = json_result(id, NULL, err);
     cJSON *back;
@@ -62,7 +62,7 @@ static void check_result(const cJSON *id, const struct json_error *err)
 
 static void parse_all(const cJSON *root, const cJSON *id)
 {
-    struct json_error err;
+    struct m2m_error err;
     struct sms_send_req sms;
     struct remote_publish_req pub;
     enum json_power_mode mode;
@@ -73,9 +73,9 @@ static void parse_all(const cJSON *root, const cJSON *id)
     check_err(rc, &err);
     if (rc == 0) {
         /* Each recipient goes into a PDU's TP-DA: E.164 or 2-20 digits,
-         * nothing else; a list holds 1-JSON_SMS_RECIPIENTS_MAX distinct
+         * nothing else; a list holds 1-SMS_RECIPIENTS_MAX distinct
          * ones. */
-        check(sms.n_recipients >= 1 && sms.n_recipients <= JSON_SMS_RECIPIENTS_MAX &&
+        check(sms.n_recipients >= 1 && sms.n_recipients <= SMS_RECIPIENTS_MAX &&
                   (sms.to_list || sms.n_recipients == 1) && sms.to == sms.recipients[0],
               "sms: recipients");
         for (size_t i = 0; i < sms.n_recipients; i++) {
@@ -189,7 +189,7 @@ static void base64(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *payload = malloc(size ? size : 1);
-    struct json_error err;
+    struct m2m_error err;
     const cJSON *id = NULL;
     cJSON *root;
 

@@ -99,7 +99,7 @@ struct fake_timer {
 struct sent_rec {
     bool ok;
     struct sms_send_result res;
-    struct json_error err;
+    struct m2m_error err;
 };
 
 static struct {
@@ -413,7 +413,7 @@ static void on_acked(void *ctx, const char *key)
     snprintf(F.acked[F.n_acked++], sizeof(F.acked[0]), "%s", key);
 }
 
-static void on_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
+static void on_sent(void *ctx, const struct sms_send_result *res, const struct m2m_error *err)
 {
     struct sent_rec *s;
 
