@@ -632,12 +632,6 @@ static void req_done(void *ctx, const struct at_response *rsp)
     case AT_FINAL_BUSY:
         m2m_error_set(&err, "busy", "the called number is busy");
         break;
-    case AT_FINAL_TIMEOUT:
-        m2m_error_set(&err, "timeout", "the modem did not answer");
-        break;
-    case AT_FINAL_CANCELLED:
-        m2m_error_set(&err, "unavailable", "the modem went away");
-        break;
     case AT_FINAL_NO_CARRIER:
         if (r->kind == REQ_ANSWER || r->kind == REQ_DTMF) {
             m2m_error_set(&err, "no_call", "there is no call");
@@ -645,10 +639,7 @@ static void req_done(void *ctx, const struct at_response *rsp)
         }
         /* fall through */
     default:
-        m2m_error_set(&err, "modem_error", "%s",
-                      rsp->text ? rsp->text : at_final_name(rsp->final));
-        if (rsp->final == AT_FINAL_CME)
-            err.cme = rsp->code;
+        m2m_error_from_at(&err, rsp, NULL);
         break;
     }
     /* ATD refused: no call began. Another command's NO CARRIER/BUSY may be

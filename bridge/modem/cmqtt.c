@@ -589,7 +589,7 @@ static void step_done(void *ctx, const struct at_response *rsp)
     }
     c->cancelling = rsp->final == AT_FINAL_CANCELLED;
     if (c->cancelling) {
-        job_done(c, j, "unavailable", "the modem went away", 17);
+        job_done(c, j, m2m_error_code_from_at(rsp), "the modem went away", 17);
         c->cancelling = false;
         return;
     }
@@ -623,6 +623,8 @@ static void step_done(void *ctx, const struct at_response *rsp)
         ok = true;
     }
     if (!ok) {
+        /* OK followed by a failing result line is the module's error too. */
+        const char *code = m2m_error_code_from_at(rsp);
         char why[128];
         if (rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED)
             snprintf(why, sizeof(why), "%s", rsp->final == AT_FINAL_TIMEOUT ? "timeout"
@@ -631,7 +633,7 @@ static void step_done(void *ctx, const struct at_response *rsp)
             snprintf(why, sizeof(why), "%s (%d)", cmqtt_error_text(e), e);
         else
             snprintf(why, sizeof(why), "%s", rsp->text ? rsp->text : at_final_name(rsp->final));
-        job_done(c, j, rsp->final == AT_FINAL_TIMEOUT ? "timeout" : "modem_error", why,
+        job_done(c, j, code ? code : "modem_error", why,
                  rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED ? 17 : e);
         return;
     }

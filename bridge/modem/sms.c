@@ -717,51 +717,13 @@ void sms_modem_ready(struct sms *sms, bool ready)
 
 /* --- sending ---------------------------------------------------------------- */
 
-static const struct {
-    int code;
-    const char *text;
-} cms_texts[] = {
-    { 300, "ME failure" },           { 302, "operation not allowed" },
-    { 303, "operation not supported" }, { 304, "invalid PDU parameter" },
-    { 305, "invalid text parameter" }, { 310, "SIM not inserted" },
-    { 311, "SIM PIN required" },     { 313, "SIM failure" },
-    { 314, "SIM busy" },             { 320, "memory failure" },
-    { 321, "invalid memory index" }, { 322, "memory full" },
-    { 330, "SMSC address unknown" }, { 331, "no network service" },
-    { 332, "network timeout" },      { 500, "unknown error" },
-};
-
-static void modem_error(struct m2m_error *err, const struct at_response *rsp, size_t part,
-                        size_t parts)
+/* The module's answer to AT+CMGS, naming the part when there are several. */
+static void part_error(struct m2m_error *err, const struct at_response *rsp, size_t part,
+                       size_t parts)
 {
-    const char *what = rsp->text;
-    char where[48] = "";
-
+    m2m_error_from_at(err, rsp, "AT+CMGS");
     if (parts > 1)
-        snprintf(where, sizeof(where), " (part %zu of %zu)", part, parts);
-    switch (rsp->final) {
-    case AT_FINAL_TIMEOUT:
-        m2m_error_set(err, "timeout", "the modem did not answer AT+CMGS%s", where);
-        return;
-    case AT_FINAL_CANCELLED:
-        m2m_error_set(err, "unavailable", "the modem went away while sending%s", where);
-        return;
-    case AT_FINAL_CMS:
-        for (size_t i = 0; !what && i < sizeof(cms_texts) / sizeof(cms_texts[0]); i++)
-            if (cms_texts[i].code == rsp->code)
-                what = cms_texts[i].text;
-        m2m_error_set(err, "modem_error", "%s%s", what ? what : "SMS error", where);
-        err->cms = rsp->code;
-        return;
-    case AT_FINAL_CME:
-        m2m_error_set(err, "modem_error", "%s%s", what ? what : "modem error", where);
-        err->cme = rsp->code;
-        return;
-    default:
-        m2m_error_set(err, "modem_error", "the modem answered %s%s", at_final_name(rsp->final),
-                      where);
-        return;
-    }
+        m2m_error_append(err, " (part %zu of %zu)", part, parts);
 }
 
 /* Removes the head job and reports its outcome. */
@@ -840,7 +802,7 @@ static void part_done(void *ctx, const struct at_response *rsp)
 
     sms->part_in_flight = false;
     if (rsp->final != AT_FINAL_OK) {
-        modem_error(&err, rsp, job->sent + 1, job->n_parts);
+        part_error(&err, rsp, job->sent + 1, job->n_parts);
         job_finish(job, &err);
         pump(sms);
         return;
