@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "modem/sms.h"
 #include "mqtt/json.h"
 
 static const char send_payload[] =

@@ -6,7 +6,9 @@
  * and what they accept is checked against what they promise: the values
  * that go onto the AT line (numbers, DTMF digits, USSD codes, AT commands)
  * hold only their allowed characters, topics are valid, payloads bounded.
- * The result JSON built from the error must parse again. */
+ * The result JSON built from the error must parse again. The payload is
+ * also the module's answer to a command (its +CME/+CMS text can be any
+ * bytes): the error m2m_error_from_at makes of it must be as good. */
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -17,7 +19,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "at/chat.h"
 #include "core/utf8.h"
+#include "modem/sms.h"
 #include "mqtt/json.h"
 
 static void check(bool ok, const char *what)
@@ -186,6 +190,35 @@ static void base64(const uint8_t *data, size_t size)
     free(text);
 }
 
+/* The input as an AT answer: the first byte picks the final result (and,
+ * with the second, its number), the rest is the module's text. */
+static void at_error(const uint8_t *data, size_t size)
+{
+    struct at_response rsp = { .final = AT_FINAL_OK, .code = -1 };
+    struct m2m_error err;
+    char *text;
+
+    if (size < 2)
+        return;
+    rsp.final = (enum at_final)(data[0] % (AT_FINAL_OUT_OF_STEP + 1));
+    rsp.code = data[1] == 0xFF ? -1 : data[1] * 4;
+    text = malloc(size - 1);
+    check(text != NULL, "malloc");
+    memcpy(text, data + 2, size - 2);
+    text[size - 2] = 0;
+    rsp.text = data[0] & 0x80 ? text : NULL;
+    if (m2m_error_from_at(&err, &rsp, data[0] & 0x40 ? text : NULL)) {
+        check(rsp.final != AT_FINAL_OK, "an error for OK");
+        check_err(-EINVAL, &err);
+        check(err.cme == (rsp.final == AT_FINAL_CME ? rsp.code : -1), "cme");
+        check(err.cms == (rsp.final == AT_FINAL_CMS ? rsp.code : -1), "cms");
+        check_result(NULL, &err);
+    } else {
+        check(rsp.final == AT_FINAL_OK, "no error for a failure");
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *payload = malloc(size ? size : 1);
@@ -213,5 +246,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_topic_valid((const char *)payload, size, false);
     free(payload);
     base64(data, size);
+    at_error(data, size);
     return 0;
 }
