@@ -6,7 +6,7 @@
  *    not NUL-terminated (as paho hands it over).
  *  - result ok: the {"parts","references"} object built as cmd_sms.c's
  *    sms_sent does, then json_result + free.
- *  - result error: json_error_set (modem_error, cms 331) then json_result.
+ *  - result error: m2m_error_set (modem_error, cms 331) then json_result.
  *  - sms/received: json_sms_received of a 160-character GSM text with
  *    from, smsc and time, then free.
  * op = one payload parsed or produced; MB/s counts its JSON bytes. */
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "modem/sms.h"
 #include "mqtt/json.h"
 
 static const char send_payload[] =
@@ -36,7 +37,7 @@ static uint64_t run_parse(void *ctx, uint64_t iters)
     uint64_t sum = 0;
 
     for (uint64_t i = 0; i < iters; i++) {
-        struct json_error err = {.cme = -1, .cms = -1};
+        struct m2m_error err = {.cme = -1, .cms = -1};
         struct sms_send_req req;
         const cJSON *id;
         cJSON *root = json_parse_command(b->payload, b->len, &id, &err);
@@ -82,10 +83,10 @@ static uint64_t run_result_err(void *ctx, uint64_t iters)
     uint64_t sum = 0;
 
     for (uint64_t i = 0; i < iters; i++) {
-        struct json_error err;
+        struct m2m_error err;
         char *s;
 
-        json_error_set(&err, "modem_error", "no network service");
+        m2m_error_set(&err, "modem_error", "no network service");
         err.cms = 331;
         s = json_result(b->id, NULL, &err);
         if (!s)

@@ -8,7 +8,7 @@
 #include "instance_int.h"
 #include "modem/call.h"
 
-static void call_cmd_done(void *ctx, const struct json_error *err)
+static void call_cmd_done(void *ctx, const struct m2m_error *err)
 {
     command_finish(ctx, NULL, err);
 }

@@ -9,7 +9,7 @@
 #include "modem/status.h"
 #include "modem/ussd.h"
 
-static void ussd_answered(void *ctx, const struct ussd_reply *reply, const struct json_error *err)
+static void ussd_answered(void *ctx, const struct ussd_reply *reply, const struct m2m_error *err)
 {
     struct command *cmd = ctx;
     cJSON *data;
@@ -42,21 +42,11 @@ static void power_done(void *ctx, const struct at_response *rsp)
         [MODEM_POWER_FULL] = "full", [MODEM_POWER_MIN] = "min", [MODEM_POWER_RESET] = "reset",
     };
     struct power_cmd pc = *(struct power_cmd *)ctx;
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err;
     cJSON *data;
 
     free(ctx);
-    if (rsp->final != AT_FINAL_OK) {
-        json_error_set(&err,
-                       rsp->final == AT_FINAL_TIMEOUT     ? "timeout"
-                       : rsp->final == AT_FINAL_CANCELLED ? "unavailable"
-                                                          : "modem_error",
-                       "%s",
-                       rsp->text                          ? rsp->text
-                       : rsp->final == AT_FINAL_CANCELLED ? "the modem went away before answering"
-                                                          : at_final_name(rsp->final));
-        if (rsp->final == AT_FINAL_CME)
-            err.cme = rsp->code;
+    if (m2m_error_from_at(&err, rsp, NULL)) {
         command_finish(pc.cmd, NULL, &err);
         return;
     }
@@ -115,16 +105,10 @@ const char *instance_not_ready(const struct instance *inst)
 static void at_sent(void *ctx, const struct at_response *rsp)
 {
     struct command *cmd = ctx;
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err;
     cJSON *data, *lines;
 
-    if (rsp->final != AT_FINAL_OK) {
-        json_error_set(&err, rsp->final == AT_FINAL_TIMEOUT ? "timeout" : "modem_error", "%s",
-                       rsp->text ? rsp->text : at_final_name(rsp->final));
-        if (rsp->final == AT_FINAL_CME)
-            err.cme = rsp->code;
-        if (rsp->final == AT_FINAL_CMS)
-            err.cms = rsp->code;
+    if (m2m_error_from_at(&err, rsp, NULL)) {
         /* AT+CMGW and the like: the store had no room. */
         if (rsp->final == AT_FINAL_CMS && rsp->code == 322)
             status_storage_full(cmd->inst->status, "the module answered +CMS ERROR: 322");

@@ -19,7 +19,11 @@
  * quarter of the link's own queue: results and events still get in. */
 #define REMOTE_BACKLOG_MAX_BYTES (1024u * 1024)
 
-static void remote_cmd_done(void *ctx, const struct json_error *err)
+/* The command codec checks B/remote/publish against the module's limits. */
+_Static_assert(JSON_REMOTE_TOPIC_MAX == CMQTT_TOPIC_MAX, "one topic limit");
+_Static_assert(JSON_REMOTE_PAYLOAD_MAX == CMQTT_PAYLOAD_MAX, "one payload limit");
+
+static void remote_cmd_done(void *ctx, const struct m2m_error *err)
 {
     command_finish(ctx, NULL, err);
 }

@@ -53,19 +53,19 @@ static void sms_add_sent(cJSON *obj, const struct sms_send_result *res)
 /* The bridge stopped while part `part` of an SMS was being written: the
  * parts before it went out (each waited for the previous one's +CMGS),
  * that one may have. Sets err; returns the parts surely sent. */
-static unsigned sms_interrupted(struct json_error *err, unsigned part)
+static unsigned sms_interrupted(struct m2m_error *err, unsigned part)
 {
-    json_error_set(err, "unavailable",
-                   "the bridge stopped while sending part %u; parts 1-%u were sent, part %u "
-                   "may have been; nothing is sent again",
-                   part, part - 1, part);
+    m2m_error_set(err, "unavailable",
+                  "the bridge stopped while sending part %u; parts 1-%u were sent, part %u "
+                  "may have been; nothing is sent again",
+                  part, part - 1, part);
     return part - 1;
 }
 
 /* The current recipient's outcome goes into "recipients"; parts_sent > 0
  * adds that member (an interrupted multipart SMS). */
 static void sms_recipient_done(struct sms_cmd *sc, const struct sms_send_result *res,
-                               const struct json_error *err, unsigned parts_sent)
+                               const struct m2m_error *err, unsigned parts_sent)
 {
     cJSON *r = cJSON_CreateObject();
 
@@ -91,7 +91,7 @@ static void sms_recipient_done(struct sms_cmd *sc, const struct sms_send_result 
  * error is the first failure's code, the details are per recipient. */
 static void sms_cmd_finish_list(struct sms_cmd *sc)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     cJSON *data = cJSON_CreateObject();
 
     if (data) {
@@ -99,13 +99,13 @@ static void sms_cmd_finish_list(struct sms_cmd *sc)
         sc->recipients = NULL;
     }
     if (sc->failed)
-        json_error_set(&err, sc->first_code, "%zu of %zu recipients failed (see recipients)",
-                       sc->failed, sc->req.n_recipients);
+        m2m_error_set(&err, sc->first_code, "%zu of %zu recipients failed (see recipients)",
+                      sc->failed, sc->req.n_recipients);
     command_finish(sc->cmd, data, sc->failed ? &err : NULL);
     sms_cmd_free(sc);
 }
 
-static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err);
+static void sms_sent(void *ctx, const struct sms_send_result *res, const struct m2m_error *err);
 static void sms_part_written(void *ctx, unsigned part, unsigned n_parts);
 static void sms_part_sent(void *ctx, const struct sms_send_result *res, unsigned part);
 static const struct sms_part_hooks sms_hooks = { .written = sms_part_written,
@@ -124,7 +124,7 @@ static void sms_cmd_next(struct sms_cmd *sc)
     sms_send(sc->cmd->inst->sms, &sc->req, sms_sent, &sms_hooks, sc);
 }
 
-static void sms_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
+static void sms_sent(void *ctx, const struct sms_send_result *res, const struct m2m_error *err)
 {
     struct sms_cmd *sc = ctx;
     cJSON *data;
@@ -180,7 +180,7 @@ static void sms_part_sent(void *ctx, const struct sms_send_result *res, unsigned
  * done, but their outcomes were not stored), the rest are sent now. */
 static void sms_cmd_resume(struct sms_cmd *sc, unsigned mark)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     size_t k = (mark - 1) / SMS_MARK_STRIDE;
     unsigned part = (mark - 1) % SMS_MARK_STRIDE + 1;
 
@@ -190,7 +190,7 @@ static void sms_cmd_resume(struct sms_cmd *sc, unsigned mark)
         if (part > 1)
             cJSON_AddNumberToObject(data, "parts_sent", sms_interrupted(&err, part));
         else
-            json_error_set(&err, "unavailable", "%s", STOPPED_MSG);
+            m2m_error_set(&err, "unavailable", "%s", STOPPED_MSG);
         command_finish(sc->cmd, data, &err);
         sms_cmd_free(sc);
         return;
@@ -200,18 +200,18 @@ static void sms_cmd_resume(struct sms_cmd *sc, unsigned mark)
     log_warn("sms: the bridge stopped while sending to %s; recipients 1-%zu are not sent again",
              sc->req.recipients[k], k + 1);
     for (sc->current = 0; sc->current < k; sc->current++) {
-        json_error_set(&err, "unavailable",
-                       "the bridge stopped while sending to a later recipient; this one's "
-                       "outcome is unknown (it may have been sent) and it is not sent again");
+        m2m_error_set(&err, "unavailable",
+                      "the bridge stopped while sending to a later recipient; this one's "
+                      "outcome is unknown (it may have been sent) and it is not sent again");
         sms_recipient_done(sc, NULL, &err, 0);
     }
     if (part > 1) {
         unsigned sent = sms_interrupted(&err, part);
         sms_recipient_done(sc, NULL, &err, sent);
     } else {
-        json_error_set(&err, "unavailable",
-                       "the bridge stopped while sending to this recipient; it may have been "
-                       "sent and is not sent again");
+        m2m_error_set(&err, "unavailable",
+                      "the bridge stopped while sending to this recipient; it may have been "
+                      "sent and is not sent again");
         sms_recipient_done(sc, NULL, &err, 0);
     }
     sc->current = k + 1;

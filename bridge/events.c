@@ -221,7 +221,7 @@ void events_sim_locked(struct instance *inst)
 /* Retained: a dashboard shows the call in progress after its own restart. */
 void events_call_state(struct instance *inst, const struct call_state *st)
 {
-    char *s = st ? call_state_json(st) : NULL;
+    char *s = st ? json_call_state(st) : NULL;
 
     if (s)
         events_publish(inst, "call/state", s, 1, true, NULL, NULL);

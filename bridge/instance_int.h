@@ -178,7 +178,7 @@ void events_call_state(struct instance *inst, const struct call_state *st);
 void events_call_ring(struct instance *inst, const char *from);
 
 /* results.c: consumes data; frees cmd. */
-void command_finish(struct command *cmd, cJSON *data, const struct json_error *err);
+void command_finish(struct command *cmd, cJSON *data, const struct m2m_error *err);
 void command_fail(struct command *cmd, const char *code, const char *message);
 /* A result stored before a restart (journal blob): published once
  * connected. 0, or -EINVAL when the blob is unreadable. */

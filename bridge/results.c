@@ -222,7 +222,7 @@ static void command_free(struct command *cmd)
 }
 
 /* Publishes the one result of a command; consumes data. */
-void command_finish(struct command *cmd, cJSON *data, const struct json_error *err)
+void command_finish(struct command *cmd, cJSON *data, const struct m2m_error *err)
 {
     struct instance *inst = cmd->inst;
     char *s;
@@ -271,9 +271,9 @@ void command_finish(struct command *cmd, cJSON *data, const struct json_error *e
 
 void command_fail(struct command *cmd, const char *code, const char *message)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
 
-    json_error_set(&err, code, "%s", message);
+    m2m_error_set(&err, code, "%s", message);
     command_finish(cmd, NULL, &err);
 }
 

@@ -15,53 +15,53 @@
 
 /* The parsers of mqtt/json, shaped for the table. */
 /* The parsers of mqtt/json, shaped for the table. */
-static int parse_sms(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_sms(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_sms_send(root, &q->sms, err);
 }
 
-static int parse_dial(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_dial(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_call_dial(root, &q->text, err);
 }
 
-static int parse_dtmf(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_dtmf(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_dtmf(root, &q->text, err);
 }
 
-static int parse_ussd(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_ussd(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_ussd(root, &q->text, err);
 }
 
-static int parse_publish(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_publish(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_remote_publish(root, &q->publish, err);
 }
 
-static int parse_subscribe(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_subscribe(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_remote_subscribe(root, &q->subscribe.topic, &q->subscribe.qos, err);
 }
 
-static int parse_unsubscribe(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_unsubscribe(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_remote_unsubscribe(root, &q->text, err);
 }
 
-static int parse_power(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_power(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_modem_power(root, &q->power, err);
 }
 
-static int parse_at(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_at(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_at_send(root, &q->text, err);
 }
 
 /* Commands without fields (but "id"). */
-static int parse_empty(const cJSON *root, struct route_req *q, struct json_error *err)
+static int parse_empty(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     static const char *const none[] = { NULL };
 
@@ -158,7 +158,7 @@ static struct command *command_new(struct instance *inst, const struct held *h)
 void router_dispatch(struct instance *inst, const struct held *h)
 {
     const struct route *r = router_find(inst->cfg, h->topic);
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     struct route_req req = { 0 };
     const cJSON *id = NULL;
     struct command *cmd;
@@ -200,7 +200,7 @@ void router_dispatch(struct instance *inst, const struct held *h)
 bool router_work_left(const struct instance *inst, const struct held *h)
 {
     const struct route *r = router_find(inst->cfg, h->topic);
-    struct json_error err;
+    struct m2m_error err;
     struct route_req req = { 0 };
     const cJSON *id;
     bool left = false;

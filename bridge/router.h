@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "modem/sms.h"
 #include "mqtt/json.h"
 
 struct command;
@@ -39,7 +40,7 @@ struct route_req {
  * handle answers the command, now or later (command_finish). */
 struct route {
     const char *suffix;           /* after "<base>/" */
-    int (*parse)(const cJSON *root, struct route_req *req, struct json_error *err);
+    int (*parse)(const cJSON *root, struct route_req *req, struct m2m_error *err);
     void (*handle)(struct instance *inst, struct command *cmd, struct route_req *req);
     unsigned flags;
     /* A replayed command begun before a restart: NULL answers it

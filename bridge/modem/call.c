@@ -182,44 +182,6 @@ bool call_number_valid(const char *s)
     return n >= 1 && n <= NUMBER_MAX_DIGITS;
 }
 
-char *call_state_json(const struct call_state *st)
-{
-    cJSON *o = cJSON_CreateObject();
-    char since[40] = "";
-    struct tm tm;
-    char *s;
-
-    if (!o)
-        return NULL;
-    /* strftime's %z is "+0100"; ISO 8601 with offset wants "+01:00". */
-    if (localtime_r(&st->since, &tm) &&
-        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%S%z", &tm) == 24) {
-        since[25] = '\0';
-        since[24] = since[23];
-        since[23] = since[22];
-        since[22] = ':';
-    }
-    cJSON_AddStringToObject(o, "state", call_st_name(st->state));
-    if (call_dir_name(st->dir))
-        cJSON_AddStringToObject(o, "direction", call_dir_name(st->dir));
-    else
-        cJSON_AddNullToObject(o, "direction");
-    if (st->number[0])
-        cJSON_AddStringToObject(o, "number", st->number);
-    else
-        cJSON_AddNullToObject(o, "number");
-    cJSON_AddStringToObject(o, "since", since);
-    if (call_end_name(st->ended))
-        cJSON_AddStringToObject(o, "ended_reason", call_end_name(st->ended));
-    else
-        cJSON_AddNullToObject(o, "ended_reason");
-    if (st->state == CALL_IDLE && st->duration >= 0)
-        cJSON_AddNumberToObject(o, "duration", st->duration);
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
 /* --- the state machine ------------------------------------------------------- */
 
 static void stop_timer(struct call *c, uint64_t *id)
@@ -638,9 +600,9 @@ static const struct at_urc call_urcs[] = {
 
 static void reject(call_done_cb cb, void *ctx, const char *code, const char *msg)
 {
-    struct json_error err;
+    struct m2m_error err;
 
-    json_error_set(&err, code, "%s", msg);
+    m2m_error_set(&err, code, "%s", msg);
     cb(ctx, &err);
 }
 
@@ -648,7 +610,7 @@ static void req_done(void *ctx, const struct at_response *rsp)
 {
     struct req *r = ctx;
     struct call *c = r->c;
-    struct json_error err;
+    struct m2m_error err;
     bool ok = rsp->final == AT_FINAL_OK;
 
     c->busy_reqs--;
@@ -668,25 +630,16 @@ static void req_done(void *ctx, const struct at_response *rsp)
     }
     switch (rsp->final) {
     case AT_FINAL_BUSY:
-        json_error_set(&err, "busy", "the called number is busy");
-        break;
-    case AT_FINAL_TIMEOUT:
-        json_error_set(&err, "timeout", "the modem did not answer");
-        break;
-    case AT_FINAL_CANCELLED:
-        json_error_set(&err, "unavailable", "the modem went away");
+        m2m_error_set(&err, "busy", "the called number is busy");
         break;
     case AT_FINAL_NO_CARRIER:
         if (r->kind == REQ_ANSWER || r->kind == REQ_DTMF) {
-            json_error_set(&err, "no_call", "there is no call");
+            m2m_error_set(&err, "no_call", "there is no call");
             break;
         }
         /* fall through */
     default:
-        json_error_set(&err, "modem_error", "%s",
-                       rsp->text ? rsp->text : at_final_name(rsp->final));
-        if (rsp->final == AT_FINAL_CME)
-            err.cme = rsp->code;
+        m2m_error_from_at(&err, rsp, NULL);
         break;
     }
     /* ATD refused: no call began. Another command's NO CARRIER/BUSY may be
@@ -749,19 +702,19 @@ void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx)
         return;
     }
     if (!config_number_allowed(c->opts.allow_to, c->opts.n_allow_to, to)) {
-        struct json_error err;
+        struct m2m_error err;
         /* '*' and '#' make ATD an order to the network (**21*...# forwards
          * every call): only an exact entry allows one, never "*". */
         if (strpbrk(to, "*#"))
-            json_error_set(&err, "not_allowed",
-                           "'to' %s is a service code (it can change call forwarding or "
-                           "barring); list it exactly in calls.allow_to to dial it",
-                           to);
+            m2m_error_set(&err, "not_allowed",
+                          "'to' %s is a service code (it can change call forwarding or "
+                          "barring); list it exactly in calls.allow_to to dial it",
+                          to);
         else if (to[0] != '+')
-            json_error_set(&err, "not_allowed",
-                           CONFIG_NOT_LISTED_FMT, to, "calls.allow_to");
+            m2m_error_set(&err, "not_allowed",
+                          CONFIG_NOT_LISTED_FMT, to, "calls.allow_to");
         else
-            json_error_set(&err, "not_allowed", "'to' is not in calls.allow_to");
+            m2m_error_set(&err, "not_allowed", "'to' is not in calls.allow_to");
         cb(ctx, &err);
         return;
     }

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "mqtt/json.h"
+#include "modem/error.h"
 
 struct loop;
 struct modem;
@@ -76,7 +76,7 @@ const struct call_state *call_get_state(const struct call *c);
 /* err NULL: done. Rejections (invalid_number, not_allowed, busy, no_call,
  * unavailable) are reported before the function returns, with nothing
  * written to the modem. */
-typedef void (*call_done_cb)(void *ctx, const struct json_error *err);
+typedef void (*call_done_cb)(void *ctx, const struct m2m_error *err);
 
 /* to: validated here (call_number_valid, then calls.allow_to, where a
  * service code, a to with '*' or '#', needs its own exact entry). The
@@ -91,10 +91,5 @@ void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx);
  * Nothing else (';' would end the dial string, a quote or letter is not a
  * number). Pure. */
 bool call_number_valid(const char *s);
-
-/* B/call/state payload (malloc'd, NULL on out of memory): state, direction,
- * number, since (ISO 8601, local time with offset), ended_reason, and
- * duration when idle after a call. Pure but for the local time zone. */
-char *call_state_json(const struct call_state *st);
 
 #endif

@@ -12,6 +12,7 @@
 #include "at/result.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/topic.h"
 #include "modem/modem.h"
 
 #define CMD_MAX 1024
@@ -22,10 +23,6 @@
 #define CMQTT_CA_NAME "m2m_ca.pem" /* the CA's name in the module's file system */
 #define CMQTT_CERT_NAME "client.pem" /* the client certificate's (tls with cert_pem) */
 #define CMQTT_KEY_NAME "client.key"  /* its key's */
-
-/* The command codec checks B/remote/publish against the same limits. */
-_Static_assert(JSON_REMOTE_TOPIC_MAX == CMQTT_TOPIC_MAX, "one topic limit");
-_Static_assert(JSON_REMOTE_PAYLOAD_MAX == CMQTT_PAYLOAD_MAX, "one payload limit");
 
 /* The connect job's steps; the subscriptions follow. The CL* steps run
  * only with a client certificate. */
@@ -221,7 +218,7 @@ static void job_free(struct job *j)
 /* code NULL: success. */
 static void job_answer(struct job *j, const char *code, const char *what, const char *why)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
 
     if (!j->cb)
         return;
@@ -229,17 +226,17 @@ static void job_answer(struct job *j, const char *code, const char *what, const 
         j->cb(j->ctx, NULL);
         return;
     }
-    json_error_set(&err, code, "%s: %s", what, why ? why : "");
+    m2m_error_set(&err, code, "%s: %s", what, why ? why : "");
     j->cb(j->ctx, &err);
 }
 
 static void answer_now(cmqtt_done_cb cb, void *ctx, const char *code, const char *msg)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
 
     if (!cb)
         return;
-    json_error_set(&err, code, "%s", msg);
+    m2m_error_set(&err, code, "%s", msg);
     cb(ctx, &err);
 }
 
@@ -592,7 +589,7 @@ static void step_done(void *ctx, const struct at_response *rsp)
     }
     c->cancelling = rsp->final == AT_FINAL_CANCELLED;
     if (c->cancelling) {
-        job_done(c, j, "unavailable", "the modem went away", 17);
+        job_done(c, j, m2m_error_code_from_at(rsp), "the modem went away", 17);
         c->cancelling = false;
         return;
     }
@@ -626,6 +623,8 @@ static void step_done(void *ctx, const struct at_response *rsp)
         ok = true;
     }
     if (!ok) {
+        /* OK followed by a failing result line is the module's error too. */
+        const char *code = m2m_error_code_from_at(rsp);
         char why[128];
         if (rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED)
             snprintf(why, sizeof(why), "%s", rsp->final == AT_FINAL_TIMEOUT ? "timeout"
@@ -634,7 +633,7 @@ static void step_done(void *ctx, const struct at_response *rsp)
             snprintf(why, sizeof(why), "%s (%d)", cmqtt_error_text(e), e);
         else
             snprintf(why, sizeof(why), "%s", rsp->text ? rsp->text : at_final_name(rsp->final));
-        job_done(c, j, rsp->final == AT_FINAL_TIMEOUT ? "timeout" : "modem_error", why,
+        job_done(c, j, code ? code : "modem_error", why,
                  rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED ? 17 : e);
         return;
     }
@@ -827,7 +826,7 @@ void cmqtt_publish(struct cmqtt *c, const char *topic, const uint8_t *payload, s
                                             : "'topic' is longer than 1024 bytes");
         return;
     }
-    if (tl == 0 || !json_topic_valid(topic, tl, false) || qos < 0 || qos > 2) {
+    if (tl == 0 || topic_check(topic, tl, false) || qos < 0 || qos > 2) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic name, 'qos' 0-2");
         return;
     }
@@ -901,7 +900,7 @@ void cmqtt_subscribe(struct cmqtt *c, const char *topic, int qos, cmqtt_done_cb 
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (tl == 0 || tl > CMQTT_TOPIC_MAX || !json_topic_valid(topic, tl, true) || qos < 0 ||
+    if (tl == 0 || tl > CMQTT_TOPIC_MAX || topic_check(topic, tl, true) || qos < 0 ||
         qos > 2) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic filter, 'qos' 0-2");
         return;
@@ -944,7 +943,7 @@ void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, voi
         answer_now(cb, ctx, "unavailable", "no remote broker is configured (\"remote\")");
         return;
     }
-    if (tl == 0 || tl > CMQTT_TOPIC_MAX || !json_topic_valid(topic, tl, true)) {
+    if (tl == 0 || tl > CMQTT_TOPIC_MAX || topic_check(topic, tl, true)) {
         answer_now(cb, ctx, "invalid_request", "'topic' must be a topic filter");
         return;
     }

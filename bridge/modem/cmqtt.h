@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mqtt/json.h"
+#include "modem/error.h"
 
 struct loop;
 struct modem;
@@ -134,7 +134,7 @@ const char *cmqtt_reason(const struct cmqtt *c);
 void cmqtt_modem_ready(struct cmqtt *c, bool ready);
 
 /* err NULL: done. */
-typedef void (*cmqtt_done_cb)(void *ctx, const struct json_error *err);
+typedef void (*cmqtt_done_cb)(void *ctx, const struct m2m_error *err);
 
 /* Copies topic and payload. Errors (too_long, invalid_request, unavailable,
  * busy) are reported through cb before this returns, nothing written. */

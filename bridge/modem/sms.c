@@ -717,55 +717,17 @@ void sms_modem_ready(struct sms *sms, bool ready)
 
 /* --- sending ---------------------------------------------------------------- */
 
-static const struct {
-    int code;
-    const char *text;
-} cms_texts[] = {
-    { 300, "ME failure" },           { 302, "operation not allowed" },
-    { 303, "operation not supported" }, { 304, "invalid PDU parameter" },
-    { 305, "invalid text parameter" }, { 310, "SIM not inserted" },
-    { 311, "SIM PIN required" },     { 313, "SIM failure" },
-    { 314, "SIM busy" },             { 320, "memory failure" },
-    { 321, "invalid memory index" }, { 322, "memory full" },
-    { 330, "SMSC address unknown" }, { 331, "no network service" },
-    { 332, "network timeout" },      { 500, "unknown error" },
-};
-
-static void modem_error(struct json_error *err, const struct at_response *rsp, size_t part,
-                        size_t parts)
+/* The module's answer to AT+CMGS, naming the part when there are several. */
+static void part_error(struct m2m_error *err, const struct at_response *rsp, size_t part,
+                       size_t parts)
 {
-    const char *what = rsp->text;
-    char where[48] = "";
-
+    m2m_error_from_at(err, rsp, "AT+CMGS");
     if (parts > 1)
-        snprintf(where, sizeof(where), " (part %zu of %zu)", part, parts);
-    switch (rsp->final) {
-    case AT_FINAL_TIMEOUT:
-        json_error_set(err, "timeout", "the modem did not answer AT+CMGS%s", where);
-        return;
-    case AT_FINAL_CANCELLED:
-        json_error_set(err, "unavailable", "the modem went away while sending%s", where);
-        return;
-    case AT_FINAL_CMS:
-        for (size_t i = 0; !what && i < sizeof(cms_texts) / sizeof(cms_texts[0]); i++)
-            if (cms_texts[i].code == rsp->code)
-                what = cms_texts[i].text;
-        json_error_set(err, "modem_error", "%s%s", what ? what : "SMS error", where);
-        err->cms = rsp->code;
-        return;
-    case AT_FINAL_CME:
-        json_error_set(err, "modem_error", "%s%s", what ? what : "modem error", where);
-        err->cme = rsp->code;
-        return;
-    default:
-        json_error_set(err, "modem_error", "the modem answered %s%s", at_final_name(rsp->final),
-                       where);
-        return;
-    }
+        m2m_error_append(err, " (part %zu of %zu)", part, parts);
 }
 
 /* Removes the head job and reports its outcome. */
-static void job_finish(struct send_job *job, const struct json_error *err)
+static void job_finish(struct send_job *job, const struct m2m_error *err)
 {
     struct sms *sms = job->sms;
 
@@ -812,10 +774,10 @@ static int send_part(struct send_job *job)
 
 static void fail_send(struct send_job *job, int r)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
 
-    json_error_set(&err, r == -EAGAIN ? "unavailable" : "busy",
-                   r == -EAGAIN ? "the modem is not ready" : "the modem's queue is full");
+    m2m_error_set(&err, r == -EAGAIN ? "unavailable" : "busy",
+                  r == -EAGAIN ? "the modem is not ready" : "the modem's queue is full");
     job_finish(job, &err);
 }
 
@@ -835,12 +797,12 @@ static void part_done(void *ctx, const struct at_response *rsp)
 {
     struct send_job *job = ctx;
     struct sms *sms = job->sms;
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     int mr = -1, r;
 
     sms->part_in_flight = false;
     if (rsp->final != AT_FINAL_OK) {
-        modem_error(&err, rsp, job->sent + 1, job->n_parts);
+        part_error(&err, rsp, job->sent + 1, job->n_parts);
         job_finish(job, &err);
         pump(sms);
         return;
@@ -888,7 +850,7 @@ static void rate_note(struct sms *sms, int64_t now)
 void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
               const struct sms_part_hooks *hooks, void *ctx)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     struct send_job *job = NULL;
     enum pdu_alphabet alphabet;
     size_t n_parts;
@@ -898,40 +860,40 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
 
     if (!config_number_allowed(sms->opts.allow_to, sms->opts.n_allow_to, req->to)) {
         if (req->to[0] == '+')
-            json_error_set(&err, "not_allowed", "'to' %s is not in sms.allow_to", req->to);
+            m2m_error_set(&err, "not_allowed", "'to' %s is not in sms.allow_to", req->to);
         else
-            json_error_set(&err, "not_allowed",
-                           CONFIG_NOT_LISTED_FMT, req->to, "sms.allow_to");
+            m2m_error_set(&err, "not_allowed",
+                          CONFIG_NOT_LISTED_FMT, req->to, "sms.allow_to");
         goto fail;
     }
     r = pdu_count_parts(req->text, req->text_len, false, &n_parts, &alphabet);
     if (r < 0) {
-        json_error_set(&err, "invalid_request", "'text' is not valid UTF-8");
+        m2m_error_set(&err, "invalid_request", "'text' is not valid UTF-8");
         goto fail;
     }
     if (max > MAX_SEND_PARTS)
         max = MAX_SEND_PARTS;
     if (n_parts > max) {
-        json_error_set(&err, "too_long", "'text' needs %zu parts; at most %zu allowed (sms.max_parts)",
-                       n_parts, max);
+        m2m_error_set(&err, "too_long", "'text' needs %zu parts; at most %zu allowed (sms.max_parts)",
+                      n_parts, max);
         goto fail;
     }
     if (modem_state(sms->modem) != MODEM_READY) {
-        json_error_set(&err, "unavailable", "the modem is not ready (%s)",
-                       modem_state_name(modem_state(sms->modem)));
+        m2m_error_set(&err, "unavailable", "the modem is not ready (%s)",
+                      modem_state_name(modem_state(sms->modem)));
         goto fail;
     }
     if (!modem_sms_supported(sms->modem)) {
-        json_error_set(&err, "unsupported", "this module has no SMS (AT+CMGF=0 refused)");
+        m2m_error_set(&err, "unsupported", "this module has no SMS (AT+CMGF=0 refused)");
         goto fail;
     }
     if (sms->n_jobs >= MAX_SEND_JOBS) {
-        json_error_set(&err, "busy", "%d SMS are already waiting to be sent", MAX_SEND_JOBS);
+        m2m_error_set(&err, "busy", "%d SMS are already waiting to be sent", MAX_SEND_JOBS);
         goto fail;
     }
     if (!rate_allows(sms, now)) {
-        json_error_set(&err, "rate_limited", "more than %d SMS in the last hour (sms.rate_per_hour)",
-                       sms->opts.rate_per_hour);
+        m2m_error_set(&err, "rate_limited", "more than %d SMS in the last hour (sms.rate_per_hour)",
+                      sms->opts.rate_per_hour);
         goto fail;
     }
 
@@ -939,7 +901,7 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
     if (job)
         job->parts = calloc(n_parts, sizeof(*job->parts));
     if (!job || !job->parts) {
-        json_error_set(&err, "busy", "out of memory");
+        m2m_error_set(&err, "busy", "out of memory");
         goto fail;
     }
     const struct pdu_encode_opts eo = {
@@ -951,7 +913,7 @@ void sms_send(struct sms *sms, const struct sms_send_req *req, sms_send_cb cb,
     };
     r = pdu_encode(&eo, req->text, req->text_len, job->parts, n_parts, &job->n_parts, &alphabet);
     if (r < 0) {
-        json_error_set(&err, "invalid_request", "the text cannot be encoded (%s)", strerror(-r));
+        m2m_error_set(&err, "invalid_request", "the text cannot be encoded (%s)", strerror(-r));
         goto fail;
     }
     log_info("sms: sending %zu part(s) to %s (%s)", job->n_parts, req->to,

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "modem/error.h"
 #include "modem/pdu.h"
-#include "mqtt/json.h"
 
 struct loop;
 struct modem;
@@ -28,6 +28,25 @@ struct sms_opts {
     bool keep_on_sim;           /* messages only: reports are always deleted */
     bool delivery_reports;      /* TP-SRR on every SMS, not only on request */
     int reassembly_timeout_ms;  /* parts missing after this: published as is */
+};
+
+/* A received SMS (B/sms/received: json_sms_received). text is UTF-8, or
+ * raw octets (base64-encoded in the JSON, with "encoding":"base64") when
+ * alphabet is PDU_8BIT. parts_missing: list of missing part numbers
+ * (NULL/0 when complete). */
+struct sms_received {
+    const char *from;
+    const char *smsc;
+    const char *time;
+    enum pdu_alphabet alphabet;
+    const uint8_t *text;
+    size_t text_len;
+    unsigned parts;
+    const unsigned *parts_missing;
+    size_t n_parts_missing;
+    /* 16 hex digits from sender, time stamp and text: the same every time
+     * the same message is published, so a consumer can drop a repeat. */
+    const char *message_id;
 };
 
 struct sms_cbs {
@@ -82,7 +101,7 @@ struct sms_send_result {
 
 /* err is NULL on success. */
 typedef void (*sms_send_cb)(void *ctx, const struct sms_send_result *res,
-                            const struct json_error *err);
+                            const struct m2m_error *err);
 
 /* What the sender hears of each part before the outcome. Either may be
  * NULL. */
@@ -97,6 +116,24 @@ struct sms_part_hooks {
      * status report for this part, which may arrive before the next
      * part's +CMGS, finds it remembered. */
     void (*sent)(void *ctx, const struct sms_send_result *res, unsigned part);
+};
+
+/* B/sms/send's "to" as an array: at most this many recipients. */
+#define SMS_RECIPIENTS_MAX 10
+
+/* One B/sms/send, as json_parse_sms_send reads it. */
+struct sms_send_req {
+    const char *to;       /* borrowed from the cJSON tree: the SMS's recipient
+                             (json_parse_sms_send: the first of "to") */
+    const char *text;     /* borrowed, UTF-8 */
+    size_t text_len;
+    bool flash;
+    bool report;
+    /* Every recipient, in order (borrowed), and whether "to" was an array:
+     * then the result lists each recipient's outcome. */
+    const char *recipients[SMS_RECIPIENTS_MAX];
+    size_t n_recipients;
+    bool to_list;
 };
 
 /* Policy checks, encoding and sending. Rejections (not_allowed, too_long,

@@ -186,7 +186,7 @@ static void restore_ira(struct ussd *u)
     restore_ira_if(u, false);
 }
 
-static void finish(struct ussd *u, const struct ussd_reply *reply, const struct json_error *err)
+static void finish(struct ussd *u, const struct ussd_reply *reply, const struct m2m_error *err)
 {
     ussd_cb cb = u->cb;
     void *ctx = u->ctx;
@@ -201,12 +201,20 @@ static void finish(struct ussd *u, const struct ussd_reply *reply, const struct 
         cb(ctx, reply, err);
 }
 
-static void finish_error(struct ussd *u, const char *code, const char *msg, int cme)
+static void finish_error(struct ussd *u, const char *code, const char *msg)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err;
 
-    json_error_set(&err, code, "%s", msg);
-    err.cme = cme;              /* after: json_error_set clears it */
+    m2m_error_set(&err, code, "%s", msg);
+    finish(u, NULL, &err);
+}
+
+/* The command what was not answered OK. */
+static void finish_at_error(struct ussd *u, const struct at_response *rsp, const char *what)
+{
+    struct m2m_error err;
+
+    m2m_error_from_at(&err, rsp, what);
     finish(u, NULL, &err);
 }
 
@@ -233,7 +241,7 @@ static int64_t wait_over(void *ctx)
      * AT+CSCS="IRA": an answer that still comes meanwhile is in hex. */
     if (modem_send(u->modem, "AT+CUSD=2", NULL, ignore_done, NULL) < 0)
         log_debug("ussd: AT+CUSD=2 not sent");
-    finish_error(u, "timeout", msg, -1);
+    finish_error(u, "timeout", msg);
     return 0;
 }
 
@@ -246,26 +254,12 @@ static void cusd_done(void *ctx, const struct at_response *rsp)
 {
     struct ussd_tag tag = *(struct ussd_tag *)ctx;
     struct ussd *u = tag.u;
-    char msg[160];
 
     free(ctx);
     if (!tag_current(&tag))
         return;                  /* answered already (URC first, timeout) */
-    switch (rsp->final) {
-    case AT_FINAL_OK:
-        return;                  /* now the network's +CUSD */
-    case AT_FINAL_TIMEOUT:
-        finish_error(u, "timeout", "the modem did not answer AT+CUSD", -1);
-        return;
-    case AT_FINAL_CANCELLED:
-        finish_error(u, "unavailable", "the modem went away while sending the USSD code", -1);
-        return;
-    default:
-        snprintf(msg, sizeof(msg), "USSD refused: %s",
-                 rsp->text ? rsp->text : at_final_name(rsp->final));
-        finish_error(u, "modem_error", msg, rsp->final == AT_FINAL_CME ? rsp->code : -1);
-        return;
-    }
+    if (rsp->final != AT_FINAL_OK)   /* OK: now the network's +CUSD */
+        finish_at_error(u, rsp, "AT+CUSD");
 }
 
 /* The code as UCS-2 hex: in UCS2 mode the module reads <str> that way. */
@@ -283,8 +277,7 @@ static void send_cusd(struct ussd *u, struct ussd_tag *tag)
         free(tag);
         finish_error(u, r == -EAGAIN ? "unavailable" : "busy",
                      r == -EAGAIN ? "the modem went away before the USSD code was sent"
-                                  : "the modem's command queue is full",
-                     -1);
+                                  : "the modem's command queue is full");
     }
 }
 
@@ -308,19 +301,19 @@ static void ucs2_done(void *ctx, const struct at_response *rsp)
         return;
     case AT_FINAL_TIMEOUT:
         free(tag);
-        finish_error(u, "timeout", "the modem did not answer AT+CSCS", -1);
+        finish_at_error(u, rsp, "AT+CSCS");
         /* Whether it switched is unknown: going back is harmless. */
         restore_ira_if(u, true);
         return;
     case AT_FINAL_CANCELLED:
         free(tag);
-        finish_error(u, "unavailable", "the modem went away before the USSD code was sent", -1);
+        finish_at_error(u, rsp, "AT+CSCS");
         return;
     default:
         free(tag);
         log_warn("ussd: AT+CSCS=\"UCS2\" refused (%s): USSD text would come raw",
                  rsp->text ? rsp->text : at_final_name(rsp->final));
-        finish_error(u, "unsupported", "the module cannot give USSD text in hex", -1);
+        finish_error(u, "unsupported", "the module cannot give USSD text in hex");
         return;
     }
 }
@@ -343,8 +336,7 @@ static void urc_cusd(void *ctx, const char *const *lines, size_t n)
         log_warn("ussd: undecodable answer (%s)",
                  r == -EMSGSIZE ? "too long" : "malformed, or not UCS-2 hex");
         finish_error(u, "modem_error",
-                     r == -EMSGSIZE ? "the USSD answer is too long" : "undecodable +CUSD answer",
-                     -1);
+                     r == -EMSGSIZE ? "the USSD answer is too long" : "undecodable +CUSD answer");
     } else {
         log_info("ussd: answer, status %d", reply->status);
         finish(u, reply, NULL);
@@ -367,24 +359,24 @@ static bool code_valid(const char *code)
 
 void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
 {
-    struct json_error err = { .cme = -1, .cms = -1 };
+    struct m2m_error err = { .cme = -1, .cms = -1 };
     struct ussd_tag *tag;
     int r;
 
     if (u->busy) {
-        json_error_set(&err, "busy", "a USSD session is already running; wait for its result");
+        m2m_error_set(&err, "busy", "a USSD session is already running; wait for its result");
         cb(ctx, NULL, &err);
         return;
     }
     /* json_parse_ussd checked it; this is the last stop before the line. */
     if (!code || !code_valid(code)) {
-        json_error_set(&err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
+        m2m_error_set(&err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
         cb(ctx, NULL, &err);
         return;
     }
     tag = malloc(sizeof(*tag));
     if (!tag) {
-        json_error_set(&err, "unavailable", "out of memory");
+        m2m_error_set(&err, "unavailable", "out of memory");
         cb(ctx, NULL, &err);
         return;
     }
@@ -393,10 +385,10 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
     if (r < 0) {
         free(tag);
         if (r == -EAGAIN)
-            json_error_set(&err, "unavailable", "the modem is not ready (%s)",
-                           modem_state_name(modem_state(u->modem)));
+            m2m_error_set(&err, "unavailable", "the modem is not ready (%s)",
+                          modem_state_name(modem_state(u->modem)));
         else
-            json_error_set(&err, "busy", "the modem's command queue is full");
+            m2m_error_set(&err, "busy", "the modem's command queue is full");
         cb(ctx, NULL, &err);
         return;
     }
@@ -415,7 +407,7 @@ void ussd_modem_ready(struct ussd *u, bool ready)
         u->restoring = false;    /* the chat cancels what was queued */
         if (u->busy)
             finish_error(u, "unavailable",
-                         "the modem went away while waiting for the USSD answer", -1);
+                         "the modem went away while waiting for the USSD answer");
         return;
     }
     /* A port reopen need not reset the module: if it may still be in UCS2,
@@ -445,7 +437,7 @@ void ussd_free(struct ussd *u)
         return;
     u->freeing = true;
     if (u->busy)
-        finish_error(u, "unavailable", "the bridge is stopping", -1);
+        finish_error(u, "unavailable", "the bridge is stopping");
     loop_cancel_timer(u->loop, u->timer);
     free(u);
 }

@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "mqtt/json.h"
+#include "modem/error.h"
 
 struct loop;
 struct modem;
@@ -66,9 +66,9 @@ struct ussd_reply {
 int ussd_parse_cusd(const char *line, bool ucs2, struct ussd_reply *out);
 
 /* reply is NULL when err is set; both valid only during the call. err
- * codes: "busy", "unavailable", "timeout", "modem_error" (with cme),
+ * codes: "busy", "unavailable", "timeout", "modem_error" (with cme or cms),
  * "invalid_request", "unsupported" (AT+CSCS="UCS2" refused). */
-typedef void (*ussd_cb)(void *ctx, const struct ussd_reply *reply, const struct json_error *err);
+typedef void (*ussd_cb)(void *ctx, const struct ussd_reply *reply, const struct m2m_error *err);
 
 /* wait_ms bounds the whole exchange, from writing AT+CUSD to the +CUSD. */
 struct ussd *ussd_new(struct loop *loop, struct modem *modem, int wait_ms);

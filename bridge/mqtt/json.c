@@ -18,9 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/topic.h"
 #include "core/utf8.h"
+#include "modem/call.h"
+#include "modem/sms.h"
 
 /* %s: the field ("to", "to[2]"). */
 #define INVALID_NUMBER_FMT                                                                   \
@@ -151,33 +154,6 @@ static char *utf8_fix(char *s)
     return out;
 }
 
-/* ---- errors ------------------------------------------------------------- */
-
-void json_error_set(struct json_error *err, const char *code, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    err->code = code;
-    err->cme = -1;
-    err->cms = -1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    /* The buffer may have cut a multi-byte character, and a modem's text
-     * may be anything: keep the message valid UTF-8. */
-    uint8_t *m = (uint8_t *)err->message;
-    size_t n = strlen(err->message);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(m + i, n - i);
-        if (!k) {
-            m[i++] = '?';
-            continue;
-        }
-        i += k;
-    }
-}
-
 /* A field name from the payload, quoted in a message: at most 48 bytes,
  * cut at a character boundary. */
 static void shown_name(char *out, size_t size, const char *name)
@@ -197,24 +173,24 @@ static void shown_name(char *out, size_t size, const char *name)
 
 /* Payload checks before cJSON: UTF-8 throughout (RFC 8259), and no NUL,
  * raw or as "\u0000" inside a string. false with err set. */
-static bool payload_ok(const uint8_t *p, size_t len, struct json_error *err)
+static bool payload_ok(const uint8_t *p, size_t len, struct m2m_error *err)
 {
     bool in_str = false;
 
     for (size_t i = 0; i < len;) {
         size_t k = utf8_seq(p + i, len - i);
         if (!k) {
-            json_error_set(err, "invalid_json", "payload is not valid UTF-8 (byte %zu)", i);
+            m2m_error_set(err, "invalid_json", "payload is not valid UTF-8 (byte %zu)", i);
             return false;
         }
         if (p[i] == 0) {
-            json_error_set(err, "invalid_json", "NUL byte in payload (byte %zu)", i);
+            m2m_error_set(err, "invalid_json", "NUL byte in payload (byte %zu)", i);
             return false;
         }
         if (in_str && p[i] == '\\' && i + 1 < len) {
             if (i + 5 < len && memcmp(p + i + 1, "u0000", 5) == 0) {
-                json_error_set(err, "invalid_request",
-                               "strings must not contain \\u0000 (byte %zu)", i);
+                m2m_error_set(err, "invalid_request",
+                              "strings must not contain \\u0000 (byte %zu)", i);
                 return false;
             }
             /* Skip the escaped character; a non-ASCII one is a syntax
@@ -230,18 +206,18 @@ static bool payload_ok(const uint8_t *p, size_t len, struct json_error *err)
 }
 
 cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
-                          struct json_error *err)
+                          struct m2m_error *err)
 {
     *id = NULL;
     if (len > JSON_PAYLOAD_MAX) {
-        json_error_set(err, "too_long", "payload larger than %d bytes", JSON_PAYLOAD_MAX);
+        m2m_error_set(err, "too_long", "payload larger than %d bytes", JSON_PAYLOAD_MAX);
         return NULL;
     }
     /* mosquitto_pub -n: "no fields" is what a user means for answer/hangup. */
     if (len == 0) {
         cJSON *root = cJSON_CreateObject();
         if (!root)
-            json_error_set(err, "unavailable", "out of memory");
+            m2m_error_set(err, "unavailable", "out of memory");
         return root;
     }
     if (!payload_ok(payload, len, err))
@@ -252,7 +228,7 @@ cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t pos = end && end >= text ? (size_t)(end - text) : 0;
-        json_error_set(err, "invalid_json", "invalid JSON at byte %zu", pos);
+        m2m_error_set(err, "invalid_json", "invalid JSON at byte %zu", pos);
         return NULL;
     }
     /* cJSON stops after the first value: anything but space after it is
@@ -261,11 +237,11 @@ cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
     while (pos < len && strchr(" \t\r\n", text[pos]))
         pos++;
     if (pos < len) {
-        json_error_set(err, "invalid_json", "invalid JSON at byte %zu", pos);
+        m2m_error_set(err, "invalid_json", "invalid JSON at byte %zu", pos);
         goto fail;
     }
     if (!cJSON_IsObject(root)) {
-        json_error_set(err, "invalid_request", "payload must be a JSON object");
+        m2m_error_set(err, "invalid_request", "payload must be a JSON object");
         goto fail;
     }
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "id");
@@ -274,7 +250,7 @@ cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
          * would); infinity would come back as null, so it is refused. */
         bool finite = cJSON_IsNumber(it) && it->valuedouble - it->valuedouble == 0;
         if (!cJSON_IsString(it) && !finite) {
-            json_error_set(err, "invalid_request", "'id' must be a string or a number");
+            m2m_error_set(err, "invalid_request", "'id' must be a string or a number");
             goto fail;
         }
         *id = it;
@@ -285,7 +261,7 @@ fail:
     return NULL;
 }
 
-int json_check_fields(const cJSON *root, const char *const *allowed, struct json_error *err)
+int json_check_fields(const cJSON *root, const char *const *allowed, struct m2m_error *err)
 {
     /* One bit per allowed name, bit 0 for "id": duplicates are found in
      * one pass even in a payload of thousands of fields. */
@@ -303,14 +279,14 @@ int json_check_fields(const cJSON *root, const char *const *allowed, struct json
                 i++;
             if (!allowed || !allowed[i]) {
                 shown_name(name, sizeof name, key);
-                json_error_set(err, "invalid_request", "unknown field '%s'", name);
+                m2m_error_set(err, "invalid_request", "unknown field '%s'", name);
                 return -EINVAL;
             }
             bit = i + 1 < 64 ? i + 1 : 63;
         }
         if (seen & (UINT64_C(1) << bit)) {
             shown_name(name, sizeof name, key);
-            json_error_set(err, "invalid_request", "duplicate field '%s'", name);
+            m2m_error_set(err, "invalid_request", "duplicate field '%s'", name);
             return -EINVAL;
         }
         seen |= UINT64_C(1) << bit;
@@ -337,44 +313,44 @@ static const cJSON *field(const cJSON *root, const char *name)
 }
 
 static int get_string(const cJSON *root, const char *name, bool required, const char **out,
-                      struct json_error *err)
+                      struct m2m_error *err)
 {
     const cJSON *it = field(root, name);
     if (!it) {
         if (!required)
             return 0;
-        json_error_set(err, "invalid_request", "missing field '%s'", name);
+        m2m_error_set(err, "invalid_request", "missing field '%s'", name);
         return -EINVAL;
     }
     if (!cJSON_IsString(it)) {
-        json_error_set(err, "invalid_request", "'%s' must be a string", name);
+        m2m_error_set(err, "invalid_request", "'%s' must be a string", name);
         return -EINVAL;
     }
     *out = it->valuestring;
     return 0;
 }
 
-static int get_bool(const cJSON *root, const char *name, bool *out, struct json_error *err)
+static int get_bool(const cJSON *root, const char *name, bool *out, struct m2m_error *err)
 {
     const cJSON *it = field(root, name);
     if (!it)
         return 0;
     if (!cJSON_IsBool(it)) {
-        json_error_set(err, "invalid_request", "'%s' must be true or false", name);
+        m2m_error_set(err, "invalid_request", "'%s' must be true or false", name);
         return -EINVAL;
     }
     *out = cJSON_IsTrue(it);
     return 0;
 }
 
-static int get_qos(const cJSON *root, int *out, struct json_error *err)
+static int get_qos(const cJSON *root, int *out, struct m2m_error *err)
 {
     const cJSON *it = field(root, "qos");
     if (!it)
         return 0;
     if (!cJSON_IsNumber(it) ||
         (it->valuedouble != 0 && it->valuedouble != 1 && it->valuedouble != 2)) {
-        json_error_set(err, "invalid_request", "'qos' must be 0, 1 or 2");
+        m2m_error_set(err, "invalid_request", "'qos' must be 0, 1 or 2");
         return -EINVAL;
     }
     *out = (int)it->valuedouble;
@@ -396,33 +372,33 @@ bool json_is_sms_number(const char *s)
 /* One recipient: a string (invalid_request) that json_is_sms_number
  * accepts (invalid_number). name: "to" or "to[i]". */
 static int get_recipient(const cJSON *it, const char *name, const char **to,
-                         struct json_error *err)
+                         struct m2m_error *err)
 {
     if (!cJSON_IsString(it)) {
-        json_error_set(err, "invalid_request", "'%s' must be a string, e.g. \"+4917012345678\"",
-                       name);
+        m2m_error_set(err, "invalid_request", "'%s' must be a string, e.g. \"+4917012345678\"",
+                      name);
         return -EINVAL;
     }
     if (!json_is_sms_number(it->valuestring)) {
-        json_error_set(err, "invalid_number", INVALID_NUMBER_FMT, name);
+        m2m_error_set(err, "invalid_number", INVALID_NUMBER_FMT, name);
         return -EINVAL;
     }
     *to = it->valuestring;
     return 0;
 }
 
-/* "to": one number, or an array of 1-JSON_SMS_RECIPIENTS_MAX distinct
+/* "to": one number, or an array of 1-SMS_RECIPIENTS_MAX distinct
  * ones. Any bad entry refuses the whole request: a list is checked
  * before anything is sent. The same number twice is refused too: it
  * would get the SMS twice, and its two results could not be told apart. */
-static int get_recipients(const cJSON *root, struct sms_send_req *req, struct json_error *err)
+static int get_recipients(const cJSON *root, struct sms_send_req *req, struct m2m_error *err)
 {
     const cJSON *it = field(root, "to");
     char name[16];
     size_t n = 0;
 
     if (!it) {
-        json_error_set(err, "invalid_request", "missing field 'to'");
+        m2m_error_set(err, "invalid_request", "missing field 'to'");
         return -EINVAL;
     }
     if (cJSON_IsString(it)) {
@@ -433,17 +409,17 @@ static int get_recipients(const cJSON *root, struct sms_send_req *req, struct js
         return 0;
     }
     if (!cJSON_IsArray(it)) {
-        json_error_set(err, "invalid_request",
-                       "'to' must be a string, e.g. \"+4917012345678\", or an array of 1-%d of "
-                       "them",
-                       JSON_SMS_RECIPIENTS_MAX);
+        m2m_error_set(err, "invalid_request",
+                      "'to' must be a string, e.g. \"+4917012345678\", or an array of 1-%d of "
+                      "them",
+                      SMS_RECIPIENTS_MAX);
         return -EINVAL;
     }
     for (const cJSON *e = it->child; e; e = e->next)
         n++;
-    if (n == 0 || n > JSON_SMS_RECIPIENTS_MAX) {
-        json_error_set(err, "invalid_request", "'to' must list 1-%d numbers, not %zu",
-                       JSON_SMS_RECIPIENTS_MAX, n);
+    if (n == 0 || n > SMS_RECIPIENTS_MAX) {
+        m2m_error_set(err, "invalid_request", "'to' must list 1-%d numbers, not %zu",
+                      SMS_RECIPIENTS_MAX, n);
         return -EINVAL;
     }
     n = 0;
@@ -453,8 +429,8 @@ static int get_recipients(const cJSON *root, struct sms_send_req *req, struct js
             return -EINVAL;
         for (size_t k = 0; k < n; k++)
             if (strcmp(req->recipients[k], req->recipients[n]) == 0) {
-                json_error_set(err, "invalid_request", "'to' lists \"%s\" twice",
-                               req->recipients[n]);
+                m2m_error_set(err, "invalid_request", "'to' lists \"%s\" twice",
+                              req->recipients[n]);
                 return -EINVAL;
             }
     }
@@ -464,7 +440,7 @@ static int get_recipients(const cJSON *root, struct sms_send_req *req, struct js
     return 0;
 }
 
-int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json_error *err)
+int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct m2m_error *err)
 {
     static const char *const allowed[] = {"to", "text", "flash", "report", NULL};
 
@@ -473,7 +449,7 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
         get_string(root, "text", true, &req->text, err))
         return -EINVAL;
     if (req->text[0] == '\0') {
-        json_error_set(err, "invalid_request", "'text' must not be empty");
+        m2m_error_set(err, "invalid_request", "'text' must not be empty");
         return -EINVAL;
     }
     req->text_len = strlen(req->text); /* no NUL inside: json_parse_command */
@@ -482,7 +458,7 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
     return 0;
 }
 
-int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err)
+int json_parse_call_dial(const cJSON *root, const char **to, struct m2m_error *err)
 {
     static const char *const allowed[] = {"to", NULL};
     const cJSON *it = field(root, "to");
@@ -491,11 +467,11 @@ int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *
     if (json_check_fields(root, allowed, err))
         return -EINVAL;
     if (!it) {
-        json_error_set(err, "invalid_request", "missing field 'to'");
+        m2m_error_set(err, "invalid_request", "missing field 'to'");
         return -EINVAL;
     }
     if (!cJSON_IsString(it)) {
-        json_error_set(err, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
+        m2m_error_set(err, "invalid_request", "'to' must be a string, e.g. \"+4917012345678\"");
         return -EINVAL;
     }
     /* Goes behind ATD as it is: ';' would end the dial string, a quote or
@@ -503,17 +479,17 @@ int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *
      * service code may be dialled is calls.allow_to's question. */
     const char *s = it->valuestring;
     if (!only_chars(s[0] == '+' ? s + 1 : s, "0123456789*#", 1, JSON_DIAL_MAX)) {
-        json_error_set(err, "invalid_number",
-                       "'to' must be a number (digits with an optional leading +, e.g. "
-                       "+4917012345678) or a service code of digits, * and #; at most %d",
-                       JSON_DIAL_MAX);
+        m2m_error_set(err, "invalid_number",
+                      "'to' must be a number (digits with an optional leading +, e.g. "
+                      "+4917012345678) or a service code of digits, * and #; at most %d",
+                      JSON_DIAL_MAX);
         return -EINVAL;
     }
     *to = s;
     return 0;
 }
 
-int json_parse_dtmf(const cJSON *root, const char **digits, struct json_error *err)
+int json_parse_dtmf(const cJSON *root, const char **digits, struct m2m_error *err)
 {
     static const char *const allowed[] = {"digits", NULL};
     *digits = NULL;
@@ -521,14 +497,14 @@ int json_parse_dtmf(const cJSON *root, const char **digits, struct json_error *e
         return -EINVAL;
     /* Goes inside AT+VTS="...": the set leaves no way to close the quote. */
     if (!only_chars(*digits, "0123456789*#ABCDabcd", 1, 32)) {
-        json_error_set(err, "invalid_request", "'digits' must be 1-32 of 0-9 * # A-D");
+        m2m_error_set(err, "invalid_request", "'digits' must be 1-32 of 0-9 * # A-D");
         *digits = NULL;
         return -EINVAL;
     }
     return 0;
 }
 
-int json_parse_ussd(const cJSON *root, const char **code, struct json_error *err)
+int json_parse_ussd(const cJSON *root, const char **code, struct m2m_error *err)
 {
     static const char *const allowed[] = {"code", NULL};
     *code = NULL;
@@ -537,7 +513,7 @@ int json_parse_ussd(const cJSON *root, const char **code, struct json_error *err
     /* Goes inside AT+CUSD=1,"...",15; 160 GSM characters fill a USSD
      * string (182 septets) with room to spare. */
     if (!only_chars(*code, "0123456789*#+", 1, 160)) {
-        json_error_set(err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
+        m2m_error_set(err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
         *code = NULL;
         return -EINVAL;
     }
@@ -552,28 +528,28 @@ bool json_topic_valid(const char *t, size_t n, bool filter)
 /* "topic" for the remote commands: a string, a valid name or filter, at
  * most JSON_REMOTE_TOPIC_MAX bytes (too_long). */
 static int get_remote_topic(const cJSON *root, bool filter, const char **topic,
-                            struct json_error *err)
+                            struct m2m_error *err)
 {
     if (get_string(root, "topic", true, topic, err))
         return -EINVAL;
     size_t n = strlen(*topic);
     if (n > JSON_REMOTE_TOPIC_MAX) {
-        json_error_set(err, "too_long", "'topic' is longer than %d bytes",
-                       JSON_REMOTE_TOPIC_MAX);
+        m2m_error_set(err, "too_long", "'topic' is longer than %d bytes",
+                      JSON_REMOTE_TOPIC_MAX);
         return -EINVAL;
     }
     /* Checked here, before a byte goes to the module: the remote broker
      * drops the module's whole session over one topic it refuses. */
     const char *why = topic_check(*topic, n, filter);
     if (why) {
-        json_error_set(err, "invalid_request", "'topic' %s", why);
+        m2m_error_set(err, "invalid_request", "'topic' %s", why);
         return -EINVAL;
     }
     return 0;
 }
 
 int json_parse_remote_publish(const cJSON *root, struct remote_publish_req *req,
-                              struct json_error *err)
+                              struct m2m_error *err)
 {
     static const char *const allowed[] = {"topic", "payload", "qos", "retain", "encoding", NULL};
     const char *payload = NULL, *encoding = "utf8";
@@ -592,21 +568,21 @@ int json_parse_remote_publish(const cJSON *root, struct remote_publish_req *req,
     } else if (strcmp(encoding, "base64") == 0) {
         int rc = json_base64_decode(payload, n, &req->payload_buf, &req->payload_len);
         if (rc == -ENOMEM) {
-            json_error_set(err, "unavailable", "out of memory");
+            m2m_error_set(err, "unavailable", "out of memory");
             goto err;
         }
         if (rc) {
-            json_error_set(err, "invalid_request", "'payload' is not valid base64");
+            m2m_error_set(err, "invalid_request", "'payload' is not valid base64");
             goto err;
         }
         req->payload = req->payload_buf;
     } else {
-        json_error_set(err, "invalid_request", "'encoding' must be \"utf8\" or \"base64\"");
+        m2m_error_set(err, "invalid_request", "'encoding' must be \"utf8\" or \"base64\"");
         goto err;
     }
     if (req->payload_len > JSON_REMOTE_PAYLOAD_MAX) {
-        json_error_set(err, "too_long", "'payload' is longer than %d bytes",
-                       JSON_REMOTE_PAYLOAD_MAX);
+        m2m_error_set(err, "too_long", "'payload' is longer than %d bytes",
+                      JSON_REMOTE_PAYLOAD_MAX);
         goto err;
     }
     return 0;
@@ -624,7 +600,7 @@ void json_remote_publish_clear(struct remote_publish_req *req)
 }
 
 int json_parse_remote_subscribe(const cJSON *root, const char **topic, int *qos,
-                                struct json_error *err)
+                                struct m2m_error *err)
 {
     static const char *const allowed[] = {"topic", "qos", NULL};
     *topic = NULL;
@@ -637,7 +613,7 @@ int json_parse_remote_subscribe(const cJSON *root, const char **topic, int *qos,
     return 0;
 }
 
-int json_parse_remote_unsubscribe(const cJSON *root, const char **topic, struct json_error *err)
+int json_parse_remote_unsubscribe(const cJSON *root, const char **topic, struct m2m_error *err)
 {
     static const char *const allowed[] = {"topic", NULL};
     *topic = NULL;
@@ -649,7 +625,7 @@ int json_parse_remote_unsubscribe(const cJSON *root, const char **topic, struct 
 }
 
 int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
-                           struct json_error *err)
+                           struct m2m_error *err)
 {
     static const char *const allowed[] = {"mode", NULL};
     static const char *const names[] = {
@@ -664,7 +640,7 @@ int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
             return 0;
         }
     }
-    json_error_set(err, "invalid_request", "'mode' must be \"full\", \"min\" or \"reset\"");
+    m2m_error_set(err, "invalid_request", "'mode' must be \"full\", \"min\" or \"reset\"");
     return -EINVAL;
 }
 
@@ -709,7 +685,7 @@ static const char *prompt_command(const char *s, size_t n)
     return NULL;
 }
 
-int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err)
+int json_parse_at_send(const cJSON *root, const char **command, struct m2m_error *err)
 {
     static const char *const allowed[] = {"command", NULL};
     const char *s = NULL, *prompt;
@@ -719,8 +695,8 @@ int json_parse_at_send(const cJSON *root, const char **command, struct json_erro
         return -EINVAL;
     size_t n = strnlen(s, JSON_AT_MAX + 1);
     if (n < 2 || n > JSON_AT_MAX) {
-        json_error_set(err, "invalid_request", "'command' must be 2-%d characters",
-                       JSON_AT_MAX);
+        m2m_error_set(err, "invalid_request", "'command' must be 2-%d characters",
+                      JSON_AT_MAX);
         return -EINVAL;
     }
     /* Printable ASCII only: CR/LF would end the line and start another
@@ -728,29 +704,29 @@ int json_parse_at_send(const cJSON *root, const char **command, struct json_erro
      * the module's buffer, and 8-bit bytes are not in V.250's alphabet. */
     for (size_t i = 0; i < n; i++) {
         if (s[i] < 0x20 || s[i] > 0x7E) {
-            json_error_set(err, "invalid_request",
-                           "'command' must be printable ASCII: byte 0x%02X at %zu is a "
-                           "control or 8-bit character",
-                           (unsigned)(uint8_t)s[i], i);
+            m2m_error_set(err, "invalid_request",
+                          "'command' must be printable ASCII: byte 0x%02X at %zu is a "
+                          "control or 8-bit character",
+                          (unsigned)(uint8_t)s[i], i);
             return -EINVAL;
         }
     }
     if (strncasecmp(s, "AT", 2) != 0) {
-        json_error_set(err, "invalid_request", "'command' must start with AT");
+        m2m_error_set(err, "invalid_request", "'command' must start with AT");
         return -EINVAL;
     }
     /* One command per request: ';' chains commands on one line, so the
      * checks below (and the single result) would see only part of it. */
     if (memchr(s, ';', n)) {
-        json_error_set(err, "invalid_request",
-                       "'command' must be one command: ';' is not allowed");
+        m2m_error_set(err, "invalid_request",
+                      "'command' must be one command: ';' is not allowed");
         return -EINVAL;
     }
     if ((prompt = prompt_command(s, n))) {
-        json_error_set(err, "invalid_request",
-                       "'command' must not use AT%s: it opens a '>' data prompt, which "
-                       "at/send cannot fill",
-                       prompt);
+        m2m_error_set(err, "invalid_request",
+                      "'command' must not use AT%s: it opens a '>' data prompt, which "
+                      "at/send cannot fill",
+                      prompt);
         return -EINVAL;
     }
     /* The basic commands before the first extended one (+..., *..., $...):
@@ -765,10 +741,10 @@ int json_parse_at_send(const cJSON *root, const char **command, struct json_erro
             continue;
         }
         if (c == 'D' || c == 'O') {
-            json_error_set(err, "invalid_request",
-                           "'command' must not use AT%c: it would leave command mode (calls: "
-                           "use call/dial)",
-                           c);
+            m2m_error_set(err, "invalid_request",
+                          "'command' must not use AT%c: it would leave command mode (calls: "
+                          "use call/dial)",
+                          c);
             return -EINVAL;
         }
     }
@@ -778,7 +754,7 @@ int json_parse_at_send(const cJSON *root, const char **command, struct json_erro
 
 /* ---- results and events ------------------------------------------------ */
 
-int json_add_error(cJSON *obj, const struct json_error *err)
+int json_add_error(cJSON *obj, const struct m2m_error *err)
 {
     cJSON *e = cJSON_AddObjectToObject(obj, "error");
 
@@ -790,7 +766,7 @@ int json_add_error(cJSON *obj, const struct json_error *err)
     return 0;
 }
 
-char *json_result(const cJSON *id, cJSON *data, const struct json_error *err)
+char *json_result(const cJSON *id, cJSON *data, const struct m2m_error *err)
 {
     char *out = NULL;
     cJSON *res = cJSON_CreateObject();
@@ -969,6 +945,44 @@ char *json_status(const struct json_status *s)
     out = utf8_fix(cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
     return out;
+}
+
+char *json_call_state(const struct call_state *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    char since[40] = "";
+    struct tm tm;
+    char *s;
+
+    if (!o)
+        return NULL;
+    /* strftime's %z is "+0100"; ISO 8601 with offset wants "+01:00". */
+    if (localtime_r(&st->since, &tm) &&
+        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%S%z", &tm) == 24) {
+        since[25] = '\0';
+        since[24] = since[23];
+        since[23] = since[22];
+        since[22] = ':';
+    }
+    cJSON_AddStringToObject(o, "state", call_st_name(st->state));
+    if (call_dir_name(st->dir))
+        cJSON_AddStringToObject(o, "direction", call_dir_name(st->dir));
+    else
+        cJSON_AddNullToObject(o, "direction");
+    if (st->number[0])
+        cJSON_AddStringToObject(o, "number", st->number);
+    else
+        cJSON_AddNullToObject(o, "number");
+    cJSON_AddStringToObject(o, "since", since);
+    if (call_end_name(st->ended))
+        cJSON_AddStringToObject(o, "ended_reason", call_end_name(st->ended));
+    else
+        cJSON_AddNullToObject(o, "ended_reason");
+    if (st->state == CALL_IDLE && st->duration >= 0)
+        cJSON_AddNumberToObject(o, "duration", st->duration);
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
 }
 
 char *json_strings(const struct json_member *m, size_t n)

@@ -9,7 +9,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "modem/pdu.h"
+/* Errors are struct m2m_error, the type the services fill too: the
+ * parsers set it, json_result and json_add_error write it. */
+#include "modem/error.h"
+
+struct call_state;
+struct sms_received;
+struct sms_send_req;
 
 /* Bounds. A command payload is at most JSON_PAYLOAD_MAX bytes (too_long
  * beyond). The remote limits are the module's (AT+CMQTTTOPIC 1-1024,
@@ -22,20 +28,6 @@
 /* B/call/dial: digits, '*' and '#' after an optional '+' (ATD's number). */
 #define JSON_DIAL_MAX           32
 
-/* A command's error, as it goes into {"ok":false,"error":{...}}. */
-struct json_error {
-    const char *code;     /* "invalid_json", "invalid_request", ... (static) */
-    char message[200];
-    int cme;              /* -1: absent */
-    int cms;              /* -1: absent */
-};
-
-/* Sets code and message, and cme = cms = -1 (set them after this call).
- * A message cut by the buffer, or with bytes that are not UTF-8 (a modem's
- * text), is repaired: invalid bytes become '?'. */
-void json_error_set(struct json_error *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* A command payload must be a JSON object whose optional "id" is a string
  * or a (finite) number. Returns the root (caller frees with cJSON_Delete)
  * and sets *id to the borrowed "id" item or NULL; NULL with err set
@@ -46,14 +38,14 @@ void json_error_set(struct json_error *err, const char *code, const char *fmt, .
  *   too_long         more than JSON_PAYLOAD_MAX bytes
  * An empty payload (mosquitto_pub -n) is taken as {}. */
 cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
-                          struct json_error *err);
+                          struct m2m_error *err);
 
 /* Fields of a command object other than "id" and those in allowed
  * (NULL-terminated) are rejected: invalid_request "unknown field 'x'"; a
  * field given twice: invalid_request "duplicate field 'x'" (cJSON keeps
  * both and every lookup sees the first). 0 or -EINVAL. B/call/answer and
  * B/call/hangup take no fields: allowed = {NULL}. */
-int json_check_fields(const cJSON *root, const char *const *allowed, struct json_error *err);
+int json_check_fields(const cJSON *root, const char *const *allowed, struct m2m_error *err);
 
 /* +<7..15 digits>, first digit not 0. */
 bool json_is_e164(const char *s);
@@ -62,31 +54,15 @@ bool json_is_e164(const char *s);
  * code of 2-20 digits (sent with type-of-address 129). */
 bool json_is_sms_number(const char *s);
 
-/* B/sms/send's "to" as an array: at most this many recipients. */
-#define JSON_SMS_RECIPIENTS_MAX 10
-
-struct sms_send_req {
-    const char *to;       /* borrowed from the cJSON tree: the SMS's recipient
-                             (json_parse_sms_send: the first of "to") */
-    const char *text;     /* borrowed, UTF-8 */
-    size_t text_len;
-    bool flash;
-    bool report;
-    /* Every recipient, in order (borrowed), and whether "to" was an array:
-     * then the result lists each recipient's outcome. */
-    const char *recipients[JSON_SMS_RECIPIENTS_MAX];
-    size_t n_recipients;
-    bool to_list;
-};
-
-/* Validates B/sms/send: "to" a number json_is_sms_number accepts, or an
- * array of 1-JSON_SMS_RECIPIENTS_MAX distinct ones (invalid_number for a
- * bad number, naming it "to[i]"; invalid_request for anything else, also
+/* Validates B/sms/send (struct sms_send_req: modem/sms.h): "to" a number
+ * json_is_sms_number accepts, or an array of 1-SMS_RECIPIENTS_MAX distinct
+ * ones (invalid_number for a bad number, naming it "to[i]";
+ * invalid_request for anything else, also
  * for a number listed twice: any of it refuses the whole request), "text"
  * a non-empty string (invalid_request), "flash"/"report" booleans.
  * Policy checks (allow_to, max_parts, rate) are the SMS service's, per
  * recipient. 0 or -EINVAL. */
-int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json_error *err);
+int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct m2m_error *err);
 
 /* {"id":<id>,"ok":true,...data} or {"id":..,"ok":false,...data,"error":{...}}.
  * id may be NULL (then no "id" key). data (may be NULL) is consumed: its
@@ -95,26 +71,26 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct json
  * Bytes that are not UTF-8 in data strings are repaired (utf8_repair:
  * Latin-1 or U+FFFD). Returns a malloc'd compact JSON string (free()), or
  * NULL on allocation failure. */
-char *json_result(const cJSON *id, cJSON *data, const struct json_error *err);
+char *json_result(const cJSON *id, cJSON *data, const struct m2m_error *err);
 
 /* Adds err to obj as "error":{"code", then "cme"/"cms" when >= 0, then
  * "message"}: the object json_result writes, for results that carry
  * errors inside (one per recipient). 0 or -ENOMEM. */
-int json_add_error(cJSON *obj, const struct json_error *err);
+int json_add_error(cJSON *obj, const struct m2m_error *err);
 
 /* B/call/dial: {"to"} an optional '+' and 1-JSON_DIAL_MAX of 0-9 * #
  * (invalid_number otherwise): numbers and service codes. Which of them
  * may be dialled (calls.allow_to) is the call service's check. *to is
  * borrowed. */
-int json_parse_call_dial(const cJSON *root, const char **to, struct json_error *err);
+int json_parse_call_dial(const cJSON *root, const char **to, struct m2m_error *err);
 
 /* B/call/dtmf: {"digits"} 1-32 of 0-9 * # A-D (a-d accepted), the AT+VTS
  * set. *digits is borrowed. 0 or -EINVAL (invalid_request). */
-int json_parse_dtmf(const cJSON *root, const char **digits, struct json_error *err);
+int json_parse_dtmf(const cJSON *root, const char **digits, struct m2m_error *err);
 
 /* B/ussd/send: {"code"} 1-160 of 0-9 * # + (codes like "*100#" and the
  * digits answering a USSD menu). *code is borrowed. */
-int json_parse_ussd(const cJSON *root, const char **code, struct json_error *err);
+int json_parse_ussd(const cJSON *root, const char **code, struct m2m_error *err);
 
 struct remote_publish_req {
     const char *topic;          /* borrowed from the tree */
@@ -131,21 +107,21 @@ struct remote_publish_req {
  * "qos" 0-2, "retain", "encoding" "utf8" | "base64" (RFC 4648, padded).
  * On 0 the caller calls json_remote_publish_clear(req). */
 int json_parse_remote_publish(const cJSON *root, struct remote_publish_req *req,
-                              struct json_error *err);
+                              struct m2m_error *err);
 void json_remote_publish_clear(struct remote_publish_req *req);
 
 /* B/remote/subscribe: "topic" a topic filter, optional "qos" 0-2 (default
  * 0). B/remote/unsubscribe: "topic" only. *topic is borrowed. */
 int json_parse_remote_subscribe(const cJSON *root, const char **topic, int *qos,
-                                struct json_error *err);
+                                struct m2m_error *err);
 int json_parse_remote_unsubscribe(const cJSON *root, const char **topic,
-                                  struct json_error *err);
+                                  struct m2m_error *err);
 
 enum json_power_mode { JSON_POWER_FULL = 0, JSON_POWER_MIN, JSON_POWER_RESET };
 
 /* B/modem/power: "mode" "full" | "min" | "reset". */
 int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
-                           struct json_error *err);
+                           struct m2m_error *err);
 
 /* B/at/send: "command" one AT command line, the only check it gets
  * (invalid_request naming the reason, nothing sent otherwise):
@@ -155,33 +131,16 @@ int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
  * (AT+CMGS, AT+CMQTTTOPIC, AT+CCERTDOWN, AT+CIPSEND, ...) anywhere in
  * the line, in any case. Whether raw AT is allowed is the router's check
  * (allow_raw_at). *command is borrowed. */
-int json_parse_at_send(const cJSON *root, const char **command, struct json_error *err);
+int json_parse_at_send(const cJSON *root, const char **command, struct m2m_error *err);
 
 /* topic_check (core/topic.h) says nothing against the n bytes at topic:
  * what the broker accepts as a topic name or filter. No length limit. */
 bool json_topic_valid(const char *topic, size_t len, bool filter);
 
-/* B/sms/received. text is UTF-8, or raw octets (base64-encoded in the
- * JSON, with "encoding":"base64") when alphabet is PDU_8BIT.
- * parts_missing: list of missing part numbers (NULL/0 when complete). */
-struct sms_received {
-    const char *from;
-    const char *smsc;
-    const char *time;
-    enum pdu_alphabet alphabet;
-    const uint8_t *text;
-    size_t text_len;
-    unsigned parts;
-    const unsigned *parts_missing;
-    size_t n_parts_missing;
-    /* 16 hex digits from sender, time stamp and text: the same every time
-     * the same message is published, so a consumer can drop a repeat. */
-    const char *message_id;
-};
-/* from, time and smsc: NULL or "" become null. The text is written with
- * its length, so a NUL (UCS-2 U+0000 from the network) comes out as
- * "\u0000" and nothing is cut; bytes that are not UTF-8 are repaired
- * (utf8_repair).
+/* B/sms/received (struct sms_received: modem/sms.h). from, time and
+ * smsc: NULL or "" become null. The text is written with its length, so
+ * a NUL (UCS-2 U+0000 from the network) comes out as "\u0000" and nothing
+ * is cut; bytes that are not UTF-8 are repaired (utf8_repair).
  * Members in this order: from, text, time, smsc, parts, then "encoding"
  * ("base64", only for 8-bit), then "parts_missing" (only when some are).
  * Returns malloc'd JSON or NULL on allocation failure. */
@@ -238,6 +197,12 @@ struct json_status {
  *  "signal":{"csq","dbm","percent"},"storage":{"used","total"},"remote"
  *  [,"remote_error"]}. Returns malloc'd JSON or NULL. */
 char *json_status(const struct json_status *s);
+
+/* B/call/state (struct call_state: modem/call.h), malloc'd, NULL on out
+ * of memory: state, direction, number, since (ISO 8601, local time with
+ * offset), ended_reason, and duration when idle after a call. Pure but
+ * for the local time zone. */
+char *json_call_state(const struct call_state *st);
 
 /* A flat object of string members (B/info, B/call/ring), in order; NULL
  * or "" values become null. Returns malloc'd JSON or NULL. */

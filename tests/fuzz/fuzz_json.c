@@ -6,7 +6,9 @@
  * and what they accept is checked against what they promise: the values
  * that go onto the AT line (numbers, DTMF digits, USSD codes, AT commands)
  * hold only their allowed characters, topics are valid, payloads bounded.
- * The result JSON built from the error must parse again. */
+ * The result JSON built from the error must parse again. The payload is
+ * also the module's answer to a command (its +CME/+CMS text can be any
+ * bytes): the error m2m_error_from_at makes of it must be as good. */
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -17,7 +19,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "at/chat.h"
 #include "core/utf8.h"
+#include "modem/sms.h"
 #include "mqtt/json.h"
 
 static void check(bool ok, const char *what)
@@ -35,7 +39,7 @@ static bool only(const char *s, const char *set, size_t min, size_t max)
     return n >= min && n <= max && strspn(s, set) == n;
 }
 
-static void check_err(int rc, const struct json_error *err)
+static void check_err(int rc, const struct m2m_error *err)
 {
     check(rc == 0 || rc == -EINVAL, "parser returned neither 0 nor -EINVAL");
     if (rc == 0)
@@ -47,7 +51,7 @@ static void check_err(int rc, const struct json_error *err)
 }
 
 /* The error result as it would be published: valid JSON. */
-static void check_result(const cJSON *id, const struct json_error *err)
+static void check_result(const cJSON *id, const struct m2m_error *err)
 {
     char *out = json_result(id, NULL, err);
     cJSON *back;
@@ -62,7 +66,7 @@ static void check_result(const cJSON *id, const struct json_error *err)
 
 static void parse_all(const cJSON *root, const cJSON *id)
 {
-    struct json_error err;
+    struct m2m_error err;
     struct sms_send_req sms;
     struct remote_publish_req pub;
     enum json_power_mode mode;
@@ -73,9 +77,9 @@ static void parse_all(const cJSON *root, const cJSON *id)
     check_err(rc, &err);
     if (rc == 0) {
         /* Each recipient goes into a PDU's TP-DA: E.164 or 2-20 digits,
-         * nothing else; a list holds 1-JSON_SMS_RECIPIENTS_MAX distinct
+         * nothing else; a list holds 1-SMS_RECIPIENTS_MAX distinct
          * ones. */
-        check(sms.n_recipients >= 1 && sms.n_recipients <= JSON_SMS_RECIPIENTS_MAX &&
+        check(sms.n_recipients >= 1 && sms.n_recipients <= SMS_RECIPIENTS_MAX &&
                   (sms.to_list || sms.n_recipients == 1) && sms.to == sms.recipients[0],
               "sms: recipients");
         for (size_t i = 0; i < sms.n_recipients; i++) {
@@ -186,10 +190,39 @@ static void base64(const uint8_t *data, size_t size)
     free(text);
 }
 
+/* The input as an AT answer: the first byte picks the final result (and,
+ * with the second, its number), the rest is the module's text. */
+static void at_error(const uint8_t *data, size_t size)
+{
+    struct at_response rsp = { .final = AT_FINAL_OK, .code = -1 };
+    struct m2m_error err;
+    char *text;
+
+    if (size < 2)
+        return;
+    rsp.final = (enum at_final)(data[0] % (AT_FINAL_OUT_OF_STEP + 1));
+    rsp.code = data[1] == 0xFF ? -1 : data[1] * 4;
+    text = malloc(size - 1);
+    check(text != NULL, "malloc");
+    memcpy(text, data + 2, size - 2);
+    text[size - 2] = 0;
+    rsp.text = data[0] & 0x80 ? text : NULL;
+    if (m2m_error_from_at(&err, &rsp, data[0] & 0x40 ? text : NULL)) {
+        check(rsp.final != AT_FINAL_OK, "an error for OK");
+        check_err(-EINVAL, &err);
+        check(err.cme == (rsp.final == AT_FINAL_CME ? rsp.code : -1), "cme");
+        check(err.cms == (rsp.final == AT_FINAL_CMS ? rsp.code : -1), "cms");
+        check_result(NULL, &err);
+    } else {
+        check(rsp.final == AT_FINAL_OK, "no error for a failure");
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *payload = malloc(size ? size : 1);
-    struct json_error err;
+    struct m2m_error err;
     const cJSON *id = NULL;
     cJSON *root;
 
@@ -213,5 +246,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_topic_valid((const char *)payload, size, false);
     free(payload);
     base64(data, size);
+    at_error(data, size);
     return 0;
 }

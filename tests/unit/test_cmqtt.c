@@ -179,7 +179,7 @@ static void on_error(void *ctx, const char *code, const char *message)
     snprintf(F.last_error, sizeof(F.last_error), "%s: %s", code, message);
 }
 
-static void on_done(void *ctx, const struct json_error *err)
+static void on_done(void *ctx, const struct m2m_error *err)
 {
     (void)ctx;
     F.n_done++;

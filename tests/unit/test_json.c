@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "modem/call.h"
+#include "modem/sms.h"
 #include "mqtt/json.h"
 
 /* ---- command validation: one table for every parser --------------------- */
@@ -36,7 +38,7 @@ struct cmd_case {
 
 /* What a parser extracted, as one comparable line. */
 static int run_parser(enum parser p, const cJSON *root, char *out, size_t size,
-                      struct json_error *err)
+                      struct m2m_error *err)
 {
     const char *s = NULL;
     int rc, qos = -1;
@@ -497,7 +499,7 @@ static const struct cmd_case cmd_cases[] = {
 static bool run_cmd_case(const struct cmd_case *c, size_t len)
 {
     bool ok = true;
-    struct json_error err;
+    struct m2m_error err;
     const cJSON *id = (const cJSON *)1;
     char got[512] = "";
 
@@ -548,7 +550,7 @@ static void test_command_not_terminated(void **state)
     assert_non_null(copy);
     memcpy(copy, buf, len);
     const cJSON *id;
-    struct json_error err;
+    struct m2m_error err;
     cJSON *root = json_parse_command((const uint8_t *)copy, len, &id, &err);
     assert_non_null(root);
     struct sms_send_req req;
@@ -579,7 +581,7 @@ static void test_command_ids(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const cJSON *id = NULL;
-        struct json_error err;
+        struct m2m_error err;
         cJSON *root = json_parse_command((const uint8_t *)cases[i].payload,
                                          strlen(cases[i].payload), &id, &err);
         assert_non_null(root);
@@ -598,7 +600,7 @@ static void test_command_too_long(void **state)
 {
     (void)state;
     const cJSON *id;
-    struct json_error err;
+    struct m2m_error err;
 
     /* Exactly the limit is parsed; one more byte is too_long. */
     size_t n = JSON_PAYLOAD_MAX;
@@ -644,7 +646,7 @@ static void test_remote_limits(void **state)
         char *p = t + cases[i].topic + strlen("\",\"payload\":\"");
         memset(p, 'A', plen);
         const cJSON *id;
-        struct json_error err;
+        struct m2m_error err;
         cJSON *root = json_parse_command((const uint8_t *)buf, (size_t)n, &id, &err);
         assert_non_null(root);
         struct remote_publish_req req;
@@ -666,7 +668,7 @@ static void test_remote_limits(void **state)
     char sub[1200];
     snprintf(sub, sizeof sub, "{\"topic\":\"%01025d\"}", 0);
     const cJSON *id;
-    struct json_error err;
+    struct m2m_error err;
     cJSON *root = json_parse_command((const uint8_t *)sub, strlen(sub), &id, &err);
     const char *topic;
     int qos;
@@ -688,7 +690,7 @@ static void test_check_fields_many(void **state)
         len += (size_t)snprintf(buf + len, size - len, "%s\"to\":1", i ? "," : "");
     buf[len++] = '}';
     const cJSON *id;
-    struct json_error err;
+    struct m2m_error err;
     cJSON *root = json_parse_command((const uint8_t *)buf, len, &id, &err);
     assert_non_null(root);
     static const char *const allowed[] = {"to", NULL};
@@ -745,13 +747,13 @@ static void test_topics(void **state)
 static const cJSON *parse_id(cJSON **holder, const char *payload)
 {
     const cJSON *id = NULL;
-    struct json_error err;
+    struct m2m_error err;
     *holder = json_parse_command((const uint8_t *)payload, strlen(payload), &id, &err);
     assert_non_null(*holder);
     return id;
 }
 
-static void expect_result(const cJSON *id, cJSON *data, const struct json_error *err,
+static void expect_result(const cJSON *id, cJSON *data, const struct m2m_error *err,
                           const char *want)
 {
     char *got = json_result(id, data, err);
@@ -767,7 +769,7 @@ static void test_result(void **state)
     const cJSON *sid = parse_id(&h1, "{\"id\":\"42\"}");
     const cJSON *nid = parse_id(&h2, "{\"id\":42}");
     const cJSON *fid = parse_id(&h3, "{\"id\":0.25}");
-    struct json_error err;
+    struct m2m_error err;
 
     expect_result(sid, NULL, NULL, "{\"id\":\"42\",\"ok\":true}");
     expect_result(nid, NULL, NULL, "{\"id\":42,\"ok\":true}");
@@ -794,21 +796,21 @@ static void test_result(void **state)
     expect_result(NULL, data, NULL, "{\"ok\":true,\"response\":[\"+CSQ: 14,99\"]}");
 
     /* the contract's error examples */
-    json_error_set(&err, "invalid_number", "'to' must be E.164, e.g. +4917012345678");
+    m2m_error_set(&err, "invalid_number", "'to' must be E.164, e.g. +4917012345678");
     expect_result(sid, NULL, &err,
                   "{\"id\":\"42\",\"ok\":false,\"error\":{\"code\":\"invalid_number\","
                   "\"message\":\"'to' must be E.164, e.g. +4917012345678\"}}");
-    json_error_set(&err, "modem_error", "no network service");
+    m2m_error_set(&err, "modem_error", "no network service");
     err.cms = 331;
     expect_result(NULL, NULL, &err,
                   "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"cms\":331,"
                   "\"message\":\"no network service\"}}");
-    json_error_set(&err, "modem_error", "SIM busy");
+    m2m_error_set(&err, "modem_error", "SIM busy");
     err.cme = 14;
     expect_result(nid, NULL, &err,
                   "{\"id\":42,\"ok\":false,\"error\":{\"code\":\"modem_error\",\"cme\":14,"
                   "\"message\":\"SIM busy\"}}");
-    json_error_set(&err, "modem_error", "x");
+    m2m_error_set(&err, "modem_error", "x");
     err.cme = 0; /* 0 is a code, not "absent" */
     expect_result(NULL, NULL, &err,
                   "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"cme\":0,\"message\":\"x\"}}");
@@ -816,7 +818,7 @@ static void test_result(void **state)
     /* data goes before the error */
     data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "parts", 1);
-    json_error_set(&err, "timeout", "no answer in %d s", 40);
+    m2m_error_set(&err, "timeout", "no answer in %d s", 40);
     expect_result(sid, data, &err,
                   "{\"id\":\"42\",\"ok\":false,\"parts\":1,\"error\":{\"code\":\"timeout\","
                   "\"message\":\"no answer in 40 s\"}}");
@@ -826,7 +828,7 @@ static void test_result(void **state)
     cJSON_AddStringToObject(data, "text", "a\"b\\c\n\x01\xf3\x85\xc3");
     expect_result(NULL, data, NULL,
                   "{\"ok\":true,\"text\":\"a\\\"b\\\\c\\n\\u0001\xc3\xb3\xef\xbf\xbd\xc3\x83\"}");
-    json_error_set(&err, "modem_error", "bad \xff byte");
+    m2m_error_set(&err, "modem_error", "bad \xff byte");
     expect_result(NULL, NULL, &err,
                   "{\"ok\":false,\"error\":{\"code\":\"modem_error\",\"message\":\"bad ? byte\"}}");
 
@@ -838,11 +840,11 @@ static void test_result(void **state)
 static void test_error_set(void **state)
 {
     (void)state;
-    struct json_error err;
+    struct m2m_error err;
     char longtext[300];
 
     memset(&err, 0, sizeof err);
-    json_error_set(&err, "busy", "a call is %s", "active");
+    m2m_error_set(&err, "busy", "a call is %s", "active");
     assert_string_equal(err.code, "busy");
     assert_string_equal(err.message, "a call is active");
     assert_int_equal(err.cme, -1);
@@ -851,11 +853,11 @@ static void test_error_set(void **state)
     /* cut inside "é": the half character becomes '?' */
     memset(longtext, 'a', 198);
     memcpy(longtext + 198, "\xc3\xa9zz", 5);
-    json_error_set(&err, "modem_error", "%s", longtext);
+    m2m_error_set(&err, "modem_error", "%s", longtext);
     assert_int_equal(strlen(err.message), 199);
     assert_int_equal(err.message[198], '?');
 
-    json_error_set(NULL, "x", "nothing happens");
+    m2m_error_set(NULL, "x", "nothing happens");
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -1053,6 +1055,35 @@ static void test_strings(void **state)
     free(s);
 }
 
+/* B/call/state: null for what is unknown, duration only once idle. */
+static void test_call_state(void **state)
+{
+    struct call_state st = { .state = CALL_IDLE, .dir = CALL_DIR_OUT, .since = 1795237200,
+                             .ended = CALL_END_BUSY, .duration = 0 };
+    char *j;
+
+    (void)state;
+    setenv("TZ", "CET-1", 1);
+    tzset();
+    snprintf(st.number, sizeof(st.number), "+491701234567");
+    j = json_call_state(&st);
+    assert_string_equal(j, "{\"state\":\"idle\",\"direction\":\"out\",\"number\":\"+491701234567\","
+                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":\"busy\","
+                           "\"duration\":0}");
+    free(j);
+    st = (struct call_state){ .state = CALL_RINGING, .dir = CALL_DIR_IN, .since = 1795237200,
+                              .duration = -1 };
+    j = json_call_state(&st);
+    assert_string_equal(j, "{\"state\":\"ringing\",\"direction\":\"in\",\"number\":null,"
+                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null}");
+    free(j);
+    st = (struct call_state){ .duration = -1, .since = 1795237200 };
+    j = json_call_state(&st);
+    assert_string_equal(j, "{\"state\":\"idle\",\"direction\":null,\"number\":null,"
+                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null}");
+    free(j);
+}
+
 /* ---- base64 --------------------------------------------------------------- */
 
 static void test_base64_rfc4648(void **state)
@@ -1142,6 +1173,7 @@ int main(void)
         cmocka_unit_test(test_event_error),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_call_state),
         cmocka_unit_test(test_base64_rfc4648),
         cmocka_unit_test(test_base64_binary),
         cmocka_unit_test(test_base64_reject),

@@ -133,7 +133,7 @@ static void test_parse(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct route *r = router_find(&cfg, cases[i].topic);
-        struct json_error err = { .cme = -1, .cms = -1 };
+        struct m2m_error err = { .cme = -1, .cms = -1 };
         struct route_req req = { 0 };
         const cJSON *id;
         int ret;
@@ -173,7 +173,7 @@ static void test_sms_resume(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct json_error err;
+        struct m2m_error err;
         struct route_req req = { 0 };
         const cJSON *id;
 

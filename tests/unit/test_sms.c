@@ -99,7 +99,7 @@ struct fake_timer {
 struct sent_rec {
     bool ok;
     struct sms_send_result res;
-    struct json_error err;
+    struct m2m_error err;
 };
 
 static struct {
@@ -413,7 +413,7 @@ static void on_acked(void *ctx, const char *key)
     snprintf(F.acked[F.n_acked++], sizeof(F.acked[0]), "%s", key);
 }
 
-static void on_sent(void *ctx, const struct sms_send_result *res, const struct json_error *err)
+static void on_sent(void *ctx, const struct sms_send_result *res, const struct m2m_error *err)
 {
     struct sent_rec *s;
 
@@ -1675,12 +1675,12 @@ static void test_send_part_fails(void **state)
         { AT_FINAL_CMS, -1, "SMSC address unknown", "modem_error",
           "SMSC address unknown (part 2 of 3)", -1, -1 },
         { AT_FINAL_CME, 30, NULL, "modem_error", "modem error (part 2 of 3)", -1, 30 },
-        { AT_FINAL_ERROR, -1, NULL, "modem_error", "the modem answered ERROR (part 2 of 3)", -1,
-          -1 },
+        { AT_FINAL_ERROR, -1, NULL, "modem_error",
+          "the modem answered ERROR to AT+CMGS (part 2 of 3)", -1, -1 },
         { AT_FINAL_TIMEOUT, -1, NULL, "timeout", "the modem did not answer AT+CMGS (part 2 of 3)",
           -1, -1 },
         { AT_FINAL_CANCELLED, -1, NULL, "unavailable",
-          "the modem went away while sending (part 2 of 3)", -1, -1 },
+          "the modem went away before answering AT+CMGS (part 2 of 3)", -1, -1 },
     };
     (void)state;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {

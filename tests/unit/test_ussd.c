@@ -48,7 +48,7 @@ static struct {
     int n_answers;
     bool got_reply;
     struct ussd_reply reply;
-    struct json_error err;
+    struct m2m_error err;
 } f;
 
 enum modem_state modem_state(const struct modem *m)
@@ -134,7 +134,7 @@ void loop_cancel_timer(struct loop *loop, uint64_t id)
         f.timer_cb = NULL;
 }
 
-static void answered(void *ctx, const struct ussd_reply *reply, const struct json_error *err)
+static void answered(void *ctx, const struct ussd_reply *reply, const struct m2m_error *err)
 {
     assert_ptr_equal(ctx, &f);
     f.n_answers++;

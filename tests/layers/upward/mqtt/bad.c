@@ -1,0 +1,2 @@
+/* A bare name is the top layer's: upward from mqtt/. */
+#include "instance.h"
