@@ -47,6 +47,7 @@
 
 #include "mqtt/json.h"
 
+struct at_script;
 struct loop;
 struct modem;
 
@@ -149,6 +150,10 @@ void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, voi
  * through (or at once when there is nothing to do); the caller bounds the
  * wait with its own timer. Queued jobs are answered "unavailable". */
 void cmqtt_shutdown(struct cmqtt *c, void (*done)(void *ctx), void *ctx);
+
+/* The job scripts (connect, publish, subscribe, unsubscribe, stop), for
+ * at_script_check() in the tests; NULL past the last. */
+const struct at_script *cmqtt_script(unsigned i);
 
 /* Counters for logs and tests. */
 struct cmqtt_stats {
