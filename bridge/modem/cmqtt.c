@@ -312,7 +312,8 @@ static void fail_queue(struct cmqtt *c, bool keep_qos)
         }
         *pp = j->next;
         c->n_queue--;
-        cmqtt_job_answer(j, "unavailable", "the remote broker is not connected", "the bridge is stopping or the modem went away");
+        cmqtt_job_answer(j, "unavailable", "the remote broker is not connected",
+                         "the bridge is stopping or the modem went away");
         cmqtt_job_free(j);
     }
     c->tail = &c->queue;
@@ -368,7 +369,7 @@ void cmqtt_modem_ready(struct cmqtt *c, bool ready)
         return;
     c->modem_ready = ready;
     if (!ready) {
-        /* The chat cancels what was in flight (step_done sees CANCELLED);
+        /* The chat cancels what was in flight (the job ends CANCELLED);
          * the module's session is gone with it. */
         loop_cancel_timer(c->loop, c->retry_timer);
         c->retry_timer = 0;
@@ -406,7 +407,7 @@ const struct cmqtt_stats *cmqtt_stats(const struct cmqtt *c)
  * at once, so that the commands queued behind it (SMS, status) go on
  * rather than wait for its timeout (65 s for a SUB). TOPIC, PAYLOAD and
  * the *TOPIC steps are not aborted: they only fill the module's buffer and
- * finish by themselves; their job stops after them (step_done). A
+ * finish by themselves; their job stops after them (done_session). A
  * CONNECT is aborted for NONET only: after a CONNLOST (of the previous
  * session, maybe) the module still answers it. */
 static void abort_waiting(struct cmqtt *c, bool nonet)

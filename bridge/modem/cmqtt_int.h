@@ -111,6 +111,18 @@ struct at_script_run *cmqtt_run_new(struct cmqtt *c);
 /* c->cur = j, and its script started. */
 void cmqtt_start_job(struct cmqtt *c, struct job *j);
 
+/* cmqtt_text.c */
+/* The <e> of an answer: the last number of its last "+CMQTT...:" line
+ * ("+CMQTTPUB: 0,11" after OK, "+CMQTTACCQ: 0,19" before ERROR); -1 when
+ * there is none, or that line is not "[<client>,]<e>". */
+int cmqtt_answer_code(const struct at_response *rsp);
+/* The scripts' ok(): OK, and the "+CMQTT...:" result after it, if any,
+ * says <e> 0. */
+bool cmqtt_answer_ok(const struct at_response *rsp);
+/* An <e> that means the session is gone (socket, network, timeout), even
+ * before the module says so with +CMQTTCONNLOST. */
+bool cmqtt_conn_code(int e);
+
 /* cmqtt_rx.c: the receive URCs (at_urc_fn, ctx the struct cmqtt), in
  * cmqtt.c's one URC table. */
 void cmqtt_urc_rxstart(void *ctx, const char *const *lines, size_t n);

@@ -39,42 +39,6 @@
 
 /* --- answers ------------------------------------------------------------------- */
 
-/* The <e> of a "+CMQTT...: [<client>,]<e>" line (its last number); -1
- * for any other line. */
-static int line_code(const char *line)
-{
-    const char *colon = strchr(line, ':');
-    struct at_result_iter it;
-    int v = -1, n = 0;
-
-    if (strncmp(line, "+CMQTT", 6) != 0 || !colon)
-        return -1;
-    at_result_iter_init(&it, colon + 1);
-    while (n < 2 && at_result_next_number(&it, 0, 999, &v) == 0)
-        n++;
-    return n > 0 && at_result_at_end(&it) ? v : -1;
-}
-
-/* The <e> of an answer: that of its last "+CMQTT...:" line (the result
- * after OK, or the info line before ERROR); -1 when there is none. */
-static int answer_code(const struct at_response *rsp)
-{
-    for (size_t i = rsp->n_lines; i-- > 0;)
-        if (strncmp(rsp->lines[i], "+CMQTT", 6) == 0)
-            return line_code(rsp->lines[i]);
-    return -1;
-}
-
-/* The scripts' ok(): OK, and the result line after it (if any) says 0. */
-static bool answer_ok(const struct at_response *rsp)
-{
-    const char *last = rsp->n_lines > 0 ? rsp->lines[rsp->n_lines - 1] : NULL;
-
-    if (rsp->final != AT_FINAL_OK)
-        return false;
-    return !last || strncmp(last, "+CMQTT", 6) != 0 || line_code(last) == 0;
-}
-
 /* Records why the job fails, for job_ended(). */
 static enum at_script_verdict fail(struct cmqtt *c, const char *code, const char *why, int e)
 {
@@ -221,13 +185,17 @@ static bool build_resub(void *ctx, struct at_script_cmd *out)
                    c->subs[c->sub_index].qos);
 }
 
-static bool build_topic(void *ctx, struct at_script_cmd *out)
+/* AT+CMQTTTOPIC and AT+CMQTTUNSUBTOPIC: the job's topic after the prompt. */
+static bool put_topic(struct at_script_cmd *out, const char *cmd, const struct job *j)
 {
-    struct job *j = ((struct cmqtt *)ctx)->cur;
-
     out->data = (const uint8_t *)j->topic;
     out->data_len = j->topic_len;
-    return put(out, "AT+CMQTTTOPIC=0,%zu", j->topic_len);
+    return put(out, "%s=0,%zu", cmd, j->topic_len);
+}
+
+static bool build_topic(void *ctx, struct at_script_cmd *out)
+{
+    return put_topic(out, "AT+CMQTTTOPIC", ((struct cmqtt *)ctx)->cur);
 }
 
 /* Empty payload: no AT+CMQTTPAYLOAD (the module takes 1-10240 bytes). */
@@ -235,9 +203,11 @@ static bool build_payload(void *ctx, struct at_script_cmd *out)
 {
     struct job *j = ((struct cmqtt *)ctx)->cur;
 
+    if (j->len == 0)
+        return false;
     out->data = j->payload;
     out->data_len = j->len;
-    return j->len > 0 && put(out, "AT+CMQTTPAYLOAD=0,%zu", j->len);
+    return put(out, "AT+CMQTTPAYLOAD=0,%zu", j->len);
 }
 
 static bool build_pub(void *ctx, struct at_script_cmd *out)
@@ -257,11 +227,7 @@ static bool build_sub(void *ctx, struct at_script_cmd *out)
 
 static bool build_unsubtopic(void *ctx, struct at_script_cmd *out)
 {
-    struct job *j = ((struct cmqtt *)ctx)->cur;
-
-    out->data = (const uint8_t *)j->topic;
-    out->data_len = j->topic_len;
-    return put(out, "AT+CMQTTUNSUBTOPIC=0,%zu", j->topic_len);
+    return put_topic(out, "AT+CMQTTUNSUBTOPIC", ((struct cmqtt *)ctx)->cur);
 }
 
 /* The session is closed only when there is one. */
@@ -288,7 +254,7 @@ static enum at_script_verdict done_start(void *ctx, const struct at_response *rs
 static enum at_script_verdict uploaded(struct cmqtt *c, const struct at_response *rsp,
                                        bool last)
 {
-    if (!answer_ok(rsp))
+    if (!cmqtt_answer_ok(rsp))
         return AT_SCRIPT_FAIL;
     if (last)
         c->cert_loaded = true;
@@ -313,7 +279,7 @@ static enum at_script_verdict done_session(void *ctx, const struct at_response *
 {
     struct cmqtt *c = ctx;
 
-    if (!answer_ok(rsp))
+    if (!cmqtt_answer_ok(rsp))
         return AT_SCRIPT_FAIL;
     return session_gone(c) ? fail_gone(c) : AT_SCRIPT_NEXT;
 }
@@ -324,9 +290,9 @@ static enum at_script_verdict done_resub(void *ctx, const struct at_response *rs
 {
     struct cmqtt *c = ctx;
 
-    if (!answer_ok(rsp) && c->sub_index < c->n_subs) {
+    if (!cmqtt_answer_ok(rsp) && c->sub_index < c->n_subs) {
         char msg[200];
-        int e = answer_code(rsp);
+        int e = cmqtt_answer_code(rsp);
         snprintf(msg, sizeof(msg), "subscribing to %s on the remote broker failed: %s (%d)",
                  c->subs[c->sub_index].topic, cmqtt_error_text(e), e);
         log_warn("remote: connect: %s", msg);
@@ -402,12 +368,12 @@ static const struct at_script_step stop_steps[] = {
 /* Indexed by enum job_kind. A publish is the busiest: its steps are
  * logged at debug level. */
 static const struct at_script scripts[] = {
-    [JOB_CONNECT] = { "remote", "connect", AT_SCRIPT_STEPS(connect_steps), answer_ok },
-    [JOB_PUBLISH] = { "remote", "publish", AT_SCRIPT_STEPS(publish_steps), answer_ok,
+    [JOB_CONNECT] = { "remote", "connect", AT_SCRIPT_STEPS(connect_steps), cmqtt_answer_ok },
+    [JOB_PUBLISH] = { "remote", "publish", AT_SCRIPT_STEPS(publish_steps), cmqtt_answer_ok,
                       .quiet = true },
-    [JOB_SUB] = { "remote", "subscribe", AT_SCRIPT_STEPS(subscribe_steps), answer_ok },
-    [JOB_UNSUB] = { "remote", "unsubscribe", AT_SCRIPT_STEPS(unsubscribe_steps), answer_ok },
-    [JOB_STOP] = { "remote", "stop", AT_SCRIPT_STEPS(stop_steps), answer_ok },
+    [JOB_SUB] = { "remote", "subscribe", AT_SCRIPT_STEPS(subscribe_steps), cmqtt_answer_ok },
+    [JOB_UNSUB] = { "remote", "unsubscribe", AT_SCRIPT_STEPS(unsubscribe_steps), cmqtt_answer_ok },
+    [JOB_STOP] = { "remote", "stop", AT_SCRIPT_STEPS(stop_steps), cmqtt_answer_ok },
 };
 
 const struct at_script *cmqtt_script(unsigned i)
@@ -416,18 +382,6 @@ const struct at_script *cmqtt_script(unsigned i)
 }
 
 /* --- the runner ----------------------------------------------------------------- */
-
-/* A failure of this kind means the session is gone (socket, network,
- * timeout), before the module says so with +CMQTTCONNLOST. */
-static bool conn_code(int e)
-{
-    switch (e) {
-    case 3: case 4: case 5: case 6: case 9: case 11: case 15: case 16: case 17: case 26:
-        return true;
-    default:
-        return false;
-    }
-}
 
 static void connect_done(struct cmqtt *c, const char *code, const char *why)
 {
@@ -450,7 +404,7 @@ static void connect_done(struct cmqtt *c, const char *code, const char *why)
 static bool publish_done(struct cmqtt *c, struct job *j, const char *code, const char *why,
                          int e)
 {
-    if (code && j->qos > 0 && conn_code(e) && ++j->attempts < MAX_ATTEMPTS && !c->stopping) {
+    if (code && j->qos > 0 && cmqtt_conn_code(e) && ++j->attempts < MAX_ATTEMPTS && !c->stopping) {
         /* The session broke under it. */
         log_info("remote: publish on %s failed (%s); kept for the reconnect", j->topic, why);
         j->next = c->queue;
@@ -509,7 +463,7 @@ static void job_done(struct cmqtt *c, const char *code, const char *why, int e)
     }
     if (free_it)
         cmqtt_job_free(j);
-    if (code && kind != JOB_CONNECT && conn_code(e) && c->state == CMQTT_CONNECTED &&
+    if (code && kind != JOB_CONNECT && cmqtt_conn_code(e) && c->state == CMQTT_CONNECTED &&
         c->modem_ready && !c->cancelling) {
         c->need_disc = true;
         cmqtt_session_lost(c, why);
@@ -523,7 +477,7 @@ static void job_done(struct cmqtt *c, const char *code, const char *why, int e)
 /* A job's answer the module gave: the failure in words. */
 static void answer_failed(struct cmqtt *c, const struct at_response *rsp)
 {
-    int e = answer_code(rsp);
+    int e = cmqtt_answer_code(rsp);
     char why[128];
 
     if (e >= 0)
@@ -549,6 +503,16 @@ static void cancelled(struct cmqtt *c)
     c->cancelling = false;
 }
 
+/* The job ends with what a done callback recorded. A copy: answering
+ * the job may start the next one (its caller publishes again), which
+ * clears c->failure. */
+static void recorded_failure(struct cmqtt *c)
+{
+    struct job_failure f = c->failure;
+
+    job_done(c, f.code, f.why, f.e);
+}
+
 /* A renewed subscription whose answer was out of step counts as refused,
  * as any other: the next filter follows (behind the chat's resync). */
 static void resub_out_of_step(struct cmqtt *c, const struct at_response *rsp)
@@ -556,7 +520,7 @@ static void resub_out_of_step(struct cmqtt *c, const struct at_response *rsp)
     if (done_resub(c, rsp) == AT_SCRIPT_AGAIN)
         at_script_resume(c->run);
     else
-        job_done(c, c->failure.code, c->failure.why, c->failure.e);
+        recorded_failure(c);
 }
 
 /* The script's ended(). */
@@ -570,7 +534,7 @@ static void job_ended(void *ctx, const struct at_script_end *end)
     if (end->ok)
         job_done(c, NULL, NULL, 0);
     else if (c->failure.code)
-        job_done(c, c->failure.code, c->failure.why, c->failure.e);
+        recorded_failure(c);
     else if (end->error == -EAGAIN)
         job_done(c, "unavailable", "the modem is not ready", 17);
     else if (end->error < 0 || !rsp)

@@ -1,9 +1,12 @@
-/* What the remote-broker service says and matches, without state: the
- * module's MQTT error codes in words, the session state names, and MQTT
- * 3.1.1 topic filter matching. Pure. */
+/* What the remote-broker service reads, says and matches, without state:
+ * the module's answers and their <e> codes (in words, and which of them
+ * mean the session is gone), the session state names, and MQTT 3.1.1
+ * topic filter matching. Pure. */
 #include <string.h>
 
+#include "at/result.h"
 #include "modem/cmqtt.h"
+#include "modem/cmqtt_int.h"
 
 static const char *const error_texts[] = {
     [0] = "ok",
@@ -49,6 +52,49 @@ const char *cmqtt_error_text(int e)
     if (e >= 0 && (size_t)e < sizeof(error_texts) / sizeof(error_texts[0]))
         return error_texts[e];
     return "unknown error";
+}
+
+/* The <e> of a "+CMQTT...: [<client>,]<e>" line (its last number); -1
+ * for any other line. */
+static int line_code(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    struct at_result_iter it;
+    int v = -1, n = 0;
+
+    if (strncmp(line, "+CMQTT", 6) != 0 || !colon)
+        return -1;
+    at_result_iter_init(&it, colon + 1);
+    while (n < 2 && at_result_next_number(&it, 0, 999, &v) == 0)
+        n++;
+    return n > 0 && at_result_at_end(&it) ? v : -1;
+}
+
+int cmqtt_answer_code(const struct at_response *rsp)
+{
+    for (size_t i = rsp->n_lines; i-- > 0;)
+        if (strncmp(rsp->lines[i], "+CMQTT", 6) == 0)
+            return line_code(rsp->lines[i]);
+    return -1;
+}
+
+bool cmqtt_answer_ok(const struct at_response *rsp)
+{
+    const char *last = rsp->n_lines > 0 ? rsp->lines[rsp->n_lines - 1] : NULL;
+
+    if (rsp->final != AT_FINAL_OK)
+        return false;
+    return !last || strncmp(last, "+CMQTT", 6) != 0 || line_code(last) == 0;
+}
+
+bool cmqtt_conn_code(int e)
+{
+    switch (e) {
+    case 3: case 4: case 5: case 6: case 9: case 11: case 15: case 16: case 17: case 26:
+        return true;
+    default:
+        return false;
+    }
 }
 
 const char *cmqtt_state_name(enum cmqtt_state st)
