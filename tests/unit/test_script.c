@@ -7,12 +7,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "at/result.h"
 #include "at/script.h"
+#include "capture.h"
 #include "modem/cmqtt.h"
 #include "modem/modem.h"
 #include "modem/status.h"
@@ -449,43 +449,19 @@ static const struct at_script_step result_steps[] = {
 static const struct at_script results = { "test", "results", AT_SCRIPT_STEPS(result_steps),
                                           result_zero };
 
-/* Runs fn with the log (stderr) going to a file; returns what it logged. */
-static void capture_log(void (*fn)(struct at_script_run *), struct at_script_run *run, char *buf,
-                        size_t size)
+static void test_prompt_data_and_result_after_ok(void **state)
 {
-    FILE *tmp = tmpfile();
-    int saved = dup(2);
-    size_t n;
+    struct at_script_run *run = setup_run();
+    struct capture cap;
+    char log[4096];
 
-    assert_non_null(tmp);
-    assert_true(saved >= 0);
-    fflush(stderr);
-    assert_true(dup2(fileno(tmp), 2) >= 0);
-    fn(run);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    rewind(tmp);
-    n = fread(buf, 1, size - 1, tmp);
-    buf[n] = '\0';
-    fclose(tmp);
-}
-
-static void run_results(struct at_script_run *run)
-{
+    (void)state;
+    assert_int_equal(capture_begin(&cap), 0);
     at_script_start(run, &results, NULL);
     answer("AT+T=5", AT_FINAL_OK, NULL);
     answer("AT+O", AT_FINAL_OK, "+O: 0,5");      /* refused, but optional */
     answer("AT+P", AT_FINAL_OK, "+P: 0,30");     /* refused: the run fails */
-}
-
-static void test_prompt_data_and_result_after_ok(void **state)
-{
-    struct at_script_run *run = setup_run();
-    char log[4096];
-
-    (void)state;
-    capture_log(run_results, run, log, sizeof(log));
+    capture_end(&cap, log, sizeof(log));
     assert_int_equal(F.cmds[0].opts.data_len, 5);
     assert_memory_equal(F.cmds[0].opts.data, "a/b\r\n", 5);
     assert_null(F.cmds[0].opts.after_ok_prefix);
