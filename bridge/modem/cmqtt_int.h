@@ -20,6 +20,8 @@
 #include "at/chat.h"
 #include "modem/cmqtt.h"
 
+struct at_script_run;
+
 enum job_kind { JOB_CONNECT, JOB_PUBLISH, JOB_SUB, JOB_UNSUB, JOB_STOP };
 
 struct job {
