@@ -15,11 +15,13 @@
  *   DISCONNECTED retries with exponential backoff (never a storm: a broker
  *   that refuses the password is asked again after 1, 2, 4 ... 60 s).
  *
- * One job at a time (like sms.c): a publish is TOPIC (prompt, bytes),
- * PAYLOAD (prompt, bytes), PUB; the module keeps one topic/payload buffer
- * per client, so two publishes must never interleave. Jobs wait in a
- * bounded queue; they run only while CONNECTED. A QoS 0 publish while not
- * connected is refused ("unavailable"), QoS 1/2 wait for the reconnect.
+ * Each job is an AT script (at/script.h; its steps are logged as "remote:
+ * connect: acquire: ok"), one at a time (like sms.c): a publish is TOPIC
+ * (prompt, bytes), PAYLOAD (prompt, bytes), PUB; the module keeps one
+ * topic/payload buffer per client, so two publishes must never
+ * interleave. Jobs wait in a bounded queue; they run only while
+ * CONNECTED. A QoS 0 publish while not connected is refused
+ * ("unavailable"), QoS 1/2 wait for the reconnect.
  *
  * Receiving: +CMQTTRXSTART announces the totals, +CMQTTRXTOPIC /
  * +CMQTTRXPAYLOAD chunks are followed by exactly <n> raw bytes (read with

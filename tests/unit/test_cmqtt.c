@@ -1,7 +1,7 @@
 /* modem/cmqtt: the remote-broker service through link seams and a REAL
  * AT chat.
  *
- * This file defines what cmqtt.c calls on its neighbours outside chat.o:
+ * This file defines what cmqtt*.c call on their neighbours outside chat.o:
  *   modem.o  modem_send (forwards to the real chat), modem_chat
  *   loop.o   loop_add_timer, loop_cancel_timer (a timer list the tests
  *            fire by hand)
