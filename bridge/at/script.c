@@ -229,12 +229,24 @@ static bool answered_ok(const struct at_script *s, const struct at_response *rsp
     return s->ok ? s->ok(rsp) : rsp->final == AT_FINAL_OK;
 }
 
+/* What a failed answer says: the CME/CMS text, or for an OK that the
+ * script's ok() refuses, the line that made it refuse (the result after
+ * OK: "+CMQTTCONNECT: 0,30"), else the final result's name. */
+static const char *failure_text(const struct at_response *rsp)
+{
+    if (rsp->text)
+        return rsp->text;
+    if (rsp->final == AT_FINAL_OK && rsp->n_lines > 0)
+        return rsp->lines[rsp->n_lines - 1];
+    return at_result_final_name(rsp->final);
+}
+
 static void log_answer(const struct at_script_run *run, size_t i, const struct at_response *rsp)
 {
     const struct at_script *s = run->script;
 
     log_msg(s->quiet ? LOG_DEBUG : LOG_INFO, "%s: %s: %s: %s", s->service, s->name, step_name(s, i),
-            answered_ok(s, rsp) ? "ok" : rsp->text ? rsp->text : at_result_final_name(rsp->final));
+            answered_ok(s, rsp) ? "ok" : failure_text(rsp));
 }
 
 static bool no_answer(const struct at_response *rsp)

@@ -23,7 +23,14 @@
  *
  * Every answered step is logged as "<service>: <script>: <step>: <outcome>"
  * (modem: bring-up: SMS storage: ok) at info level, or debug for quiet
- * scripts (the ones run every minute).
+ * scripts (the ones run every minute). A failed outcome is what the
+ * module said: the CME/CMS text, the final result, or for an OK that the
+ * script's ok() refused, the last line (the result after OK: remote:
+ * connect: connect: +CMQTTCONNECT: 0,30).
+ *
+ * A step may write data after the '>' prompt (its builder sets
+ * at_script_cmd.data: CMGS, AT+CMQTTTOPIC) and wait for a result line
+ * after OK (after_ok_prefix: "+CMQTTPUB:"); both are the chat's (at_cmd_opts).
  *
  * QUEUE_ALL scripts (a poll round) hand every step to the chat at once:
  * their answers do not steer them. done callbacks see each answer (their

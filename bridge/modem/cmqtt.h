@@ -15,11 +15,13 @@
  *   DISCONNECTED retries with exponential backoff (never a storm: a broker
  *   that refuses the password is asked again after 1, 2, 4 ... 60 s).
  *
- * One job at a time (like sms.c): a publish is TOPIC (prompt, bytes),
- * PAYLOAD (prompt, bytes), PUB; the module keeps one topic/payload buffer
- * per client, so two publishes must never interleave. Jobs wait in a
- * bounded queue; they run only while CONNECTED. A QoS 0 publish while not
- * connected is refused ("unavailable"), QoS 1/2 wait for the reconnect.
+ * Each job is an AT script (at/script.h; its steps are logged as "remote:
+ * connect: acquire: ok"), one at a time (like sms.c): a publish is TOPIC
+ * (prompt, bytes), PAYLOAD (prompt, bytes), PUB; the module keeps one
+ * topic/payload buffer per client, so two publishes must never
+ * interleave. Jobs wait in a bounded queue; they run only while
+ * CONNECTED. A QoS 0 publish while not connected is refused
+ * ("unavailable"), QoS 1/2 wait for the reconnect.
  *
  * Receiving: +CMQTTRXSTART announces the totals, +CMQTTRXTOPIC /
  * +CMQTTRXPAYLOAD chunks are followed by exactly <n> raw bytes (read with
@@ -47,6 +49,7 @@
 
 #include "modem/error.h"
 
+struct at_script;
 struct loop;
 struct modem;
 
@@ -149,6 +152,10 @@ void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, voi
  * through (or at once when there is nothing to do); the caller bounds the
  * wait with its own timer. Queued jobs are answered "unavailable". */
 void cmqtt_shutdown(struct cmqtt *c, void (*done)(void *ctx), void *ctx);
+
+/* The job scripts (connect, publish, subscribe, unsubscribe, stop), for
+ * at_script_check() in the tests; NULL past the last. */
+const struct at_script *cmqtt_script(unsigned i);
 
 /* Counters for logs and tests. */
 struct cmqtt_stats {

@@ -268,6 +268,30 @@ def metrics():
         write("metrics", data)
 
 
+def cmqtt():
+    # Module bytes after the connect, whole (0), byte by byte (1) and in
+    # 7-byte chunks: a message in two topic and two payload chunks with
+    # CR, LF and NUL in its bytes, one inside a command's answer, chunks
+    # longer than announced, a missing RXEND, the session URCs.
+    rx = (b"\r\n+CMQTTRXSTART: 0,9,20\r\n+CMQTTRXTOPIC: 0,6\r\ncloud/\r\n"
+          b"+CMQTTRXTOPIC: 0,3\r\nabc\r\n+CMQTTRXPAYLOAD: 0,12\r\nhi\r\n\x00OK\r\n> \x1a"
+          b"\r\n+CMQTTRXPAYLOAD: 0,8\r\n\xff\xfe\r\nERROR\r\n+CMQTTRXEND: 0\r\n")
+    for data in [
+        rx,
+        b"\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\na/b\r\n"
+        b"+CMQTTRXPAYLOAD: 0,6\r\n123456\r\n+CMQTTRXEND: 0\r\n",
+        b"\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+        b"+CMQTTRXPAYLOAD: 0,9999\r\nhello\r\n+CMQTTRXEND: 0\r\n" + rx,
+        b"\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n"
+        b"+CMQTTRXPAYLOAD: 0,4\r\n1234\r\n",
+        b"\r\n+CMQTTRXPAYLOAD: 0,10241\r\nhello\r\n\r\n+CMQTTRXSTART: 0,1025,5\r\n",
+        b"\r\n+CMQTTCONNLOST: 0,1\r\n" + rx,
+        b"\r\n+CMQTTNONET\r\n\r\n+CMQTTRXEND: 0\r\n",
+    ]:
+        for chunk in (0, 1, 7):
+            write("cmqtt", bytes([chunk]) + data)
+
+
 if __name__ == "__main__":
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -281,3 +305,4 @@ if __name__ == "__main__":
     config()
     refmap()
     metrics()
+    cmqtt()

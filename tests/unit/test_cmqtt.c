@@ -1,7 +1,7 @@
 /* modem/cmqtt: the remote-broker service through link seams and a REAL
  * AT chat.
  *
- * This file defines what cmqtt.c calls on its neighbours outside chat.o:
+ * This file defines what cmqtt*.c call on their neighbours outside chat.o:
  *   modem.o  modem_send (forwards to the real chat), modem_chat
  *   loop.o   loop_add_timer, loop_cancel_timer (a timer list the tests
  *            fire by hand)
@@ -23,8 +23,10 @@
 #include <string.h>
 
 #include "at/chat.h"
+#include "capture.h"
 #include "core/loop.h"
 #include "modem/cmqtt.h"
+#include "modem/cmqtt_int.h"
 #include "modem/modem.h"
 
 #define MAX_TIMERS 16
@@ -367,7 +369,68 @@ static void test_error_texts(void **state)
     assert_string_equal(cmqtt_state_name(CMQTT_CONNECTED), "connected");
 }
 
+/* What an answer means, from the module's transcripts: the <e> of the
+ * last +CMQTT line, and whether the step succeeded. */
+static void test_answer_codes(void **state)
+{
+    static const struct {
+        enum at_final final;
+        const char *line;       /* NULL: none */
+        int code;
+        bool ok;
+    } cases[] = {
+        { AT_FINAL_OK, NULL, -1, true },                           /* ACCQ */
+        { AT_FINAL_OK, "+CMQTTSTART: 0", 0, true },
+        { AT_FINAL_OK, "+CMQTTCONNECT: 0,0", 0, true },
+        { AT_FINAL_OK, "+CMQTTCONNECT: 0,30", 30, false },         /* bad password */
+        { AT_FINAL_OK, "+CMQTTPUB: 0,11", 11, false },
+        { AT_FINAL_OK, "+CMQTTDISC: 0,11", 11, false },
+        { AT_FINAL_ERROR, "+CMQTTACCQ: 0,19", 19, false },         /* already acquired */
+        { AT_FINAL_ERROR, NULL, -1, false },
+        /* Not "[<client>,]<e>": no code, and no success after OK. */
+        { AT_FINAL_OK, "+CMQTTCONNECT: 0,3x", -1, false },
+        { AT_FINAL_OK, "+CMQTTCONNECT: 0,0,0", -1, false },
+        { AT_FINAL_OK, "+CMQTTCONNECT: 0,1000", -1, false },
+        { AT_FINAL_OK, "+CMQTTCONNECT:", -1, false },
+        /* A line of no CMQTT command says nothing. */
+        { AT_FINAL_OK, "+CSQ: 14,99", -1, true },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *lines[2] = { cases[i].line, NULL };
+        const struct at_response rsp = { .final = cases[i].final, .code = -1, .lines = lines,
+                                         .n_lines = cases[i].line ? 1 : 0 };
+        if (cmqtt_answer_code(&rsp) != cases[i].code || cmqtt_answer_ok(&rsp) != cases[i].ok)
+            fail_msg("%s: code %d ok %d", cases[i].line ? cases[i].line : "(none)",
+                     cmqtt_answer_code(&rsp), cmqtt_answer_ok(&rsp));
+    }
+    assert_true(cmqtt_conn_code(11));
+    assert_false(cmqtt_conn_code(30));
+}
+
 /* --- tests: session --------------------------------------------------------------- */
+
+/* Each step is logged with its script's name; a refusal after OK names
+ * the module's result line. */
+static void test_steps_logged(void **state)
+{
+    struct capture cap;
+    char log[8192];
+
+    (void)state;
+    assert_int_equal(capture_begin(&cap), 0);
+    start_to_connect();
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,30\r\n");
+    capture_end(&cap, log, sizeof(log));
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_non_null(strstr(log, "remote: connect: start: ok"));
+    assert_non_null(strstr(log, "remote: connect: acquire: ok"));
+    assert_non_null(strstr(log, "remote: connect: MQTT version: ok"));
+    assert_non_null(strstr(log, "remote: connect: connect: +CMQTTCONNECT: 0,30"));
+    assert_null(strstr(log, "secret"));   /* the password stays out */
+}
 
 static void test_connect_sequence(void **state)
 {
@@ -992,6 +1055,55 @@ static void test_connect_sub_refused(void **state)
     assert_non_null(strstr(F.last_error, "remote_subscribe_failed"));
 }
 
+/* +CMQTTCONNLOST while a renewed subscription still waits in the chat's
+ * queue (behind a status poll): there is nothing to abort; once it has
+ * been answered the connect stops there: no next filter, not
+ * "connected", the retry after the backoff. */
+static void test_lost_before_resub(void **state)
+{
+    (void)state;
+    cmqtt_subscribe(F.c, "b", 0, NULL, NULL);
+    start_to_connect();
+    F.out_len = 0;
+    assert_int_equal(at_chat_send(F.chat, "AT+CSQ", NULL, other_done, NULL), 0);
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CSQ\r");                         /* the SUB waits behind it */
+    feed("\r\n+CMQTTCONNLOST: 0,3\r\n");
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    feed("\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    feed("\r\n> ");
+    EXPECT("cloud/+");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.out_len, 0);             /* no SUB of "b" */
+    assert_int_equal(F.state, CMQTT_DISCONNECTED);
+    assert_true(fire_timer(1000));
+    EXPECT("AT+CMQTTSTART\r");
+}
+
+/* The chat resynchronises while a renewed subscription waits for its
+ * prompt (its answer is out of step): that filter counts as refused, as a
+ * refusal by the broker would, and the next one follows the resync. */
+static void test_resub_out_of_step(void **state)
+{
+    (void)state;
+    cmqtt_subscribe(F.c, "b", 0, NULL, NULL);   /* kept for the connect */
+    start_to_connect();
+    F.out_len = 0;
+    feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+    EXPECT("AT+CMQTTSUB=0,7,1\r");
+    at_chat_resync(F.chat, false, "test");
+    assert_int_equal(F.n_errors, 1);
+    assert_non_null(strstr(F.last_error, "remote_subscribe_failed"));
+    assert_non_null(strstr(F.last_error, "cloud/+"));
+    resync_ok();
+    EXPECT("AT+CMQTTSUB=0,1,0\r");
+    feed("\r\n> ");
+    EXPECT("b");
+    feed("\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n");
+    assert_int_equal(F.state, CMQTT_CONNECTED);
+}
+
 /* +CMQTTCONNLOST while the subscriptions of a connect run: not "connected". */
 static void test_lost_while_subscribing(void **state)
 {
@@ -1183,6 +1295,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_topic_match),
         T(test_error_texts),
+        T(test_answer_codes),
+        T(test_steps_logged),
         T(test_connect_sequence),
         T(test_connect_refused_backoff),
         T(test_connlost_reconnects_and_resubscribes),
@@ -1205,6 +1319,8 @@ int main(void)
         T(test_nonet),
         T(test_connect_sub_refused),
         T(test_lost_while_subscribing),
+        T(test_resub_out_of_step),
+        T(test_lost_before_resub),
         T(test_disabled),
         T(test_tls_sequence),
         T(test_tls_client_cert_sequence),

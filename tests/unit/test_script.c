@@ -12,6 +12,8 @@
 
 #include "at/result.h"
 #include "at/script.h"
+#include "capture.h"
+#include "modem/cmqtt.h"
 #include "modem/modem.h"
 #include "modem/status.h"
 
@@ -418,6 +420,65 @@ static void test_queue_all(void **state)
     at_script_run_free(run);
 }
 
+/* Data after the prompt and a result after OK: the builder's data and the
+ * step's after_ok_prefix reach the chat; a fixed command has no data. */
+static bool build_with_data(void *ctx, struct at_script_cmd *out)
+{
+    (void)ctx;
+    out->data = (const uint8_t *)"a/b\r\n";
+    out->data_len = 5;
+    snprintf(out->buf, out->size, "AT+T=%zu", out->data_len);
+    return true;
+}
+
+/* Like the CMQTT scripts: OK is a success only when the result line after
+ * it (if any) ends in 0. */
+static bool result_zero(const struct at_response *rsp)
+{
+    size_t n = rsp->n_lines;
+
+    return rsp->final == AT_FINAL_OK &&
+           (n == 0 || strcmp(rsp->lines[n - 1] + strlen(rsp->lines[n - 1]) - 2, ",0") == 0);
+}
+
+static const struct at_script_step result_steps[] = {
+    { .name = "topic", .build = build_with_data },
+    { .name = "tolerant", .cmd = "AT+O", .after_ok_prefix = "+O:", .flags = AT_STEP_OPTIONAL },
+    { .name = "pub", .cmd = "AT+P", .after_ok_prefix = "+P:" },
+};
+static const struct at_script results = { "test", "results", AT_SCRIPT_STEPS(result_steps),
+                                          result_zero };
+
+static void test_prompt_data_and_result_after_ok(void **state)
+{
+    struct at_script_run *run = setup_run();
+    struct capture cap;
+    char log[4096];
+
+    (void)state;
+    assert_int_equal(capture_begin(&cap), 0);
+    at_script_start(run, &results, NULL);
+    answer("AT+T=5", AT_FINAL_OK, NULL);
+    answer("AT+O", AT_FINAL_OK, "+O: 0,5");      /* refused, but optional */
+    answer("AT+P", AT_FINAL_OK, "+P: 0,30");     /* refused: the run fails */
+    capture_end(&cap, log, sizeof(log));
+    assert_int_equal(F.cmds[0].opts.data_len, 5);
+    assert_memory_equal(F.cmds[0].opts.data, "a/b\r\n", 5);
+    assert_null(F.cmds[0].opts.after_ok_prefix);
+    assert_null(F.cmds[2].opts.data);
+    assert_int_equal(F.cmds[2].opts.data_len, 0);
+    assert_string_equal(F.cmds[2].opts.after_ok_prefix, "+P:");
+    expect_idle();
+    assert_int_equal(F.n_ended, 1);
+    assert_false(F.ended[0].ok);
+    assert_string_equal(F.ended[0].step->name, "pub");
+    /* The log names the result line that made an OK a failure. */
+    assert_non_null(strstr(log, "test: results: topic: ok"));
+    assert_non_null(strstr(log, "test: results: tolerant: +O: 0,5"));
+    assert_non_null(strstr(log, "test: results: pub: +P: 0,30"));
+    at_script_run_free(run);
+}
+
 /* Every script of the bridge: labels that exist, one of cmd and build. */
 static void test_bridge_scripts(void **state)
 {
@@ -425,10 +486,14 @@ static void test_bridge_scripts(void **state)
         modem_bringup_script(),
         status_poll_script(),
     };
+    unsigned n = 0;
 
     (void)state;
     for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
         assert_int_equal(at_script_check(scripts[i]), 0);
+    for (const struct at_script *s; (s = cmqtt_script(n)) != NULL; n++)
+        assert_int_equal(at_script_check(s), 0);
+    assert_int_equal(n, 5);   /* connect, publish, subscribe, unsubscribe, stop */
 }
 
 int main(void)
@@ -444,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_send_refused),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_queue_all),
+        cmocka_unit_test(test_prompt_data_and_result_after_ok),
         cmocka_unit_test(test_bridge_scripts),
     };
 
