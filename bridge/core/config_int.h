@@ -10,6 +10,8 @@
 
 #include "core/config.h"
 
+struct cJSON;
+
 /* Bounds. A config is a few KiB; anything near these is a mistake. */
 #define ALLOW_TO_MAX        256
 #define CALL_CODE_MAX       32      /* what ATD takes after the '+' (JSON_DIAL_MAX) */
@@ -84,6 +86,36 @@ extern const char config_baud_why[];
 
 /* Decimal digits only: "115200". No sign, no spaces, no 0x. */
 bool config_parse_uint(const char *s, int *out);
+
+/* A config being built (config.c) and where its errors go. */
+struct config_ctx {
+    struct config *cfg;           /* being built: the top level's, or a modem's */
+    char *err;
+    size_t err_size;
+    const struct cJSON *modems;   /* the file's "modems" array, or NULL */
+    char prefix[40];              /* "modems[3]." while a modem's is checked, else "" */
+};
+
+/* The field at offset off of a config. */
+#define SLOT(cfg, off, type) ((type *)(void *)((char *)(cfg) + (off)))
+
+/* config_read.c. The message into c->err; -EINVAL (fail), -ENOMEM (oom). */
+__attribute__((format(printf, 2, 3)))
+int config_fail(struct config_ctx *c, const char *fmt, ...);
+int config_oom(struct config_ctx *c);
+/* A copy of v (NULL: none) replaces *slot. 0 or -ENOMEM. */
+int config_set_str(char **slot, const char *v);
+/* A value from the environment or the command line, as text, under name. */
+int config_put_text(struct config_ctx *c, const struct key *k, const char *v, const char *name);
+/* The file's text as a JSON object in *root (the caller deletes it). */
+int config_parse_json(struct config_ctx *c, const char *json, size_t len, struct cJSON **root);
+/* Every key of obj into c->cfg by the table keys; path names obj in errors
+ * ("" for the top level). "modems" is only checked (into c->modems). */
+int config_walk(struct config_ctx *c, const struct cJSON *obj, const struct key *keys,
+                const char *path);
+void config_free_list(char **list, size_t n);
+void config_free_subs(struct config_remote_sub *s, size_t n);
+void config_free_fwds(struct config_remote_fwd *f, size_t n);
 
 /* A one-line message into err (which may be NULL); returns -EINVAL. */
 __attribute__((format(printf, 3, 4)))
