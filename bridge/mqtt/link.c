@@ -66,6 +66,7 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_link_opts *
     l->ca_file = dup_opt(opts->ca_file, &oom);
     l->will_topic = dup_opt(opts->will_topic, &oom);
     l->keepalive = opts->keepalive > 0 ? opts->keepalive : 30;
+    l->log_tag = log_tag();
     l->persist = opts->persist;
     l->persist_ctx = opts->persist_ctx;
 

@@ -237,7 +237,7 @@ static const MQTTProperty *find_prop(MQTTAsync_message *m, enum MQTTPropertyCode
 
 /* Returns 1 when the message is ours (paho frees nothing more, acks it), 0
  * to have paho keep it and call again later. */
-int link_on_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *m)
+static int arrived(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 {
     struct client_ctx *cc = context;
     struct mqtt_link *l = cc->link;
@@ -417,6 +417,18 @@ void link_dispatch(struct mqtt_link *l)
     l->dispatch_depth--;
     if (l->dispatch_depth == 0 && l->free_pending)
         link_destroy(l);
+}
+
+/* paho's threads serve every link: the persist callback's lines (the
+ * journal) carry this link's instance's tag. */
+int link_on_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    const struct client_ctx *cc = context;
+
+    log_set_tag(cc->link->log_tag);
+    int r = arrived(context, topic, topic_len, m);
+    log_set_tag(NULL);
+    return r;
 }
 
 void link_on_wake(void *ctx, int fd, short revents)

@@ -169,6 +169,7 @@ struct mqtt_link {
     int (*persist)(void *ctx, const char *topic, const void *payload, size_t len,
                    bool redelivered, uint64_t *seq);
     void *persist_ctx;
+    const char *log_tag;          /* log_tag() at mqtt_link_new: paho's threads log with it */
 
     /* Loop thread only. */
     char *paho_uri;
