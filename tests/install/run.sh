@@ -14,7 +14,8 @@ fail() { echo "install test: FAIL: $*" >&2; exit 1; }
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in bin/modem2mqtt bin/modem2mqtt-sim share/modem2mqtt/config.example.json \
-         share/man/man1/modem2mqtt.1 lib/systemd/system/modem2mqtt.service; do
+         share/man/man1/modem2mqtt.1 lib/systemd/system/modem2mqtt.service \
+         share/doc/modem2mqtt/LICENSE; do
   [ -f "$prefix/$f" ] || fail "$f not installed"
 done
 
