@@ -1962,7 +1962,7 @@ static void test_cmti_while_not_ready(void **state)
     stop();
 }
 
-/* CONTRACT 4: the listing must not take a message whose AT+CMGD is queued
+/* Never an SMS published twice: the listing must not take a message whose AT+CMGD is queued
  * behind it. Otherwise: published twice, and (the slot is free again once
  * the CMGD ran) the next SMS stored at that index is ignored as "known" and
  * then deleted by the duplicate's ack without ever being published. */
