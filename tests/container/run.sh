@@ -14,6 +14,9 @@
 # 127.0.0.1 port with docker/mosquitto.conf; the container uses the host's
 # network.
 #
+# The broker wants a password (the bridge gets it as Compose gives it, a
+# file in /run/secrets), and an anonymous client is refused.
+#
 # Checks: the bridge comes up (status "ready", retained), runs as uid 999
 # with group dialout, the image's HEALTHCHECK passes, an SMS sent over MQTT
 # reaches the modem (AT+CMGS, result ok), an SMS the modem receives is
@@ -67,9 +70,19 @@ trap cleanup EXIT
 fail() { log "FAIL: $*"; exit 1; }
 
 # ---- broker: docker/mosquitto.conf on a free loopback port -----------------
+# Its password file and the bridge's password, made as the README's
+# one-liner makes them (here with the host's mosquitto_passwd).
+(umask 077 && openssl rand -hex 16 >"$tmp/mqtt_password" &&
+  printf 'modem:%s\n' "$(cat "$tmp/mqtt_password")" >"$tmp/passwd") || fail "password files"
+mosquitto_passwd -U "$tmp/passwd" || fail "mosquitto_passwd -U"
+# The image's user reads it, as with the Compose secret.
+chown 999 "$tmp/mqtt_password"
+pw=$(cat "$tmp/mqtt_password")
+
 for _ in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 40000))
   sed -e "s|^listener 1883\$|listener $port 127.0.0.1|" \
+      -e "s|^password_file .*|password_file $tmp/passwd|" \
       -e "s|^persistence true\$|persistence false|" \
       -e "/^persistence_location/d" -e "s|^log_dest stdout\$|log_dest file $tmp/mosquitto.log|" \
       docker/mosquitto.conf >"$tmp/mosquitto.conf"
@@ -88,8 +101,14 @@ for _ in 1 2 3 4 5; do
   kill "$mosq_pid" 2>/dev/null; wait "$mosq_pid" 2>/dev/null || true; mosq_pid=""
 done
 [ -n "$mosq_pid" ] || { cat "$tmp/mosquitto.err" >&2; fail "mosquitto did not start"; }
-mq=(-h 127.0.0.1 -p "$port")
+mq=(-h 127.0.0.1 -p "$port" -u modem -P "$pw")
 log "mosquitto on 127.0.0.1:$port (docker/mosquitto.conf)"
+# Nobody gets in without a password.
+if mosquitto_sub -h 127.0.0.1 -p "$port" -t '#' -C 1 -W 3 >"$tmp/anon.out" 2>&1; then
+  fail "the broker let an anonymous client in"
+fi
+grep -qi "not authori[sz]ed" "$tmp/anon.out" || fail "anonymous client: $(cat "$tmp/anon.out")"
+log "an anonymous client is refused"
 
 # ---- modem: the simulator on a pty --------------------------------------------
 mkfifo "$tmp/sim.in"
@@ -122,6 +141,9 @@ log "simulator on $pty"
   -e "MODEM2MQTT_BROKER=mqtt://127.0.0.1:$port" \
   -e "MODEM2MQTT_BASE_TOPIC=$base" \
   -e MODEM2MQTT_LOG_LEVEL=debug \
+  -e MODEM2MQTT_USERNAME=modem \
+  -e MODEM2MQTT_PASSWORD_FILE=/run/secrets/mqtt_password \
+  -v "$tmp/mqtt_password:/run/secrets/mqtt_password:ro" \
   "$image" >/dev/null 2>"$tmp/run.err" || { cat "$tmp/run.err" >&2; fail "container did not start"; }
 log "container $name started"
 
