@@ -1,0 +1,1 @@
+    STR("MODEM2MQTT_PORT", modem.port, check_port),
