@@ -38,19 +38,25 @@ static void wait_modem_ready(struct h_env *e, const char *base)
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, t, "state", "ready", h_ms(H_READY_TIMEOUT_MS)));
 }
 
-/* The env's simulator is modem "a", sim_b modem "b"; one bridge runs both. */
-static void modems_up(struct h_env *e, struct h_sim *sim_b)
+/* The env's simulator is modem "a", sim_b modem "b"; one bridge runs both
+ * (extra: more top-level members of the config, or ""). */
+static void modems_up_with(struct h_env *e, struct h_sim *sim_b, const char *extra)
 {
     const struct h_env_opts o = { .sim_args = sim_a_args, .no_bridge = true };
 
     h_env_up(e, &o);
     h_sim_start(sim_b, sim_b_args);
-    char *cfg = h_strdupf(MODEMS_CFG, e->sim.link, sim_b->link);
+    char *cfg = h_strdupf("%s" MODEMS_CFG, extra, e->sim.link, sim_b->link);
     h_bridge_start(&e->bridge, &e->broker, NULL, NULL, cfg);
     free(cfg);
     wait_modem_ready(e, "m2mtest/a");
     wait_modem_ready(e, "m2mtest/b");
     h_mqtt_subscribe(&e->mqtt, "homeassistant/#");
+}
+
+static void modems_up(struct h_env *e, struct h_sim *sim_b)
+{
+    modems_up_with(e, sim_b, "");
 }
 
 static void publish_sms(struct h_env *e, const char *base, int id, const char *text)
@@ -220,6 +226,50 @@ static void test_hung_modem_delays_nothing(void **state)
     H_PASS(e);
 }
 
+/* With mqtt.pool every modem of the process is a member: 20 commands on
+ * the pool's topic, each answered once, by either modem, and each SMS on
+ * one network only. */
+static void test_modems_share_a_pool(void **state)
+{
+    struct h_env *e = *state;
+    struct h_sim b = { 0 };
+    int by_a = 0, by_b = 0, seen[20] = { 0 };
+
+    modems_up_with(e, &b, "\"mqtt\":{\"pool\":{\"topic\":\"m2mpool\"}},");
+    h_mqtt_subscribe(&e->mqtt, "m2mpool/sms/send/result");
+    /* Both joined: their SUBACKs are logged. */
+    for (int waited = 0; h_bridge_log_count(&e->bridge, "pool: joined") < 2; waited += 100) {
+        if (waited > h_ms(H_TIMEOUT_MS))
+            h_fail("the two modems did not both join the pool");
+        struct h_msg *m = h_mqtt_take(&e->mqtt, "m2mpool/never", 100);
+        h_msg_free(m);
+    }
+    for (int i = 0; i < 20; i++) {
+        char payload[96];
+        snprintf(payload, sizeof payload, "{\"id\":%d,\"to\":\"" TO "\",\"text\":\"pool %d\"}", i, i);
+        h_mqtt_publish_len(&e->mqtt, "m2mpool/sms/send", payload, strlen(payload), 1, false);
+    }
+    for (int n = 0; n < 20; n++) {
+        cJSON *r = h_mqtt_wait_json(&e->mqtt, "m2mpool/sms/send/result", h_ms(H_TIMEOUT_MS));
+        h_json_bool_eq(r, "ok", true);
+        long long id = h_json_int(r, "id");
+        const char *modem = h_json_str(r, "modem");
+        if (id < 0 || id >= 20 || seen[id]++)
+            h_fail("result %lld unexpected or twice", id);
+        by_a += strcmp(modem, "m2mtest/a") == 0;
+        by_b += strcmp(modem, "m2mtest/b") == 0;
+        cJSON_Delete(r);
+    }
+    fprintf(stderr, "pool in one process: %d by a, %d by b\n", by_a, by_b);
+    if (by_a == 0 || by_b == 0 || by_a + by_b != 20)
+        h_fail("the pool did not use both modems: %d and %d", by_a, by_b);
+    assert_int_equal(h_sim_saw(&e->sim, "sent ") + h_sim_saw(&b, "sent "), 20);
+
+    h_sim_stop(&b);
+    h_sim_cleanup(&b, false);
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -227,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_modems_one_process, h_env_setup, h_env_teardown),
         cmocka_unit_test_setup_teardown(test_hung_modem_delays_nothing, h_env_setup,
                                         h_env_teardown),
+        cmocka_unit_test_setup_teardown(test_modems_share_a_pool, h_env_setup, h_env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
