@@ -13,7 +13,8 @@
 # address and credentials only for the right token. The broker is a
 # mosquitto on a free 127.0.0.1 port that refuses anonymous clients.
 #
-# Checks: config.yaml's version is the bridge's; with no broker at all the
+# Checks: config.yaml's version is the bridge's, and it and build.yaml are
+# in the forms the Supervisor accepts (addon-config.py); with no broker at all the
 # entry point stops with a message that says what to install; with the
 # service, the bridge comes up (status "ready") with the service's
 # credentials, the password appears in no command line, log or file of
@@ -46,6 +47,8 @@ addon_version=$(sed -n 's/^version: "\(.*\)"$/\1/p' config.yaml)
 [ -n "$bridge_version" ] && [ "$addon_version" = "$bridge_version" ] ||
   fail "config.yaml version '$addon_version' is not CMakeLists.txt's '$bridge_version'"
 log "version $addon_version in config.yaml and CMakeLists.txt"
+tests/container/addon-config.py . || fail "config.yaml or build.yaml: the Supervisor would skip the add-on"
+log "config.yaml and build.yaml in the forms the Supervisor accepts"
 
 # ---- the add-on's options, as the Supervisor writes them -----------------------
 # config.yaml's defaults with the device and a few settings changed.
