@@ -6,7 +6,8 @@ The Supervisor skips an add-on whose config it cannot validate, logging a
 warning nobody sees: the add-on is simply missing from the store. So the
 forms the Supervisor's documentation allows are checked here: the required
 keys, the architectures, the services, every schema element, and that each
-option has a schema entry. Prints what is wrong, exits 1 if anything is.
+option has a schema entry and a text in translations/en.yaml. Prints what is
+wrong, exits 1 if anything is.
 
     tests/container/addon-config.py [DIR]     # DIR: the add-on (default .)
 """
@@ -57,6 +58,10 @@ def problems(addon):
     yield from (f"options.{k}: not in schema" for k in options if k not in schema)
     yield from (f"build.yaml: no base image for {a}" for a in config["arch"]
                 if a not in build.get("build_from", {}))
+    # Names and help texts for the options' form: one per option.
+    texts = yaml.safe_load((addon / "translations" / "en.yaml").read_text())["configuration"]
+    yield from (f"translations/en.yaml: no {k}" for k in schema if k not in texts)
+    yield from (f"translations/en.yaml: {k} is no option" for k in texts if k not in schema)
 
 
 def main():
