@@ -62,9 +62,15 @@ cat >"$tmp/data/options.json" <<EOF
 EOF
 
 # ---- no broker: neither the service nor mqtt_broker ---------------------------
-if "$cenv" run --rm --network=host -v "$tmp/data:/data" "$image" >"$tmp/nobroker.out" 2>&1; then
-  fail "started without a broker"
-fi
+# (Named as the add-on's container below, which cleanup removes: should it
+# not stop, timeout ends the wait and cleanup the container.)
+code=0
+timeout 60 "$cenv" run --rm --name "$name" --network=host -v "$tmp/data:/data" "$image" \
+  >"$tmp/nobroker.out" 2>&1 || code=$?
+case $code in
+  0) fail "started without a broker" ;;
+  124) fail "without a broker: still running after 60 s" ;;
+esac
 grep -q "no MQTT broker: install and start the Mosquitto broker add-on, or set mqtt_broker" "$tmp/nobroker.out" ||
   fail "without a broker: $(cat "$tmp/nobroker.out")"
 log "without a broker: $(tail -1 "$tmp/nobroker.out")"
