@@ -1874,7 +1874,7 @@ static void test_modem_gone_mid_read(void **state)
 {
     static const struct {
         const char *name;
-        bool cancel_first;          /* modem.c: state change first, then cancel */
+        bool cancel_first;          /* modem_port.c: state change first, then cancel */
     } rows[] = { { "state then cancel", false }, { "cancel then state", true } };
     (void)state;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
