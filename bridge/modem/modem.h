@@ -94,7 +94,8 @@ const struct at_script *modem_bringup_script(void);
 int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
                at_done_cb cb, void *ctx);
 
-/* B/modem/power (power handling: modem.c, next to the state it changes).
+/* B/modem/power (power handling: modem_power.c, next to the state it
+ * changes).
  *   FULL:  AT+CFUN=1; its OK turns LOW_POWER into READY.
  *   MIN:   AT+CFUN=0; its OK turns READY into LOW_POWER (services stop).
  *   RESET: AT+CRESET; its OK turns the state into RESETTING. The module's

@@ -250,8 +250,9 @@ static void tr_schedule(void *ctx, int64_t deadline)
     S.deadline = deadline;
 }
 
-/* The owner's part (modem.c): a resync that failed means a module that
- * does not answer; the owner closes the port, which cancels everything. */
+/* The owner's part (modem_bringup.c): a resync that failed means a
+ * module that does not answer; the owner closes the port, which cancels
+ * everything. */
 static void tr_synced(void *ctx, bool ok)
 {
     (void)ctx;

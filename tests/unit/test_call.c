@@ -1,12 +1,13 @@
 /* modem/call: the call service in isolation, through link seams.
  *
- * This file defines the functions call.c calls on its neighbours:
+ * This file defines the functions the service's files (call.c,
+ * call_lines.c, call_cmd.c) call on their neighbours:
  *   modem.o  modem_send, modem_chat, modem_charset_ucs2
  *   chat.o   at_chat_add_urcs, at_final_name
  *   loop.o   loop_add_timer, loop_cancel_timer, loop_now_ms
  * so the linker never pulls modem.o, chat.o or loop.o out of libm2m.a
  * (see tests/unit/test_sms.c for why every symbol of those objects that
- * call.o needs must be here).
+ * the call*.o need must be here).
  *
  * The tests are scripts: URC lines as the module sends them (from the
  * reference's transcripts), completions of the commands the service wrote

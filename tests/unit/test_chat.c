@@ -80,7 +80,7 @@ struct chat_case {
     size_t max_lines; /* 0: the chat's default */
     bool sched;
     int cmti_sends; /* 1 + index of a spec the +CMTI handler sends */
-    bool owner_cancels; /* synced(false) -> at_chat_cancel_all, as modem.c does */
+    bool owner_cancels; /* synced(false) -> at_chat_cancel_all, as modem_port.c does */
 };
 
 struct harness;

@@ -498,7 +498,7 @@ static void test_tcp_name_in_background(void **state)
 
 /* A connect the listener never completes (its accept queue is full, so
  * the kernel drops our SYNs): the port stays opening and nothing waits;
- * bounding it is the owner's timer (AT_PORT_CONNECT_MS, modem.c). */
+ * bounding it is the owner's timer (AT_PORT_CONNECT_MS, modem_port.c). */
 static void test_tcp_connect_hangs(void **state)
 {
     (void)state;

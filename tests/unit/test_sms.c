@@ -1,16 +1,17 @@
 /* modem/sms: the SMS service in isolation, through link seams.
  *
- * This file defines the functions sms.c calls on its neighbours:
+ * This file defines the functions the service's files (sms.c, sms_read.c,
+ * sms_send.c) call on their neighbours:
  *   modem.o  modem_send, modem_state, modem_state_name, modem_chat,
  *            modem_sms_supported
  *   chat.o   at_chat_add_urcs, at_final_name
  *   loop.o   loop_add_timer, loop_cancel_timer, loop_now_ms
  * The linker resolves them here and never pulls modem.o, chat.o or loop.o
- * out of libm2m.a. That only works if EVERY symbol sms.o needs from one of
- * those objects is defined here: sms.o also calls at_final_name (chat.o),
- * and one missing definition would pull the whole of chat.o, whose
- * at_chat_add_urcs then collides with ours ("multiple definition").
- * Everything else sms.o needs (pdu.o, json.o, config.o, log.o) is real,
+ * out of libm2m.a. That only works if EVERY symbol the sms*.o need from
+ * one of those objects is defined here: they also call at_final_name
+ * (chat.o), and one missing definition would pull the whole of chat.o,
+ * whose at_chat_add_urcs then collides with ours ("multiple definition").
+ * Everything else they need (pdu.o, json.o, config.o, log.o) is real,
  * and none of those objects refers back to modem/chat/loop.
  *
  * The fake modem records every command in order (string, opts with the
@@ -41,7 +42,7 @@
 
 #define T0 1000000                /* the fake clock's start (ms) */
 #define REASSEMBLY_MS 30000
-#define SAFETY_DRAIN_MS 60000     /* any span: sms.c has no periodic drain */
+#define SAFETY_DRAIN_MS 60000     /* any span: the service has no periodic drain */
 #define TS 1795237200             /* 2026-11-21T05:00:00Z */
 #define TIME_STR "2026-11-21T06:00:00+01:00"   /* TS at +01:00 */
 #define FROM "+491701234567"
@@ -223,7 +224,7 @@ int at_chat_add_urcs(struct at_chat *chat, const struct at_urc *table, size_t n,
     return 0;
 }
 
-/* The names chat.h documents (sms.c puts them into error messages). */
+/* The names chat.h documents (the service puts them into error messages). */
 const char *at_final_name(enum at_final f)
 {
     static const char *const names[] = {
@@ -1300,7 +1301,7 @@ static void test_not_incoming_left_alone(void **state)
 
 /* AT+CMGR answers without a message: nothing published or deleted, and the
  * queue goes on. (The short line without "+CMGR:" must not be read past its
- * end: sms.c read the stat at line + 6.) */
+ * end: read_done read the stat at line + 6.) */
 static void test_cmgr_without_message(void **state)
 {
     static const struct {
@@ -1874,7 +1875,7 @@ static void test_modem_gone_mid_read(void **state)
 {
     static const struct {
         const char *name;
-        bool cancel_first;          /* modem.c: state change first, then cancel */
+        bool cancel_first;          /* modem_port.c: state change first, then cancel */
     } rows[] = { { "state then cancel", false }, { "cancel then state", true } };
     (void)state;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
