@@ -16,7 +16,7 @@
  *   that refuses the password is asked again after 1, 2, 4 ... 60 s).
  *
  * Each job is an AT script (at/script.h; its steps are logged as "remote:
- * connect: acquire: ok"), one at a time (like sms.c): a publish is TOPIC
+ * connect: acquire: ok"), one at a time (like sms_send.c): a publish is TOPIC
  * (prompt, bytes), PAYLOAD (prompt, bytes), PUB; the module keeps one
  * topic/payload buffer per client, so two publishes must never
  * interleave. Jobs wait in a bounded queue; they run only while
