@@ -66,6 +66,7 @@ struct modem {
     uint64_t reset_timer;        /* MODEM_RESETTING: the boot is overdue */
     int backoff_ms;
     bool open_failed_logged;
+    bool silent_logged;          /* told the user nothing answers AT, until it does */
 
     struct at_script_run *run;   /* the bring-up script */
     size_t init_index;           /* next of opts.init for the init step */
@@ -684,7 +685,7 @@ static void schedule_reopen(struct modem *m)
 
 static void port_lost(struct modem *m, const char *why)
 {
-    log_warn("modem: port lost (%s); reopening", why);
+    log_msg(m->silent_logged ? LOG_DEBUG : LOG_WARN, "modem: port lost (%s); reopening", why);
     close_port(m);
     cancel_retry(m);
     /* After AT+CRESET a USB module re-enumerates: still resetting. */
@@ -737,14 +738,16 @@ static void port_opened(struct modem *m)
 
 static void open_failed(struct modem *m, int err)
 {
-    /* Once at warn level, then quietly: a modem may be unplugged for days. */
+    char advice[512];
+
+    /* Once, then quietly: a modem may be unplugged for days, and a udev
+     * rule or a group change may let us in later. */
     if (!m->open_failed_logged)
-        log_warn("modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
-                 m->opts.port, strerror(-err),
-                 err == -EBUSY ? " (another program holds it: ModemManager, a second "
-                                 "modem2mqtt?)"
-                               : "",
-                 BACKOFF_MAX_MS / 1000);
+        log_msg(err == -EACCES ? LOG_ERROR : LOG_WARN,
+                "modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
+                m->opts.port, strerror(-err),
+                at_port_open_advice(err, m->opts.port, advice, sizeof(advice)),
+                BACKOFF_MAX_MS / 1000);
     else
         log_debug("modem: cannot open %s: %s", m->opts.port, strerror(-err));
     m->open_failed_logged = true;
@@ -800,13 +803,24 @@ static void start_bringup(struct modem *m)
 static void tr_synced(void *ctx, bool ok)
 {
     struct modem *m = ctx;
+    char advice[512];
 
     if (!ok) {
+        /* Said once, until the module answers: the resyncs of the
+         * reopened port then go to the debug log. */
+        if (!m->silent_logged)
+            log_error("modem: %s; retrying quietly",
+                      at_port_silent_advice(m->port, m->opts.port, m->opts.baud, advice,
+                                            sizeof(advice)));
+        m->silent_logged = true;
+        at_chat_set_quiet(m->chat, true);
         /* A hung module, a wrong port or baud: reopening also resets a
          * USB-serial adapter's state. */
         port_lost(m, "module not answering");
         return;
     }
+    m->silent_logged = false;
+    at_chat_set_quiet(m->chat, false);
     if (m->state == MODEM_PROBING)
         start_bringup(m);
 }
