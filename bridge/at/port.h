@@ -90,7 +90,8 @@ size_t at_port_pending(const struct at_port *port);
 const char *at_port_open_advice(int err, const char *spec, char *buf, size_t size);
 /* The line for an open port where nothing answers AT: names the port
  * (spec, or the device "auto" found) and the baud, and what to check.
- * Written to buf, which is returned. */
+ * port may be NULL (closed meanwhile). Written to buf, which is
+ * returned. */
 const char *at_port_silent_advice(const struct at_port *port, const char *spec, int baud,
                                   char *buf, size_t size);
 

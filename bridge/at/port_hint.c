@@ -83,10 +83,12 @@ const char *at_port_open_advice(int err, const char *spec, char *buf, size_t siz
 const char *at_port_silent_advice(const struct at_port *port, const char *spec, int baud,
                                   char *buf, size_t size)
 {
-    /* "auto" says nothing about which port was tried. */
-    const char *name = strcmp(spec, "auto") == 0 ? port->name : spec;
+    /* "auto" says nothing about which port was tried. No port: it was
+     * lost meanwhile, the spec tells what it was. */
+    const char *name = port && strcmp(spec, "auto") == 0 ? port->name : spec;
+    bool tcp = port ? port->kind == AT_PORT_TCP : strncmp(spec, "tcp://", 6) == 0;
 
-    if (port->kind == AT_PORT_TCP)
+    if (tcp)
         snprintf(buf, size,
                  "no answer to AT from %s: check that the device server is connected "
                  "to the modem's AT port, at the modem's baud rate",

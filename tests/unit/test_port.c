@@ -723,6 +723,9 @@ static void test_silent_advice(void **state)
     assert_string_equal(buf, want);
     at_port_close(port);
     close(m);
+    /* The port closed meanwhile: the spec says what it was. */
+    at_port_silent_advice(NULL, slave, 9600, buf, sizeof(buf));
+    assert_string_equal(buf, want);
 
     /* A device server: no baud of ours, no ModemManager. */
     int ls = listen_spec("127.0.0.1", spec, sizeof(spec));
@@ -735,6 +738,8 @@ static void test_silent_advice(void **state)
     assert_string_equal(buf, want);
     at_port_close(port);
     close(ls);
+    at_port_silent_advice(NULL, spec, 115200, buf, sizeof(buf));
+    assert_string_equal(buf, want);
 }
 
 int main(void)
