@@ -19,6 +19,7 @@ int main(int argc, char **argv)
     char err[512];
     int r;
 
+    log_init();
     if (config_parse_cli(argc, argv, &cli, err, sizeof(err)) < 0) {
         fprintf(stderr, "modem2mqtt: %s (try --help)\n", err);
         return 2;

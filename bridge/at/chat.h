@@ -248,6 +248,11 @@ bool at_chat_abort(struct at_chat *chat, const char *cmd_prefix);
  * was just opened, whatever is buffered is stale. why is for the log. */
 void at_chat_resync(struct at_chat *chat, bool discard, const char *why);
 
+/* quiet: the owner has told the user once that the module does not
+ * answer; until it clears this, the start of each resync goes to the
+ * debug log instead of repeating as a warning. */
+void at_chat_set_quiet(struct at_chat *chat, bool quiet);
+
 /* A resync runs or failed: commands wait. */
 bool at_chat_syncing(const struct at_chat *chat);
 

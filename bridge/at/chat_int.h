@@ -97,6 +97,7 @@ struct at_chat {
     bool marker_seen;
     unsigned sync_attempt;
     unsigned sync_attempts;
+    bool quiet;             /* at_chat_set_quiet */
     int64_t quiet_at;        /* draining: done when no byte came until then */
     int64_t drain_end;       /* draining: done at the latest then */
     int64_t sync_deadline;   /* MARK, ECHO_OFF: the attempt failed then */

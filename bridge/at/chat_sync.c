@@ -41,9 +41,9 @@ static void sync_end(struct at_chat *chat, bool ok)
     if (ok)
         log_info("AT in step after %u attempt%s", chat->sync_attempt,
                  chat->sync_attempt == 1 ? "" : "s");
-    else
-        log_warn("AT resync failed after %u attempts: the module does not answer",
-                 chat->sync_attempt);
+    else  /* the owner tells the user (tr.synced), with what to check */
+        log_debug("AT resync failed after %u attempts: the module does not answer",
+                  chat->sync_attempt);
     chat->sync_attempt = 0;
     if (chat->tr.synced) {
         chat->completing++;
@@ -190,8 +190,9 @@ void chat_resync(struct at_chat *chat, bool discard, const char *why)
         chat_hold_sync(chat, discard);
         return;
     }
-    log_warn("AT resynchronising: %s%s%s", why, chat->cur ? "; dropping " : "",
-             chat->cur ? chat_cmd_log(chat->cur, name, sizeof(name)) : "");
+    log_msg(chat->quiet ? LOG_DEBUG : LOG_WARN, "AT resynchronising: %s%s%s", why,
+            chat->cur ? "; dropping " : "",
+            chat->cur ? chat_cmd_log(chat->cur, name, sizeof(name)) : "");
     chat_hold_sync(chat, discard);
     if (chat->cur)
         chat_complete_cur(chat, AT_FINAL_OUT_OF_STEP, -1, NULL, 0);
@@ -206,6 +207,11 @@ void chat_out_of_step(struct at_chat *chat, const char *why)
 void at_chat_resync(struct at_chat *chat, bool discard, const char *why)
 {
     chat_resync(chat, discard, why ? why : "asked to");
+}
+
+void at_chat_set_quiet(struct at_chat *chat, bool quiet)
+{
+    chat->quiet = quiet;
 }
 
 bool at_chat_syncing(const struct at_chat *chat)

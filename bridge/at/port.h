@@ -83,13 +83,25 @@ ssize_t at_port_flush(struct at_port *port);
 /* Bytes accepted by at_port_write that the fd has not taken yet. */
 size_t at_port_pending(const struct at_port *port);
 
+/* What a user can do about at_port_open's -err for spec (port_hint.c):
+ * a clause to append to the error, such as ": user nobody may not use
+ * it; add it to group dialout (`sudo usermod ...`)", or "" when there is
+ * no advice. Written to buf, which is returned. */
+const char *at_port_open_advice(int err, const char *spec, char *buf, size_t size);
+/* The line for an open port where nothing answers AT: names the port
+ * (spec, or the device "auto" found) and the baud, and what to check.
+ * port may be NULL (closed meanwhile). Written to buf, which is
+ * returned. */
+const char *at_port_silent_advice(const struct at_port *port, const char *spec, int baud,
+                                  char *buf, size_t size);
+
 /* "auto": the AT interface of a known SIMCom module, found by USB VID:PID
  * and interface number. Writes the device path. 0, -ENODEV, -ENOSPC. */
 int at_port_find_auto(char *path, size_t size);
 
-/* --list-ports: one line per port (path, VID:PID and USB interface,
- * serial, description, /dev/serial/by-id name), marking the one "auto"
- * would pick; "no serial ports found" when there are none.
+/* --list-ports: a header line, then one line per port (path, VID:PID and
+ * USB interface, serial, description, /dev/serial/by-id name), marking
+ * the one "auto" would pick; "no serial ports found" when there are none.
  * Returns the number listed or -errno. */
 int at_port_list(FILE *out);
 

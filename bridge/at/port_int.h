@@ -4,7 +4,8 @@
  *   port_dev.c   device paths: termios for ptys, libserialport for real
  *                serial devices, locking
  *   port_tcp.c   tcp://: the resolver thread, the non-blocking connect
- *   port_list.c  the known modems, finding the AT port, listing ports */
+ *   port_list.c  the known modems, finding the AT port, listing ports
+ *   port_hint.c  what a user can do when the port fails */
 #ifndef M2M_AT_PORT_INT_H
 #define M2M_AT_PORT_INT_H
 

@@ -216,6 +216,7 @@ int at_port_list(FILE *out)
         return 0;
     }
     const struct port_info *pick = pick_auto(info, n);
+    fprintf(out, "%-14s  %-19s  %s\n", "PORT", "USB VID:PID IF", "SERIAL  DESCRIPTION");
     for (size_t i = 0; i < n; i++) {
         const struct port_info *p = &info[i];
         char usb[32] = "-";

@@ -139,12 +139,12 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
                                "line, use MODEM2MQTT_PASSWORD_FILE or MODEM2MQTT_PASSWORD "
                                "(and MODEM2MQTT_USERNAME)",
                                name);
-            return config_fail_to(err, err_size, "unknown option '%s' (see --help)", name);
+            return config_fail_to(err, err_size, "unknown option '%s'", name);
         }
     }
     /* Not quoted: it could be a password typed after an option we refused. */
     if (optind < argc)
-        return config_fail_to(err, err_size, "unexpected argument #%d: options only (see --help)",
+        return config_fail_to(err, err_size, "unexpected argument #%d: options only",
                        optind);
 
     cli->action = help ? CONFIG_HELP : version ? CONFIG_VERSION : list ? CONFIG_LIST_PORTS

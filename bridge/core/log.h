@@ -1,4 +1,5 @@
-/* Logging to stderr, one line per call, with a level filter.
+/* Logging to stderr, one line per call, with a level filter; in
+ * journald's format when stderr is the journal.
  *
  * The level is process-wide (like syslog's mask): it is the only piece of
  * global state in the bridge, and it holds no modem or broker state. */
@@ -6,6 +7,11 @@
 #define M2M_CORE_LOG_H
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Once at start, before any thread: under systemd, when stderr is the
+ * journal (JOURNAL_STREAM matches it), lines get journald's "<N>"
+ * priority prefix instead of a timestamp and a level name. */
+void log_init(void);
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

@@ -414,13 +414,24 @@ static void start_bringup(struct modem *m)
 void modem_tr_synced(void *ctx, bool ok)
 {
     struct modem *m = ctx;
+    char advice[512];
 
     if (!ok) {
+        /* Said once, until the module answers: the resyncs of the
+         * reopened port then go to the debug log. */
+        if (!m->silent_logged)
+            log_error("modem: %s; retrying quietly",
+                      at_port_silent_advice(m->port, m->opts.port, m->opts.baud, advice,
+                                            sizeof(advice)));
+        m->silent_logged = true;
+        at_chat_set_quiet(m->chat, true);
         /* A hung module, a wrong port or baud: reopening also resets a
          * USB-serial adapter's state. */
         modem_port_lost(m, "module not answering");
         return;
     }
+    m->silent_logged = false;
+    at_chat_set_quiet(m->chat, false);
     if (m->state == MODEM_PROBING)
         start_bringup(m);
 }

@@ -49,6 +49,7 @@ struct modem {
     uint64_t reset_timer;        /* MODEM_RESETTING: the boot is overdue */
     int backoff_ms;
     bool open_failed_logged;
+    bool silent_logged;          /* told the user nothing answers AT, until it does */
 
     struct at_script_run *run;   /* the bring-up script */
     size_t init_index;           /* next of opts.init for the init step */

@@ -158,7 +158,7 @@ static void schedule_reopen(struct modem *m)
 
 void modem_port_lost(struct modem *m, const char *why)
 {
-    log_warn("modem: port lost (%s); reopening", why);
+    log_msg(m->silent_logged ? LOG_DEBUG : LOG_WARN, "modem: port lost (%s); reopening", why);
     modem_close_port(m);
     modem_cancel_retry(m);
     /* After AT+CRESET a USB module re-enumerates: still resetting. */
@@ -211,14 +211,16 @@ static void port_opened(struct modem *m)
 
 static void open_failed(struct modem *m, int err)
 {
-    /* Once at warn level, then quietly: a modem may be unplugged for days. */
+    char advice[512];
+
+    /* Once, then quietly: a modem may be unplugged for days, and a udev
+     * rule or a group change may let us in later. */
     if (!m->open_failed_logged)
-        log_warn("modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
-                 m->opts.port, strerror(-err),
-                 err == -EBUSY ? " (another program holds it: ModemManager, a second "
-                                 "modem2mqtt?)"
-                               : "",
-                 BACKOFF_MAX_MS / 1000);
+        log_msg(err == -EACCES ? LOG_ERROR : LOG_WARN,
+                "modem: cannot open %s: %s%s; retrying every %d s at most, quietly",
+                m->opts.port, strerror(-err),
+                at_port_open_advice(err, m->opts.port, advice, sizeof(advice)),
+                BACKOFF_MAX_MS / 1000);
     else
         log_debug("modem: cannot open %s: %s", m->opts.port, strerror(-err));
     m->open_failed_logged = true;

@@ -59,6 +59,27 @@ static const char *connect_failure_text(int code, int reason, const char *msg, c
     return buf;
 }
 
+/* What to set when the broker refuses the credentials, or their absence
+ * (key: the v3 code or the v5 reason, as connect_failure_text's): a
+ * clause for the log line, "" for other refusals. */
+static const char *auth_advice(const struct mqtt_link *l, int key, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (key != 4 && key != 5 && key != MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD &&
+        key != MQTTREASONCODE_NOT_AUTHORIZED)
+        return buf;
+    if (!l->username)
+        snprintf(buf, n, ": the broker wants a user name and password: set "
+                         "MODEM2MQTT_USERNAME and MODEM2MQTT_PASSWORD_FILE (or mqtt.username "
+                         "and mqtt.password_file in the config file)");
+    else
+        snprintf(buf, n, ": the broker refuses user %s: check MODEM2MQTT_USERNAME and the "
+                         "password in MODEM2MQTT_PASSWORD_FILE (or mqtt.username and "
+                         "mqtt.password_file in the config file)",
+                 l->username);
+    return buf;
+}
+
 static bool is_protocol_refusal(int code, int reason)
 {
     return code == 1 || code == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION ||
@@ -496,7 +517,7 @@ void link_handle_lost(struct mqtt_link *l, const char *cause)
 
 void link_handle_connect_failed(struct mqtt_link *l, int code, int reason, const char *msg)
 {
-    char buf[LINK_TEXT_MAX + 32];
+    char buf[LINK_TEXT_MAX + 32], advice[320];
     if (l->state != LS_CONNECTING)
         return;   /* stopping, or a stale attempt */
     const char *why = connect_failure_text(code, reason, msg, buf, sizeof(buf));
@@ -516,9 +537,11 @@ void link_handle_connect_failed(struct mqtt_link *l, int code, int reason, const
         return;
     }
 
+    /* Once per kind of failure, then quietly while it lasts. */
     int key = reason >= 0x80 ? reason : code;
     if (key != l->last_fail)
-        log_warn("mqtt: cannot connect to %s: %s", l->uri, why);
+        log_msg(auth_advice(l, key, advice, sizeof(advice))[0] ? LOG_ERROR : LOG_WARN,
+                "mqtt: cannot connect to %s: %s%s", l->uri, why, advice);
     else
         log_debug("mqtt: cannot connect to %s: %s", l->uri, why);
     l->last_fail = key;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -196,8 +197,11 @@ static bool stop_child(pid_t pid, int sig, int timeout_ms, int *status)
 
 /* fork + execve; fds: stdin, stdout, stderr for the child (-1: /dev/null).
  * Everything else is closed in the child; it dies with the test. */
-static pid_t spawn(const char *file, int line, char *const argv[], char *const envp[], int in,
-                   int out, int err)
+/* uid: 0 runs the program as the test's user; else as that user and the
+ * group of the same number, without supplementary groups (the test runs
+ * as root). */
+static pid_t spawn_as(const char *file, int line, char *const argv[], char *const envp[], int in,
+                      int out, int err, uid_t uid)
 {
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     pid_t pid = fork();
@@ -205,6 +209,9 @@ static pid_t spawn(const char *file, int line, char *const argv[], char *const e
         h_fail_at(file, line, "fork: %s", strerror(errno));
     if (pid == 0) {
         /* Only async-signal-safe calls from here on. */
+        if (uid && (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0))
+            _exit(126);
+        /* After setuid, which clears it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(in >= 0 ? in : null_fd, 0);
         dup2(out >= 0 ? out : null_fd, 1);
@@ -218,6 +225,12 @@ static pid_t spawn(const char *file, int line, char *const argv[], char *const e
     }
     close(null_fd);
     return pid;
+}
+
+static pid_t spawn(const char *file, int line, char *const argv[], char *const envp[], int in,
+                   int out, int err)
+{
+    return spawn_as(file, line, argv, envp, in, out, err, 0);
 }
 
 /* Prints the last n lines of a file to stderr. */
@@ -349,7 +362,7 @@ static void broker_write_conf(const char *file, int line, struct h_broker *b)
      * database when it exits on SIGTERM; autosave_interval 1 covers the
      * SIGKILL fallback. */
     char *text = h_strdupf("listener %d 127.0.0.1\n"
-                           "allow_anonymous true\n"
+                           "%s"
                            "persistence true\n"
                            "persistence_location %s/\n"
                            "persistence_file mosquitto.db\n"
@@ -358,19 +371,47 @@ static void broker_write_conf(const char *file, int line, struct h_broker *b)
                            "log_dest file %s/mosquitto.log\n"
                            "log_type all\n"
                            "connection_messages true\n"
-                           "%s",
-                           b->port, b->dir, b->dir, geteuid() == 0 ? "user root\n" : "");
+                           "%s%s%s%s",
+                           b->port, b->auth ? "allow_anonymous false\n" : "allow_anonymous true\n",
+                           b->dir, b->dir, geteuid() == 0 ? "user root\n" : "",
+                           b->auth ? "password_file " : "", b->auth ? b->dir : "",
+                           b->auth ? "/passwd\n" : "");
     int rc = write_file(conf, text);
     free(text);
     if (rc)
         h_fail_at(file, line, "writing %s: %s", conf, strerror(-rc));
 }
 
+/* The one user of an auth broker: mosquitto_passwd writes its file. */
+static void broker_add_user(const char *file, int line, struct h_broker *b, const char *user,
+                            const char *password)
+{
+    char path[320];
+    int status;
+
+    snprintf(path, sizeof path, "%s/passwd", b->dir);
+    char *argv[] = { (char *)M2M_MOSQUITTO_PASSWD_PATH, (char *)"-c", (char *)"-b", path,
+                     (char *)user, (char *)password, NULL };
+    pid_t pid = spawn(file, line, argv, NULL, -1, -1, -1);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        h_fail_at(file, line, "%s failed", M2M_MOSQUITTO_PASSWD_PATH);
+}
+
 void h_broker_start_at(const char *file, int line, struct h_broker *b)
+{
+    h_broker_start_auth_at(file, line, b, NULL, NULL);
+}
+
+void h_broker_start_auth_at(const char *file, int line, struct h_broker *b, const char *user,
+                            const char *password)
 {
     init();
     memset(b, 0, sizeof *b);
     make_dir(file, line, b->dir, sizeof b->dir, "broker");
+    if (user) {
+        broker_add_user(file, line, b, user, password);
+        b->auth = true;
+    }
     /* The port is free when chosen and may be taken before mosquitto binds
      * it: try a few. */
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -832,6 +873,8 @@ void h_bridge_start_at(const char *file, int line, struct h_bridge *br,
         free(json);
         if (rc)
             h_fail_at(file, line, "writing %s: %s", br->config_path, strerror(-rc));
+        if (br->uid && chown(br->dir, br->uid, (gid_t)br->uid) < 0)
+            h_fail_at(file, line, "chown %s: %s", br->dir, strerror(errno));
     }
     snprintf(br->base, sizeof br->base, "%s", base ? base : "");
 
@@ -856,7 +899,7 @@ void h_bridge_start_at(const char *file, int line, struct h_bridge *br,
         argv[argc++] = br->base;
     }
     char **env = clean_env();
-    br->pid = spawn(file, line, argv, env, -1, log, log);
+    br->pid = spawn_as(file, line, argv, env, -1, log, log, br->uid);
     free(env);
     close(log);
     br->status = 0;
@@ -931,6 +974,21 @@ int h_bridge_log_count(const struct h_bridge *br, const char *text)
     if (f)
         fclose(f);
     return n;
+}
+
+void h_bridge_wait_log_at(const char *file, int line, const struct h_bridge *br,
+                          const char *text, int count, int timeout_ms)
+{
+    int64_t deadline = now_ms() + h_ms(timeout_ms);
+    int n;
+
+    while ((n = h_bridge_log_count(br, text)) < count) {
+        check_watch(file, line, text);
+        if (now_ms() >= deadline)
+            h_fail_at(file, line, "%d of %d bridge log lines with '%s' within %d ms", n, count,
+                      text, h_ms(timeout_ms));
+        sleep_ms(50);
+    }
 }
 
 void h_bridge_cleanup(struct h_bridge *br, bool keep)

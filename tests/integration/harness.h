@@ -42,6 +42,7 @@ struct h_broker {
     char uri[64];               /* "mqtt://127.0.0.1:<port>" */
     char dir[256];              /* mosquitto.conf, mosquitto.db, mosquitto.log */
     pid_t pid;                  /* 0 when not running */
+    bool auth;                  /* h_broker_start_auth: no anonymous clients */
 };
 
 /* Picks a free loopback port, writes mosquitto.conf (persistence on in dir,
@@ -55,7 +56,14 @@ struct h_broker {
 /* Starts it again on the same port with the same directory. */
 #define h_broker_restart(b) h_broker_restart_at(__FILE__, __LINE__, (b))
 
+/* Same, for a broker that refuses anonymous clients and knows one user
+ * (password_file, written by mosquitto_passwd). */
+#define h_broker_start_auth(b, user, password) \
+    h_broker_start_auth_at(__FILE__, __LINE__, (b), (user), (password))
+
 void h_broker_start_at(const char *file, int line, struct h_broker *b);
+void h_broker_start_auth_at(const char *file, int line, struct h_broker *b, const char *user,
+                            const char *password);
 void h_broker_stop_at(const char *file, int line, struct h_broker *b);
 void h_broker_restart_at(const char *file, int line, struct h_broker *b);
 /* Teardown: stops without asserting, removes dir unless keep. */
@@ -137,6 +145,9 @@ struct h_bridge {
     char base[128];
     int status;                 /* waitpid status of the last exit */
     int starts;
+    uid_t uid;                  /* set before the first start: run the bridge as this
+                                 * user (and group of that number), which gets its
+                                 * directory; needs a root test. 0: as the test */
 };
 
 /* Writes <dir>/config.json = {"state_dir":"<dir>/state", <config_json_extra>}
@@ -164,6 +175,12 @@ bool h_bridge_running(struct h_bridge *br);
 void h_bridge_dump_log(const struct h_bridge *br, size_t n);
 /* Lines of the bridge log (so far) that contain text. */
 int h_bridge_log_count(const struct h_bridge *br, const char *text);
+/* Waits until at least count lines of the bridge log contain text; fails
+ * the test after timeout_ms. */
+#define h_bridge_wait_log(br, text, count, timeout_ms) \
+    h_bridge_wait_log_at(__FILE__, __LINE__, (br), (text), (count), (timeout_ms))
+void h_bridge_wait_log_at(const char *file, int line, const struct h_bridge *br,
+                          const char *text, int count, int timeout_ms);
 void h_bridge_cleanup(struct h_bridge *br, bool keep);
 
 /* ------------------------------------------------------------------ */

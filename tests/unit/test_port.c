@@ -1,12 +1,14 @@
 /* at/port: ptys, tcp://, error mapping, the auto table, --list-ports,
- * the output buffer, the background tcp:// open.
+ * the output buffer, the background tcp:// open, the advice for a user.
  *
  * Waits are poll() with a bound (WAIT_MS), never fixed sleeps. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -613,10 +616,17 @@ static void test_list_and_auto(void **state)
     fclose(f);
     assert_true(n >= 0);
     assert_non_null(text);
-    if (n == 0)
+    if (n == 0) {
         assert_string_equal(text, "no serial ports found\n");
-    else
-        assert_true(strlen(text) > 0);
+    } else {
+        /* The header, then one line per port. */
+        const char *header = "PORT            USB VID:PID IF       SERIAL  DESCRIPTION\n";
+        size_t lines = 0;
+        assert_memory_equal(text, header, strlen(header));
+        for (const char *c = text; *c; c++)
+            lines += *c == '\n';
+        assert_int_equal(lines, (size_t)n + 1);
+    }
     free(text);
     assert_int_equal(at_port_list(NULL), -EINVAL);
 
@@ -634,6 +644,102 @@ static void test_list_and_auto(void **state)
         assert_int_equal(at_port_open("auto", 115200, &port), -ENODEV);
         assert_null(port);
     }
+}
+
+/* ---- advice (port_hint.c) ---- */
+
+static void assert_contains(const char *text, const char *part)
+{
+    if (!strstr(text, part))
+        fail_msg("'%s' not in '%s'", part, text);
+}
+
+/* Permission denied names this process's user and the command that lets
+ * it in: the device's group when that group may read and write it (the
+ * distribution's serial group), else dialout. */
+static void test_open_advice_permission(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/m2m-port-hint-XXXXXX", buf[512], want[256];
+    struct passwd *pw = getpwuid(geteuid());
+    struct group *gr = getgrgid(getegid());
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    assert_non_null(pw);
+    assert_non_null(gr);
+    assert_int_equal(fchmod(fd, 0660), 0);
+    at_port_open_advice(-EACCES, path, buf, sizeof(buf));
+    snprintf(want, sizeof(want), ": user %s may not use it; add it to group %s (`sudo usermod -aG %s %s`",
+             pw->pw_name, gr->gr_name, gr->gr_name, pw->pw_name);
+    assert_contains(buf, want);
+    snprintf(want, sizeof(want), "SupplementaryGroups=%s", gr->gr_name);
+    assert_contains(buf, want);
+    snprintf(want, sizeof(want), "group_add: [%s]", gr->gr_name);
+    assert_contains(buf, want);
+
+    /* Only the owner may: the group of the device is no help. */
+    assert_int_equal(fchmod(fd, 0600), 0);
+    at_port_open_advice(-EACCES, path, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "`sudo usermod -aG dialout %s`", pw->pw_name);
+    assert_contains(buf, want);
+    close(fd);
+    unlink(path);
+}
+
+static void test_open_advice_others(void **state)
+{
+    (void)state;
+    char buf[512];
+
+    assert_contains(at_port_open_advice(-EBUSY, "/dev/ttyUSB2", buf, sizeof(buf)),
+                    "`systemctl stop ModemManager`");
+    assert_contains(at_port_open_advice(-ENOENT, "/dev/ttyUSB2", buf, sizeof(buf)),
+                    "`modem2mqtt --list-ports`");
+    assert_contains(at_port_open_advice(-ENOTTY, "/dev/null", buf, sizeof(buf)),
+                    "not a serial port");
+    assert_contains(at_port_open_advice(-ENODEV, "auto", buf, sizeof(buf)),
+                    "no known modem found for \"auto\"");
+    /* Nothing useful to add. */
+    assert_string_equal(at_port_open_advice(-EIO, "/dev/ttyUSB2", buf, sizeof(buf)), "");
+}
+
+/* The port opens and nothing answers: the port as configured, the baud,
+ * and where to look. */
+static void test_silent_advice(void **state)
+{
+    (void)state;
+    char slave[128], spec[64], buf[512], want[512];
+    struct at_port *port = NULL;
+    int m = open_master(slave, sizeof(slave));
+
+    assert_int_equal(at_port_open(slave, 9600, &port), 0);
+    at_port_silent_advice(port, slave, 9600, buf, sizeof(buf));
+    snprintf(want, sizeof(want),
+             "no answer to AT on %s at 9600 baud: check that it is the modem's AT port "
+             "(`modem2mqtt --list-ports` marks it) and the baud (modem.baud), and that no "
+             "other program uses it (`systemctl stop ModemManager`)",
+             slave);
+    assert_string_equal(buf, want);
+    at_port_close(port);
+    close(m);
+    /* The port closed meanwhile: the spec says what it was. */
+    at_port_silent_advice(NULL, slave, 9600, buf, sizeof(buf));
+    assert_string_equal(buf, want);
+
+    /* A device server: no baud of ours, no ModemManager. */
+    int ls = listen_spec("127.0.0.1", spec, sizeof(spec));
+    assert_int_equal(at_port_open(spec, 115200, &port), 0);
+    at_port_silent_advice(port, spec, 115200, buf, sizeof(buf));
+    snprintf(want, sizeof(want),
+             "no answer to AT from %s: check that the device server is connected to the "
+             "modem's AT port, at the modem's baud rate",
+             spec);
+    assert_string_equal(buf, want);
+    at_port_close(port);
+    close(ls);
+    at_port_silent_advice(NULL, spec, 115200, buf, sizeof(buf));
+    assert_string_equal(buf, want);
 }
 
 int main(void)
@@ -656,6 +762,9 @@ int main(void)
         cmocka_unit_test(test_tcp_malformed),
         cmocka_unit_test(test_known_modems),
         cmocka_unit_test(test_list_and_auto),
+        cmocka_unit_test(test_open_advice_permission),
+        cmocka_unit_test(test_open_advice_others),
+        cmocka_unit_test(test_silent_advice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
