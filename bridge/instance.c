@@ -62,7 +62,6 @@ static void on_modem_state(void *ctx, enum modem_state st)
     cmqtt_modem_ready(inst->cmqtt, ready);
     call_modem_ready(inst->call, ready);
     ussd_modem_ready(inst->ussd, ready);
-    events_availability(inst);
     events_status(inst);
     instance_health_update(inst);
     cmd_stats_modem_changed(inst);

@@ -164,6 +164,7 @@ int events_publish(struct instance *inst, const char *suffix, const char *payloa
 /* B/status "state": a reset stays "resetting" through the module's boot
  * and bring-up. */
 const char *instance_state(const struct instance *inst);
+/* "online": once per broker connection. */
 void events_availability(struct instance *inst);
 void events_status(struct instance *inst);
 /* B/status again even when it did not change (a new connection). */
