@@ -244,6 +244,7 @@ static void instance_close(struct instance *inst)
     call_free(inst->call);
     mqtt_link_free(inst->link);
     hass_free(inst->hass);
+    cmd_ha_free(inst);
     hold_free_all(inst);
     results_free_all(inst);     /* the journal keeps those not acknowledged */
     journal_close(inst->journal);
