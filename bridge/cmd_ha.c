@@ -104,36 +104,38 @@ static cJSON *request(struct instance *inst, struct command *cmd, const size_t *
     return root;
 }
 
+/* A press: the command of route suffix, made of the n fields, through
+ * that route's parser and handler. */
+static void press(struct instance *inst, struct command *cmd, const char *suffix,
+                  const size_t *which, size_t n)
+{
+    const struct route *r = router_route(suffix);
+    struct m2m_error err = { .cme = -1, .cms = -1 };
+    struct route_req req = { .root = request(inst, cmd, which, n) };
+
+    if (!req.root)
+        return;
+    if (r->parse(req.root, &req, &err) < 0)
+        command_finish(cmd, NULL, &err);
+    else
+        r->handle(inst, cmd, &req);
+    cJSON_Delete(req.root);
+}
+
 /* B/ha/sms/send: B/sms/send to B/ha/sms/to with B/ha/sms/text. */
 void cmd_ha_sms_send(struct instance *inst, struct command *cmd, struct route_req *req)
 {
     static const size_t which[] = { HA_SMS_TO, HA_SMS_TEXT };
-    struct m2m_error err = { .cme = -1, .cms = -1 };
-    struct route_req sms = { .root = request(inst, cmd, which, 2) };
 
     (void)req;
-    if (!sms.root)
-        return;
-    if (json_parse_sms_send(sms.root, &sms.sms, &err) < 0)
-        command_finish(cmd, NULL, &err);
-    else
-        cmd_sms_send(inst, cmd, &sms);
-    cJSON_Delete(sms.root);
+    press(inst, cmd, "sms/send", which, 2);
 }
 
 /* B/ha/call/dial: B/call/dial to B/ha/call/to. */
 void cmd_ha_call_dial(struct instance *inst, struct command *cmd, struct route_req *req)
 {
     static const size_t which[] = { HA_CALL_TO };
-    struct m2m_error err = { .cme = -1, .cms = -1 };
-    struct route_req dial = { .root = request(inst, cmd, which, 1) };
 
     (void)req;
-    if (!dial.root)
-        return;
-    if (json_parse_call_dial(dial.root, &dial.text, &err) < 0)
-        command_finish(cmd, NULL, &err);
-    else
-        cmd_call_dial(inst, cmd, &dial);
-    cJSON_Delete(dial.root);
+    press(inst, cmd, "call/dial", which, 1);
 }

@@ -109,8 +109,13 @@ const struct route *router_find(const struct config *cfg, const char *t)
         return NULL;
     else
         t += blen + 1;
+    return router_route(t);
+}
+
+const struct route *router_route(const char *suffix)
+{
     for (size_t i = 0; i < N_ROUTES; i++)
-        if (strcmp(t, routes[i].suffix) == 0)
+        if (strcmp(suffix, routes[i].suffix) == 0)
             return &routes[i];
     return NULL;
 }

@@ -86,6 +86,10 @@ static void test_flags(void **state)
     assert_int_equal(router_find(&cfg, "m2m/ha/call/dial")->flags, 0);
     /* Their text fields are data, not commands. */
     assert_null(router_find(&cfg, "m2m/ha/sms/to"));
+    assert_null(router_route("ha/sms/to"));
+    /* The row a press runs through is the command's own. */
+    assert_ptr_equal(router_route("sms/send"), router_find(&cfg, "m2m/sms/send"));
+    assert_ptr_equal(router_route("call/dial"), router_find(&cfg, "m2m/call/dial"));
     /* Only sms/send resumes after a restart; every row has a parser. */
     while (router_suffix(n)) {
         char t[64];
