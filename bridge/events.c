@@ -60,13 +60,13 @@ int events_publish(struct instance *inst, const char *suffix, const char *payloa
     return events_publish_text(inst, t, payload, qos, retain, NULL, 0, ack, ack_ctx);
 }
 
+/* B/availability says whether the bridge is there (connected to this
+ * broker), not the modem: an unplugged or hung modem shows in B/status
+ * "state". Retained, so once per connection; the broker's last will and
+ * mqtt_link_stop say "offline". */
 void events_availability(struct instance *inst)
 {
-    /* Online means "the modem is there": a vanished device is offline even
-     * though the bridge is still connected to the broker. */
-    bool online = modem_state(inst->modem) != MODEM_CLOSED;
-
-    events_publish(inst, "availability", online ? "online" : "offline", 1, true, NULL, NULL);
+    events_publish(inst, "availability", "online", 1, true, NULL, NULL);
 }
 
 static const char *status_state(enum modem_state st)

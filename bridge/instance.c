@@ -62,7 +62,6 @@ static void on_modem_state(void *ctx, enum modem_state st)
     cmqtt_modem_ready(inst->cmqtt, ready);
     call_modem_ready(inst->call, ready);
     ussd_modem_ready(inst->ussd, ready);
-    events_availability(inst);
     events_status(inst);
     instance_health_update(inst);
     cmd_stats_modem_changed(inst);
@@ -245,6 +244,7 @@ static void instance_close(struct instance *inst)
     call_free(inst->call);
     mqtt_link_free(inst->link);
     hass_free(inst->hass);
+    cmd_ha_free(inst);
     hold_free_all(inst);
     results_free_all(inst);     /* the journal keeps those not acknowledged */
     journal_close(inst->journal);

@@ -21,7 +21,8 @@
  *   cmd_call.c   B/call/...
  *   cmd_modem.c  B/ussd/send, B/modem/power, B/at/send
  *   cmd_remote.c B/remote/..., remote.forward, remote messages
- *   cmd_stats.c  the counters, B/stats, B/stats/get, /metrics */
+ *   cmd_stats.c  the counters, B/stats, B/stats/get, /metrics
+ *   cmd_ha.c     B/ha/...: Home Assistant's text fields and buttons */
 #ifndef M2M_INSTANCE_INT_H
 #define M2M_INSTANCE_INT_H
 
@@ -47,6 +48,9 @@ struct result;
 #define STOPPED_MSG                                                                  \
     "the bridge stopped while running this command; it may have taken effect and " \
     "is not repeated"
+
+/* Home Assistant's text fields (cmd_ha.c). */
+enum { HA_SMS_TO, HA_SMS_TEXT, HA_CALL_TO, HA_FIELDS };
 
 /* A message received (or replayed) and not yet dispatched. */
 struct held {
@@ -138,6 +142,9 @@ struct instance {
     /* cmd_call.c */
     bool in_call;
 
+    /* cmd_ha.c */
+    char *ha_field[HA_FIELDS];    /* their last values, NULL when not set */
+
     /* cmd_stats.c */
     struct stats stats;           /* B/stats and /metrics (core/stats.h) */
     struct stats stats_said;      /* the counters B/stats last published */
@@ -164,6 +171,7 @@ int events_publish(struct instance *inst, const char *suffix, const char *payloa
 /* B/status "state": a reset stays "resetting" through the module's boot
  * and bring-up. */
 const char *instance_state(const struct instance *inst);
+/* "online": once per broker connection. */
 void events_availability(struct instance *inst);
 void events_status(struct instance *inst);
 /* B/status again even when it did not change (a new connection). */
@@ -245,6 +253,14 @@ void cmd_remote_subscribe(struct instance *inst, struct command *cmd, struct rou
 void cmd_remote_unsubscribe(struct instance *inst, struct command *cmd, struct route_req *req);
 /* remote.forward: returns whether a rule matched m's topic. */
 bool cmd_remote_forward(struct instance *inst, const struct mqtt_link_msg *m);
+
+/* cmd_ha.c */
+void cmd_ha_subscribe(struct instance *inst);   /* the text fields' topics */
+/* m is a text field's value: kept; returns whether it was one. */
+bool cmd_ha_field(struct instance *inst, const struct mqtt_link_msg *m);
+void cmd_ha_sms_send(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_ha_call_dial(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_ha_free(struct instance *inst);
 
 /* cmd_stats.c */
 void cmd_stats_count(struct instance *inst, enum stats_counter c);

@@ -69,8 +69,9 @@ static int parse_empty(const cJSON *root, struct route_req *q, struct m2m_error 
     return json_check_fields(root, none, err);
 }
 
-/* Every command topic of the contract. Those of later releases answer
- * "unsupported" rather than nothing, so a script never waits in vain. */
+/* Every command topic of the contract, and Home Assistant's buttons.
+ * Those of later releases answer "unsupported" rather than nothing, so a
+ * script never waits in vain. */
 static const struct route routes[] = {
     { "sms/send", parse_sms, cmd_sms_send, 0, cmd_sms_left },
     { "call/dial", parse_dial, cmd_call_dial, 0, NULL },
@@ -84,6 +85,9 @@ static const struct route routes[] = {
     { "modem/power", parse_power, cmd_modem_power, ROUTE_ANY_STATE, NULL },
     { "at/send", parse_at, cmd_at_send, ROUTE_RAW_AT, NULL },
     { "stats/get", parse_empty, cmd_stats_get, ROUTE_ANY_STATE | ROUTE_NO_MODEM, NULL },
+    /* Home Assistant's buttons: the request is made of its text fields. */
+    { "ha/sms/send", parse_empty, cmd_ha_sms_send, 0, NULL },
+    { "ha/call/dial", parse_empty, cmd_ha_call_dial, 0, NULL },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -105,8 +109,13 @@ const struct route *router_find(const struct config *cfg, const char *t)
         return NULL;
     else
         t += blen + 1;
+    return router_route(t);
+}
+
+const struct route *router_route(const char *suffix)
+{
     for (size_t i = 0; i < N_ROUTES; i++)
-        if (strcmp(t, routes[i].suffix) == 0)
+        if (strcmp(suffix, routes[i].suffix) == 0)
             return &routes[i];
     return NULL;
 }

@@ -61,6 +61,9 @@ struct route {
  * topic (mqtt.pool): NULL when it is no command topic. */
 const struct route *router_find(const struct config *cfg, const char *topic);
 
+/* The route of a suffix ("sms/send"), NULL when it is none. */
+const struct route *router_route(const char *suffix);
+
 /* <mqtt.pool.topic>/sms/send, where the pool's commands arrive (the
  * broker strips "$share/<group>/" from the topic it delivers them on). */
 bool router_is_pool_topic(const struct config *cfg, const char *topic);

@@ -99,6 +99,7 @@ static void on_connected(void *ctx)
     char t[TOPIC_MAX];
 
     router_subscribe(inst);
+    cmd_ha_subscribe(inst);
     /* remote.forward: local filters whose messages go to the remote broker. */
     for (size_t i = 0; inst->cfg->remote.enabled && i < inst->cfg->remote.n_forward; i++)
         mqtt_link_subscribe(inst->link, inst->cfg->remote.forward[i].local,
@@ -144,7 +145,8 @@ static void on_message(void *ctx, const struct mqtt_link_msg *m)
     if (inst->cfg->remote.enabled && cmd_remote_forward(inst, m) &&
         !router_find(inst->cfg, m->topic))
         return;
-    if (!router_find(inst->cfg, m->topic) && hass_status_message(inst, m))
+    if (!router_find(inst->cfg, m->topic) &&
+        (hass_status_message(inst, m) || cmd_ha_field(inst, m)))
         return;
     if (m->retained) {
         /* It would run again at every restart of the bridge. An empty one
@@ -232,7 +234,8 @@ int session_open(struct instance *inst)
     if (!inst->link)
         return -EINVAL;
     const struct hass_opts ho = { .prefix = cfg->mqtt.ha_prefix, .base = cfg->mqtt.base_topic,
-                                  .notify_to = cfg->mqtt.ha_notify_to, .sw_version = M2M_VERSION };
+                                  .notify_to = cfg->mqtt.ha_notify_to, .sw_version = M2M_VERSION,
+                                  .support_url = M2M_HOMEPAGE, .remote = cfg->remote.enabled };
     inst->hass = hass_new(&ho, cfg->mqtt.ha_discovery, cfg->state_dir, hass_publish, inst);
     return inst->hass ? 0 : -ENOMEM;
 }

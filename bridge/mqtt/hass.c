@@ -29,7 +29,7 @@
 #define NODE_PREFIX "modem2mqtt_"
 
 struct entity {
-    const char *component;    /* sensor | event | button | notify */
+    const char *component;    /* sensor | binary_sensor | event | button | notify | text */
     const char *key;          /* object id: unique per device */
     const char *name;
     const char *state;        /* state topic after "B/", or NULL */
@@ -42,9 +42,24 @@ struct entity {
     const char *category;     /* entity_category, or NULL */
     const char *icon;
     const char *event_types[4];  /* an event entity's types, NULL-terminated */
+    const char *options[8];   /* an enum sensor's values, NULL-terminated */
     bool notify;              /* needs opts->notify_to */
+    bool remote;              /* needs opts->remote (the module's MQTT client) */
+    bool retain;              /* a text entity's value stays on the broker */
+    /* Works without a ready modem: available whenever the bridge is. The
+     * others are unavailable while B/status "state" is not "ready". */
+    bool any_state;
 };
 
+/* HA reserves the state "unavailable" for an entity it cannot reach: the
+ * modem state shows the bridge's "unavailable" (no port: unplugged, or
+ * reopened after it stopped answering) as "disconnected". */
+#define MODEM_STATE_TEMPLATE \
+    "{{ 'disconnected' if value_json.state == 'unavailable' else value_json.state }}"
+
+/* The value sets are the bridge's own: B/status "state", "registration"
+ * (modem/status.c), "remote" (modem/cmqtt_text.c), B/call/state "state"
+ * (modem/call.c). An enum sensor refuses any other value. */
 static const struct entity entities[] = {
     { .component = "sensor", .key = "signal_dbm", .name = "Signal", .state = "status",
       .value_template = "{{ value_json.signal.dbm }}", .device_class = "signal_strength",
@@ -55,18 +70,24 @@ static const struct entity entities[] = {
     { .component = "sensor", .key = "operator", .name = "Operator", .state = "status",
       .value_template = "{{ value_json.operator }}", .icon = "mdi:radio-tower" },
     { .component = "sensor", .key = "registration", .name = "Registration", .state = "status",
-      .value_template = "{{ value_json.registration }}", .icon = "mdi:antenna" },
+      .value_template = "{{ value_json.registration }}", .icon = "mdi:antenna",
+      .device_class = "enum",
+      .options = { "unregistered", "home", "searching", "denied", "unknown", "roaming" } },
     { .component = "sensor", .key = "access", .name = "Access technology", .state = "status",
       .value_template = "{{ value_json.access }}", .icon = "mdi:access-point-network",
       .category = "diagnostic" },
     { .component = "sensor", .key = "modem_state", .name = "Modem state", .state = "status",
-      .value_template = "{{ value_json.state }}", .icon = "mdi:sim",
-      .category = "diagnostic" },
+      .value_template = MODEM_STATE_TEMPLATE, .icon = "mdi:sim", .category = "diagnostic",
+      .device_class = "enum", .any_state = true,
+      .options = { "disconnected", "starting", "ready", "sim_locked", "no_sim", "low_power",
+                   "resetting" } },
     { .component = "sensor", .key = "remote", .name = "Remote broker", .state = "status",
       .value_template = "{{ value_json.remote }}", .icon = "mdi:cloud-outline",
-      .category = "diagnostic" },
+      .category = "diagnostic", .device_class = "enum",
+      .options = { "disabled", "connecting", "connected", "disconnected" } },
     { .component = "sensor", .key = "call_state", .name = "Call", .state = "call/state",
-      .value_template = "{{ value_json.state }}", .icon = "mdi:phone" },
+      .value_template = "{{ value_json.state }}", .icon = "mdi:phone", .device_class = "enum",
+      .options = { "idle", "dialing", "alerting", "ringing", "active" } },
     { .component = "event", .key = "sms_received", .name = "SMS received",
       .state = "sms/received", .event_types = { "received" }, .icon = "mdi:message-text",
       .value_template = "{{ dict(value_json, event_type='received') | tojson }}" },
@@ -77,9 +98,11 @@ static const struct entity entities[] = {
     { .component = "event", .key = "sms_report", .name = "SMS report", .state = "sms/report",
       .event_types = { "delivered", "pending", "failed" }, .icon = "mdi:message-check",
       .value_template = "{{ dict(value_json, event_type=value_json.status) | tojson }}" },
+    /* B/modem/power runs in any state: a reset is what may bring back a
+     * module that is not ready. */
     { .component = "button", .key = "modem_reset", .name = "Restart modem",
       .command = "modem/power", .payload_press = "{\"mode\":\"reset\"}",
-      .device_class = "restart", .category = "config" },
+      .device_class = "restart", .category = "config", .any_state = true },
     { .component = "sensor", .key = "sms_storage_used", .name = "SMS storage used",
       .state = "status", .value_template = "{{ value_json.storage.used }}",
       .state_class = "measurement", .category = "diagnostic", .icon = "mdi:sim" },
@@ -88,6 +111,29 @@ static const struct entity entities[] = {
       .category = "diagnostic", .icon = "mdi:sim" },
     { .component = "notify", .key = "sms", .name = "SMS", .command = "sms/send",
       .icon = "mdi:message-arrow-right", .notify = true },
+    { .component = "binary_sensor", .key = "remote_connected", .name = "Remote broker connected",
+      .state = "status", .device_class = "connectivity", .category = "diagnostic",
+      .value_template = "{{ 'ON' if value_json.remote == 'connected' else 'OFF' }}",
+      .remote = true },
+    /* Text fields and a button per action: HA's text entity publishes its
+     * value alone, so the bridge keeps the last value of each (retained:
+     * the broker keeps them too) and a press sends with them (B/ha/...,
+     * bridge/cmd_ha.c). */
+    { .component = "text", .key = "sms_to", .name = "SMS number", .state = "ha/sms/to",
+      .command = "ha/sms/to", .retain = true, .icon = "mdi:dialpad", .any_state = true },
+    { .component = "text", .key = "sms_text", .name = "SMS text", .state = "ha/sms/text",
+      .command = "ha/sms/text", .retain = true, .icon = "mdi:message-text-outline",
+      .any_state = true },
+    { .component = "button", .key = "sms_send", .name = "Send SMS", .command = "ha/sms/send",
+      .payload_press = "{}", .icon = "mdi:message-arrow-right" },
+    { .component = "text", .key = "call_to", .name = "Call number", .state = "ha/call/to",
+      .command = "ha/call/to", .retain = true, .icon = "mdi:dialpad", .any_state = true },
+    { .component = "button", .key = "call_dial", .name = "Call", .command = "ha/call/dial",
+      .payload_press = "{}", .icon = "mdi:phone-outgoing" },
+    { .component = "button", .key = "call_answer", .name = "Answer call",
+      .command = "call/answer", .payload_press = "{}", .icon = "mdi:phone-in-talk" },
+    { .component = "button", .key = "call_hangup", .name = "Hang up", .command = "call/hangup",
+      .payload_press = "{}", .icon = "mdi:phone-hangup" },
 };
 #define N_ENTITIES (sizeof(entities) / sizeof(entities[0]))
 _Static_assert(N_ENTITIES <= HASS_MAX_ENTITIES, "HASS_MAX_ENTITIES too small");
@@ -166,6 +212,50 @@ static cJSON *device(const struct hass_opts *opts, const struct modem_info *info
     return d;
 }
 
+/* HA's availability list: the bridge's B/availability, and for an entity
+ * that needs the modem B/status "state" too (mode "all": available only
+ * while both say so). */
+#define READY_TEMPLATE "{{ 'online' if value_json.state == 'ready' else 'offline' }}"
+
+static bool add_availability(cJSON *o, const char *base, bool any_state)
+{
+    cJSON *list = cJSON_AddArrayToObject(o, "availability"), *bridge, *modem;
+
+    if (!list || !(bridge = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, bridge) ||
+        !add_topic(bridge, "topic", base, "availability"))
+        return false;
+    if (any_state)
+        return true;
+    return (modem = cJSON_CreateObject()) && cJSON_AddItemToArray(list, modem) &&
+           add_topic(modem, "topic", base, "status") &&
+           add_str(modem, "value_template", READY_TEMPLATE) &&
+           add_str(o, "availability_mode", "all");
+}
+
+/* A NULL-terminated list as a JSON array of strings under key (none: no
+ * key). */
+static bool add_list(cJSON *o, const char *key, const char *const *v)
+{
+    cJSON *a;
+
+    if (!v[0])
+        return true;
+    a = cJSON_AddArrayToObject(o, key);
+    for (size_t i = 0; a && v[i]; i++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateString(v[i])))
+            return false;
+    return a != NULL;
+}
+
+static bool add_origin(cJSON *o, const struct hass_opts *opts)
+{
+    cJSON *origin = cJSON_AddObjectToObject(o, "origin");
+
+    return origin && add_str(origin, "name", "modem2mqtt") &&
+           add_str(origin, "sw_version", opts->sw_version) &&
+           add_str(origin, "support_url", opts->support_url);
+}
+
 /* {"to":"+49...","text":{{ value | tojson }}}: notify_to was validated as
  * E.164 (config.c), so it needs no escaping inside the template. */
 static bool add_notify_template(cJSON *o, const char *to)
@@ -181,14 +271,14 @@ int hass_config(const struct hass_opts *opts, const struct modem_info *info, siz
 {
     const struct entity *e;
     char node[sizeof(NODE_PREFIX) + sizeof(info->imei)], uid[160];
-    cJSON *o, *d, *types, *origin;
+    cJSON *o, *d;
     int n, r;
 
     *payload = NULL;
     if (i >= N_ENTITIES)
         return -EINVAL;
     e = &entities[i];
-    if (e->notify && !(opts->notify_to && *opts->notify_to))
+    if ((e->notify && !(opts->notify_to && *opts->notify_to)) || (e->remote && !opts->remote))
         return -ENOENT;
     r = node_id(info, node, sizeof(node));
     if (r < 0)
@@ -207,33 +297,23 @@ int hass_config(const struct hass_opts *opts, const struct modem_info *info, siz
               add_topic(o, "command_topic", opts->base, e->command) &&
               add_str(o, "payload_press", e->payload_press) &&
               (!e->notify || add_notify_template(o, opts->notify_to)) &&
-              add_topic(o, "availability_topic", opts->base, "availability") &&
-              add_str(o, "payload_available", "online") &&
-              add_str(o, "payload_not_available", "offline") &&
+              (!e->retain || cJSON_AddTrueToObject(o, "retain")) &&
+              add_availability(o, opts->base, e->any_state) &&
               add_str(o, "device_class", e->device_class) &&
+              add_list(o, "options", e->options) &&
               add_str(o, "unit_of_measurement", e->unit) &&
               add_str(o, "state_class", e->state_class) &&
               add_str(o, "entity_category", e->category) && add_str(o, "icon", e->icon) &&
               /* Commands and SMS events are QoS 1 on the bridge's side too. */
-              cJSON_AddNumberToObject(o, "qos", 1);
-    if (ok && e->event_types[0]) {
-        types = cJSON_AddArrayToObject(o, "event_types");
-        ok = types != NULL;
-        for (size_t t = 0; ok && e->event_types[t]; t++)
-            ok = cJSON_AddItemToArray(types, cJSON_CreateString(e->event_types[t]));
-    }
+              cJSON_AddNumberToObject(o, "qos", 1) &&
+              add_list(o, "event_types", e->event_types);
     if (ok) {
         d = device(opts, info, node);
         ok = d && cJSON_AddItemToObject(o, "device", d);
         if (d && !ok)
             cJSON_Delete(d);
     }
-    if (ok) {
-        origin = cJSON_AddObjectToObject(o, "origin");
-        ok = origin && add_str(origin, "name", "modem2mqtt") &&
-             add_str(origin, "sw_version", opts->sw_version);
-    }
-    if (ok)
+    if (ok && add_origin(o, opts))
         *payload = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return *payload ? 0 : -ENOMEM;
@@ -250,7 +330,7 @@ struct topic_set {
 
 struct hass {
     struct hass_opts opts;
-    char *prefix, *base, *notify_to, *sw_version;
+    char *prefix, *base, *notify_to, *sw_version, *support_url;
     bool discovery;
     char *state_path;
     bool announced;               /* this process announced announced_imei */
@@ -352,14 +432,16 @@ struct hass *hass_new(const struct hass_opts *opts, bool discovery, const char *
     h->base = strdup(opts->base);
     h->notify_to = opts->notify_to ? strdup(opts->notify_to) : NULL;
     h->sw_version = strdup(opts->sw_version ? opts->sw_version : "");
+    h->support_url = opts->support_url ? strdup(opts->support_url) : NULL;
     h->state_path = malloc(strlen(state_dir) + sizeof("/" HASS_STATE_FILE));
     if (!h->prefix || !h->base || (opts->notify_to && !h->notify_to) || !h->sw_version ||
-        !h->state_path) {
+        (opts->support_url && !h->support_url) || !h->state_path) {
         hass_free(h);
         return NULL;
     }
     sprintf(h->state_path, "%s/" HASS_STATE_FILE, state_dir);
-    h->opts = (struct hass_opts){ h->prefix, h->base, h->notify_to, h->sw_version };
+    h->opts = (struct hass_opts){ h->prefix, h->base, h->notify_to, h->sw_version,
+                                  h->support_url, opts->remote };
     h->discovery = discovery;
     h->publish = publish;
     h->ctx = ctx;
@@ -374,6 +456,7 @@ void hass_free(struct hass *h)
     free(h->base);
     free(h->notify_to);
     free(h->sw_version);
+    free(h->support_url);
     free(h->state_path);
     free(h);
 }

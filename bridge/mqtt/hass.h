@@ -1,11 +1,15 @@
 /* Home Assistant MQTT discovery: one HA device per modem (identified by its
- * IMEI), with sensors, events, a button and a notify entity over the
- * bridge's own topics, so HA needs no YAML.
+ * IMEI), with sensors, events, buttons, text fields and a notify entity
+ * over the bridge's own topics, so HA needs no YAML. An entity that needs
+ * the modem is available while B/availability is "online" and B/status
+ * "state" is "ready"; the others (modem state, restart, the text fields)
+ * while B/availability is "online".
  *
  * Config topics: <prefix>/<component>/modem2mqtt_<imei>/<key>/config,
  * retained, QoS 1. The payloads point HA at the existing topics
- * (B/status, B/call/state, B/sms/received, ...): nothing extra is published
- * for HA besides the config messages.
+ * (B/status, B/call/state, B/sms/received, ...): the bridge publishes
+ * nothing for HA besides the config messages (the text fields' values on
+ * B/ha/... are HA's, retained).
  *
  * Two halves:
  *  - pure builders (hass_config, hass_status_topic, hass_is_online): no
@@ -24,13 +28,15 @@
 #include "modem/modem.h"
 
 #define HASS_STATE_FILE "hass-discovery"
-#define HASS_MAX_ENTITIES 16
+#define HASS_MAX_ENTITIES 32
 
 struct hass_opts {
     const char *prefix;       /* discovery prefix, e.g. "homeassistant" */
     const char *base;         /* the bridge's base topic B */
     const char *notify_to;    /* E.164 number for the notify entity; NULL: none */
     const char *sw_version;   /* the bridge's version (device "origin") */
+    const char *support_url;  /* the project's home ("origin"); NULL: none */
+    bool remote;              /* the remote broker is configured: its entities */
 };
 
 /* Number of entries in the entity table (some may be disabled by opts). */

@@ -8,7 +8,9 @@
  * hold only their allowed characters, topics are valid, payloads bounded.
  * The result JSON built from the error must parse again. The payload is
  * also the module's answer to a command (its +CME/+CMS text can be any
- * bytes): the error m2m_error_from_at makes of it must be as good. */
+ * bytes): the error m2m_error_from_at makes of it must be as good. And
+ * it is the value of a Home Assistant text field, which a button's press
+ * puts into a request. */
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -219,6 +221,29 @@ static void at_error(const uint8_t *data, size_t size)
     free(text);
 }
 
+/* The payload as the value of one of Home Assistant's text fields
+ * (bridge/cmd_ha.c): kept when it is UTF-8 without NUL, then a press makes
+ * {"to":value,"text":value} (an SMS) or {"to":value} (a call) of it with
+ * cJSON (no JSON text in between) and runs the same parsers, which must
+ * hold the same promises. */
+static void ha_field(const uint8_t *data, size_t size)
+{
+    char *v;
+
+    if (memchr(data, '\0', size) || !utf8_valid(data, size) || !(v = malloc(size + 1)))
+        return;
+    memcpy(v, data, size);
+    v[size] = '\0';
+    for (int with_text = 0; with_text < 2; with_text++) {
+        cJSON *root = cJSON_CreateObject();
+        if (root && cJSON_AddStringToObject(root, "to", v) &&
+            (!with_text || cJSON_AddStringToObject(root, "text", v)))
+            parse_all(root, NULL);
+        cJSON_Delete(root);
+    }
+    free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *payload = malloc(size ? size : 1);
@@ -247,5 +272,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(payload);
     base64(data, size);
     at_error(data, size);
+    ha_field(data, size);
     return 0;
 }

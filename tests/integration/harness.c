@@ -1700,6 +1700,11 @@ void h_env_start_bridge_at(const char *file, int line, struct h_env *e)
 void h_wait_ready_at(const char *file, int line, struct h_env *e)
 {
     h_mqtt_wait_payload_at(file, line, &e->mqtt, e->t_avail, "online", H_READY_TIMEOUT_MS);
+    h_wait_modem_ready_at(file, line, e);
+}
+
+void h_wait_modem_ready_at(const char *file, int line, struct h_env *e)
+{
     cJSON *st = h_mqtt_wait_json_where_at(file, line, &e->mqtt, e->t_status, "state", "ready",
                                           H_READY_TIMEOUT_MS);
     cJSON_Delete(st);

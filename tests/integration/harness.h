@@ -345,12 +345,16 @@ int h_env_teardown(void **state);
  * waits until ready. */
 #define h_env_start_bridge(e) h_env_start_bridge_at(__FILE__, __LINE__, (e))
 /* Takes <base>/availability messages until "online" and <base>/status
- * until "state":"ready". */
+ * until "state":"ready": a bridge (re)started. */
 #define h_wait_ready(e) h_wait_ready_at(__FILE__, __LINE__, (e))
+/* Takes <base>/status messages until "state":"ready": the modem is back
+ * (B/availability follows the bridge's connection, not the modem). */
+#define h_wait_modem_ready(e) h_wait_modem_ready_at(__FILE__, __LINE__, (e))
 
 void h_env_up_at(const char *file, int line, struct h_env *e, const struct h_env_opts *opts);
 void h_env_start_bridge_at(const char *file, int line, struct h_env *e);
 void h_wait_ready_at(const char *file, int line, struct h_env *e);
+void h_wait_modem_ready_at(const char *file, int line, struct h_env *e);
 /* Stops everything; dumps logs when !e->passed. -1 (the test then fails
  * in cmocka's teardown) when the bridge, stopped here with SIGTERM, did not
  * exit with status 0, or its log has a sanitizer report; else 0. */

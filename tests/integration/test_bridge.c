@@ -125,18 +125,45 @@ static void test_status_signal_refresh(void **state)
     H_PASS(e);
 }
 
+/* Fails unless nothing is queued on topic (what came is shown). */
+static void assert_none_on(struct h_env *e, const char *topic)
+{
+    struct h_msg *m = h_mqtt_take(&e->mqtt, topic, 0);
+
+    if (m) {
+        char payload[64];
+        snprintf(payload, sizeof payload, "%s", m->payload);
+        h_msg_free(m);
+        h_fail("unexpected '%s' on %s", payload, topic);
+    }
+}
+
+/* B/availability is the bridge's, B/status "state" the modem's: an
+ * unplugged modem leaves the bridge online (its commands are answered,
+ * "unavailable"), and nothing is said on B/availability meanwhile. */
 static void test_unplug_replug(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
     h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
-    h_mqtt_wait_payload(&e->mqtt, e->t_avail, "offline", H_TIMEOUT_MS);
-    h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
-    h_wait_ready(e);
+    cJSON *st = h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
+                                       H_TIMEOUT_MS);
+    char *s = cJSON_PrintUnformatted(st);
+    fprintf(stderr, "unplugged: %s %s\n", e->t_status, s);
+    free(s);
+    cJSON_Delete(st);
     char buf[64];
     retained_payload(e, e->t_avail, buf, sizeof buf);
     assert_string_equal(buf, "online");
-    cJSON *st = h_retained_json(e, e->t_status);
+    h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
+    h_wait_modem_ready(e);
+    /* A command's result is published after everything before it: then
+     * no availability message may be queued. */
+    cJSON_Delete(h_stats_get(e, 1));
+    assert_none_on(e, e->t_avail);
+    retained_payload(e, e->t_avail, buf, sizeof buf);
+    assert_string_equal(buf, "online");
+    st = h_retained_json(e, e->t_status);
     h_json_str_eq(st, "state", "ready");
     cJSON_Delete(st);
 
@@ -146,6 +173,28 @@ static void test_unplug_replug(void **state)
     cJSON *r = h_mqtt_wait_json(&e->mqtt, e->t_result, H_TIMEOUT_MS);
     h_json_bool_eq(r, "ok", true);
     cJSON_Delete(r);
+    H_PASS(e);
+}
+
+/* "online" is retained: once per connection is enough, and the modem's
+ * bring-up (probing, starting, ready) does not repeat it. */
+static void test_availability_once(void **state)
+{
+    struct h_env *e = *state;
+    /* The subscriber's session outlives the broker's restart below, so
+     * it gets every publish once, and no retained copy again. */
+    const struct h_env_opts o = { .persistent_client = true };
+    h_env_up(e, &o);   /* took the first "online", then "ready" */
+    cJSON_Delete(h_stats_get(e, 1));
+    assert_none_on(e, e->t_avail);
+
+    /* A new connection: "online" once more, once. */
+    h_broker_stop(&e->broker);
+    h_broker_restart(&e->broker);
+    h_mqtt_reconnect(&e->mqtt, H_TIMEOUT_MS);
+    h_mqtt_wait_payload(&e->mqtt, e->t_avail, "online", H_READY_TIMEOUT_MS);
+    cJSON_Delete(h_stats_get(e, 2));
+    assert_none_on(e, e->t_avail);
     H_PASS(e);
 }
 
@@ -370,7 +419,7 @@ static void test_client_id_taken_over(void **state)
         struct h_mqtt thief;
         /* The thief must find the bridge connected: an "online" taken from
          * the subscription may be an older one (the bridge publishes it at
-         * each connect and each modem state), and a thief that comes while
+         * each connect), and a thief that comes while
          * the bridge waits to reconnect knocks nobody off. */
         wait_connection(&e->bridge, i + 1);
         h_mqtt_connect(&thief, e->broker.uri, id, true);
@@ -394,6 +443,7 @@ int main(void)
         T(test_status),
         T(test_status_signal_refresh),
         T(test_unplug_replug),
+        T(test_availability_once),
         T(test_sigterm_offline),
         T(test_kill_last_will),
         T(test_no_sms_unsupported),

@@ -16,16 +16,24 @@
 #define HA_CONFIG \
     "\"mqtt\":{\"homeassistant\":{\"prefix\":\"" PREFIX "\",\"notify_to\":\"" NOTIFY_TO "\"}}"
 
-/* Every entity the bridge announces, by component and object id. */
+/* Every entity the bridge announces, by component and object id (without
+ * a remote broker: no "remote_connected"); any_state: available without a
+ * ready modem. */
 static const struct {
     const char *component, *key;
+    bool any_state;
 } expected[] = {
-    { "sensor", "signal_dbm" },   { "sensor", "signal_percent" }, { "sensor", "operator" },
-    { "sensor", "registration" }, { "sensor", "access" },         { "sensor", "modem_state" },
-    { "sensor", "remote" },       { "sensor", "call_state" },     { "event", "sms_received" },
-    { "event", "call_ring" },     { "event", "sms_report" },      { "button", "modem_reset" },
+    { "sensor", "signal_dbm" },       { "sensor", "signal_percent" },
+    { "sensor", "operator" },         { "sensor", "registration" },
+    { "sensor", "access" },           { "sensor", "modem_state", true },
+    { "sensor", "remote" },           { "sensor", "call_state" },
+    { "event", "sms_received" },      { "event", "call_ring" },
+    { "event", "sms_report" },        { "button", "modem_reset", true },
     { "sensor", "sms_storage_used" }, { "sensor", "sms_storage_total" },
-    { "notify", "sms" },
+    { "notify", "sms" },              { "text", "sms_to", true },
+    { "text", "sms_text", true },     { "button", "sms_send" },
+    { "text", "call_to", true },      { "button", "call_dial" },
+    { "button", "call_answer" },      { "button", "call_hangup" },
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -75,11 +83,14 @@ static void ha_connect(struct h_env *e)
     h_mqtt_subscribe(&g_ha, PREFIX "/#");
 }
 
-/* "{{ value_json.a.b }}" -> resolves a.b in payload; fails when missing. */
-static void check_template_path(const char *topic, const char *tmpl, const cJSON *payload)
+/* The first "value_json.a.b" in a template -> resolves a.b in payload;
+ * fails when missing. */
+static const cJSON *check_template_path(const char *topic, const char *tmpl,
+                                        const cJSON *payload)
 {
     char path[128];
-    if (sscanf(tmpl, "{{ value_json.%127[a-z_.] }}", path) != 1)
+    const char *at = strstr(tmpl, "value_json.");
+    if (!at || sscanf(at, "value_json.%127[a-z_.]", path) != 1)
         h_fail("%s: unexpected value_template '%s'", topic, tmpl);
     const cJSON *v = payload;
     for (char *save = NULL, *k = strtok_r(path, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
@@ -88,13 +99,31 @@ static void check_template_path(const char *topic, const char *tmpl, const cJSON
             h_fail("%s: value_template '%s' names '%s', missing from the state payload", topic,
                    tmpl, k);
     }
+    return v;
+}
+
+/* HA's availability list: B/availability, and B/status "ready" unless the
+ * entity works without a ready modem; all of them. */
+static void check_availability(struct h_env *e, const char *topic, const cJSON *c,
+                               bool any_state)
+{
+    const cJSON *list = h_json_arr(c, "availability");
+    if (cJSON_GetArraySize(list) != (any_state ? 1 : 2))
+        h_fail("%s: %d availability topics", topic, cJSON_GetArraySize(list));
+    h_json_str_eq(cJSON_GetArrayItem(list, 0), "topic", e->t_avail);
+    if (any_state)
+        return;
+    h_json_str_eq(cJSON_GetArrayItem(list, 1), "topic", e->t_status);
+    h_json_str_eq(cJSON_GetArrayItem(list, 1), "value_template",
+                  "{{ 'online' if value_json.state == 'ready' else 'offline' }}");
+    h_json_str_eq(c, "availability_mode", "all");
 }
 
 /* What HA's MQTT discovery requires of every component, and that each
  * topic is one of the bridge's. status: the retained B/status, to resolve
  * the sensors' templates against. */
 static void check_config(struct h_env *e, const char *topic, const cJSON *c, const char *imei,
-                         const char *component, const cJSON *status)
+                         const char *component, bool any_state, const cJSON *status)
 {
     char want[160];
 
@@ -113,17 +142,24 @@ static void check_config(struct h_env *e, const char *topic, const cJSON *c, con
     h_json_str_eq(dev, "model", "A7670E");
     h_json_str_eq(dev, "sw_version", "A011B07A7670M7");
     h_json_str(dev, "name");
-    h_json_str_eq(c, "availability_topic", e->t_avail);
-    h_json_str_eq(c, "payload_available", "online");
-    h_json_str_eq(c, "payload_not_available", "offline");
+    check_availability(e, topic, c, any_state);
 
-    if (strcmp(component, "sensor") == 0 || strcmp(component, "event") == 0) {
+    if (strcmp(component, "sensor") == 0 || strcmp(component, "event") == 0 ||
+        strcmp(component, "text") == 0) {
         const char *st = h_json_str(c, "state_topic");
         if (strncmp(st, e->base, strlen(e->base)) != 0 || st[strlen(e->base)] != '/')
             h_fail("%s: state_topic '%s' is not under %s/", topic, st, e->base);
-        const char *vt = h_json_str(c, "value_template");
-        if (strcmp(st, e->t_status) == 0)
-            check_template_path(topic, vt, status);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(c, "state_topic") &&
+        strcmp(h_json_str(c, "state_topic"), e->t_status) == 0) {
+        const cJSON *v = check_template_path(topic, h_json_str(c, "value_template"), status);
+        /* An enum's value now is one of its options (HA refuses others). */
+        const cJSON *options = cJSON_GetObjectItemCaseSensitive(c, "options"), *o;
+        bool found = false;
+        cJSON_ArrayForEach(o, options)
+            found = found || (cJSON_IsString(v) && strcmp(o->valuestring, v->valuestring) == 0);
+        if (options && !found)
+            h_fail("%s: B/status value not among the options", topic);
     }
     if (strcmp(component, "event") == 0) {
         const cJSON *types = h_json_arr(c, "event_types");
@@ -132,7 +168,8 @@ static void check_config(struct h_env *e, const char *topic, const cJSON *c, con
         if (!strstr(h_json_str(c, "value_template"), "event_type="))
             h_fail("%s: the value_template does not set event_type", topic);
     }
-    if (strcmp(component, "button") == 0 || strcmp(component, "notify") == 0) {
+    if (strcmp(component, "button") == 0 || strcmp(component, "notify") == 0 ||
+        strcmp(component, "text") == 0) {
         const char *ct = h_json_str(c, "command_topic");
         if (strncmp(ct, e->base, strlen(e->base)) != 0)
             h_fail("%s: command_topic '%s' is not under %s/", topic, ct, e->base);
@@ -153,7 +190,7 @@ static void take_all(struct h_env *e, const char *imei, cJSON **out)
     for (size_t i = 0; i < N_EXPECTED; i++) {
         topic_of(imei, i, t, sizeof t);
         out[i] = h_mqtt_wait_json(&g_ha, t, H_TIMEOUT_MS);
-        check_config(e, t, out[i], imei, expected[i].component, status);
+        check_config(e, t, out[i], imei, expected[i].component, expected[i].any_state, status);
     }
     cJSON_Delete(status);
     pthread_mutex_lock(&g_ha.mu);
@@ -237,6 +274,112 @@ static void test_discovery_set(void **state)
     h_json_str_eq(r, "from", "+4917099999999");
     h_json_str_eq(r, "text", "hello HA");
     cJSON_Delete(r);
+
+    free_all(c);
+    H_PASS(e);
+}
+
+/* A press of a button, published as HA publishes it; returns its result
+ * (the caller deletes it). */
+static cJSON *press(struct h_env *e, cJSON **c, const char *key)
+{
+    const cJSON *button = config_of(c, key);
+    char *result_topic = h_strdupf("%s/result", h_json_str(button, "command_topic"));
+    h_mqtt_publish(&e->mqtt, h_json_str(button, "command_topic"),
+                   h_json_str(button, "payload_press"), 1, false);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, result_topic, H_TIMEOUT_MS);
+    free(result_topic);
+    return r;
+}
+
+/* A text entity's value, published as HA publishes it (its command topic,
+ * retained as its config says). */
+static void type_in(struct h_env *e, cJSON **c, const char *key, const char *value)
+{
+    const cJSON *text = config_of(c, key);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(text, "retain")));
+    h_mqtt_publish(&e->mqtt, h_json_str(text, "command_topic"), value, 1, true);
+}
+
+static void expect_sms(struct h_env *e, const char *to, const char *text)
+{
+    char l[1024], hex[900];
+    struct pdu_msg msg;
+    int mr;
+
+    h_sim_wait_line(&e->sim, "sent ", l, sizeof l, H_TIMEOUT_MS);
+    if (sscanf(l, "sent %d %899s", &mr, hex) != 2 || pdu_decode(hex, strlen(hex), 0, &msg) != 0)
+        h_fail("unexpected simulator line '%s'", l);
+    assert_string_equal(msg.addr, to);
+    assert_string_equal((const char *)msg.text, text);
+}
+
+/* Sending an SMS and dialling from HA's UI: text fields, then a button;
+ * the same checks as B/sms/send and B/call/dial (sms.allow_to here), the
+ * same results; the fields survive a restart of the bridge (retained). */
+static void test_text_and_buttons(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = {
+        .config = HA_CONFIG ",\"sms\":{\"allow_to\":[\"+49*\"]}",
+    };
+    char imei[32];
+    cJSON *c[N_EXPECTED], *r;
+
+    h_env_up(e, &o);
+    get_imei(e, imei, sizeof imei);
+    ha_connect(e);
+    take_all(e, imei, c);
+
+    /* Nothing typed in yet: the press says which field. */
+    r = press(e, c, "sms_send");
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "invalid_request");
+    if (!strstr(h_json_str(h_json_obj(r, "error"), "message"), "/ha/sms/to"))
+        h_fail("the error does not name the field's topic");
+    cJSON_Delete(r);
+
+    type_in(e, c, "sms_to", "+4917012345678");
+    type_in(e, c, "sms_text", "Hi from \"HA\"\nline 2");
+    r = press(e, c, "sms_send");
+    h_json_bool_eq(r, "ok", true);
+    h_json_int_eq(r, "parts", 1);
+    cJSON_Delete(r);
+    expect_sms(e, "+4917012345678", "Hi from \"HA\"\nline 2");
+
+    /* sms.allow_to as for B/sms/send: refused, nothing on the line. */
+    type_in(e, c, "sms_to", "+4420123456");
+    r = press(e, c, "sms_send");
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "not_allowed");
+    cJSON_Delete(r);
+    /* A number that is no number: the strict parser's answer. */
+    type_in(e, c, "sms_to", "+49 170;ATH");
+    r = press(e, c, "sms_send");
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "invalid_number");
+    cJSON_Delete(r);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CMGS"), 1);
+
+    /* Dial, then the hang-up button. */
+    type_in(e, c, "call_to", "+4917012345678");
+    r = press(e, c, "call_dial");
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    h_sim_wait_line(&e->sim, "rx ATD+4917012345678;", NULL, 0, H_TIMEOUT_MS);
+    r = press(e, c, "call_hangup");
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    h_sim_wait_line(&e->sim, "rx AT+CHUP", NULL, 0, H_TIMEOUT_MS);
+
+    /* The bridge restarted: the values are still there (the broker's). */
+    type_in(e, c, "sms_to", "+4917012345678");
+    h_bridge_stop(&e->bridge);
+    h_env_start_bridge(e);
+    r = press(e, c, "sms_send");
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    expect_sms(e, "+4917012345678", "Hi from \"HA\"\nline 2");
 
     free_all(c);
     H_PASS(e);
@@ -333,6 +476,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, h_env_setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_discovery_set),
+        T(test_text_and_buttons),
         T(test_reannounce_on_ha_online),
         T(test_discovery_off_removes),
     };

@@ -82,10 +82,11 @@ static void test_health_modem_unplugged(void **state)
     h_env_up(e, &default_opts);
     wait_health(e, 0, "healthy");
     h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
-    h_mqtt_wait_payload(&e->mqtt, e->t_avail, "offline", H_TIMEOUT_MS);
+    cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
+                                        H_TIMEOUT_MS));
     wait_health(e, 1, "unhealthy: modem unavailable (broker connected)");
     h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
-    h_wait_ready(e);
+    h_wait_modem_ready(e);
     wait_health(e, 0, "healthy");
     H_PASS(e);
 }

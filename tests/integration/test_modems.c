@@ -103,8 +103,12 @@ static void expect_ha_device(struct h_env *e, const char *imei, const char *base
     cJSON *c = h_mqtt_wait_json(&e->mqtt, t, h_ms(H_TIMEOUT_MS));
     snprintf(want, sizeof want, "%s/status", base);
     h_json_str_eq(c, "state_topic", want);
+    /* Its availability: that modem's bridge session and that modem. */
+    const cJSON *avail = h_json_arr(c, "availability");
     snprintf(want, sizeof want, "%s/availability", base);
-    h_json_str_eq(c, "availability_topic", want);
+    h_json_str_eq(cJSON_GetArrayItem(avail, 0), "topic", want);
+    snprintf(want, sizeof want, "%s/status", base);
+    h_json_str_eq(cJSON_GetArrayItem(avail, 1), "topic", want);
     cJSON_Delete(c);
 }
 

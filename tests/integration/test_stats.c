@@ -128,7 +128,7 @@ static void test_stats_without_modem(void **state)
     h_json_int_eq(s, "commands", 1);
     cJSON_Delete(s);
     h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
-    h_wait_ready(e);
+    h_wait_modem_ready(e);
     s = h_stats_get(e, 8);
     if (h_json_int(s, "modem_reopens") < 1)
         h_fail("modem_reopens %lld after an unplug", h_json_int(s, "modem_reopens"));

@@ -16,6 +16,9 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "modem/call.h"
+#include "modem/cmqtt.h"
+#include "modem/status.h"
 #include "mqtt/hass.h"
 
 #define IMEI "861234567890123"
@@ -32,8 +35,12 @@ static const struct modem_info INFO = {
     .number = "+4917099999999",
 };
 
+#define URL "https://example.org/modem2mqtt"
+#define READY "{{ 'online' if value_json.state == 'ready' else 'offline' }}"
+
 static const struct hass_opts OPTS = {
     .prefix = "homeassistant", .base = "modem", .notify_to = TO, .sw_version = "0.1.0",
+    .support_url = URL, .remote = true,
 };
 
 /* What each entity must point at: a change here is a change users see. */
@@ -41,41 +48,129 @@ struct want {
     const char *topic;
     const char *state_topic;      /* NULL: none */
     const char *command_topic;    /* NULL: none */
-    const char *template_has;     /* substring of value_template / command_template */
-    const char *event_types;      /* events: the list, as compact JSON */
+    const char *template_has;     /* substring of value_template / command_template;
+                                     a button's payload_press */
+    const char *list;             /* events: event_types, enum sensors: options (JSON) */
+    bool any_state;               /* available without a ready modem */
 };
 
+#define SENSOR(key, state, tmpl) \
+    "homeassistant/sensor/" NODE "/" key "/config", "modem/" state, NULL, tmpl
+#define BUTTON(key, command, press) \
+    "homeassistant/button/" NODE "/" key "/config", NULL, "modem/" command, press
+#define TEXT(key, topic) \
+    "homeassistant/text/" NODE "/" key "/config", "modem/" topic, "modem/" topic, NULL, NULL, true
+
 static const struct want wants[] = {
-    { "homeassistant/sensor/" NODE "/signal_dbm/config", "modem/status", NULL, "signal.dbm" },
-    { "homeassistant/sensor/" NODE "/signal_percent/config", "modem/status", NULL,
-      "signal.percent" },
-    { "homeassistant/sensor/" NODE "/operator/config", "modem/status", NULL, "operator" },
-    { "homeassistant/sensor/" NODE "/registration/config", "modem/status", NULL,
-      "registration" },
-    { "homeassistant/sensor/" NODE "/access/config", "modem/status", NULL, "access" },
-    { "homeassistant/sensor/" NODE "/modem_state/config", "modem/status", NULL, "state" },
-    { "homeassistant/sensor/" NODE "/remote/config", "modem/status", NULL, "remote" },
-    { "homeassistant/sensor/" NODE "/call_state/config", "modem/call/state", NULL, "state" },
+    { SENSOR("signal_dbm", "status", "signal.dbm") },
+    { SENSOR("signal_percent", "status", "signal.percent") },
+    { SENSOR("operator", "status", "operator") },
+    { SENSOR("registration", "status", "registration"),
+      "[\"unregistered\",\"home\",\"searching\",\"denied\",\"unknown\",\"roaming\"]" },
+    { SENSOR("access", "status", "access") },
+    { SENSOR("modem_state", "status", "'disconnected' if value_json.state == 'unavailable'"),
+      "[\"disconnected\",\"starting\",\"ready\",\"sim_locked\",\"no_sim\",\"low_power\","
+      "\"resetting\"]", true },
+    { SENSOR("remote", "status", "remote"),
+      "[\"disabled\",\"connecting\",\"connected\",\"disconnected\"]" },
+    { SENSOR("call_state", "call/state", "state"),
+      "[\"idle\",\"dialing\",\"alerting\",\"ringing\",\"active\"]" },
     { "homeassistant/event/" NODE "/sms_received/config", "modem/sms/received", NULL,
       "event_type='received'", "[\"received\"]" },
     { "homeassistant/event/" NODE "/call_ring/config", "modem/call/ring", NULL,
       "event_type='ring'", "[\"ring\"]" },
     { "homeassistant/event/" NODE "/sms_report/config", "modem/sms/report", NULL,
       "event_type=value_json.status", "[\"delivered\",\"pending\",\"failed\"]" },
-    { "homeassistant/button/" NODE "/modem_reset/config", NULL, "modem/modem/power", NULL },
-    { "homeassistant/sensor/" NODE "/sms_storage_used/config", "modem/status", NULL,
-      "storage.used" },
-    { "homeassistant/sensor/" NODE "/sms_storage_total/config", "modem/status", NULL,
-      "storage.total" },
+    { BUTTON("modem_reset", "modem/power", "{\"mode\":\"reset\"}"), NULL, true },
+    { SENSOR("sms_storage_used", "status", "storage.used") },
+    { SENSOR("sms_storage_total", "status", "storage.total") },
     { "homeassistant/notify/" NODE "/sms/config", NULL, "modem/sms/send",
       "{\"to\":\"" TO "\",\"text\":{{ value | tojson }}}" },
+    { "homeassistant/binary_sensor/" NODE "/remote_connected/config", "modem/status", NULL,
+      "{{ 'ON' if value_json.remote == 'connected' else 'OFF' }}" },
+    { TEXT("sms_to", "ha/sms/to") },
+    { TEXT("sms_text", "ha/sms/text") },
+    { BUTTON("sms_send", "ha/sms/send", "{}") },
+    { TEXT("call_to", "ha/call/to") },
+    { BUTTON("call_dial", "ha/call/dial", "{}") },
+    { BUTTON("call_answer", "call/answer", "{}") },
+    { BUTTON("call_hangup", "call/hangup", "{}") },
 };
 #define N_WANTS (sizeof(wants) / sizeof(wants[0]))
+#define NOTIFY 14                 /* wants[]: off without notify_to */
+#define REMOTE 15                 /* off without a remote broker */
 
 static const char *str(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool json_is(const cJSON *v, const char *want)
+{
+    char *got = v ? cJSON_PrintUnformatted(v) : NULL;
+    bool same = got && strcmp(got, want) == 0;
+
+    free(got);
+    return same;
+}
+
+/* The bridge's B/availability, and B/status "ready" unless the entity
+ * works in any state; "all" of them. */
+static void check_availability(const char *topic, const char *payload, const cJSON *o,
+                               const struct want *w)
+{
+    const char *want = w->any_state
+                           ? "[{\"topic\":\"modem/availability\"}]"
+                           : "[{\"topic\":\"modem/availability\"},{\"topic\":\"modem/status\","
+                             "\"value_template\":\"" READY "\"}]";
+
+    if (!json_is(cJSON_GetObjectItemCaseSensitive(o, "availability"), want))
+        fail_msg("%s: availability must be %s: %s", topic, want, payload);
+    if (w->any_state)
+        assert_null(cJSON_GetObjectItemCaseSensitive(o, "availability_mode"));
+    else
+        assert_string_equal(str(o, "availability_mode"), "all");
+    /* The list replaces the single topic (HA refuses both). */
+    assert_null(cJSON_GetObjectItemCaseSensitive(o, "availability_topic"));
+}
+
+static void check_sensor(const char *topic, const char *payload, const cJSON *o,
+                         const struct want *w)
+{
+    const char *vt = str(o, "value_template");
+
+    if (!vt || !strstr(vt, "value_json.") || !strstr(vt, w->template_has))
+        fail_msg("%s: value_template: %s", topic, payload);
+    if (!w->list) {
+        assert_null(cJSON_GetObjectItemCaseSensitive(o, "options"));
+        return;
+    }
+    /* An enum: its options, no unit or state class (HA refuses them). */
+    assert_string_equal(str(o, "device_class"), "enum");
+    if (!json_is(cJSON_GetObjectItemCaseSensitive(o, "options"), w->list))
+        fail_msg("%s: options must be %s: %s", topic, w->list, payload);
+    assert_null(str(o, "unit_of_measurement"));
+    assert_null(str(o, "state_class"));
+}
+
+static void check_event(const char *topic, const char *payload, const cJSON *o,
+                        const struct want *w)
+{
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(o, "event_types");
+    const char *vt = str(o, "value_template");
+
+    if (!json_is(types, w->list))
+        fail_msg("%s: event_types must be %s: %s", topic, w->list, payload);
+    /* The template's event_type is one of event_types: the one type, or
+     * the field that holds one of several. */
+    char want_type[64];
+    snprintf(want_type, sizeof(want_type), "event_type='%s'",
+             cJSON_GetArrayItem(types, 0)->valuestring);
+    if (cJSON_GetArraySize(types) > 1)
+        snprintf(want_type, sizeof(want_type), "event_type=value_json.");
+    if (!vt || !strstr(vt, want_type) || !strstr(vt, "| tojson") || !strstr(vt, w->template_has))
+        fail_msg("%s: value_template must render {\"event_type\":...}: %s", topic, payload);
 }
 
 /* The keys HA requires (or this bridge promises) for the component. */
@@ -102,11 +197,11 @@ static void check_payload(const char *topic, const char *payload, const struct w
     assert_string_equal(str(dev, "model"), "A7670E");
     assert_string_equal(str(dev, "sw_version"), "A011B07A7670M7");
     assert_non_null(str(dev, "name"));
-    assert_string_equal(str(o, "availability_topic"), "modem/availability");
-    assert_string_equal(str(o, "payload_available"), "online");
-    assert_string_equal(str(o, "payload_not_available"), "offline");
+    check_availability(topic, payload, o, w);
     const cJSON *origin = cJSON_GetObjectItemCaseSensitive(o, "origin");
     assert_string_equal(str(origin, "name"), "modem2mqtt");
+    assert_string_equal(str(origin, "sw_version"), "0.1.0");
+    assert_string_equal(str(origin, "support_url"), URL);
 
     /* Per component. */
     if (w->state_topic)
@@ -119,40 +214,28 @@ static void check_payload(const char *topic, const char *payload, const struct w
         assert_null(str(o, "command_topic"));
 
     if (strcmp(component, "sensor") == 0) {
-        const char *vt = str(o, "value_template");
-        if (!vt || !strstr(vt, "value_json.") || !strstr(vt, w->template_has))
-            fail_msg("%s: value_template: %s", topic, payload);
+        check_sensor(topic, payload, o, w);
     } else if (strcmp(component, "event") == 0) {
-        const cJSON *types = cJSON_GetObjectItemCaseSensitive(o, "event_types");
-        const char *vt = str(o, "value_template");
-        char *got_types = types ? cJSON_PrintUnformatted(types) : NULL;
-        bool types_ok = got_types && strcmp(got_types, w->event_types) == 0;
-        free(got_types);
-        if (!types_ok)
-            fail_msg("%s: event_types must be %s: %s", topic, w->event_types, payload);
-        /* The template's event_type is one of event_types: the one type,
-         * or the field that holds one of several. */
-        char want_type[64];
-        snprintf(want_type, sizeof(want_type), "event_type='%s'",
-                 cJSON_GetArrayItem(types, 0)->valuestring);
-        if (cJSON_GetArraySize(types) > 1)
-            snprintf(want_type, sizeof(want_type), "event_type=value_json.");
-        if (!vt || !strstr(vt, want_type) || !strstr(vt, "| tojson") ||
-            !strstr(vt, w->template_has))
-            fail_msg("%s: value_template must render {\"event_type\":...}: %s", topic, payload);
+        check_event(topic, payload, o, w);
     } else if (strcmp(component, "button") == 0) {
-        cJSON *press = cJSON_Parse(str(o, "payload_press") ? str(o, "payload_press") : "");
-        if (!press || !str(press, "mode") || strcmp(str(press, "mode"), "reset") != 0)
-            fail_msg("%s: payload_press must be {\"mode\":\"reset\"}: %s", topic, payload);
-        cJSON_Delete(press);
-        assert_string_equal(str(o, "device_class"), "restart");
+        assert_string_equal(str(o, "payload_press"), w->template_has);
+        if (strcmp(w->command_topic, "modem/modem/power") == 0)
+            assert_string_equal(str(o, "device_class"), "restart");
     } else if (strcmp(component, "notify") == 0) {
         const char *ct = str(o, "command_template");
         if (!ct || strcmp(ct, w->template_has) != 0)
             fail_msg("%s: command_template: %s", topic, payload);
+    } else if (strcmp(component, "binary_sensor") == 0) {
+        assert_string_equal(str(o, "device_class"), "connectivity");
+        assert_string_equal(str(o, "value_template"), w->template_has);
+    } else if (strcmp(component, "text") == 0) {
+        /* Its value stays on the broker, where the bridge reads it. */
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "retain")));
     } else {
         fail_msg("%s: unexpected component '%s'", topic, component);
     }
+    if (strcmp(component, "text") != 0)
+        assert_null(cJSON_GetObjectItemCaseSensitive(o, "retain"));
     cJSON_Delete(o);
 }
 
@@ -209,12 +292,77 @@ static void test_without_notify_to(void **state)
     (void)state;
 
     o.notify_to = NULL;
-    assert_int_equal(hass_config(&o, &INFO, N_WANTS - 1, topic, sizeof(topic), &payload), -ENOENT);
+    assert_int_equal(hass_config(&o, &INFO, NOTIFY, topic, sizeof(topic), &payload), -ENOENT);
     assert_null(payload);
     o.notify_to = "";
-    assert_int_equal(hass_config(&o, &INFO, N_WANTS - 1, topic, sizeof(topic), &payload), -ENOENT);
+    assert_int_equal(hass_config(&o, &INFO, NOTIFY, topic, sizeof(topic), &payload), -ENOENT);
     assert_int_equal(hass_config(&o, &INFO, 0, topic, sizeof(topic), &payload), 0);
     free(payload);
+}
+
+/* The remote broker's connectivity only when there is one. */
+static void test_without_remote(void **state)
+{
+    struct hass_opts o = OPTS;
+    char topic[2048], *payload = (char *)"x";
+    (void)state;
+
+    o.remote = false;
+    assert_int_equal(hass_config(&o, &INFO, REMOTE, topic, sizeof(topic), &payload), -ENOENT);
+    assert_null(payload);
+    /* Without a support URL, origin has none. */
+    o.support_url = NULL;
+    assert_int_equal(hass_config(&o, &INFO, 0, topic, sizeof(topic), &payload), 0);
+    cJSON *j = cJSON_Parse(payload);
+    assert_null(str(cJSON_GetObjectItemCaseSensitive(j, "origin"), "support_url"));
+    cJSON_Delete(j);
+    free(payload);
+}
+
+/* The options of an enum sensor, as a set of strings. */
+static cJSON *options_of(size_t i)
+{
+    char topic[2048], *payload;
+    cJSON *o, *opts;
+
+    assert_int_equal(hass_config(&OPTS, &INFO, i, topic, sizeof(topic), &payload), 0);
+    o = cJSON_Parse(payload);
+    free(payload);
+    opts = cJSON_DetachItemFromObjectCaseSensitive(o, "options");
+    cJSON_Delete(o);
+    assert_non_null(opts);
+    return opts;
+}
+
+static bool has(const cJSON *a, const char *v)
+{
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, a)
+        if (strcmp(e->valuestring, v) == 0)
+            return true;
+    return false;
+}
+
+/* HA refuses an enum sensor's state that is not among its options: every
+ * value the bridge's own functions publish is one, and nothing else. */
+static void test_enum_values(void **state)
+{
+    cJSON *reg = options_of(3), *remote = options_of(6), *call = options_of(7);
+    (void)state;
+
+    for (int st = -1; st <= 6; st++)
+        assert_true(has(reg, status_reg_name(st)));
+    assert_int_equal(cJSON_GetArraySize(reg), 6);
+    for (int st = CMQTT_DISABLED; st <= CMQTT_DISCONNECTED; st++)
+        assert_true(has(remote, cmqtt_state_name(st)));
+    assert_int_equal(cJSON_GetArraySize(remote), 4);
+    for (int st = CALL_IDLE; st <= CALL_ACTIVE; st++)
+        assert_true(has(call, call_st_name(st)));
+    assert_int_equal(cJSON_GetArraySize(call), 5);
+    cJSON_Delete(reg);
+    cJSON_Delete(remote);
+    cJSON_Delete(call);
 }
 
 static void test_bad_input(void **state)
@@ -407,7 +555,7 @@ static void test_sync_lifecycle(void **state)
     assert_int_equal(hass_sync(h, &INFO), 0);
     assert_int_equal(p->n, N_WANTS);
     assert_int_equal(count_empty(p), 1);
-    assert_true(published(p, wants[N_WANTS - 1].topic, true));
+    assert_true(published(p, wants[NOTIFY].topic, true));
     assert_int_equal(state_lines(p), (int)N_WANTS - 1);
     hass_free(h);
 
@@ -417,8 +565,8 @@ static void test_sync_lifecycle(void **state)
     assert_int_equal(hass_sync(h, NULL), 0);
     assert_int_equal(p->n, N_WANTS - 1);
     assert_int_equal(count_empty(p), N_WANTS - 1);
-    for (size_t i = 0; i + 1 < N_WANTS; i++)
-        assert_true(published(p, wants[i].topic, true));
+    for (size_t i = 0; i < N_WANTS; i++)
+        assert_true(published(p, wants[i].topic, true) == (i != NOTIFY));
     assert_int_equal(state_lines(p), -1);
     pubs_clear(p);
     assert_int_equal(hass_sync(h, &INFO), 0);
@@ -488,6 +636,8 @@ int main(void)
         cmocka_unit_test(test_every_config),
         cmocka_unit_test(test_sensor_classes),
         cmocka_unit_test(test_without_notify_to),
+        cmocka_unit_test(test_without_remote),
+        cmocka_unit_test(test_enum_values),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_status_topic),

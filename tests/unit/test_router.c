@@ -81,6 +81,15 @@ static void test_flags(void **state)
     assert_int_equal(router_find(&cfg, "m2m/modem/power")->flags, ROUTE_ANY_STATE);
     assert_int_equal(router_find(&cfg, "m2m/at/send")->flags, ROUTE_RAW_AT);
     assert_int_equal(router_find(&cfg, "m2m/sms/send")->flags, 0);
+    /* Home Assistant's buttons need the modem, like what they stand for. */
+    assert_int_equal(router_find(&cfg, "m2m/ha/sms/send")->flags, 0);
+    assert_int_equal(router_find(&cfg, "m2m/ha/call/dial")->flags, 0);
+    /* Their text fields are data, not commands. */
+    assert_null(router_find(&cfg, "m2m/ha/sms/to"));
+    assert_null(router_route("ha/sms/to"));
+    /* The row a press runs through is the command's own. */
+    assert_ptr_equal(router_route("sms/send"), router_find(&cfg, "m2m/sms/send"));
+    assert_ptr_equal(router_route("call/dial"), router_find(&cfg, "m2m/call/dial"));
     /* Only sms/send resumes after a restart; every row has a parser. */
     while (router_suffix(n)) {
         char t[64];
@@ -93,7 +102,7 @@ static void test_flags(void **state)
         assert_non_null(r->handle);
         assert_int_equal(r->resume != NULL, strcmp(r->suffix, "sms/send") == 0);
     }
-    assert_int_equal(n, 12);
+    assert_int_equal(n, 14);
 }
 
 /* Each row parses with its json_parse_* function: the error codes are the
@@ -109,6 +118,9 @@ static void test_parse(void **state)
         { "m2m/call/dial", "{\"to\":\"123;ATH\"}", "invalid_number" },
         { "m2m/call/dial", "{\"to\":\"+49\",\"x\":1}", "invalid_request" },
         { "m2m/call/answer", "{}", NULL },
+        { "m2m/ha/sms/send", "{}", NULL },
+        { "m2m/ha/sms/send", "{\"to\":\"+4917012345678\"}", "invalid_request" },
+        { "m2m/ha/call/dial", "{\"to\":\"+4917012345678\"}", "invalid_request" },
         { "m2m/call/answer", "{\"to\":\"1\"}", "invalid_request" },
         { "m2m/call/hangup", "{\"now\":true}", "invalid_request" },
         { "m2m/call/dtmf", "{\"digits\":\"12#\"}", NULL },
