@@ -55,7 +55,8 @@ static void on_modem_state(void *ctx, enum modem_state st)
     else if (st != MODEM_PROBING && st != MODEM_BRINGUP)
         inst->resetting = false;
     if (strcmp(instance_state(inst), inst->last_state) != 0)
-        log_info("modem: %s", instance_state(inst));
+        log_msg(modem_quiet(inst->modem) ? LOG_DEBUG : LOG_INFO, "modem: %s",
+                instance_state(inst));
     inst->last_state = instance_state(inst);
     status_modem_ready(inst->status, ready);
     sms_modem_ready(inst->sms, ready);

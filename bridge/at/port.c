@@ -99,7 +99,8 @@ int at_port_open(const char *spec, int baud, struct at_port **out)
     if (ret < 0)
         goto err;
 
-    log_info("port: opened %s (%s)", port->name,
+    /* The owner says it at info level when it matters (modem: port open). */
+    log_debug("port: opened %s (%s)", port->name,
              port->kind == AT_PORT_TCP ? "tcp" : port->kind == AT_PORT_PTY ? "pty" : "serial");
     *out = port;
     return 0;

@@ -211,7 +211,7 @@ static int tcp_connected(struct at_port *port)
     port->addrs = NULL;
     port->next = NULL;
     port->phase = PORT_OPEN;
-    log_info("port: opened %s (tcp)", port->name);
+    log_debug("port: opened %s (tcp)", port->name);
     return 0;
 }
 

@@ -220,6 +220,11 @@ enum modem_state modem_state(const struct modem *m)
     return m->state;
 }
 
+bool modem_quiet(const struct modem *m)
+{
+    return m->quiet;
+}
+
 uint64_t modem_reopens(const struct modem *m)
 {
     return m->opens > 1 ? m->opens - 1 : 0;

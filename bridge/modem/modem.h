@@ -76,6 +76,10 @@ int modem_start(struct modem *m);
 enum modem_state modem_state(const struct modem *m);
 /* Times the port was opened again after the first (lost, hung module). */
 uint64_t modem_reopens(const struct modem *m);
+/* A port that does not answer was reported once and reopened: until the
+ * module answers, the retries' lines (states, reopens) belong in the debug
+ * log. */
+bool modem_quiet(const struct modem *m);
 
 /* The chat, borrowed; valid for the modem's lifetime (it survives port
  * reopens). Services register their URC tables on it once. */

@@ -431,6 +431,7 @@ void modem_tr_synced(void *ctx, bool ok)
         return;
     }
     m->silent_logged = false;
+    m->quiet = false;
     at_chat_set_quiet(m->chat, false);
     if (m->state == MODEM_PROBING)
         start_bringup(m);

@@ -50,6 +50,7 @@ struct modem {
     int backoff_ms;
     bool open_failed_logged;
     bool silent_logged;          /* told the user nothing answers AT, until it does */
+    bool quiet;                  /* reopened since: the retries' lines go to debug */
 
     struct at_script_run *run;   /* the bring-up script */
     size_t init_index;           /* next of opts.init for the init step */

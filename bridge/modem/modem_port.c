@@ -201,7 +201,8 @@ static void port_opened(struct modem *m)
 {
     loop_cancel_timer(m->loop, m->open_timer);
     m->open_timer = 0;
-    log_info("modem: port %s open", m->opts.port);
+    m->quiet = m->silent_logged;
+    log_msg(m->quiet ? LOG_DEBUG : LOG_INFO, "modem: port %s open", m->opts.port);
     m->opens++;
     m->open_failed_logged = false;
     /* What the port holds now was written before we came: a killed

@@ -58,6 +58,10 @@ static void test_silent_port(void **state)
     assert_int_equal(h_bridge_log_count(&e->bridge, "warn  AT resynchronising: port opened"), 1);
     assert_true(h_bridge_log_count(&e->bridge, "debug AT resynchronising: port opened") >= 1);
     assert_int_equal(h_bridge_log_count(&e->bridge, "warn  modem: port lost"), 0);
+    /* The retries' states and opens are not repeated at info level either:
+     * a silent port must not fill the journal for days. */
+    assert_int_equal(h_bridge_log_count(&e->bridge, "info  modem: unavailable"), 1);
+    assert_int_equal(h_bridge_log_count(&e->bridge, "info  modem: port "), 1);
 
     /* It answers: the bridge comes up. When it stops answering again (a
      * status poll times out), that is a new episode, said again. */
