@@ -6,6 +6,9 @@
 #include "bridge.h"
 
 #include <errno.h>
+#include <sys/file.h>
+#include <limits.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +40,7 @@ struct bridge {
     uint64_t stop_timer;          /* bounds the instances' stop; 0: not stopping */
     size_t n_stopping;            /* instances still closing, +1 while starting the stop */
     int health_fd;                /* state_dir/health.sock, or -1 */
+    int state_fd;                 /* state_dir, flock'd with "modems" (else the journal's), or -1 */
     struct notify *notify;        /* systemd's NOTIFY_SOCKET, or NULL */
     struct metrics *metrics;      /* metrics.listen, or NULL */
     struct instance **inst;       /* owned, each freed by bridge_free */
@@ -182,6 +186,39 @@ static int open_signals(struct bridge *b)
 
 /* --- life cycle ---------------------------------------------------------------- */
 
+/* With "modems" each modem's journal locks its own directory below
+ * state_dir: the process locks state_dir itself, which holds its health
+ * socket, so that a second process on it fails at once. A journal left
+ * there by a bridge that served one modem is not read any more: say so. */
+static int lock_state_dir(struct bridge *b)
+{
+    const char *dir = b->cfg->state_dir;
+    struct stat st;
+    char path[PATH_MAX];
+    int r;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        r = -errno;
+        log_error("state_dir %s: %s", dir, strerror(-r));
+        return r;
+    }
+    b->state_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (b->state_fd < 0 || flock(b->state_fd, LOCK_EX | LOCK_NB) < 0) {
+        r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        log_error("state_dir %s: %s", dir,
+                  r == -EBUSY ? "in use by another modem2mqtt (one state_dir per process)"
+                              : strerror(-r));
+        return r;
+    }
+    snprintf(path, sizeof(path), "%s/journal.log", dir);
+    if (stat(path, &st) == 0)
+        log_warn("state_dir %s: journal.log and sms-references of a bridge that served one "
+                 "modem are not read with \"modems\": stop the bridge and move them into "
+                 "%s/<name>/ of the modem they belong to",
+                 dir, dir);
+    return 0;
+}
+
 static int add_instance(struct bridge *b, const struct config *cfg)
 {
     struct instance **grown = realloc(b->inst, (b->n_inst + 1) * sizeof(*grown));
@@ -211,6 +248,7 @@ int bridge_new(const struct config *cfg, struct bridge **out)
     b->cfg = cfg;
     b->sig_fd = -1;
     b->health_fd = -1;
+    b->state_fd = -1;
     b->loop = loop_new();
     if (!b->loop)
         goto err;
@@ -219,12 +257,8 @@ int bridge_new(const struct config *cfg, struct bridge **out)
         log_error("cannot set up signal handling: %s", strerror(-r));
         goto err;
     }
-    /* Each modem's state_dir is a directory below the process's. */
-    if (cfg->n_modems && mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-        r = -errno;
-        log_error("state_dir %s: %s", cfg->state_dir, strerror(-r));
+    if (cfg->n_modems && (r = lock_state_dir(b)) < 0)
         goto err;
-    }
     for (size_t i = 0; i < (cfg->n_modems ? cfg->n_modems : 1); i++)
         if ((r = add_instance(b, cfg->n_modems ? &cfg->modems[i] : cfg)) < 0)
             goto err;
@@ -304,6 +338,8 @@ void bridge_free(struct bridge *b)
     }
     if (b->health_fd >= 0)
         close(b->health_fd);
+    if (b->state_fd >= 0)
+        close(b->state_fd);       /* releases the flock */
     loop_free(b->loop);
     free(b);
 }

@@ -160,6 +160,10 @@ static const char *check_modem_name(const char *s)
 
     if (n == 0 || n > 32 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
         return "expected 1-32 of a-z 0-9 _ -";
+    /* The files a one-modem bridge keeps in state_dir (REFMAP_FILE,
+     * HASS_STATE_FILE; the others have a '.'): not a directory's name. */
+    if (strcmp(s, "sms-references") == 0 || strcmp(s, "hass-discovery") == 0)
+        return "the name of a file in state_dir; choose another";
     return NULL;
 }
 
