@@ -439,9 +439,9 @@ static void test_connect_sequence(void **state)
     assert_int_equal(cmqtt_stats(F.c)->connects, 1);
 }
 
-static void test_connect_refused_backoff(void **state)
+/* A fresh start up to what follows CFG: START, ACCQ, CFG answered OK. */
+static void start_to_cfg(void)
 {
-    (void)state;
     cmqtt_modem_ready(F.c, true);
     EXPECT("AT+CMQTTSTART\r");
     feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
@@ -449,6 +449,26 @@ static void test_connect_refused_backoff(void **state)
     feed("\r\nOK\r\n");
     EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
     feed("\r\nOK\r\n");
+}
+
+/* The retry after a backoff of delay ms up to what follows CFG: START
+ * already started, ACCQ still acquired ("+CMQTTACCQ: 0,19" then ERROR:
+ * go on). */
+static void retry_to_cfg(int64_t delay)
+{
+    assert_true(fire_timer(delay));
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");
+}
+
+static void test_connect_refused_backoff(void **state)
+{
+    (void)state;
+    start_to_cfg();
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,30\r\n");
     assert_int_equal(F.state, CMQTT_DISCONNECTED);
@@ -457,14 +477,7 @@ static void test_connect_refused_backoff(void **state)
     /* Nothing is sent until the backoff is over: 1 s, then 2 s, 4 s. */
     assert_int_equal(F.out_len, 0);
     for (int64_t d = 1000; d <= 8000; d *= 2) {
-        assert_true(fire_timer(d));
-        EXPECT("AT+CMQTTSTART\r");
-        feed("\r\nERROR\r\n");
-        /* ACCQ: still acquired: "+CMQTTACCQ: 0,19" then ERROR: go on. */
-        EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
-        feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
-        EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
-        feed("\r\nOK\r\n");
+        retry_to_cfg(d);
         /* After a failed attempt: close whatever is left first; the
          * module's answer (here "not connected", 11) does not matter. */
         EXPECT("AT+CMQTTDISC=0,60\r");
@@ -488,13 +501,7 @@ static void test_connlost_reconnects_and_resubscribes(void **state)
     cmqtt_subscribe(F.c, "rt/#", 2, on_done, NULL);
     assert_true(F.done_ok);
     assert_int_equal(F.out_len, 0);
-    assert_true(fire_timer(1000));
-    EXPECT("AT+CMQTTSTART\r");
-    feed("\r\nERROR\r\n");
-    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
-    feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
-    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
-    feed("\r\nOK\r\n");
+    retry_to_cfg(1000);
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
     EXPECT("AT+CMQTTSUB=0,7,1\r");
@@ -977,18 +984,30 @@ static void stopped(void *ctx)
     (*(int *)ctx)++;
 }
 
-static void test_shutdown(void **state)
+/* A connected session stopped: DISC written, its answer awaited. */
+static void stop_connected(int *n)
 {
-    int n = 0;
-    (void)state;
     connect_ok();
-    cmqtt_shutdown(F.c, stopped, &n);
+    cmqtt_shutdown(F.c, stopped, n);
     EXPECT("AT+CMQTTDISC=0,60\r");
-    feed("\r\n+CMQTTDISC: 0,0\r\n\r\nOK\r\n");   /* result before OK: also fine */
+}
+
+/* The end of a stop once DISC is answered: REL, STOP. */
+static void rel_and_stop(void)
+{
     EXPECT("AT+CMQTTREL=0\r");
     feed("\r\nOK\r\n");
     EXPECT("AT+CMQTTSTOP\r");
     feed("\r\nOK\r\n\r\n+CMQTTSTOP: 0\r\n");
+}
+
+static void test_shutdown(void **state)
+{
+    int n = 0;
+    (void)state;
+    stop_connected(&n);
+    feed("\r\n+CMQTTDISC: 0,0\r\n\r\nOK\r\n");   /* result before OK: also fine */
+    rel_and_stop();
     assert_int_equal(n, 1);
     assert_int_equal(F.out_len, 0);
 }
@@ -1000,18 +1019,13 @@ static void test_disc_waits_for_the_module(void **state)
 {
     int n = 0;
     (void)state;
-    connect_ok();
-    cmqtt_shutdown(F.c, stopped, &n);
-    EXPECT("AT+CMQTTDISC=0,60\r");
+    stop_connected(&n);
     feed("\r\nOK\r\n");
     F.now += CMQTT_DISC_TIMEOUT_S * 1000 + 1000;
     at_chat_tick(F.chat);
     assert_int_equal(F.out_len, 0);          /* no timeout, no resync, no REL yet */
     feed("\r\n+CMQTTDISC: 0,0\r\n");
-    EXPECT("AT+CMQTTREL=0\r");
-    feed("\r\nOK\r\n");
-    EXPECT("AT+CMQTTSTOP\r");
-    feed("\r\nOK\r\n\r\n+CMQTTSTOP: 0\r\n");
+    rel_and_stop();
     assert_int_equal(n, 1);
 }
 
@@ -1034,18 +1048,6 @@ static void new_with_will(const char *topic, const uint8_t *payload, size_t len,
     F.c = cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL);
 }
 
-/* Up to the will: START, ACCQ, CFG answered. */
-static void connect_to_will(void)
-{
-    cmqtt_modem_ready(F.c, true);
-    EXPECT("AT+CMQTTSTART\r");
-    feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
-    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
-    feed("\r\nOK\r\n");
-    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
-    feed("\r\nOK\r\n");
-}
-
 /* remote.will: topic and message go to the module after ACCQ and before
  * CONNECT, each as exactly its counted bytes after the prompt (CR, LF,
  * Ctrl-Z and "AT" in the message are data, never a command), on every
@@ -1056,17 +1058,10 @@ static void test_will_sequence(void **state)
     new_with_will("dev/1/state", (const uint8_t *)WILL_PAYLOAD, sizeof(WILL_PAYLOAD) - 1, 1);
     assert_non_null(F.c);
     for (int round = 0; round < 2; round++) {
-        if (round == 0) {
-            connect_to_will();
-        } else {
-            assert_true(fire_timer(1000));
-            EXPECT("AT+CMQTTSTART\r");
-            feed("\r\nERROR\r\n");
-            EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
-            feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
-            EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
-            feed("\r\nOK\r\n");
-        }
+        if (round == 0)
+            start_to_cfg();
+        else
+            retry_to_cfg(1000);
         EXPECT("AT+CMQTTWILLTOPIC=0,11\r");
         feed("\r\n>");
         EXPECT("dev/1/state");
@@ -1092,7 +1087,7 @@ static void test_will_refused(void **state)
     for (int round = 0; round < 2; round++) {
         new_with_will("dev/1/state", (const uint8_t *)"off", 3, 0);
         assert_non_null(F.c);
-        connect_to_will();
+        start_to_cfg();
         EXPECT("AT+CMQTTWILLTOPIC=0,11\r");
         feed("\r\n>");
         EXPECT("dev/1/state");

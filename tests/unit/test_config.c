@@ -825,29 +825,45 @@ static void test_contract_example(void **state)
     config_free(&cfg);
 }
 
-/* config/config.example.json must load with our own parser. */
-static void test_example_file(void **state)
+/* config/<name> loaded with our own parser (config_load), as a dump. */
+static void load_example(const char *name, struct dump *d)
 {
-    (void)state;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", __FILE__);
     char *slash = strrchr(path, '/');
     assert_non_null(slash);
-    snprintf(slash, sizeof path - (size_t)(slash - path), "/../../config/config.example.json");
+    snprintf(slash, sizeof path - (size_t)(slash - path), "/../../config/%s", name);
 
     struct config_cli cli = {.config_file = path};
     struct config cfg;
     char err[256];
     if (config_load(&cfg, &cli, err, sizeof err) != 0)
-        fail_msg("%s", err);
+        fail_msg("%s: %s", name, err);
+    dump_config(&cfg, d);
+    config_free(&cfg);
+}
+
+/* config/config.example.json must load with our own parser. */
+static void test_example_file(void **state)
+{
+    (void)state;
     struct dump d;
-    dump_config(&cfg, &d);
+    load_example("config.example.json", &d);
     /* Safe when copied unedited: no cloud link, no number but a placeholder. */
     assert_true(dump_has(&d, "remote.enabled=0"));
     assert_true(dump_has(&d, "sms.allow_to=[+4917012345678]"));
     assert_true(dump_has(&d, "calls.allow_to=[+4917012345678]"));
     assert_true(dump_has(&d, "mqtt.broker=mqtt://localhost:1883"));
-    config_free(&cfg);
+}
+
+/* config/dfrobot.example.json loads too, its will included. */
+static void test_dfrobot_example(void **state)
+{
+    (void)state;
+    struct dump d;
+    load_example("dfrobot.example.json", &d);
+    assert_true(dump_has(&d, "remote.enabled=1"));
+    assert_true(dump_has(&d, "remote.will=1 YOUR_STATUS_TOPIC_ID offline 1 0"));
 }
 
 /* Input is read by length, not to a terminator. */
@@ -1464,6 +1480,7 @@ int main(void)
         cmocka_unit_test(test_cli_table),
         cmocka_unit_test(test_usage),
         cmocka_unit_test_setup_teardown(test_example_file, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_dfrobot_example, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_password, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_default, setup_dir, teardown_dir),
