@@ -8,7 +8,8 @@
  *               modem boot, CSSLCFG sslversion/authmode/cacert/[clientcert/
  *               clientkey]/enableSNI, CMQTTSSLCFG] -> ACCQ (ERROR = already acquired) -> CFG
  *               version 3.1.1 -> [DISC after a failure: the module may
- *               still hold the old session] -> CONNECT, whose outcome is
+ *               still hold the old session] -> [WILLTOPIC, WILLMSG: the
+ *               will, if any] -> CONNECT, whose outcome is
  *               the "+CMQTTCONNECT: 0,<e>" line after OK -> SUB for every
  *               subscription --all done--> CONNECTED
  *   CONNECTED --+CMQTTCONNLOST / +CMQTTNONET / a failed step--> DISCONNECTED
