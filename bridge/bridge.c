@@ -28,7 +28,9 @@
 #include "core/stats.h"
 #include "instance.h"
 
-/* How long a stop waits for the instances' remote sessions to close. */
+/* How long a stop waits for the instances' remote sessions to close: far
+ * less than the module may take (CMQTT_DISC_TIMEOUT_S), so that SIGTERM
+ * stays prompt; a module still closing is left to it (cmqtt.h). */
 #define STOP_MS 3000
 /* How long the links get to publish "offline" at the end. */
 #define LINK_STOP_MS 3000

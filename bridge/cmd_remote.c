@@ -284,6 +284,10 @@ int cmd_remote_open(struct instance *inst)
         .key_len = inst->remote_key_len,
         .subs = subs,
         .n_subs = n,
+        .will_topic = cfg->remote.will.enabled ? cfg->remote.will.topic : NULL,
+        .will_payload = (const uint8_t *)cfg->remote.will.payload,
+        .will_len = cfg->remote.will.payload ? strlen(cfg->remote.will.payload) : 0,
+        .will_qos = cfg->remote.will.qos,
     };
     const struct cmqtt_cbs cbs = { .state_changed = on_remote_state,
                                    .message = on_remote_message,

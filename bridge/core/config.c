@@ -126,6 +126,25 @@ static int check_remote_client_cert(struct config_ctx *c)
     return 0;
 }
 
+/* remote.will: its topic and message are required, and the module's
+ * AT+CMQTTWILLMSG has no retain flag: a retained will cannot be had. */
+static int check_remote_will(struct config_ctx *c)
+{
+    const struct config *cfg = c->cfg;
+
+    if (!cfg->remote.will.enabled)
+        return 0;
+    if (!cfg->remote.will.topic)
+        return config_fail(c, "%sremote.will.topic: missing", c->prefix);
+    if (!cfg->remote.will.payload)
+        return config_fail(c, "%sremote.will.payload: missing", c->prefix);
+    if (cfg->remote.will.retain)
+        return config_fail(c, "%sremote.will.retain: the module's MQTT client cannot retain "
+                              "its will (AT+CMQTTWILLMSG has no retain flag); expected false",
+                           c->prefix);
+    return 0;
+}
+
 /* A pool needs its topic; it must not be a modem's own command root. */
 static int check_pool(struct config_ctx *c)
 {
@@ -239,6 +258,8 @@ static int build_one(struct config_ctx *c, struct config *cfg, const cJSON *root
         return rc;
     /* With modems the top level's base topic is no modem's. */
     if ((entry || !c->modems) && (rc = check_pool(c)))
+        return rc;
+    if ((rc = check_remote_will(c)))
         return rc;
     return check_remote_client_cert(c);
 }
@@ -454,7 +475,8 @@ void config_free(struct config *cfg)
         &cfg->remote.ca_file, &cfg->remote.cert_file, &cfg->remote.key_file,
         &cfg->state_dir,    &cfg->log_level,
         &cfg->mqtt.ha_notify_to, &cfg->metrics.listen, &cfg->mqtt.pool.topic,
-        &cfg->mqtt.pool.group, &cfg->name,
+        &cfg->mqtt.pool.group, &cfg->name, &cfg->remote.will.topic,
+        &cfg->remote.will.payload,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};

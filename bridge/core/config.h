@@ -86,6 +86,13 @@ struct config {
         size_t n_subscribe;
         struct config_remote_fwd *forward;
         size_t n_forward;
+        struct {
+            bool enabled;      /* the "will" object was present */
+            char *topic;       /* required then */
+            char *payload;     /* required then: 1-1024 bytes */
+            int qos;           /* 0-2, default 0 */
+            bool retain;       /* only false: the module's will has no retain flag */
+        } will;
     } remote;
     struct {
         char *listen;          /* Prometheus /metrics on HOST:PORT; NULL: off */

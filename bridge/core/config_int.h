@@ -19,6 +19,7 @@ struct cJSON;
 #define AT_LINE_MAX         1024    /* the A7670 takes 3071; ours are short */
 #define REMOTE_LIST_MAX     32
 #define REMOTE_TOPIC_MAX    1024    /* AT+CMQTTTOPIC / AT+CMQTTSUBTOPIC limit */
+#define REMOTE_WILL_MAX     1024    /* AT+CMQTTWILLMSG: what the bridge sends (cmqtt.h) */
 #define TOPIC_MAX           1024
 
 #define CLIENT_ID_MAX       256

@@ -380,6 +380,16 @@ static const char *check_remote_name(const char *s)
     return topic_ok(s, false, REMOTE_TOPIC_MAX);
 }
 
+/* AT+CMQTTWILLMSG: counted bytes after the prompt, so any text; the
+ * module's client needs at least one. */
+static const char *check_will_payload(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > REMOTE_WILL_MAX)
+        return "expected 1-1024 bytes";
+    return NULL;
+}
+
 static const char *check_local_filter(const char *s)
 {
     return topic_ok(s, true, TOPIC_MAX);
@@ -465,6 +475,15 @@ static const struct key calls_keys[] = {
     {0},
 };
 
+/* Present means set: the remote broker publishes it when the module drops. */
+static const struct key will_keys[] = {
+    STR("topic", remote.will.topic, check_remote_name),
+    STR("payload", remote.will.payload, check_will_payload),
+    INT("qos", remote.will.qos, 0, 2),
+    BOOL("retain", remote.will.retain),
+    {0},
+};
+
 static const struct key remote_keys[] = {
     STR("server", remote.server, check_remote_server),
     STR("client_id", remote.client_id, check_remote_client_id),
@@ -479,6 +498,7 @@ static const struct key remote_keys[] = {
     NSTR("key_file", remote.key_file, check_file),
     {.name = "subscribe", .kind = K_SUBS},
     {.name = "forward", .kind = K_FWDS},
+    {.name = "will", .kind = K_OBJ, .off = OFF(remote.will.enabled), .sub = will_keys},
     {0},
 };
 

@@ -474,6 +474,19 @@ static const struct at_urc urcs[] = {
 
 /* --- life cycle ------------------------------------------------------------------- */
 
+/* No will, or one the module takes: a topic name, 1-CMQTT_WILL_MAX bytes
+ * of message, QoS 0-2. */
+static bool will_ok(const struct cmqtt_opts *o)
+{
+    size_t tl = o->will_topic ? strlen(o->will_topic) : 0;
+
+    if (!o->will_topic)
+        return true;
+    return tl > 0 && tl <= CMQTT_TOPIC_MAX && !topic_check(o->will_topic, tl, false) &&
+           o->will_payload && o->will_len > 0 && o->will_len <= CMQTT_WILL_MAX &&
+           o->will_qos >= 0 && o->will_qos <= 2;
+}
+
 struct cmqtt *cmqtt_new(struct loop *loop, struct modem *modem, const struct cmqtt_opts *opts,
                         const struct cmqtt_cbs *cbs, void *ctx)
 {
@@ -492,6 +505,11 @@ struct cmqtt *cmqtt_new(struct loop *loop, struct modem *modem, const struct cmq
          opts->cert_len > CMQTT_CERT_MAX || opts->key_len > CMQTT_CERT_MAX)) {
         log_error("remote.cert_file and remote.key_file: both, PEM, at most %d bytes each",
                   CMQTT_CERT_MAX);
+        return NULL;
+    }
+    if (opts && opts->server && !will_ok(opts)) {
+        log_error("remote.will: a topic name, a message of 1-%d bytes and a qos of 0-2",
+                  CMQTT_WILL_MAX);
         return NULL;
     }
     c = calloc(1, sizeof(*c));

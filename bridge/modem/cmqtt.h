@@ -8,7 +8,8 @@
  *               modem boot, CSSLCFG sslversion/authmode/cacert/[clientcert/
  *               clientkey]/enableSNI, CMQTTSSLCFG] -> ACCQ (ERROR = already acquired) -> CFG
  *               version 3.1.1 -> [DISC after a failure: the module may
- *               still hold the old session] -> CONNECT, whose outcome is
+ *               still hold the old session] -> [WILLTOPIC, WILLMSG: the
+ *               will, if any] -> CONNECT, whose outcome is
  *               the "+CMQTTCONNECT: 0,<e>" line after OK -> SUB for every
  *               subscription --all done--> CONNECTED
  *   CONNECTED --+CMQTTCONNLOST / +CMQTTNONET / a failed step--> DISCONNECTED
@@ -65,6 +66,16 @@ struct modem;
 #define CMQTT_TOPIC_MAX 1024
 #define CMQTT_PAYLOAD_MAX 10240
 #define CMQTT_PUB_TIMEOUT_S 60     /* AT+CMQTTPUB's <pub_timeout> */
+/* AT+CMQTTDISC's <timeout>: the handbook's range is 60-180 s. The least of
+ * it: a session is closed as soon as the module can, and the chat waits
+ * for the answer a little longer than the module (cmqtt_job.c), so that a
+ * slow close never reads as a timeout that resynchronises the line. A
+ * process that stops does not wait that long: see cmqtt_shutdown. */
+#define CMQTT_DISC_TIMEOUT_S 60
+/* The will (AT+CMQTTWILLTOPIC, AT+CMQTTWILLMSG): its topic within
+ * CMQTT_TOPIC_MAX. The handbook gives no range for the message; 1024
+ * bytes, as for the topic, is what the bridge sends. */
+#define CMQTT_WILL_MAX 1024
 #define CMQTT_CA_MAX 16384         /* largest CA file uploaded (AT+CCERTDOWN) */
 #define CMQTT_CERT_MAX 16384       /* largest client certificate or key uploaded */
 
@@ -106,6 +117,14 @@ struct cmqtt_opts {
     size_t key_len;
     const struct cmqtt_sub_opt *subs;
     size_t n_subs;
+    /* The last will, set before every connect (AT+CMQTTWILLTOPIC,
+     * AT+CMQTTWILLMSG): the remote broker publishes it when the module
+     * drops without a DISCONNECT. NULL: none. Borrowed. The module's will
+     * has no retain flag. */
+    const char *will_topic;
+    const uint8_t *will_payload; /* 1-CMQTT_WILL_MAX bytes */
+    size_t will_len;
+    int will_qos;
     int backoff_min_ms;          /* 0: 1000 */
     int backoff_max_ms;          /* 0: 60000 */
 };
@@ -123,7 +142,8 @@ struct cmqtt_cbs {
 };
 
 /* NULL on allocation failure or bad options (tls without a CA, a client
- * certificate without its key or the other way round). */
+ * certificate without its key or the other way round, a will whose topic,
+ * message or QoS the module would refuse). */
 struct cmqtt *cmqtt_new(struct loop *loop, struct modem *modem, const struct cmqtt_opts *opts,
                         const struct cmqtt_cbs *cbs, void *ctx);
 void cmqtt_free(struct cmqtt *c);
@@ -150,7 +170,13 @@ void cmqtt_unsubscribe(struct cmqtt *c, const char *topic, cmqtt_done_cb cb, voi
 
 /* Shutdown: DISC, REL, STOP, best effort. done runs once when they are
  * through (or at once when there is nothing to do); the caller bounds the
- * wait with its own timer. Queued jobs are answered "unavailable". */
+ * wait with its own timer. Queued jobs are answered "unavailable".
+ *
+ * The module may take up to CMQTT_DISC_TIMEOUT_S to close the session, and
+ * the chat waits that long for its answer; a process that stops bounds the
+ * whole sequence with its own, much shorter timer (bridge.c) and exits when
+ * it expires: the broker then learns of the end from the module's socket,
+ * and the module is set up afresh at the next start. */
 void cmqtt_shutdown(struct cmqtt *c, void (*done)(void *ctx), void *ctx);
 
 /* The job scripts (connect, publish, subscribe, unsubscribe, stop), for

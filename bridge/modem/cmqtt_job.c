@@ -2,7 +2,8 @@
  * (at/script.h) on the module's MQTT client 0:
  *
  *   connect      START [TLS: CA, client certificate and key uploads,
- *                CSSLCFG ..., CMQTTSSLCFG] ACCQ CFG [DISC] CONNECT SUB...
+ *                CSSLCFG ..., CMQTTSSLCFG] ACCQ CFG [DISC] [WILLTOPIC
+ *                (prompt, bytes) WILLMSG (prompt, bytes)] CONNECT SUB...
  *   publish      TOPIC (prompt, bytes) [PAYLOAD (prompt, bytes)] PUB
  *   subscribe    SUB (prompt, the filter)
  *   unsubscribe  UNSUBTOPIC (prompt, the filter) UNSUB
@@ -32,6 +33,8 @@
 #define SHORT_TIMEOUT_MS 10000
 #define UPLOAD_TIMEOUT_MS 20000
 #define PUB_TIMEOUT_MS ((CMQTT_PUB_TIMEOUT_S + 5) * 1000)
+/* The chat waits for DISC's answer longer than the module may take. */
+#define DISC_TIMEOUT_MS ((CMQTT_DISC_TIMEOUT_S + 5) * 1000)
 #define MAX_ATTEMPTS 3             /* a QoS 1/2 publish is tried this often */
 #define CMQTT_CA_NAME "m2m_ca.pem" /* the CA's name in the module's file system */
 #define CMQTT_CERT_NAME "client.pem" /* the client certificate's (tls with cert_pem) */
@@ -148,7 +151,33 @@ static bool build_disc_old(void *ctx, struct at_script_cmd *out)
 {
     struct cmqtt *c = ctx;
 
-    return c->need_disc && put(out, "AT+CMQTTDISC=0,10");
+    return c->need_disc && put(out, "AT+CMQTTDISC=0,%d", CMQTT_DISC_TIMEOUT_S);
+}
+
+/* The will goes into the module's client before every CONNECT (the
+ * CONNECT packet carries it), topic and message as counted bytes after
+ * the prompt: nothing in them can end the command. */
+static bool build_will_topic(void *ctx, struct at_script_cmd *out)
+{
+    struct cmqtt *c = ctx;
+    size_t len = c->opt.will_topic ? strlen(c->opt.will_topic) : 0;
+
+    if (!len)
+        return false;
+    out->data = (const uint8_t *)c->opt.will_topic;
+    out->data_len = len;
+    return put(out, "AT+CMQTTWILLTOPIC=0,%zu", len);
+}
+
+static bool build_will_msg(void *ctx, struct at_script_cmd *out)
+{
+    struct cmqtt *c = ctx;
+
+    if (!c->opt.will_topic)
+        return false;
+    out->data = c->opt.will_payload;
+    out->data_len = c->opt.will_len;
+    return put(out, "AT+CMQTTWILLMSG=0,%zu,%d", c->opt.will_len, c->opt.will_qos);
 }
 
 static bool build_connect(void *ctx, struct at_script_cmd *out)
@@ -235,7 +264,7 @@ static bool build_disc(void *ctx, struct at_script_cmd *out)
 {
     struct cmqtt *c = ctx;
 
-    return c->state == CMQTT_CONNECTED && put(out, "AT+CMQTTDISC=0,60");
+    return c->state == CMQTT_CONNECTED && put(out, "AT+CMQTTDISC=0,%d", CMQTT_DISC_TIMEOUT_S);
 }
 
 /* --- done callbacks ------------------------------------------------------------- */
@@ -330,7 +359,10 @@ static const struct at_script_step connect_steps[] = {
     /* MQTT 3.1.1; older firmware lacks the command. */
     { .name = "MQTT version", .cmd = "AT+CMQTTCFG=\"version\",0,4", .flags = OPT },
     { .name = "close the old session", .build = build_disc_old,
-      .after_ok_prefix = "+CMQTTDISC:", .timeout_ms = 15000, .flags = OPT },
+      .after_ok_prefix = "+CMQTTDISC:", .timeout_ms = DISC_TIMEOUT_MS, .flags = OPT },
+    /* Not optional: a will the module refuses must not vanish quietly. */
+    { .name = "will topic", .build = build_will_topic },
+    { .name = "will message", .build = build_will_msg },
     { .name = "connect", .build = build_connect, .after_ok_prefix = "+CMQTTCONNECT:",
       .timeout_ms = CONNECT_TIMEOUT_MS, .done = done_session },
     { .name = "subscribe", .build = build_resub, .after_ok_prefix = "+CMQTTSUB:",
@@ -358,7 +390,7 @@ static const struct at_script_step unsubscribe_steps[] = {
 /* Best effort: every step goes on whatever the module answers. */
 static const struct at_script_step stop_steps[] = {
     { .name = "disconnect", .build = build_disc, .after_ok_prefix = "+CMQTTDISC:",
-      .timeout_ms = 5000, .flags = OPT },
+      .timeout_ms = DISC_TIMEOUT_MS, .flags = OPT },
     { .name = "release", .cmd = "AT+CMQTTREL=0", .timeout_ms = 3000, .flags = OPT },
     { .name = "stop", .cmd = "AT+CMQTTSTOP", .after_ok_prefix = "+CMQTTSTOP:",
       .timeout_ms = 3000, .flags = OPT },

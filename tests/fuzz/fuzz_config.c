@@ -103,6 +103,11 @@ static void check_built(const struct config *c)
                   in(c->remote.forward[i].qos, 0, 2),
               "remote.forward entry incomplete or with a bad qos");
     check(!c->remote.cert_file == !c->remote.key_file, "a client certificate without its key");
+    check(!c->remote.will.enabled ||
+              (c->remote.will.topic && c->remote.will.payload &&
+               in((long)strlen(c->remote.will.payload), 1, 1024) && in(c->remote.will.qos, 0, 2) &&
+               !c->remote.will.retain),
+          "remote.will without topic or payload, too long, or with a bad qos or retain");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -217,6 +217,8 @@ def config():
         b"{\"remote\":{\"server\":\"tcp://10.0.0.1\",\"tls\":true,\"subscribe\":[{\"topic\":"
         b"\"a/#\"},{\"topic\":\"b\",\"qos\":2,\"local\":null}],\"forward\":[{\"local\":\"x/+\","
         b"\"remote\":\"y\"}]}}",
+        b"{\"remote\":{\"will\":{\"topic\":\"dev/1/state\",\"payload\":\"off\\r\\n\",\"qos\":2,"
+        b"\"retain\":false}}}",
         b"{\"state_dir\":\"/srv/m2m\",\"allow_raw_at\":true,\"log_level\":\"debug\"}",
         # The text, then "\0\0", then NUL-separated environment entries.
         b"{}\0\0MODEM2MQTT_PORT=tcp://10.0.0.2:4001\0MODEM2MQTT_BAUD=9600\0"

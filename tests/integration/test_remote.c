@@ -823,6 +823,67 @@ static void test_backlog_overflow(void **state)
     H_PASS(&r->e);
 }
 
+/* remote.will: the module sets it before CONNECT (topic and message as
+ * counted bytes), and when the connection to the remote broker ends
+ * without a DISCONNECT (cmqtt_drop: a network loss) the remote broker
+ * publishes it. A clean stop (DISC) does not: the next message on the
+ * will topic is the cloud side's own marker. */
+static void test_will_on_drop(void **state)
+{
+    struct rt *r = *state;
+    char line[256];
+    h_broker_start(&r->remote);
+    rt_up(r, "\"will\":{\"topic\":\"dev/m2m-it/state\",\"payload\":\"offline \\r\\n\",\"qos\":1}",
+          true);
+    cJSON_Delete(wait_remote(r, "connected"));
+    h_sim_wait_line(&r->e.sim, "rx AT+CMQTTWILLTOPIC=0,16", NULL, 0, H_TIMEOUT_MS);
+    h_sim_wait_line(&r->e.sim, "rx AT+CMQTTWILLMSG=0,10,1", NULL, 0, H_TIMEOUT_MS);
+    h_sim_wait_line(&r->e.sim, "rx AT+CMQTTCONNECT=", line, sizeof line, H_TIMEOUT_MS);
+    rc_connect(r, true, "dev/m2m-it/state");
+
+    h_sim_cmd_ok(&r->e.sim, "cmqtt_drop 3", NULL, 0);
+    struct h_msg *m = h_mqtt_take(&r->rc, "dev/m2m-it/state", h_ms(H_TIMEOUT_MS));
+    if (!m)
+        h_fail("the remote broker published no will after the drop");
+    assert_string_equal(m->payload, "offline \r\n");
+    assert_int_equal(m->qos, 1);
+    assert_false(m->retained);
+    h_msg_free(m);
+
+    /* The reconnect sets the will again; a clean stop closes the session
+     * with DISC, and the broker keeps the will to itself. */
+    cJSON_Delete(wait_remote(r, "connected"));
+    h_sim_wait_line(&r->e.sim, "rx AT+CMQTTWILLMSG=0,10,1", NULL, 0, H_TIMEOUT_MS);
+    h_bridge_stop(&r->e.bridge);
+    h_sim_wait_line(&r->e.sim, "rx AT+CMQTTDISC=0,60", NULL, 0, 5000);
+    h_sim_wait_line(&r->e.sim, "rx AT+CMQTTSTOP", NULL, 0, 5000);
+    h_mqtt_publish(&r->rc, "dev/m2m-it/state", "marker", 1, false);
+    h_mqtt_wait_payload(&r->rc, "dev/m2m-it/state", "marker", 10000);
+    H_PASS(&r->e);
+}
+
+/* A module slow to close its session (DISC answered OK, its result
+ * pending) does not hold a SIGTERM: the bridge waits for it only as long
+ * as its stop bound, then exits 0. */
+static void test_slow_disc_on_stop(void **state)
+{
+    struct rt *r = *state;
+    h_broker_start(&r->remote);
+    rt_up(r, "", true);
+    cJSON_Delete(wait_remote(r, "connected"));
+    h_sim_cmd_ok(&r->e.sim, "cmqtt_disc_hold", NULL, 0);
+    int64_t t0 = mono_ms();
+    h_bridge_stop(&r->e.bridge);
+    if (mono_ms() - t0 > h_ms(6000))
+        h_fail("the bridge took %lld ms to stop", (long long)(mono_ms() - t0));
+    h_sim_wait_line(&r->e.sim, "cmqtt disc-held", NULL, 0, 5000);
+    if (h_bridge_log_count(&r->e.bridge, "did not close the session within") != 1)
+        h_fail("the bridge did not say why it stopped without the module's answer");
+    if (h_sim_saw(&r->e.sim, "rx AT+CMQTTREL") != 0)
+        h_fail("REL went out although DISC was never answered");
+    H_PASS(&r->e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -841,6 +902,8 @@ int main(void)
         T(test_tls_client_cert),
         T(test_tls_client_cert_missing),
         T(test_dropped_while_subscribing),
+        T(test_will_on_drop),
+        T(test_slow_disc_on_stop),
         T(test_false_rx_length),
         T(test_burst_2000),
         T(test_backlog_overflow),

@@ -12,6 +12,10 @@
  *   - Receive: +CMQTTRXSTART, +CMQTTRXTOPIC + bytes, +CMQTTRXPAYLOAD + bytes
  *     in chunks of at most 1500 (`cmqtt_chunk <n>` makes them smaller),
  *     +CMQTTRXEND.
+ *   - The will: AT+CMQTTWILLTOPIC and AT+CMQTTWILLMSG (prompt, bytes) set it
+ *     for the next CONNECT, which hands it to paho; the real broker
+ *     publishes it when the connection ends without a DISCONNECT
+ *     (`cmqtt_drop` cuts the socket under paho so that none goes out).
  *   - The broker going away: +CMQTTCONNLOST: 0,1.
  *   - Error codes: 11 no connection, 20 not acquired, 3 socket connect
  *     failed, 26 closed by the server, 27-31 the broker's CONNACK refusals
@@ -26,17 +30,23 @@
 #include "sim.h"
 
 #include <MQTTAsync.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CM_TOPIC_MAX 1024
 #define CM_PAYLOAD_MAX 10240
 #define CM_CHUNK 1500
+#define CM_WILL_MAX 1024        /* AT+CMQTTWILLMSG (the bridge's bound; see README) */
 #define SIM_CERT_FILES 4        /* AT+CCERTDOWN files kept (CA, client cert, key) */
 
 enum ev_kind { EV_LINE, EV_CONNECTED, EV_CONNECT_FAILED, EV_LOST, EV_RX, EV_PUB, EV_SUB,
@@ -77,6 +87,15 @@ struct sim_cmqtt {
     int pending_qos;               /* one-step AT+CMQTTSUB=0,<len>,<qos> */
     size_t chunk;
     bool sub_hold;                 /* `cmqtt_sub_hold`: the next SUB gets no result */
+    bool disc_hold;                /* `cmqtt_disc_hold`: the next DISC gets no result */
+    int broker_port;               /* the CONNECT's port, for `cmqtt_drop` */
+
+    /* The will for the next CONNECT (AT+CMQTTWILLTOPIC, AT+CMQTTWILLMSG). */
+    char will_topic[CM_TOPIC_MAX + 1];
+    bool have_will_topic;
+    uint8_t will_msg[CM_WILL_MAX];
+    size_t will_len;               /* 0: no message set */
+    int will_qos;
 
     /* TLS: AT+CCERTDOWN files (kept in temporary files), SSL context 0 */
     struct {
@@ -328,6 +347,8 @@ void sim_cmqtt_reset(struct sim *s)
     c->cacert[0] = c->clientcert[0] = c->clientkey[0] = '\0';
     c->topic_len = c->payload_len = 0;
     c->have_subtopic = c->have_unsubtopic = false;
+    c->have_will_topic = false;
+    c->will_len = 0;
 }
 
 void sim_cmqtt_free(struct sim *s)
@@ -499,6 +520,8 @@ static struct sim_result cmd_stop(struct sim *s, const struct sim_at *at)
     }
     destroy_client(c);
     c->started = c->acquired = false;
+    c->have_will_topic = false;
+    c->will_len = 0;
     post_line(s, "+CMQTTSTOP", 0);
     return SIM_RES_OK;
 }
@@ -542,6 +565,8 @@ static struct sim_result cmd_rel(struct sim *s, const struct sim_at *at)
     }
     destroy_client(c);
     c->acquired = false;
+    c->have_will_topic = false;      /* the will belongs to the released client */
+    c->will_len = 0;
     return SIM_RES_OK;
 }
 
@@ -600,6 +625,19 @@ static struct sim_result cmd_connect(struct sim *s, const struct sim_at *at)
     o.onSuccess = on_conn_ok;
     o.onFailure = on_conn_fail;
     o.context = cur_ctx;
+    /* paho copies the will at connect. */
+    MQTTAsync_willOptions w = MQTTAsync_willOptions_initializer;
+    if (c->have_will_topic && c->will_len) {
+        w.topicName = c->will_topic;
+        w.payload.data = c->will_msg;
+        w.payload.len = (int)c->will_len;
+        w.qos = c->will_qos;
+        o.will = &w;
+        sim_log(s, "cmqtt: will on %s, %zu bytes, qos %d", c->will_topic, c->will_len,
+                c->will_qos);
+    }
+    const char *colon = strrchr(p.v[1] + 6, ':');
+    c->broker_port = colon && !strchr(colon, ']') ? atoi(colon + 1) : 1883;
     MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
     if (c->ssl) {
         /* The module takes "tcp://" for TLS too; paho wants "ssl://". The
@@ -649,6 +687,13 @@ static struct sim_result cmd_disc(struct sim *s, const struct sim_at *at)
         return SIM_RES_ERROR;
     if (!c->connected || !c->client) {
         post_line(s, "+CMQTTDISC", 11);
+        return SIM_RES_OK;
+    }
+    if (c->disc_hold) {
+        /* A module still busy closing: OK and, within the host's
+         * patience, no result. */
+        c->disc_hold = false;
+        sim_event(s, "cmqtt disc-held");
         return SIM_RES_OK;
     }
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
@@ -710,6 +755,59 @@ static struct sim_result cmd_payload(struct sim *s, const struct sim_at *at)
     if (!n || p.n != 2)
         return SIM_RES_ERROR;
     return sim_prompt(s, n, payload_done);
+}
+
+static struct sim_result willtopic_done(struct sim *s, const uint8_t *d, size_t n,
+                                       bool cancelled, bool overflow)
+{
+    struct sim_cmqtt *c = cm(s);
+    if (cancelled || overflow)
+        return SIM_RES_ERROR;
+    memcpy(c->will_topic, d, n);
+    c->will_topic[n] = '\0';
+    c->have_will_topic = true;
+    return SIM_RES_OK;
+}
+
+static struct sim_result willmsg_done(struct sim *s, const uint8_t *d, size_t n, bool cancelled,
+                                      bool overflow)
+{
+    struct sim_cmqtt *c = cm(s);
+    if (cancelled || overflow)
+        return SIM_RES_ERROR;
+    memcpy(c->will_msg, d, n);
+    c->will_len = n;
+    return SIM_RES_OK;
+}
+
+/* The will is the acquired client's: before ACCQ, "not acquired" (20). */
+static bool will_client(struct sim *s, const char *name)
+{
+    if (cm(s)->acquired)
+        return true;
+    sim_info(s, "%s: 0,20", name);
+    return false;
+}
+
+static struct sim_result cmd_willtopic(struct sim *s, const struct sim_at *at)
+{
+    struct sim_params p;
+    size_t n = len_arg(at, CM_TOPIC_MAX, &p);
+    if (!n || p.n != 2 || !will_client(s, "+CMQTTWILLTOPIC"))
+        return SIM_RES_ERROR;
+    return sim_prompt(s, n, willtopic_done);
+}
+
+static struct sim_result cmd_willmsg(struct sim *s, const struct sim_at *at)
+{
+    struct sim_params p;
+    long qos;
+    size_t n = len_arg(at, CM_WILL_MAX, &p);
+    if (!n || p.n != 3 || !sim_param_int(&p, 2, 0, 2, &qos) ||
+        !will_client(s, "+CMQTTWILLMSG"))
+        return SIM_RES_ERROR;
+    cm(s)->will_qos = (int)qos;
+    return sim_prompt(s, n, willmsg_done);
 }
 
 static struct sim_result cmd_pub(struct sim *s, const struct sim_at *at)
@@ -977,6 +1075,8 @@ const struct sim_cmd sim_cmqtt_cmds[] = {
     {"+CMQTTTOPIC", false, 0, cmd_topic},
     {"+CMQTTPAYLOAD", false, 0, cmd_payload},
     {"+CMQTTPUB", false, 0, cmd_pub},
+    {"+CMQTTWILLTOPIC", false, 0, cmd_willtopic},
+    {"+CMQTTWILLMSG", false, 0, cmd_willmsg},
     {"+CMQTTSUBTOPIC", false, 0, cmd_subtopic},
     {"+CMQTTSUB", false, 0, cmd_sub},
     {"+CMQTTUNSUBTOPIC", false, 0, cmd_unsubtopic},
@@ -1009,10 +1109,50 @@ static void ctl_sub_hold(struct sim *s, char *args)
     sim_ctl_done(s);
 }
 
+/* `cmqtt_disc_hold`: the next AT+CMQTTDISC gets its OK and then nothing. */
+static void ctl_disc_hold(struct sim *s, char *args)
+{
+    (void)args;
+    cm(s)->disc_hold = true;
+    sim_ctl_done(s);
+}
+
+/* The connection to the broker ends as a network loss ends it: the TCP
+ * socket (paho's, found by its peer's port) is shut down under paho before
+ * anything else, so no DISCONNECT reaches the broker, which therefore
+ * publishes the will. */
+static void cut_connection(struct sim *s, int port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        int fd = atoi(de->d_name);
+        struct stat st;
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+
+        if (de->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 ||
+            !S_ISSOCK(st.st_mode) || getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+            continue;
+        if ((peer.ss_family == AF_INET &&
+             ntohs(((struct sockaddr_in *)&peer)->sin_port) == port) ||
+            (peer.ss_family == AF_INET6 &&
+             ntohs(((struct sockaddr_in6 *)&peer)->sin6_port) == port)) {
+            shutdown(fd, SHUT_RDWR);
+            sim_log(s, "cmqtt: connection to port %d cut", port);
+        }
+    }
+    closedir(d);
+}
+
 /* `cmqtt_drop [<cause 1-3>]`: the remote broker drops the module: the
- * session goes (the broker sees the client leave) and +CMQTTCONNLOST:
- * 0,<cause> (default 3, network closed) comes when output may flow. A
- * command waiting for its result line (a held SUB) gets none. */
+ * connection is cut without a DISCONNECT (the broker sees the client
+ * leave, and publishes its will) and +CMQTTCONNLOST: 0,<cause> (default
+ * 3, network closed) comes when output may flow. A command waiting for
+ * its result line (a held SUB) gets none. */
 static void ctl_drop(struct sim *s, char *args)
 {
     struct sim_cmqtt *c = cm(s);
@@ -1026,6 +1166,7 @@ static void ctl_drop(struct sim *s, char *args)
         sim_ctl_error(s, "not connected");
         return;
     }
+    cut_connection(s, c->broker_port);
     destroy_client(c);                /* gen++: its late events are dropped */
     post_simple(c, EV_LOST, c->gen, (int)cause);
     sim_ctl_done(s);
@@ -1034,6 +1175,7 @@ static void ctl_drop(struct sim *s, char *args)
 const struct sim_ctl sim_cmqtt_ctls[] = {
     {"cmqtt_chunk", ctl_chunk},
     {"cmqtt_sub_hold", ctl_sub_hold},
+    {"cmqtt_disc_hold", ctl_disc_hold},
     {"cmqtt_drop", ctl_drop},
     {NULL, NULL},
 };

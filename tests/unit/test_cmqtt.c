@@ -439,9 +439,9 @@ static void test_connect_sequence(void **state)
     assert_int_equal(cmqtt_stats(F.c)->connects, 1);
 }
 
-static void test_connect_refused_backoff(void **state)
+/* A fresh start up to what follows CFG: START, ACCQ, CFG answered OK. */
+static void start_to_cfg(void)
 {
-    (void)state;
     cmqtt_modem_ready(F.c, true);
     EXPECT("AT+CMQTTSTART\r");
     feed("\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n");
@@ -449,6 +449,26 @@ static void test_connect_refused_backoff(void **state)
     feed("\r\nOK\r\n");
     EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
     feed("\r\nOK\r\n");
+}
+
+/* The retry after a backoff of delay ms up to what follows CFG: START
+ * already started, ACCQ still acquired ("+CMQTTACCQ: 0,19" then ERROR:
+ * go on). */
+static void retry_to_cfg(int64_t delay)
+{
+    assert_true(fire_timer(delay));
+    EXPECT("AT+CMQTTSTART\r");
+    feed("\r\nERROR\r\n");
+    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
+    feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
+    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
+    feed("\r\nOK\r\n");
+}
+
+static void test_connect_refused_backoff(void **state)
+{
+    (void)state;
+    start_to_cfg();
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,30\r\n");
     assert_int_equal(F.state, CMQTT_DISCONNECTED);
@@ -457,17 +477,10 @@ static void test_connect_refused_backoff(void **state)
     /* Nothing is sent until the backoff is over: 1 s, then 2 s, 4 s. */
     assert_int_equal(F.out_len, 0);
     for (int64_t d = 1000; d <= 8000; d *= 2) {
-        assert_true(fire_timer(d));
-        EXPECT("AT+CMQTTSTART\r");
-        feed("\r\nERROR\r\n");
-        /* ACCQ: still acquired: "+CMQTTACCQ: 0,19" then ERROR: go on. */
-        EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
-        feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
-        EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
-        feed("\r\nOK\r\n");
+        retry_to_cfg(d);
         /* After a failed attempt: close whatever is left first; the
          * module's answer (here "not connected", 11) does not matter. */
-        EXPECT("AT+CMQTTDISC=0,10\r");
+        EXPECT("AT+CMQTTDISC=0,60\r");
         feed("\r\nOK\r\n\r\n+CMQTTDISC: 0,11\r\n");
         F.out_len = 0;
         feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,30\r\n");
@@ -488,13 +501,7 @@ static void test_connlost_reconnects_and_resubscribes(void **state)
     cmqtt_subscribe(F.c, "rt/#", 2, on_done, NULL);
     assert_true(F.done_ok);
     assert_int_equal(F.out_len, 0);
-    assert_true(fire_timer(1000));
-    EXPECT("AT+CMQTTSTART\r");
-    feed("\r\nERROR\r\n");
-    EXPECT("AT+CMQTTACCQ=0,\"dev1\"\r");
-    feed("\r\n+CMQTTACCQ: 0,19\r\n\r\nERROR\r\n");
-    EXPECT("AT+CMQTTCFG=\"version\",0,4\r");
-    feed("\r\nOK\r\n");
+    retry_to_cfg(1000);
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
     EXPECT("AT+CMQTTSUB=0,7,1\r");
@@ -977,20 +984,155 @@ static void stopped(void *ctx)
     (*(int *)ctx)++;
 }
 
-static void test_shutdown(void **state)
+/* A connected session stopped: DISC written, its answer awaited. */
+static void stop_connected(int *n)
 {
-    int n = 0;
-    (void)state;
     connect_ok();
-    cmqtt_shutdown(F.c, stopped, &n);
+    cmqtt_shutdown(F.c, stopped, n);
     EXPECT("AT+CMQTTDISC=0,60\r");
-    feed("\r\n+CMQTTDISC: 0,0\r\n\r\nOK\r\n");   /* result before OK: also fine */
+}
+
+/* The end of a stop once DISC is answered: REL, STOP. */
+static void rel_and_stop(void)
+{
     EXPECT("AT+CMQTTREL=0\r");
     feed("\r\nOK\r\n");
     EXPECT("AT+CMQTTSTOP\r");
     feed("\r\nOK\r\n\r\n+CMQTTSTOP: 0\r\n");
+}
+
+static void test_shutdown(void **state)
+{
+    int n = 0;
+    (void)state;
+    stop_connected(&n);
+    feed("\r\n+CMQTTDISC: 0,0\r\n\r\nOK\r\n");   /* result before OK: also fine */
+    rel_and_stop();
     assert_int_equal(n, 1);
     assert_int_equal(F.out_len, 0);
+}
+
+/* The module may take CMQTT_DISC_TIMEOUT_S to close a session: the chat
+ * waits that long and more for DISC's result, on the way out and before a
+ * reconnect, rather than call a slow close a timeout. */
+static void test_disc_waits_for_the_module(void **state)
+{
+    int n = 0;
+    (void)state;
+    stop_connected(&n);
+    feed("\r\nOK\r\n");
+    F.now += CMQTT_DISC_TIMEOUT_S * 1000 + 1000;
+    at_chat_tick(F.chat);
+    assert_int_equal(F.out_len, 0);          /* no timeout, no resync, no REL yet */
+    feed("\r\n+CMQTTDISC: 0,0\r\n");
+    rel_and_stop();
+    assert_int_equal(n, 1);
+}
+
+/* A fresh service with a will (QoS 1) over a fresh chat. */
+static const char WILL_PAYLOAD[] = "gone\r\nAT+CMGS=\"1\"\r\x1a";
+
+static void new_with_will(const char *topic, const uint8_t *payload, size_t len, int qos)
+{
+    const struct cmqtt_cbs cb = { on_state, on_message, on_error };
+    struct cmqtt_opts o = base_opts();
+
+    cmqtt_free(F.c);
+    at_chat_free(F.chat);
+    new_chat();
+    o.n_subs = 0;
+    o.will_topic = topic;
+    o.will_payload = payload;
+    o.will_len = len;
+    o.will_qos = qos;
+    F.c = cmqtt_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, NULL);
+}
+
+/* remote.will: topic and message go to the module after ACCQ and before
+ * CONNECT, each as exactly its counted bytes after the prompt (CR, LF,
+ * Ctrl-Z and "AT" in the message are data, never a command), on every
+ * connect. */
+static void test_will_sequence(void **state)
+{
+    (void)state;
+    new_with_will("dev/1/state", (const uint8_t *)WILL_PAYLOAD, sizeof(WILL_PAYLOAD) - 1, 1);
+    assert_non_null(F.c);
+    for (int round = 0; round < 2; round++) {
+        if (round == 0)
+            start_to_cfg();
+        else
+            retry_to_cfg(1000);
+        EXPECT("AT+CMQTTWILLTOPIC=0,11\r");
+        feed("\r\n>");
+        EXPECT("dev/1/state");
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTWILLMSG=0,19,1\r");
+        feed("\r\n>");
+        expect_written(WILL_PAYLOAD, sizeof(WILL_PAYLOAD) - 1);
+        feed("\r\nOK\r\n");
+        EXPECT("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:1883\",60,1,\"user\",\"secret\"\r");
+        feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
+        assert_int_equal(F.state, CMQTT_CONNECTED);
+        assert_int_equal(F.out_len, 0);
+        feed("\r\n+CMQTTCONNLOST: 0,3\r\n");
+    }
+}
+
+/* A will the module refuses is no quiet loss: the attempt fails with the
+ * module's reason and no CONNECT goes out; the topic (round 0) as the
+ * message (round 1). */
+static void test_will_refused(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        new_with_will("dev/1/state", (const uint8_t *)"off", 3, 0);
+        assert_non_null(F.c);
+        start_to_cfg();
+        EXPECT("AT+CMQTTWILLTOPIC=0,11\r");
+        feed("\r\n>");
+        EXPECT("dev/1/state");
+        if (round == 0) {
+            feed("\r\n+CMQTTWILLTOPIC: 0,22\r\n\r\nERROR\r\n");
+        } else {
+            feed("\r\nOK\r\n");
+            EXPECT("AT+CMQTTWILLMSG=0,3,0\r");
+            feed("\r\n>");
+            EXPECT("off");
+            feed("\r\n+CMQTTWILLMSG: 0,22\r\n\r\nERROR\r\n");
+        }
+        assert_int_equal(F.state, CMQTT_DISCONNECTED);
+        assert_non_null(strstr(F.reason, "(22)"));
+        assert_int_equal(F.out_len, 0);
+    }
+}
+
+/* A will the module would refuse is refused up front. */
+static void test_will_options(void **state)
+{
+    static const uint8_t big[CMQTT_WILL_MAX + 1];
+    static const struct {
+        const char *topic;
+        size_t len;
+        int qos;
+        bool ok;
+    } cases[] = {
+        { "s", 1, 0, true },
+        { "s", CMQTT_WILL_MAX, 2, true },
+        { "s", CMQTT_WILL_MAX + 1, 0, false },
+        { "s", 0, 0, false },
+        { "s/#", 1, 0, false },
+        { "s/+/x", 1, 0, false },
+        { "", 1, 0, false },
+        { "s", 1, 3, false },
+        { "s", 1, -1, false },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        new_with_will(cases[i].topic, big, cases[i].len, cases[i].qos);
+        if ((F.c != NULL) != cases[i].ok)
+            fail_msg("case %zu (%s, %zu bytes, qos %d): %s", i, cases[i].topic, cases[i].len,
+                     cases[i].qos, F.c ? "accepted" : "refused");
+    }
 }
 
 static void test_modem_lost(void **state)
@@ -1012,9 +1154,14 @@ static void test_modem_lost(void **state)
     feed("\r\nERROR\r\n");
     F.out_len = 0;
     feed("\r\nOK\r\n");
-    /* The module may still hold the old session: DISC before CONNECT. */
-    EXPECT("AT+CMQTTDISC=0,10\r");
-    feed("\r\nOK\r\n\r\n+CMQTTDISC: 0,0\r\n");
+    /* The module may still hold the old session: DISC before CONNECT,
+     * whose answer may take the module's whole DISC timeout. */
+    EXPECT("AT+CMQTTDISC=0,60\r");
+    feed("\r\nOK\r\n");
+    F.now += CMQTT_DISC_TIMEOUT_S * 1000 + 1000;
+    at_chat_tick(F.chat);
+    assert_int_equal(F.out_len, 0);
+    feed("\r\n+CMQTTDISC: 0,0\r\n");
     F.out_len = 0;
     feed("\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n");
     F.out_len = 0;
@@ -1279,7 +1426,7 @@ static void test_tls_client_cert_sequence(void **state)
         feed("\r\nOK\r\n");
         if (round == 1) {
             /* After the failed attempt: the old session is closed first. */
-            EXPECT("AT+CMQTTDISC=0,10\r");
+            EXPECT("AT+CMQTTDISC=0,60\r");
             feed("\r\nOK\r\n\r\n+CMQTTDISC: 0,11\r\n");
         }
         F.out_len = 0;
@@ -1315,6 +1462,10 @@ int main(void)
         T(test_nonet_aborts_connect),
         T(test_subscribe_unsubscribe),
         T(test_shutdown),
+        T(test_disc_waits_for_the_module),
+        T(test_will_sequence),
+        T(test_will_refused),
+        T(test_will_options),
         T(test_modem_lost),
         T(test_nonet),
         T(test_connect_sub_refused),

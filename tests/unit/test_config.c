@@ -110,6 +110,9 @@ static void dump_config(const struct config *c, struct dump *d)
         dump_line(d, "%s%s %s %d", i ? "," : "", c->remote.forward[i].local,
                   c->remote.forward[i].remote, c->remote.forward[i].qos);
     dump_line(d, "]\n");
+    dump_line(d, "remote.will=%d %s %s %d %d\n", c->remote.will.enabled,
+              nz(c->remote.will.topic), nz(c->remote.will.payload), c->remote.will.qos,
+              c->remote.will.retain);
     dump_line(d, "mqtt.pool=%d %s %s\n", c->mqtt.pool.enabled, nz(c->mqtt.pool.topic),
               nz(c->mqtt.pool.group));
     dump_line(d, "metrics.listen=%s\n", nz(c->metrics.listen));
@@ -157,6 +160,7 @@ static const char DEFAULTS[] =
     "remote.key_file=(null)\n"
     "remote.subscribe=[]\n"
     "remote.forward=[]\n"
+    "remote.will=0 (null) (null) 0 0\n"
     "mqtt.pool=0 (null) modem2mqtt\n"
     "metrics.listen=(null)\n"
     "state_dir=/var/lib/modem2mqtt\n"
@@ -404,6 +408,39 @@ static const struct build_case build_cases[] = {
      .err = "remote.cert_file: expected a file path"},
     {.json = "{\"remote\":{\"tls\":true,\"cert_file\":\"/c/cl.pem\",\"key_file\":7}}",
      .err = "remote.key_file: expected string or null"},
+    /* ---- remote.will: topic and payload required, a topic name, qos 0-2,
+     * retain only false (AT+CMQTTWILLMSG has no retain flag) ---- */
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"dev/1/status\",\"payload\":\"offline\"}}}",
+     .expect = {"remote.will=1 dev/1/status offline 0 0"}},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"d\",\"payload\":\"a\\r\\nAT+X\\u001a\",\"qos\":2,"
+             "\"retain\":false}}}",
+     .expect = {"remote.will=1 d a\r\nAT+X\x1a 2 0"}},
+    {.json = "{\"remote\":{}}", .expect = {"remote.will=0 (null) (null) 0 0"}},
+    {.json = "{\"remote\":{\"will\":{}}}", .err = "remote.will.topic: missing"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\"}}}", .err = "remote.will.payload: missing"},
+    {.json = "{\"remote\":{\"will\":{\"payload\":\"x\"}}}", .err = "remote.will.topic: missing"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t/#\",\"payload\":\"x\"}}}",
+     .err = "remote.will.topic: must not contain '+' or '#' (a topic name, not a filter)"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"\",\"payload\":\"x\"}}}",
+     .err = "remote.will.topic: must not be empty"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\\u0000\",\"payload\":\"x\"}}}",
+     .err = "config: \\u0000 in a string at line 1"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"\"}}}",
+     .err = "remote.will.payload: expected 1-1024 bytes"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":null}}}",
+     .err = "remote.will.payload: expected string"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"x\",\"qos\":3}}}",
+     .err = "remote.will.qos: expected integer 0-2"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"x\",\"retain\":1}}}",
+     .err = "remote.will.retain: expected boolean"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"x\",\"retain\":true}}}",
+     .err = "remote.will.retain: the module's MQTT client cannot retain its will "
+            "(AT+CMQTTWILLMSG has no retain flag); expected false"},
+    {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"x\",\"delay\":5}}}",
+     .err = "remote.will.delay: unknown key"},
+    {.json = "{\"remote\":{\"will\":\"t\"}}", .err = "remote.will: expected object"},
+    {.json = "{\"modems\":[{\"name\":\"a\",\"remote\":{\"will\":{\"payload\":\"x\"}}}]}",
+     .err = "modems[0].remote.will.topic: missing"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\"},{\"topic\":\"b\",\"qso\":1}]}}",
      .err = "remote.subscribe[1].qso: unknown key"},
     {.json = "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"b\",\"retain\":true}]}}",
@@ -781,9 +818,28 @@ static void test_contract_example(void **state)
     p = strstr(want, "remote.subscribe=[]\nremote.forward=[]\n");
     snprintf(p, sizeof want - (size_t)(p - want),
              "remote.subscribe=[abc/+ 1 home/abc]\nremote.forward=[sensors/# devices/x 1]\n"
+             "remote.will=0 (null) (null) 0 0\n"
              "mqtt.pool=0 (null) modem2mqtt\nmetrics.listen=(null)\nstate_dir=/var/lib/modem2mqtt\nallow_raw_at=0\nlog_level=info\n"
              "name=(null) modems=0\n");
     assert_string_equal(d.text, want);
+    config_free(&cfg);
+}
+
+/* config/<name> loaded with our own parser (config_load), as a dump. */
+static void load_example(const char *name, struct dump *d)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", __FILE__);
+    char *slash = strrchr(path, '/');
+    assert_non_null(slash);
+    snprintf(slash, sizeof path - (size_t)(slash - path), "/../../config/%s", name);
+
+    struct config_cli cli = {.config_file = path};
+    struct config cfg;
+    char err[256];
+    if (config_load(&cfg, &cli, err, sizeof err) != 0)
+        fail_msg("%s: %s", name, err);
+    dump_config(&cfg, d);
     config_free(&cfg);
 }
 
@@ -791,25 +847,23 @@ static void test_contract_example(void **state)
 static void test_example_file(void **state)
 {
     (void)state;
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s", __FILE__);
-    char *slash = strrchr(path, '/');
-    assert_non_null(slash);
-    snprintf(slash, sizeof path - (size_t)(slash - path), "/../../config/config.example.json");
-
-    struct config_cli cli = {.config_file = path};
-    struct config cfg;
-    char err[256];
-    if (config_load(&cfg, &cli, err, sizeof err) != 0)
-        fail_msg("%s", err);
     struct dump d;
-    dump_config(&cfg, &d);
+    load_example("config.example.json", &d);
     /* Safe when copied unedited: no cloud link, no number but a placeholder. */
     assert_true(dump_has(&d, "remote.enabled=0"));
     assert_true(dump_has(&d, "sms.allow_to=[+4917012345678]"));
     assert_true(dump_has(&d, "calls.allow_to=[+4917012345678]"));
     assert_true(dump_has(&d, "mqtt.broker=mqtt://localhost:1883"));
-    config_free(&cfg);
+}
+
+/* config/dfrobot.example.json loads too, its will included. */
+static void test_dfrobot_example(void **state)
+{
+    (void)state;
+    struct dump d;
+    load_example("dfrobot.example.json", &d);
+    assert_true(dump_has(&d, "remote.enabled=1"));
+    assert_true(dump_has(&d, "remote.will=1 YOUR_STATUS_TOPIC_ID offline 1 0"));
 }
 
 /* Input is read by length, not to a terminator. */
@@ -884,6 +938,15 @@ static void test_list_limits(void **state)
     snprintf(buf, sizeof buf, "{\"remote\":{\"forward\":[{\"local\":\"a\",\"remote\":\"%01025d\"}]}}", 0);
     assert_int_equal(config_build(&cfg, buf, strlen(buf), NULL, NULL, err, sizeof err), -EINVAL);
     assert_string_equal(err, "remote.forward[0].remote: longer than 1024 bytes");
+
+    /* a will message of 1024 bytes passes, 1025 does not */
+    snprintf(buf, sizeof buf, "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"%01024d\"}}}", 0);
+    assert_int_equal(config_build(&cfg, buf, strlen(buf), NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(strlen(cfg.remote.will.payload), 1024);
+    config_free(&cfg);
+    snprintf(buf, sizeof buf, "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"%01025d\"}}}", 0);
+    assert_int_equal(config_build(&cfg, buf, strlen(buf), NULL, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "remote.will.payload: expected 1-1024 bytes");
 }
 
 /* ---- the command line ------------------------------------------------------- */
@@ -1417,6 +1480,7 @@ int main(void)
         cmocka_unit_test(test_cli_table),
         cmocka_unit_test(test_usage),
         cmocka_unit_test_setup_teardown(test_example_file, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_dfrobot_example, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_password, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_default, setup_dir, teardown_dir),
