@@ -185,17 +185,28 @@ static int default_client_id(struct config_ctx *c)
     return 0;
 }
 
-/* Where a top-level base topic came from, when one was given. */
-static const char *base_topic_given(const cJSON *root,
-                                    const char *(*getenv_fn)(const char *name),
-                                    const struct config_cli *cli)
+/* What the environment and the command line may not set with modems:
+ * each modem has its own base topic, and its own port and speed (a
+ * variable or option would lose to an entry's key, against the rule that
+ * they override the file). The top level's base topic in the file is no
+ * modem's either. The name of the first given, or NULL. */
+static const char *per_modem_given(const cJSON *root, const char *(*getenv_fn)(const char *name),
+                                   const struct config_cli *cli)
 {
-    const char *env = getenv_fn ? getenv_fn("MODEM2MQTT_BASE_TOPIC") : NULL;
+    static const char *const vars[] = {"MODEM2MQTT_BASE_TOPIC", "MODEM2MQTT_PORT",
+                                       "MODEM2MQTT_BAUD"};
 
     if (cli && cli->base_topic)
         return "--base-topic";
-    if (env && *env)
-        return "MODEM2MQTT_BASE_TOPIC";
+    if (cli && cli->port)
+        return "--port";
+    if (cli && cli->baud)
+        return "--baud";
+    for (size_t i = 0; getenv_fn && i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv_fn(vars[i]);
+        if (v && *v)
+            return vars[i];
+    }
     if (cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "mqtt"),
                                          "base_topic"))
         return "mqtt.base_topic";
@@ -285,13 +296,14 @@ static int check_modem_pair(struct config_ctx *c, const struct config *a, size_t
 static int build_modems(struct config_ctx *c, struct config *top, const cJSON *root,
                         const char *(*getenv_fn)(const char *name), const struct config_cli *cli)
 {
-    const char *given = base_topic_given(root, getenv_fn, cli);
+    const char *given = per_modem_given(root, getenv_fn, cli);
     size_t n = (size_t)cJSON_GetArraySize(c->modems), i = 0;
     int rc;
 
     if (given)
-        return config_fail(c, "%s: not used with modems (each has its own base_topic, by default "
-                       "modem/<name>)", given);
+        return config_fail(c, "%s: not used with modems (each entry has its own base_topic, by "
+                              "default modem/<name>, and its own modem.port and modem.baud)",
+                           given);
     top->modems = calloc(n, sizeof(*top->modems));
     if (!top->modems)
         return config_oom(c);

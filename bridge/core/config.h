@@ -140,7 +140,8 @@ void config_print_usage(FILE *out, const char *argv0);
  * defaults to "modem/<name>", its client id is "<mqtt.client_id>-<name>"
  * ("modem2mqtt-<name>" when mqtt.client_id is not set), its state_dir
  * "<state_dir>/<name>". A top-level base topic (file, MODEM2MQTT_BASE_TOPIC,
- * --base-topic) is refused then, as are two entries with the same name,
+ * --base-topic), a port or baud from the environment or the command line
+ * are refused then, as are two entries with the same name,
  * base topic, port, or remote client id on the same server, and the port
  * "auto" with more than one entry. */
 int config_build(struct config *cfg, const char *json, size_t json_len,
