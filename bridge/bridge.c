@@ -27,6 +27,7 @@
 #include "core/notify.h"
 #include "core/stats.h"
 #include "instance.h"
+#include "mqtt/link.h"
 
 /* How long a stop waits for the instances' remote sessions to close: far
  * less than the module may take (CMQTT_DISC_TIMEOUT_S), so that SIGTERM
@@ -47,6 +48,7 @@ struct bridge {
     struct metrics *metrics;      /* metrics.listen, or NULL */
     struct instance **inst;       /* owned, each freed by bridge_free */
     struct stats_sample *samples; /* n_inst of them, for /metrics */
+    struct mqtt_link **links;     /* n_inst of them (borrowed), for the stop */
     size_t n_inst;
 };
 
@@ -225,6 +227,7 @@ static int add_instance(struct bridge *b, const struct config *cfg)
 {
     struct instance **grown = realloc(b->inst, (b->n_inst + 1) * sizeof(*grown));
     struct stats_sample *samples;
+    struct mqtt_link **links;
     int r;
 
     if (!grown)
@@ -234,6 +237,10 @@ static int add_instance(struct bridge *b, const struct config *cfg)
     if (!samples)
         return -ENOMEM;
     b->samples = samples;
+    links = realloc(b->links, (b->n_inst + 1) * sizeof(*links));
+    if (!links)
+        return -ENOMEM;
+    b->links = links;
     r = instance_new(b->loop, cfg, on_instance_changed, b, &b->inst[b->n_inst]);
     if (r == 0)
         b->n_inst++;
@@ -316,8 +323,11 @@ int bridge_run(struct bridge *b)
     r = loop_run(b->loop);
     notify_send(b->notify, "STOPPING=1");
     close_endpoints(b);
+    /* Together, within one LINK_STOP_MS: the stop does not grow with the
+     * number of modems (docker stops after 10 s). */
     for (size_t i = 0; i < b->n_inst; i++)
-        instance_finish(b->inst[i], LINK_STOP_MS);
+        b->links[i] = instance_link(b->inst[i]);
+    mqtt_links_stop(b->links, b->n_inst, LINK_STOP_MS);
     return r;
 }
 
@@ -333,6 +343,7 @@ void bridge_free(struct bridge *b)
         instance_free(b->inst[i]);
     free(b->inst);
     free(b->samples);
+    free(b->links);
     if (b->sig_fd >= 0) {
         if (b->loop)
             loop_del_fd(b->loop, b->sig_fd);

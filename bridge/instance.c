@@ -228,9 +228,9 @@ int instance_start(struct instance *inst)
     return r;
 }
 
-void instance_finish(struct instance *inst, int timeout_ms)
+struct mqtt_link *instance_link(const struct instance *inst)
 {
-    TAGGED(inst, mqtt_link_stop(inst->link, timeout_ms));
+    return inst->link;
 }
 
 static void instance_close(struct instance *inst)

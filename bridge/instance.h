@@ -38,9 +38,9 @@ void instance_metrics(const struct instance *inst, struct stats_sample *out);
  * done(ctx) is called when it is; false: nothing to wait for. */
 bool instance_stop(struct instance *inst, void (*done)(void *ctx), void *ctx);
 
-/* After the loop ended: publishes "offline" and disconnects, waiting at
- * most timeout_ms. */
-void instance_finish(struct instance *inst, int timeout_ms);
+/* Its MQTT session: after the loop ended, the process stops every
+ * instance's together (mqtt_links_stop: "offline", then disconnect). */
+struct mqtt_link *instance_link(const struct instance *inst);
 
 /* Frees everything the instance owns (the journal keeps what is not
  * done). NULL is fine. */

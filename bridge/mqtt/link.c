@@ -136,67 +136,122 @@ static bool wait_for(struct mqtt_link *l, const bool *flag, int64_t deadline)
     }
 }
 
-void mqtt_link_stop(struct mqtt_link *l, int timeout_ms)
+/* The stop in phases, so that several links (one per modem) stop together
+ * within one deadline: each phase runs on every link before the next. A
+ * link's lines carry its instance's log tag. */
+
+static bool stop_wanted(const struct mqtt_link *l)
 {
-    if (!l || l->dead || l->state == LS_STOPPING || l->state == LS_STOPPED)
-        return;
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    int64_t deadline = loop_now_ms() + timeout_ms;
-    enum link_state was = l->state;
+    return !l->dead && l->state != LS_STOPPING && l->state != LS_STOPPED;
+}
+
+/* Phase 1: no reconnect any more; "offline" (retained) on its way. */
+static void stop_begin(struct mqtt_link *l)
+{
     /* A callback run by wait_for may free the link: defer that to the end. */
     l->dispatch_depth++;
-
+    l->stop_was = l->state;
     loop_cancel_timer(l->loop, l->retry_timer);
     l->retry_timer = 0;
     /* From here a lost connection fails what is pending without scheduling
      * a reconnect, and a late CONNACK is ignored. */
     l->state = LS_STOPPING;
-
-    if (was == LS_UP && l->will_topic) {
+    l->stop_offline_done = true;
+    if (l->stop_was == LS_UP && l->will_topic) {
         l->stop_offline_done = false;
         int rc = link_publish_op(l, l->will_topic, "offline", 7, 1, true, NULL, 0, stop_offline_ack,
                                  l);
-        if (rc < 0)
+        if (rc < 0) {
             log_warn("mqtt: cannot publish offline: %s", strerror(-rc));
-        else if (!wait_for(l, &l->stop_offline_done, deadline))
-            log_warn("mqtt: offline not acknowledged within %d ms", timeout_ms);
-        else
-            log_debug("mqtt: offline acknowledged");
-    }
-
-    if (l->client && (was == LS_UP || was == LS_CONNECTING)) {
-        struct op *op = link_op_new(l, OP_DISCONNECT, NULL);
-        if (op) {
-            /* The v5 initializer: onSuccess5/onFailure5 exist from struct
-             * version 1 on. */
-            MQTTAsync_disconnectOptions d5 = MQTTAsync_disconnectOptions_initializer5;
-            MQTTAsync_disconnectOptions d3 = MQTTAsync_disconnectOptions_initializer;
-            MQTTAsync_disconnectOptions d = l->version == MQTTVERSION_5 ? d5 : d3;
-            int64_t left = deadline - loop_now_ms();
-            /* Time for in-flight QoS 1/2 exchanges to finish. */
-            d.timeout = left > 0 ? (int)left : 0;
-            d.context = op;
-            if (l->version == MQTTVERSION_5) {
-                d.onSuccess5 = link_on_op_success5;
-                d.onFailure5 = link_on_op_failure5;
-            } else {
-                d.onSuccess = link_on_op_success;
-                d.onFailure = link_on_op_failure;
-            }
-            l->stop_disconnect_done = false;
-            int rc = MQTTAsync_disconnect(l->client, &d);
-            if (rc != MQTTASYNC_SUCCESS)
-                link_op_drop(l, op);
-            /* paho gives up on its own timeout; a little slack for it. */
-            else if (!wait_for(l, &l->stop_disconnect_done, deadline + 500))
-                log_warn("mqtt: disconnect did not complete within %d ms", timeout_ms);
+            l->stop_offline_done = true;
         }
     }
+}
+
+/* Phase 2: its PUBACK, until the deadline. */
+static void stop_offline_wait(struct mqtt_link *l, int64_t deadline, int timeout_ms)
+{
+    if (l->stop_offline_done)
+        return;
+    if (!wait_for(l, &l->stop_offline_done, deadline))
+        log_warn("mqtt: offline not acknowledged within %d ms", timeout_ms);
+    else
+        log_debug("mqtt: offline acknowledged");
+}
+
+/* Phase 3: DISCONNECT, with what is left of the deadline for in-flight
+ * QoS 1/2 exchanges. */
+static void stop_disconnect(struct mqtt_link *l, int64_t deadline)
+{
+    l->stop_disconnect_done = true;
+    if (!l->client || (l->stop_was != LS_UP && l->stop_was != LS_CONNECTING))
+        return;
+    struct op *op = link_op_new(l, OP_DISCONNECT, NULL);
+    if (!op)
+        return;
+    /* The v5 initializer: onSuccess5/onFailure5 exist from struct version 1
+     * on. */
+    MQTTAsync_disconnectOptions d5 = MQTTAsync_disconnectOptions_initializer5;
+    MQTTAsync_disconnectOptions d3 = MQTTAsync_disconnectOptions_initializer;
+    MQTTAsync_disconnectOptions d = l->version == MQTTVERSION_5 ? d5 : d3;
+    int64_t left = deadline - loop_now_ms();
+    d.timeout = left > 0 ? (int)left : 0;
+    d.context = op;
+    if (l->version == MQTTVERSION_5) {
+        d.onSuccess5 = link_on_op_success5;
+        d.onFailure5 = link_on_op_failure5;
+    } else {
+        d.onSuccess = link_on_op_success;
+        d.onFailure = link_on_op_failure;
+    }
+    l->stop_disconnect_done = false;
+    if (MQTTAsync_disconnect(l->client, &d) != MQTTASYNC_SUCCESS) {
+        link_op_drop(l, op);
+        l->stop_disconnect_done = true;
+    }
+}
+
+/* Phase 4: paho's answer (it gives up on its own timeout: a little slack
+ * for it), then stopped. */
+static void stop_finish(struct mqtt_link *l, int64_t deadline, int timeout_ms)
+{
+    if (!l->stop_disconnect_done && !wait_for(l, &l->stop_disconnect_done, deadline + 500))
+        log_warn("mqtt: disconnect did not complete within %d ms", timeout_ms);
     l->state = LS_STOPPED;
     log_info("mqtt: disconnected from %s", l->uri);
     if (--l->dispatch_depth == 0 && l->free_pending)
         link_destroy(l);
+}
+
+void mqtt_links_stop(struct mqtt_link *const *links, size_t n, int timeout_ms)
+{
+    const char *tag = log_tag();
+
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    int64_t deadline = loop_now_ms() + timeout_ms;
+    for (size_t i = 0; i < n; i++)
+        if (links[i])
+            links[i]->stop_now = stop_wanted(links[i]);
+#define EACH_STOPPING(phase)                                \
+    for (size_t i = 0; i < n; i++) {                        \
+        if (!links[i] || !links[i]->stop_now)               \
+            continue;                                       \
+        log_set_tag(links[i]->log_tag);                     \
+        phase;                                              \
+    }
+    EACH_STOPPING(stop_begin(links[i]));
+    EACH_STOPPING(stop_offline_wait(links[i], deadline, timeout_ms));
+    EACH_STOPPING(stop_disconnect(links[i], deadline));
+    /* Last: a link may be freed by its finish. */
+    EACH_STOPPING(stop_finish(links[i], deadline, timeout_ms));
+#undef EACH_STOPPING
+    log_set_tag(tag);
+}
+
+void mqtt_link_stop(struct mqtt_link *l, int timeout_ms)
+{
+    mqtt_links_stop(&l, 1, timeout_ms);
 }
 
 void link_destroy(struct mqtt_link *l)

@@ -134,5 +134,10 @@ int mqtt_link_publish(struct mqtt_link *link, const char *topic, const void *pay
  * link callback). While it waits, it dispatches the link's own events, so
  * acks and message callbacks may run inside it. */
 void mqtt_link_stop(struct mqtt_link *link, int timeout_ms);
+/* The same for several links within one timeout_ms together (every
+ * "offline" is published before the first is awaited, every DISCONNECT
+ * sent before the first is awaited): a process with many modems stops in
+ * the time of one. NULL entries are skipped. */
+void mqtt_links_stop(struct mqtt_link *const *links, size_t n, int timeout_ms);
 
 #endif

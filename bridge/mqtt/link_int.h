@@ -202,6 +202,8 @@ struct mqtt_link {
     bool dead;               /* mqtt_link_free called: no more user callbacks */
     bool free_pending;
     bool stop_offline_done, stop_disconnect_done;
+    bool stop_now;                /* mqtt_links_stop: this one is being stopped */
+    enum link_state stop_was;     /* its state when the stop began */
     int wake_r, wake_w;
 
     /* Shared with paho's threads, under lock. */

@@ -6,6 +6,7 @@
  * while the first one's command still waits. */
 #include "harness.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,34 @@ static void test_modems_share_a_pool(void **state)
     H_PASS(e);
 }
 
+/* A stop waits for the broker's acknowledgements at most once, for all the
+ * modems together: with the broker frozen, two modems stop in the time of
+ * one (3 s for "offline" and a little for the disconnect), not twice that. */
+static void test_stop_does_not_add_up(void **state)
+{
+    struct h_env *e = *state;
+    struct h_sim b = { 0 };
+    struct timespec t0, t1;
+
+    modems_up(e, &b);
+    assert_int_equal(kill(e->broker.pid, SIGSTOP), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    h_bridge_stop(&e->bridge);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kill(e->broker.pid, SIGCONT);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    fprintf(stderr, "two modems, broker frozen: stopped in %ld ms\n", ms);
+    /* One after the other they take at least 2 x 3 s. */
+    if (ms > 5500)
+        h_fail("the stop took %ld ms: the modems waited one after the other", ms);
+    assert_int_equal(h_bridge_log_count(&e->bridge, "[a] mqtt: offline not acknowledged"), 1);
+    assert_int_equal(h_bridge_log_count(&e->bridge, "[b] mqtt: offline not acknowledged"), 1);
+
+    h_sim_stop(&b);
+    h_sim_cleanup(&b, false);
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -282,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hung_modem_delays_nothing, h_env_setup,
                                         h_env_teardown),
         cmocka_unit_test_setup_teardown(test_modems_share_a_pool, h_env_setup, h_env_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_does_not_add_up, h_env_setup, h_env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
