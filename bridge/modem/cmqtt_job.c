@@ -570,8 +570,12 @@ static void job_ended(void *ctx, const struct at_script_end *end)
         recorded_failure(c);
     else if (end->error == -EAGAIN)
         job_done(c, "unavailable", "the modem is not ready", 17);
-    else if (end->error < 0 || !rsp)
+    else if (end->error == -ENOBUFS)
         job_done(c, "busy", "the modem's command queue is full", -1);
+    else if (end->error < 0 || !rsp)
+        /* A command the chat refused (too long, not one line, no memory):
+         * a fault of ours, not the module's queue. */
+        job_done(c, "modem_error", end->error < 0 ? strerror(-end->error) : "no answer", -1);
     else if (rsp->final == AT_FINAL_CANCELLED)
         cancelled(c);
     else if (rsp->final == AT_FINAL_TIMEOUT)

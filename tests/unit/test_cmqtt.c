@@ -54,6 +54,7 @@ struct msg {
 static struct {
     struct at_chat *chat;
     bool ready;                     /* modem_send answers -EAGAIN unless */
+    int send_rc;                    /* not 0: modem_send answers it */
     uint8_t out[65536];             /* written by the chat */
     size_t out_len;
     int64_t now;
@@ -90,6 +91,8 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     assert_ptr_equal(m, FAKE_MODEM);
     if (!F.ready)
         return -EAGAIN;
+    if (F.send_rc)
+        return F.send_rc;
     return at_chat_send(F.chat, cmd, opts, cb, ctx);
 }
 
@@ -537,6 +540,24 @@ static void test_publish_binary(void **state)
     feed("\r\n+CMQTTPUB: 0,0\r\n");
     assert_int_equal(F.n_done, 1);
     assert_true(F.done_ok);
+}
+
+/* A command the chat refuses: a full queue is "busy" (try again), any
+ * other refusal a fault that no retry mends. */
+static void test_publish_send_refused(void **state)
+{
+    static const struct { int rc; const char *code; } cases[] = {
+        { -ENOBUFS, "busy" }, { -EMSGSIZE, "modem_error" }, { -ENOMEM, "modem_error" },
+    };
+    (void)state;
+    connect_ok();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        F.send_rc = cases[i].rc;
+        cmqtt_publish(F.c, "t", (const uint8_t *)"p", 1, 1, false, on_done, NULL);
+        assert_false(F.done_ok);
+        assert_string_equal(F.done_code, cases[i].code);
+    }
+    F.send_rc = 0;
 }
 
 static void test_publish_rejections(void **state)
@@ -1449,6 +1470,7 @@ int main(void)
         T(test_connlost_reconnects_and_resubscribes),
         T(test_publish_binary),
         T(test_publish_rejections),
+        T(test_publish_send_refused),
         T(test_publish_queued_until_connected),
         T(test_rx_every_split),
         T(test_rx_inside_command),
