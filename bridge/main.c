@@ -54,8 +54,8 @@ int main(int argc, char **argv)
     if (log_level_parse(cfg.log_level, &level) == 0)
         log_set_level(level);
     if (cfg.n_modems)
-        log_info("modem2mqtt %s: broker %s, %zu modems", M2M_VERSION, cfg.mqtt.broker,
-                 cfg.n_modems);
+        log_info("modem2mqtt %s: broker %s, %zu modem%s", M2M_VERSION, cfg.mqtt.broker,
+                 cfg.n_modems, cfg.n_modems == 1 ? "" : "s");
     else
         log_info("modem2mqtt %s: port %s, broker %s, base topic %s", M2M_VERSION,
                  cfg.modem.port, cfg.mqtt.broker, cfg.mqtt.base_topic);

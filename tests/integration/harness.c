@@ -1765,6 +1765,7 @@ int h_env_down(struct h_env *e)
     h_bridge_cleanup(&e->bridge, keep);
     h_mqtt_disconnect(&e->mqtt);
     h_sim_cleanup(&e->sim, keep);
+    h_sim_cleanup(&e->sim2, keep);
     h_broker_cleanup(&e->broker, keep);
     return rc;
 }

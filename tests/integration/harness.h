@@ -323,6 +323,7 @@ struct h_env_opts {
 struct h_env {
     struct h_broker broker;
     struct h_sim sim;
+    struct h_sim sim2;                /* a second modem, when a test starts one */
     struct h_bridge bridge;
     struct h_mqtt mqtt;               /* subscribed to "<base>/#", QoS 1 */
     char base[64];                    /* "m2mtest" */

@@ -137,10 +137,10 @@ static int file_count(const char *path, const char *text)
 static void test_two_modems_one_process(void **state)
 {
     struct h_env *e = *state;
-    struct h_sim b = { 0 };
+    struct h_sim *b = &e->sim2;       /* torn down with e, also when a test fails */
     char path[400], line[1024];
 
-    modems_up(e, &b);
+    modems_up(e, b);
 
     /* A command goes to its own modem's network, and nowhere else. */
     publish_sms(e, "m2mtest/a", 1, "via a");
@@ -148,9 +148,9 @@ static void test_two_modems_one_process(void **state)
     h_sim_wait_line(&e->sim, "sent ", line, sizeof line, h_ms(H_TIMEOUT_MS));
     publish_sms(e, "m2mtest/b", 2, "via b");
     expect_ok(e, "m2mtest/b", 2, h_ms(H_TIMEOUT_MS));
-    h_sim_wait_line(&b, "sent ", line, sizeof line, h_ms(H_TIMEOUT_MS));
+    h_sim_wait_line(b, "sent ", line, sizeof line, h_ms(H_TIMEOUT_MS));
     assert_int_equal(h_sim_saw(&e->sim, "sent "), 1);
-    assert_int_equal(h_sim_saw(&b, "sent "), 1);
+    assert_int_equal(h_sim_saw(b, "sent "), 1);
 
     /* Two Home Assistant devices, by their IMEIs. */
     expect_ha_device(e, IMEI_A, "m2mtest/a");
@@ -173,8 +173,6 @@ static void test_two_modems_one_process(void **state)
     h_mqtt_wait_payload(&e->mqtt, "m2mtest/a/availability", "offline", h_ms(H_TIMEOUT_MS * 6));
     h_mqtt_wait_payload(&e->mqtt, "m2mtest/b/availability", "offline", h_ms(H_TIMEOUT_MS * 6));
 
-    h_sim_stop(&b);
-    h_sim_cleanup(&b, false);
     H_PASS(e);
 }
 
@@ -184,10 +182,10 @@ static void test_two_modems_one_process(void **state)
 static void test_hung_modem_delays_nothing(void **state)
 {
     struct h_env *e = *state;
-    struct h_sim b = { 0 };
+    struct h_sim *b = &e->sim2;       /* torn down with e, also when a test fails */
     long before = 0, during = 0;
 
-    modems_up(e, &b);
+    modems_up(e, b);
     for (int i = 0; i < 5; i++) {
         long ms = sms_roundtrip(e, "m2mtest/b", 10 + i);
         before = ms > before ? ms : before;
@@ -226,8 +224,6 @@ static void test_hung_modem_delays_nothing(void **state)
                                         h_ms(H_READY_TIMEOUT_MS)));
     (void)sms_roundtrip(e, "m2mtest/a", 2);
 
-    h_sim_stop(&b);
-    h_sim_cleanup(&b, false);
     H_PASS(e);
 }
 
@@ -237,10 +233,10 @@ static void test_hung_modem_delays_nothing(void **state)
 static void test_modems_share_a_pool(void **state)
 {
     struct h_env *e = *state;
-    struct h_sim b = { 0 };
+    struct h_sim *b = &e->sim2;       /* torn down with e, also when a test fails */
     int by_a = 0, by_b = 0, seen[20] = { 0 };
 
-    modems_up_with(e, &b, "\"mqtt\":{\"pool\":{\"topic\":\"m2mpool\"}},");
+    modems_up_with(e, b, "\"mqtt\":{\"pool\":{\"topic\":\"m2mpool\"}},");
     h_mqtt_subscribe(&e->mqtt, "m2mpool/sms/send/result");
     /* Both joined: their SUBACKs are logged. */
     for (int waited = 0; h_bridge_log_count(&e->bridge, "pool: joined") < 2; waited += 100) {
@@ -268,10 +264,8 @@ static void test_modems_share_a_pool(void **state)
     fprintf(stderr, "pool in one process: %d by a, %d by b\n", by_a, by_b);
     if (by_a == 0 || by_b == 0 || by_a + by_b != 20)
         h_fail("the pool did not use both modems: %d and %d", by_a, by_b);
-    assert_int_equal(h_sim_saw(&e->sim, "sent ") + h_sim_saw(&b, "sent "), 20);
+    assert_int_equal(h_sim_saw(&e->sim, "sent ") + h_sim_saw(b, "sent "), 20);
 
-    h_sim_stop(&b);
-    h_sim_cleanup(&b, false);
     H_PASS(e);
 }
 
@@ -281,10 +275,10 @@ static void test_modems_share_a_pool(void **state)
 static void test_stop_does_not_add_up(void **state)
 {
     struct h_env *e = *state;
-    struct h_sim b = { 0 };
+    struct h_sim *b = &e->sim2;       /* torn down with e, also when a test fails */
     struct timespec t0, t1;
 
-    modems_up(e, &b);
+    modems_up(e, b);
     assert_int_equal(kill(e->broker.pid, SIGSTOP), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     h_bridge_stop(&e->bridge);
@@ -298,8 +292,6 @@ static void test_stop_does_not_add_up(void **state)
     assert_int_equal(h_bridge_log_count(&e->bridge, "[a] mqtt: offline not acknowledged"), 1);
     assert_int_equal(h_bridge_log_count(&e->bridge, "[b] mqtt: offline not acknowledged"), 1);
 
-    h_sim_stop(&b);
-    h_sim_cleanup(&b, false);
     H_PASS(e);
 }
 
