@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "core/hex.h"
 /* ---- decoding ------------------------------------------------------------- */
 
 /* A cursor over the PDU's octets: the only way the decoder reads them. */
@@ -30,17 +32,6 @@ static int rd_take(struct rd *r, size_t k, const uint8_t **p)
     *p = r->b + r->pos;
     r->pos += k;
     return 0;
-}
-
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }
 
 /* 0-9 * # a b c (23.040 9.1.2.3); 0xF is the filler. */
@@ -334,7 +325,7 @@ int pdu_decode(const char *hex, size_t hex_len, size_t expect_tpdu_len, struct p
     if (!hex || hex_len == 0 || hex_len % 2 || hex_len / 2 > sizeof b)
         return -EINVAL;
     for (size_t i = 0; i < hex_len / 2; i++) {
-        int h = hex_nibble(hex[2 * i]), l = hex_nibble(hex[2 * i + 1]);
+        int h = hex_digit(hex[2 * i]), l = hex_digit(hex[2 * i + 1]);
         if (h < 0 || l < 0)
             return -EINVAL;
         b[i] = (uint8_t)(h << 4 | l);

@@ -9,6 +9,7 @@
 
 #include "at/chat.h"
 #include "at/result.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/utf8.h"
@@ -42,21 +43,10 @@ static enum charset dcs_charset(int dcs)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static bool all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (hexval(s[i]) < 0)
+        if (hex_digit(s[i]) < 0)
             return false;
     return true;
 }
