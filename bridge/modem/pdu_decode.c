@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/hex.h"
+
 /* ---- decoding ------------------------------------------------------------- */
 
 /* A cursor over the PDU's octets: the only way the decoder reads them. */
