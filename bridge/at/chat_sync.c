@@ -190,8 +190,10 @@ void chat_resync(struct at_chat *chat, bool discard, const char *why)
         chat_hold_sync(chat, discard);
         return;
     }
-    log_msg(chat->quiet ? LOG_DEBUG : LOG_WARN, "AT resynchronising: %s%s%s", why,
-            chat->cur ? "; dropping " : "",
+    /* At every open (discard: what the port held is stale) it is routine,
+     * not a warning a new user should worry about. */
+    log_msg(chat->quiet ? LOG_DEBUG : discard ? LOG_INFO : LOG_WARN,
+            "AT resynchronising: %s%s%s", why, chat->cur ? "; dropping " : "",
             chat->cur ? chat_cmd_log(chat->cur, name, sizeof(name)) : "");
     chat_hold_sync(chat, discard);
     if (chat->cur)
