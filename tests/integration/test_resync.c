@@ -119,12 +119,17 @@ static void test_kill_during_cmgs_restart_at_once(void **state)
 
 /* The module stops reading for 8 s and then answers everything it was
  * sent meanwhile (the bridge's resync attempts among it). An SMS sent
- * during the hang waits and goes out after it, once. */
+ * during the hang waits and goes out after it, once. A raw AT command
+ * goes into the hang first: had the SMS's own AT+CMGS been the first,
+ * its prompt would time out and its answer be "timeout" (right, and not
+ * what this test is about), which happened when no status poll was in
+ * flight as the hang began. */
 static void test_hang_then_late_answers(void **state)
 {
     struct h_env *e = *state;
     const struct h_env_opts o = {
-        .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":1000}",
+        .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":1000},"
+                  "\"allow_raw_at\":true",
     };
     h_env_up(e, &o);
     size_t sent_before = h_sim_saw(&e->sim, "sent ");
@@ -132,6 +137,9 @@ static void test_hang_then_late_answers(void **state)
      * late on a loaded machine, and the hang has begun by then. */
     int64_t t0 = now_ms();
     h_sim_cmd_ok(&e->sim, "hang 8000 late", NULL, 0);
+    char at_send[128];
+    snprintf(at_send, sizeof at_send, "%s/at/send", e->base);
+    h_mqtt_publish(&e->mqtt, at_send, "{\"id\":1,\"command\":\"AT\"}", 1, false);
     sms_ok(e, 11, h_ms(40000));
     int64_t took = now_ms() - t0;
     fprintf(stderr, "hang of 8 s: the SMS sent during it answered after %lld ms\n",
