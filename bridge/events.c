@@ -1,7 +1,6 @@
 /* Publishing: the instance's events (B/availability, B/status, B/info,
  * B/error, B/call/state, B/call/ring, B/call/dtmf/received) and the one
- * path every text payload
- * takes to the link. */
+ * path every text payload takes to the link. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
