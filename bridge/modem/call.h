@@ -90,6 +90,11 @@ void call_hangup(struct call *c, call_done_cb cb, void *ctx);
 /* digits: 1-32 of 0-9 * # A-D (also checked by json_parse_dtmf). */
 void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx);
 
+/* +RXDTMF: <key>, a key the far end pressed: *key is exactly one of
+ * 0-9 * # A-D, or -EINVAL (another prefix, another key, more than one, a
+ * quoted one, more fields) and *key is left alone. Pure. */
+int call_parse_rxdtmf(const char *line, char *key);
+
 /* What may follow ATD: an optional leading '+', then 1-32 of 0-9 * #.
  * Nothing else (';' would end the dial string, a quote or letter is not a
  * number). Pure. */

@@ -339,26 +339,35 @@ static void urc_clcc(void *ctx, const char *const *lines, size_t n)
  * before the answer nobody is there to press a key (a tone in the early
  * audio of a dialing call is the network's, not an acknowledgement), and
  * after the hang-up a late one would acknowledge the next alarm. */
+int call_parse_rxdtmf(const char *line, char *key)
+{
+    struct at_result_iter it;
+    char k[2];
+
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+RXDTMF:") || at_result_next_unquoted(&it, k, sizeof(k)) < 0 ||
+        !at_result_at_end(&it) || !k[0] || !strchr("0123456789*#ABCD", k[0]))
+        return -EINVAL;
+    *key = k[0];
+    return 0;
+}
+
 static void urc_rxdtmf(void *ctx, const char *const *lines, size_t n)
 {
     struct call *c = ctx;
-    struct at_result_iter it;
-    char key[2];
+    char key;
 
     (void)n;
-    at_result_iter_init(&it, lines[0]);
-    at_result_iter_next(&it, "+RXDTMF:");
-    if (at_result_next_unquoted(&it, key, sizeof(key)) < 0 || !at_result_at_end(&it) ||
-        !key[0] || !strchr("0123456789*#ABCD", key[0])) {
+    if (call_parse_rxdtmf(lines[0], &key) < 0) {
         log_warn("call: ignored, not one DTMF key: %s", lines[0]);
         return;
     }
     if (c->st.state != CALL_ACTIVE) {
-        log_info("call: DTMF %c while %s ignored", key[0], call_st_name(c->st.state));
+        log_info("call: DTMF %c while %s ignored", key, call_st_name(c->st.state));
         return;
     }
     if (c->cbs.dtmf)
-        c->cbs.dtmf(c->ctx, key[0]);
+        c->cbs.dtmf(c->ctx, key);
 }
 
 const struct at_urc call_urcs[] = {
