@@ -1,5 +1,5 @@
 /* Voice calls: B/call/dial, answer, hangup, dtmf, and the call service's
- * events (B/call/state, B/call/ring). */
+ * events (B/call/state, B/call/ring, B/call/dtmf/received). */
 #include <errno.h>
 
 #include "core/config.h"
@@ -54,11 +54,18 @@ static void on_call_ring(void *ctx, const char *from)
     events_call_ring(ctx, from);
 }
 
+static void on_call_dtmf(void *ctx, char key)
+{
+    log_info("call: DTMF %c received", key);
+    events_call_dtmf(ctx, key);
+}
+
 int cmd_call_open(struct instance *inst)
 {
     const struct call_opts co = { .allow_to = inst->cfg->calls.allow_to,
                                   .n_allow_to = inst->cfg->calls.n_allow_to };
-    const struct call_cbs cc = { .state = on_call_state, .ring = on_call_ring };
+    const struct call_cbs cc = { .state = on_call_state, .ring = on_call_ring,
+                                  .dtmf = on_call_dtmf };
 
     inst->call = call_new(inst->loop, inst->modem, &co, &cc, inst);
     return inst->call ? 0 : -ENOMEM;

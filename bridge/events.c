@@ -1,6 +1,6 @@
 /* Publishing: the instance's events (B/availability, B/status, B/info,
- * B/error, B/call/state, B/call/ring) and the one path every text payload
- * takes to the link. */
+ * B/error, B/call/state, B/call/ring, B/call/dtmf/received) and the one
+ * path every text payload takes to the link. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +235,19 @@ void events_call_ring(struct instance *inst, const char *from)
 
     if (s)
         events_publish(inst, "call/ring", s, 1, false, NULL, NULL);
+    free(s);
+}
+
+/* Not retained: a key press acknowledges what is happening now; a retained
+ * one would acknowledge the next alarm of whoever subscribes later. */
+void events_call_dtmf(struct instance *inst, char key)
+{
+    const char digit[2] = { key, '\0' };
+    const struct json_member m[] = { { "digit", digit } };
+    char *s = json_strings(m, 1);
+
+    if (s)
+        events_publish(inst, "call/dtmf/received", s, 1, false, NULL, NULL);
     free(s);
 }
 

@@ -184,6 +184,7 @@ void events_storage_full_retry(struct instance *inst);
 void events_sim_locked(struct instance *inst);
 void events_call_state(struct instance *inst, const struct call_state *st);
 void events_call_ring(struct instance *inst, const char *from);
+void events_call_dtmf(struct instance *inst, char key);
 
 /* results.c: consumes data; frees cmd. */
 void command_finish(struct command *cmd, cJSON *data, const struct m2m_error *err);

@@ -11,7 +11,8 @@
  *   any --END/NO CARRIER/BUSY/NO ANSWER/missed/CLCC empty--> idle
  *
  * The service knows nothing of MQTT: every state change goes out through
- * cbs.state, an incoming call once through cbs.ring. */
+ * cbs.state, an incoming call once through cbs.ring, a key the far end
+ * pressed (+RXDTMF) through cbs.dtmf. */
 #ifndef M2M_MODEM_CALL_H
 #define M2M_MODEM_CALL_H
 
@@ -58,6 +59,8 @@ struct call_cbs {
     void (*state)(void *ctx, const struct call_state *st);
     /* Once per incoming call; from NULL when withheld or not given. */
     void (*ring)(void *ctx, const char *from);
+    /* A key the far end pressed during an active call: 0-9 * # A-D. */
+    void (*dtmf)(void *ctx, char key);
 };
 
 struct call *call_new(struct loop *loop, struct modem *modem, const struct call_opts *opts,
@@ -86,6 +89,11 @@ void call_answer(struct call *c, call_done_cb cb, void *ctx);
 void call_hangup(struct call *c, call_done_cb cb, void *ctx);
 /* digits: 1-32 of 0-9 * # A-D (also checked by json_parse_dtmf). */
 void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx);
+
+/* +RXDTMF: <key>, a key the far end pressed: *key is exactly one of
+ * 0-9 * # A-D, or -EINVAL (another prefix, another key, more than one, a
+ * quoted one, more fields) and *key is left alone. Pure. */
+int call_parse_rxdtmf(const char *line, char *key);
 
 /* What may follow ATD: an optional leading '+', then 1-32 of 0-9 * #.
  * Nothing else (';' would end the dial string, a quote or letter is not a

@@ -6,7 +6,7 @@
  *                 (asked for while a call is up) and the +CLCC URC,
  *                 RING/+CRING and +CLIP with the ring timers, VOICE CALL:
  *                 BEGIN/END and the outcome lines, each an event for
- *                 call_fire()
+ *                 call_fire(); +RXDTMF for cbs.dtmf
  *   call_cmd.c    the commands: dial, answer, hangup and DTMF, their
  *                 checks, and what their answers mean for the call */
 #ifndef M2M_MODEM_CALL_INT_H

@@ -335,6 +335,41 @@ static void urc_clcc(void *ctx, const char *const *lines, size_t n)
         clcc_handle(c, &e);
 }
 
+/* +RXDTMF: <key>, one tone the far end sent. Only during an active call:
+ * before the answer nobody is there to press a key (a tone in the early
+ * audio of a dialing call is the network's, not an acknowledgement), and
+ * after the hang-up a late one would acknowledge the next alarm. */
+int call_parse_rxdtmf(const char *line, char *key)
+{
+    struct at_result_iter it;
+    char k[2];
+
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+RXDTMF:") || at_result_next_unquoted(&it, k, sizeof(k)) < 0 ||
+        !at_result_at_end(&it) || !k[0] || !strchr("0123456789*#ABCD", k[0]))
+        return -EINVAL;
+    *key = k[0];
+    return 0;
+}
+
+static void urc_rxdtmf(void *ctx, const char *const *lines, size_t n)
+{
+    struct call *c = ctx;
+    char key;
+
+    (void)n;
+    if (call_parse_rxdtmf(lines[0], &key) < 0) {
+        log_warn("call: ignored, not one DTMF key: %s", lines[0]);
+        return;
+    }
+    if (c->st.state != CALL_ACTIVE) {
+        log_info("call: DTMF %c while %s ignored", key, call_st_name(c->st.state));
+        return;
+    }
+    if (c->cbs.dtmf)
+        c->cbs.dtmf(c->ctx, key);
+}
+
 const struct at_urc call_urcs[] = {
     { "RING", 0, urc_ring },
     { "+CRING:", 0, urc_ring },
@@ -346,5 +381,6 @@ const struct at_urc call_urcs[] = {
     { "BUSY", 0, urc_outcome },
     { "NO ANSWER", 0, urc_outcome },
     { "MISSED_CALL", 0, urc_outcome },
+    { "+RXDTMF:", 0, urc_rxdtmf },
 };
 const size_t call_n_urcs = sizeof(call_urcs) / sizeof(call_urcs[0]);

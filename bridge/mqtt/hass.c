@@ -41,7 +41,7 @@ struct entity {
     const char *state_class;
     const char *category;     /* entity_category, or NULL */
     const char *icon;
-    const char *event_types[4];  /* an event entity's types, NULL-terminated */
+    const char *event_types[17]; /* an event entity's types, NULL-terminated */
     const char *options[8];   /* an enum sensor's values, NULL-terminated */
     bool notify;              /* needs opts->notify_to */
     bool remote;              /* needs opts->remote (the module's MQTT client) */
@@ -134,6 +134,13 @@ static const struct entity entities[] = {
       .command = "call/answer", .payload_press = "{}", .icon = "mdi:phone-in-talk" },
     { .component = "button", .key = "call_hangup", .name = "Hang up", .command = "call/hangup",
       .payload_press = "{}", .icon = "mdi:phone-hangup" },
+    /* One event type per key the far end can press: an automation that
+     * waits for an acknowledgement triggers on the one it asked for. */
+    { .component = "event", .key = "call_dtmf", .name = "DTMF received",
+      .state = "call/dtmf/received", .icon = "mdi:dialpad",
+      .event_types = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "A", "B", "C",
+                       "D" },
+      .value_template = "{{ dict(value_json, event_type=value_json.digit) | tojson }}" },
 };
 #define N_ENTITIES (sizeof(entities) / sizeof(entities[0]))
 _Static_assert(N_ENTITIES <= HASS_MAX_ENTITIES, "HASS_MAX_ENTITIES too small");

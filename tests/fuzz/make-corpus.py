@@ -159,6 +159,17 @@ def ussd():
         write("ussd", b"\x01" + line)
 
 
+def call():
+    # +RXDTMF as the module prints it, and what the reader must refuse.
+    lines = [
+        b"+RXDTMF: 1", b"+RXDTMF: #", b"+RXDTMF: *", b"+RXDTMF: D", b"+RXDTMF:5",
+        b"+RXDTMF: 0 ", b"+RXDTMF: 12", b"+RXDTMF: E", b"+RXDTMF: a", b"+RXDTMF: ",
+        b"+RXDTMF: \"1\"", b"+RXDTMF: 1,2", b"+RXDTMF: (1)", b"+RXDTM: 1",
+    ]
+    for line in lines:
+        write("call", line)
+
+
 def status():
     # Answers and URCs as A7670 and SIM7600 modules print them, and the
     # forms the parsers must refuse.
@@ -302,6 +313,7 @@ if __name__ == "__main__":
     chat()
     json_()
     ussd()
+    call()
     status()
     result()
     config()

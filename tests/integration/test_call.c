@@ -1,6 +1,7 @@
 /* Integration: voice calls through mosquitto, the bridge and the simulator
  * (B/call/dial, answer, hangup, dtmf and their
- * results; B/call/state retained, B/call/ring once per incoming call). */
+ * results; B/call/state retained, B/call/ring once per incoming call,
+ * B/call/dtmf/received for each key the far end presses). */
 #include "harness.h"
 
 #include <regex.h>
@@ -215,6 +216,59 @@ static void test_remote_hangup(void **state)
     H_PASS(e);
 }
 
+/* The next B/call/dtmf/received: {"digit"}, QoS 1. */
+static void expect_key(struct h_env *e, const char *t, const char *digit)
+{
+    cJSON *k = h_mqtt_wait_json(&e->mqtt, t, H_TIMEOUT_MS);
+    h_json_str_eq(k, "digit", digit);
+    if (cJSON_GetArraySize(k) != 1)
+        h_fail("call/dtmf/received has more than \"digit\"");
+    if (e->mqtt.last_qos != 1)
+        h_fail("call/dtmf/received qos %d", e->mqtt.last_qos);
+    cJSON_Delete(k);
+}
+
+/* A late subscriber gets no key: the broker kept none. It subscribes to
+ * the key first and to the retained call state second; the broker sends
+ * what it keeps per subscription, in order, so a kept key would be there
+ * before the state. */
+static void expect_no_retained_key(struct h_env *e, const char *t)
+{
+    char t_state[160];
+    struct h_mqtt late;
+
+    topic_of(e, "call/state", t_state, sizeof t_state);
+    h_mqtt_connect(&late, e->broker.uri, "late-dtmf", true);
+    h_mqtt_subscribe(&late, t);
+    h_mqtt_subscribe(&late, t_state);
+    cJSON_Delete(h_mqtt_wait_json(&late, t_state, H_TIMEOUT_MS));
+    if (h_mqtt_pending(&late, t) != 0)
+        h_fail("call/dtmf/received is retained");
+    h_mqtt_disconnect(&late);
+}
+
+/* The far end presses keys (an alarm call acknowledged): one event each,
+ * not retained; after the call the simulator has no audio to carry one. */
+static void test_dtmf_received(void **state)
+{
+    struct h_env *e = *state;
+    char t[160];
+    h_env_up(e, &default_opts);
+    topic_of(e, "call/dtmf/received", t, sizeof t);
+    call_up(e);
+    h_sim_cmd_ok(&e->sim, "dtmf 5", NULL, 0);
+    expect_key(e, t, "5");
+    h_sim_cmd_ok(&e->sim, "dtmf #", NULL, 0);
+    expect_key(e, t, "#");
+    expect_no_retained_key(e, t);
+
+    h_sim_cmd_ok(&e->sim, "remote-hangup", NULL, 0);
+    cJSON_Delete(wait_state(e, "idle", "out", TO, "hangup"));
+    assert_int_equal(h_sim_cmd(&e->sim, "dtmf 5", NULL, 0), -1);
+    assert_int_equal(h_mqtt_pending(&e->mqtt, t), 0);
+    H_PASS(e);
+}
+
 /* ---- calls in ---- */
 
 static void test_incoming_answered_one_ring_event(void **state)
@@ -419,6 +473,7 @@ int main(void)
         T(test_dial_no_carrier),
         T(test_dial_refused),
         T(test_remote_hangup),
+        T(test_dtmf_received),
         T(test_incoming_answered_one_ring_event),
         T(test_incoming_withheld),
         T(test_caller_gave_up),

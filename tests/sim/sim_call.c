@@ -10,7 +10,8 @@
  * (`ring-stop`) ends it with MISSED_CALL: <time> <number>, as A76XX
  * firmware does; `ring-stop silent` just stops ringing (older firmware).
  * Ending: AT+CHUP/ATH -> OK then VOICE CALL: END: HHMMSS; the far end
- * (`remote-hangup`) -> VOICE CALL: END: HHMMSS then NO CARRIER. */
+ * (`remote-hangup`) -> VOICE CALL: END: HHMMSS then NO CARRIER.
+ * A key the far end presses during the call (`dtmf`): +RXDTMF: <key>. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +392,24 @@ static void ctl_remote_hangup(struct sim *s, char *args)
     sim_ctl_done(s);
 }
 
+/* dtmf <key>: the far end presses a key. Only while the call is up: the
+ * tones travel on the call's audio, and the module hears them only then. */
+static void ctl_dtmf(struct sim *s, char *args)
+{
+    if (!plugged(s))
+        return;
+    if (strlen(args) != 1 || !strchr("0123456789*#ABCD", args[0])) {
+        sim_ctl_error(s, "usage: dtmf 0-9|*|#|A-D");
+        return;
+    }
+    if (s->call.state != SIM_CALL_ACTIVE) {
+        sim_ctl_error(s, "no active call");
+        return;
+    }
+    sim_urc(s, "+RXDTMF: %s", args);
+    sim_ctl_done(s);
+}
+
 /* dial-outcome <outcome>: what the next ATD leads to. */
 static void ctl_dial_outcome(struct sim *s, char *args)
 {
@@ -440,6 +459,7 @@ const struct sim_ctl sim_call_ctls[] = {
     {"ring", ctl_ring},
     {"ring-stop", ctl_ring_stop},
     {"remote-hangup", ctl_remote_hangup},
+    {"dtmf", ctl_dtmf},
     {"dial-outcome", ctl_dial_outcome},
     {"ring-ms", ctl_ring_ms},
     {"answer-ms", ctl_answer_ms},

@@ -13,7 +13,8 @@
  * reference's transcripts), completions of the commands the service wrote
  * (oldest first, as the chat does), clock steps, and the owner's requests.
  * Each script lists the states published on B/call/state, the ring events,
- * the commands written and the results, in order. */
+ * the commands written, the results and the keys the far end pressed
+ * (B/call/dtmf/received), in order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,8 @@ static struct {
     size_t n_rings;
     char results[MAX_OUT][64];
     size_t n_results;
+    char keys[MAX_OUT][2];
+    size_t n_keys;
     char message[200];            /* the last error's message */
     struct call *call;
 } F;
@@ -215,6 +218,14 @@ static void on_ring(void *ctx, const char *from)
     snprintf(F.rings[F.n_rings++], sizeof(F.rings[0]), "%s", from ? from : "null");
 }
 
+static void on_dtmf(void *ctx, char key)
+{
+    assert_ptr_equal(ctx, &F);
+    assert_true(F.n_keys < MAX_OUT);
+    F.keys[F.n_keys][0] = key;
+    F.keys[F.n_keys++][1] = '\0';
+}
+
 static void on_done(void *ctx, const struct m2m_error *err)
 {
     assert_ptr_equal(ctx, &F);
@@ -239,10 +250,10 @@ static int setup(void **state)
     memset(&F, 0, sizeof(F));
     F.now = 1000000;
     const struct call_opts o = { .allow_to = allow_all, .n_allow_to = 2 };
-    const struct call_cbs cb = { .state = on_state, .ring = on_ring };
+    const struct call_cbs cb = { .state = on_state, .ring = on_ring, .dtmf = on_dtmf };
     F.call = call_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, &F);
     assert_non_null(F.call);
-    assert_int_equal(F.n_urcs, 9);
+    assert_int_equal(F.n_urcs, 10);
     return 0;
 }
 
@@ -312,6 +323,7 @@ struct script {
     const char *rings[4];
     const char *cmds[16];      /* every command written, in order */
     const char *results[16];
+    const char *keys[8];       /* given to cbs.dtmf */
 };
 
 /* Ops: "U <line>" URC; "C <spec>" completes the oldest command; "T <ms>"
@@ -366,6 +378,12 @@ static void run(const struct script *s)
                      n < F.n_results ? F.results[n] : "(none)", s->results[n]);
     if (n != F.n_results)
         fail_msg("%s: %zu results, want %zu", s->name, F.n_results, n);
+    for (n = 0; s->keys[n]; n++)
+        if (n >= F.n_keys || strcmp(F.keys[n], s->keys[n]) != 0)
+            fail_msg("%s: key %zu is '%s', want '%s'", s->name, n,
+                     n < F.n_keys ? F.keys[n] : "(none)", s->keys[n]);
+    if (n != F.n_keys)
+        fail_msg("%s: %zu keys, want %zu (extra: '%s')", s->name, F.n_keys, n, F.keys[n]);
 }
 
 /* Modem ready with no call: AT+CLCC=1 then an empty AT+CLCC. */
@@ -493,6 +511,25 @@ static const struct script scripts[] = {
       { READY_CMDS, "ATD0301234567;", NULL },
       { "no_call", "no_call", "no_call", "invalid_request", "invalid_number", "invalid_number",
         "invalid_number", "invalid_number", "invalid_number", "ok", "busy", "no_call" } },
+    { "far end presses keys during the call: each one to cbs.dtmf",
+      { READY_IDLE, "D " NUM, "C OK", "U VOICE CALL: BEGIN", "U +RXDTMF: 5", "U +RXDTMF: #",
+        "U +RXDTMF: *", "U +RXDTMF: 0", "U +RXDTMF: D", "U VOICE CALL: END: 000004", NULL },
+      { IDLE0, "dialing out " NUM " - -", "active out " NUM " - -",
+        "idle out " NUM " hangup 4", NULL }, { NULL },
+      { READY_CMDS, "ATD" NUM ";", NULL }, { "ok", NULL },
+      { "5", "#", "*", "0", "D", NULL } },
+    { "+RXDTMF outside an active call: ignored",
+      { READY_IDLE, "U +RXDTMF: 1", "D " NUM, "C OK", "U +RXDTMF: 2", "U " CLCC_OUT(3),
+        "U +RXDTMF: 3", "U BUSY", "U +RXDTMF: 4", "U RING", "U " CLIP, "U +RXDTMF: 5", NULL },
+      { IDLE0, "dialing out " NUM " - -", "alerting out " NUM " - -",
+        "idle out " NUM " busy 0", "ringing in " NUM " - -", NULL }, { NUM, NULL },
+      { READY_CMDS, "ATD" NUM ";", NULL }, { "ok", NULL }, { NULL } },
+    { "+RXDTMF that is not one key: ignored, the call goes on",
+      { READY_IDLE, "U RING", "U " CLIP, "A", "C OK", "U +RXDTMF: 12", "U +RXDTMF: E",
+        "U +RXDTMF: a", "U +RXDTMF: ", "U +RXDTMF:", "U +RXDTMF: \"1\"", "U +RXDTMF: 1,2",
+        "U +RXDTMF: -", "U +RXDTMF: 9", NULL },
+      { IDLE0, "ringing in " NUM " - -", "active in " NUM " - -", NULL }, { NUM, NULL },
+      { READY_CMDS, "ATA", NULL }, { "ok", NULL }, { "9", NULL } },
     { "not ready: unavailable",
       { "D " NUM, "A", "H", "M 1", NULL },
       { NULL }, { NULL }, { NULL }, { "unavailable", "unavailable", "unavailable",

@@ -95,6 +95,10 @@ static const struct want wants[] = {
     { BUTTON("call_dial", "ha/call/dial", "{}") },
     { BUTTON("call_answer", "call/answer", "{}") },
     { BUTTON("call_hangup", "call/hangup", "{}") },
+    { "homeassistant/event/" NODE "/call_dtmf/config", "modem/call/dtmf/received", NULL,
+      "event_type=value_json.digit",
+      "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"*\",\"#\","
+      "\"A\",\"B\",\"C\",\"D\"]" },
 };
 #define N_WANTS (sizeof(wants) / sizeof(wants[0]))
 #define NOTIFY 14                 /* wants[]: off without notify_to */
