@@ -127,6 +127,7 @@ void events_status(struct instance *inst)
         /* Unknown while not ready, not read yet, or a module without SMS. */
         .storage_used = ready ? si->storage_used : 0,
         .storage_total = ready ? si->storage_total : 0,
+        .voltage_mv = ready ? si->voltage_mv : 0,
         .remote = cmqtt_state_name(cmqtt_state(inst->cmqtt)),
         /* Why the remote session is down (e.g. "connection refused: bad
          * user name or password (30)"); only while it is. */

@@ -1,7 +1,8 @@
-/* Status service: signal, registration, operator, access technology, SMS
- * store. */
+/* Status service: signal, registration, operator, access technology,
+ * supply voltage, SMS store. */
 #include "modem/status.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -98,6 +99,55 @@ int status_parse_cpms(const char *line, int *used, int *total)
         return -EINVAL;
     *used = u;
     *total = t;
+    return 0;
+}
+
+/* "3.978V" -> 3978: one or two digits of volts, up to three decimals, the
+ * unit. */
+static int volts_to_mv(const char *s, int *mv)
+{
+    int v = 0, scale = 1000, digits = 0;
+
+    for (; digits < 2 && isdigit((unsigned char)*s); s++, digits++)
+        v = v * 10 + (*s - '0');
+    if (digits == 0)
+        return -EINVAL;
+    v *= 1000;
+    if (*s == '.') {
+        for (s++; scale > 1 && isdigit((unsigned char)*s); s++) {
+            scale /= 10;
+            v += (*s - '0') * scale;
+        }
+        if (scale == 1000)
+            return -EINVAL;     /* "3.V" */
+    }
+    if (strcmp(s, "V") != 0 || v > STATUS_CBC_MV_MAX)
+        return -EINVAL;
+    *mv = v;
+    return 0;
+}
+
+int status_parse_cbc(const char *line, int *mv)
+{
+    struct at_result_iter it;
+    char volts[16];
+    int bcs, bcl, v;
+
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CBC:"))
+        return -EINVAL;
+    /* "3.978V" is no number: a number first is 27.007's charger status. */
+    if (at_result_next_number(&it, 0, 3, &bcs) == 0) {
+        if (at_result_next_number(&it, 0, 100, &bcl) < 0 ||
+            at_result_next_number(&it, 0, STATUS_CBC_MV_MAX, &v) < 0)
+            return -EINVAL;
+    } else if (at_result_next_unquoted(&it, volts, sizeof(volts)) < 0 ||
+               volts_to_mv(volts, &v) < 0) {
+        return -EINVAL;
+    }
+    if (!at_result_at_end(&it))
+        return -EINVAL;
+    *mv = v;
     return 0;
 }
 
@@ -236,6 +286,22 @@ static enum at_script_verdict poll_step_done(void *ctx, const struct at_response
     return AT_SCRIPT_NEXT;
 }
 
+/* AT+CBC, optional: a module without it answers ERROR (or an answer this
+ * parser does not know), which makes the voltage unknown; the round goes
+ * on either way (a queued round never stops at a step). */
+static enum at_script_verdict cbc_done(void *ctx, const struct at_response *rsp)
+{
+    struct status *st = ctx;
+
+    st->info.voltage_mv = -1;
+    if (rsp->final != AT_FINAL_OK)
+        return AT_SCRIPT_NEXT;
+    for (size_t i = 0; i < rsp->n_lines; i++)
+        if (status_parse_cbc(rsp->lines[i], &st->info.voltage_mv) == 0)
+            break;
+    return AT_SCRIPT_NEXT;
+}
+
 static bool build_cpms_query(void *ctx, struct at_script_cmd *out)
 {
     struct status *st = ctx;
@@ -257,6 +323,7 @@ static const struct at_script_step poll_steps[] = {
     { .name = "operator", .cmd = "AT+COPS?", .info_prefix = "+COPS:", .done = poll_step_done },
     { .name = "SMS storage", .build = build_cpms_query, .info_prefix = "+CPMS:",
       .done = poll_step_done },
+    { .name = "supply voltage", .cmd = "AT+CBC", .info_prefix = "+CBC:", .done = cbc_done },
     { .name = "access", .cmd = "AT+CPSI?", .info_prefix = "+CPSI:", .done = poll_step_done },
 };
 static const struct at_script poll_round = { "status", "poll", AT_SCRIPT_STEPS(poll_steps),
@@ -411,6 +478,7 @@ struct status *status_new(struct loop *loop, struct modem *modem, int interval_s
     st->info.csq = -1;
     st->info.reg_stat = -1;
     st->info.storage_used = st->info.storage_total = -1;
+    st->info.voltage_mv = -1;
     st->run = at_script_run_new(&host);
     if (!st->run || at_chat_add_urcs(modem_chat(modem), status_urcs, N_URCS, st) < 0) {
         status_free(st);

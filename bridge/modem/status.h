@@ -1,6 +1,6 @@
 /* Status service: signal (AT+CSQ), registration (+CREG/+CEREG, also as
- * URCs), operator (AT+COPS?), access technology (AT+CPSI?) and the SIM's
- * SMS store (AT+CPMS?), refreshed every status_interval and on
+ * URCs), operator (AT+COPS?), access technology (AT+CPSI?), the supply
+ * voltage (AT+CBC) and the SIM's SMS store (AT+CPMS?), refreshed every status_interval and on
  * registration URCs; the store also when the SMS service changed it. The
  * parsers are pure and exported for the unit tests.
  *
@@ -25,6 +25,7 @@ struct status_info {
     char access[16];         /* "LTE", "GSM", "" */
     int storage_used;        /* SMS in the store, -1 unknown */
     int storage_total;       /* its capacity, -1 unknown */
+    int voltage_mv;          /* the module's supply voltage, -1 unknown */
 };
 
 /* "+CSQ: 14,99" -> 14. 0 or -EINVAL. */
@@ -43,6 +44,12 @@ int status_parse_cpsi(const char *line, char *access, size_t size);
  * in). The memory name quoted (letters and '_'), 0 <= used <= total,
  * 1 <= total <= 65535; else -EINVAL and nothing set. */
 int status_parse_cpms(const char *line, int *used, int *total);
+/* The answer to AT+CBC in millivolts: the A76xx's "+CBC: 3.978V" (volts,
+ * up to three decimals) or 27.007's "+CBC: <bcs>,<bcl>,<mV>" (SIM800's
+ * "+CBC: 0,88,4090"). At most STATUS_CBC_MV_MAX; else -EINVAL and *mv
+ * untouched. */
+#define STATUS_CBC_MV_MAX 20000
+int status_parse_cbc(const char *line, int *mv);
 /* The episode logic: full is what was just observed (counts at or over the
  * capacity, or the module saying so). Updates *episode; true when this
  * observation starts an episode. */

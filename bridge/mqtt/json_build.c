@@ -328,6 +328,7 @@ char *json_status(const struct json_status *s)
         add_number_or_null(st, "used", storage, s->storage_used);
         add_number_or_null(st, "total", storage, s->storage_total);
     }
+    add_number_or_null(o, "voltage_mv", s->voltage_mv > 0, s->voltage_mv);
     cJSON_AddStringToObject(o, "remote", s->remote);
     if (s->remote_error)
         cJSON_AddStringToObject(o, "remote_error", s->remote_error);

@@ -1,12 +1,12 @@
 /* libFuzzer target: the status parsers of modem/status (AT+CSQ, AT+CREG? /
- * +CREG URCs, AT+COPS?, AT+CPSI?, AT+CPMS?).
+ * +CREG URCs, AT+COPS?, AT+CPSI?, AT+CPMS?, AT+CBC).
  *
  * The input is one line as the chat hands it over: NUL-terminated, in a
  * buffer of exactly that size, given to every parser. Each returns 0 or
  * -EINVAL; on success its values are what the bridge publishes without
  * further checks (csq 0-31 or 99, stat 0-11, terminated names, a store
- * with 0 <= used <= total and 1 <= total <= 65535); on failure it leaves
- * its outputs alone. */
+ * with 0 <= used <= total and 1 <= total <= 65535, a voltage of 0 to
+ * STATUS_CBC_MV_MAX mV); on failure it leaves its outputs alone. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *line = malloc(size + 1);
     char name[64], access[16];
-    int csq = -7, stat = -7, used = -7, total = -7, rc;
+    int csq = -7, stat = -7, used = -7, total = -7, mv = -7, rc;
 
     check(line != NULL, "malloc");
     memcpy(line, data, size);
@@ -70,6 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(total >= 1 && total <= 65535 && used >= 0 && used <= total, "cpms: counts");
     else
         check(used == -7 && total == -7, "cpms: outputs changed on failure");
+
+    rc = status_parse_cbc(line, &mv);
+    check_rc(rc, "cbc: return value");
+    check(rc == 0 ? mv >= 0 && mv <= STATUS_CBC_MV_MAX : mv == -7, "cbc: voltage");
     free(line);
     return 0;
 }

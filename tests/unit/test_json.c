@@ -1004,13 +1004,15 @@ static void test_status(void **state)
     struct json_status ready = {
         .state = "ready", .sim = "ready", .registration = "home",
         .operator_name = "Telekom \xe9", .access = "LTE", .csq = 20, .dbm = -73,
-        .percent = 65, .storage_used = 3, .storage_total = 30, .remote = "connected",
+        .percent = 65, .storage_used = 3, .storage_total = 30, .voltage_mv = 3978,
+        .remote = "connected",
     };
     char *s = json_status(&ready);
     assert_string_equal(s, "{\"state\":\"ready\",\"sim\":\"ready\",\"registration\":\"home\","
                            "\"operator\":\"Telekom \xc3\xa9\",\"access\":\"LTE\","
                            "\"signal\":{\"csq\":20,\"dbm\":-73,\"percent\":65},"
-                           "\"storage\":{\"used\":3,\"total\":30},\"remote\":\"connected\"}");
+                           "\"storage\":{\"used\":3,\"total\":30},\"voltage_mv\":3978,"
+                           "\"remote\":\"connected\"}");
     free(s);
     struct json_status starting = {
         .state = "starting", .sim = "unknown", .registration = "unknown", .csq = -1,
@@ -1020,8 +1022,8 @@ static void test_status(void **state)
     assert_string_equal(s, "{\"state\":\"starting\",\"sim\":\"unknown\",\"registration\":"
                            "\"unknown\",\"operator\":null,\"access\":null,"
                            "\"signal\":{\"csq\":null,\"dbm\":null,\"percent\":null},"
-                           "\"storage\":{\"used\":null,\"total\":null},\"remote\":"
-                           "\"disconnected\",\"remote_error\":\"connection refused (5)\"}");
+                           "\"storage\":{\"used\":null,\"total\":null},\"voltage_mv\":null,"
+                           "\"remote\":\"disconnected\",\"remote_error\":\"connection refused (5)\"}");
     free(s);
     struct json_status no_level = ready;
     no_level.csq = 99;
