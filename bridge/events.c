@@ -121,6 +121,8 @@ void events_status(struct instance *inst)
                                                 : "unknown",
         .operator_name = ready ? si->operator_name : NULL,
         .access = ready ? si->access : NULL,
+        .lac = ready ? si->cell.lac : NULL,
+        .ci = ready ? si->cell.ci : NULL,
         .csq = ready ? si->csq : -1,
         .dbm = ready && si->csq >= 0 ? status_csq_dbm(si->csq) : 0,
         .percent = ready && si->csq >= 0 ? status_csq_percent(si->csq) : -1,

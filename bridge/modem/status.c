@@ -32,18 +32,50 @@ int status_parse_csq(const char *line, int *csq)
     return 0;
 }
 
+/* Reads a +CREG/+CEREG line up to its <stat>, it then at what follows. */
+static int reg_stat_field(struct at_result_iter *it, const char *line, bool is_urc, int *stat)
+{
+    int n;
+
+    at_result_iter_init(it, line);
+    if (!at_result_iter_next(it, "+CEREG:") && !at_result_iter_next(it, "+CREG:"))
+        return -EINVAL;
+    /* A response carries <n> first; a URC starts with <stat>. */
+    if (!is_urc && at_result_next_number(it, 0, 9, &n) < 0)
+        return -EINVAL;
+    return at_result_next_number(it, 0, 11, stat) < 0 ? -EINVAL : 0;
+}
+
 int status_parse_reg(const char *line, bool is_urc, int *stat)
 {
     struct at_result_iter it;
-    int n;
 
-    at_result_iter_init(&it, line);
-    if (!at_result_iter_next(&it, "+CEREG:") && !at_result_iter_next(&it, "+CREG:"))
+    return reg_stat_field(&it, line, is_urc, stat);
+}
+
+static bool is_cell_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n >= 1 && n <= 8 && strspn(s, "0123456789ABCDEFabcdef") == n;
+}
+
+int status_parse_cell(const char *line, bool is_urc, struct status_cell *cell)
+{
+    struct at_result_iter it;
+    char lac[sizeof(cell->lac)], ci[sizeof(cell->ci)];
+    int stat;
+
+    if (reg_stat_field(&it, line, is_urc, &stat) < 0)
         return -EINVAL;
-    /* A response carries <n> first; a URC starts with <stat>. */
-    if (!is_urc && at_result_next_number(&it, 0, 9, &n) < 0)
+    if (at_result_at_end(&it))
+        return -ENOENT;           /* mode 0/1, or not registered */
+    if (at_result_next_string(&it, lac, sizeof(lac)) < 0 || !is_cell_id(lac) ||
+        at_result_next_string(&it, ci, sizeof(ci)) < 0 || !is_cell_id(ci))
         return -EINVAL;
-    return at_result_next_number(&it, 0, 11, stat) < 0 ? -EINVAL : 0;
+    memcpy(cell->lac, lac, sizeof(lac));
+    memcpy(cell->ci, ci, sizeof(ci));
+    return 0;
 }
 
 int status_parse_cops(const char *line, char *name, size_t size)
@@ -193,15 +225,18 @@ struct status {
     bool storage_queued;       /* a lone AT+CPMS? is queued, not yet written */
     bool full_episode;         /* the SMS store is full (status.h) */
     int creg, cereg;           /* last stat of each, -1 unknown */
+    struct status_cell creg_cell, cereg_cell;   /* and the cell each named */
     struct status_info info;
 };
 
 static void notify(struct status *st)
 {
-    /* LTE-only modules (A7670) register in CEREG; others in CREG. */
-    st->info.reg_stat = st->cereg == 1 || st->cereg == 5 ? st->cereg
-                        : st->creg >= 0                  ? st->creg
-                                                         : st->cereg;
+    /* LTE-only modules (A7670) register in CEREG; others in CREG. The
+     * cell is the one of the registration shown. */
+    bool lte = st->cereg == 1 || st->cereg == 5 || st->creg < 0;
+
+    st->info.reg_stat = lte ? st->cereg : st->creg;
+    st->info.cell = lte ? st->cereg_cell : st->creg_cell;
     if (st->cbs.changed)
         st->cbs.changed(st->ctx, &st->info);
 }
@@ -256,6 +291,15 @@ static void parse_storage(struct status *st, const char *line)
     storage_observed(st, used >= total, why);
 }
 
+/* An AT+CREG?/AT+CEREG? answer: the stat, and the cell, unknown when the
+ * line names none or a malformed one. */
+static void parse_reg(const char *line, int *stat, struct status_cell *cell)
+{
+    status_parse_reg(line, false, stat);
+    if (status_parse_cell(line, false, cell) < 0)
+        cell->lac[0] = cell->ci[0] = '\0';
+}
+
 static void poll_done(void *ctx, const struct at_response *rsp)
 {
     struct status *st = ctx;
@@ -267,9 +311,9 @@ static void poll_done(void *ctx, const struct at_response *rsp)
         if (strncmp(l, "+CSQ:", 5) == 0)
             status_parse_csq(l, &st->info.csq);
         else if (strncmp(l, "+CREG:", 6) == 0)
-            status_parse_reg(l, false, &st->creg);
+            parse_reg(l, &st->creg, &st->creg_cell);
         else if (strncmp(l, "+CEREG:", 7) == 0)
-            status_parse_reg(l, false, &st->cereg);
+            parse_reg(l, &st->cereg, &st->cereg_cell);
         else if (strncmp(l, "+COPS:", 6) == 0)
             parse_operator(st, l);
         else if (strncmp(l, "+CPSI:", 6) == 0)

@@ -18,6 +18,13 @@ struct at_script;
 struct loop;
 struct modem;
 
+/* The serving cell, from the +CREG/+CEREG answers in mode 2: location
+ * (LAC, or TAC for LTE) and cell id as the module prints them, hex. */
+struct status_cell {
+    char lac[9];             /* "" unknown */
+    char ci[9];
+};
+
 struct status_info {
     int csq;                 /* 0-31, 99 unknown, -1 never read */
     int reg_stat;            /* 27.007 stat 0-5, -1 unknown */
@@ -26,6 +33,7 @@ struct status_info {
     int storage_used;        /* SMS in the store, -1 unknown */
     int storage_total;       /* its capacity, -1 unknown */
     int voltage_mv;          /* the module's supply voltage, -1 unknown */
+    struct status_cell cell; /* of the registration reg_stat comes from */
 };
 
 /* "+CSQ: 14,99" -> 14. 0 or -EINVAL. */
@@ -33,6 +41,11 @@ int status_parse_csq(const char *line, int *csq);
 /* "+CREG: 2,1,..." (response, with n) or "+CREG: 1,..." (URC, without n);
  * the same for +CEREG. 0 or -EINVAL. */
 int status_parse_reg(const char *line, bool is_urc, int *stat);
+/* The location in the same lines: "+CREG: 2,1,\"1A2B\",\"01C2D3E4\",7" ->
+ * lac "1A2B", ci "01C2D3E4" (each 1-8 hex digits, quoted; what follows
+ * is not read). -ENOENT for a line without one ("+CREG: 2,1"), -EINVAL
+ * for a malformed one; cell untouched then. */
+int status_parse_cell(const char *line, bool is_urc, struct status_cell *cell);
 /* "+COPS: 0,0,\"Operator\",7" -> "Operator" (empty when not registered).
  * -EINVAL (name untouched) for an unquoted name or one of size bytes or
  * more. */

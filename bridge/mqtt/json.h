@@ -185,6 +185,7 @@ struct json_status {
     const char *registration;
     const char *operator_name;    /* NULL or "": null */
     const char *access;           /* NULL or "": null */
+    const char *lac, *ci;         /* the serving cell; either NULL or "": "cell" null */
     int csq;                      /* -1: unknown (csq, dbm and percent null) */
     int dbm;
     int percent;                  /* < 0: dbm and percent null (csq 99) */
@@ -194,7 +195,7 @@ struct json_status {
     const char *remote;           /* the remote session's state */
     const char *remote_error;     /* why it is down, or NULL (no member) */
 };
-/* {"state","sim","registration","operator","access",
+/* {"state","sim","registration","operator","access","cell":{"lac","ci"},
  *  "signal":{"csq","dbm","percent"},"storage":{"used","total"},
  *  "voltage_mv","remote"[,"remote_error"]}. Returns malloc'd JSON or NULL. */
 char *json_status(const struct json_status *s);

@@ -1,6 +1,6 @@
 /* Integration: B/status that lives: registration
- * URCs update it at once, with the operator and access technology read
- * again; an unchanged poll publishes nothing; the supply voltage follows
+ * URCs update it at once, with the operator, access technology and cell
+ * read again; an unchanged poll publishes nothing; the supply voltage follows
  * AT+CBC. */
 #include "harness.h"
 
@@ -28,17 +28,23 @@ static void test_status_registration_urcs(void **state)
     struct h_env *e = *state;
     h_env_up(e, &o);
 
+    /* Mode 2: the answers name the cell. */
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CREG=2"), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CEREG=2"), 1);
     h_sim_cmd_ok(&e->sim, "creg 2", NULL, 0);
     cJSON *st = wait_reg(e, "searching", H_TIMEOUT_MS);
     h_json_str_eq(st, "state", "ready");
     assert_json_null(st, "operator");
     assert_json_null(st, "access");
+    assert_json_null(st, "cell");
     cJSON_Delete(st);
 
     h_sim_cmd_ok(&e->sim, "creg 5", NULL, 0);
     st = wait_reg(e, "roaming", H_TIMEOUT_MS);
     h_json_str_eq(st, "operator", "Sim Telecom");
     h_json_str_eq(st, "access", "LTE");
+    h_json_str_eq(h_json_obj(st, "cell"), "lac", "1A2B");
+    h_json_str_eq(h_json_obj(st, "cell"), "ci", "01C2D3E4");
     cJSON_Delete(st);
 
     h_sim_cmd_ok(&e->sim, "creg 3", NULL, 0);
@@ -46,6 +52,7 @@ static void test_status_registration_urcs(void **state)
     h_sim_cmd_ok(&e->sim, "creg 1", NULL, 0);
     st = wait_reg(e, "home", H_TIMEOUT_MS);
     h_json_str_eq(st, "operator", "Sim Telecom");
+    h_json_str_eq(h_json_obj(st, "cell"), "ci", "01C2D3E4");
     cJSON_Delete(st);
     H_PASS(e);
 }

@@ -154,15 +154,13 @@ static void urc(const char *line)
     fail_msg("no URC handler for %s", line);
 }
 
-/* One poll round, the SMS store answering `cpms` (NULL: a module without
- * SMS, where the round has no AT+CPMS?) and AT+CBC cbc with cbc_final. */
-static void answer_round_cbc(int reg, const char *cops, const char *cpms, const char *cbc,
-                             enum at_final cbc_final)
+/* One poll round: the registration answers creg and cereg, the SMS store
+ * cpms (NULL: a module without SMS, where the round has no AT+CPMS?),
+ * AT+CBC cbc with cbc_final; an LTE cell when served. */
+static void answer_round_lines(const char *creg, const char *cereg, const char *cops,
+                               const char *cpms, const char *cbc, enum at_final cbc_final,
+                               bool served)
 {
-    char creg[32], cereg[32];
-
-    snprintf(creg, sizeof(creg), "+CREG: 2,%d", reg);
-    snprintf(cereg, sizeof(cereg), "+CEREG: 2,%d", reg);
     answer("AT+CSQ", "+CSQ: 20,99");
     answer("AT+CREG?", creg);
     answer("AT+CEREG?", cereg);
@@ -170,7 +168,18 @@ static void answer_round_cbc(int reg, const char *cops, const char *cpms, const 
     if (cpms)
         answer("AT+CPMS?", cpms);
     answer_final("AT+CBC", cbc, cbc_final);
-    answer("AT+CPSI?", reg == 1 || reg == 5 ? "+CPSI: LTE,Online" : "+CPSI: NO SERVICE,Online");
+    answer("AT+CPSI?", served ? "+CPSI: LTE,Online" : "+CPSI: NO SERVICE,Online");
+}
+
+/* The same, with both registrations at stat reg (no location). */
+static void answer_round_cbc(int reg, const char *cops, const char *cpms, const char *cbc,
+                             enum at_final cbc_final)
+{
+    char creg[32], cereg[32];
+
+    snprintf(creg, sizeof(creg), "+CREG: 2,%d", reg);
+    snprintf(cereg, sizeof(cereg), "+CEREG: 2,%d", reg);
+    answer_round_lines(creg, cereg, cops, cpms, cbc, cbc_final, reg == 1 || reg == 5);
 }
 
 static void answer_round_cpms(int reg, const char *cops, const char *cpms)
@@ -190,6 +199,19 @@ static const struct status_info *last_published(void)
 {
     assert_true(F.n_published > 0);
     return &F.published[F.n_published - 1];
+}
+
+/* A service whose modem just became ready: its first round queued. */
+static struct status *start_ready(void)
+{
+    const struct status_cbs cbs = { .changed = on_changed };
+    struct status *st;
+
+    memset(&F, 0, sizeof(F));
+    st = status_new(NULL, NULL, 60, &cbs, NULL);
+    assert_non_null(st);
+    status_modem_ready(st, true);
+    return st;
 }
 
 /* A registration URC while a round runs: the round that began before the
@@ -468,6 +490,82 @@ static void test_cbc(void **state)
     }
 }
 
+/* The location in AT+CREG?/AT+CEREG? answers (mode 2) and URCs: A7670
+ * and SIM7600 lines, the manual's spaces; then what must not be
+ * believed. */
+static void test_cell(void **state)
+{
+    static const struct {
+        const char *line;
+        bool urc;
+        int ret;
+        const char *lac, *ci;
+    } cases[] = {
+        { "+CREG: 2,1,\"1A2B\",\"01C2D3E4\",7", false, 0, "1A2B", "01C2D3E4" },
+        { "+CEREG: 2,5,\"5DD2\",\"08C3C00F\",7", false, 0, "5DD2", "08C3C00F" },
+        { "+CREG: 2,1,\"00a1\",\"5e1f\"", false, 0, "00a1", "5e1f" },   /* GSM, no AcT */
+        { "+CEREG: 2, 1, \"1A2B\", \"01C2D3E4\", 7", false, 0, "1A2B", "01C2D3E4" },
+        { "+CEREG: 1,\"1A2B\",\"01C2D3E4\",7", true, 0, "1A2B", "01C2D3E4" },
+        { "+CREG: 2,1", false, -ENOENT, "", "" },                /* no location */
+        { "+CEREG: 0,1", false, -ENOENT, "", "" },
+        { "+CEREG: 2", true, -ENOENT, "", "" },
+        { "+CREG: 2,1,\"1A2B\"", false, -EINVAL, "", "" },       /* no ci */
+        { "+CREG: 2,1,\"1A2B\",", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,1A2B,01C2D3E4", false, -EINVAL, "", "" },   /* unquoted */
+        { "+CREG: 2,1,\"\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,\"1A2G\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,\"1A2B\",\"101C2D3E4\"", false, -EINVAL, "", "" }, /* 9 digits */
+        { "+CREG: 2,1,\"1A\\\"2B\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,\"1A2B,\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: x,1,\"1A2B\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CSQ: 2,1,\"1A2B\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct status_cell cell = { "", "" };
+        char *line = strdup(cases[i].line);
+
+        assert_non_null(line);
+        if (status_parse_cell(line, cases[i].urc, &cell) != cases[i].ret ||
+            strcmp(cell.lac, cases[i].lac) != 0 || strcmp(cell.ci, cases[i].ci) != 0)
+            fail_msg("%s: expected %d %s/%s, got %s/%s", cases[i].line, cases[i].ret,
+                     cases[i].lac, cases[i].ci, cell.lac, cell.ci);
+        free(line);
+    }
+}
+
+/* The published cell is the one of the registration shown: CEREG's on LTE,
+ * else CREG's; unknown when that answer names none. */
+static void test_cell_rounds(void **state)
+{
+    static const struct {
+        const char *creg, *cereg;
+        int reg;
+        const char *lac, *ci;
+    } rounds[] = {
+        { "+CREG: 2,0", "+CEREG: 2,1,\"1A2B\",\"01C2D3E4\",7", 1, "1A2B", "01C2D3E4" },
+        { "+CREG: 2,5,\"00A1\",\"5E1F\"", "+CEREG: 2,2", 5, "00A1", "5E1F" },
+        { "+CREG: 2,2", "+CEREG: 2,2", 2, "", "" },
+        { "+CREG: 2,1,\"00A1\",\"5E1F\"", "+CEREG: 2,5,\"1A2B\",\"01C2D3E4\",7", 5, "1A2B",
+          "01C2D3E4" },
+        { "+CREG: 2,1", "+CEREG: 2,1", 1, "", "" },
+        { "+CREG: 2,0", "+CEREG: 2,1,\"1A2B\",\"0x1C2D3E4\",7", 1, "", "" },
+    };
+    struct status *st = start_ready();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
+        if (i > 0)
+            urc("+CEREG: 1");
+        answer_round_lines(rounds[i].creg, rounds[i].cereg, "+COPS: 0,0,\"Sim Telecom\",7",
+                           CPMS(0, 30), "+CBC: 3.978V", AT_FINAL_OK, true);
+        assert_int_equal(last_published()->reg_stat, rounds[i].reg);
+        assert_string_equal(last_published()->cell.lac, rounds[i].lac);
+        assert_string_equal(last_published()->cell.ci, rounds[i].ci);
+    }
+    status_free(st);
+}
+
 /* The voltage in the published status: read in every round; unknown
  * before the first, and after an answer that says nothing (ERROR: a
  * module without AT+CBC, a CME error, OK without the line, garbage). The
@@ -488,15 +586,10 @@ static void test_voltage_rounds(void **state)
         { "+CBC: 3.978V", AT_FINAL_OK, 3978 },
         { "+CBC: lots", AT_FINAL_OK, -1 },
     };
-    const struct status_cbs cbs = { .changed = on_changed };
-    struct status *st;
+    struct status *st = start_ready();
 
     (void)state;
-    memset(&F, 0, sizeof(F));
-    st = status_new(NULL, NULL, 60, &cbs, NULL);
-    assert_non_null(st);
-    assert_int_equal(status_get(st)->voltage_mv, -1);
-    status_modem_ready(st, true);
+    assert_int_equal(status_get(st)->voltage_mv, -1);     /* until answered */
     for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
         if (i > 0)
             urc("+CEREG: 1");
@@ -681,6 +774,8 @@ int main(void)
         cmocka_unit_test(test_storage_no_sms),
         cmocka_unit_test(test_cbc),
         cmocka_unit_test(test_voltage_rounds),
+        cmocka_unit_test(test_cell),
+        cmocka_unit_test(test_cell_rounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
