@@ -121,12 +121,15 @@ void events_status(struct instance *inst)
                                                 : "unknown",
         .operator_name = ready ? si->operator_name : NULL,
         .access = ready ? si->access : NULL,
+        .lac = ready ? si->cell.lac : NULL,
+        .ci = ready ? si->cell.ci : NULL,
         .csq = ready ? si->csq : -1,
         .dbm = ready && si->csq >= 0 ? status_csq_dbm(si->csq) : 0,
         .percent = ready && si->csq >= 0 ? status_csq_percent(si->csq) : -1,
         /* Unknown while not ready, not read yet, or a module without SMS. */
         .storage_used = ready ? si->storage_used : 0,
         .storage_total = ready ? si->storage_total : 0,
+        .voltage_mv = ready ? si->voltage_mv : 0,
         .remote = cmqtt_state_name(cmqtt_state(inst->cmqtt)),
         /* Why the remote session is down (e.g. "connection refused: bad
          * user name or password (30)"); only while it is. */

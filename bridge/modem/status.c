@@ -1,7 +1,8 @@
-/* Status service: signal, registration, operator, access technology, SMS
- * store. */
+/* Status service: signal, registration, operator, access technology,
+ * supply voltage, SMS store. */
 #include "modem/status.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,18 +32,50 @@ int status_parse_csq(const char *line, int *csq)
     return 0;
 }
 
+/* Reads a +CREG/+CEREG line up to its <stat>, it then at what follows. */
+static int reg_stat_field(struct at_result_iter *it, const char *line, bool is_urc, int *stat)
+{
+    int n;
+
+    at_result_iter_init(it, line);
+    if (!at_result_iter_next(it, "+CEREG:") && !at_result_iter_next(it, "+CREG:"))
+        return -EINVAL;
+    /* A response carries <n> first; a URC starts with <stat>. */
+    if (!is_urc && at_result_next_number(it, 0, 9, &n) < 0)
+        return -EINVAL;
+    return at_result_next_number(it, 0, 11, stat) < 0 ? -EINVAL : 0;
+}
+
 int status_parse_reg(const char *line, bool is_urc, int *stat)
 {
     struct at_result_iter it;
-    int n;
 
-    at_result_iter_init(&it, line);
-    if (!at_result_iter_next(&it, "+CEREG:") && !at_result_iter_next(&it, "+CREG:"))
+    return reg_stat_field(&it, line, is_urc, stat);
+}
+
+static bool is_cell_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n >= 1 && n <= 8 && strspn(s, "0123456789ABCDEFabcdef") == n;
+}
+
+int status_parse_cell(const char *line, bool is_urc, struct status_cell *cell)
+{
+    struct at_result_iter it;
+    char lac[sizeof(cell->lac)], ci[sizeof(cell->ci)];
+    int stat;
+
+    if (reg_stat_field(&it, line, is_urc, &stat) < 0)
         return -EINVAL;
-    /* A response carries <n> first; a URC starts with <stat>. */
-    if (!is_urc && at_result_next_number(&it, 0, 9, &n) < 0)
+    if (at_result_at_end(&it))
+        return -ENOENT;           /* mode 0/1, or not registered */
+    if (at_result_next_string(&it, lac, sizeof(lac)) < 0 || !is_cell_id(lac) ||
+        at_result_next_string(&it, ci, sizeof(ci)) < 0 || !is_cell_id(ci))
         return -EINVAL;
-    return at_result_next_number(&it, 0, 11, stat) < 0 ? -EINVAL : 0;
+    memcpy(cell->lac, lac, sizeof(lac));
+    memcpy(cell->ci, ci, sizeof(ci));
+    return 0;
 }
 
 int status_parse_cops(const char *line, char *name, size_t size)
@@ -101,6 +134,55 @@ int status_parse_cpms(const char *line, int *used, int *total)
     return 0;
 }
 
+/* "3.978V" -> 3978: one or two digits of volts, up to three decimals, the
+ * unit. */
+static int volts_to_mv(const char *s, int *mv)
+{
+    int v = 0, scale = 1000, digits = 0;
+
+    for (; digits < 2 && isdigit((unsigned char)*s); s++, digits++)
+        v = v * 10 + (*s - '0');
+    if (digits == 0)
+        return -EINVAL;
+    v *= 1000;
+    if (*s == '.') {
+        for (s++; scale > 1 && isdigit((unsigned char)*s); s++) {
+            scale /= 10;
+            v += (*s - '0') * scale;
+        }
+        if (scale == 1000)
+            return -EINVAL;     /* "3.V" */
+    }
+    if (strcmp(s, "V") != 0 || v > STATUS_CBC_MV_MAX)
+        return -EINVAL;
+    *mv = v;
+    return 0;
+}
+
+int status_parse_cbc(const char *line, int *mv)
+{
+    struct at_result_iter it;
+    char volts[16];
+    int bcs, bcl, v;
+
+    at_result_iter_init(&it, line);
+    if (!at_result_iter_next(&it, "+CBC:"))
+        return -EINVAL;
+    /* "3.978V" is no number: a number first is 27.007's charger status. */
+    if (at_result_next_number(&it, 0, 3, &bcs) == 0) {
+        if (at_result_next_number(&it, 0, 100, &bcl) < 0 ||
+            at_result_next_number(&it, 0, STATUS_CBC_MV_MAX, &v) < 0)
+            return -EINVAL;
+    } else if (at_result_next_unquoted(&it, volts, sizeof(volts)) < 0 ||
+               volts_to_mv(volts, &v) < 0) {
+        return -EINVAL;
+    }
+    if (!at_result_at_end(&it))
+        return -EINVAL;
+    *mv = v;
+    return 0;
+}
+
 bool status_full_episode(bool *episode, bool full)
 {
     bool starts = full && !*episode;
@@ -143,15 +225,18 @@ struct status {
     bool storage_queued;       /* a lone AT+CPMS? is queued, not yet written */
     bool full_episode;         /* the SMS store is full (status.h) */
     int creg, cereg;           /* last stat of each, -1 unknown */
+    struct status_cell creg_cell, cereg_cell;   /* and the cell each named */
     struct status_info info;
 };
 
 static void notify(struct status *st)
 {
-    /* LTE-only modules (A7670) register in CEREG; others in CREG. */
-    st->info.reg_stat = st->cereg == 1 || st->cereg == 5 ? st->cereg
-                        : st->creg >= 0                  ? st->creg
-                                                         : st->cereg;
+    /* LTE-only modules (A7670) register in CEREG; others in CREG. The
+     * cell is the one of the registration shown. */
+    bool lte = st->cereg == 1 || st->cereg == 5 || st->creg < 0;
+
+    st->info.reg_stat = lte ? st->cereg : st->creg;
+    st->info.cell = lte ? st->cereg_cell : st->creg_cell;
     if (st->cbs.changed)
         st->cbs.changed(st->ctx, &st->info);
 }
@@ -206,6 +291,15 @@ static void parse_storage(struct status *st, const char *line)
     storage_observed(st, used >= total, why);
 }
 
+/* An AT+CREG?/AT+CEREG? answer: the stat, and the cell, unknown when the
+ * line names none or a malformed one. */
+static void parse_reg(const char *line, int *stat, struct status_cell *cell)
+{
+    status_parse_reg(line, false, stat);
+    if (status_parse_cell(line, false, cell) < 0)
+        cell->lac[0] = cell->ci[0] = '\0';
+}
+
 static void poll_done(void *ctx, const struct at_response *rsp)
 {
     struct status *st = ctx;
@@ -217,9 +311,9 @@ static void poll_done(void *ctx, const struct at_response *rsp)
         if (strncmp(l, "+CSQ:", 5) == 0)
             status_parse_csq(l, &st->info.csq);
         else if (strncmp(l, "+CREG:", 6) == 0)
-            status_parse_reg(l, false, &st->creg);
+            parse_reg(l, &st->creg, &st->creg_cell);
         else if (strncmp(l, "+CEREG:", 7) == 0)
-            status_parse_reg(l, false, &st->cereg);
+            parse_reg(l, &st->cereg, &st->cereg_cell);
         else if (strncmp(l, "+COPS:", 6) == 0)
             parse_operator(st, l);
         else if (strncmp(l, "+CPSI:", 6) == 0)
@@ -233,6 +327,22 @@ static void poll_done(void *ctx, const struct at_response *rsp)
 static enum at_script_verdict poll_step_done(void *ctx, const struct at_response *rsp)
 {
     poll_done(ctx, rsp);
+    return AT_SCRIPT_NEXT;
+}
+
+/* AT+CBC, optional: a module without it answers ERROR (or an answer this
+ * parser does not know), which makes the voltage unknown; the round goes
+ * on either way (a queued round never stops at a step). */
+static enum at_script_verdict cbc_done(void *ctx, const struct at_response *rsp)
+{
+    struct status *st = ctx;
+
+    st->info.voltage_mv = -1;
+    if (rsp->final != AT_FINAL_OK)
+        return AT_SCRIPT_NEXT;
+    for (size_t i = 0; i < rsp->n_lines; i++)
+        if (status_parse_cbc(rsp->lines[i], &st->info.voltage_mv) == 0)
+            break;
     return AT_SCRIPT_NEXT;
 }
 
@@ -257,6 +367,7 @@ static const struct at_script_step poll_steps[] = {
     { .name = "operator", .cmd = "AT+COPS?", .info_prefix = "+COPS:", .done = poll_step_done },
     { .name = "SMS storage", .build = build_cpms_query, .info_prefix = "+CPMS:",
       .done = poll_step_done },
+    { .name = "supply voltage", .cmd = "AT+CBC", .info_prefix = "+CBC:", .done = cbc_done },
     { .name = "access", .cmd = "AT+CPSI?", .info_prefix = "+CPSI:", .done = poll_step_done },
 };
 static const struct at_script poll_round = { "status", "poll", AT_SCRIPT_STEPS(poll_steps),
@@ -411,6 +522,7 @@ struct status *status_new(struct loop *loop, struct modem *modem, int interval_s
     st->info.csq = -1;
     st->info.reg_stat = -1;
     st->info.storage_used = st->info.storage_total = -1;
+    st->info.voltage_mv = -1;
     st->run = at_script_run_new(&host);
     if (!st->run || at_chat_add_urcs(modem_chat(modem), status_urcs, N_URCS, st) < 0) {
         status_free(st);

@@ -1,6 +1,6 @@
 /* Status service: signal (AT+CSQ), registration (+CREG/+CEREG, also as
- * URCs), operator (AT+COPS?), access technology (AT+CPSI?) and the SIM's
- * SMS store (AT+CPMS?), refreshed every status_interval and on
+ * URCs), operator (AT+COPS?), access technology (AT+CPSI?), the supply
+ * voltage (AT+CBC) and the SIM's SMS store (AT+CPMS?), refreshed every status_interval and on
  * registration URCs; the store also when the SMS service changed it. The
  * parsers are pure and exported for the unit tests.
  *
@@ -18,6 +18,13 @@ struct at_script;
 struct loop;
 struct modem;
 
+/* The serving cell, from the +CREG/+CEREG answers in mode 2: location
+ * (LAC, or TAC for LTE) and cell id as the module prints them, hex. */
+struct status_cell {
+    char lac[9];             /* "" unknown */
+    char ci[9];
+};
+
 struct status_info {
     int csq;                 /* 0-31, 99 unknown, -1 never read */
     int reg_stat;            /* 27.007 stat 0-5, -1 unknown */
@@ -25,6 +32,8 @@ struct status_info {
     char access[16];         /* "LTE", "GSM", "" */
     int storage_used;        /* SMS in the store, -1 unknown */
     int storage_total;       /* its capacity, -1 unknown */
+    int voltage_mv;          /* the module's supply voltage, -1 unknown */
+    struct status_cell cell; /* of the registration reg_stat comes from */
 };
 
 /* "+CSQ: 14,99" -> 14. 0 or -EINVAL. */
@@ -32,6 +41,11 @@ int status_parse_csq(const char *line, int *csq);
 /* "+CREG: 2,1,..." (response, with n) or "+CREG: 1,..." (URC, without n);
  * the same for +CEREG. 0 or -EINVAL. */
 int status_parse_reg(const char *line, bool is_urc, int *stat);
+/* The location in the same lines: "+CREG: 2,1,\"1A2B\",\"01C2D3E4\",7" ->
+ * lac "1A2B", ci "01C2D3E4" (each 1-8 hex digits, quoted; what follows
+ * is not read). -ENOENT for a line without one ("+CREG: 2,1"), -EINVAL
+ * for a malformed one; cell untouched then. */
+int status_parse_cell(const char *line, bool is_urc, struct status_cell *cell);
 /* "+COPS: 0,0,\"Operator\",7" -> "Operator" (empty when not registered).
  * -EINVAL (name untouched) for an unquoted name or one of size bytes or
  * more. */
@@ -43,6 +57,12 @@ int status_parse_cpsi(const char *line, char *access, size_t size);
  * in). The memory name quoted (letters and '_'), 0 <= used <= total,
  * 1 <= total <= 65535; else -EINVAL and nothing set. */
 int status_parse_cpms(const char *line, int *used, int *total);
+/* The answer to AT+CBC in millivolts: the A76xx's "+CBC: 3.978V" (volts,
+ * up to three decimals) or 27.007's "+CBC: <bcs>,<bcl>,<mV>" (SIM800's
+ * "+CBC: 0,88,4090"). At most STATUS_CBC_MV_MAX; else -EINVAL and *mv
+ * untouched. */
+#define STATUS_CBC_MV_MAX 20000
+int status_parse_cbc(const char *line, int *mv);
 /* The episode logic: full is what was just observed (counts at or over the
  * capacity, or the module saying so). Updates *episode; true when this
  * observation starts an episode. */

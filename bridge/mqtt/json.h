@@ -185,17 +185,19 @@ struct json_status {
     const char *registration;
     const char *operator_name;    /* NULL or "": null */
     const char *access;           /* NULL or "": null */
+    const char *lac, *ci;         /* the serving cell; either NULL or "": "cell" null */
     int csq;                      /* -1: unknown (csq, dbm and percent null) */
     int dbm;
     int percent;                  /* < 0: dbm and percent null (csq 99) */
     int storage_used;
     int storage_total;            /* <= 0: unknown (used and total null) */
+    int voltage_mv;               /* the supply voltage; <= 0: unknown (null) */
     const char *remote;           /* the remote session's state */
     const char *remote_error;     /* why it is down, or NULL (no member) */
 };
-/* {"state","sim","registration","operator","access",
- *  "signal":{"csq","dbm","percent"},"storage":{"used","total"},"remote"
- *  [,"remote_error"]}. Returns malloc'd JSON or NULL. */
+/* {"state","sim","registration","operator","access","cell":{"lac","ci"},
+ *  "signal":{"csq","dbm","percent"},"storage":{"used","total"},
+ *  "voltage_mv","remote"[,"remote_error"]}. Returns malloc'd JSON or NULL. */
 char *json_status(const struct json_status *s);
 
 /* B/call/state (struct call_state: modem/call.h), malloc'd, NULL on out

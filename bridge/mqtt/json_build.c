@@ -307,7 +307,7 @@ static void add_number_or_null(cJSON *o, const char *key, bool known, double v)
 
 char *json_status(const struct json_status *s)
 {
-    cJSON *o = cJSON_CreateObject(), *sig, *st;
+    cJSON *o = cJSON_CreateObject(), *cell, *sig, *st;
     bool signal = s->csq >= 0, level = signal && s->percent >= 0;
     bool storage = s->storage_total > 0;
     char *out;
@@ -319,6 +319,12 @@ char *json_status(const struct json_status *s)
     cJSON_AddStringToObject(o, "registration", s->registration);
     add_string_or_null(o, "operator", s->operator_name);
     add_string_or_null(o, "access", s->access);
+    if (!s->lac || !*s->lac || !s->ci || !*s->ci) {
+        cJSON_AddNullToObject(o, "cell");
+    } else if ((cell = cJSON_AddObjectToObject(o, "cell"))) {
+        cJSON_AddStringToObject(cell, "lac", s->lac);
+        cJSON_AddStringToObject(cell, "ci", s->ci);
+    }
     if ((sig = cJSON_AddObjectToObject(o, "signal"))) {
         add_number_or_null(sig, "csq", signal, s->csq);
         add_number_or_null(sig, "dbm", level, s->dbm);
@@ -328,6 +334,7 @@ char *json_status(const struct json_status *s)
         add_number_or_null(st, "used", storage, s->storage_used);
         add_number_or_null(st, "total", storage, s->storage_total);
     }
+    add_number_or_null(o, "voltage_mv", s->voltage_mv > 0, s->voltage_mv);
     cJSON_AddStringToObject(o, "remote", s->remote);
     if (s->remote_error)
         cJSON_AddStringToObject(o, "remote_error", s->remote_error);

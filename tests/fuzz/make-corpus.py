@@ -183,6 +183,8 @@ def status():
         b"+CPMS: \"SM\", 2, 10, \"SM\", 2, 10, \"SM\", 2, 10", b"+CPMS:\"SM\",10,10",
         b"+CPMS: 0,30,0,30,0,30", b"+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")",
         b"+CPMS: \"SM\",31,30", b"+CPMS: \"SM\",4294967326,30", b"+CPMS: \"SM\",0,",
+        b"+CREG: 2,1,\"00a1\",\"5e1f\"", b"+CEREG: 2,1,\"1A2B\",\"101C2D3E4\",7",
+        b"+CBC: 3.978V", b"+CBC: 3.95V", b"+CBC: 0,88,4090", b"+CBC: 3.9785V", b"+CBC: 25.0V",
     ]
     for line in lines:
         write("status", line)

@@ -132,7 +132,7 @@ static void test_at_send_refused(void **state)
         { "{\"command\":\"AT;+CMGS=10\"}", "rx AT;", "';' is not allowed" },
         { "{\"command\":\"AT+CCLK?\\u0007\"}", "rx AT+CCLK", "byte 0x07" },
         { "{\"command\":\"AT+CPAS\\b\"}", "rx AT+CPA", "byte 0x08" },
-        { "{\"command\":\"AT+CBC\\u007f\"}", "rx AT+CBC", "byte 0x7F" },
+        { "{\"command\":\"AT+CPMUTEMP\\u007f\"}", "rx AT+CPMUTEMP", "byte 0x7F" },
         { "{\"command\":\"AT+CGMI\\u00e9\"}", "rx AT+CGMI\xc3", "byte 0xC3" },
         { "{\"command\":\"ATE0+CMGS=10\"}", "rx ATE0+CMGS", "AT+CMGS" },
         { "{\"command\":\"at+cmqttsub=0,9,1\"}", "rx at+cmqttsub", "AT+CMQTTSUB" },

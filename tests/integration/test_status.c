@@ -1,10 +1,12 @@
 /* Integration: B/status that lives: registration
- * URCs update it at once, with the operator and access technology read
- * again; an unchanged poll publishes nothing. */
+ * URCs update it at once, with the operator, access technology and cell
+ * read again; an unchanged poll publishes nothing; the supply voltage follows
+ * AT+CBC. */
 #include "harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Takes B/status messages until registration is reg; returns it. */
 #define wait_reg(e, reg, ms) wait_reg_at(__FILE__, __LINE__, (e), (reg), (ms))
@@ -26,17 +28,23 @@ static void test_status_registration_urcs(void **state)
     struct h_env *e = *state;
     h_env_up(e, &o);
 
+    /* Mode 2: the answers name the cell. */
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CREG=2"), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CEREG=2"), 1);
     h_sim_cmd_ok(&e->sim, "creg 2", NULL, 0);
     cJSON *st = wait_reg(e, "searching", H_TIMEOUT_MS);
     h_json_str_eq(st, "state", "ready");
     assert_json_null(st, "operator");
     assert_json_null(st, "access");
+    assert_json_null(st, "cell");
     cJSON_Delete(st);
 
     h_sim_cmd_ok(&e->sim, "creg 5", NULL, 0);
     st = wait_reg(e, "roaming", H_TIMEOUT_MS);
     h_json_str_eq(st, "operator", "Sim Telecom");
     h_json_str_eq(st, "access", "LTE");
+    h_json_str_eq(h_json_obj(st, "cell"), "lac", "1A2B");
+    h_json_str_eq(h_json_obj(st, "cell"), "ci", "01C2D3E4");
     cJSON_Delete(st);
 
     h_sim_cmd_ok(&e->sim, "creg 3", NULL, 0);
@@ -44,6 +52,7 @@ static void test_status_registration_urcs(void **state)
     h_sim_cmd_ok(&e->sim, "creg 1", NULL, 0);
     st = wait_reg(e, "home", H_TIMEOUT_MS);
     h_json_str_eq(st, "operator", "Sim Telecom");
+    h_json_str_eq(h_json_obj(st, "cell"), "ci", "01C2D3E4");
     cJSON_Delete(st);
     H_PASS(e);
 }
@@ -85,6 +94,57 @@ static void test_status_unchanged_not_republished(void **state)
     H_PASS(e);
 }
 
+/* Takes B/status messages until "voltage_mv" prints as want ("3978",
+ * "null"); each message within ms, a status per change: a few at most. */
+static cJSON *wait_voltage(struct h_env *e, const char *want, int ms)
+{
+    char last[600] = "(none)";
+
+    for (int i = 0; i < 8; i++) {
+        cJSON *st = h_mqtt_wait_json(&e->mqtt, e->t_status, ms);
+        char *got = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(st, "voltage_mv"));
+        bool same = got && strcmp(got, want) == 0;
+        char *all = cJSON_PrintUnformatted(st);
+
+        snprintf(last, sizeof last, "%s", all ? all : "?");
+        free(all);
+        free(got);
+        if (same)
+            return st;
+        cJSON_Delete(st);
+    }
+    h_fail("no B/status with \"voltage_mv\":%s; last: %s", want, last);
+}
+
+/* The module's supply voltage, read with AT+CBC in every round: a new
+ * value by the next round; a module without AT+CBC (ERROR) gives null and
+ * the round goes on (a new signal is still published). */
+static void test_status_voltage(void **state)
+{
+    const struct h_env_opts o = { .config = "\"modem\":{\"status_interval\":5}" };
+    struct h_env *e = *state;
+    h_env_up(e, &o);
+
+    cJSON *st = wait_voltage(e, "3978", H_TIMEOUT_MS);
+    h_json_str_eq(st, "state", "ready");
+    cJSON_Delete(st);
+    assert_true(h_sim_saw(&e->sim, "rx AT+CBC") >= 1);
+
+    h_sim_cmd_ok(&e->sim, "cbc 3605", NULL, 0);
+    cJSON_Delete(wait_voltage(e, "3605", 15000));
+
+    h_sim_cmd_ok(&e->sim, "cbc 0", NULL, 0);
+    st = wait_voltage(e, "null", 15000);
+    h_json_str_eq(st, "state", "ready");
+    cJSON_Delete(st);
+    h_sim_cmd_ok(&e->sim, "csq 25", NULL, 0);
+    st = h_mqtt_wait_json(&e->mqtt, e->t_status, 15000);
+    h_json_int_eq(h_json_obj(st, "signal"), "csq", 25);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(st, "voltage_mv")));
+    cJSON_Delete(st);
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -92,6 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_status_registration_urcs),
         T(test_status_unchanged_not_republished),
+        T(test_status_voltage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -232,6 +232,18 @@ static void ctl_csq(struct sim *s, char *args)
     s->csq = (int)v;
 }
 
+/* `cbc <mV>`: the supply voltage AT+CBC reports; 0 makes it a module
+ * without AT+CBC. */
+static void ctl_cbc(struct sim *s, char *args)
+{
+    long v;
+    if (!sim_parse_long(args, 0, 9999, &v)) {
+        sim_ctl_error(s, "usage: cbc <0-9999>");
+        return;
+    }
+    s->cbc_mv = (int)v;
+}
+
 /* `operator <hex>`: the name AT+COPS? reports, as raw bytes, so a test
  * can send what real modules send (Latin-1 "Telef\xf3nica"). */
 static void ctl_operator(struct sim *s, char *args)
@@ -340,7 +352,7 @@ static void ctl_help(struct sim *s, char *args);
 static const struct sim_ctl core_ctls[] = {
     {"urc", ctl_urc},       {"raw", ctl_raw},         {"csq", ctl_csq},
     {"creg", ctl_creg},     {"hang", ctl_hang},       {"unhang", ctl_unhang},
-    {"operator", ctl_operator}, {"urc-in", ctl_urc_in},
+    {"operator", ctl_operator}, {"urc-in", ctl_urc_in}, {"cbc", ctl_cbc},
     {"unplug", ctl_unplug}, {"replug", ctl_replug},   {"reboot", ctl_reboot},
     {"quit", ctl_quit},     {"help", ctl_help},       {NULL, NULL},
 };
@@ -635,6 +647,7 @@ int main(int argc, char **argv)
     if (parse_opts(s, argc, argv) < 0)
         goto out;
     s->csq = 20;
+    s->cbc_mv = 3978;
     snprintf(s->operator_name, sizeof(s->operator_name), "Sim Telecom");
     s->reg_stat = 1;
     s->pdp[0].used = true;

@@ -259,6 +259,7 @@ struct sim {
     int reg_stat;                /* network side: `creg <stat>` */
     int creg_n, cereg_n;
     int csq;
+    int cbc_mv;                  /* AT+CBC's supply voltage; 0: no AT+CBC (ERROR) */
     char operator_name[33];      /* AT+COPS? (`operator <hex>`: any bytes) */
     bool clip;
     struct sim_pdp pdp[SIM_PDP_MAX];

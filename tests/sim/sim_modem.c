@@ -790,6 +790,15 @@ static struct sim_result cmd_csq(struct sim *s, const struct sim_at *at)
     return SIM_RES_OK;
 }
 
+/* The A76xx prints the supply voltage in volts: "+CBC: 3.978V". */
+static struct sim_result cmd_cbc(struct sim *s, const struct sim_at *at)
+{
+    if (at->kind != SIM_AT_EXEC || s->cbc_mv == 0)
+        return SIM_RES_ERROR;
+    sim_info(s, "+CBC: %d.%03dV", s->cbc_mv / 1000, s->cbc_mv % 1000);
+    return SIM_RES_OK;
+}
+
 static struct sim_result cmd_cops(struct sim *s, const struct sim_at *at)
 {
     switch (at->kind) {
@@ -911,6 +920,7 @@ const struct sim_cmd sim_modem_cmds[] = {
     {"+CREG", false, 0, cmd_creg},
     {"+CEREG", false, 0, cmd_cereg},
     {"+CSQ", false, 0, cmd_csq},
+    {"+CBC", false, 0, cmd_cbc},
     {"+COPS", false, 0, cmd_cops},
     {"+CPSI", false, 0, cmd_cpsi},
     {"+CGATT", false, 0, cmd_cgatt},

@@ -84,6 +84,7 @@ static const struct want wants[] = {
     { BUTTON("modem_reset", "modem/power", "{\"mode\":\"reset\"}"), NULL, true },
     { SENSOR("sms_storage_used", "status", "storage.used") },
     { SENSOR("sms_storage_total", "status", "storage.total") },
+    { SENSOR("supply_voltage", "status", "voltage_mv") },
     { "homeassistant/notify/" NODE "/sms/config", NULL, "modem/sms/send",
       "{\"to\":\"" TO "\",\"text\":{{ value | tojson }}}" },
     { "homeassistant/binary_sensor/" NODE "/remote_connected/config", "modem/status", NULL,
@@ -101,8 +102,8 @@ static const struct want wants[] = {
       "\"A\",\"B\",\"C\",\"D\"]" },
 };
 #define N_WANTS (sizeof(wants) / sizeof(wants[0]))
-#define NOTIFY 14                 /* wants[]: off without notify_to */
-#define REMOTE 15                 /* off without a remote broker */
+#define NOTIFY 15                 /* wants[]: off without notify_to */
+#define REMOTE 16                 /* off without a remote broker */
 
 static const char *str(const cJSON *o, const char *key)
 {
@@ -274,6 +275,9 @@ static void test_sensor_classes(void **state)
         { 11, "entity_category", "config" },   /* the restart button */
         { 12, "state_class", "measurement" },     { 12, "entity_category", "diagnostic" },
         { 13, "entity_category", "diagnostic" },
+        { 14, "name", "Supply voltage" },         { 14, "device_class", "voltage" },
+        { 14, "unit_of_measurement", "mV" },      { 14, "state_class", "measurement" },
+        { 14, "entity_category", "diagnostic" },
     };
     char topic[2048], *payload;
     (void)state;

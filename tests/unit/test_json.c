@@ -996,21 +996,26 @@ static void test_event_error(void **state)
 }
 
 /* B/status as the instance fills it: ready with everything known; not
- * ready (nulls); a CSQ without a level (99: dbm and percent null); the
- * remote session's error only when there is one. */
+ * ready (nulls); a CSQ without a level (99: dbm and percent null) and a
+ * cell without its id; the remote session's error only when there is
+ * one. */
 static void test_status(void **state)
 {
     (void)state;
     struct json_status ready = {
         .state = "ready", .sim = "ready", .registration = "home",
-        .operator_name = "Telekom \xe9", .access = "LTE", .csq = 20, .dbm = -73,
-        .percent = 65, .storage_used = 3, .storage_total = 30, .remote = "connected",
+        .operator_name = "Telekom \xe9", .access = "LTE", .lac = "1A2B", .ci = "01C2D3E4",
+        .csq = 20, .dbm = -73,
+        .percent = 65, .storage_used = 3, .storage_total = 30, .voltage_mv = 3978,
+        .remote = "connected",
     };
     char *s = json_status(&ready);
     assert_string_equal(s, "{\"state\":\"ready\",\"sim\":\"ready\",\"registration\":\"home\","
                            "\"operator\":\"Telekom \xc3\xa9\",\"access\":\"LTE\","
+                           "\"cell\":{\"lac\":\"1A2B\",\"ci\":\"01C2D3E4\"},"
                            "\"signal\":{\"csq\":20,\"dbm\":-73,\"percent\":65},"
-                           "\"storage\":{\"used\":3,\"total\":30},\"remote\":\"connected\"}");
+                           "\"storage\":{\"used\":3,\"total\":30},\"voltage_mv\":3978,"
+                           "\"remote\":\"connected\"}");
     free(s);
     struct json_status starting = {
         .state = "starting", .sim = "unknown", .registration = "unknown", .csq = -1,
@@ -1018,17 +1023,19 @@ static void test_status(void **state)
     };
     s = json_status(&starting);
     assert_string_equal(s, "{\"state\":\"starting\",\"sim\":\"unknown\",\"registration\":"
-                           "\"unknown\",\"operator\":null,\"access\":null,"
+                           "\"unknown\",\"operator\":null,\"access\":null,\"cell\":null,"
                            "\"signal\":{\"csq\":null,\"dbm\":null,\"percent\":null},"
-                           "\"storage\":{\"used\":null,\"total\":null},\"remote\":"
-                           "\"disconnected\",\"remote_error\":\"connection refused (5)\"}");
+                           "\"storage\":{\"used\":null,\"total\":null},\"voltage_mv\":null,"
+                           "\"remote\":\"disconnected\",\"remote_error\":\"connection refused (5)\"}");
     free(s);
     struct json_status no_level = ready;
     no_level.csq = 99;
     no_level.percent = -1;
     no_level.operator_name = "";
+    no_level.ci = "";             /* half a cell is none */
     s = json_status(&no_level);
     assert_non_null(strstr(s, "\"operator\":null,"));
+    assert_non_null(strstr(s, "\"cell\":null,"));
     assert_non_null(strstr(s, "\"signal\":{\"csq\":99,\"dbm\":null,\"percent\":null}"));
     free(s);
 }

@@ -123,17 +123,23 @@ static size_t write_next(const char *cmd)
     return i;
 }
 
-/* Writes and answers the oldest outstanding command, which must be `cmd`. */
-static void answer(const char *cmd, const char *line)
+/* Writes the oldest outstanding command, which must be `cmd`, and answers
+ * it with line (NULL: none) and final. */
+static void answer_final(const char *cmd, const char *line, enum at_final final)
 {
     const char *lines[] = { line, NULL };
     const struct at_response rsp = {
-        .final = AT_FINAL_OK, .code = -1, .lines = lines, .n_lines = line ? 1 : 0,
+        .final = final, .code = -1, .lines = lines, .n_lines = line ? 1 : 0,
     };
     size_t i = write_next(cmd);
 
     F.n_done++;
     F.cmds[i].cb(F.cmds[i].ctx, &rsp);
+}
+
+static void answer(const char *cmd, const char *line)
+{
+    answer_final(cmd, line, AT_FINAL_OK);
 }
 
 static void urc(const char *line)
@@ -148,21 +154,37 @@ static void urc(const char *line)
     fail_msg("no URC handler for %s", line);
 }
 
-/* One poll round, the SMS store answering `cpms` (NULL: a module without
- * SMS, where the round has no AT+CPMS?). */
-static void answer_round_cpms(int reg, const char *cops, const char *cpms)
+/* One poll round: the registration answers creg and cereg, the SMS store
+ * cpms (NULL: a module without SMS, where the round has no AT+CPMS?),
+ * AT+CBC cbc with cbc_final; an LTE cell when served. */
+static void answer_round_lines(const char *creg, const char *cereg, const char *cops,
+                               const char *cpms, const char *cbc, enum at_final cbc_final,
+                               bool served)
 {
-    char creg[32], cereg[32];
-
-    snprintf(creg, sizeof(creg), "+CREG: 2,%d", reg);
-    snprintf(cereg, sizeof(cereg), "+CEREG: 2,%d", reg);
     answer("AT+CSQ", "+CSQ: 20,99");
     answer("AT+CREG?", creg);
     answer("AT+CEREG?", cereg);
     answer("AT+COPS?", cops);
     if (cpms)
         answer("AT+CPMS?", cpms);
-    answer("AT+CPSI?", reg == 1 || reg == 5 ? "+CPSI: LTE,Online" : "+CPSI: NO SERVICE,Online");
+    answer_final("AT+CBC", cbc, cbc_final);
+    answer("AT+CPSI?", served ? "+CPSI: LTE,Online" : "+CPSI: NO SERVICE,Online");
+}
+
+/* The same, with both registrations at stat reg (no location). */
+static void answer_round_cbc(int reg, const char *cops, const char *cpms, const char *cbc,
+                             enum at_final cbc_final)
+{
+    char creg[32], cereg[32];
+
+    snprintf(creg, sizeof(creg), "+CREG: 2,%d", reg);
+    snprintf(cereg, sizeof(cereg), "+CEREG: 2,%d", reg);
+    answer_round_lines(creg, cereg, cops, cpms, cbc, cbc_final, reg == 1 || reg == 5);
+}
+
+static void answer_round_cpms(int reg, const char *cops, const char *cpms)
+{
+    answer_round_cbc(reg, cops, cpms, "+CBC: 3.978V", AT_FINAL_OK);
 }
 
 static void answer_round(int reg, const char *cops)
@@ -177,6 +199,19 @@ static const struct status_info *last_published(void)
 {
     assert_true(F.n_published > 0);
     return &F.published[F.n_published - 1];
+}
+
+/* A service whose modem just became ready: its first round queued. */
+static struct status *start_ready(void)
+{
+    const struct status_cbs cbs = { .changed = on_changed };
+    struct status *st;
+
+    memset(&F, 0, sizeof(F));
+    st = status_new(NULL, NULL, 60, &cbs, NULL);
+    assert_non_null(st);
+    status_modem_ready(st, true);
+    return st;
 }
 
 /* A registration URC while a round runs: the round that began before the
@@ -194,29 +229,29 @@ static void test_urc_during_round(void **state)
     st = status_new(NULL, NULL, 60, &cbs, NULL);
     assert_non_null(st);
     status_modem_ready(st, true);
-    assert_int_equal(F.n_cmds, 6);               /* one round queued */
+    assert_int_equal(F.n_cmds, 7);               /* one round queued */
 
     urc("+CREG: 1,\"1A2B\",\"01C2D3E4\"");     /* the network came back */
     urc("+CEREG: 1,\"1A2B\",\"01C2D3E4\",7");
-    assert_int_equal(F.n_cmds, 6);               /* no second round yet */
+    assert_int_equal(F.n_cmds, 7);               /* no second round yet */
     assert_int_equal(F.n_published, 0);          /* nothing from the URC itself */
 
     answer_round(3, "+COPS: 0");                 /* the round saw "denied" */
     assert_int_equal(F.n_published, 1);
     assert_int_equal(F.published[0].reg_stat, 3);
     assert_string_equal(F.published[0].operator_name, "");
-    assert_int_equal(F.n_cmds, 12);              /* exactly one more round */
+    assert_int_equal(F.n_cmds, 14);              /* exactly one more round */
 
     answer_round(1, "+COPS: 0,0,\"Sim Telecom\",7");
     assert_int_equal(F.n_published, 2);
     assert_int_equal(F.published[1].reg_stat, 1);
     assert_string_equal(F.published[1].operator_name, "Sim Telecom");
     assert_string_equal(F.published[1].access, "LTE");
-    assert_int_equal(F.n_cmds, 12);              /* and no further one */
+    assert_int_equal(F.n_cmds, 14);              /* and no further one */
 
     /* Idle: a URC starts a round at once. */
     urc("+CEREG: 5");
-    assert_int_equal(F.n_cmds, 18);
+    assert_int_equal(F.n_cmds, 21);
     answer_round(5, "+COPS: 0,0,\"Roam Net\",7");
     assert_int_equal(F.published[2].reg_stat, 5);
     assert_string_equal(F.published[2].operator_name, "Roam Net");
@@ -401,6 +436,173 @@ static void test_cpms(void **state)
     }
 }
 
+/* AT+CBC answers: the A7670's volts (captures of A7670E/SIM7670G boards:
+ * "+CBC: 3.978V", "+CBC: 3.563V"; some print two decimals), 27.007's
+ * <bcs>,<bcl>,<mV> (SIM800), then what must not be believed. */
+static void test_cbc(void **state)
+{
+    static const struct {
+        const char *line;
+        int ret, mv;
+    } cases[] = {
+        { "+CBC: 3.978V", 0, 3978 },
+        { "+CBC: 3.563V", 0, 3563 },
+        { "+CBC: 3.95V", 0, 3950 },
+        { "+CBC: 4.2V", 0, 4200 },
+        { "+CBC: 4V", 0, 4000 },
+        { "+CBC:3.749V", 0, 3749 },
+        { "+CBC: 12.000V", 0, 12000 },
+        { "+CBC: 0,88,4090", 0, 4090 },            /* 27.007: bcs, bcl, mV */
+        { "+CBC: 1, 100, 4200", 0, 4200 },
+        { "+CBC: 3.978", -EINVAL, -1 },             /* no unit */
+        { "+CBC: 3.978v", -EINVAL, -1 },
+        { "+CBC: 3.9785V", -EINVAL, -1 },           /* more than mV */
+        { "+CBC: 3.V", -EINVAL, -1 },
+        { "+CBC: .978V", -EINVAL, -1 },
+        { "+CBC: V", -EINVAL, -1 },
+        { "+CBC: -3.978V", -EINVAL, -1 },
+        { "+CBC: 123.4V", -EINVAL, -1 },
+        { "+CBC: 25.0V", -EINVAL, -1 },             /* over STATUS_CBC_MV_MAX */
+        { "+CBC: 3.978V,1", -EINVAL, -1 },
+        { "+CBC: \"3.978V\"", -EINVAL, -1 },
+        { "+CBC: 3.978 V", -EINVAL, -1 },
+        { "+CBC: 0,88", -EINVAL, -1 },              /* 27.007 without a voltage */
+        { "+CBC: 0,88,4090,1", -EINVAL, -1 },
+        { "+CBC: 0,88,20001", -EINVAL, -1 },
+        { "+CBC: 4,88,4090", -EINVAL, -1 },         /* bcs 0-3 */
+        { "+CBC: 0,101,4090", -EINVAL, -1 },
+        { "+CBC: 0,88,-1", -EINVAL, -1 },
+        { "+CBC: 3,978V", -EINVAL, -1 },
+        { "+CBC:", -EINVAL, -1 },
+        { "+CSQ: 3.978V", -EINVAL, -1 },
+        { "", -EINVAL, -1 },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int mv = -1;
+        /* An exactly sized copy: ASan sees a read past the end. */
+        char *line = strdup(cases[i].line);
+
+        assert_non_null(line);
+        if (status_parse_cbc(line, &mv) != cases[i].ret || mv != cases[i].mv)
+            fail_msg("%s: expected %d, %d; got %d", cases[i].line, cases[i].ret, cases[i].mv, mv);
+        free(line);
+    }
+}
+
+/* The location in AT+CREG?/AT+CEREG? answers (mode 2) and URCs: A7670
+ * and SIM7600 lines, the manual's spaces; then what must not be
+ * believed. */
+static void test_cell(void **state)
+{
+    static const struct {
+        const char *line;
+        bool urc;
+        int ret;
+        const char *lac, *ci;
+    } cases[] = {
+        { "+CREG: 2,1,\"1A2B\",\"01C2D3E4\",7", false, 0, "1A2B", "01C2D3E4" },
+        { "+CEREG: 2,5,\"5DD2\",\"08C3C00F\",7", false, 0, "5DD2", "08C3C00F" },
+        { "+CREG: 2,1,\"00a1\",\"5e1f\"", false, 0, "00a1", "5e1f" },   /* GSM, no AcT */
+        { "+CEREG: 2, 1, \"1A2B\", \"01C2D3E4\", 7", false, 0, "1A2B", "01C2D3E4" },
+        { "+CEREG: 1,\"1A2B\",\"01C2D3E4\",7", true, 0, "1A2B", "01C2D3E4" },
+        { "+CREG: 2,1", false, -ENOENT, "", "" },                /* no location */
+        { "+CEREG: 0,1", false, -ENOENT, "", "" },
+        { "+CEREG: 2", true, -ENOENT, "", "" },
+        { "+CREG: 2,1,\"1A2B\"", false, -EINVAL, "", "" },       /* no ci */
+        { "+CREG: 2,1,\"1A2B\",", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,1A2B,01C2D3E4", false, -EINVAL, "", "" },   /* unquoted */
+        { "+CREG: 2,1,\"\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,\"1A2G\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,\"1A2B\",\"101C2D3E4\"", false, -EINVAL, "", "" }, /* 9 digits */
+        { "+CREG: 2,1,\"1A\\\"2B\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: 2,1,\"1A2B,\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CREG: x,1,\"1A2B\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+        { "+CSQ: 2,1,\"1A2B\",\"01C2D3E4\"", false, -EINVAL, "", "" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct status_cell cell = { "", "" };
+        char *line = strdup(cases[i].line);
+
+        assert_non_null(line);
+        if (status_parse_cell(line, cases[i].urc, &cell) != cases[i].ret ||
+            strcmp(cell.lac, cases[i].lac) != 0 || strcmp(cell.ci, cases[i].ci) != 0)
+            fail_msg("%s: expected %d %s/%s, got %s/%s", cases[i].line, cases[i].ret,
+                     cases[i].lac, cases[i].ci, cell.lac, cell.ci);
+        free(line);
+    }
+}
+
+/* The published cell is the one of the registration shown: CEREG's on LTE,
+ * else CREG's; unknown when that answer names none. */
+static void test_cell_rounds(void **state)
+{
+    static const struct {
+        const char *creg, *cereg;
+        int reg;
+        const char *lac, *ci;
+    } rounds[] = {
+        { "+CREG: 2,0", "+CEREG: 2,1,\"1A2B\",\"01C2D3E4\",7", 1, "1A2B", "01C2D3E4" },
+        { "+CREG: 2,5,\"00A1\",\"5E1F\"", "+CEREG: 2,2", 5, "00A1", "5E1F" },
+        { "+CREG: 2,2", "+CEREG: 2,2", 2, "", "" },
+        { "+CREG: 2,1,\"00A1\",\"5E1F\"", "+CEREG: 2,5,\"1A2B\",\"01C2D3E4\",7", 5, "1A2B",
+          "01C2D3E4" },
+        { "+CREG: 2,1", "+CEREG: 2,1", 1, "", "" },
+        { "+CREG: 2,0", "+CEREG: 2,1,\"1A2B\",\"0x1C2D3E4\",7", 1, "", "" },
+    };
+    struct status *st = start_ready();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
+        if (i > 0)
+            urc("+CEREG: 1");
+        answer_round_lines(rounds[i].creg, rounds[i].cereg, "+COPS: 0,0,\"Sim Telecom\",7",
+                           CPMS(0, 30), "+CBC: 3.978V", AT_FINAL_OK, true);
+        assert_int_equal(last_published()->reg_stat, rounds[i].reg);
+        assert_string_equal(last_published()->cell.lac, rounds[i].lac);
+        assert_string_equal(last_published()->cell.ci, rounds[i].ci);
+    }
+    status_free(st);
+}
+
+/* The voltage in the published status: read in every round; unknown
+ * before the first, and after an answer that says nothing (ERROR: a
+ * module without AT+CBC, a CME error, OK without the line, garbage). The
+ * round goes on and publishes the rest. */
+static void test_voltage_rounds(void **state)
+{
+    static const struct {
+        const char *line;
+        enum at_final final;
+        int mv;
+    } rounds[] = {
+        { "+CBC: 3.978V", AT_FINAL_OK, 3978 },
+        { NULL, AT_FINAL_ERROR, -1 },
+        { "+CBC: 3.605V", AT_FINAL_OK, 3605 },
+        { NULL, AT_FINAL_CME, -1 },
+        { "+CBC: 0,88,4090", AT_FINAL_OK, 4090 },
+        { NULL, AT_FINAL_OK, -1 },
+        { "+CBC: 3.978V", AT_FINAL_OK, 3978 },
+        { "+CBC: lots", AT_FINAL_OK, -1 },
+    };
+    struct status *st = start_ready();
+
+    (void)state;
+    assert_int_equal(status_get(st)->voltage_mv, -1);     /* until answered */
+    for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
+        if (i > 0)
+            urc("+CEREG: 1");
+        answer_round_cbc(1, "+COPS: 0,0,\"Sim Telecom\",7", CPMS(0, 30), rounds[i].line,
+                         rounds[i].final);
+        assert_int_equal(F.n_published, i + 1);
+        assert_int_equal(last_published()->voltage_mv, rounds[i].mv);
+        assert_string_equal(last_published()->access, "LTE");
+    }
+    assert_int_equal(F.n_done, F.n_cmds);
+    status_free(st);
+}
+
 /* The episode flag: reported when it starts, ended by a store with room. */
 static void test_full_episode(void **state)
 {
@@ -527,10 +729,10 @@ static void test_storage_no_sms(void **state)
     (void)state;
     F.no_sms = true;
     status_modem_ready(st, true);
-    assert_int_equal(F.n_cmds, 5);
+    assert_int_equal(F.n_cmds, 6);
     answer_round_cpms(1, "+COPS: 0", NULL);
     status_storage_refresh(st);
-    assert_int_equal(F.n_cmds, 5);
+    assert_int_equal(F.n_cmds, 6);
     assert_int_equal(last_published()->storage_total, -1);
     status_free(st);
 }
@@ -570,6 +772,10 @@ int main(void)
         cmocka_unit_test(test_storage_episodes),
         cmocka_unit_test(test_storage_refresh_coalesced),
         cmocka_unit_test(test_storage_no_sms),
+        cmocka_unit_test(test_cbc),
+        cmocka_unit_test(test_voltage_rounds),
+        cmocka_unit_test(test_cell),
+        cmocka_unit_test(test_cell_rounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
