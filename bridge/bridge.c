@@ -55,7 +55,8 @@ struct bridge {
 /* --- health socket (core/health.h; `modem2mqtt --health`) and systemd ----------- */
 
 /* The process's health: healthy when every instance is (connected, its
- * modem ready); else the first instance that is not speaks for all. */
+ * modem ready); else the first instance that is not speaks for all, by
+ * its name (with several modems). */
 static void health_now(const struct bridge *b, struct health_info *h)
 {
     *h = (struct health_info){ .mqtt_connected = true, .modem_state = "ready",
@@ -69,8 +70,11 @@ static void health_now(const struct bridge *b, struct health_info *h)
         if (!ih.mqtt_connected && h->mqtt_connected) {
             h->mqtt_connected = false;
             h->modem_state = ih.modem_state;
-        } else if (h->mqtt_connected && strcmp(h->modem_state, "ready") == 0) {
+            h->name = ih.name;
+        } else if (h->mqtt_connected && strcmp(h->modem_state, "ready") == 0 &&
+                   strcmp(ih.modem_state, "ready") != 0) {
             h->modem_state = ih.modem_state;
+            h->name = ih.name;
         }
     }
 }
@@ -100,8 +104,9 @@ static void on_instance_changed(void *ctx)
     if (!b->notify)
         return;
     health_now(b, &h);
-    snprintf(msg, sizeof(msg), "STATUS=broker %s, modem %s",
-             h.mqtt_connected ? "connected" : "disconnected", h.modem_state);
+    snprintf(msg, sizeof(msg), "STATUS=broker %s, modem %s%s%s",
+             h.mqtt_connected ? "connected" : "disconnected", h.name ? h.name : "",
+             h.name ? " " : "", h.modem_state);
     notify_send(b->notify, msg);
 }
 

@@ -109,6 +109,7 @@ void instance_health(const struct instance *inst, struct health_info *h)
         .modem_state = instance_state(inst),
         .fsyncs = inst->journal ? journal_fsyncs(inst->journal) : 0,
         .commands = __atomic_load_n(&inst->commands, __ATOMIC_RELAXED),
+        .name = inst->cfg->name,
     };
 }
 

@@ -26,26 +26,40 @@ int health_format(const struct health_info *h, char *buf, size_t size)
 {
     int n = snprintf(buf, size,
                      "mqtt=%s modem=%s wakeups=%" PRIu64 " fsyncs=%" PRIu64
-                     " commands=%" PRIu64 "\n",
+                     " commands=%" PRIu64 "%s%s\n",
                      h->mqtt_connected ? "connected" : "disconnected", h->modem_state,
-                     h->wakeups, h->fsyncs, h->commands);
+                     h->wakeups, h->fsyncs, h->commands, h->name ? " name=" : "",
+                     h->name ? h->name : "");
     return n < 0 || (size_t)n >= size ? -ENOSPC : 0;
+}
+
+/* "office " from an answer's " name=office" (modem names are one word),
+ * else "": the modem the answer's states are of. */
+static void answer_name(const char *answer, char *name, size_t size)
+{
+    const char *p = strstr(answer, " name=");
+
+    name[0] = '\0';
+    if (p && sscanf(p, " name=%32s", name) == 1 && strlen(name) + 1 < size)
+        strcat(name, " ");
 }
 
 int health_judge(const char *answer, char *msg, size_t size)
 {
-    char mqtt[16], modem[32];
+    char mqtt[16], modem[32], name[40];
 
     if (sscanf(answer, "mqtt=%15s modem=%31s", mqtt, modem) != 2) {
         snprintf(msg, size, "unhealthy: the bridge's answer is not in the expected format");
         return -1;
     }
+    answer_name(answer, name, sizeof(name));
     if (strcmp(mqtt, "connected") != 0) {
-        snprintf(msg, size, "unhealthy: not connected to the broker (modem %s)", modem);
+        snprintf(msg, size, "unhealthy: %snot connected to the broker (modem %s)", name,
+                 modem);
         return -1;
     }
     if (strcmp(modem, "ready") != 0) {
-        snprintf(msg, size, "unhealthy: modem %s (broker connected)", modem);
+        snprintf(msg, size, "unhealthy: modem %s%s (broker connected)", name, modem);
         return -1;
     }
     snprintf(msg, size, "healthy: broker connected, modem ready");

@@ -26,14 +26,16 @@ struct health_info {
     uint64_t wakeups;           /* the loop's poll() returns so far */
     uint64_t fsyncs;            /* the journal's flushes so far */
     uint64_t commands;          /* commands journaled since start */
+    const char *name;           /* with several modems, the one the
+                                   states are of; NULL: the only modem */
 };
 
 /* Pure: "mqtt=<connected|disconnected> modem=<state> wakeups=<n> fsyncs=<n>
- * commands=<n>\n". 0, or -ENOSPC when size is too small. */
+ * commands=<n>[ name=<name>]\n". 0, or -ENOSPC when size is too small. */
 int health_format(const struct health_info *h, char *buf, size_t size);
 
 /* Pure: judges an answer. 0 healthy, -1 not; msg (always set, one line)
- * says why. */
+ * says why, naming the modem when the answer does. */
 int health_judge(const char *answer, char *msg, size_t size);
 
 /* Listens on dir/health.sock (a socket left by a killed bridge is

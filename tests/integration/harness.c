@@ -1816,3 +1816,42 @@ cJSON *h_stats_get_at(const char *file, int line, struct h_env *e, int id)
     h_json_bool_eq_at(file, line, r, "ok", true);
     return r;
 }
+
+int h_run_health(struct h_env *e, char *out, size_t size)
+{
+    char cmd[1024];
+    FILE *p;
+    size_t n;
+    int st;
+
+    snprintf(cmd, sizeof cmd, "timeout 10 '%s' --health -c '%s' 2>&1", M2M_BRIDGE_PATH,
+             e->bridge.config_path);
+    p = popen(cmd, "r");
+    if (!p)
+        h_fail("popen: cannot run %s", cmd);
+    n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    st = pclose(p);
+    if (st < 0 || !WIFEXITED(st))
+        h_fail("'%s' did not exit normally", cmd);
+    return WEXITSTATUS(st);
+}
+
+void h_wait_health_at(const char *file, int line, struct h_env *e, int want_code,
+                       const char *want_text)
+{
+    struct timespec pause = { 0, 50 * 1000 * 1000 };
+    int budget = h_ms(H_TIMEOUT_MS) / 50;
+    char out[512] = "";
+    int code = -1;
+
+    for (int i = 0; i <= budget; i++) {
+        code = h_run_health(e, out, sizeof out);
+        if (code == want_code && strstr(out, want_text))
+            return;
+        nanosleep(&pause, NULL);
+    }
+    h_fail_at(file, line, "--health: exit %d '%s', want exit %d '%s'", code, out, want_code,
+              want_text);
+}

@@ -371,6 +371,16 @@ cJSON *h_retained_json_at(const char *file, int line, struct h_env *e, const cha
 #define h_stats_get(e, id) h_stats_get_at(__FILE__, __LINE__, (e), (id))
 cJSON *h_stats_get_at(const char *file, int line, struct h_env *e, int id);
 
+/* Runs `modem2mqtt --health -c <the bridge's config>`: its exit status,
+ * the first line of its output in out. */
+int h_run_health(struct h_env *e, char *out, size_t size);
+/* The state --health reports changes right after the event a test waits
+ * for (or, for the broker, with no event to wait for): retries until it
+ * exits with code and says text, bounded; else fails the test. */
+#define h_wait_health(e, code, text) h_wait_health_at(__FILE__, __LINE__, (e), (code), (text))
+void h_wait_health_at(const char *file, int line, struct h_env *e, int want_code,
+                      const char *want_text);
+
 /* Marks the test as passed: put it as the test's last statement. */
 #define H_PASS(e) ((e)->passed = true)
 

@@ -18,59 +18,15 @@
 
 static const struct h_env_opts default_opts = { 0 };
 
-/* Runs `modem2mqtt --health -c <config>`; its exit status, output in out. */
-static int run_health(struct h_env *e, char *out, size_t size)
-{
-    char cmd[1024];
-    FILE *p;
-    size_t n;
-    int st;
-
-    snprintf(cmd, sizeof cmd, "timeout 10 '%s' --health -c '%s' 2>&1", M2M_BRIDGE_PATH,
-             e->bridge.config_path);
-    p = popen(cmd, "r");
-    if (!p)
-        h_fail("popen: cannot run %s", cmd);
-    n = fread(out, 1, size - 1, p);
-    out[n] = '\0';
-    out[strcspn(out, "\n")] = '\0';
-    st = pclose(p);
-    if (st < 0 || !WIFEXITED(st))
-        h_fail("'%s' did not exit normally", cmd);
-    return WEXITSTATUS(st);
-}
-
-/* The state the answer reports changes right after the event the test
- * waits for (or, for the broker, with no event to wait for): retry until
- * it says what is expected, bounded. */
-#define wait_health(e, code, text) wait_health_at(__FILE__, __LINE__, (e), (code), (text))
-static void wait_health_at(const char *file, int line, struct h_env *e, int want_code,
-                           const char *want_text)
-{
-    struct timespec pause = { 0, 50 * 1000 * 1000 };
-    int budget = h_ms(H_TIMEOUT_MS) / 50;
-    char out[512] = "";
-    int code = -1;
-
-    for (int i = 0; i <= budget; i++) {
-        code = run_health(e, out, sizeof out);
-        if (code == want_code && strstr(out, want_text))
-            return;
-        nanosleep(&pause, NULL);
-    }
-    h_fail_at(file, line, "--health: exit %d '%s', want exit %d '%s'", code, out, want_code,
-              want_text);
-}
-
 static void test_health_ready(void **state)
 {
     struct h_env *e = *state;
     char out[512];
 
     h_env_up(e, &default_opts);
-    wait_health(e, 0, "healthy: broker connected, modem ready");
+    h_wait_health(e, 0, "healthy: broker connected, modem ready");
     /* Exactly that line, exit 0. */
-    assert_int_equal(run_health(e, out, sizeof out), 0);
+    assert_int_equal(h_run_health(e, out, sizeof out), 0);
     assert_string_equal(out, "healthy: broker connected, modem ready");
     H_PASS(e);
 }
@@ -80,14 +36,14 @@ static void test_health_modem_unplugged(void **state)
     struct h_env *e = *state;
 
     h_env_up(e, &default_opts);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     h_sim_cmd_ok(&e->sim, "unplug", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
                                         H_TIMEOUT_MS));
-    wait_health(e, 1, "unhealthy: modem unavailable (broker connected)");
+    h_wait_health(e, 1, "unhealthy: modem unavailable (broker connected)");
     h_sim_cmd_ok(&e->sim, "replug", NULL, 0);
     h_wait_modem_ready(e);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     H_PASS(e);
 }
 
@@ -96,12 +52,12 @@ static void test_health_broker_gone(void **state)
     struct h_env *e = *state;
 
     h_env_up(e, &default_opts);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     h_broker_stop(&e->broker);
-    wait_health(e, 1, "unhealthy: not connected to the broker (modem ready)");
+    h_wait_health(e, 1, "unhealthy: not connected to the broker (modem ready)");
     h_broker_restart(&e->broker);
     h_mqtt_reconnect(&e->mqtt, H_READY_TIMEOUT_MS);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     H_PASS(e);
 }
 
@@ -110,10 +66,10 @@ static void test_health_bridge_stopped(void **state)
     struct h_env *e = *state;
 
     h_env_up(e, &default_opts);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     /* A clean stop removes the socket: "not running". */
     h_bridge_stop(&e->bridge);
-    wait_health(e, 1, "(bridge not running?)");
+    h_wait_health(e, 1, "(bridge not running?)");
     H_PASS(e);
 }
 
@@ -124,11 +80,11 @@ static void test_health_bridge_killed(void **state)
     struct h_env *e = *state;
 
     h_env_up(e, &default_opts);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     h_bridge_kill(&e->bridge);
-    wait_health(e, 1, "(bridge not running?)");
+    h_wait_health(e, 1, "(bridge not running?)");
     h_bridge_start(&e->bridge, &e->broker, &e->sim, e->base, NULL);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     H_PASS(e);
 }
 
@@ -190,7 +146,7 @@ static void test_idle_no_wakeups(void **state)
     uint64_t w0, w1, io0, io1;
 
     h_env_up(e, &o);
-    wait_health(e, 0, "healthy");
+    h_wait_health(e, 0, "healthy");
     /* The start-up settles (bring-up, first poll, SIM listing, discovery):
      * wait until a query follows the previous one with no wakeup between,
      * bounded. */
@@ -298,7 +254,7 @@ static void test_health_bad_config(void **state)
     assert_non_null(f);
     fputs("{\"state_dir\": 7}\n", f);
     fclose(f);
-    assert_int_equal(run_health(e, out, sizeof out), 2);
+    assert_int_equal(h_run_health(e, out, sizeof out), 2);
     assert_non_null(strstr(out, "state_dir: expected"));
     H_PASS(e);
 }

@@ -217,6 +217,8 @@ static void test_hung_modem_delays_nothing(void **state)
     cJSON_Delete(r);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, "m2mtest/a/status", "state", "unavailable",
                                         h_ms(H_TIMEOUT_MS)));
+    /* The container's health check names the modem that is not well. */
+    h_wait_health(e, 1, "unhealthy: modem a unavailable (broker connected)");
 
     /* Back: a is ready again and takes commands. */
     h_sim_cmd_ok(&e->sim, "replug", NULL, 0);

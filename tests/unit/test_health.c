@@ -34,6 +34,15 @@ static const struct judge_case judge_cases[] = {
     { "mqtt=connected modem=starting\n", -1, "modem starting" },
     { "mqtt=connected modem=unavailable\n", -1, "modem unavailable" },
     { "mqtt=connected modem=sim_locked\n", -1, "modem sim_locked" },
+    /* Several modems: the one that is not well is named. */
+    { "mqtt=connected modem=unavailable wakeups=1 fsyncs=2 commands=3 name=garage\n", -1,
+      "unhealthy: modem garage unavailable (broker connected)" },
+    { "mqtt=disconnected modem=ready wakeups=1 fsyncs=2 commands=3 name=office\n", -1,
+      "unhealthy: office not connected to the broker (modem ready)" },
+    { "mqtt=connected modem=ready commands=3 name=abcdefghijklmnopqrstuvwxyz012345\n", 0,
+      "healthy" },
+    { "mqtt=connected modem=starting name=abcdefghijklmnopqrstuvwxyz012345\n", -1,
+      "modem abcdefghijklmnopqrstuvwxyz012345 starting" },
     { "", -1, "format" },
     { "garbage\n", -1, "format" },
     { "mqtt=connected\n", -1, "format" },
@@ -67,6 +76,11 @@ static void test_format(void **state)
                         "mqtt=connected modem=ready wakeups=7 fsyncs=18446744073709551615 "
                         "commands=0\n");
     assert_int_equal(health_format(&h, buf, 10), -ENOSPC);
+
+    const struct health_info named = { true, "unavailable", 1, 2, 3, "garage" };
+    assert_int_equal(health_format(&named, buf, sizeof buf), 0);
+    assert_string_equal(buf, "mqtt=connected modem=unavailable wakeups=1 fsyncs=2 "
+                             "commands=3 name=garage\n");
 }
 
 struct server {
