@@ -101,6 +101,7 @@ static const char *cme_text(int code)
         {20, "memory full"},            {21, "invalid index"},
         {22, "not found"},              {23, "memory failure"},
         {30, "no network service"},     {31, "network timeout"},
+        {32, "network not allowed - emergency calls only"},
         {50, "incorrect parameters"},   {100, "unknown"},
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
