@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++) {
         check(ops[i].stat <= NETWORK_FORBIDDEN, "stat out of 0-3");
         check(terminated(ops[i].name, sizeof(ops[i].name)), "name not terminated");
-        check(terminated(ops[i].short_name, sizeof(ops[i].short_name)), "short name not terminated");
+        check(terminated(ops[i].short_name, sizeof(ops[i].short_name)),
+              "short name not terminated");
         check(terminated(ops[i].mccmnc, sizeof(ops[i].mccmnc)) &&
                   network_mccmnc_valid(ops[i].mccmnc),
               "mccmnc not 5-6 digits");
