@@ -28,6 +28,7 @@ static void on_status(void *ctx, const struct status_info *info)
 {
     (void)info;
     events_status(ctx);
+    cmd_network_status(ctx);
 }
 
 /* The status poll's timer: the SMS safety drain rides on it (a +CMTI lost

@@ -22,7 +22,8 @@
  *   cmd_modem.c  B/ussd/send, B/modem/power, B/at/send
  *   cmd_remote.c B/remote/..., remote.forward, remote messages
  *   cmd_stats.c  the counters, B/stats, B/stats/get, /metrics
- *   cmd_ha.c     B/ha/...: Home Assistant's text fields and buttons */
+ *   cmd_ha.c     B/ha/...: Home Assistant's text fields and buttons
+ *   cmd_network.c B/network/..., modem.roaming */
 #ifndef M2M_INSTANCE_INT_H
 #define M2M_INSTANCE_INT_H
 
@@ -145,6 +146,10 @@ struct instance {
     /* cmd_ha.c */
     char *ha_field[HA_FIELDS];    /* their last values, NULL when not set */
 
+    /* cmd_network.c */
+    bool scanning;                /* AT+COPS=? runs or waits */
+    bool roaming_refused;         /* roaming with modem.roaming false (told on B/error) */
+
     /* cmd_stats.c */
     struct stats stats;           /* B/stats and /metrics (core/stats.h) */
     struct stats stats_said;      /* the counters B/stats last published */
@@ -262,6 +267,16 @@ bool cmd_ha_field(struct instance *inst, const struct mqtt_link_msg *m);
 void cmd_ha_sms_send(struct instance *inst, struct command *cmd, struct route_req *req);
 void cmd_ha_call_dial(struct instance *inst, struct command *cmd, struct route_req *req);
 void cmd_ha_free(struct instance *inst);
+
+/* cmd_network.c */
+void cmd_network_scan(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_network_select(struct instance *inst, struct command *cmd, struct route_req *req);
+/* Outgoing SMS, calls and USSD are refused now (roaming, modem.roaming
+ * false); cmd_network_refusal() says why. */
+bool cmd_network_refuses(const struct instance *inst);
+const char *cmd_network_refusal(void);
+/* B/status changed: roaming episodes (B/error once each). */
+void cmd_network_status(struct instance *inst);
 
 /* cmd_stats.c */
 void cmd_stats_count(struct instance *inst, enum stats_counter c);

@@ -47,13 +47,14 @@ static int64_t pool_retry_fired(void *ctx)
     return 0;
 }
 
-/* In the pool while connected and ready, out of it otherwise: a modem that
- * cannot send leaves the work to the others. One join or leave at a time;
+/* In the pool while connected and ready (and not refusing to send while
+ * roaming), out of it otherwise: a modem that cannot send leaves the work
+ * to the others. One join or leave at a time;
  * the answer calls this again, so the last state asked for wins. force: a
  * new connection (the broker's session may hold either). */
 void pool_update(struct instance *inst, bool force)
 {
-    bool want = modem_state(inst->modem) == MODEM_READY;
+    bool want = modem_state(inst->modem) == MODEM_READY && !cmd_network_refuses(inst);
     char filter[TOPIC_MAX];
     int r;
 

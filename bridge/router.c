@@ -55,6 +55,11 @@ static int parse_power(const cJSON *root, struct route_req *q, struct m2m_error 
     return json_parse_modem_power(root, &q->power, err);
 }
 
+static int parse_select(const cJSON *root, struct route_req *q, struct m2m_error *err)
+{
+    return json_parse_network_select(root, &q->text, err);
+}
+
 static int parse_at(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
     return json_parse_at_send(root, &q->text, err);
@@ -73,21 +78,23 @@ static int parse_empty(const cJSON *root, struct route_req *q, struct m2m_error 
  * Those of later releases answer "unsupported" rather than nothing, so a
  * script never waits in vain. */
 static const struct route routes[] = {
-    { "sms/send", parse_sms, cmd_sms_send, 0, cmd_sms_left },
-    { "call/dial", parse_dial, cmd_call_dial, 0, NULL },
+    { "sms/send", parse_sms, cmd_sms_send, ROUTE_HOME_ONLY, cmd_sms_left },
+    { "call/dial", parse_dial, cmd_call_dial, ROUTE_HOME_ONLY, NULL },
     { "call/answer", parse_empty, cmd_call_answer, 0, NULL },
     { "call/hangup", parse_empty, cmd_call_hangup, 0, NULL },
     { "call/dtmf", parse_dtmf, cmd_call_dtmf, 0, NULL },
-    { "ussd/send", parse_ussd, cmd_ussd_send, 0, NULL },
+    { "ussd/send", parse_ussd, cmd_ussd_send, ROUTE_HOME_ONLY, NULL },
     { "remote/publish", parse_publish, cmd_remote_publish, 0, NULL },
     { "remote/subscribe", parse_subscribe, cmd_remote_subscribe, 0, NULL },
     { "remote/unsubscribe", parse_unsubscribe, cmd_remote_unsubscribe, 0, NULL },
     { "modem/power", parse_power, cmd_modem_power, ROUTE_ANY_STATE, NULL },
     { "at/send", parse_at, cmd_at_send, ROUTE_RAW_AT, NULL },
     { "stats/get", parse_empty, cmd_stats_get, ROUTE_ANY_STATE | ROUTE_NO_MODEM, NULL },
+    { "network/scan", parse_empty, cmd_network_scan, 0, NULL },
+    { "network/select", parse_select, cmd_network_select, 0, NULL },
     /* Home Assistant's buttons: the request is made of its text fields. */
-    { "ha/sms/send", parse_empty, cmd_ha_sms_send, 0, NULL },
-    { "ha/call/dial", parse_empty, cmd_ha_call_dial, 0, NULL },
+    { "ha/sms/send", parse_empty, cmd_ha_sms_send, ROUTE_HOME_ONLY, NULL },
+    { "ha/call/dial", parse_empty, cmd_ha_call_dial, ROUTE_HOME_ONLY, NULL },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -163,7 +170,8 @@ static struct command *command_new(struct instance *inst, const struct held *h)
  * may have taken effect is answered, never run a second time. The checks
  * in the order of their answers: the payload, a restart, the modem's
  * state, raw AT, the route's parser; nothing reaches the line before all
- * passed. */
+ * passed, a roaming refusal (modem.roaming) last: bad input is told
+ * first. */
 void router_dispatch(struct instance *inst, const struct held *h)
 {
     const struct route *r = router_find(inst->cfg, h->topic);
@@ -195,6 +203,8 @@ void router_dispatch(struct instance *inst, const struct held *h)
         command_fail(cmd, "not_allowed", "raw AT commands are disabled (allow_raw_at)");
     } else if (r->parse(req.root, &req, &err) < 0) {
         command_finish(cmd, NULL, &err);
+    } else if ((r->flags & ROUTE_HOME_ONLY) && cmd_network_refuses(inst)) {
+        command_fail(cmd, "not_allowed", cmd_network_refusal());
     } else {
         log_debug("command %s", h->topic);
         cmd->started = h->started;

@@ -31,7 +31,7 @@ struct route_req {
         } subscribe;
         const char *text;         /* call/dial "to", call/dtmf "digits", ussd/send
                                      "code", at/send "command", remote/unsubscribe
-                                     "topic" */
+                                     "topic", network/select "mccmnc" (NULL: auto) */
         enum json_power_mode power;
     };
 };
@@ -56,6 +56,9 @@ struct route {
 #define ROUTE_NO_MODEM 2u
 /* Raw AT: answered "not_allowed" unless allow_raw_at. */
 #define ROUTE_RAW_AT 4u
+/* Costs money abroad (an outgoing SMS, call or USSD): answered
+ * "not_allowed" while roaming with modem.roaming false. */
+#define ROUTE_HOME_ONLY 8u
 
 /* The route of topic under cfg's base topic, or of the pool's shared
  * topic (mqtt.pool): NULL when it is no command topic. */

@@ -56,6 +56,7 @@ static int set_defaults(struct config *cfg)
     cfg->modem.baud = 115200;
     cfg->modem.status_interval = 60;
     cfg->modem.command_timeout_ms = 5000;
+    cfg->modem.roaming = true;
     cfg->sms.max_parts = 6;
     cfg->sms.rate_per_hour = 60;
     cfg->remote.keepalive = 120;

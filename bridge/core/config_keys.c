@@ -457,6 +457,7 @@ static const struct key modem_keys[] = {
     INT("status_interval", modem.status_interval, 5, 86400),
     /* AT+CMGS alone can take 40 s; 10 minutes is beyond any command. */
     INT("command_timeout_ms", modem.command_timeout_ms, 100, 600000),
+    BOOL("roaming", modem.roaming),
     {0},
 };
 

@@ -556,3 +556,9 @@ const struct status_info *status_get(const struct status *st)
 {
     return &st->info;
 }
+
+void status_refresh(struct status *st)
+{
+    if (st->ready)
+        poll_now(st);
+}

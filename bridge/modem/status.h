@@ -94,6 +94,10 @@ void status_modem_ready(struct status *st, bool ready);
 
 const struct status_info *status_get(const struct status *st);
 
+/* Something changed the registration (a new operator chosen): a round
+ * now, as a registration URC starts one. Nothing while not ready. */
+void status_refresh(struct status *st);
+
 /* The poll round's script (at/script.h), for a unit test that checks the
  * labels of every script. */
 const struct at_script *status_poll_script(void);

@@ -145,6 +145,13 @@ static const struct entity entities[] = {
       .event_types = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "A", "B", "C",
                        "D" },
       .value_template = "{{ dict(value_json, event_type=value_json.digit) | tojson }}" },
+    /* The serving cell: "cell" is null while the module names none. */
+    { .component = "sensor", .key = "cell_id", .name = "Cell", .state = "status",
+      .value_template = "{{ value_json.cell.ci if value_json.cell else none }}",
+      .icon = "mdi:radio-tower", .category = "diagnostic" },
+    { .component = "sensor", .key = "cell_lac", .name = "Location area", .state = "status",
+      .value_template = "{{ value_json.cell.lac if value_json.cell else none }}",
+      .icon = "mdi:map-marker-radius", .category = "diagnostic" },
 };
 #define N_ENTITIES (sizeof(entities) / sizeof(entities[0]))
 _Static_assert(N_ENTITIES <= HASS_MAX_ENTITIES, "HASS_MAX_ENTITIES too small");

@@ -123,6 +123,11 @@ enum json_power_mode { JSON_POWER_FULL = 0, JSON_POWER_MIN, JSON_POWER_RESET };
 int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
                            struct m2m_error *err);
 
+/* B/network/select: {"mode":"auto"} or {"mccmnc":"26201"} (5 or 6
+ * digits), exactly one of them (invalid_request naming the field
+ * otherwise). *mccmnc is borrowed, NULL for "auto". */
+int json_parse_network_select(const cJSON *root, const char **mccmnc, struct m2m_error *err);
+
 /* B/at/send: "command" one AT command line, the only check it gets
  * (invalid_request naming the reason, nothing sent otherwise):
  * 2-JSON_AT_MAX printable ASCII characters (no CR, LF, BEL, BS, Ctrl-Z,

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "core/topic.h"
+#include "modem/network.h"
 #include "modem/sms.h"
 
 /* %s: the field ("to", "to[2]"). */
@@ -367,6 +368,32 @@ int json_parse_modem_power(const cJSON *root, enum json_power_mode *mode,
         }
     }
     m2m_error_set(err, "invalid_request", "'mode' must be \"full\", \"min\" or \"reset\"");
+    return -EINVAL;
+}
+
+int json_parse_network_select(const cJSON *root, const char **mccmnc, struct m2m_error *err)
+{
+    static const char *const allowed[] = {"mode", "mccmnc", NULL};
+    const char *mode = NULL;
+
+    *mccmnc = NULL;
+    if (json_check_fields(root, allowed, err) || get_string(root, "mode", false, &mode, err) ||
+        get_string(root, "mccmnc", false, mccmnc, err))
+        return -EINVAL;
+    if (mode && *mccmnc) {
+        m2m_error_set(err, "invalid_request", "give either 'mode' or 'mccmnc', not both");
+    } else if (mode) {
+        if (strcmp(mode, "auto") == 0)
+            return 0;
+        m2m_error_set(err, "invalid_request", "'mode' must be \"auto\" (or give 'mccmnc')");
+    } else if (!*mccmnc) {
+        m2m_error_set(err, "invalid_request", "missing field 'mccmnc' (or 'mode':\"auto\")");
+    } else if (network_mccmnc_valid(*mccmnc)) {
+        return 0;
+    } else {
+        m2m_error_set(err, "invalid_request", "'mccmnc' must be 5 or 6 digits, e.g. \"26201\"");
+    }
+    *mccmnc = NULL;
     return -EINVAL;
 }
 

@@ -159,6 +159,26 @@ def ussd():
         write("ussd", b"\x01" + line)
 
 
+def network():
+    # AT+COPS=? answers (first byte: bit 0 names in UCS-2 hex, bits 1-3
+    # the operators kept), and what the decoder must refuse.
+    lines = [
+        b"+COPS: (2,\"Telekom.de\",\"TDG\",\"26201\",7),(1,\"Vodafone.de\",\"Vodafone\","
+        b"\"26202\",7),(3,\"o2 - de\",\"o2 - de\",\"26203\",7),,(0-4),(0-2)",
+        b"+COPS: (2,\"CHINA MOBILE\",\"CMCC\",\"46000\",7),,(0,1,2,3,4),(0,1,2)",
+        b"+COPS: (1,\"Orange F, (test)\",\"OF),(\",\"20801\",7),,(0-4),(0-2)",
+        b"+COPS: (2,\"T-Mobile D\",\"TMO D\",\"26201\"),(3, \"E-Plus\", \"E-Plus\", \"26203\"),,",
+        b"+COPS: (1,,,\"90128\",7),,(0-4),(0-2)", b"+COPS: ,,(0-4),(0-2)",
+        b"+COPS: 0,0,\"Telekom.de\",7", b"+COPS: (2,\"Telekom.de\",\"TDG\",\"2620A\",7)",
+        b"+COPS: (2,\"Telekom.de\",\"TDG\",\"26201\",7", b"+COPS: (0-4),(0-2)",
+    ]
+    for line in lines:
+        write("network", b"\x06" + line)
+        write("network", b"\x02" + line)
+    write("network", b"\x07+COPS: (2,\"00540065006C0065006B006F006D002E00640065\",\"005400440047\","
+                     b"\"26201\",7),,(0-4),(0-2)")
+
+
 def call():
     # +RXDTMF as the module prints it, and what the reader must refuse.
     lines = [
@@ -315,6 +335,7 @@ if __name__ == "__main__":
     chat()
     json_()
     ussd()
+    network()
     call()
     status()
     result()

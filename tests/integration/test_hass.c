@@ -36,6 +36,7 @@ static const struct {
     { "text", "call_to", true },      { "button", "call_dial" },
     { "button", "call_answer" },      { "button", "call_hangup" },
     { "event", "call_dtmf" },
+    { "sensor", "cell_id" },          { "sensor", "cell_lac" },
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 

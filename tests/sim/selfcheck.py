@@ -177,6 +177,29 @@ def main():
     check(s.read_until(b"7\r\n") == b'\r\n+CREG: 1,"1A2B","01C2D3E4",7\r\n', "+CREG URC n=2")
     check(s.at("AT+COPS?") == b'\r\n+COPS: 0,0,"Sim Telecom",7\r\n\r\nOK\r\n', "COPS?")
     check(b"+CPSI: LTE,Online,262-01" in s.at("AT+CPSI?"), "CPSI?")
+    # Networks: a search that holds the line, then the choice
+    scan = (b'\r\n+COPS: (2,"Sim Telecom","SimTel","26201",7),(1,"Vodafone.de","Vodafone",'
+            b'"26202",7),(3,"Telefonica (O2), DE","o2 - de","26203",2),,(0-4),(0-2)\r\n\r\nOK\r\n')
+    check(s.ctl("scan-ms 400") == "ok", "scan-ms control")
+    t0 = time.time()
+    s.send(b"AT+COPS=?\rAT+CSQ\r")
+    got = s.read_until(b"OK\r\n")
+    check(got == scan and time.time() - t0 >= 0.35, "COPS=? after scan-ms, the list")
+    check(s.event("scan done") == "scan done", "scan done event")
+    check(s.read_until(b"OK\r\n") == b"\r\n+CSQ: 7,99\r\n\r\nOK\r\n", "CSQ waited for the scan")
+    s.at("AT+CMEE=1")
+    check(s.at('AT+COPS=1,2,"26202"') == b"\r\nOK\r\n", "COPS manual")
+    check(s.event("cops manual") == "cops manual 26202", "cops manual event")
+    check(s.at("AT+COPS?") == b'\r\n+COPS: 1,0,"Vodafone.de",7\r\n\r\nOK\r\n', "COPS? manual")
+    check(b'(1,"Sim Telecom","SimTel","26201",7),(2,"Vodafone.de"' in s.at("AT+COPS=?"),
+          "COPS=? current follows the choice")
+    check(s.at('AT+COPS=1,2,"26203"', b": 32\r\n") == b"\r\n+CME ERROR: 32\r\n",
+          "COPS forbidden -> 32")
+    check(s.at('AT+COPS=1,2,"99999"', b": 30\r\n") == b"\r\n+CME ERROR: 30\r\n",
+          "COPS not in reach -> 30")
+    check(s.at("AT+COPS=0") == b"\r\nOK\r\n" and s.event("cops auto") == "cops auto", "COPS auto")
+    check(s.at("AT+COPS?") == b'\r\n+COPS: 0,0,"Sim Telecom",7\r\n\r\nOK\r\n', "COPS? auto")
+    s.at("AT+CMEE=0")
     # CMEE
     check(s.at('AT+CPIN="1234"', b"ERROR\r\n") == b"\r\nERROR\r\n", "CMEE=0: ERROR")
     s.at("AT+CMEE=1")

@@ -363,6 +363,7 @@ static const struct sim_ctl *const ctl_tables[] = {
     sim_sms_ctls,
     sim_call_ctls,
     sim_ussd_ctls,
+    sim_network_ctls,
     sim_cmqtt_ctls,
 };
 

@@ -9,6 +9,7 @@
  *                through static const command tables; boot, SIM card,
  *                registration, identity commands
  *   sim_sms.c    the SIM's SMS store, AT+CMG* and the SMS control commands
+ *   sim_network.c AT+COPS: the operators in reach, the search, the choice
  *   sim_util.c   hex, parameter lists, numbers, the clock
  *
  * A feature (calls, USSD, CMQTT...) is one more sim_<feature>.c with its own
@@ -218,6 +219,13 @@ struct sim_ussd {
     char pending[2 * SIM_USSD_TEXT_MAX + 64]; /* the URC after the OK */
 };
 
+/* AT+COPS (sim_network.c) */
+struct sim_network {
+    int scan_ms;                 /* AT+COPS=? search time (`scan-ms`, default 3000) */
+    int current;                 /* the operator registered on (its index) */
+    bool manual;                 /* AT+COPS=1 chose it */
+};
+
 struct sim {
     struct sim_opts opt;
     enum sim_phase phase;
@@ -268,6 +276,7 @@ struct sim {
     struct sim_cmqtt *cmqtt;     /* sim_cmqtt.c (paho client, event queue) */
     struct sim_call call;
     struct sim_ussd ussd;
+    struct sim_network net;
     bool radio_off;              /* AT+CFUN=0: not registered, no signal */
     /* `urc-in`: a URC written inside the answer of the next command that
      * starts with the prefix (after its echo, before its first line);
@@ -384,6 +393,14 @@ void sim_ussd_reset(struct sim *s);
 
 extern const struct sim_cmd sim_ussd_cmds[];
 extern const struct sim_ctl sim_ussd_ctls[];
+
+/* ---- sim_network.c ---- */
+
+/* Boot: back to automatic selection; the `scan-ms` setting stays. */
+void sim_network_reset(struct sim *s);
+
+extern const struct sim_cmd sim_network_cmds[];
+extern const struct sim_ctl sim_network_ctls[];
 
 /* ---- sim_power.c ---- */
 

@@ -40,6 +40,7 @@ static const struct sim_cmd *const cmd_tables[] = {
     sim_sms_cmds,
     sim_call_cmds,
     sim_ussd_cmds,
+    sim_network_cmds,
     sim_power_cmds,
     sim_cmqtt_cmds,
 };
@@ -100,6 +101,7 @@ static const char *cme_text(int code)
         {20, "memory full"},            {21, "invalid index"},
         {22, "not found"},              {23, "memory failure"},
         {30, "no network service"},     {31, "network timeout"},
+        {32, "network not allowed - emergency calls only"},
         {50, "incorrect parameters"},   {100, "unknown"},
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
@@ -526,6 +528,7 @@ static void forget_session(struct sim *s)
     sim_sms_reset(s);
     sim_call_reset(s);
     sim_ussd_reset(s);
+    sim_network_reset(s);
     sim_cmqtt_reset(s);
     s->radio_off = false;        /* a module boots with AT+CFUN=1 */
 }
@@ -799,30 +802,6 @@ static struct sim_result cmd_cbc(struct sim *s, const struct sim_at *at)
     return SIM_RES_OK;
 }
 
-static struct sim_result cmd_cops(struct sim *s, const struct sim_at *at)
-{
-    switch (at->kind) {
-    case SIM_AT_QUERY:
-        if (sim_registered(s)) {
-            /* <oper> is a string parameter: UCS-2 hex under AT+CSCS="UCS2". */
-            char hex[4 * sizeof(s->operator_name) + 1];
-            sim_info(s, "+COPS: 0,0,\"%s\",7", sim_te_str(s, s->operator_name, hex, sizeof(hex)));
-        } else {
-            sim_info(s, "+COPS: 0");
-        }
-        return SIM_RES_OK;
-    case SIM_AT_TEST:
-        sim_info(s, "+COPS: (2,\"%s\",\"SimTel\",\"26201\",7),,(0-4),(0-2)",
-                 s->operator_name);
-        return SIM_RES_OK;
-    case SIM_AT_SET:
-        return SIM_RES_OK;
-    case SIM_AT_EXEC:
-    default:
-        return SIM_RES_ERROR;
-    }
-}
-
 static struct sim_result cmd_cpsi(struct sim *s, const struct sim_at *at)
 {
     switch (at->kind) {
@@ -921,7 +900,6 @@ const struct sim_cmd sim_modem_cmds[] = {
     {"+CEREG", false, 0, cmd_cereg},
     {"+CSQ", false, 0, cmd_csq},
     {"+CBC", false, 0, cmd_cbc},
-    {"+COPS", false, 0, cmd_cops},
     {"+CPSI", false, 0, cmd_cpsi},
     {"+CGATT", false, 0, cmd_cgatt},
     {"+CGDCONT", false, 0, cmd_cgdcont},

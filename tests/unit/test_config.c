@@ -83,6 +83,7 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_list(d, "modem.init", c->modem.init, c->modem.n_init);
     dump_line(d, "modem.status_interval=%d\n", c->modem.status_interval);
     dump_line(d, "modem.command_timeout_ms=%d\n", c->modem.command_timeout_ms);
+    dump_line(d, "modem.roaming=%d\n", c->modem.roaming);
     dump_list(d, "sms.allow_to", c->sms.allow_to, c->sms.n_allow_to);
     dump_line(d, "sms.max_parts=%d\n", c->sms.max_parts);
     dump_line(d, "sms.rate_per_hour=%d\n", c->sms.rate_per_hour);
@@ -141,6 +142,7 @@ static const char DEFAULTS[] =
     "modem.init=[]\n"
     "modem.status_interval=60\n"
     "modem.command_timeout_ms=5000\n"
+    "modem.roaming=1\n"
     "sms.allow_to=[*]\n"
     "sms.max_parts=6\n"
     "sms.rate_per_hour=60\n"
@@ -239,11 +241,11 @@ static const struct build_case build_cases[] = {
                 "mqtt.homeassistant.prefix=ha", "mqtt.password=(null)"}},
     {.json = "{\"modem\":{\"port\":\"/dev/serial/by-id/usb-SimTech-if02\",\"baud\":921600,"
              "\"pin\":\"1234\",\"apn\":\"internet.t-mobile\",\"init\":[\"AT+CSCLK=0\",\"at+cgreg=2\"],"
-             "\"status_interval\":300,\"command_timeout_ms\":10000}}",
+             "\"status_interval\":300,\"command_timeout_ms\":10000,\"roaming\":false}}",
      .expect = {"modem.port=/dev/serial/by-id/usb-SimTech-if02", "modem.baud=921600",
                 "modem.pin=1234", "modem.apn=internet.t-mobile",
                 "modem.init=[AT+CSCLK=0,at+cgreg=2]", "modem.status_interval=300",
-                "modem.command_timeout_ms=10000"}},
+                "modem.command_timeout_ms=10000", "modem.roaming=0"}},
     /* national numbers and short codes: exactly, or by a digit prefix */
     {.json = "{\"sms\":{\"allow_to\":[\"*\",\"8888\",\"11\",\"0*\",\"11*\",\"01711234567\","
              "\"12345678901234567890\",\"12345678901234567890*\"]},"
@@ -558,6 +560,8 @@ static const struct build_case build_cases[] = {
     {.json = "{\"modem\":{\"status_interval\":86401}}", .err = "modem.status_interval: expected integer 5-86400"},
     {.json = "{\"modem\":{\"command_timeout_ms\":99}}", .err = "modem.command_timeout_ms: expected integer 100-600000"},
     {.json = "{\"modem\":{\"command_timeout_ms\":true}}", .err = "modem.command_timeout_ms: expected integer 100-600000"},
+    {.json = "{\"modem\":{\"roaming\":\"no\"}}", .err = "modem.roaming: expected boolean"},
+    {.json = "{\"modem\":{\"roaming\":0}}", .err = "modem.roaming: expected boolean"},
 
     /* ---- sms, calls ---- */
     {.json = "{\"sms\":{\"allow_to\":\"*\"}}", .err = "sms.allow_to: expected array"},

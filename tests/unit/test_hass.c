@@ -100,6 +100,8 @@ static const struct want wants[] = {
       "event_type=value_json.digit",
       "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"*\",\"#\","
       "\"A\",\"B\",\"C\",\"D\"]" },
+    { SENSOR("cell_id", "status", "value_json.cell.ci if value_json.cell else none") },
+    { SENSOR("cell_lac", "status", "value_json.cell.lac if value_json.cell else none") },
 };
 #define N_WANTS (sizeof(wants) / sizeof(wants[0]))
 #define NOTIFY 15                 /* wants[]: off without notify_to */
@@ -278,6 +280,8 @@ static void test_sensor_classes(void **state)
         { 14, "name", "Supply voltage" },         { 14, "device_class", "voltage" },
         { 14, "unit_of_measurement", "mV" },      { 14, "state_class", "measurement" },
         { 14, "entity_category", "diagnostic" },
+        { 25, "name", "Cell" },                   { 25, "entity_category", "diagnostic" },
+        { 26, "name", "Location area" },          { 26, "entity_category", "diagnostic" },
     };
     char topic[2048], *payload;
     (void)state;

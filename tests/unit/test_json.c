@@ -26,6 +26,7 @@ enum parser {
     P_SUB,
     P_UNSUB,
     P_POWER,
+    P_SELECT,
     P_AT,
 };
 
@@ -126,6 +127,14 @@ static int run_parser(enum parser p, const cJSON *root, char *out, size_t size,
             snprintf(out, size, "mode=%d", (int)mode);
         return rc;
     }
+    case P_SELECT:
+        s = "-";
+        rc = json_parse_network_select(root, &s, err);
+        if (!rc)
+            snprintf(out, size, "mccmnc=%s", s ? s : "auto");
+        else
+            assert_null(s);
+        return rc;
     case P_AT:
         rc = json_parse_at_send(root, &s, err);
         if (!rc)
@@ -167,6 +176,7 @@ static const char AT_SEMI_MSG[] = "'command' must be one command: ';' is not all
 #define AT_PROMPT_MSG(cmd) \
     "'command' must not use AT" cmd ": it opens a '>' data prompt, which at/send cannot fill"
 static const char POWER_MSG[] = "'mode' must be \"full\", \"min\" or \"reset\"";
+static const char MCCMNC_MSG[] = "'mccmnc' must be 5 or 6 digits, e.g. \"26201\"";
 static const char QOS_MSG[] = "'qos' must be 0, 1 or 2";
 static const char ID_MSG[] = "'id' must be a string or a number";
 static const char BIN[] = "invalid_request";
@@ -425,6 +435,22 @@ static const struct cmd_case cmd_cases[] = {
     {P_POWER, "{\"mode\":1}", BIN, "'mode' must be a string"},
     {P_POWER, "{}", BIN, "missing field 'mode'"},
     {P_POWER, "{\"mode\":\"min\",\"delay\":5}", BIN, "unknown field 'delay'"},
+
+    /* B/network/select: the mccmnc goes between quotes on the line */
+    {P_SELECT, "{\"mode\":\"auto\"}", NULL, "mccmnc=auto"},
+    {P_SELECT, "{\"mccmnc\":\"26201\"}", NULL, "mccmnc=26201"},
+    {P_SELECT, "{\"mccmnc\":\"310260\"}", NULL, "mccmnc=310260"},
+    {P_SELECT, "{\"mccmnc\":\"2620\"}", BIN, MCCMNC_MSG},
+    {P_SELECT, "{\"mccmnc\":\"2620111\"}", BIN, MCCMNC_MSG},
+    {P_SELECT, "{\"mccmnc\":\"26201\\\"\"}", BIN, MCCMNC_MSG},
+    {P_SELECT, "{\"mccmnc\":\"262 1\"}", BIN, MCCMNC_MSG},
+    {P_SELECT, "{\"mccmnc\":\"26201\\r\"}", BIN, MCCMNC_MSG},
+    {P_SELECT, "{\"mccmnc\":26201}", BIN, "'mccmnc' must be a string"},
+    {P_SELECT, "{\"mode\":\"manual\"}", BIN, "'mode' must be \"auto\" (or give 'mccmnc')"},
+    {P_SELECT, "{\"mode\":\"auto\",\"mccmnc\":\"26201\"}", BIN,
+     "give either 'mode' or 'mccmnc', not both"},
+    {P_SELECT, "{}", BIN, "missing field 'mccmnc' (or 'mode':\"auto\")"},
+    {P_SELECT, "{\"mccmnc\":\"26201\",\"act\":7}", BIN, "unknown field 'act'"},
 
     /* B/at/send */
     {P_AT, "{\"command\":\"AT+CSQ\"}", NULL, "command=AT+CSQ"},

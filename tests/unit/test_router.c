@@ -80,10 +80,16 @@ static void test_flags(void **state)
     assert_int_equal(router_find(&cfg, "m2m/stats/get")->flags, ROUTE_ANY_STATE | ROUTE_NO_MODEM);
     assert_int_equal(router_find(&cfg, "m2m/modem/power")->flags, ROUTE_ANY_STATE);
     assert_int_equal(router_find(&cfg, "m2m/at/send")->flags, ROUTE_RAW_AT);
-    assert_int_equal(router_find(&cfg, "m2m/sms/send")->flags, 0);
+    /* What costs money abroad is refused while roaming (modem.roaming). */
+    assert_int_equal(router_find(&cfg, "m2m/sms/send")->flags, ROUTE_HOME_ONLY);
+    assert_int_equal(router_find(&cfg, "m2m/call/dial")->flags, ROUTE_HOME_ONLY);
+    assert_int_equal(router_find(&cfg, "m2m/ussd/send")->flags, ROUTE_HOME_ONLY);
+    assert_int_equal(router_find(&cfg, "m2m/call/answer")->flags, 0);
+    assert_int_equal(router_find(&cfg, "m2m/network/scan")->flags, 0);
+    assert_int_equal(router_find(&cfg, "m2m/network/select")->flags, 0);
     /* Home Assistant's buttons need the modem, like what they stand for. */
-    assert_int_equal(router_find(&cfg, "m2m/ha/sms/send")->flags, 0);
-    assert_int_equal(router_find(&cfg, "m2m/ha/call/dial")->flags, 0);
+    assert_int_equal(router_find(&cfg, "m2m/ha/sms/send")->flags, ROUTE_HOME_ONLY);
+    assert_int_equal(router_find(&cfg, "m2m/ha/call/dial")->flags, ROUTE_HOME_ONLY);
     /* Their text fields are data, not commands. */
     assert_null(router_find(&cfg, "m2m/ha/sms/to"));
     assert_null(router_route("ha/sms/to"));
@@ -102,7 +108,7 @@ static void test_flags(void **state)
         assert_non_null(r->handle);
         assert_int_equal(r->resume != NULL, strcmp(r->suffix, "sms/send") == 0);
     }
-    assert_int_equal(n, 14);
+    assert_int_equal(n, 16);
 }
 
 /* Each row parses with its json_parse_* function: the error codes are the
@@ -138,6 +144,11 @@ static void test_parse(void **state)
         { "m2m/sms/send", "{\"to\":\"+4917012345678\",\"text\":\"hi\"}", NULL },
         { "m2m/sms/send", "{\"to\":\"+49abc\",\"text\":\"hi\"}", "invalid_number" },
         { "m2m/stats/get", "{\"id\":1}", NULL },
+        { "m2m/network/scan", "{}", NULL },
+        { "m2m/network/scan", "{\"mode\":\"auto\"}", "invalid_request" },
+        { "m2m/network/select", "{\"mode\":\"auto\"}", NULL },
+        { "m2m/network/select", "{\"mccmnc\":\"26201\"}", NULL },
+        { "m2m/network/select", "{\"mccmnc\":\"26201\\\",0\"}", "invalid_request" },
         { "m2m/stats/get", "{\"all\":true}", "invalid_request" },
     };
     struct config cfg = cfg_with(false);

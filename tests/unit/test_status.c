@@ -534,6 +534,30 @@ static void test_cell(void **state)
     }
 }
 
+/* status_refresh (a new operator chosen): a round at once while ready,
+ * nothing while not. */
+static void test_refresh(void **state)
+{
+    struct status *st = start_ready();
+    size_t n;
+
+    (void)state;
+    answer_round_cbc(1, "+COPS: 0,0,\"Sim Telecom\",7", CPMS(0, 30), "+CBC: 3.978V", AT_FINAL_OK);
+    n = F.n_cmds;
+    assert_int_equal(F.n_done, n);
+    status_refresh(st);
+    assert_true(F.n_cmds > n);
+    assert_string_equal(F.cmds[n].cmd, "AT+CSQ");
+    answer_round_cbc(1, "+COPS: 1,0,\"Vodafone.de\",7", CPMS(0, 30), "+CBC: 3.978V",
+                     AT_FINAL_OK);
+    assert_string_equal(last_published()->operator_name, "Vodafone.de");
+    status_modem_ready(st, false);
+    n = F.n_cmds;
+    status_refresh(st);
+    assert_int_equal(F.n_cmds, n);
+    status_free(st);
+}
+
 /* The published cell is the one of the registration shown: CEREG's on LTE,
  * else CREG's; unknown when that answer names none. */
 static void test_cell_rounds(void **state)
@@ -776,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_voltage_rounds),
         cmocka_unit_test(test_cell),
         cmocka_unit_test(test_cell_rounds),
+        cmocka_unit_test(test_refresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
