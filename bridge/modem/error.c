@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "at/chat.h"
 #include "core/utf8.h"
@@ -61,12 +62,35 @@ const char *m2m_error_code_from_at(const struct at_response *rsp)
     }
 }
 
-/* 27.005 section 3.2.5: the A7670 gives +CMS ERROR as a number whatever
- * AT+CMEE says (its +CME ERROR comes as text under AT+CMEE=2). */
-static const struct {
+/* The numbers and texts of +CME/+CMS ERROR, so that a result carries
+ * both whichever form the module used: it gives +CMS ERROR as a number
+ * whatever AT+CMEE says, and +CME ERROR as text under AT+CMEE=2 (which
+ * the bridge sets, for readable logs). */
+struct at_error_text {
     int code;
     const char *text;
-} cms_texts[] = {
+};
+
+/* 27.007 section 9.2, and the A7670's 50. */
+static const struct at_error_text cme_texts[] = {
+    { 0, "phone failure" },          { 1, "no connection to phone" },
+    { 3, "operation not allowed" },  { 4, "operation not supported" },
+    { 5, "PH-SIM PIN required" },    { 10, "SIM not inserted" },
+    { 11, "SIM PIN required" },      { 12, "SIM PUK required" },
+    { 13, "SIM failure" },           { 14, "SIM busy" },
+    { 15, "SIM wrong" },             { 16, "incorrect password" },
+    { 17, "SIM PIN2 required" },     { 18, "SIM PUK2 required" },
+    { 20, "memory full" },           { 21, "invalid index" },
+    { 22, "not found" },             { 23, "memory failure" },
+    { 24, "text string too long" },  { 25, "invalid characters in text string" },
+    { 26, "dial string too long" },  { 27, "invalid characters in dial string" },
+    { 30, "no network service" },    { 31, "network timeout" },
+    { 32, "network not allowed - emergency calls only" },
+    { 50, "incorrect parameters" },  { 100, "unknown" },
+};
+
+/* 27.005 section 3.2.5. */
+static const struct at_error_text cms_texts[] = {
     { 300, "ME failure" },           { 302, "operation not allowed" },
     { 303, "operation not supported" }, { 304, "invalid PDU parameter" },
     { 305, "invalid text parameter" }, { 310, "SIM not inserted" },
@@ -77,12 +101,24 @@ static const struct {
     { 332, "network timeout" },      { 500, "unknown error" },
 };
 
-static const char *cms_text(int code)
+#define TEXTS(t) (t), sizeof(t) / sizeof((t)[0])
+
+static const char *text_of(const struct at_error_text *t, size_t n, int code)
 {
-    for (size_t i = 0; i < sizeof(cms_texts) / sizeof(cms_texts[0]); i++)
-        if (cms_texts[i].code == code)
-            return cms_texts[i].text;
+    for (size_t i = 0; i < n; i++)
+        if (t[i].code == code)
+            return t[i].text;
     return NULL;
+}
+
+/* Case-insensitive: firmwares differ in capitals ("SIM busy", "Sim
+ * busy"). -1 for a text the table does not know. */
+static int code_of(const struct at_error_text *t, size_t n, const char *text)
+{
+    for (size_t i = 0; text && i < n; i++)
+        if (strcasecmp(t[i].text, text) == 0)
+            return t[i].code;
+    return -1;
 }
 
 bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, const char *what)
@@ -103,13 +139,14 @@ bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, con
         m2m_error_set(err, code, "the modem went away before answering%s%s", sep, what);
         break;
     case AT_FINAL_CMS:
-        text = text ? text : cms_text(rsp->code);
+        text = text ? text : text_of(TEXTS(cms_texts), rsp->code);
         m2m_error_set(err, code, "%s", text ? text : "SMS error");
-        err->cms = rsp->code;
+        err->cms = rsp->code >= 0 ? rsp->code : code_of(TEXTS(cms_texts), text);
         break;
     case AT_FINAL_CME:
+        text = text ? text : text_of(TEXTS(cme_texts), rsp->code);
         m2m_error_set(err, code, "%s", text ? text : "modem error");
-        err->cme = rsp->code;
+        err->cme = rsp->code >= 0 ? rsp->code : code_of(TEXTS(cme_texts), text);
         break;
     default:
         m2m_error_set(err, code, "the modem answered %s%s%s", at_final_name(rsp->final), to,

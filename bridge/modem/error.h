@@ -46,9 +46,10 @@ const char *m2m_error_code_from_at(const struct at_response *rsp);
  * ("AT+CMGS"; NULL: unnamed):
  *   timeout      "the modem did not answer <what>"
  *   unavailable  "the modem went away before answering <what>"
- *   +CME/+CMS    the module's text, or the meaning of a known +CMS
- *                number (27.005), or "modem error" / "SMS error"; cme or
- *                cms holds the number when the module gave one
+ *   +CME/+CMS    the module's text, or the meaning of a known number
+ *                (27.007 / 27.005), or "modem error" / "SMS error"; cme
+ *                or cms holds the number the module gave, or the one of
+ *                a known text (-1 for a text of the module's own)
  *   others       "the modem answered <final> to <what>" */
 bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, const char *what);
 

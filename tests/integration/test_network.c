@@ -134,12 +134,16 @@ static void test_select(void **state)
         h_fail("AT+COPS=0 was not sent once");
     cJSON_Delete(wait_operator(e, "Sim Telecom"));
 
+    /* The module's verbose text (AT+CMEE=2) and the number it stands for. */
     r = command(e, "network/select", "{\"mccmnc\":\"26203\"}");
-    h_json_str_eq(assert_error(r, "modem_error"), "message",
-                  "network not allowed - emergency calls only");
+    const cJSON *err = assert_error(r, "modem_error");
+    h_json_str_eq(err, "message", "network not allowed - emergency calls only");
+    h_json_int_eq(err, "cme", 32);
     cJSON_Delete(r);
     r = command(e, "network/select", "{\"mccmnc\":\"99999\"}");
-    h_json_str_eq(assert_error(r, "modem_error"), "message", "no network service");
+    err = assert_error(r, "modem_error");
+    h_json_str_eq(err, "message", "no network service");
+    h_json_int_eq(err, "cme", 30);
     cJSON_Delete(r);
     H_PASS(e);
 }

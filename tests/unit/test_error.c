@@ -44,17 +44,30 @@ static void test_from_at(void **state)
           "the modem answered NO DIALTONE", -1, -1 },
         { AT_FINAL_OUT_OF_STEP, -1, NULL, "AT+CSQ", "modem_error",
           "the modem answered OUT OF STEP to AT+CSQ", -1, -1 },
-        /* The module's text is the message; what is not in it. */
+        /* The module's text is the message, and gives the number when
+         * it is one of 27.007's (AT+CMEE=2, which the bridge sets). */
         { AT_FINAL_CME, -1, "operation not allowed", "AT+CUSD", "modem_error",
-          "operation not allowed", -1, -1 },
-        { AT_FINAL_CME, 30, NULL, NULL, "modem_error", "modem error", 30, -1 },
+          "operation not allowed", 3, -1 },
+        { AT_FINAL_CME, -1, "Sim Busy", NULL, "modem_error", "Sim Busy", 14, -1 },
+        { AT_FINAL_CME, -1, "network not allowed - emergency calls only", "AT+COPS=1,2,\"26203\"",
+          "modem_error", "network not allowed - emergency calls only", 32, -1 },
+        { AT_FINAL_CME, -1, "incorrect parameters", NULL, "modem_error", "incorrect parameters",
+          50, -1 },
+        /* A text of the module's own: only the message. */
+        { AT_FINAL_CME, -1, "no such file", NULL, "modem_error", "no such file", -1, -1 },
+        { AT_FINAL_CME, -1, "SIM busy now", NULL, "modem_error", "SIM busy now", -1, -1 },
+        /* A number (AT+CMEE=1) gives its text. */
+        { AT_FINAL_CME, 30, NULL, NULL, "modem_error", "no network service", 30, -1 },
+        { AT_FINAL_CME, 999, NULL, NULL, "modem_error", "modem error", 999, -1 },
         { AT_FINAL_CME, 10, "SIM not inserted", NULL, "modem_error", "SIM not inserted", 10, -1 },
         { AT_FINAL_CMS, 331, NULL, "AT+CMGS", "modem_error", "no network service", -1, 331 },
         { AT_FINAL_CMS, 500, NULL, NULL, "modem_error", "unknown error", -1, 500 },
         { AT_FINAL_CMS, 322, NULL, NULL, "modem_error", "memory full", -1, 322 },
         { AT_FINAL_CMS, 999, NULL, NULL, "modem_error", "SMS error", -1, 999 },
         { AT_FINAL_CMS, -1, "SMSC address unknown", NULL, "modem_error", "SMSC address unknown",
-          -1, -1 },
+          -1, 330 },
+        { AT_FINAL_CMS, -1, "an SMS error of its own", NULL, "modem_error",
+          "an SMS error of its own", -1, -1 },
         /* A value beyond the enum (a newer chat): still an error. */
         { (enum at_final)99, -1, NULL, NULL, "modem_error", "the modem answered ?", -1, -1 },
     };
