@@ -56,6 +56,7 @@ struct config {
         size_t n_init;
         int status_interval;   /* seconds */
         int command_timeout_ms;
+        char *sleep;           /* "off", "rx" (AT+CSCLK=2) or "dtr" (AT+CSCLK=1) */
     } modem;
     struct {
         char **allow_to;       /* numbers or prefixes ending in '*' (config_number_allowed) */
