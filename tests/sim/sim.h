@@ -66,6 +66,7 @@ enum sim_timer {
     SIM_TIMER_CALL,       /* the next step of a dialled call, or a URC after OK */
     SIM_TIMER_USSD,       /* the +CUSD answer, just after the OK of AT+CUSD */
     SIM_TIMER_POWER,      /* after AT+CFUN's OK: +CREG URCs; after AT+CRESET's: reboot */
+    SIM_TIMER_SLEEP,      /* AT+CSCLK=2: no input for 5 s, the module sleeps */
     SIM_TIMER_COUNT
 };
 
@@ -269,6 +270,8 @@ struct sim {
     struct sim_call call;
     struct sim_ussd ussd;
     bool radio_off;              /* AT+CFUN=0: not registered, no signal */
+    int csclk;                   /* AT+CSCLK: 0 awake, 1 DTR (none on a pty), 2 UART idle */
+    bool asleep;                 /* AT+CSCLK=2 and idle: the next byte is lost */
     /* `urc-in`: a URC written inside the answer of the next command that
      * starts with the prefix (after its echo, before its first line);
      * "" when none is armed */
@@ -391,6 +394,9 @@ extern const struct sim_ctl sim_ussd_ctls[];
 extern const struct sim_cmd sim_power_cmds[];
 /* Sends the +CREG/+CEREG URCs the host enabled for the current state. */
 void sim_modem_reg_urcs(struct sim *s);
+/* A byte from the host: true when it only woke the module (AT+CSCLK=2,
+ * asleep) and is lost. Restarts the idle clock. */
+bool sim_power_byte_lost(struct sim *s, uint8_t c);
 
 /* ---- sim_util.c ---- */
 

@@ -440,7 +440,9 @@ void sim_modem_pump(struct sim *s)
         }
         if (sim_timer_armed(s, SIM_TIMER_BUSY))
             return; /* the rest waits for the deferred result */
-        feed_byte(s, s->in[s->in_pos++]);
+        uint8_t c = s->in[s->in_pos++];
+        if (!sim_power_byte_lost(s, c))
+            feed_byte(s, c);
     }
     s->in_pos = s->in_len = 0;
 }
@@ -528,6 +530,8 @@ static void forget_session(struct sim *s)
     sim_ussd_reset(s);
     sim_cmqtt_reset(s);
     s->radio_off = false;        /* a module boots with AT+CFUN=1 */
+    s->csclk = 0;                /* and awake */
+    s->asleep = false;
 }
 
 void sim_modem_boot(struct sim *s)
