@@ -49,22 +49,25 @@ bool chat_wake_ready(struct at_chat *chat)
     if (chat->waking)
         return false;
     now = now_ms(chat);
-    if (chat->sleep == AT_SLEEP_DTR) {
-        if (chat->dtr_on)
-            return true;
-        set_dtr(chat, true);
-    } else {
-        if (chat->last_write >= 0 && now - chat->last_write < AT_CHAT_WAKE_IDLE_MS)
-            return true;
-        log_debug("AT> AT (wake: nothing written for %s)",
-                  chat->last_write < 0 ? "ever" : "5 s or more");
-        /* A refused write: the command's own write reports the port. */
-        if (chat_write(chat, (const uint8_t *)"AT\r", 3) < 0)
-            return true;
-    }
+    if (chat->sleep == AT_SLEEP_DTR ? chat->dtr_on
+                                    : chat->last_write >= 0 &&
+                                          now - chat->last_write < AT_CHAT_WAKE_IDLE_MS)
+        return true;
+    /* Counted before it is written: at_chat_wakes() tells a wake's write. */
     chat->wakes++;
     chat->waking = true;
     chat->wake_end = now + AT_CHAT_WAKE_WAIT_MS;
+    if (chat->sleep == AT_SLEEP_DTR) {
+        set_dtr(chat, true);
+        return false;
+    }
+    log_debug("AT> AT (wake: nothing written for %s)",
+              chat->last_write < 0 ? "ever" : "5 s or more");
+    if (chat_write(chat, (const uint8_t *)"AT\r", 3) < 0) {
+        /* Refused: the command's own write reports the port. */
+        chat->waking = false;
+        return true;
+    }
     return false;
 }
 
@@ -138,7 +141,8 @@ int at_chat_set_sleep(struct at_chat *chat, enum at_chat_sleep mode)
     chat_wake_reset(chat);
     /* Unknown until set: the next write turns it on. */
     chat->dtr_on = false;
-    chat_update_schedule(chat);
+    /* A command that waited for a wake goes now (or wakes anew). */
+    chat_pump(chat);
     return 0;
 }
 
