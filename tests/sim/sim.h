@@ -346,6 +346,11 @@ void sim_modem_urc_in(struct sim *s, const char *line);
 /* `creg <stat>`: sets it and sends +CREG/+CEREG when enabled. */
 void sim_modem_set_reg(struct sim *s, int stat);
 
+/* AT+X=<n> (0..max) / AT+X? (`<name>: <n><query_suffix>`) / AT+X=? for a
+ * small integer setting. */
+struct sim_result sim_int_setting(struct sim *s, const struct sim_at *at, const char *name,
+                                  int *value, long max, const char *query_suffix);
+
 extern const struct sim_cmd sim_modem_cmds[];
 
 /* ---- sim_sms.c ---- */

@@ -674,9 +674,9 @@ static struct sim_result cmd_cnum(struct sim *s, const struct sim_at *at)
     return identity(s, at, "+CNUM: ,\"" SIM_NUMBER "\",145");
 }
 
-/* AT+X=<n> / AT+X? for a small integer setting. */
-static struct sim_result int_setting(struct sim *s, const struct sim_at *at, const char *name,
-                                     int *value, long max, const char *query_suffix)
+/* A small integer setting (sim.h). */
+struct sim_result sim_int_setting(struct sim *s, const struct sim_at *at, const char *name,
+                                  int *value, long max, const char *query_suffix)
 {
     struct sim_params p;
     long v;
@@ -700,14 +700,14 @@ static struct sim_result int_setting(struct sim *s, const struct sim_at *at, con
 
 static struct sim_result cmd_cmee(struct sim *s, const struct sim_at *at)
 {
-    return int_setting(s, at, "+CMEE", &s->cmee, 2, "");
+    return sim_int_setting(s, at, "+CMEE", &s->cmee, 2, "");
 }
 
 static struct sim_result cmd_clip(struct sim *s, const struct sim_at *at)
 {
     int v = s->clip;
     /* +CLIP: <n>,<m>: m 1 = CLIP provisioned. */
-    struct sim_result r = int_setting(s, at, "+CLIP", &v, 1, ",1");
+    struct sim_result r = sim_int_setting(s, at, "+CLIP", &v, 1, ",1");
     s->clip = v;
     return r;
 }

@@ -108,32 +108,17 @@ bool sim_power_byte_lost(struct sim *s, uint8_t c)
 
 static struct sim_result cmd_csclk(struct sim *s, const struct sim_at *at)
 {
-    struct sim_params p;
-    long n;
+    struct sim_result r = sim_int_setting(s, at, "+CSCLK", &s->csclk, 2, "");
 
-    switch (at->kind) {
-    case SIM_AT_QUERY:
-        sim_info(s, "+CSCLK: %d", s->csclk);
-        return SIM_RES_OK;
-    case SIM_AT_TEST:
-        sim_info(s, "+CSCLK: (0-2)");
-        return SIM_RES_OK;
-    case SIM_AT_SET:
-        break;
-    case SIM_AT_EXEC:
-    default:
-        return SIM_RES_ERROR;
-    }
-    if (sim_params_parse(at->arg, &p) < 0 || p.n != 1 || !sim_param_int(&p, 0, 0, 2, &n))
-        return SIM_RES_CME(50);
-    s->csclk = (int)n;
-    sim_event(s, "csclk %ld", n);
+    if (at->kind != SIM_AT_SET || r.final != SIM_OK)
+        return r;
+    sim_event(s, "csclk %d", s->csclk);
     /* The clock runs from this command, the last input. */
-    if (n == 2)
+    if (s->csclk == 2)
         sim_timer_set(s, SIM_TIMER_SLEEP, SLEEP_IDLE_MS, fall_asleep);
     else
         sim_timer_stop(s, SIM_TIMER_SLEEP);
-    return SIM_RES_OK;
+    return r;
 }
 
 const struct sim_cmd sim_power_cmds[] = {
