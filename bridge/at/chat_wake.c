@@ -38,6 +38,15 @@ int chat_write(struct at_chat *chat, const uint8_t *buf, size_t len)
     return rc;
 }
 
+/* The module cannot be asleep: DTR is on, or (rx) bytes went to it less
+ * than AT_CHAT_WAKE_IDLE_MS ago. */
+static bool surely_awake(const struct at_chat *chat, int64_t now)
+{
+    if (chat->sleep == AT_SLEEP_DTR)
+        return chat->dtr_on;
+    return chat->last_write >= 0 && now - chat->last_write < AT_CHAT_WAKE_IDLE_MS;
+}
+
 /* The next command may be written now; false while a wake goes first
  * (chat_wake_tick or the wake's answer lets it go). */
 bool chat_wake_ready(struct at_chat *chat)
@@ -49,9 +58,7 @@ bool chat_wake_ready(struct at_chat *chat)
     if (chat->waking)
         return false;
     now = now_ms(chat);
-    if (chat->sleep == AT_SLEEP_DTR ? chat->dtr_on
-                                    : chat->last_write >= 0 &&
-                                          now - chat->last_write < AT_CHAT_WAKE_IDLE_MS)
+    if (surely_awake(chat, now))
         return true;
     /* Counted before it is written: at_chat_wakes() tells a wake's write. */
     chat->wakes++;
