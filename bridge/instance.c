@@ -129,6 +129,14 @@ bool instance_stop(struct instance *inst, void (*done)(void *ctx), void *ctx)
 
 /* --- life cycle ---------------------------------------------------------------- */
 
+/* modem.sleep, checked by the config: "off", "rx" or "dtr". */
+static enum at_chat_sleep sleep_mode(const char *name)
+{
+    return strcmp(name, "rx") == 0 ? AT_SLEEP_RX
+           : strcmp(name, "dtr") == 0 ? AT_SLEEP_DTR
+                                      : AT_SLEEP_OFF;
+}
+
 static int instance_open(struct instance *inst, const struct config *cfg)
 {
     int r;
@@ -152,6 +160,7 @@ static int instance_open(struct instance *inst, const struct config *cfg)
         .init = cfg->modem.init,
         .n_init = cfg->modem.n_init,
         .command_timeout_ms = cfg->modem.command_timeout_ms,
+        .sleep = sleep_mode(cfg->modem.sleep),
     };
     const struct modem_cbs mc = { .state_changed = on_modem_state, .info_changed = on_modem_info };
     r = -ENOMEM;

@@ -130,6 +130,8 @@ void chat_update_schedule(struct at_chat *chat)
         want = chat->quiet_at < chat->drain_end ? chat->quiet_at : chat->drain_end;
     else if (chat->sync == SYNC_MARK || chat->sync == SYNC_ECHO_OFF)
         want = chat->sync_deadline;
+    else
+        want = chat_wake_deadline(chat);
     if (want != chat->scheduled) {
         chat->scheduled = want;
         chat->tr.schedule(chat->tr.ctx, want);
@@ -178,6 +180,7 @@ void chat_complete_cur(struct at_chat *chat, enum at_final final, int code, cons
 
     chat->cur = NULL;
     chat->lines[chat->n_lines] = NULL;
+    chat->last_busy = chat->tr.now_ms(chat->tr.ctx);
     reset_cur_state(chat);
     at_lexer_expect_prompt(chat->lx, false);
     log_debug("AT %s -> %s code=%d%s%s", chat_cmd_log(cmd, name, sizeof(name)),
@@ -226,7 +229,7 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
     chat_log_traffic("AT>", cmd->cmd, cmd->cmd_len);
     if (cmd->written)
         cmd->written(cmd->ctx);
-    rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)cmd->cmd, cmd->cmd_len + 1);
+    rc = chat_write(chat, (const uint8_t *)cmd->cmd, cmd->cmd_len + 1);
     if (rc < 0) {
         /* Completed from the tick, so that no callback runs inside
          * at_chat_send() and a dead port cannot spin us here. */
@@ -246,7 +249,7 @@ void chat_pump(struct at_chat *chat)
     if (chat->completing || chat->pumping)
         return;
     chat->pumping = true;
-    if (!chat->cur && chat->sync == SYNC_NONE && chat->q_count > 0)
+    if (!chat->cur && chat->sync == SYNC_NONE && chat->q_count > 0 && chat_wake_ready(chat))
         start(chat, q_pop(chat));
     chat->pumping = false;
     chat_update_schedule(chat);
@@ -280,6 +283,7 @@ struct at_chat *at_chat_new(const struct at_chat_opts *opts, const struct at_tra
     chat->max_lines = max_lines;
     chat->arena_cap = info_bytes;
     chat->scheduled = -1;
+    chat->last_write = -1;
     chat->sync_attempts = opts->sync_attempts ? opts->sync_attempts : AT_CHAT_SYNC_ATTEMPTS;
     /* xorshift32 never leaves 0. */
     chat->nonce = opts->sync_seed ? opts->sync_seed : 0x6d326d71u;
@@ -470,6 +474,7 @@ void at_chat_tick(struct at_chat *chat)
     default:
         break;
     }
+    chat_wake_tick(chat, now);
     chat_pump(chat);
 }
 
@@ -487,6 +492,8 @@ void at_chat_cancel_all(struct at_chat *chat)
     chat->sync = SYNC_NONE;
     chat->sync_discard = false;
     chat->sync_attempt = 0;
+    chat_wake_reset(chat);
+    chat->dtr_on = false;   /* the port closes: whatever it was, set it again */
     if (cmd) {
         rsp.lines = chat->lines;
         rsp.n_lines = chat->n_lines;

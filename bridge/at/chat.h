@@ -63,6 +63,23 @@
  * The following commands are then tried in turn; the owner is expected to
  * reopen the port (and call at_chat_cancel_all()).
  *
+ * Sleep (at_chat_set_sleep; AT+CSCLK on the module). With AT_SLEEP_RX the
+ * module sleeps after AT_CHAT_WAKE_IDLE_MS without input and loses the
+ * first byte that wakes it: before a command, when nothing was written for
+ * that long, the chat writes a lone "AT" and waits up to
+ * AT_CHAT_WAKE_WAIT_MS for its answer, then writes the command whether or
+ * not one came. A module that got the whole AT answers it at once; one
+ * that lost its 'A' saw no command and never does. The wake is no
+ * command: no timeout, no resync. An answer that still comes late (within
+ * AT_CHAT_WAKE_LATE_MS of the AT) is told from the next command's by what
+ * that command can take: with nothing in flight any final result is the
+ * wake's (no resync); in flight, an OK the command cannot have earned yet
+ * (before its prompt, or before the info line it expects) is the wake's.
+ * With AT_SLEEP_DTR the module sleeps while DTR is off: the chat turns it
+ * on (tr.set_dtr) before it writes, waits AT_CHAT_WAKE_WAIT_MS before a
+ * command, and turns it off once nothing was in flight for
+ * AT_CHAT_WAKE_IDLE_MS. URCs come whether or not the module sleeps.
+ *
  * Re-entrancy: done callbacks and URC handlers may call at_chat_send(),
  * at_chat_cancel_all() and (URC handlers) at_chat_read_block(). A command
  * sent from a done callback starts after the callback returns. Neither may
@@ -105,6 +122,18 @@ const char *at_final_name(enum at_final f);
 #define AT_CHAT_DRAIN_MAX_MS 2000
 #define AT_CHAT_SYNC_STEP_MS 1000
 #define AT_CHAT_SYNC_ATTEMPTS 10
+/* Sleep (see above). The A7670 sleeps after 5 s of silence on its UART
+ * (AT+CSCLK=2). Its manual gives no wake-up time; SIMCom's older modules
+ * take up to ~50 ms after DTR or the first byte: 100 ms leaves room. */
+#define AT_CHAT_WAKE_IDLE_MS 5000
+#define AT_CHAT_WAKE_WAIT_MS 100
+#define AT_CHAT_WAKE_LATE_MS 1000
+
+enum at_chat_sleep {
+    AT_SLEEP_OFF = 0,   /* the module never sleeps (AT+CSCLK=0) */
+    AT_SLEEP_RX,        /* it sleeps when its UART is idle (AT+CSCLK=2) */
+    AT_SLEEP_DTR,       /* it sleeps while DTR is off (AT+CSCLK=1) */
+};
 
 struct at_response {
     enum at_final final;
@@ -165,6 +194,9 @@ struct at_transport {
      * module does not answer: the owner reopens the port). May be NULL.
      * May send commands; must not free the chat. */
     void (*synced)(void *ctx, bool ok);
+    /* AT_SLEEP_DTR: sets the DTR line (on: the module may not sleep).
+     * 0 or a negative errno. May be NULL (no DTR: AT_SLEEP_DTR refused). */
+    int (*set_dtr)(void *ctx, bool on);
 };
 
 /* A URC handler. lines[0] is the URC line; lines[1..] the extra lines the
@@ -258,6 +290,14 @@ bool at_chat_syncing(const struct at_chat *chat);
 
 /* Nothing in flight, nothing queued, not resynchronising. */
 bool at_chat_idle(const struct at_chat *chat);
+
+/* How the module sleeps (see above); AT_SLEEP_OFF from at_chat_new.
+ * -ENOTSUP for AT_SLEEP_DTR without tr.set_dtr (nothing changes). */
+int at_chat_set_sleep(struct at_chat *chat, enum at_chat_sleep mode);
+
+/* Times the chat woke the module (a lone AT, or DTR on), since
+ * at_chat_new. */
+uint64_t at_chat_wakes(const struct at_chat *chat);
 
 /* Commands the module did not answer in time, since at_chat_new. */
 uint64_t at_chat_timeouts(const struct at_chat *chat);

@@ -7,7 +7,9 @@
  *                 command's info, a URC (with its extra lines), a prompt
  *                 or a block; the lexer's callback
  *   chat_sync.c   staying in step: the resync with its ESC, drain and
- *                 marker, at_chat_resync */
+ *                 marker, at_chat_resync
+ *   chat_wake.c   a sleeping module: the lone AT or DTR before a command,
+ *                 the wake's late answer, DTR off when idle */
 #ifndef M2M_AT_CHAT_INT_H
 #define M2M_AT_CHAT_INT_H
 
@@ -106,6 +108,16 @@ struct at_chat {
 
     int64_t scheduled; /* last deadline handed to tr.schedule */
 
+    /* Sleep (chat.h, chat_wake.c). */
+    enum at_chat_sleep sleep;
+    int64_t last_write;      /* bytes last handed to the transport; -1: never */
+    int64_t last_busy;       /* a write or a completion, for DTR off */
+    bool waking;             /* the wake is written: the next command waits */
+    int64_t wake_end;        /* waking: the command goes then at the latest */
+    int64_t wake_owed_until; /* a late answer to the wake AT is its own until then */
+    bool dtr_on;
+    uint64_t wakes;
+
     struct urc_table tables[AT_CHAT_MAX_TABLES];
     size_t n_tables;
     /* A URC collecting its extra lines. */
@@ -150,5 +162,13 @@ void chat_hold_sync(struct at_chat *chat, bool discard);
 void chat_first_attempt(struct at_chat *chat);
 void chat_resync(struct at_chat *chat, bool discard, const char *why);
 void chat_out_of_step(struct at_chat *chat, const char *why);
+
+/* chat_wake.c: a sleeping module. */
+int chat_write(struct at_chat *chat, const uint8_t *buf, size_t len);
+bool chat_wake_ready(struct at_chat *chat);
+bool chat_wake_line(struct at_chat *chat, const char *s, size_t len);
+void chat_wake_tick(struct at_chat *chat, int64_t now);
+int64_t chat_wake_deadline(const struct at_chat *chat);
+void chat_wake_reset(struct at_chat *chat);
 
 #endif

@@ -230,6 +230,8 @@ static void on_line(struct at_chat *chat, const char *s, size_t len)
         chat_sync_line(chat, s, len);
         return;
     }
+    if (chat_wake_line(chat, s, len))
+        return;
     if (chat->cur && !chat->failed) {
         line_in_flight(chat, s, len);
         return;
@@ -269,7 +271,7 @@ static void on_prompt(struct at_chat *chat)
     log_debug("AT> [%zu bytes of data]", cmd->data_len);
     if (cmd->data_len == 0)
         return;
-    rc = chat->tr.write(chat->tr.ctx, cmd->data, cmd->data_len);
+    rc = chat_write(chat, cmd->data, cmd->data_len);
     if (rc < 0) {
         log_warn("AT write of data for %s failed: %s", chat_cmd_log(cmd, name, sizeof(name)),
                  strerror(-rc));

@@ -28,7 +28,7 @@ static int sync_write(struct at_chat *chat, const char *what)
     int rc;
 
     chat_log_traffic("AT>", what, n);
-    rc = chat->tr.write(chat->tr.ctx, (const uint8_t *)what, n);
+    rc = chat_write(chat, (const uint8_t *)what, n);
     if (rc < 0)
         log_warn("AT resync: write failed: %s", strerror(-rc));
     return rc;
@@ -174,6 +174,7 @@ void chat_hold_sync(struct at_chat *chat, bool discard)
     drain_start(chat, SYNC_DRAIN, chat->tr.now_ms(chat->tr.ctx));
     chat->sync_discard = discard;
     chat->sync_attempt = 0;
+    chat_wake_reset(chat);
 }
 
 void chat_first_attempt(struct at_chat *chat)

@@ -83,6 +83,12 @@ ssize_t at_port_flush(struct at_port *port);
 /* Bytes accepted by at_port_write that the fd has not taken yet. */
 size_t at_port_pending(const struct at_port *port);
 
+/* Sets the DTR line of a serial device (modem.sleep "dtr"): on
+ * (asserted: a TTL adapter drives the pin low) keeps an A7670 at
+ * AT+CSCLK=1 awake, off lets it sleep. -ENOTSUP on a pty or tcp:// port
+ * (no line to set), else 0 or -errno. */
+int at_port_set_dtr(struct at_port *port, bool on);
+
 /* What a user can do about at_port_open's -err for spec (port_hint.c):
  * a clause to append to the error, such as ": user nobody may not use
  * it; add it to group dialout (`sudo usermod ...`)", or "" when there is

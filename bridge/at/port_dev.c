@@ -1,7 +1,7 @@
 /* The modem port on a device path (see port.c for why two ways, port_int.h
  * for the other files): checking and locking the device, libserialport
- * for real serial devices, termios for ptys and the ttys libserialport
- * cannot open. */
+ * for real serial devices (and their DTR line), termios for ptys and the
+ * ttys libserialport cannot open. */
 #include "at/port_int.h"
 
 #include <errno.h>
@@ -147,6 +147,16 @@ err:
     sp_close(sp);
     sp_free_port(sp);
     return ret;
+}
+
+int at_port_set_dtr(struct at_port *port, bool on)
+{
+    enum sp_return r;
+
+    if (port->kind != AT_PORT_TTY || !port->sp)
+        return -ENOTSUP;
+    r = sp_set_dtr(port->sp, on ? SP_DTR_ON : SP_DTR_OFF);
+    return r == SP_OK ? 0 : port_sp_errno(r);
 }
 
 static bool is_pty_slave(const char *real, const struct stat *st)

@@ -41,6 +41,7 @@ static int set_defaults(struct config *cfg)
         {OFF(mqtt.ha_prefix), "homeassistant"},
         {OFF(mqtt.pool.group), "modem2mqtt"},
         {OFF(modem.port), "auto"},
+        {OFF(modem.sleep), "off"},
         /* The remote block's defaults apply once "remote" is present. */
         {OFF(remote.server), "tcp://iot.dfrobot.com:1883"},
         {OFF(remote.client_id), "modem2mqtt"},
@@ -161,6 +162,20 @@ static int check_pool(struct config_ctx *c)
     return 0;
 }
 
+/* DTR is a wire of a serial port: a device server passes bytes only. (A
+ * pty has none either, but a path does not say it is one: the modem finds
+ * out when it opens the port.) */
+static int check_sleep_port(struct config_ctx *c)
+{
+    const struct config *cfg = c->cfg;
+
+    if (strcmp(cfg->modem.sleep, "dtr") == 0 && strncmp(cfg->modem.port, "tcp://", 6) == 0)
+        return config_fail(c, "%smodem.sleep: \"dtr\" needs a serial port's DTR line, which a "
+                              "tcp:// port does not have; use \"rx\"",
+                           c->prefix);
+    return 0;
+}
+
 /* "modem2mqtt-<base topic, '/' as '-'>": two bridges with different base
  * topics on one broker never share a client id (the broker would let each
  * take the other's session over, again and again). */
@@ -272,6 +287,8 @@ static int build_one(struct config_ctx *c, struct config *cfg, const cJSON *root
     if ((entry || !c->modems) && (rc = check_pool(c)))
         return rc;
     if ((rc = check_remote_will(c)))
+        return rc;
+    if ((rc = check_sleep_port(c)))
         return rc;
     return check_remote_client_cert(c);
 }
@@ -489,7 +506,7 @@ void config_free(struct config *cfg)
         &cfg->state_dir,    &cfg->log_level,
         &cfg->mqtt.ha_notify_to, &cfg->metrics.listen, &cfg->mqtt.pool.topic,
         &cfg->mqtt.pool.group, &cfg->name, &cfg->remote.will.topic,
-        &cfg->remote.will.payload,
+        &cfg->remote.will.payload, &cfg->modem.sleep,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};

@@ -57,6 +57,7 @@ struct config {
         int status_interval;   /* seconds */
         int command_timeout_ms;
         bool roaming;          /* false: no SMS, calls, USSD while roaming */
+        char *sleep;           /* "off", "rx" (AT+CSCLK=2) or "dtr" (AT+CSCLK=1) */
     } modem;
     struct {
         char **allow_to;       /* numbers or prefixes ending in '*' (config_number_allowed) */

@@ -332,6 +332,13 @@ static const char *check_log_level(const char *s)
     return "expected error, warn, info or debug";
 }
 
+static const char *check_sleep(const char *s)
+{
+    if (strcmp(s, "off") == 0 || strcmp(s, "rx") == 0 || strcmp(s, "dtr") == 0)
+        return NULL;
+    return "expected \"off\", \"rx\" or \"dtr\"";
+}
+
 static const char *check_listen(const char *s)
 {
     struct sockaddr_storage ss;
@@ -458,6 +465,7 @@ static const struct key modem_keys[] = {
     /* AT+CMGS alone can take 40 s; 10 minutes is beyond any command. */
     INT("command_timeout_ms", modem.command_timeout_ms, 100, 600000),
     BOOL("roaming", modem.roaming),
+    STR("sleep", modem.sleep, check_sleep),
     {0},
 };
 

@@ -98,6 +98,13 @@ static int chat_send(void *ctx, const char *cmd, const struct at_cmd_opts *o, at
     return at_chat_send(m->chat, cmd, o, cb, cb_ctx);
 }
 
+static int tr_set_dtr(void *ctx, bool on)
+{
+    struct modem *m = ctx;
+
+    return m->port ? at_port_set_dtr(m->port, on) : -EPIPE;
+}
+
 static int64_t tr_now(void *ctx)
 {
     (void)ctx;
@@ -157,7 +164,7 @@ struct modem *modem_new(struct loop *loop, const struct modem_opts *opts,
     struct modem *m = calloc(1, sizeof(*m));
     const struct at_transport tr = {
         .write = tr_write, .now_ms = tr_now, .schedule = tr_schedule, .ctx = m,
-        .synced = modem_tr_synced,
+        .synced = modem_tr_synced, .set_dtr = tr_set_dtr,
     };
     const struct at_script_host host = {
         .send = chat_send, .send_ctx = m, .default_timeout_ms = opts->command_timeout_ms,

@@ -59,6 +59,10 @@ struct modem_opts {
     char *const *init;           /* extra commands after bring-up */
     size_t n_init;
     int command_timeout_ms;
+    /* modem.sleep: AT+CSCLK at bring-up, and how the chat wakes the
+     * module (at/chat.h). AT_SLEEP_DTR on a port without DTR (a pty)
+     * behaves as AT_SLEEP_OFF, said once. */
+    enum at_chat_sleep sleep;
 };
 
 struct modem_cbs {

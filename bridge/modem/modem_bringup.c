@@ -290,6 +290,18 @@ static bool build_apn(void *ctx, struct at_script_cmd *out)
     return true;
 }
 
+/* modem.sleep: 2 sleeps when the UART is idle, 1 while DTR is off. The
+ * module forgets it at every restart, when this runs again. */
+static bool build_sleep(void *ctx, struct at_script_cmd *out)
+{
+    struct modem *m = ctx;
+
+    if (m->sleep == AT_SLEEP_OFF)
+        return false;
+    snprintf(out->buf, out->size, "AT+CSCLK=%d", m->sleep == AT_SLEEP_RX ? 2 : 1);
+    return true;
+}
+
 static bool build_init(void *ctx, struct at_script_cmd *out)
 {
     struct modem *m = ctx;
@@ -377,6 +389,7 @@ static const struct at_script_step bringup_steps[] = {
     { .name = "IMSI", .cmd = "AT+CIMI", .done = done_imsi },
     { .name = "ICCID", .cmd = "AT+CICCID", .info_prefix = "+ICCID:", .done = done_iccid },
     { .name = "own number", .cmd = "AT+CNUM", .info_prefix = "+CNUM:", .done = done_number },
+    { .name = "sleep mode", .build = build_sleep, .flags = OPT },
 };
 #undef OPT
 #undef INFO

@@ -51,6 +51,8 @@ struct modem {
     bool open_failed_logged;
     bool silent_logged;          /* told the user nothing answers AT, until it does */
     bool quiet;                  /* reopened since: the retries' lines go to debug */
+    enum at_chat_sleep sleep;    /* opts.sleep as the open port allows it */
+    bool no_dtr_logged;          /* told the user the port has no DTR */
 
     struct at_script_run *run;   /* the bring-up script */
     size_t init_index;           /* next of opts.init for the init step */

@@ -197,6 +197,25 @@ static int open_port(struct modem *m)
     return 0;
 }
 
+/* modem.sleep "dtr" needs a DTR line: a pty has none (a tcp:// port is
+ * refused by the config). Said once; the module then stays awake, as with
+ * "off", since nothing could wake it. */
+static void choose_sleep(struct modem *m)
+{
+    int r;
+
+    m->sleep = m->opts.sleep;
+    if (m->sleep == AT_SLEEP_DTR && (r = at_port_set_dtr(m->port, true)) < 0) {
+        if (!m->no_dtr_logged)
+            log_warn("modem: modem.sleep \"dtr\": %s has no DTR line the bridge can set (%s); "
+                     "the module is kept awake, as with \"off\"",
+                     m->opts.port, r == -ENOTSUP ? "not a serial device" : strerror(-r));
+        m->no_dtr_logged = true;
+        m->sleep = AT_SLEEP_OFF;
+    }
+    at_chat_set_sleep(m->chat, m->sleep);
+}
+
 static void port_opened(struct modem *m)
 {
     loop_cancel_timer(m->loop, m->open_timer);
@@ -205,6 +224,7 @@ static void port_opened(struct modem *m)
     log_msg(m->quiet ? LOG_DEBUG : LOG_INFO, "modem: port %s open", m->opts.port);
     m->opens++;
     m->open_failed_logged = false;
+    choose_sleep(m);
     /* What the port holds now was written before we came: a killed
      * process's answers, a device server's registry packet. */
     modem_start_sync(m, true, "port opened");

@@ -5,7 +5,8 @@
  * of a fixed set of realistic A7670 commands (some with data after a
  * prompt, some waiting for a result after OK), feed raw input bytes or a
  * canned module fragment, advance the clock and tick, cancel everything,
- * make the next write fail. URC handlers read CMQTT RX blocks, abort
+ * make the next write fail, let the module sleep (at_chat_set_sleep: a
+ * lone AT or DTR before commands). URC handlers read CMQTT RX blocks, abort
  * AT+CMQTTSUB on +CMQTTCONNLOST, cancel all
  * on +CMQTTNONET and send AT+CMGR on +CMTI; done callbacks may send the
  * next command.
@@ -19,7 +20,11 @@
  *   - exactly the data of the command in flight, once, while feeding the
  *     module's bytes, after a '>' arrived for it; or
  *   - a lone ESC from at_chat_tick() while the command in flight had seen a
- *     '>' (its timeout at a prompt).
+ *     '>' (its timeout at a prompt); or
+ *   - with AT_SLEEP_RX, "AT\r" as a wake (at_chat_wakes() counted it), with
+ *     no command of ours in flight.
+ * With AT_SLEEP_DTR nothing is written while DTR is off, and DTR goes off
+ * only while the chat is idle.
  * Every accepted command completes exactly once, in submission order, with
  * a module result only if it was written. Responses are well-formed
  * (lines[n_lines] == NULL, strings terminated). */
@@ -149,6 +154,9 @@ static struct {
     size_t next_done;   /* first of ours not yet completed */
     long cur;           /* ours in flight (written, not completed), -1: none */
     int chain_budget;
+    enum at_chat_sleep sleep;
+    uint64_t wakes;     /* at_chat_wakes() at the last wake's write */
+    bool dtr;
 } S;
 
 static void check(bool ok, const char *what)
@@ -193,6 +201,14 @@ static int tr_write(void *ctx, const uint8_t *buf, size_t len)
     S.fail_next = 0;
     trace(rc ? "write (fails)" : "write", buf, len);
     check(len > 0, "empty write");
+    check(S.sleep != AT_SLEEP_DTR || S.dtr, "a write while DTR is off");
+    if (at_chat_wakes(S.chat) != S.wakes) {
+        S.wakes = at_chat_wakes(S.chat);
+        check(S.sleep == AT_SLEEP_RX && len == 3 && memcmp(buf, "AT\r", 3) == 0,
+              "a wake that is not a lone AT");
+        check(S.cur < 0, "a wake with a command in flight");
+        return rc;
+    }
     if (len == 1 && buf[0] == 0x1b) {
         /* ESC starts every resync attempt (a timeout, an answer that does
          * not fit, an abort): it leaves a prompt the module may show. */
@@ -236,6 +252,18 @@ static int tr_write(void *ctx, const uint8_t *buf, size_t len)
         c->write_failed = rc != 0;
     }
     return rc;
+}
+
+static int tr_set_dtr(void *ctx, bool on)
+{
+    (void)ctx;
+    if (tracing)
+        fprintf(stderr, "dtr %d\n", on);
+    check(S.sleep == AT_SLEEP_DTR, "DTR set without AT_SLEEP_DTR");
+    check(on || at_chat_idle(S.chat), "DTR off while busy");
+    S.wakes = at_chat_wakes(S.chat); /* a DTR wake writes nothing */
+    S.dtr = on;
+    return 0;
 }
 
 static int64_t tr_now(void *ctx)
@@ -506,7 +534,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_lines = 8,
         .max_info_bytes = 256,
     };
-    struct at_transport tr = {tr_write, tr_now, tr_schedule, NULL, tr_synced};
+    struct at_transport tr = {tr_write, tr_now, tr_schedule, NULL, tr_synced, tr_set_dtr};
     size_t i = 0;
 
     memset(&S, 0, sizeof(S));
@@ -564,6 +592,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             at_chat_cancel_all(S.chat);
             break;
         default:
+            if (op & 0x80) { /* the module sleeps (or no longer) */
+                i++;
+                S.sleep = (enum at_chat_sleep)(arg % 3);
+                if (tracing)
+                    fprintf(stderr, "sleep %d\n", (int)S.sleep);
+                check(at_chat_set_sleep(S.chat, S.sleep) == 0, "at_chat_set_sleep");
+                S.wakes = at_chat_wakes(S.chat);
+                break;
+            }
             if (tracing)
                 fprintf(stderr, "next write fails\n");
             S.fail_next = -EIO;

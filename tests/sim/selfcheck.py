@@ -305,6 +305,19 @@ def main():
     s.send(b"AT\r")
     check(s.quiet(300) == b"", "hang 200: no answer")
     check(s.at("AT") == b"\r\nOK\r\n", "hang over by itself")
+    # Sleep: AT+CSCLK=2, asleep after 5 s without input, the waking byte lost
+    check(s.at("AT+CSCLK=?") == b"\r\n+CSCLK: (0-2)\r\n\r\nOK\r\n", "AT+CSCLK=?")
+    check(s.at("AT+CSCLK=2") == b"\r\nOK\r\n", "AT+CSCLK=2")
+    check(s.event("csclk ") == "csclk 2", "csclk event")
+    check(s.at("AT+CSCLK?") == b"\r\n+CSCLK: 2\r\n\r\nOK\r\n", "AT+CSCLK?")
+    check(s.event("sleep", 7) == "sleep", "asleep after 5 s without input")
+    check(s.ctl("urc RING") == "ok" and s.read_until(b"RING\r\n") == b"\r\nRING\r\n",
+          "asleep: URCs still go out")
+    s.send(b"AT\r")
+    check(s.quiet(300) == b"", "asleep: a lone AT loses its A, no answer")
+    check(s.event("wake ") == "wake 41", "wake event with the lost byte")
+    check(s.at("AT") == b"\r\nOK\r\n", "awake: answers")
+    check(s.at("AT+CSCLK=0") == b"\r\nOK\r\n", "AT+CSCLK=0")
     # Reboot
     s.ctl("reboot")
     check(s.read_until(b"PB DONE\r\n") == BOOT, "reboot: boot URCs")

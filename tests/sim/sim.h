@@ -67,6 +67,7 @@ enum sim_timer {
     SIM_TIMER_CALL,       /* the next step of a dialled call, or a URC after OK */
     SIM_TIMER_USSD,       /* the +CUSD answer, just after the OK of AT+CUSD */
     SIM_TIMER_POWER,      /* after AT+CFUN's OK: +CREG URCs; after AT+CRESET's: reboot */
+    SIM_TIMER_SLEEP,      /* AT+CSCLK=2: no input for 5 s, the module sleeps */
     SIM_TIMER_COUNT
 };
 
@@ -278,6 +279,8 @@ struct sim {
     struct sim_ussd ussd;
     struct sim_network net;
     bool radio_off;              /* AT+CFUN=0: not registered, no signal */
+    int csclk;                   /* AT+CSCLK: 0 awake, 1 DTR (none on a pty), 2 UART idle */
+    bool asleep;                 /* AT+CSCLK=2 and idle: the next byte is lost */
     /* `urc-in`: a URC written inside the answer of the next command that
      * starts with the prefix (after its echo, before its first line);
      * "" when none is armed */
@@ -352,6 +355,11 @@ void sim_modem_urc_in(struct sim *s, const char *line);
 /* `creg <stat>`: sets it and sends +CREG/+CEREG when enabled. */
 void sim_modem_set_reg(struct sim *s, int stat);
 
+/* AT+X=<n> (0..max) / AT+X? (`<name>: <n><query_suffix>`) / AT+X=? for a
+ * small integer setting. */
+struct sim_result sim_int_setting(struct sim *s, const struct sim_at *at, const char *name,
+                                  int *value, long max, const char *query_suffix);
+
 extern const struct sim_cmd sim_modem_cmds[];
 
 /* ---- sim_sms.c ---- */
@@ -408,6 +416,9 @@ extern const struct sim_ctl sim_network_ctls[];
 extern const struct sim_cmd sim_power_cmds[];
 /* Sends the +CREG/+CEREG URCs the host enabled for the current state. */
 void sim_modem_reg_urcs(struct sim *s);
+/* A byte from the host: true when it only woke the module (AT+CSCLK=2,
+ * asleep) and is lost. Restarts the idle clock. */
+bool sim_power_byte_lost(struct sim *s, uint8_t c);
 
 /* ---- sim_util.c ---- */
 

@@ -442,7 +442,9 @@ void sim_modem_pump(struct sim *s)
         }
         if (sim_timer_armed(s, SIM_TIMER_BUSY))
             return; /* the rest waits for the deferred result */
-        feed_byte(s, s->in[s->in_pos++]);
+        uint8_t c = s->in[s->in_pos++];
+        if (!sim_power_byte_lost(s, c))
+            feed_byte(s, c);
     }
     s->in_pos = s->in_len = 0;
 }
@@ -531,6 +533,8 @@ static void forget_session(struct sim *s)
     sim_network_reset(s);
     sim_cmqtt_reset(s);
     s->radio_off = false;        /* a module boots with AT+CFUN=1 */
+    s->csclk = 0;                /* and awake */
+    s->asleep = false;
 }
 
 void sim_modem_boot(struct sim *s)
@@ -673,9 +677,9 @@ static struct sim_result cmd_cnum(struct sim *s, const struct sim_at *at)
     return identity(s, at, "+CNUM: ,\"" SIM_NUMBER "\",145");
 }
 
-/* AT+X=<n> / AT+X? for a small integer setting. */
-static struct sim_result int_setting(struct sim *s, const struct sim_at *at, const char *name,
-                                     int *value, long max, const char *query_suffix)
+/* A small integer setting (sim.h). */
+struct sim_result sim_int_setting(struct sim *s, const struct sim_at *at, const char *name,
+                                  int *value, long max, const char *query_suffix)
 {
     struct sim_params p;
     long v;
@@ -699,14 +703,14 @@ static struct sim_result int_setting(struct sim *s, const struct sim_at *at, con
 
 static struct sim_result cmd_cmee(struct sim *s, const struct sim_at *at)
 {
-    return int_setting(s, at, "+CMEE", &s->cmee, 2, "");
+    return sim_int_setting(s, at, "+CMEE", &s->cmee, 2, "");
 }
 
 static struct sim_result cmd_clip(struct sim *s, const struct sim_at *at)
 {
     int v = s->clip;
     /* +CLIP: <n>,<m>: m 1 = CLIP provisioned. */
-    struct sim_result r = int_setting(s, at, "+CLIP", &v, 1, ",1");
+    struct sim_result r = sim_int_setting(s, at, "+CLIP", &v, 1, ",1");
     s->clip = v;
     return r;
 }

@@ -1,17 +1,25 @@
-/* Power: AT+CFUN and AT+CRESET.
+/* Power: AT+CFUN, AT+CRESET and AT+CSCLK.
  *
  * AT+CFUN=0 (or 4) switches the radio off: OK, then the enabled
  * +CREG/+CEREG URCs say 0, AT+CSQ says 99, AT+COPS? has no operator.
  * AT+CFUN=1 switches it on again: OK, then the URCs with the real state.
  * AT+CRESET answers OK and reboots: echo on, settings gone, the boot URCs
  * after --boot-ms. With --reset-unplug the pty is closed 200 ms after the OK
- * and a new one opened (--link follows), as a USB module re-enumerates. Events:
- * `cfun <n>`, `reset`. */
+ * and a new one opened (--link follows), as a USB module re-enumerates.
+ * AT+CSCLK=2 lets the module sleep after SLEEP_IDLE_MS without a byte from
+ * the host (its own URCs do not keep it awake, and still go out while it
+ * sleeps): the byte that wakes it is lost, so a lone "AT" answers nothing
+ * (the module sees "T"). AT+CSCLK=1 sleeps while DTR is off: a pty has no
+ * DTR, so the value is only kept. The module forgets both at boot.
+ * Events: `cfun <n>`, `reset`, `csclk <n>`, `sleep` (fell asleep),
+ * `wake <hex>` (the lost byte). */
 #include <string.h>
 
 #include "sim.h"
 
 #define RESET_UNPLUG_MS 200
+/* The bridge's own threshold (AT_CHAT_WAKE_IDLE_MS): the same 5 s. */
+#define SLEEP_IDLE_MS 5000
 
 static void radio_changed(struct sim *s)
 {
@@ -79,8 +87,43 @@ static struct sim_result cmd_creset(struct sim *s, const struct sim_at *at)
     return SIM_RES_OK;
 }
 
+static void fall_asleep(struct sim *s)
+{
+    s->asleep = true;
+    sim_log(s, "asleep (AT+CSCLK=2, %d ms without input)", SLEEP_IDLE_MS);
+    sim_event(s, "sleep");
+}
+
+bool sim_power_byte_lost(struct sim *s, uint8_t c)
+{
+    if (s->csclk == 2)
+        sim_timer_set(s, SIM_TIMER_SLEEP, SLEEP_IDLE_MS, fall_asleep);
+    if (!s->asleep)
+        return false;
+    s->asleep = false;
+    sim_log(s, "woken by 0x%02X, which is lost", c);
+    sim_event(s, "wake %02X", c);
+    return true;
+}
+
+static struct sim_result cmd_csclk(struct sim *s, const struct sim_at *at)
+{
+    struct sim_result r = sim_int_setting(s, at, "+CSCLK", &s->csclk, 2, "");
+
+    if (at->kind != SIM_AT_SET || r.final != SIM_OK)
+        return r;
+    sim_event(s, "csclk %d", s->csclk);
+    /* The clock runs from this command, the last input. */
+    if (s->csclk == 2)
+        sim_timer_set(s, SIM_TIMER_SLEEP, SLEEP_IDLE_MS, fall_asleep);
+    else
+        sim_timer_stop(s, SIM_TIMER_SLEEP);
+    return r;
+}
+
 const struct sim_cmd sim_power_cmds[] = {
     {"+CFUN", false, 0, cmd_cfun},
     {"+CRESET", false, 0, cmd_creset},
+    {"+CSCLK", false, 0, cmd_csclk},
     {NULL, false, 0, NULL},
 };

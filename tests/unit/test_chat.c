@@ -19,6 +19,7 @@
  *   idle=<0|1>                 an IDLE step
  *   synced=<0|1>               the transport's synced() (a resync ended)
  *   written#<i>                opts.written of command i (just before its W:)
+ *   dtr=<0|1>                  (cases with .sleep AT_SLEEP_DTR) tr.set_dtr
  * Bytes outside 0x20..0x7e (and '\') appear as \xNN. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,6 +82,7 @@ struct chat_case {
     bool sched;
     int cmti_sends; /* 1 + index of a spec the +CMTI handler sends */
     bool owner_cancels; /* synced(false) -> at_chat_cancel_all, as modem_port.c does */
+    enum at_chat_sleep sleep; /* at_chat_set_sleep after at_chat_new */
 };
 
 struct harness;
@@ -158,6 +160,12 @@ static void tr_synced(void *ctx, bool ok)
     putf(h, "synced=%d\n", ok);
     if (!ok && h->c->owner_cancels)
         at_chat_cancel_all(h->chat);
+}
+
+static int tr_set_dtr(void *ctx, bool on)
+{
+    putf(ctx, "dtr=%d\n", on);
+    return 0;
 }
 
 static void tr_schedule(void *ctx, int64_t deadline)
@@ -340,7 +348,7 @@ static void setup(struct harness *h, const struct chat_case *c)
         .max_block = 1500,
         .max_lines = c->max_lines,
     };
-    struct at_transport tr = {tr_write, tr_now, tr_schedule, h, tr_synced};
+    struct at_transport tr = {tr_write, tr_now, tr_schedule, h, tr_synced, tr_set_dtr};
 
     memset(h, 0, sizeof(*h));
     h->c = c;
@@ -354,6 +362,7 @@ static void setup(struct harness *h, const struct chat_case *c)
                      0);
     assert_int_equal(at_chat_add_urcs(h->chat, table_b, sizeof(table_b) / sizeof(table_b[0]), h),
                      0);
+    assert_int_equal(at_chat_set_sleep(h->chat, c->sleep), 0);
 }
 
 static void feed(struct harness *h, const uint8_t *d, size_t len, bool bytewise)
@@ -1133,6 +1142,158 @@ static const struct chat_case cases[] = {
                 /* Its answer, after all: nobody asked for it any more. */
                 "W:\\x1b\n"
                 "sched 100205\n",
+    },
+
+    /* ---- a sleeping module (AT+CSCLK): the chat's clock starts at T0
+     * with nothing ever written, so the first command wakes it ---- */
+    {
+        .name = "sleep rx: a lone AT first; its OK lets the command go at once",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CSQ", .info = "+CSQ:", .expect_info = true}},
+        .steps = {SEND(0), FEED("\r\nOK\r\n"), MARK, FEED("\r\n+CSQ: 14,99\r\n\r\nOK\r\n"), IDLE},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CSQ\\x0d\n"
+                "--\n"
+                "done#0 OK -1 <+CSQ: 14,99>\n"
+                "idle=1\n",
+    },
+    {
+        /* The usual case: the 'A' woke the module and was lost. */
+        .name = "sleep rx: no answer to the wake: the command after 100 ms, no timeout",
+        .sleep = AT_SLEEP_RX,
+        .sched = true,
+        .cmds = {{"AT+CMGD=1"}},
+        .steps = {SEND(0), TICK(99), MARK, TICK(1), MARK, FEED("\r\nOK\r\n"), IDLE},
+        .want = "W:AT\\x0d\n"
+                "sched 100100\n"
+                "sched 100100\n"
+                "--\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "sched 105100\n"
+                "--\n"
+                "done#0 OK -1\n"
+                "sched -1\n"
+                "idle=1\n",
+    },
+    {
+        .name = "sleep rx: no wake within 5 s of the last write; one after 5 s",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CMGD=1"}, {"AT+CMGD=2"}, {"AT+CMGD=3"}},
+        .steps = {SEND(0), FEED("\r\nOK\r\n"), MARK, FEED("\r\nOK\r\n"), TICK(4999), SEND(1),
+                  FEED("\r\nOK\r\n"), TICK(5000), SEND(2), FEED("\r\nOK\r\n"), MARK,
+                  FEED("\r\nOK\r\n")},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "--\n"
+                "done#0 OK -1\n"
+                "W:AT+CMGD=2\\x0d\n"
+                "done#1 OK -1\n"
+                "W:AT\\x0d\n"
+                "W:AT+CMGD=3\\x0d\n"
+                "--\n"
+                "done#2 OK -1\n",
+    },
+    {
+        /* Without the wake's bookkeeping: OUT OF STEP and a resync. */
+        .name = "sleep rx: a late wake OK before the info line is the wake's",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CSQ", .info = "+CSQ:", .expect_info = true}},
+        .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), MARK,
+                  FEED("\r\n+CSQ: 14,99\r\n\r\nOK\r\n"), IDLE},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CSQ\\x0d\n"
+                "--\n"
+                "done#0 OK -1 <+CSQ: 14,99>\n"
+                "idle=1\n",
+    },
+    {
+        /* Never "sent" on the wake's OK: the PDU goes after the prompt. */
+        .name = "sleep rx: a late wake OK while AT+CMGS waits for its prompt is the wake's",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CMGS=23", .info = "+CMGS:", DATA(SUBMIT_PDU "\x1a"), .timeout_ms = 60000}},
+        .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), MARK, FEED("\r\n> "), MARK,
+                  FEED("\r\n+CMGS: 5\r\n\r\nOK\r\n")},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CMGS=23\\x0d\n"
+                "--\n"
+                "W:" SUBMIT_PDU "\\x1a\n"
+                "--\n"
+                "done#0 OK -1 <+CMGS: 5>\n",
+    },
+    {
+        .name = "sleep rx: a late wake answer with nothing in flight: no resync",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CMGD=1"}},
+        .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), MARK, FEED("\r\nOK\r\n"), IDLE},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "done#0 OK -1\n"
+                "--\n"
+                "idle=1\n",
+    },
+    {
+        /* 1 s after the AT the module has long answered or never will. */
+        .name = "sleep rx: a stray final after the late window resyncs as ever",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CMGD=1"}},
+        .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), TICK(900), FEED("\r\nOK\r\n")},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "done#0 OK -1\n"
+                "W:\\x1b\n",
+    },
+    {
+        .name = "sleep rx: URCs while waking are dispatched; only a final ends the wait",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CMGD=1"}},
+        .steps = {SEND(0), FEED("\r\nRING\r\n\r\n+CMTI: \"SM\",3\r\n"), MARK, FEED("\r\nOK\r\n"),
+                  MARK, FEED("\r\nOK\r\n")},
+        .want = "W:AT\\x0d\n"
+                "urca <RING>\n"
+                "urca <+CMTI: \"SM\",3>\n"
+                "--\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "--\n"
+                "done#0 OK -1\n",
+    },
+    {
+        .name = "sleep dtr: DTR on and 100 ms before a command; off 5 s after it completed",
+        .sleep = AT_SLEEP_DTR,
+        .sched = true,
+        .cmds = {{"AT+CMGD=1"}, {"AT+CMGD=2"}},
+        .steps = {SEND(0), TICK(100), MARK, TICK(3000), FEED("\r\nOK\r\n"), TICK(4999), MARK,
+                  TICK(1), MARK, SEND(1), TICK(100), FEED("\r\nOK\r\n")},
+        .want = "dtr=1\n"
+                "sched 100100\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "sched 105100\n"
+                "--\n"
+                "sched 105100\n"
+                "done#0 OK -1\n"
+                "sched 108100\n"
+                "sched 108100\n"
+                "--\n"
+                "dtr=0\n"
+                "sched -1\n"
+                "--\n"
+                "dtr=1\n"
+                "sched 108200\n"
+                "W:AT+CMGD=2\\x0d\n"
+                "sched 113200\n"
+                /* Off 5 s after the answer: the same deadline as the
+                 * command's own, so no new one. */
+                "done#1 OK -1\n",
+    },
+    {
+        .name = "sleep dtr: a resync turns DTR on before its ESC; cancel_all forgets it",
+        .sleep = AT_SLEEP_DTR,
+        .cmds = {{"AT+CSQ", .info = "+CSQ:"}},
+        .steps = {RESYNC(1), SYNC_STEPS(M1), SEND(0), FEED("\r\n+CSQ: 9,99\r\n\r\nOK\r\n"),
+                  CANCEL, SEND(0)},
+        .want = "dtr=1\n"
+                "W:\\x1b\n" SYNC_WANT(M1) "W:AT+CSQ\\x0d\n"
+                "done#0 OK -1 <+CSQ: 9,99>\n"
+                "dtr=1\n",
     },
 };
 

@@ -84,6 +84,7 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_line(d, "modem.status_interval=%d\n", c->modem.status_interval);
     dump_line(d, "modem.command_timeout_ms=%d\n", c->modem.command_timeout_ms);
     dump_line(d, "modem.roaming=%d\n", c->modem.roaming);
+    dump_line(d, "modem.sleep=%s\n", nz(c->modem.sleep));
     dump_list(d, "sms.allow_to", c->sms.allow_to, c->sms.n_allow_to);
     dump_line(d, "sms.max_parts=%d\n", c->sms.max_parts);
     dump_line(d, "sms.rate_per_hour=%d\n", c->sms.rate_per_hour);
@@ -143,6 +144,7 @@ static const char DEFAULTS[] =
     "modem.status_interval=60\n"
     "modem.command_timeout_ms=5000\n"
     "modem.roaming=1\n"
+    "modem.sleep=off\n"
     "sms.allow_to=[*]\n"
     "sms.max_parts=6\n"
     "sms.rate_per_hour=60\n"
@@ -178,7 +180,8 @@ static const char FULL_EXAMPLE[] =
     "              \"ca_file\": null, \"keepalive\": 30,\n"
     "              \"homeassistant\": { \"discovery\": true, \"prefix\": \"homeassistant\" } },\n"
     "  \"modem\":  { \"port\": \"auto\", \"baud\": 115200, \"pin\": null, \"apn\": null,\n"
-    "              \"init\": [], \"status_interval\": 60, \"command_timeout_ms\": 5000 },\n"
+    "              \"init\": [], \"status_interval\": 60, \"command_timeout_ms\": 5000,\n"
+    "              \"sleep\": \"off\" },\n"
     "  \"sms\":    { \"allow_to\": [\"*\"], \"max_parts\": 6, \"rate_per_hour\": 60,\n"
     "              \"delivery_reports\": false, \"keep_on_sim\": false },\n"
     "  \"calls\":  { \"allow_to\": [\"*\"] },\n"
@@ -441,6 +444,27 @@ static const struct build_case build_cases[] = {
     {.json = "{\"remote\":{\"will\":{\"topic\":\"t\",\"payload\":\"x\",\"delay\":5}}}",
      .err = "remote.will.delay: unknown key"},
     {.json = "{\"remote\":{\"will\":\"t\"}}", .err = "remote.will: expected object"},
+    /* modem.sleep: three words; DTR is a serial port's wire */
+    {.json = "{\"modem\":{\"sleep\":\"rx\"}}", .expect = {"modem.sleep=rx"}},
+    {.json = "{\"modem\":{\"sleep\":\"dtr\",\"port\":\"/dev/ttyUSB0\"}}",
+     .expect = {"modem.sleep=dtr"}},
+    {.json = "{\"modem\":{\"sleep\":\"on\"}}",
+     .err = "modem.sleep: expected \"off\", \"rx\" or \"dtr\""},
+    {.json = "{\"modem\":{\"sleep\":\"RX\"}}",
+     .err = "modem.sleep: expected \"off\", \"rx\" or \"dtr\""},
+    {.json = "{\"modem\":{\"sleep\":true}}", .err = "modem.sleep: expected string"},
+    {.json = "{\"modem\":{\"sleep\":\"dtr\",\"port\":\"tcp://10.0.0.5:8887\"}}",
+     .err = "modem.sleep: \"dtr\" needs a serial port's DTR line, which a tcp:// port does not "
+            "have; use \"rx\""},
+    {.json = "{\"modem\":{\"sleep\":\"dtr\"}}", .env = {"MODEM2MQTT_PORT=tcp://10.0.0.5:8887"},
+     .err = "modem.sleep: \"dtr\" needs a serial port's DTR line, which a tcp:// port does not "
+            "have; use \"rx\""},
+    {.json = "{\"modem\":{\"sleep\":\"rx\",\"port\":\"tcp://10.0.0.5:8887\"}}",
+     .expect = {"modem.sleep=rx"}},
+    {.json = "{\"modem\":{\"sleep\":\"dtr\"},\"modems\":[{\"name\":\"a\",\"modem\":"
+             "{\"port\":\"tcp://10.0.0.5:8887\"}}]}",
+     .err = "modems[0].modem.sleep: \"dtr\" needs a serial port's DTR line, which a tcp:// port "
+            "does not have; use \"rx\""},
     {.json = "{\"modems\":[{\"name\":\"a\",\"remote\":{\"will\":{\"payload\":\"x\"}}}]}",
      .err = "modems[0].remote.will.topic: missing"},
     {.json = "{\"remote\":{\"subscribe\":[{\"topic\":\"a\"},{\"topic\":\"b\",\"qso\":1}]}}",
