@@ -182,6 +182,12 @@ static void line_in_flight(struct at_chat *chat, const char *s, size_t len)
             chat_out_of_step(chat, "OK without the expected information line");
             return;
         }
+        /* A command with data is answered OK only after its data (an
+         * error may come before the prompt): this OK is someone else's. */
+        if (f == AT_FINAL_OK && cmd->data && !chat->data_written) {
+            chat_out_of_step(chat, "OK before the data prompt");
+            return;
+        }
         if (f == AT_FINAL_OK && cmd->after_ok_prefix) {
             /* CMQTT: OK only acknowledges the request; the outcome is the
              * result line, which the A7670 sends after OK (or, for

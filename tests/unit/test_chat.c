@@ -871,6 +871,22 @@ static const struct chat_case cases[] = {
                 "done#1 OK -1 <+CPIN: SIM PIN>\n",
     },
     {
+        /* A stray OK before AT+CMQTTTOPIC's prompt: taken as its answer,
+         * the topic would never be written and the publish go out with
+         * the previous one. An error before the prompt is the command's. */
+        .name = "data command: OK before the prompt is OUT OF STEP and a resync",
+        .cmds = {{"AT+CMQTTTOPIC=0,9", DATA("m2m/topic"), .timeout_ms = 2000},
+                 {"AT+CMQTTTOPIC=0,9", DATA("m2m/topic"), .timeout_ms = 2000}},
+        .steps = {SEND(0), SEND(1), FEED("\r\nOK\r\n"), MARK, SYNC_STEPS(M1), MARK,
+                  FEED("\r\nERROR\r\n")},
+        .want = "W:AT+CMQTTTOPIC=0,9\\x0d\n"
+                "done#0 OUT OF STEP -1\n"
+                "W:\\x1b\n"
+                "--\n" SYNC_WANT(M1) "W:AT+CMQTTTOPIC=0,9\\x0d\n"
+                "--\n"
+                "done#1 ERROR -1\n",
+    },
+    {
         .name = "resync gives up after every attempt; the queue waits; cancel_all frees it",
         .cmds = {{"AT+CSQ"}},
         .steps = {RESYNC(0), SEND(0), TICK(200), TICK(200), TICK(1000), TICK(200), TICK(200),
