@@ -150,6 +150,8 @@ static int instance_open(struct instance *inst, const struct config *cfg)
         .init = cfg->modem.init,
         .n_init = cfg->modem.n_init,
         .command_timeout_ms = cfg->modem.command_timeout_ms,
+        .device_packets = { cfg->modem.device_server.registry,
+                            cfg->modem.device_server.heartbeat },
     };
     const struct modem_cbs mc = { .state_changed = on_modem_state, .info_changed = on_modem_info };
     r = -ENOMEM;

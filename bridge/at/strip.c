@@ -11,8 +11,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core/hex.h"
-
 void at_strip_init(struct at_strip *s)
 {
     memset(s, 0, sizeof(*s));
@@ -26,31 +24,6 @@ int at_strip_add(struct at_strip *s, const uint8_t *pkt, size_t len)
         return -ENOSPC;
     memcpy(s->pkt[s->n_pkt], pkt, len);
     s->pkt_len[s->n_pkt++] = len;
-    return 0;
-}
-
-int at_strip_parse(const char *spec, uint8_t *out, size_t *len)
-{
-    size_t n = strlen(spec);
-
-    if (strncmp(spec, "hex:", 4) != 0) {
-        if (n == 0 || n > AT_STRIP_MAX)
-            return -EINVAL;
-        memcpy(out, spec, n);
-        *len = n;
-        return 0;
-    }
-    spec += 4;
-    n -= 4;
-    if (n == 0 || n % 2 || n / 2 > AT_STRIP_MAX)
-        return -EINVAL;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_digit(spec[2 * i]), lo = hex_digit(spec[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *len = n / 2;
     return 0;
 }
 

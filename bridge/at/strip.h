@@ -57,12 +57,6 @@ void at_strip_init(struct at_strip *s);
 /* One more packet to remove: 0, -EINVAL (empty or longer than
  * AT_STRIP_MAX), -ENOSPC (AT_STRIP_PACKETS already). */
 int at_strip_add(struct at_strip *s, const uint8_t *pkt, size_t len);
-/* A packet as the configuration writes it: "hex:" and an even number of
- * hex digits (any bytes: "hex:D8B04CFC0001" for a MAC), or else the text
- * itself. 0 with len set, or -EINVAL (bad hex, empty, or longer than
- * AT_STRIP_MAX bytes). out holds AT_STRIP_MAX bytes. */
-int at_strip_parse(const char *spec, uint8_t *out, size_t *len);
-
 /* Filters len new bytes that arrived at now_ms into out, which must hold
  * len + AT_STRIP_MAX bytes (held bytes may be released ahead of them).
  * Returns the bytes written to out. */

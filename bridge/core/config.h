@@ -56,6 +56,11 @@ struct config {
         size_t n_init;
         int status_interval;   /* seconds */
         int command_timeout_ms;
+        struct {               /* a serial device server's own packets, taken
+                                  out of the stream: text or "hex:..."; NULL: none */
+            char *registry;
+            char *heartbeat;
+        } device_server;
     } modem;
     struct {
         char **allow_to;       /* numbers or prefixes ending in '*' (config_number_allowed) */

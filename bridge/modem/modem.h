@@ -59,6 +59,9 @@ struct modem_opts {
     char *const *init;           /* extra commands after bring-up */
     size_t n_init;
     int command_timeout_ms;
+    /* A serial device server's registry and heartbeat packets, taken out
+     * of the stream (at_port_strip_packet): text or "hex:..."; NULL: none. */
+    const char *device_packets[2];
 };
 
 struct modem_cbs {

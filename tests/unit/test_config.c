@@ -83,6 +83,8 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_list(d, "modem.init", c->modem.init, c->modem.n_init);
     dump_line(d, "modem.status_interval=%d\n", c->modem.status_interval);
     dump_line(d, "modem.command_timeout_ms=%d\n", c->modem.command_timeout_ms);
+    dump_line(d, "modem.device_server.registry=%s\n", nz(c->modem.device_server.registry));
+    dump_line(d, "modem.device_server.heartbeat=%s\n", nz(c->modem.device_server.heartbeat));
     dump_list(d, "sms.allow_to", c->sms.allow_to, c->sms.n_allow_to);
     dump_line(d, "sms.max_parts=%d\n", c->sms.max_parts);
     dump_line(d, "sms.rate_per_hour=%d\n", c->sms.rate_per_hour);
@@ -141,6 +143,8 @@ static const char DEFAULTS[] =
     "modem.init=[]\n"
     "modem.status_interval=60\n"
     "modem.command_timeout_ms=5000\n"
+    "modem.device_server.registry=(null)\n"
+    "modem.device_server.heartbeat=(null)\n"
     "sms.allow_to=[*]\n"
     "sms.max_parts=6\n"
     "sms.rate_per_hour=60\n"
@@ -558,6 +562,18 @@ static const struct build_case build_cases[] = {
     {.json = "{\"modem\":{\"status_interval\":86401}}", .err = "modem.status_interval: expected integer 5-86400"},
     {.json = "{\"modem\":{\"command_timeout_ms\":99}}", .err = "modem.command_timeout_ms: expected integer 100-600000"},
     {.json = "{\"modem\":{\"command_timeout_ms\":true}}", .err = "modem.command_timeout_ms: expected integer 100-600000"},
+    {.json = "{\"modem\":{\"device_server\":{\"registry\":\"hex:D8B04CFC0001\","
+             "\"heartbeat\":\"www.usr.cn\"}}}",
+     .expect = {"modem.device_server.registry=hex:D8B04CFC0001",
+                "modem.device_server.heartbeat=www.usr.cn"}},
+    {.json = "{\"modem\":{\"device_server\":{\"heartbeat\":\"hex:0D0\"}}}",
+     .err = "modem.device_server.heartbeat: expected 1-40 bytes of text, or hex: and 2-80 hex digits"},
+    {.json = "{\"modem\":{\"device_server\":{\"registry\":\"\"}}}",
+     .err = "modem.device_server.registry: expected 1-40 bytes of text, or hex: and 2-80 hex digits"},
+    {.json = "{\"modem\":{\"device_server\":{\"registry\":\"01234567890123456789012345678901234567890\"}}}",
+     .err = "modem.device_server.registry: expected 1-40 bytes of text, or hex: and 2-80 hex digits"},
+    {.json = "{\"modem\":{\"device_server\":{\"mac\":\"x\"}}}",
+     .err = "modem.device_server.mac: unknown key"},
 
     /* ---- sms, calls ---- */
     {.json = "{\"sms\":{\"allow_to\":\"*\"}}", .err = "sms.allow_to: expected array"},

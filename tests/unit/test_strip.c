@@ -14,13 +14,14 @@
 #include <string.h>
 
 #include "at/strip.h"
+#include "core/hex.h"
 
 #define MAC "\xD8\xB0\x4C\xFC\x00\x01"
 #define HB "www.usr.cn"
 
 struct strip_case {
     const char *name;
-    const char *pkt[AT_STRIP_PACKETS];  /* at_strip_parse's form; NULL: none */
+    const char *pkt[AT_STRIP_PACKETS];  /* hex_or_text's form; NULL: none */
     const char *in;
     size_t in_len;                      /* 0: strlen(in) */
     const char *out;
@@ -58,7 +59,7 @@ static void setup_strip(struct at_strip *s, const struct strip_case *c)
         uint8_t p[AT_STRIP_MAX];
         size_t n;
 
-        assert_int_equal(at_strip_parse(c->pkt[k], p, &n), 0);
+        assert_int_equal(hex_or_text(c->pkt[k], p, AT_STRIP_MAX, &n), 0);
         assert_int_equal(at_strip_add(s, p, n), 0);
     }
 }
@@ -178,7 +179,7 @@ static void test_parse(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        int rc = at_strip_parse(t[i].spec, out, &n);
+        int rc = hex_or_text(t[i].spec, out, AT_STRIP_MAX, &n);
         if (rc != t[i].rc)
             fail_msg("%s: %d", t[i].spec, rc);
         if (rc == 0) {
