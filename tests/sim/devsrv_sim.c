@@ -5,8 +5,9 @@
  *            simulator's pty) like a device server in TCP server mode, and
  *            adds what such a device server adds on the network side: a
  *            registry packet at connect and heartbeats every N ms, put at
- *            random points of the modem's output, in the middle of a line
- *            too, sometimes in two writes a few milliseconds apart.
+ *            random points of the modem's next output (in the middle of a
+ *            line too; alone when the modem is quiet for another N ms),
+ *            every fourth in two writes a few milliseconds apart.
  *   console: a pty that speaks the device server's configuration dialect:
  *            "+++" answered "a", "a" answered "+ok" within 3 s, then
  *            AT+<CMD> lines answered "+OK[=...]" or "+ERR=<n>", AT+ENTM
@@ -239,7 +240,7 @@ static int relay_run(struct relay *r)
                                { .fd = r->dev, .events = POLLIN } };
         int timeout = -1;
         if (r->client >= 0 && r->n_heartbeat) {
-            int64_t left = r->next_beat - now_ms();
+            int64_t left = r->next_beat + r->heartbeat_ms - now_ms();
             timeout = left > 0 ? (int)left : 0;
         }
         if (poll(p, 4, timeout) < 0 && errno != EINTR)
@@ -253,7 +254,9 @@ static int relay_run(struct relay *r)
             up = relay_to_device(r);
         if (up && p[3].revents)
             up = relay_from_device(r);
-        if (up && r->n_heartbeat && now_ms() >= r->next_beat)
+        /* A due heartbeat waits for the modem's next output to go into;
+         * with none for another period, it goes alone. */
+        if (up && r->n_heartbeat && now_ms() >= r->next_beat + r->heartbeat_ms)
             up = send_heartbeat(r);
         if (!up)
             relay_drop(r);
