@@ -205,7 +205,7 @@ static bool dump_has(const struct dump *d, const char *line)
 
 /* ---- the build table ------------------------------------------------------- */
 
-#define MAX_ARGS 16
+#define MAX_ARGS 24
 #define MAX_EXPECT 12
 
 struct build_case {
@@ -1000,6 +1000,14 @@ static const struct cli_case cli_cases[] = {
     {{"--health", "-c", "f"}, NULL, "action=4 c=f p=- b=0 H=- t=- l=-"},
     {{"--health", "--list-ports"}, NULL, "action=3 c=- p=- b=0 H=- t=- l=-"},
     {{"--health=1"}, "option '--health' does not take an argument", NULL},
+    {{"--device-server", "/dev/ttyUSB0", "--set", "uart=1", "-b", "9600"}, NULL,
+     "action=5 c=- p=- b=9600 H=- t=- l=-"},
+    {{"--health", "--device-server", "/dev/ttyUSB0"}, NULL, "action=5 c=- p=- b=0 H=- t=- l=-"},
+    {{"--device-server", "/dev/ttyUSB0", "--list-ports"}, NULL, "action=3 c=- p=- b=0 H=- t=- l=-"},
+    {{"--set", "regen=off"}, "--set: only with --device-server", NULL},
+    {{"--device-server"}, "option '--device-server' requires an argument", NULL},
+    {{"--device-server", "d", "--set", "a", "--set", "b", "--set", "c", "--set", "d", "--set", "e",
+      "--set", "f", "--set", "g", "--set", "h", "--set", "i"}, "--set: at most 8", NULL},
     {{"-p", "/dev/x", "--"}, NULL, "action=0 c=- p=/dev/x b=0 H=- t=- l=-"},
     {{"--password", "hunter2"}, SECRET("--password"), NULL},
     {{"--password=hunter2"}, SECRET("--password"), NULL},
