@@ -112,8 +112,9 @@ static void devsrv_stop(struct devsrv *d)
 
 /* ---- 1. heartbeats and a registry packet in the stream ---- */
 
-/* The relay in front of the simulator, extra its options; the bridge
- * connects to it with config in its configuration. */
+/* The broker, the simulator and the relay in front of it, extra its
+ * options; the bridge connects to the relay with config in its
+ * configuration, and is ready. */
 static void start_behind_relay(struct h_env *e, struct devsrv *d, const char *const *extra,
                                const char *config)
 {
@@ -122,6 +123,7 @@ static void start_behind_relay(struct h_env *e, struct devsrv *d, const char *co
     size_t n = 2;
     int port;
 
+    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
     for (; *extra && n < 11; extra++)
         args[n++] = *extra;
     devsrv_start(d, args);
@@ -134,6 +136,12 @@ static void start_behind_relay(struct h_env *e, struct devsrv *d, const char *co
     h_bridge_start(&e->bridge, &e->broker, &e->sim, e->base, config);
     memcpy(e->sim.link, saved, sizeof saved);
     h_wait_ready(e);
+}
+
+static void stop_behind_relay(struct h_env *e, struct devsrv *d)
+{
+    h_bridge_stop(&e->bridge);
+    devsrv_stop(d);
 }
 
 /* The only resync is the one at open: nothing the device server added was
@@ -217,7 +225,6 @@ static void test_heartbeats_and_registry(void **state)
     unsigned long beats, inside, split, registry;
     char line[128];
 
-    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
     start_behind_relay(e, &d,
                        (const char *const[]){ "--registry", "hex:" MAC_HEX, "--heartbeat",
                                               HEARTBEAT, "--heartbeat-ms", "3", NULL },
@@ -240,8 +247,7 @@ static void test_heartbeats_and_registry(void **state)
     assert_true(registry >= 1);
     assert_true(inside >= 5);
     assert_true(split >= 5);
-    h_bridge_stop(&e->bridge);
-    devsrv_stop(&d);
+    stop_behind_relay(e, &d);
     H_PASS(e);
 }
 
@@ -251,14 +257,12 @@ static void test_registry_dropped_at_open(void **state)
     struct h_env *e = *state;
     struct devsrv d;
 
-    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
     start_behind_relay(e, &d, (const char *const[]){ "--registry", "hex:" MAC_HEX, NULL },
                        NULL);
     cJSON *info = h_retained_json(e, e->t_info);
     h_json_str_eq(info, "model", "A7670E");
     cJSON_Delete(info);
-    h_bridge_stop(&e->bridge);
-    devsrv_stop(&d);
+    stop_behind_relay(e, &d);
     H_PASS(e);
 }
 
@@ -272,7 +276,6 @@ static void test_prompt_like_heartbeat(void **state)
     int mr[N_OUT + 1] = { 0 };
     char line[1024];
 
-    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
     start_behind_relay(e, &d, (const char *const[]){ NULL },
                        "\"modem\":{\"device_server\":{\"heartbeat\":\"> keepalive\"}}");
     h_mqtt_publish(&e->mqtt, e->t_send, "{\"id\":7,\"to\":\"+4917012345678\",\"text\":\"x\"}", 1,
@@ -285,8 +288,7 @@ static void test_prompt_like_heartbeat(void **state)
     assert_int_equal(cJSON_GetArrayItem(h_json_arr(r, "references"), 0)->valueint, mr[7]);
     cJSON_Delete(r);
     assert_never_out_of_step(e);
-    h_bridge_stop(&e->bridge);
-    devsrv_stop(&d);
+    stop_behind_relay(e, &d);
     H_PASS(e);
 }
 
@@ -348,6 +350,18 @@ static void run_console(struct h_env *e, const char *pty, const char *const *arg
     fprintf(stderr, "--- stdout:\n%s--- stderr:\n%s", r->out, r->err);
 }
 
+/* The simulated console (console args): its pty's path into pty. */
+static void start_console(struct h_env *e, struct devsrv *d, const char *const *args, char *pty,
+                          size_t size)
+{
+    char line[300];
+
+    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
+    devsrv_start(d, args);
+    devsrv_line(d, "pty ", line, sizeof line);
+    snprintf(pty, size, "%s", line + 4);
+}
+
 static void expect_text(const char *where, const char *text, const char *want)
 {
     if (!strstr(text, want))
@@ -361,11 +375,8 @@ static void test_console(void **state)
     struct run r;
     char pty[300], line[300];
 
-    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
-    devsrv_start(&d, (const char *const[]){ "console", "--uart", "9600,8,1,NONE,NFC", "--regen",
-                                            "MAC", "--refuse", "REGEN=4", NULL });
-    devsrv_line(&d, "pty ", line, sizeof line);
-    snprintf(pty, sizeof pty, "%s", line + 4);
+    start_console(e, &d, (const char *const[]){ "console", "--uart", "9600,8,1,NONE,NFC", "--regen",
+                                            "MAC", "--refuse", "REGEN=4", NULL }, pty, sizeof pty);
     run_console(e, pty, (const char *const[]){ "--set", "uart=115200,8,1,none,nfc", "--set",
                                                "regen=off", NULL },
                 &r);
@@ -401,10 +412,7 @@ static void test_console_bad_set(void **state)
     struct run r;
     char pty[300], line[300];
 
-    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
-    devsrv_start(&d, (const char *const[]){ "console", NULL });
-    devsrv_line(&d, "pty ", line, sizeof line);
-    snprintf(pty, sizeof pty, "%s", line + 4);
+    start_console(e, &d, (const char *const[]){ "console", NULL }, pty, sizeof pty);
     run_console(e, pty, (const char *const[]){ "--set", "sock=TCPS,0.0.0.0,8899\rAT+Z", NULL },
                 &r);
     assert_int_equal(WEXITSTATUS(r.status), 2);
@@ -426,12 +434,9 @@ static void test_console_no_handshake(void **state)
     struct h_env *e = *state;
     struct devsrv d;
     struct run r;
-    char pty[300], line[300];
+    char pty[300];
 
-    h_env_up(e, &(const struct h_env_opts){ .no_bridge = true });
-    devsrv_start(&d, (const char *const[]){ "console", "--mute", NULL });
-    devsrv_line(&d, "pty ", line, sizeof line);
-    snprintf(pty, sizeof pty, "%s", line + 4);
+    start_console(e, &d, (const char *const[]){ "console", "--mute", NULL }, pty, sizeof pty);
     run_console(e, pty, (const char *const[]){ NULL }, &r);
     assert_int_equal(WEXITSTATUS(r.status), 1);
     expect_text("stderr", r.err, "no answer to +++");
