@@ -404,6 +404,35 @@ static void test_console(void **state)
     H_PASS(e);
 }
 
+/* A console that echoes, set up as the modem wants it: the settings,
+ * no warning, status 0. */
+static void test_console_echo_all_well(void **state)
+{
+    struct h_env *e = *state;
+    struct devsrv d;
+    struct run r;
+    char pty[300];
+
+    start_console(e, &d, (const char *const[]){ "console", "--echo", "--sock",
+                                                "TCPS,0.0.0.0,8899", NULL },
+                  pty, sizeof pty);
+    run_console(e, pty, (const char *const[]){ NULL }, &r);
+    assert_true(WIFEXITED(r.status));
+    assert_int_equal(WEXITSTATUS(r.status), 0);
+    char head[400];
+    snprintf(head, sizeof head, "device server on %s (console at 115200 baud):\n", pty);
+    if (strncmp(r.out, head, strlen(head)) != 0)
+        h_fail("stdout does not start with '%s'", head);
+    expect_text("stdout", r.out, "  UART    115200,8,1,NONE,NFC\n  SOCK    TCPS,0.0.0.0,8899\n"
+                                 "  SOCKLK  disconnect\n  REGEN   OFF\n");
+    if (strstr(r.out, "warning"))
+        h_fail("a warning for a device server set up right");
+    expect_text("stdout", r.out, "back in data mode (AT+ENTM)\n");
+    assert_string_equal(r.err, "");
+    devsrv_stop(&d);
+    H_PASS(e);
+}
+
 /* A --set that could add a command never reaches the line: usage, 2. */
 static void test_console_bad_set(void **state)
 {
@@ -457,6 +486,7 @@ int main(void)
         T(test_registry_dropped_at_open),
         T(test_prompt_like_heartbeat),
         T(test_console),
+        T(test_console_echo_all_well),
         T(test_console_bad_set),
         T(test_console_no_handshake),
     };

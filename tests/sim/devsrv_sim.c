@@ -281,6 +281,7 @@ struct console {
     enum console_mode mode;
     int64_t window_end;
     bool mute;
+    bool echo;          /* --echo: command mode echoes what it receives */
     char data[3];       /* the last bytes in data mode: "+++"? */
     char line[256];
     size_t n;
@@ -413,6 +414,10 @@ static void console_byte(struct console *c, uint8_t b)
         say("command mode");
         return;
     case COMMAND:
+        /* The echo ends a line with CR LF, as these devices do. */
+        if (c->echo)
+            write_all(c->master, b == '\r' || b == '\n' ? "\r\n" : (const char *)&b,
+                      b == '\r' || b == '\n' ? 2 : 1);
         if (b != '\r' && b != '\n') {
             if (c->n < sizeof(c->line) - 1)
                 c->line[c->n++] = (char)b;
@@ -505,6 +510,7 @@ static void usage(FILE *out)
             "                             [--heartbeat-ms MS] [--seed N]\n"
             "       modem2mqtt-devsrv-sim console [--link PATH] [--uart V] [--sock V]\n"
             "                             [--regen OFF|MAC|USER] [--refuse NAME=N]... [--mute]\n"
+            "                             [--echo]\n"
             "PKT: text, or hex: and hex digits (at most %d bytes)\n",
             PKT_MAX);
 }
@@ -571,8 +577,8 @@ static int console_main(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         struct setting *s = NULL;
-        if (strcmp(argv[i], "--mute") == 0) {
-            c.mute = true;
+        if (strcmp(argv[i], "--mute") == 0 || strcmp(argv[i], "--echo") == 0) {
+            *(argv[i][2] == 'm' ? &c.mute : &c.echo) = true;
             continue;
         }
         if (strcmp(argv[i], "--link") == 0)
