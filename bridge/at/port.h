@@ -62,10 +62,10 @@ bool at_port_opening(const struct at_port *port);
  * resolved address is tried in turn. 0 for a port already open. */
 int at_port_open_continue(struct at_port *port);
 
-/* >0 bytes read (a device server's packets taken out: at_port_strip_packet;
- * len must then be more than AT_STRIP_MAX); 0 when nothing is available now; -EPIPE when the device
- * vanished or the peer closed (EOF, EIO, POLLHUP); -ENOTCONN while
- * opening; other -errno. */
+/* >0 bytes read (with a device server's packets taken out, see
+ * at_port_strip_packet: len must then be more than AT_STRIP_MAX); 0 when
+ * nothing is available now; -EPIPE when the device vanished or the peer
+ * closed (EOF, EIO, POLLHUP); -ENOTCONN while opening; other -errno. */
 ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len);
 
 /* A packet a serial device server adds to the stream (its registry packet,

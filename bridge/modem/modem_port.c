@@ -198,7 +198,8 @@ void modem_port_lost(struct modem *m, const char *why)
 /* The device server's packets (checked with the configuration). */
 static int strip_packets(struct modem *m)
 {
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(m->opts.device_packets) / sizeof(m->opts.device_packets[0]);
+         i++) {
         uint8_t pkt[AT_STRIP_MAX];
         size_t n;
         const char *spec = m->opts.device_packets[i];
