@@ -19,9 +19,11 @@
  *
  * The limit: a packet's bytes that the modem itself sends are removed too
  * (the stream has no way of telling them apart). Raw data inside the
- * modem's output (a remote MQTT payload, SMS text in text mode) that
- * contains a packet loses it. The packets should therefore be turned off
- * on the device server; named here, they should be ones the modem never
+ * modem's output (a remote MQTT payload) that contains a packet loses it,
+ * and since the chat reads such a block by its announced length, it then
+ * takes bytes that follow too: that message is damaged, and the chat may
+ * have to resynchronise. The packets should therefore be turned off on
+ * the device server; named here, they should be ones the modem never
  * sends (README: serial device servers).
  *
  * Pure: no I/O, the time is the caller's. */
