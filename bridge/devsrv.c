@@ -276,11 +276,23 @@ static void report_failure(struct console *c, const char *what, int r)
                 r == -ETIMEDOUT ? "no answer within 1 s" : strerror(-r));
 }
 
+/* Drops what the port holds now: stale bytes, which could hold an "a". */
+static void drain(struct console *c)
+{
+    uint8_t buf[256];
+
+    while (at_port_read(c->port, buf, sizeof(buf)) > 0)
+        ;
+}
+
 /* "+++", "a", "+ok": the console's handshake within its window. */
 static int enter_console(struct console *c, int baud, const char *port)
 {
     int64_t deadline = now_ms() + WINDOW_MS;
-    int r = send_text(c, "+++");
+    int r;
+
+    drain(c);
+    r = send_text(c, "+++");
 
     if (r == 0 && (r = expect(c, "a", deadline)) == 0 && (r = send_text(c, "a")) == 0)
         r = expect(c, "+ok", deadline);

@@ -449,6 +449,9 @@ static void test_console_bad_set(void **state)
     run_console(e, pty, (const char *const[]){ "--set", "mac=D8B04CFC0002", NULL }, &r);
     assert_int_equal(WEXITSTATUS(r.status), 2);
     expect_text("stderr", r.err, "--set unknown key (uart, sock or regen)");
+    run_console(e, "tcp://127.0.0.1:8899", (const char *const[]){ NULL }, &r);
+    assert_int_equal(WEXITSTATUS(r.status), 2);
+    expect_text("stderr", r.err, "--device-server: expected the serial device");
     /* The console saw nothing: its next line is the reply to this. */
     if (write(d.in, "ping\n", 5) != 5)
         h_fail("console: ping");
