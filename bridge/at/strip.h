@@ -22,7 +22,10 @@
  * modem's output (a remote MQTT payload) that contains a packet loses it,
  * and since the chat reads such a block by its announced length, it then
  * takes bytes that follow too: that message is damaged, and the chat may
- * have to resynchronise. The packets should therefore be turned off on
+ * have to resynchronise. Sparing raw blocks would be no better: a
+ * heartbeat lands inside a payload as easily as inside a line, and is far
+ * more likely there than the payload holding its exact bytes. The
+ * packets should therefore be turned off on
  * the device server; named here, they should be ones the modem never
  * sends (README: serial device servers).
  *
