@@ -25,9 +25,9 @@
  * have to resynchronise. Sparing raw blocks would be no better: a
  * heartbeat lands inside a payload as easily as inside a line, and is far
  * more likely there than the payload holding its exact bytes. The
- * packets should therefore be turned off on
- * the device server; named here, they should be ones the modem never
- * sends (README: serial device servers).
+ * packets should therefore be turned off on the device server; named
+ * here, they should be ones the modem never sends (README: serial device
+ * servers).
  *
  * Pure: no I/O, the time is the caller's. */
 #ifndef M2M_AT_STRIP_H
