@@ -155,6 +155,15 @@ static void assert_never_out_of_step(struct h_env *e)
         h_fail("the bridge resynchronised %d times besides at open", all - at_open);
 }
 
+/* What arrived over MQTT, for the log. */
+static void show(const char *what, const cJSON *j)
+{
+    char *text = cJSON_PrintUnformatted(j);
+
+    fprintf(stderr, "%s: %s\n", what, text ? text : "?");
+    free(text);
+}
+
 #define N_OUT 20
 #define N_IN 5
 
@@ -196,6 +205,7 @@ static void check_results(struct h_env *e, const int mr[N_OUT + 1])
         if (cJSON_GetArrayItem(refs, 0)->valueint != mr[id])
             h_fail("result %d has reference %d, the module gave %d", id,
                    cJSON_GetArrayItem(refs, 0)->valueint, mr[id]);
+        show("result", r);
         cJSON_Delete(r);
     }
 }
@@ -213,7 +223,10 @@ static void receive_sms(struct h_env *e)
         h_json_str_eq(m, "from", from);
         h_json_str_eq(m, "text", text);
         h_json_int_eq(m, "parts", 1);
+        show("received", m);
         cJSON_Delete(m);
+        /* Deleted from the SIM once published. */
+        h_sim_wait_line(&e->sim, "deleted ", NULL, 0, H_TIMEOUT_MS);
     }
 }
 
