@@ -242,8 +242,12 @@ static int next_line(struct console *c, char *line, size_t size, int64_t deadlin
     }
 }
 
+/* An +ERR whose code is no number. */
+#define ERR_UNREADABLE 1000
+
 /* One AT+ command: 0 with the value after "+OK=" in value ("" for a bare
- * "+OK"), the n of "+ERR=n" (> 0), or -ETIMEDOUT / -errno. */
+ * "+OK"), the n of "+ERR=n" or "+ERR=-n" (> 0; ERR_UNREADABLE), or
+ * -ETIMEDOUT / -errno. */
 static int command(struct console *c, const char *cmd, char *value, size_t size)
 {
     char line[256];
@@ -251,8 +255,11 @@ static int command(struct console *c, const char *cmd, char *value, size_t size)
     int r = send_text(c, cmd);
 
     while (r == 0 && (r = next_line(c, line, sizeof(line), deadline)) == 0) {
-        if (strncasecmp(line, "+ERR=", 5) == 0)
-            return atoi(line + 5) > 0 ? atoi(line + 5) : 1;
+        if (strncasecmp(line, "+ERR=", 5) == 0) {
+            /* Some models write the code negative: +ERR=-4. */
+            int code = abs(atoi(line + 5));
+            return code > 0 && code < ERR_UNREADABLE ? code : ERR_UNREADABLE;
+        }
         if (strncasecmp(line, "+OK", 3) == 0 && (line[3] == '\0' || line[3] == '=')) {
             snprintf(value, size, "%s", line[3] ? line + 4 : "");
             return 0;
@@ -269,7 +276,9 @@ static const char *const queries[] = { "UART", "SOCK", "SOCKLK", "REGEN", "WANN"
 
 static void report_failure(struct console *c, const char *what, int r)
 {
-    if (r > 0)
+    if (r == ERR_UNREADABLE)
+        fprintf(c->out, "%s: +ERR without a readable code\n", what);
+    else if (r > 0)
         fprintf(c->out, "%s: +ERR=%d (%s)\n", what, r, devsrv_err_meaning(r));
     else
         fprintf(c->err, "modem2mqtt: %s: %s\n", what,

@@ -446,6 +446,25 @@ static void test_console_echo_all_well(void **state)
     H_PASS(e);
 }
 
+/* A model that writes its error codes negative: the same meanings. */
+static void test_console_minus_errors(void **state)
+{
+    struct h_env *e = *state;
+    struct devsrv d;
+    struct run r;
+    char pty[300];
+
+    start_console(e, &d, (const char *const[]){ "console", "--minus-errors", "--refuse", "SOCK=5",
+                                                NULL },
+                  pty, sizeof pty);
+    run_console(e, pty, (const char *const[]){ "--set", "sock=TCPS,0.0.0.0,8899", NULL }, &r);
+    assert_int_equal(WEXITSTATUS(r.status), 1);
+    expect_text("stdout", r.out, "set SOCK=TCPS,0.0.0.0,8899: +ERR=5 (invalid operation)\n");
+    expect_text("stdout", r.out, "back in data mode (AT+ENTM)\n");
+    devsrv_stop(&d);
+    H_PASS(e);
+}
+
 /* A --set that could add a command never reaches the line: usage, 2. */
 static void test_console_bad_set(void **state)
 {
@@ -503,6 +522,7 @@ int main(void)
         T(test_prompt_like_heartbeat),
         T(test_console),
         T(test_console_echo_all_well),
+        T(test_console_minus_errors),
         T(test_console_bad_set),
         T(test_console_no_handshake),
     };

@@ -282,6 +282,7 @@ struct console {
     int64_t window_end;
     bool mute;
     bool echo;          /* --echo: command mode echoes what it receives */
+    bool minus;         /* --minus-errors */
     char data[3];       /* the last bytes in data mode: "+++"? */
     char line[256];
     size_t n;
@@ -314,6 +315,12 @@ static void reply(struct console *c, const char *fmt, ...)
     write_all(c->master, buf, (size_t)n);
 }
 
+/* --minus-errors: "+ERR=-4", as some models write it. */
+static void reply_err(struct console *c, int code)
+{
+    reply(c, "+ERR=%s%d", c->minus ? "-" : "", code);
+}
+
 /* Fields separated by commas, each of letters, digits, '.' and '-'. */
 static int count_fields(const char *v)
 {
@@ -343,7 +350,7 @@ static bool value_ok(const struct setting *s, const char *v)
 static void console_command(struct console *c, const char *l)
 {
     if (strncasecmp(l, "AT", 2) != 0) {
-        reply(c, "+ERR=1");
+        reply_err(c, 1);
         return;
     }
     if (l[2] == '\0') {
@@ -351,7 +358,7 @@ static void console_command(struct console *c, const char *l)
         return;
     }
     if (l[2] != '+') {
-        reply(c, "+ERR=1");
+        reply_err(c, 1);
         return;
     }
     const char *name = l + 3, *eq = strchr(name, '=');
@@ -364,11 +371,11 @@ static void console_command(struct console *c, const char *l)
     }
     struct setting *s = find_setting(c, name, len);
     if (!s) {
-        reply(c, "+ERR=2");
+        reply_err(c, 2);
         return;
     }
     if (name[len] == '?' || (eq && eq[1] == '?')) {
-        reply(c, "+ERR=3");
+        reply_err(c, 3);
         return;
     }
     if (!eq) {
@@ -376,11 +383,11 @@ static void console_command(struct console *c, const char *l)
         return;
     }
     if (!s->writable)
-        reply(c, "+ERR=5");
+        reply_err(c, 5);
     else if (s->refuse)
-        reply(c, "+ERR=%d", s->refuse);
+        reply_err(c, s->refuse);
     else if (!value_ok(s, eq + 1))
-        reply(c, "+ERR=4");
+        reply_err(c, 4);
     else {
         snprintf(s->value, sizeof(s->value), "%s", eq + 1);
         reply(c, "+OK");
@@ -510,7 +517,7 @@ static void usage(FILE *out)
             "                             [--heartbeat-ms MS] [--seed N]\n"
             "       modem2mqtt-devsrv-sim console [--link PATH] [--uart V] [--sock V]\n"
             "                             [--regen OFF|MAC|USER] [--refuse NAME=N]... [--mute]\n"
-            "                             [--echo]\n"
+            "                             [--echo] [--minus-errors]\n"
             "PKT: text, or hex: and hex digits (at most %d bytes)\n",
             PKT_MAX);
 }
@@ -577,8 +584,12 @@ static int console_main(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         struct setting *s = NULL;
-        if (strcmp(argv[i], "--mute") == 0 || strcmp(argv[i], "--echo") == 0) {
-            *(argv[i][2] == 'm' ? &c.mute : &c.echo) = true;
+        bool *flag = strcmp(argv[i], "--mute") == 0           ? &c.mute
+                     : strcmp(argv[i], "--echo") == 0         ? &c.echo
+                     : strcmp(argv[i], "--minus-errors") == 0 ? &c.minus
+                                                              : NULL;
+        if (flag) {
+            *flag = true;
             continue;
         }
         if (strcmp(argv[i], "--link") == 0)
