@@ -161,6 +161,8 @@ static int instance_open(struct instance *inst, const struct config *cfg)
         .n_init = cfg->modem.n_init,
         .command_timeout_ms = cfg->modem.command_timeout_ms,
         .sleep = sleep_mode(cfg->modem.sleep),
+        .device_packets = { cfg->modem.device_server.registry,
+                            cfg->modem.device_server.heartbeat },
     };
     const struct modem_cbs mc = { .state_changed = on_modem_state, .info_changed = on_modem_info };
     r = -ENOMEM;

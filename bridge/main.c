@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
+#include "devsrv.h"
 #include "version.h"
 
 int main(int argc, char **argv)
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
     case CONFIG_LIST_PORTS:
         return at_port_list(stdout) < 0 ? 1 : 0;
     case CONFIG_HEALTH:
+    case CONFIG_DEVICE_SERVER:
     case CONFIG_RUN:
     default:
         break;
@@ -42,6 +44,13 @@ int main(int argc, char **argv)
     if (config_load(&cfg, &cli, err, sizeof(err)) < 0) {
         fprintf(stderr, "modem2mqtt: %s\n", err);
         return 2;
+    }
+    if (cli.action == CONFIG_DEVICE_SERVER) {
+        /* The configuration only for the modem's baud, which the device
+         * server's UART must match. */
+        r = devsrv_run(cli.device_server, cfg.modem.baud, cli.sets, cli.n_sets, stdout, stderr);
+        config_free(&cfg);
+        return r;
     }
     if (cli.action == CONFIG_HEALTH) {
         /* The same configuration sources as the bridge, for its state_dir. */

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libserialport.h>
@@ -156,14 +157,34 @@ bool at_port_opening(const struct at_port *port)
     return port && port->phase != PORT_OPEN;
 }
 
-ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len)
+static int64_t mono_ms(void)
 {
-    if (!port || !buf)
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int at_port_strip_packet(struct at_port *port, const uint8_t *pkt, size_t len)
+{
+    if (!port || !pkt)
         return -EINVAL;
-    if (port->phase != PORT_OPEN)
-        return -ENOTCONN;
-    if (len == 0)
-        return 0;
+    return at_strip_add(&port->strip, pkt, len);
+}
+
+int64_t at_port_held_ms(const struct at_port *port)
+{
+    int64_t due = port ? at_strip_due(&port->strip) : -1, now;
+
+    if (due < 0)
+        return -1;
+    now = mono_ms();
+    return due > now ? due - now : 0;
+}
+
+/* What the fd has now, as read() gives it. */
+static ssize_t read_fd(struct at_port *port, uint8_t *buf, size_t len)
+{
     for (;;) {
         ssize_t n = read(port->fd, buf, len);
         if (n > 0)
@@ -179,6 +200,41 @@ ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len)
             return -EPIPE;
         return -errno;
     }
+}
+
+/* Reads through the strip: until something is left after taking the
+ * packets out (a read that was all heartbeat is no "nothing available"),
+ * or the fd is empty; then held bytes that are due. */
+static ssize_t read_stripped(struct at_port *port, uint8_t *buf, size_t len)
+{
+    uint8_t raw[4096];
+    size_t want = len - AT_STRIP_MAX < sizeof(raw) ? len - AT_STRIP_MAX : sizeof(raw);
+
+    for (;;) {
+        ssize_t n = read_fd(port, raw, want);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            return (ssize_t)at_strip_release(&port->strip, buf, mono_ms());
+        size_t out = at_strip_feed(&port->strip, raw, (size_t)n, buf, mono_ms());
+        if (out > 0)
+            return (ssize_t)out;
+    }
+}
+
+ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len)
+{
+    if (!port || !buf)
+        return -EINVAL;
+    if (port->phase != PORT_OPEN)
+        return -ENOTCONN;
+    if (len == 0)
+        return 0;
+    if (port->strip.n_pkt == 0)
+        return read_fd(port, buf, len);
+    if (len <= AT_STRIP_MAX)
+        return -EINVAL;
+    return read_stripped(port, buf, len);
 }
 
 /* What the fd takes now, without waiting: bytes written (0 when it is

@@ -62,10 +62,21 @@ bool at_port_opening(const struct at_port *port);
  * resolved address is tried in turn. 0 for a port already open. */
 int at_port_open_continue(struct at_port *port);
 
-/* >0 bytes read; 0 when nothing is available now; -EPIPE when the device
- * vanished or the peer closed (EOF, EIO, POLLHUP); -ENOTCONN while
- * opening; other -errno. */
+/* >0 bytes read (with a device server's packets taken out, see
+ * at_port_strip_packet: len must then be more than AT_STRIP_MAX); 0 when
+ * nothing is available now; -EPIPE when the device vanished or the peer
+ * closed (EOF, EIO, POLLHUP); -ENOTCONN while opening; other -errno. */
 ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len);
+
+/* A packet a serial device server adds to the stream (its registry packet,
+ * its heartbeat; at most AT_STRIP_MAX bytes, two of them): every exact
+ * occurrence is taken out of what at_port_read returns, also one split
+ * across reads (at/strip.h; bytes that might start a packet are held back
+ * for at most AT_STRIP_HOLD_MS). 0, -EINVAL (empty, too long), -ENOSPC. */
+int at_port_strip_packet(struct at_port *port, const uint8_t *pkt, size_t len);
+/* Milliseconds until held-back bytes are due, or -1 when none are held:
+ * the owner reads again then (at_port_read returns them). */
+int64_t at_port_held_ms(const struct at_port *port);
 
 /* Takes all of buf or none of it, without waiting: what the fd takes now
  * is written, the rest is kept in the port's output buffer, behind what

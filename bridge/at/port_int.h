@@ -10,6 +10,7 @@
 #define M2M_AT_PORT_INT_H
 
 #include "at/port.h"
+#include "at/strip.h"
 
 #include <libserialport.h>
 #include <limits.h>
@@ -37,6 +38,9 @@ struct at_port {
     struct resolve_job *job;        /* PORT_RESOLVING: the lookup, shared */
     struct addrinfo *addrs;         /* resolved, until connected */
     const struct addrinfo *next;    /* the address after the one tried */
+
+    /* A device server's packets, taken out of what is read (strip.h). */
+    struct at_strip strip;
 
     /* Accepted output the fd has not taken: out[out_head..+out_len). */
     size_t out_head, out_len;

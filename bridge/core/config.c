@@ -507,6 +507,8 @@ void config_free(struct config *cfg)
         &cfg->mqtt.ha_notify_to, &cfg->metrics.listen, &cfg->mqtt.pool.topic,
         &cfg->mqtt.pool.group, &cfg->name, &cfg->remote.will.topic,
         &cfg->remote.will.payload, &cfg->modem.sleep,
+        &cfg->modem.device_server.registry,
+        &cfg->modem.device_server.heartbeat,
     };
     /* Secrets are wiped, not just freed: the heap outlives them. */
     char *secrets[] = {cfg->mqtt.password, cfg->modem.pin, cfg->remote.password};

@@ -58,6 +58,11 @@ struct config {
         int command_timeout_ms;
         bool roaming;          /* false: no SMS, calls, USSD while roaming */
         char *sleep;           /* "off", "rx" (AT+CSCLK=2) or "dtr" (AT+CSCLK=1) */
+        struct {               /* a serial device server's own packets, taken
+                                  out of the stream: text or "hex:..."; NULL: none */
+            char *registry;
+            char *heartbeat;
+        } device_server;
     } modem;
     struct {
         char **allow_to;       /* numbers or prefixes ending in '*' (config_number_allowed) */
@@ -106,7 +111,10 @@ struct config {
 };
 
 enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_LIST_PORTS,
-                     CONFIG_HEALTH };
+                     CONFIG_HEALTH, CONFIG_DEVICE_SERVER };
+
+/* --set KEY=VALUE options one --device-server run takes. */
+#define CONFIG_SETS_MAX 8
 
 /* What the command line said; NULL / 0 fields were not given. Strings are
  * borrowed from argv. */
@@ -118,6 +126,9 @@ struct config_cli {
     const char *broker;
     const char *base_topic;
     const char *log_level;
+    const char *device_server;   /* --device-server PORT: its console */
+    const char *sets[CONFIG_SETS_MAX];  /* --set KEY=VALUE, checked by the console */
+    size_t n_sets;
 };
 
 /* Parses argv (getopt_long; it resets getopt, so it may be called again).
@@ -125,7 +136,7 @@ struct config_cli {
  * reason in err ("unknown option '--password': secrets are not accepted on
  * the command line, use MODEM2MQTT_PASSWORD_FILE or MODEM2MQTT_PASSWORD
  * (and MODEM2MQTT_USERNAME)"). --help beats --version beats --list-ports
- * beats --health. */
+ * beats --device-server beats --health; --set needs --device-server. */
 int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, size_t err_size);
 
 /* Usage text for --help. */
@@ -157,6 +168,9 @@ int config_build(struct config *cfg, const char *json, size_t json_len,
  * when no password was given (MODEM2MQTT_PASSWORD). Errors name the file
  * ("FILE: No such file or directory") or the key. */
 int config_load(struct config *cfg, const struct config_cli *cli, char *err, size_t err_size);
+
+/* The standard serial rates termios sets (B300..B4000000). */
+bool config_baud_ok(int v);
 
 /* Frees (and wipes the secrets); safe on a zeroed struct, and again. */
 void config_free(struct config *cfg);

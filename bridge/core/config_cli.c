@@ -11,7 +11,7 @@
 
 /* ---- command line ---------------------------------------------------------- */
 
-enum { OPT_LIST_PORTS = 0x100, OPT_HEALTH };
+enum { OPT_LIST_PORTS = 0x100, OPT_HEALTH, OPT_DEVICE_SERVER, OPT_SET };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -22,6 +22,8 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, 'l'},
     {"list-ports", no_argument, NULL, OPT_LIST_PORTS},
     {"health", no_argument, NULL, OPT_HEALTH},
+    {"device-server", required_argument, NULL, OPT_DEVICE_SERVER},
+    {"set", required_argument, NULL, OPT_SET},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -118,6 +120,14 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
         case OPT_HEALTH:
             health = true;
             break;
+        case OPT_DEVICE_SERVER:
+            cli->device_server = optarg;
+            break;
+        case OPT_SET:
+            if (cli->n_sets == CONFIG_SETS_MAX)
+                return config_fail_to(err, err_size, "--set: at most %d", CONFIG_SETS_MAX);
+            cli->sets[cli->n_sets++] = optarg;
+            break;
         case 'V':
             version = true;
             break;
@@ -149,8 +159,12 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
 
     cli->action = help ? CONFIG_HELP : version ? CONFIG_VERSION : list ? CONFIG_LIST_PORTS
                                                                       : CONFIG_RUN;
+    if (cli->action == CONFIG_RUN && cli->device_server)
+        cli->action = CONFIG_DEVICE_SERVER;
     if (cli->action == CONFIG_RUN && health)
         cli->action = CONFIG_HEALTH;
+    if (cli->n_sets && !cli->device_server)
+        return config_fail_to(err, err_size, "--set: only with --device-server");
     return 0;
 }
 
@@ -191,7 +205,17 @@ void config_print_usage(FILE *out, const char *argv0)
             "\n"
             "Health check (the container's HEALTHCHECK; same -c and environment):\n"
             "      --health           exit 0 if the bridge using this state_dir is healthy\n"
-            "                         (broker connected, modem ready), else 1\n",
+            "                         (broker connected, modem ready), else 1\n"
+            "\n"
+            "Serial device server console (no MQTT; the modem's baud from -b, the\n"
+            "environment or the config file):\n"
+            "      --device-server PORT  enter the console of the device server on serial\n"
+            "                         PORT (+++), print its settings, check them against\n"
+            "                         the modem's, leave with AT+ENTM; exit 0 ok, 1 the\n"
+            "                         device failed or refused, 2 usage\n"
+            "      --set KEY=VALUE    with --device-server, change a setting first checked\n"
+            "                         here: uart=115200,8,1,NONE,NFC  sock=TCPS,0.0.0.0,8899\n"
+            "                         regen=off (repeatable)\n",
             prog);
 }
 

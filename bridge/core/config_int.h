@@ -80,9 +80,6 @@ extern const struct key config_modem_entry_keys[];
 extern const struct entry_field config_sub_fields[];
 extern const struct entry_field config_fwd_fields[];
 
-/* The standard serial rates termios sets (B300..B4000000); the reason
- * given for any other. */
-bool config_baud_ok(int v);
 extern const char config_baud_why[];
 
 /* Decimal digits only: "115200". No sign, no spaces, no 0x. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "core/netaddr.h"
 #include "core/topic.h"
 #include "core/utf8.h"
@@ -427,6 +428,25 @@ bool config_baud_ok(int v)
 
 
 
+/* A device server's registry or heartbeat packet: at most 40 bytes, as
+ * device servers allow. */
+#define DEVICE_SERVER_PACKET_MAX 40
+static const char *check_packet(const char *s)
+{
+    uint8_t pkt[DEVICE_SERVER_PACKET_MAX];
+    size_t n;
+
+    return hex_or_text(s, pkt, sizeof(pkt), &n) < 0 ? "expected 1-40 bytes of text, or hex: and 2-80 "
+                                            "hex digits"
+                                          : NULL;
+}
+
+static const struct key device_server_keys[] = {
+    NSTR("registry", modem.device_server.registry, check_packet),
+    NSTR("heartbeat", modem.device_server.heartbeat, check_packet),
+    {0},
+};
+
 static const struct key ha_keys[] = {
     BOOL("discovery", mqtt.ha_discovery),
     STR("prefix", mqtt.ha_prefix, check_topic_root),
@@ -466,6 +486,7 @@ static const struct key modem_keys[] = {
     INT("command_timeout_ms", modem.command_timeout_ms, 100, 600000),
     BOOL("roaming", modem.roaming),
     STR("sleep", modem.sleep, check_sleep),
+    OBJ("device_server", device_server_keys),
     {0},
 };
 

@@ -2,6 +2,11 @@
 #ifndef M2M_CORE_HEX_H
 #define M2M_CORE_HEX_H
 
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
 /* The value of a hex digit (either case), or -1. */
 static inline int hex_digit(char c)
 {
@@ -12,6 +17,35 @@ static inline int hex_digit(char c)
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
     return -1;
+}
+
+/* Bytes as a configuration writes them: "hex:" and an even number of hex
+ * digits (any bytes, "hex:D8B04CFC0001"), or else the text itself. 0 with
+ * *len set, or -EINVAL (bad hex, empty, or more than max bytes). out
+ * holds max bytes. */
+static inline int hex_or_text(const char *spec, uint8_t *out, size_t max, size_t *len)
+{
+    size_t n = strlen(spec);
+
+    if (strncmp(spec, "hex:", 4) != 0) {
+        if (n == 0 || n > max)
+            return -EINVAL;
+        memcpy(out, spec, n);
+        *len = n;
+        return 0;
+    }
+    spec += 4;
+    n -= 4;
+    if (n == 0 || n % 2 || n / 2 > max)
+        return -EINVAL;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(spec[2 * i]), lo = hex_digit(spec[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return 0;
 }
 
 #endif

@@ -63,6 +63,9 @@ struct modem_opts {
      * module (at/chat.h). AT_SLEEP_DTR on a port without DTR (a pty)
      * behaves as AT_SLEEP_OFF, said once. */
     enum at_chat_sleep sleep;
+    /* A serial device server's registry and heartbeat packets, taken out
+     * of the stream (at_port_strip_packet): text or "hex:..."; NULL: none. */
+    const char *device_packets[2];
 };
 
 struct modem_cbs {

@@ -45,6 +45,7 @@ struct modem {
     uint64_t chat_timer;
     uint64_t open_timer;         /* a tcp:// port is slow to connect */
     uint64_t stall_timer;        /* output waits and does not move */
+    uint64_t hold_timer;         /* the port holds back bytes (device server packets) */
     uint64_t retry_timer;
     uint64_t reset_timer;        /* MODEM_RESETTING: the boot is overdue */
     int backoff_ms;

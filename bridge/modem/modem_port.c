@@ -13,6 +13,8 @@
 
 #include "at/chat.h"
 #include "at/port.h"
+#include "at/strip.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/loop.h"
 
@@ -99,10 +101,48 @@ static void continue_open(struct modem *m)
     }
 }
 
+static int64_t hold_due(void *ctx);
+
+/* Reads until EAGAIN; POLLHUP without data means the device vanished.
+ * Bytes the port holds back (maybe the start of a device server's
+ * packet) come with a later read: the hold timer makes sure there is
+ * one. */
+static void read_port(struct modem *m, short revents)
+{
+    uint8_t buf[READ_CHUNK];
+    ssize_t n;
+
+    for (;;) {
+        n = at_port_read(m->port, buf, sizeof(buf));
+        if (n > 0) {
+            at_chat_feed(m->chat, buf, (size_t)n);
+            if (!m->port)
+                return;         /* a handler closed it (recovery) */
+            continue;
+        }
+        if (n == 0 && !(revents & (POLLHUP | POLLERR)))
+            break;
+        modem_port_lost(m, n < 0 && n != -EPIPE ? strerror((int)-n) : "device vanished");
+        return;
+    }
+    int64_t held = at_port_held_ms(m->port);
+    if (held >= 0 && !m->hold_timer &&
+        loop_add_timer(m->loop, held, hold_due, m, &m->hold_timer) < 0)
+        log_error("modem: cannot arm the hold timer");
+}
+
+static int64_t hold_due(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->hold_timer = 0;
+    read_port(m, 0);
+    return 0;
+}
+
 static void on_port(void *ctx, int fd, short revents)
 {
     struct modem *m = ctx;
-    uint8_t buf[READ_CHUNK];
     ssize_t n;
 
     (void)fd;
@@ -120,27 +160,15 @@ static void on_port(void *ctx, int fd, short revents)
         if (!(revents & (POLLIN | POLLHUP | POLLERR)))
             return;
     }
-    /* Read until EAGAIN; POLLHUP without data means the device vanished. */
-    for (;;) {
-        n = at_port_read(m->port, buf, sizeof(buf));
-        if (n > 0) {
-            at_chat_feed(m->chat, buf, (size_t)n);
-            if (!m->port)
-                return;         /* a handler closed it (recovery) */
-            continue;
-        }
-        if (n == 0 && !(revents & (POLLHUP | POLLERR)))
-            return;
-        modem_port_lost(m, n < 0 && n != -EPIPE ? strerror((int)-n) : "device vanished");
-        return;
-    }
+    read_port(m, revents);
 }
 
 void modem_close_port(struct modem *m)
 {
     loop_cancel_timer(m->loop, m->open_timer);
     loop_cancel_timer(m->loop, m->stall_timer);
-    m->open_timer = m->stall_timer = 0;
+    loop_cancel_timer(m->loop, m->hold_timer);
+    m->open_timer = m->stall_timer = m->hold_timer = 0;
     if (!m->port)
         return;
     if (m->watch_fd >= 0)
@@ -167,6 +195,25 @@ void modem_port_lost(struct modem *m, const char *why)
     schedule_reopen(m);
 }
 
+/* The device server's packets (checked with the configuration). */
+static int strip_packets(struct modem *m)
+{
+    for (size_t i = 0; i < sizeof(m->opts.device_packets) / sizeof(m->opts.device_packets[0]);
+         i++) {
+        uint8_t pkt[AT_STRIP_MAX];
+        size_t n;
+        const char *spec = m->opts.device_packets[i];
+        int r;
+
+        if (!spec)
+            continue;
+        if ((r = hex_or_text(spec, pkt, sizeof(pkt), &n)) < 0 ||
+            (r = at_port_strip_packet(m->port, pkt, n)) < 0)
+            return r;
+    }
+    return 0;
+}
+
 static int open_port(struct modem *m)
 {
     char path[PATH_MAX];
@@ -182,7 +229,9 @@ static int open_port(struct modem *m)
     r = at_port_open(spec, m->opts.baud, &m->port);
     if (r < 0)
         return r;
-    r = watch_port(m);
+    r = strip_packets(m);
+    if (r == 0)
+        r = watch_port(m);
     if (r < 0) {
         modem_close_port(m);
         return r;

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Self-check of modem2mqtt-sim: talks to it like a host on the pty and
-through its control protocol, and checks the bytes against the A7670 facts.
+through its control protocol, and checks the bytes against the A7670 facts;
+then of modem2mqtt-devsrv-sim (in the same directory): its console and its
+relay.
 
     tests/sim/selfcheck.py [path/to/modem2mqtt-sim]   (default: build/...)
 
@@ -352,8 +354,89 @@ def main():
     check(s.at("AT+CMGF=0", b"ERROR\r\n") == b"\r\nERROR\r\n", "--no-sms: CMGF ERROR")
     check(s.ctl("quit") == "ok" and s.close() == 0, "quit")
 
+    devsrv_console()
+    devsrv_relay()
+
     print("%d failure(s)" % failures)
     return 1 if failures else 0
+
+
+DEVSRV = os.path.join(os.path.dirname(SIM), "modem2mqtt-devsrv-sim")
+
+
+class Devsrv(Sim):
+    """modem2mqtt-devsrv-sim (its first line: `pty PATH` or `listen PORT`)."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([DEVSRV, *args], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        self.buf = b""
+        self.events = []
+        self.first = self.line(5)
+        self.fd = None
+        self.rx = b""
+        if self.first.startswith("pty "):
+            self.fd = os.open(self.first[4:], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(self.fd)
+
+
+def devsrv_console():
+    c = Devsrv("console", "--regen", "MAC", "--refuse", "SOCK=4")
+    c.send(b"+++")
+    check(c.read_until(b"a") == b"a", "console: +++ -> a")
+    c.send(b"a")
+    check(c.read_until(b"+ok") == b"+ok", "console: a -> +ok")
+    for cmd, want in [("AT+UART", b"\r\n+OK=115200,8,1,NONE,NFC\r\n"),
+                      ("AT+REGEN", b"\r\n+OK=MAC\r\n"),
+                      ("AT+MAC", b"\r\n+OK=D8B04CFC0001\r\n"),
+                      ("XY", b"\r\n+ERR=1\r\n"),
+                      ("AT+FOO", b"\r\n+ERR=2\r\n"),
+                      ("AT+UART?", b"\r\n+ERR=3\r\n"),
+                      ("AT+UART=fast", b"\r\n+ERR=4\r\n"),
+                      ("AT+MAC=D8B04CFC0002", b"\r\n+ERR=5\r\n"),
+                      ("AT+SOCK=TCPS,0.0.0.0,8899", b"\r\n+ERR=4\r\n"),
+                      ("AT+REGEN=OFF", b"\r\n+OK\r\n"),
+                      ("AT+REGEN", b"\r\n+OK=OFF\r\n"),
+                      ("AT+ENTM", b"\r\n+OK\r\n")]:
+        c.send(cmd.encode() + b"\r")
+        got = c.read_until(b"\r\n") + c.read_until(b"\r\n")
+        check(got == want, "console: %s -> %r" % (cmd, want))
+    check(c.event("entm") == "entm", "console: entm event")
+    c.send(b"AT+UART\r")
+    check(c.quiet(200) == b"", "console: data mode again after AT+ENTM")
+    check(c.close() == 0, "console: stdin EOF: exit 0")
+    c = Devsrv("console", "--mute")
+    c.send(b"+++")
+    check(c.quiet(300) == b"", "console --mute: no answer to +++")
+    c.close()
+
+
+def devsrv_relay():
+    import socket
+    s = Sim()
+    s.read_until(b"PB DONE\r\n")
+    r = Devsrv("relay", s.link, "--registry", "hex:D8B04CFC0001", "--heartbeat", "HB!",
+               "--heartbeat-ms", "50")
+    port = int(r.first.split()[1])
+    c = socket.create_connection(("127.0.0.1", port), 3)
+    c.settimeout(3)
+    got = b""
+    while len(got) < 6:
+        got += c.recv(100)
+    check(got[:6] == bytes.fromhex("D8B04CFC0001"), "relay: MAC registry packet at connect")
+    got = got[6:]
+    c.sendall(b"AT\r")
+    while b"OK\r\n" not in got.replace(b"HB!", b""):
+        got += c.recv(100)
+    check(got.replace(b"HB!", b"").startswith(b"AT\r\r\nOK\r\n"), "relay: AT answered")
+    end = time.time() + 1
+    while got.count(b"HB!") < 3 and time.time() < end:
+        got += c.recv(100)
+    check(got.count(b"HB!") >= 3, "relay: heartbeats while the modem is quiet")
+    c.close()
+    check(r.ctl("stats").startswith("ok heartbeats "), "relay: stats")
+    r.close()
+    s.close()
 
 
 if __name__ == "__main__":

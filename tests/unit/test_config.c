@@ -85,6 +85,8 @@ static void dump_config(const struct config *c, struct dump *d)
     dump_line(d, "modem.command_timeout_ms=%d\n", c->modem.command_timeout_ms);
     dump_line(d, "modem.roaming=%d\n", c->modem.roaming);
     dump_line(d, "modem.sleep=%s\n", nz(c->modem.sleep));
+    dump_line(d, "modem.device_server.registry=%s\n", nz(c->modem.device_server.registry));
+    dump_line(d, "modem.device_server.heartbeat=%s\n", nz(c->modem.device_server.heartbeat));
     dump_list(d, "sms.allow_to", c->sms.allow_to, c->sms.n_allow_to);
     dump_line(d, "sms.max_parts=%d\n", c->sms.max_parts);
     dump_line(d, "sms.rate_per_hour=%d\n", c->sms.rate_per_hour);
@@ -145,6 +147,8 @@ static const char DEFAULTS[] =
     "modem.command_timeout_ms=5000\n"
     "modem.roaming=1\n"
     "modem.sleep=off\n"
+    "modem.device_server.registry=(null)\n"
+    "modem.device_server.heartbeat=(null)\n"
     "sms.allow_to=[*]\n"
     "sms.max_parts=6\n"
     "sms.rate_per_hour=60\n"
@@ -206,7 +210,7 @@ static bool dump_has(const struct dump *d, const char *line)
 
 /* ---- the build table ------------------------------------------------------- */
 
-#define MAX_ARGS 16
+#define MAX_ARGS 24
 #define MAX_EXPECT 12
 
 struct build_case {
@@ -586,6 +590,18 @@ static const struct build_case build_cases[] = {
     {.json = "{\"modem\":{\"command_timeout_ms\":true}}", .err = "modem.command_timeout_ms: expected integer 100-600000"},
     {.json = "{\"modem\":{\"roaming\":\"no\"}}", .err = "modem.roaming: expected boolean"},
     {.json = "{\"modem\":{\"roaming\":0}}", .err = "modem.roaming: expected boolean"},
+    {.json = "{\"modem\":{\"device_server\":{\"registry\":\"hex:D8B04CFC0001\","
+             "\"heartbeat\":\"www.usr.cn\"}}}",
+     .expect = {"modem.device_server.registry=hex:D8B04CFC0001",
+                "modem.device_server.heartbeat=www.usr.cn"}},
+    {.json = "{\"modem\":{\"device_server\":{\"heartbeat\":\"hex:0D0\"}}}",
+     .err = "modem.device_server.heartbeat: expected 1-40 bytes of text, or hex: and 2-80 hex digits"},
+    {.json = "{\"modem\":{\"device_server\":{\"registry\":\"\"}}}",
+     .err = "modem.device_server.registry: expected 1-40 bytes of text, or hex: and 2-80 hex digits"},
+    {.json = "{\"modem\":{\"device_server\":{\"registry\":\"01234567890123456789012345678901234567890\"}}}",
+     .err = "modem.device_server.registry: expected 1-40 bytes of text, or hex: and 2-80 hex digits"},
+    {.json = "{\"modem\":{\"device_server\":{\"mac\":\"x\"}}}",
+     .err = "modem.device_server.mac: unknown key"},
 
     /* ---- sms, calls ---- */
     {.json = "{\"sms\":{\"allow_to\":\"*\"}}", .err = "sms.allow_to: expected array"},
@@ -1012,6 +1028,14 @@ static const struct cli_case cli_cases[] = {
     {{"--health", "-c", "f"}, NULL, "action=4 c=f p=- b=0 H=- t=- l=-"},
     {{"--health", "--list-ports"}, NULL, "action=3 c=- p=- b=0 H=- t=- l=-"},
     {{"--health=1"}, "option '--health' does not take an argument", NULL},
+    {{"--device-server", "/dev/ttyUSB0", "--set", "uart=1", "-b", "9600"}, NULL,
+     "action=5 c=- p=- b=9600 H=- t=- l=-"},
+    {{"--health", "--device-server", "/dev/ttyUSB0"}, NULL, "action=5 c=- p=- b=0 H=- t=- l=-"},
+    {{"--device-server", "/dev/ttyUSB0", "--list-ports"}, NULL, "action=3 c=- p=- b=0 H=- t=- l=-"},
+    {{"--set", "regen=off"}, "--set: only with --device-server", NULL},
+    {{"--device-server"}, "option '--device-server' requires an argument", NULL},
+    {{"--device-server", "d", "--set", "a", "--set", "b", "--set", "c", "--set", "d", "--set", "e",
+      "--set", "f", "--set", "g", "--set", "h", "--set", "i"}, "--set: at most 8", NULL},
     {{"-p", "/dev/x", "--"}, NULL, "action=0 c=- p=/dev/x b=0 H=- t=- l=-"},
     {{"--password", "hunter2"}, SECRET("--password"), NULL},
     {{"--password=hunter2"}, SECRET("--password"), NULL},
