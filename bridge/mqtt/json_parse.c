@@ -313,20 +313,18 @@ int json_parse_audio_record(const cJSON *root, const char **file, int *seconds,
 {
     static const char *const allowed[] = {"file", "seconds", NULL};
 
-    *file = NULL;
     *seconds = 0;
+    *file = NULL;
     if (json_check_fields(root, allowed, err) || get_audio_file(root, "file", true, file, err))
         return -EINVAL;
-    if (!audio_file_is_wav(*file)) {
+    if (!audio_file_is_wav(*file))
         m2m_error_set(err, "invalid_request", "'file' must end in .wav (the module records WAV)");
-        *file = NULL;
-        return -EINVAL;
-    }
-    if (!field(root, "seconds")) {
+    else if (!field(root, "seconds"))
         m2m_error_set(err, "invalid_request", "missing field 'seconds'");
-        return -EINVAL;
-    }
-    return get_int(root, "seconds", 1, AUDIO_RECORD_MAX_S, seconds, err);
+    else if (get_int(root, "seconds", 1, AUDIO_RECORD_MAX_S, seconds, err) == 0)
+        return 0;
+    *file = NULL;
+    return -EINVAL;
 }
 
 int json_parse_audio_upload(const cJSON *root, struct json_audio_upload *req,
