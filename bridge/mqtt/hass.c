@@ -59,7 +59,7 @@ struct entity {
 
 /* The value sets are the bridge's own: B/status "state", "registration"
  * (modem/status.c), "remote" (modem/cmqtt_text.c), B/call/state "state"
- * (modem/call.c). An enum sensor refuses any other value. */
+ * (modem/call.c), B/audio/state "state" (modem/audio.c). An enum sensor refuses any other value. */
 static const struct entity entities[] = {
     { .component = "sensor", .key = "signal_dbm", .name = "Signal", .state = "status",
       .value_template = "{{ value_json.signal.dbm }}", .device_class = "signal_strength",
@@ -145,6 +145,9 @@ static const struct entity entities[] = {
       .event_types = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "A", "B", "C",
                        "D" },
       .value_template = "{{ dict(value_json, event_type=value_json.digit) | tojson }}" },
+    { .component = "sensor", .key = "audio_state", .name = "Audio", .state = "audio/state",
+      .value_template = "{{ value_json.state }}", .icon = "mdi:volume-high",
+      .device_class = "enum", .options = { "idle", "playing", "recording" } },
 };
 #define N_ENTITIES (sizeof(entities) / sizeof(entities[0]))
 _Static_assert(N_ENTITIES <= HASS_MAX_ENTITIES, "HASS_MAX_ENTITIES too small");

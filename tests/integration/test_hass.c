@@ -35,7 +35,7 @@ static const struct {
     { "text", "sms_text", true },     { "button", "sms_send" },
     { "text", "call_to", true },      { "button", "call_dial" },
     { "button", "call_answer" },      { "button", "call_hangup" },
-    { "event", "call_dtmf" },
+    { "event", "call_dtmf" },         { "sensor", "audio_state" },
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 

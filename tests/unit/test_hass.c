@@ -100,6 +100,7 @@ static const struct want wants[] = {
       "event_type=value_json.digit",
       "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"*\",\"#\","
       "\"A\",\"B\",\"C\",\"D\"]" },
+    { SENSOR("audio_state", "audio/state", "state"), "[\"idle\",\"playing\",\"recording\"]" },
 };
 #define N_WANTS (sizeof(wants) / sizeof(wants[0]))
 #define NOTIFY 15                 /* wants[]: off without notify_to */
