@@ -1,8 +1,8 @@
 /* Audio: B/audio/play, stop, record, upload and list, the audio service's
- * event (B/audio/state), and the voice alarm of B/call/dial with "play":
- * once that call is active its file plays into the call, B/call/state says
- * "playing":true, and when the playback is over the bridge hangs up
- * (unless "hangup":false). A call that ends first stops the playback. */
+ * event (B/audio/state) and "playing" in B/call/state, and the voice alarm
+ * of B/call/dial with "play": once that call is active its file plays into
+ * the call, and when the playback is over the bridge hangs up (unless
+ * "hangup":false). A call that ends first stops the playback. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -124,7 +124,6 @@ static void alarm_over(struct instance *inst)
     bool hangup = inst->alarm.hangup;
 
     cmd_audio_alarm_disarm(inst);
-    call_set_playing(inst->call, false);
     if (hangup && call_active(inst)) {
         log_info("alarm: played; hanging up");
         call_hangup(inst->call, alarm_hung_up, inst);
@@ -151,7 +150,6 @@ static void alarm_started(void *ctx, const struct m2m_error *err)
         return;
     }
     inst->alarm.playing = true;
-    call_set_playing(inst->call, true);
 }
 
 void cmd_audio_call_state(struct instance *inst, const struct call_state *st)
@@ -179,6 +177,9 @@ static void on_audio_state(void *ctx, const struct audio_state *st)
 
     log_info("audio: %s%s%s", audio_st_name(st->state), st->file[0] ? " " : "", st->file);
     events_audio_state(inst, st);
+    /* B/call/state "playing": whatever plays into the call, an alarm or
+     * B/audio/play with "to_call". */
+    call_set_playing(inst->call, st->state == AUDIO_PLAYING && st->to_call);
     if (st->state == AUDIO_IDLE && inst->alarm.playing)
         alarm_over(inst);
 }

@@ -227,6 +227,31 @@ static void test_play_stop_busy_no_call(void **state)
     H_PASS(e);
 }
 
+/* B/audio/play into a call that is up: B/call/state says so too. */
+static void test_play_into_call(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    put_alarm(e, 10000);
+    command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\",\"to_call\":true}");
+    expect_ok(e, "audio/play");
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,0", NULL, 0, H_TIMEOUT_MS);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    command(e, "audio/stop", "{}");
+    expect_ok(e, "audio/stop");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    expect_audio(e, "idle", NULL);
+    /* Not an alarm: the call stays up. */
+    command(e, "call/hangup", "{}");
+    expect_ok(e, "call/hangup");
+    if (h_sim_saw(&e->sim, "rx AT+CHUP") != 1)
+        h_fail("the bridge hung up after a B/audio/play");
+    H_PASS(e);
+}
+
 static void test_play_wav_ends_by_itself(void **state)
 {
     struct h_env *e = *state;
@@ -342,6 +367,7 @@ int main(void)
         T(test_alarm_far_end_hangs_up_mid_play),
         T(test_alarm_invalid_writes_nothing),
         T(test_play_stop_busy_no_call),
+        T(test_play_into_call),
         T(test_play_wav_ends_by_itself),
         T(test_record_stops_itself),
         T(test_upload_byte_exact_and_list),
