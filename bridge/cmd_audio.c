@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "core/journal.h"
 #include "core/log.h"
 #include "instance_int.h"
 #include "modem/audio.h"
@@ -14,6 +15,15 @@
 static void audio_cmd_done(void *ctx, const struct m2m_error *err)
 {
     command_finish(ctx, NULL, err);
+}
+
+/* A playback or recording may begin from here: a restart answers the
+ * command "unavailable" rather than starting it a second time. An upload
+ * or a listing runs again (the same file, written again). */
+static void mark_started(struct instance *inst, const struct command *cmd)
+{
+    if (cmd->seq)
+        journal_started(inst->journal, cmd->seq, 1);
 }
 
 static bool call_active(const struct instance *inst)
@@ -31,6 +41,7 @@ void cmd_audio_play(struct instance *inst, struct command *cmd, struct route_req
         command_fail(cmd, "no_call", "'to_call' needs an active call");
         return;
     }
+    mark_started(inst, cmd);
     audio_play(inst->audio, p->file, p->repeat, p->to_call, audio_cmd_done, cmd);
 }
 
@@ -42,6 +53,7 @@ void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req
 
 void cmd_audio_record(struct instance *inst, struct command *cmd, struct route_req *req)
 {
+    mark_started(inst, cmd);
     audio_record(inst->audio, req->record.file, req->record.seconds, call_active(inst),
                  audio_cmd_done, cmd);
 }

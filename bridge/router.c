@@ -22,9 +22,9 @@ static int parse_sms(const cJSON *root, struct route_req *q, struct m2m_error *e
 
 static int parse_dial(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
-    if (json_parse_call_dial(root, &q->dial.to, err) < 0)
-        return -1;
-    return json_parse_call_alarm(root, &q->dial.alarm, err);
+    int r = json_parse_call_dial(root, &q->dial.to, err);
+
+    return r < 0 ? r : json_parse_call_alarm(root, &q->dial.alarm, err);
 }
 
 static int parse_audio_play(const cJSON *root, struct route_req *q, struct m2m_error *err)

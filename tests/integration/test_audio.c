@@ -88,9 +88,12 @@ static void expect_audio_at(const char *file_, int line, struct h_env *e, const 
     cJSON_Delete(s);
 }
 
-static void put_alarm(struct h_env *e, int play_ms)
+/* Bridge, broker and simulator up, c:/alarm.amr on the module, and a
+ * repetition of a playback play_ms long. */
+static void up_with_alarm(struct h_env *e, int play_ms)
 {
     char cmd[64];
+    h_env_up(e, &default_opts);
     h_sim_cmd_ok(&e->sim, "file-put c:/alarm.amr " AMR_HEX, NULL, 0);
     snprintf(cmd, sizeof cmd, "play-ms %d", play_ms);
     h_sim_cmd_ok(&e->sim, cmd, NULL, 0);
@@ -110,8 +113,7 @@ static void line_in_step(struct h_env *e)
 static void test_alarm_plays_then_hangs_up(void **state)
 {
     struct h_env *e = *state;
-    h_env_up(e, &default_opts);
-    put_alarm(e, 300);
+    up_with_alarm(e, 300);
     command(e, "call/dial", "{\"id\":7,\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
     expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
@@ -133,8 +135,7 @@ static void test_alarm_plays_then_hangs_up(void **state)
 static void test_alarm_hangup_false_keeps_the_call(void **state)
 {
     struct h_env *e = *state;
-    h_env_up(e, &default_opts);
-    put_alarm(e, 200);
+    up_with_alarm(e, 200);
     command(e, "call/dial",
             "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"hangup\":false}");
     expect_ok(e, "call/dial");
@@ -157,8 +158,7 @@ static void test_alarm_hangup_false_keeps_the_call(void **state)
 static void test_alarm_far_end_hangs_up_mid_play(void **state)
 {
     struct h_env *e = *state;
-    h_env_up(e, &default_opts);
-    put_alarm(e, 5000);
+    up_with_alarm(e, 5000);
     command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
     expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
@@ -231,8 +231,7 @@ static void test_play_stop_busy_no_call(void **state)
 static void test_play_into_call(void **state)
 {
     struct h_env *e = *state;
-    h_env_up(e, &default_opts);
-    put_alarm(e, 10000);
+    up_with_alarm(e, 10000);
     command(e, "call/dial", "{\"to\":\"" TO "\"}");
     expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
@@ -283,7 +282,8 @@ static void test_record_stops_itself(void **state)
     H_PASS(e);
 }
 
-/* 12000 bytes: two chunks, with every byte the serial line could take for
+/* 100000 bytes: ten chunks (and a payload beyond the 64 KiB of other
+ * commands), with every byte the serial line could take for
  * something else (CR, LF, NUL, '>', Ctrl-Z, ESC). */
 static void blob(uint8_t *b, size_t n)
 {
@@ -296,8 +296,8 @@ static void blob(uint8_t *b, size_t n)
 static void test_upload_byte_exact_and_list(void **state)
 {
     struct h_env *e = *state;
-    enum { N = 12000 };
-    uint8_t data[N];
+    enum { N = 100000 };
+    static uint8_t data[N];
     h_env_up(e, &default_opts);
     blob(data, N);
     char *b64 = json_base64_encode(data, N);
@@ -310,16 +310,17 @@ static void test_upload_byte_exact_and_list(void **state)
     expect_ok(e, "audio/upload");
     h_sim_wait_line(&e->sim, "rx AT+FSDEL=\"c:/blob.amr\"", NULL, 0, H_TIMEOUT_MS);
     h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",10240", NULL, 0, H_TIMEOUT_MS);
-    h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",1760,0,10240", NULL, 0,
+    h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",10240,0,10240", NULL, 0,
+                    H_TIMEOUT_MS);
+    h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",7840,0,92160", NULL, 0,
                     H_TIMEOUT_MS);
 
-    static char reply[2 * N + 64];
-    char want[2 * N + 1];
+    static char reply[2 * N + 64], want[2 * N + 1];
     /* h_sim_cmd: h_sim_cmd_ok keeps only the first KiB of the reply. */
     assert_int_equal(h_sim_cmd(&e->sim, "file c:/blob.amr", reply, sizeof reply), 0);
     for (size_t i = 0; i < N; i++)
         sprintf(want + 2 * i, "%02X", data[i]);
-    if (strncmp(reply, "12000 ", 6) != 0 || strcmp(reply + 6, want) != 0)
+    if (strncmp(reply, "100000 ", 7) != 0 || strcmp(reply + 7, want) != 0)
         h_fail("the simulator's file differs from the upload (%.40s...)", reply);
 
     /* Again: the old file is deleted first, so it is replaced. */
@@ -351,6 +352,21 @@ static void test_upload_invalid_writes_nothing(void **state)
     expect_error(e, "audio/upload", "invalid_request", "'data'");
     command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"\"}");
     expect_error(e, "audio/upload", "invalid_request", "'data'");
+    /* 513 KiB decoded: too long, and so is a payload beyond 700 KiB. */
+    enum { BIG = 513 * 1024 };
+    uint8_t *big = calloc(1, BIG);
+    assert_non_null(big);
+    char *b64 = json_base64_encode(big, BIG);
+    char *payload = h_strdupf("{\"file\":\"c:/a.amr\",\"data\":\"%s\"}", b64);
+    command(e, "audio/upload", payload);
+    expect_error(e, "audio/upload", "too_long", "'data'");
+    free(payload);
+    payload = h_strdupf("{\"file\":\"c:/a.amr\",\"data\":\"%s%s\"}", b64, b64);
+    command(e, "audio/upload", payload);
+    expect_error(e, "audio/upload", "too_long", NULL);
+    free(payload);
+    free(b64);
+    free(big);
     line_in_step(e);
     if (h_sim_saw(&e->sim, "rx AT+FSDEL") || h_sim_saw(&e->sim, "rx AT+CFTRANRX"))
         h_fail("a refused upload reached the modem");
