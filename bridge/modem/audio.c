@@ -347,6 +347,10 @@ void audio_stop(struct audio *a, audio_done_cb cb, void *ctx)
         audio_reject(cb, ctx, "unavailable", "the modem is not ready");
         return;
     }
+    if (a->starting) {
+        audio_reject(cb, ctx, "busy", "a playback or recording is starting; stop it once it runs");
+        return;
+    }
     switch (a->st.state) {
     case AUDIO_PLAYING:
         submit(a, &proto, a->wav ? "AT+CCMXSTOPWAV" : "AT+CCMXSTOP", cb, ctx);

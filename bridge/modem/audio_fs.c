@@ -63,15 +63,19 @@ static void fs_next(struct fs_req *r, const char *cmd, const struct at_cmd_opts 
 }
 
 /* An answered command: false (and the chain ended with its error) unless
- * it was OK. The module's own error names the command. */
+ * it was OK and the service goes on. The module's own error names the
+ * command. The callers let the service go (audio_req_done) only after
+ * this and what follows, which still use it. */
 static bool fs_answer_ok(struct fs_req *r, const struct at_response *rsp, const char *what)
 {
     struct m2m_error err;
 
-    audio_req_done(r->a);
-    if (rsp->final == AT_FINAL_OK)
+    if (rsp->final == AT_FINAL_OK && !r->a->freed)
         return true;
-    m2m_error_from_at(&err, rsp, what);
+    if (rsp->final == AT_FINAL_OK)
+        m2m_error_set(&err, "unavailable", "the bridge stopped during %s", what);
+    else
+        m2m_error_from_at(&err, rsp, what);
     fs_end(r, &err);
     return false;
 }
@@ -98,29 +102,29 @@ static void send_chunk(struct fs_req *r)
 static void chunk_done(void *ctx, const struct at_response *rsp)
 {
     struct fs_req *r = ctx;
+    struct audio *a = r->a;
 
-    if (!fs_answer_ok(r, rsp, "AT+CFTRANRX"))
-        return;
-    if (r->done < r->len && !r->a->freed)
-        send_chunk(r);
-    else
-        fs_end(r, NULL);
+    if (fs_answer_ok(r, rsp, "AT+CFTRANRX")) {
+        if (r->done < r->len)
+            send_chunk(r);
+        else
+            fs_end(r, NULL);
+    }
+    audio_req_done(a);
 }
 
 static void fsdel_done(void *ctx, const struct at_response *rsp)
 {
     struct fs_req *r = ctx;
-
-    audio_req_done(r->a);
+    struct audio *a = r->a;
     /* ERROR: no such file, which is what was wanted. A timeout or a lost
      * modem is not. */
-    if (rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED) {
-        struct m2m_error err;
-        m2m_error_from_at(&err, rsp, "AT+FSDEL");
-        fs_end(r, &err);
-        return;
-    }
-    send_chunk(r);
+    const struct at_response ok = { .final = AT_FINAL_OK };
+    bool gone = rsp->final == AT_FINAL_TIMEOUT || rsp->final == AT_FINAL_CANCELLED;
+
+    if (fs_answer_ok(r, gone ? rsp : &ok, "AT+FSDEL"))
+        send_chunk(r);
+    audio_req_done(a);
 }
 
 static struct fs_req *fs_begin(struct audio *a, audio_done_cb cb, audio_list_cb list_cb,
@@ -188,7 +192,7 @@ static void ask_next_size(struct fs_req *r)
 
     while (r->next < r->n_files && !audio_file_valid(r->files[r->next].name))
         r->next++;
-    if (r->next >= r->n_files || r->a->freed) {
+    if (r->next >= r->n_files) {
         fs_end(r, NULL);
         return;
     }
@@ -199,34 +203,40 @@ static void ask_next_size(struct fs_req *r)
 static void fsattri_done(void *ctx, const struct at_response *rsp)
 {
     struct fs_req *r = ctx;
+    struct audio *a = r->a;
 
-    if (!fs_answer_ok(r, rsp, "AT+FSATTRI"))
-        return;
-    for (size_t i = 0; i < rsp->n_lines; i++)
-        if (audio_parse_fsattri(rsp->lines[i], &r->files[r->next].size) == 0)
-            break;
-    r->next++;
-    ask_next_size(r);
+    if (fs_answer_ok(r, rsp, "AT+FSATTRI")) {
+        for (size_t i = 0; i < rsp->n_lines; i++)
+            if (audio_parse_fsattri(rsp->lines[i], &r->files[r->next].size) == 0)
+                break;
+        r->next++;
+        ask_next_size(r);
+    }
+    audio_req_done(a);
 }
 
 static void fsls_done(void *ctx, const struct at_response *rsp)
 {
     struct fs_req *r = ctx;
+    struct audio *a = r->a;
 
-    if (!fs_answer_ok(r, rsp, "AT+FSLS"))
-        return;
-    if (rsp->truncated)
-        log_warn("audio: the module listed more than the bridge keeps");
-    r->n_files = audio_parse_fsls(rsp->lines, rsp->n_lines, r->files, AUDIO_LIST_MAX);
-    ask_next_size(r);
+    if (fs_answer_ok(r, rsp, "AT+FSLS")) {
+        if (rsp->truncated)
+            log_warn("audio: the module listed more than the bridge keeps");
+        r->n_files = audio_parse_fsls(rsp->lines, rsp->n_lines, r->files, AUDIO_LIST_MAX);
+        ask_next_size(r);
+    }
+    audio_req_done(a);
 }
 
 static void fscd_done(void *ctx, const struct at_response *rsp)
 {
     struct fs_req *r = ctx;
+    struct audio *a = r->a;
 
     if (fs_answer_ok(r, rsp, "AT+FSCD"))
         fs_next(r, "AT+FSLS=2", NULL, fsls_done);
+    audio_req_done(a);
 }
 
 void audio_list(struct audio *a, audio_list_cb cb, void *ctx)
