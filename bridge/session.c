@@ -127,7 +127,9 @@ static void on_connected(void *ctx)
     if (modem_state(inst->modem) == MODEM_SIM_LOCKED)
         events_sim_locked(inst);
     events_call_state(inst, call_get_state(inst->call));
-    events_audio_state(inst, audio_get_state(inst->audio));
+    /* Before the modem is ready its first ready announces it. */
+    if (modem_state(inst->modem) == MODEM_READY)
+        events_audio_state(inst, audio_get_state(inst->audio));
     instance_health_update(inst);
 }
 
