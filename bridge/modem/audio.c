@@ -307,8 +307,6 @@ static bool check_free(struct audio *a, audio_done_cb cb, void *ctx)
     return true;
 }
 
-#define FILE_RULE "'file' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . (not starting or ending with .)"
-
 void audio_play(struct audio *a, const char *file, int repeat, bool to_call, audio_done_cb cb,
                 void *ctx)
 {
@@ -317,7 +315,7 @@ void audio_play(struct audio *a, const char *file, int repeat, bool to_call, aud
 
     /* The name goes inside quotes: its set cannot close them. */
     if (!audio_file_valid(file)) {
-        audio_reject(cb, ctx, "invalid_request", FILE_RULE);
+        audio_reject(cb, ctx, "invalid_request", AUDIO_FILE_RULE);
         return;
     }
     if (repeat < 1 || repeat > AUDIO_REPEAT_MAX) {
@@ -372,7 +370,7 @@ void audio_record(struct audio *a, const char *file, int seconds, bool in_call,
     char cmd[AUDIO_FILE_MAX + 24];
 
     if (!audio_file_valid(file) || !audio_file_is_wav(file)) {
-        audio_reject(cb, ctx, "invalid_request", FILE_RULE " and end in .wav");
+        audio_reject(cb, ctx, "invalid_request", AUDIO_FILE_RULE " and end in .wav");
         return;
     }
     if (seconds < 1 || seconds > AUDIO_RECORD_MAX_S) {

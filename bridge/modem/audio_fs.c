@@ -158,9 +158,7 @@ void audio_upload(struct audio *a, const char *file, uint8_t *data, size_t len,
 
     if (!audio_file_valid(file)) {
         free(data);
-        audio_reject(cb, ctx, "invalid_request",
-                     "'file' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . (not starting or "
-                     "ending with .)");
+        audio_reject(cb, ctx, "invalid_request", AUDIO_FILE_RULE);
         return;
     }
     if (len < 1 || len > AUDIO_UPLOAD_MAX) {

@@ -31,11 +31,17 @@ struct audio {
     bool freed;
 };
 
+/* The refusal of a name audio_file_valid does not accept. */
+#define AUDIO_FILE_RULE \
+    "'file' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . (not starting or ending with .)"
+
 /* audio.c */
 void audio_reject(audio_done_cb cb, void *ctx, const char *code, const char *msg);
 /* modem_send's refusal as an error; 0 when it took the command. */
 int audio_send(struct audio *a, const char *cmd, const struct at_cmd_opts *o, at_done_cb fn,
                void *req, struct m2m_error *err);
+/* A command of ours was answered: the last one lets a freed service go,
+ * so call it after the callback's last use of the service. */
 void audio_req_done(struct audio *a);
 
 #endif
