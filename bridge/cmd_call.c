@@ -13,12 +13,24 @@ static void call_cmd_done(void *ctx, const struct m2m_error *err)
     command_finish(ctx, NULL, err);
 }
 
+/* A refused dial leaves no alarm behind for the next call. */
+static void dial_done(void *ctx, const struct m2m_error *err)
+{
+    struct command *cmd = ctx;
+
+    if (err)
+        cmd_audio_alarm_disarm(cmd->inst);
+    command_finish(cmd, NULL, err);
+}
+
 void cmd_call_dial(struct instance *inst, struct command *cmd, struct route_req *req)
 {
     /* From here a call may begin: a crash must not dial twice. */
     if (cmd->seq)
         journal_started(inst->journal, cmd->seq, 1);
-    call_dial(inst->call, req->text, call_cmd_done, cmd);
+    if (req->dial.alarm.file)
+        cmd_audio_alarm_arm(inst, &req->dial.alarm);
+    call_dial(inst->call, req->dial.to, dial_done, cmd);
 }
 
 void cmd_call_answer(struct instance *inst, struct command *cmd, struct route_req *req)
@@ -47,6 +59,7 @@ static void on_call_state(void *ctx, const struct call_state *st)
         cmd_stats_count(inst, STATS_CALLS);
     inst->in_call = st->state != CALL_IDLE;
     events_call_state(inst, st);
+    cmd_audio_call_state(inst, st);
 }
 
 static void on_call_ring(void *ctx, const char *from)

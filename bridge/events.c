@@ -1,5 +1,6 @@
 /* Publishing: the instance's events (B/availability, B/status, B/info,
- * B/error, B/call/state, B/call/ring, B/call/dtmf/received) and the one
+ * B/error, B/call/state, B/call/ring, B/call/dtmf/received, B/audio/state)
+ * and the one
  * path every text payload takes to the link. */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "instance_int.h"
+#include "modem/audio.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
 #include "modem/status.h"
@@ -251,6 +253,16 @@ void events_call_dtmf(struct instance *inst, char key)
 
     if (s)
         events_publish(inst, "call/dtmf/received", s, 1, false, NULL, NULL);
+    free(s);
+}
+
+/* Retained like the call's state: a dashboard shows what plays now. */
+void events_audio_state(struct instance *inst, const struct audio_state *st)
+{
+    char *s = json_audio_state(audio_st_name(st->state), st->file);
+
+    if (s)
+        events_publish(inst, "audio/state", s, 1, true, NULL, NULL);
     free(s);
 }
 

@@ -17,6 +17,7 @@
 #include "core/loop.h"
 #include "core/refmap.h"
 #include "instance_int.h"
+#include "modem/audio.h"
 #include "modem/call.h"
 #include "modem/cmqtt.h"
 #include "modem/sms.h"
@@ -63,6 +64,7 @@ static void on_modem_state(void *ctx, enum modem_state st)
     sms_modem_ready(inst->sms, ready);
     cmqtt_modem_ready(inst->cmqtt, ready);
     call_modem_ready(inst->call, ready);
+    audio_modem_ready(inst->audio, ready);
     ussd_modem_ready(inst->ussd, ready);
     events_status(inst);
     instance_health_update(inst);
@@ -183,7 +185,7 @@ static int instance_open(struct instance *inst, const struct config *cfg)
     if (!inst->ussd)
         return r;
     if ((r = cmd_remote_open(inst)) < 0 || (r = cmd_call_open(inst)) < 0 ||
-        (r = session_open(inst)) < 0)
+        (r = cmd_audio_open(inst)) < 0 || (r = session_open(inst)) < 0)
         return r;
     return 0;
 }
@@ -256,6 +258,7 @@ static void instance_close(struct instance *inst)
     ussd_free(inst->ussd);
     cmd_remote_close(inst);
     call_free(inst->call);
+    audio_free(inst->audio);
     mqtt_link_free(inst->link);
     hass_free(inst->hass);
     cmd_ha_free(inst);

@@ -19,6 +19,7 @@
  *   pool.c       membership of the pool's shared subscription
  *   cmd_sms.c    B/sms/send, SMS received and reports
  *   cmd_call.c   B/call/...
+ *   cmd_audio.c  B/audio/..., B/audio/state, and the voice alarm of a dial
  *   cmd_modem.c  B/ussd/send, B/modem/power, B/at/send
  *   cmd_remote.c B/remote/..., remote.forward, remote messages
  *   cmd_stats.c  the counters, B/stats, B/stats/get, /metrics
@@ -40,6 +41,7 @@
 #include "mqtt/link.h"
 #include "router.h"
 
+struct audio_state;
 struct call_state;
 struct result;
 
@@ -100,6 +102,7 @@ struct instance {
     uint8_t *remote_key;          /* remote.key_file's: wiped before it is freed */
     size_t remote_key_len;
     struct call *call;
+    struct audio *audio;
     struct ussd *ussd;
     struct hass *hass;            /* Home Assistant discovery (mqtt/hass.h) */
     bool resetting;               /* AT+CRESET accepted; the module not back yet */
@@ -142,6 +145,16 @@ struct instance {
 
     /* cmd_call.c */
     bool in_call;
+
+    /* cmd_audio.c: the voice alarm of the last B/call/dial with "play" */
+    struct {
+        bool armed;               /* plays once the call is active */
+        bool started;             /* its AT+CCMXPLAY is written */
+        bool playing;             /* and was answered OK: the playback runs */
+        bool hangup;
+        int repeat;
+        char file[72];            /* AUDIO_FILE_MAX */
+    } alarm;
 
     /* cmd_ha.c */
     char *ha_field[HA_FIELDS];    /* their last values, NULL when not set */
@@ -190,6 +203,7 @@ void events_sim_locked(struct instance *inst);
 void events_call_state(struct instance *inst, const struct call_state *st);
 void events_call_ring(struct instance *inst, const char *from);
 void events_call_dtmf(struct instance *inst, char key);
+void events_audio_state(struct instance *inst, const struct audio_state *st);
 
 /* results.c: consumes data; frees cmd. */
 void command_finish(struct command *cmd, cJSON *data, const struct m2m_error *err);
@@ -243,6 +257,19 @@ void cmd_call_dial(struct instance *inst, struct command *cmd, struct route_req 
 void cmd_call_answer(struct instance *inst, struct command *cmd, struct route_req *req);
 void cmd_call_hangup(struct instance *inst, struct command *cmd, struct route_req *req);
 void cmd_call_dtmf(struct instance *inst, struct command *cmd, struct route_req *req);
+
+/* cmd_audio.c */
+int cmd_audio_open(struct instance *inst);    /* creates inst->audio */
+void cmd_audio_play(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_audio_record(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_audio_upload(struct instance *inst, struct command *cmd, struct route_req *req);
+void cmd_audio_list(struct instance *inst, struct command *cmd, struct route_req *req);
+/* B/call/dial with "play": the alarm plays once the call is active. */
+void cmd_audio_alarm_arm(struct instance *inst, const struct json_audio_play *alarm);
+void cmd_audio_alarm_disarm(struct instance *inst);
+/* Every call state: starts the alarm, or cleans up after the call. */
+void cmd_audio_call_state(struct instance *inst, const struct call_state *st);
 
 /* cmd_modem.c */
 /* Why no command but modem/power can run now, or NULL. */

@@ -22,7 +22,24 @@ static int parse_sms(const cJSON *root, struct route_req *q, struct m2m_error *e
 
 static int parse_dial(const cJSON *root, struct route_req *q, struct m2m_error *err)
 {
-    return json_parse_call_dial(root, &q->text, err);
+    int r = json_parse_call_dial(root, &q->dial.to, err);
+
+    return r < 0 ? r : json_parse_call_alarm(root, &q->dial.alarm, err);
+}
+
+static int parse_audio_play(const cJSON *root, struct route_req *q, struct m2m_error *err)
+{
+    return json_parse_audio_play(root, &q->play, err);
+}
+
+static int parse_audio_record(const cJSON *root, struct route_req *q, struct m2m_error *err)
+{
+    return json_parse_audio_record(root, &q->record.file, &q->record.seconds, err);
+}
+
+static int parse_audio_upload(const cJSON *root, struct route_req *q, struct m2m_error *err)
+{
+    return json_parse_audio_upload(root, &q->upload, err);
 }
 
 static int parse_dtmf(const cJSON *root, struct route_req *q, struct m2m_error *err)
@@ -83,6 +100,11 @@ static const struct route routes[] = {
     { "call/answer", parse_empty, cmd_call_answer, 0, NULL },
     { "call/hangup", parse_empty, cmd_call_hangup, 0, NULL },
     { "call/dtmf", parse_dtmf, cmd_call_dtmf, 0, NULL },
+    { "audio/play", parse_audio_play, cmd_audio_play, 0, NULL },
+    { "audio/stop", parse_empty, cmd_audio_stop, 0, NULL },
+    { "audio/record", parse_audio_record, cmd_audio_record, 0, NULL },
+    { "audio/upload", parse_audio_upload, cmd_audio_upload, ROUTE_LARGE, NULL },
+    { "audio/list", parse_empty, cmd_audio_list, 0, NULL },
     { "ussd/send", parse_ussd, cmd_ussd_send, ROUTE_HOME_ONLY, NULL },
     { "remote/publish", parse_publish, cmd_remote_publish, 0, NULL },
     { "remote/subscribe", parse_subscribe, cmd_remote_subscribe, 0, NULL },
@@ -165,6 +187,14 @@ static struct command *command_new(struct instance *inst, const struct held *h)
     return cmd;
 }
 
+static cJSON *parse_payload(const struct route *r, const struct held *h, const cJSON **id,
+                            struct m2m_error *err)
+{
+    size_t max = (r->flags & ROUTE_LARGE) ? JSON_UPLOAD_PAYLOAD_MAX : JSON_PAYLOAD_MAX;
+
+    return json_parse_command_max(h->payload, h->len, max, id, err);
+}
+
 /* h->started > 0: the command had begun when the bridge stopped
  * (journal; for an SMS, the part whose AT+CMGS was written last): what
  * may have taken effect is answered, never run a second time. The checks
@@ -188,7 +218,7 @@ void router_dispatch(struct instance *inst, const struct held *h)
     cmd = command_new(inst, h);
     if (!cmd)
         return;
-    req.root = json_parse_command(h->payload, h->len, &id, &err);
+    req.root = parse_payload(r, h, &id, &err);
     if (id)
         cmd->id = cJSON_Duplicate(id, true);
     if (!req.root) {
@@ -226,7 +256,7 @@ bool router_work_left(const struct instance *inst, const struct held *h)
 
     if (!r || !r->resume)
         return false;
-    req.root = json_parse_command(h->payload, h->len, &id, &err);
+    req.root = parse_payload(r, h, &id, &err);
     if (req.root && r->parse(req.root, &req, &err) == 0)
         left = r->resume(&req, h->started);
     cJSON_Delete(req.root);

@@ -29,7 +29,17 @@ struct route_req {
             const char *topic;
             int qos;
         } subscribe;
-        const char *text;         /* call/dial "to", call/dtmf "digits", ussd/send
+        struct {
+            const char *to;
+            struct json_audio_play alarm;   /* alarm.file NULL: no "play" */
+        } dial;
+        struct json_audio_play play;
+        struct {
+            const char *file;
+            int seconds;
+        } record;
+        struct json_audio_upload upload;    /* its data: the handler takes it */
+        const char *text;         /* call/dtmf "digits", ussd/send
                                      "code", at/send "command", remote/unsubscribe
                                      "topic", network/select "mccmnc" (NULL: auto) */
         enum json_power_mode power;
@@ -59,6 +69,8 @@ struct route {
 /* Costs money abroad (an outgoing SMS, call or USSD): answered
  * "not_allowed" while roaming with modem.roaming false. */
 #define ROUTE_HOME_ONLY 8u
+/* Takes payloads up to JSON_UPLOAD_PAYLOAD_MAX (else JSON_PAYLOAD_MAX). */
+#define ROUTE_LARGE 16u
 
 /* The route of topic under cfg's base topic, or of the pool's shared
  * topic (mqtt.pool): NULL when it is no command topic. */

@@ -14,6 +14,7 @@
 #include "core/journal.h"
 #include "core/log.h"
 #include "instance_int.h"
+#include "modem/audio.h"
 #include "modem/call.h"
 #include "modem/sms.h"
 #include "mqtt/hass.h"
@@ -126,6 +127,9 @@ static void on_connected(void *ctx)
     if (modem_state(inst->modem) == MODEM_SIM_LOCKED)
         events_sim_locked(inst);
     events_call_state(inst, call_get_state(inst->call));
+    /* Before the modem is ready its first ready announces it. */
+    if (modem_state(inst->modem) == MODEM_READY)
+        events_audio_state(inst, audio_get_state(inst->audio));
     instance_health_update(inst);
 }
 

@@ -174,6 +174,7 @@ void call_fire(struct call *c, enum call_ev ev, enum call_dir dir, const char *n
         c->active_ms = -1;
         c->end_duration = -1;
         c->ring_announced = false;
+        c->st.playing = false;
         call_stop_ringing(c);
         call_stop_timer(c, &c->poll_timer);
         break;
@@ -205,6 +206,14 @@ void call_fire(struct call *c, enum call_ev ev, enum call_dir dir, const char *n
     log_debug("call: %s -> %s (%s)", call_st_name(from), call_st_name(t->to), ev_names[ev]);
     if (t->to != CALL_IDLE && t->to != CALL_RINGING)
         call_arm_poll(c);
+    call_announce(c);
+}
+
+void call_set_playing(struct call *c, bool playing)
+{
+    if (c->st.playing == playing || (playing && c->st.state == CALL_IDLE))
+        return;
+    c->st.playing = playing;
     call_announce(c);
 }
 

@@ -44,6 +44,7 @@ struct call_state {
     time_t since;                 /* wall clock of this state's start */
     enum call_end ended;          /* idle after a call: how it ended */
     int duration;                 /* idle after a call: seconds active; else -1 */
+    bool playing;                 /* an audio file plays into the call (call_set_playing) */
 };
 
 struct call_opts {
@@ -87,6 +88,9 @@ typedef void (*call_done_cb)(void *ctx, const struct m2m_error *err);
 void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx);
 void call_answer(struct call *c, call_done_cb cb, void *ctx);
 void call_hangup(struct call *c, call_done_cb cb, void *ctx);
+/* An audio file plays into the call (true) or stopped (false): the call's
+ * state says so (cbs.state) while the call is up; its end clears it. */
+void call_set_playing(struct call *c, bool playing);
 /* digits: 1-32 of 0-9 * # A-D (also checked by json_parse_dtmf). */
 void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx);
 

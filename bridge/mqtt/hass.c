@@ -59,7 +59,7 @@ struct entity {
 
 /* The value sets are the bridge's own: B/status "state", "registration"
  * (modem/status.c), "remote" (modem/cmqtt_text.c), B/call/state "state"
- * (modem/call.c). An enum sensor refuses any other value. */
+ * (modem/call.c), B/audio/state "state" (modem/audio.c). An enum sensor refuses any other value. */
 static const struct entity entities[] = {
     { .component = "sensor", .key = "signal_dbm", .name = "Signal", .state = "status",
       .value_template = "{{ value_json.signal.dbm }}", .device_class = "signal_strength",
@@ -152,6 +152,9 @@ static const struct entity entities[] = {
     { .component = "sensor", .key = "cell_lac", .name = "Location area", .state = "status",
       .value_template = "{{ value_json.cell.lac if value_json.cell else none }}",
       .icon = "mdi:map-marker-radius", .category = "diagnostic" },
+    { .component = "sensor", .key = "audio_state", .name = "Audio", .state = "audio/state",
+      .value_template = "{{ value_json.state }}", .icon = "mdi:volume-high",
+      .device_class = "enum", .options = { "idle", "playing", "recording" } },
 };
 #define N_ENTITIES (sizeof(entities) / sizeof(entities[0]))
 _Static_assert(N_ENTITIES <= HASS_MAX_ENTITIES, "HASS_MAX_ENTITIES too small");

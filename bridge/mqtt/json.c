@@ -84,9 +84,15 @@ static bool payload_ok(const uint8_t *p, size_t len, struct m2m_error *err)
 cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
                           struct m2m_error *err)
 {
+    return json_parse_command_max(payload, len, JSON_PAYLOAD_MAX, id, err);
+}
+
+cJSON *json_parse_command_max(const uint8_t *payload, size_t len, size_t max, const cJSON **id,
+                              struct m2m_error *err)
+{
     *id = NULL;
-    if (len > JSON_PAYLOAD_MAX) {
-        m2m_error_set(err, "too_long", "payload larger than %d bytes", JSON_PAYLOAD_MAX);
+    if (len > max) {
+        m2m_error_set(err, "too_long", "payload larger than %zu bytes", max);
         return NULL;
     }
     /* mosquitto_pub -n: "no fields" is what a user means for answer/hangup. */

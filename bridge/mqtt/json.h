@@ -21,6 +21,8 @@ struct sms_send_req;
  * beyond). The remote limits are the module's (AT+CMQTTTOPIC 1-1024,
  * AT+CMQTTPAYLOAD 1-10240). */
 #define JSON_PAYLOAD_MAX        65536
+/* B/audio/upload carries up to 512 KiB in base64 (4 bytes per 3). */
+#define JSON_UPLOAD_PAYLOAD_MAX (700u * 1024u)
 #define JSON_REMOTE_TOPIC_MAX   1024
 #define JSON_REMOTE_PAYLOAD_MAX 10240
 /* B/at/send: one command line (the module's buffer takes 3071). */
@@ -39,6 +41,9 @@ struct sms_send_req;
  * An empty payload (mosquitto_pub -n) is taken as {}. */
 cJSON *json_parse_command(const uint8_t *payload, size_t len, const cJSON **id,
                           struct m2m_error *err);
+/* The same with another bound than JSON_PAYLOAD_MAX (B/audio/upload). */
+cJSON *json_parse_command_max(const uint8_t *payload, size_t len, size_t max, const cJSON **id,
+                              struct m2m_error *err);
 
 /* Fields of a command object other than "id" and those in allowed
  * (NULL-terminated) are rejected: invalid_request "unknown field 'x'"; a
@@ -79,10 +84,43 @@ char *json_result(const cJSON *id, cJSON *data, const struct m2m_error *err);
 int json_add_error(cJSON *obj, const struct m2m_error *err);
 
 /* B/call/dial: {"to"} an optional '+' and 1-JSON_DIAL_MAX of 0-9 * #
+ * (and the alarm's fields, json_parse_call_alarm's to check)
  * (invalid_number otherwise): numbers and service codes. Which of them
  * may be dialled (calls.allow_to) is the call service's check. *to is
  * borrowed. */
 int json_parse_call_dial(const cJSON *root, const char **to, struct m2m_error *err);
+
+/* The voice alarm of B/call/dial and B/audio/play. file NULL: no "play"
+ * (the dial plays nothing). */
+struct json_audio_play {
+    const char *file;           /* borrowed: a name audio_file_valid accepts */
+    int repeat;                 /* 1-10, default 1 */
+    bool to_call;               /* B/audio/play "to_call"; a dial's alarm: true */
+    bool hangup;                /* the dial's "hangup", default true */
+};
+
+/* B/call/dial's optional "play" (a module file, audio_file_valid),
+ * "repeat" 1-10 (default 1) and "hangup" (default true); "repeat" or
+ * "hangup" without "play" is invalid_request. json_parse_call_dial
+ * checks the fields and "to". 0 or -EINVAL. */
+int json_parse_call_alarm(const cJSON *root, struct json_audio_play *req, struct m2m_error *err);
+
+/* B/audio/play: "file", optional "repeat" 1-10 and "to_call". */
+int json_parse_audio_play(const cJSON *root, struct json_audio_play *req, struct m2m_error *err);
+
+/* B/audio/record: "file" (a .wav name) and "seconds" 1-600. */
+int json_parse_audio_record(const cJSON *root, const char **file, int *seconds,
+                            struct m2m_error *err);
+
+struct json_audio_upload {
+    const char *file;           /* borrowed */
+    uint8_t *data;              /* owned: the decoded "data" (malloc'd) */
+    size_t len;                 /* 1-AUDIO_UPLOAD_MAX */
+};
+/* B/audio/upload: "file" and "data", base64 (RFC 4648, padded) of 1 byte
+ * to 512 KiB (too_long beyond). On 0 the caller owns req->data. */
+int json_parse_audio_upload(const cJSON *root, struct json_audio_upload *req,
+                            struct m2m_error *err);
 
 /* B/call/dtmf: {"digits"} 1-32 of 0-9 * # A-D (a-d accepted), the AT+VTS
  * set. *digits is borrowed. 0 or -EINVAL (invalid_request). */
@@ -207,9 +245,13 @@ char *json_status(const struct json_status *s);
 
 /* B/call/state (struct call_state: modem/call.h), malloc'd, NULL on out
  * of memory: state, direction, number, since (ISO 8601, local time with
- * offset), ended_reason, and duration when idle after a call. Pure but
- * for the local time zone. */
+ * offset), ended_reason, duration when idle after a call, and playing.
+ * Pure but for the local time zone. */
 char *json_call_state(const struct call_state *st);
+
+/* B/audio/state: {"state","file"} (file null when not known or idle).
+ * malloc'd, NULL on out of memory. */
+char *json_audio_state(const char *state, const char *file);
 
 /* A flat object of string members (B/info, B/call/ring), in order; NULL
  * or "" values become null. Returns malloc'd JSON or NULL. */

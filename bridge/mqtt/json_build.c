@@ -343,6 +343,23 @@ char *json_status(const struct json_status *s)
     return out;
 }
 
+char *json_audio_state(const char *state, const char *file)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *s;
+
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "state", state);
+    if (file && *file)
+        cJSON_AddStringToObject(o, "file", file);
+    else
+        cJSON_AddNullToObject(o, "file");
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 char *json_call_state(const struct call_state *st)
 {
     cJSON *o = cJSON_CreateObject();
@@ -376,6 +393,7 @@ char *json_call_state(const struct call_state *st)
         cJSON_AddNullToObject(o, "ended_reason");
     if (st->state == CALL_IDLE && st->duration >= 0)
         cJSON_AddNumberToObject(o, "duration", st->duration);
+    cJSON_AddBoolToObject(o, "playing", st->playing);
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

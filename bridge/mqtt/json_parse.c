@@ -14,6 +14,7 @@
 
 #include "core/topic.h"
 #include "modem/network.h"
+#include "modem/audio.h"
 #include "modem/sms.h"
 
 /* %s: the field ("to", "to[2]"). */
@@ -187,7 +188,7 @@ int json_parse_sms_send(const cJSON *root, struct sms_send_req *req, struct m2m_
 
 int json_parse_call_dial(const cJSON *root, const char **to, struct m2m_error *err)
 {
-    static const char *const allowed[] = {"to", NULL};
+    static const char *const allowed[] = {"to", "play", "repeat", "hangup", NULL};
     const cJSON *it = field(root, "to");
 
     *to = NULL;
@@ -242,6 +243,117 @@ int json_parse_ussd(const cJSON *root, const char **code, struct m2m_error *err)
     if (!only_chars(*code, "0123456789*#+", 1, 160)) {
         m2m_error_set(err, "invalid_request", "'code' must be 1-160 of 0-9 * # +");
         *code = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* An optional integer in [min, max]; absent leaves *out alone. */
+static int get_int(const cJSON *root, const char *name, int min, int max, int *out,
+                   struct m2m_error *err)
+{
+    const cJSON *it = field(root, name);
+    if (!it)
+        return 0;
+    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble ||
+        it->valueint < min || it->valueint > max) {
+        m2m_error_set(err, "invalid_request", "'%s' must be an integer %d-%d", name, min, max);
+        return -EINVAL;
+    }
+    *out = it->valueint;
+    return 0;
+}
+
+/* A module file name (audio_file_valid): it goes inside AT+...="..." and
+ * its set cannot close the quote. */
+static int get_audio_file(const cJSON *root, const char *name, bool required, const char **out,
+                          struct m2m_error *err)
+{
+    if (get_string(root, name, required, out, err))
+        return -EINVAL;
+    if (*out && !audio_file_valid(*out)) {
+        m2m_error_set(err, "invalid_request",
+                      "'%s' must be c:/ and 1-%d of A-Z a-z 0-9 _ - . (not starting or ending "
+                      "with .), e.g. \"c:/alarm.amr\"",
+                      name, AUDIO_NAME_MAX);
+        *out = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int json_parse_call_alarm(const cJSON *root, struct json_audio_play *req, struct m2m_error *err)
+{
+    *req = (struct json_audio_play){ .repeat = 1, .to_call = true, .hangup = true };
+    if (get_audio_file(root, "play", false, &req->file, err) ||
+        get_int(root, "repeat", 1, AUDIO_REPEAT_MAX, &req->repeat, err) ||
+        get_bool(root, "hangup", &req->hangup, err))
+        return -EINVAL;
+    if (!req->file && (field(root, "repeat") || field(root, "hangup"))) {
+        m2m_error_set(err, "invalid_request", "'repeat' and 'hangup' need 'play'");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int json_parse_audio_play(const cJSON *root, struct json_audio_play *req, struct m2m_error *err)
+{
+    static const char *const allowed[] = {"file", "repeat", "to_call", NULL};
+
+    *req = (struct json_audio_play){ .repeat = 1 };
+    if (json_check_fields(root, allowed, err) ||
+        get_audio_file(root, "file", true, &req->file, err) ||
+        get_int(root, "repeat", 1, AUDIO_REPEAT_MAX, &req->repeat, err) ||
+        get_bool(root, "to_call", &req->to_call, err))
+        return -EINVAL;
+    return 0;
+}
+
+int json_parse_audio_record(const cJSON *root, const char **file, int *seconds,
+                            struct m2m_error *err)
+{
+    static const char *const allowed[] = {"file", "seconds", NULL};
+
+    *seconds = 0;
+    *file = NULL;
+    if (json_check_fields(root, allowed, err) || get_audio_file(root, "file", true, file, err))
+        return -EINVAL;
+    if (!audio_file_is_wav(*file))
+        m2m_error_set(err, "invalid_request", "'file' must end in .wav (the module records WAV)");
+    else if (!field(root, "seconds"))
+        m2m_error_set(err, "invalid_request", "missing field 'seconds'");
+    else if (get_int(root, "seconds", 1, AUDIO_RECORD_MAX_S, seconds, err) == 0)
+        return 0;
+    *file = NULL;
+    return -EINVAL;
+}
+
+int json_parse_audio_upload(const cJSON *root, struct json_audio_upload *req,
+                            struct m2m_error *err)
+{
+    static const char *const allowed[] = {"file", "data", NULL};
+    const char *data = NULL;
+    int rc;
+
+    memset(req, 0, sizeof *req);
+    if (json_check_fields(root, allowed, err) ||
+        get_audio_file(root, "file", true, &req->file, err) ||
+        get_string(root, "data", true, &data, err))
+        return -EINVAL;
+    rc = json_base64_decode(data, strlen(data), &req->data, &req->len);
+    if (rc == -ENOMEM) {
+        m2m_error_set(err, "unavailable", "out of memory");
+        return -EINVAL;
+    }
+    if (rc == 0 && req->len > AUDIO_UPLOAD_MAX)
+        m2m_error_set(err, "too_long", "'data' decodes to more than %u bytes", AUDIO_UPLOAD_MAX);
+    else if (rc == 0 && req->len == 0)
+        m2m_error_set(err, "invalid_request", "'data' must not be empty");
+    else if (rc)
+        m2m_error_set(err, "invalid_request", "'data' is not valid base64 (RFC 4648, padded)");
+    if (rc || req->len == 0 || req->len > AUDIO_UPLOAD_MAX) {
+        free(req->data);
+        memset(req, 0, sizeof *req);
         return -EINVAL;
     }
     return 0;

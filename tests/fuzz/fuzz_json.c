@@ -23,6 +23,7 @@
 
 #include "at/chat.h"
 #include "core/utf8.h"
+#include "modem/audio.h"
 #include "modem/sms.h"
 #include "mqtt/json.h"
 
@@ -103,6 +104,40 @@ static void parse_all(const cJSON *root, const cJSON *id)
          * letter that would end or add a command (service codes such as
          * **21*...# pass here; calls.allow_to decides on them). */
         check(only(s[0] == '+' ? s + 1 : s, "0123456789*#", 1, 32), "dial: 'to' not dialable");
+
+    {
+        /* The alarm and the audio commands: a file name is all that goes
+         * inside AT+...="...", and it can close no quote. */
+        struct json_audio_play play;
+        struct json_audio_upload up;
+        int secs;
+        rc = json_parse_call_alarm(root, &play, &err);
+        check_err(rc, &err);
+        if (rc == 0)
+            check((!play.file || audio_file_valid(play.file)) && play.repeat >= 1 &&
+                      play.repeat <= AUDIO_REPEAT_MAX, "alarm: file or repeat");
+        rc = json_parse_audio_play(root, &play, &err);
+        check_err(rc, &err);
+        if (rc == 0)
+            check(audio_file_valid(play.file) && play.repeat >= 1 &&
+                      play.repeat <= AUDIO_REPEAT_MAX, "audio/play: file or repeat");
+        rc = json_parse_audio_record(root, &s, &secs, &err);
+        check_err(rc, &err);
+        if (rc == 0)
+            check(audio_file_valid(s) && audio_file_is_wav(s) && secs >= 1 &&
+                      secs <= AUDIO_RECORD_MAX_S, "audio/record: file or seconds");
+        else
+            check(s == NULL, "audio/record: file set on error");
+        rc = json_parse_audio_upload(root, &up, &err);
+        check_err(rc, &err);
+        if (rc == 0) {
+            check(audio_file_valid(up.file) && up.len >= 1 && up.len <= AUDIO_UPLOAD_MAX,
+                  "audio/upload: file or length");
+            free(up.data);
+        } else {
+            check(up.data == NULL, "audio/upload: data kept on error");
+        }
+    }
 
     rc = json_parse_dtmf(root, &s, &err);
     check_err(rc, &err);

@@ -131,6 +131,10 @@ def json_():
         b"{\"x\":\"a\\u0000b\"}", b"{\"id\":1,\"id\":2}", b"{\"id\":1e999}", b"\xff{}",
         b"{\"a\":\"\xed\xa0\x80\"}", b"[]", b"{\"id\":[1]}",
         b"AAEC/w==", b"aGVsbG8=",
+        b"{\"to\":\"+4917012345678\",\"play\":\"c:/alarm.amr\",\"repeat\":3,\"hangup\":false}",
+        b"{\"file\":\"c:/x.mp3\",\"repeat\":2,\"to_call\":true}",
+        b"{\"file\":\"c:/rec.wav\",\"seconds\":600}",
+        b"{\"file\":\"c:/a.amr\",\"data\":\"DQoAPhob\"}",
     ]
     for p in payloads:
         write("json", p)
@@ -188,6 +192,30 @@ def call():
     ]
     for line in lines:
         write("call", line)
+
+
+def audio():
+    # Audio state URCs, +FSATTRI and AT+FSLS answers as A76XX modules print
+    # them, file names (B/audio/*), and what the readers must refuse.
+    urcs = [
+        b"+AUDIOSTATE: audio play", b"+AUDIOSTATE: audio play stop", b"+WAVSTATE: wav play",
+        b"+WAVSTATE: wav play stop", b"+RECSTATE: crec stop", b"+AUDIOSTATE:audio play stop",
+        b"+AUDIOSTATE: audio play stopped", b"+RECSTATE: crecamr stop", b"+CREC: crec stop",
+    ]
+    attrs = [b"+FSATTRI: 8604, 2008/04/28 10:24:46", b"+FSATTRI: 3800", b"+FSATTRI: -1",
+             b"+FSATTRI: 99999999999", b"+FSATTRI:"]
+    names = [b"c:/alarm.amr", b"C:/Tone.WAV", b"c:/..", b"c:/.x", b"c:/x.", b"d:/x.amr",
+             b"c:/a\",1,0\r\nATH", b"c:/" + b"a" * 64, b"c:/" + b"a" * 65]
+    listings = [b"+FSLS: FILES:\nalarm.amr\nTone.WAV\n", b"+FSLS: SUBDIRECTORIES:\n\n+FSLS: FILES:\nx",
+                b"a name.mp3\n" + b"b" * 200]
+    for line in urcs:
+        write("audio", b"\x00" + line)
+    for line in attrs:
+        write("audio", b"\x01" + line)
+    for line in names:
+        write("audio", b"\x02" + line)
+    for text in listings:
+        write("audio", b"\x03" + text)
 
 
 def status():
@@ -348,6 +376,7 @@ if __name__ == "__main__":
     ussd()
     network()
     call()
+    audio()
     status()
     result()
     config()

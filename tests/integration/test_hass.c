@@ -37,6 +37,7 @@ static const struct {
     { "button", "call_answer" },      { "button", "call_hangup" },
     { "event", "call_dtmf" },
     { "sensor", "cell_id" },          { "sensor", "cell_lac" },
+    { "sensor", "audio_state" },
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 

@@ -297,6 +297,41 @@ def main():
     s.ctl("urc-in at+cpms SMS FULL")
     check(s.at("AT+CPMS?") == b'\r\nSMS FULL\r\n\r\n+CPMS: "SM",0,10,"SM",0,10,"SM",0,10'
           b'\r\n\r\nOK\r\n', "urc-in: the URC inside the answer")
+    # Audio and the C:/ file system
+    check(s.ctl("play-ms 100") == "ok", "play-ms")
+    blob = b"\r\n\x00>\x1a\x1bOK\r\n"
+    s.send(b'AT+CFTRANRX="c:/a.amr",%d\r' % len(blob))
+    check(s.read_until(b"> ") == b"\r\n> ", "CFTRANRX prompt without LF")
+    s.send(blob)
+    check(s.read_until(b"OK\r\n") == b"\r\nOK\r\n", "CFTRANRX takes exactly len raw bytes")
+    check(s.event("fs-write ") == "fs-write c:/a.amr 0 %d" % len(blob), "fs-write event")
+    check(s.at('AT+CFTRANRX="c:/a.amr",1', b"ERROR\r\n") == b"\r\nERROR\r\n",
+          "CFTRANRX does not overwrite")
+    s.send(b'AT+CFTRANRX="c:/a.amr",2,0,%d\r' % len(blob))
+    s.read_until(b"> ")
+    s.send(b"\x00\x01")
+    check(s.read_until(b"OK\r\n") == b"\r\nOK\r\n", "CFTRANRX at a location")
+    blob += b"\x00\x01"
+    check(s.ctl("file c:/a.amr") == "ok %d %s" % (len(blob), blob.hex().upper()),
+          "file: byte-exact")
+    check(s.at('AT+FSATTRI="c:/a.amr"') ==
+          b"\r\n+FSATTRI: %d,2026/12/05 12:00:00\r\n\r\nOK\r\n" % len(blob), "FSATTRI")
+    check(s.at("AT+FSLS=2") == b"\r\n+FSLS: FILES:\r\na.amr\r\n\r\nOK\r\n", "FSLS")
+    check(s.at('AT+CCMXPLAY="c:/nope.amr",0,0', b"ERROR\r\n") == b"\r\nERROR\r\n",
+          "play an unknown file: ERROR")
+    check(s.at('AT+CCMXPLAY="c:/a.amr",1,0', b"ERROR\r\n") == b"\r\nERROR\r\n",
+          "play into no call: ERROR")
+    check(s.at('AT+CCMXPLAY="c:/a.amr",0,1') == b"\r\nOK\r\n", "CCMXPLAY OK")
+    check(s.event("play ") == "play c:/a.amr path 0 times 2", "play event")
+    check(s.read_until(b"play\r\n") == b"\r\n+AUDIOSTATE: audio play\r\n", "audio play URC")
+    check(s.ctl("audio") == "ok playing c:/a.amr", "audio: playing")
+    check(s.read_until(b"stop\r\n", 2) == b"\r\n+AUDIOSTATE: audio play stop\r\n",
+          "audio play stop after two repetitions")
+    check(s.at('AT+CREC=1,"c:/r.wav"') == b"\r\n+CREC: 1\r\n\r\nOK\r\n", "CREC start")
+    check(s.at("AT+CREC=0") == b"\r\n+CREC: 0\r\n\r\nOK\r\n", "CREC stop")
+    check(s.read_until(b"stop\r\n") == b"\r\n+RECSTATE: crec stop\r\n", "RECSTATE URC")
+    check(s.at('AT+FSDEL="c:/r.wav"') == b"\r\nOK\r\n", "FSDEL")
+    check(s.at('AT+FSDEL="c:/r.wav"', b"ERROR\r\n") == b"\r\nERROR\r\n", "FSDEL twice")
     # Hang
     s.ctl("hang 0")
     s.send(b"AT\r")

@@ -362,6 +362,7 @@ static const struct sim_ctl *const ctl_tables[] = {
     core_ctls,
     sim_sms_ctls,
     sim_call_ctls,
+    sim_audio_ctls,
     sim_ussd_ctls,
     sim_network_ctls,
     sim_cmqtt_ctls,
@@ -677,6 +678,7 @@ int main(int argc, char **argv)
 out_sms:
     sim_cmqtt_free(s);
     sim_sms_free(s);
+    sim_audio_free(s);
 out:
     free(s);
     return status;

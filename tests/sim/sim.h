@@ -10,6 +10,7 @@
  *                registration, identity commands
  *   sim_sms.c    the SIM's SMS store, AT+CMG* and the SMS control commands
  *   sim_network.c AT+COPS: the operators in reach, the search, the choice
+ *   sim_audio.c  the C:/ file system, audio playback and recording
  *   sim_util.c   hex, parameter lists, numbers, the clock
  *
  * A feature (calls, USSD, CMQTT...) is one more sim_<feature>.c with its own
@@ -68,6 +69,7 @@ enum sim_timer {
     SIM_TIMER_USSD,       /* the +CUSD answer, just after the OK of AT+CUSD */
     SIM_TIMER_POWER,      /* after AT+CFUN's OK: +CREG URCs; after AT+CRESET's: reboot */
     SIM_TIMER_SLEEP,      /* AT+CSCLK=2: no input for 5 s, the module sleeps */
+    SIM_TIMER_AUDIO,      /* a playback starts or ends, a stop's URC after its OK */
     SIM_TIMER_COUNT
 };
 
@@ -208,6 +210,32 @@ struct sim_call {
     char after_ok[128];          /* URC written just after the OK */
 };
 
+#define SIM_FS_FILES 32
+#define SIM_FS_NAME_MAX 80
+#define SIM_FS_CHUNK_MAX 10240     /* AT+CFTRANRX <len> */
+
+struct sim_file {
+    bool used;
+    char name[SIM_FS_NAME_MAX];  /* "c:/..." as first written */
+    uint8_t *data;
+    size_t len;
+};
+
+enum sim_audio_state { SIM_AUDIO_IDLE = 0, SIM_AUDIO_PLAYING, SIM_AUDIO_RECORDING };
+
+struct sim_audio {
+    struct sim_file files[SIM_FS_FILES];
+    enum sim_audio_state state;
+    char file[SIM_FS_NAME_MAX];  /* what plays or records */
+    bool wav;                    /* playing through AT+CCMXPLAYWAV */
+    bool to_call;                /* playing into the call */
+    int repeat;                  /* repetitions after the first */
+    int play_ms;                 /* one repetition (`play-ms`, default 3000) */
+    int64_t rec_since;
+    char rx_name[SIM_FS_NAME_MAX]; /* AT+CFTRANRX waiting for its bytes */
+    size_t rx_offset;
+};
+
 #define SIM_USSD_TEXT_MAX 512
 
 struct sim_ussd {
@@ -278,6 +306,7 @@ struct sim {
     struct sim_call call;
     struct sim_ussd ussd;
     struct sim_network net;
+    struct sim_audio audio;
     bool radio_off;              /* AT+CFUN=0: not registered, no signal */
     int csclk;                   /* AT+CSCLK: 0 awake, 1 DTR (none on a pty), 2 UART idle */
     bool asleep;                 /* AT+CSCLK=2 and idle: the next byte is lost */
@@ -409,6 +438,16 @@ void sim_network_reset(struct sim *s);
 
 extern const struct sim_cmd sim_network_cmds[];
 extern const struct sim_ctl sim_network_ctls[];
+/* ---- sim_audio.c ---- */
+
+/* Boot: playback and recording are over; the files stay (flash). */
+void sim_audio_reset(struct sim *s);
+void sim_audio_free(struct sim *s);
+/* The call ended: a playback into it stops. */
+void sim_audio_call_ended(struct sim *s);
+
+extern const struct sim_cmd sim_audio_cmds[];
+extern const struct sim_ctl sim_audio_ctls[];
 
 /* ---- sim_power.c ---- */
 

@@ -81,6 +81,7 @@ static void set_state(struct sim *s, enum sim_call_state st)
     if (st == SIM_CALL_IDLE) {
         sim_timer_stop(s, SIM_TIMER_RING);
         sim_timer_stop(s, SIM_TIMER_CALL);
+        sim_audio_call_ended(s);
     }
 }
 

@@ -39,6 +39,7 @@ static const struct sim_cmd *const cmd_tables[] = {
     sim_modem_cmds,
     sim_sms_cmds,
     sim_call_cmds,
+    sim_audio_cmds,
     sim_ussd_cmds,
     sim_network_cmds,
     sim_power_cmds,
@@ -529,6 +530,7 @@ static void forget_session(struct sim *s)
         sim_timer_stop(s, (enum sim_timer)t);
     sim_sms_reset(s);
     sim_call_reset(s);
+    sim_audio_reset(s);
     sim_ussd_reset(s);
     sim_network_reset(s);
     sim_cmqtt_reset(s);

@@ -102,6 +102,7 @@ static const struct want wants[] = {
       "\"A\",\"B\",\"C\",\"D\"]" },
     { SENSOR("cell_id", "status", "value_json.cell.ci if value_json.cell else none") },
     { SENSOR("cell_lac", "status", "value_json.cell.lac if value_json.cell else none") },
+    { SENSOR("audio_state", "audio/state", "state"), "[\"idle\",\"playing\",\"recording\"]" },
 };
 #define N_WANTS (sizeof(wants) / sizeof(wants[0]))
 #define NOTIFY 15                 /* wants[]: off without notify_to */

@@ -28,6 +28,10 @@ enum parser {
     P_POWER,
     P_SELECT,
     P_AT,
+    P_ALARM,    /* B/call/dial's "play", "repeat", "hangup" */
+    P_APLAY,
+    P_AREC,
+    P_AUPLOAD,
 };
 
 struct cmd_case {
@@ -142,6 +146,38 @@ static int run_parser(enum parser p, const cJSON *root, char *out, size_t size,
         else
             assert_null(s);
         return rc;
+    case P_ALARM:
+    case P_APLAY: {
+        struct json_audio_play req;
+        rc = p == P_ALARM ? json_parse_call_alarm(root, &req, err)
+                          : json_parse_audio_play(root, &req, err);
+        if (!rc)
+            snprintf(out, size, "file=%s repeat=%d to_call=%d hangup=%d",
+                     req.file ? req.file : "-", req.repeat, req.to_call, req.hangup);
+        return rc;
+    }
+    case P_AREC: {
+        int seconds;
+        rc = json_parse_audio_record(root, &s, &seconds, err);
+        if (!rc)
+            snprintf(out, size, "file=%s seconds=%d", s, seconds);
+        else
+            assert_null(s);
+        return rc;
+    }
+    case P_AUPLOAD: {
+        struct json_audio_upload req;
+        rc = json_parse_audio_upload(root, &req, err);
+        if (!rc) {
+            size_t n = (size_t)snprintf(out, size, "file=%s len=%zu data=", req.file, req.len);
+            for (size_t i = 0; i < req.len && n + 3 < size; i++)
+                n += (size_t)snprintf(out + n, size - n, "%02x", req.data[i]);
+            free(req.data);
+        } else {
+            assert_null(req.data);
+        }
+        return rc;
+    }
     }
     return -1;
 }
@@ -180,6 +216,10 @@ static const char MCCMNC_MSG[] = "'mccmnc' must be 5 or 6 digits, e.g. \"26201\"
 static const char QOS_MSG[] = "'qos' must be 0, 1 or 2";
 static const char ID_MSG[] = "'id' must be a string or a number";
 static const char BIN[] = "invalid_request";
+#define FILE_MSG(field)                                                                   \
+    "'" field "' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . (not starting or ending with .), " \
+    "e.g. \"c:/alarm.amr\""
+#define NAME64 "1234567890123456789012345678901234567890123456789012345678901234"
 
 static const struct cmd_case cmd_cases[] = {
     /* json_parse_command: the envelope */
@@ -330,6 +370,63 @@ static const struct cmd_case cmd_cases[] = {
     {P_NONE, "{\"force\":true}", BIN, "unknown field 'force'"},
 
     /* B/call/dtmf */
+    /* the voice alarm of B/call/dial (json_parse_call_dial checks the fields) */
+    {P_DIAL, "{\"to\":\"+4917012345678\",\"play\":\"c:/a.amr\",\"repeat\":2,\"hangup\":false}",
+     NULL, "to=+4917012345678"},
+    {P_ALARM, "{\"to\":\"+49\"}", NULL, "file=- repeat=1 to_call=1 hangup=1"},
+    {P_ALARM, "{\"play\":\"c:/alarm.amr\"}", NULL, "file=c:/alarm.amr repeat=1 to_call=1 hangup=1"},
+    {P_ALARM, "{\"play\":\"C:/A_b-9.WAV\",\"repeat\":10,\"hangup\":false}", NULL,
+     "file=C:/A_b-9.WAV repeat=10 to_call=1 hangup=0"},
+    {P_ALARM, "{\"play\":\"c:/" NAME64 "\"}", NULL, "file=c:/" NAME64 " repeat=1 to_call=1 hangup=1"},
+    {P_ALARM, "{\"play\":\"c:/" NAME64 "5\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/..\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/../x\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/.hidden\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/x.\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"d:/x.amr\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"x.amr\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/a\\\",1,0\\r\\nATH\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/a b\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/a;b\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":1}", BIN, "'play' must be a string"},
+    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":0}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":11}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":1.5}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":\"2\"}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a\",\"hangup\":1}", BIN, "'hangup' must be true or false"},
+    {P_ALARM, "{\"repeat\":2}", BIN, "'repeat' and 'hangup' need 'play'"},
+    {P_ALARM, "{\"hangup\":false}", BIN, "'repeat' and 'hangup' need 'play'"},
+
+    /* B/audio/play, record, upload */
+    {P_APLAY, "{\"file\":\"c:/x.mp3\"}", NULL, "file=c:/x.mp3 repeat=1 to_call=0 hangup=0"},
+    {P_APLAY, "{\"file\":\"c:/x.mp3\",\"repeat\":3,\"to_call\":true}", NULL,
+     "file=c:/x.mp3 repeat=3 to_call=1 hangup=0"},
+    {P_APLAY, "{}", BIN, "missing field 'file'"},
+    {P_APLAY, "{\"file\":\"c:/x.mp3\",\"hangup\":true}", BIN, "unknown field 'hangup'"},
+    {P_APLAY, "{\"file\":\"e:/x.mp3\"}", BIN, FILE_MSG("file")},
+    {P_APLAY, "{\"file\":\"c:/x.mp3\",\"to_call\":\"yes\"}", BIN,
+     "'to_call' must be true or false"},
+    {P_AREC, "{\"file\":\"c:/rec.wav\",\"seconds\":600}", NULL, "file=c:/rec.wav seconds=600"},
+    {P_AREC, "{\"file\":\"c:/REC.WAV\",\"seconds\":1}", NULL, "file=c:/REC.WAV seconds=1"},
+    {P_AREC, "{\"file\":\"c:/rec.amr\",\"seconds\":1}", BIN,
+     "'file' must end in .wav (the module records WAV)"},
+    {P_AREC, "{\"file\":\"c:/rec.wav\"}", BIN, "missing field 'seconds'"},
+    {P_AREC, "{\"file\":\"c:/rec.wav\",\"seconds\":0}", BIN,
+     "'seconds' must be an integer 1-600"},
+    {P_AREC, "{\"file\":\"c:/rec.wav\",\"seconds\":601}", BIN,
+     "'seconds' must be an integer 1-600"},
+    {P_AREC, "{\"file\":\"c:/r\\\"c.wav\",\"seconds\":1}", BIN, FILE_MSG("file")},
+    {P_AUPLOAD, "{\"file\":\"c:/a.amr\",\"data\":\"DQoAPhob\"}", NULL,
+     "file=c:/a.amr len=6 data=0d0a003e1a1b"},
+    {P_AUPLOAD, "{\"file\":\"c:/a.amr\",\"data\":\"\"}", BIN, "'data' must not be empty"},
+    {P_AUPLOAD, "{\"file\":\"c:/a.amr\",\"data\":\"DQo\"}", BIN,
+     "'data' is not valid base64 (RFC 4648, padded)"},
+    {P_AUPLOAD, "{\"file\":\"c:/a.amr\",\"data\":\"DQ o=\"}", BIN,
+     "'data' is not valid base64 (RFC 4648, padded)"},
+    {P_AUPLOAD, "{\"file\":\"c:/a.amr\"}", BIN, "missing field 'data'"},
+    {P_AUPLOAD, "{\"file\":\"c:/a b\",\"data\":\"AAAA\"}", BIN, FILE_MSG("file")},
+
     {P_DTMF, "{\"digits\":\"12#\"}", NULL, "digits=12#"},
     {P_DTMF, "{\"digits\":\"0123456789*#ABCDabcd\"}", NULL, "digits=0123456789*#ABCDabcd"},
     {P_DTMF, "{\"digits\":\"12345678901234567890123456789012\"}", NULL,
@@ -1102,19 +1199,47 @@ static void test_call_state(void **state)
     j = json_call_state(&st);
     assert_string_equal(j, "{\"state\":\"idle\",\"direction\":\"out\",\"number\":\"+491701234567\","
                            "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":\"busy\","
-                           "\"duration\":0}");
+                           "\"duration\":0,\"playing\":false}");
     free(j);
     st = (struct call_state){ .state = CALL_RINGING, .dir = CALL_DIR_IN, .since = 1795237200,
                               .duration = -1 };
     j = json_call_state(&st);
     assert_string_equal(j, "{\"state\":\"ringing\",\"direction\":\"in\",\"number\":null,"
-                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null}");
+                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null,"
+                           "\"playing\":false}");
     free(j);
     st = (struct call_state){ .duration = -1, .since = 1795237200 };
     j = json_call_state(&st);
     assert_string_equal(j, "{\"state\":\"idle\",\"direction\":null,\"number\":null,"
-                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null}");
+                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null,"
+                           "\"playing\":false}");
     free(j);
+    /* A voice alarm plays into the call. */
+    st = (struct call_state){ .state = CALL_ACTIVE, .dir = CALL_DIR_OUT, .since = 1795237200,
+                              .duration = -1, .playing = true };
+    j = json_call_state(&st);
+    assert_string_equal(j, "{\"state\":\"active\",\"direction\":\"out\",\"number\":null,"
+                           "\"since\":\"2026-11-21T06:00:00+01:00\",\"ended_reason\":null,"
+                           "\"playing\":true}");
+    free(j);
+}
+
+/* B/audio/state: the file null when idle or not known. */
+static void test_audio_state(void **state)
+{
+    static const struct { const char *st, *file, *want; } cases[] = {
+        { "playing", "c:/alarm.amr", "{\"state\":\"playing\",\"file\":\"c:/alarm.amr\"}" },
+        { "recording", "c:/r.wav", "{\"state\":\"recording\",\"file\":\"c:/r.wav\"}" },
+        { "playing", "", "{\"state\":\"playing\",\"file\":null}" },
+        { "idle", NULL, "{\"state\":\"idle\",\"file\":null}" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *j = json_audio_state(cases[i].st, cases[i].file);
+        assert_string_equal(j, cases[i].want);
+        free(j);
+    }
 }
 
 /* ---- base64 --------------------------------------------------------------- */
@@ -1207,6 +1332,7 @@ int main(void)
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_call_state),
+        cmocka_unit_test(test_audio_state),
         cmocka_unit_test(test_base64_rfc4648),
         cmocka_unit_test(test_base64_binary),
         cmocka_unit_test(test_base64_reject),

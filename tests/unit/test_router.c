@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -87,6 +88,9 @@ static void test_flags(void **state)
     assert_int_equal(router_find(&cfg, "m2m/call/answer")->flags, 0);
     assert_int_equal(router_find(&cfg, "m2m/network/scan")->flags, 0);
     assert_int_equal(router_find(&cfg, "m2m/network/select")->flags, 0);
+    /* Only an upload may be larger than 64 KiB. */
+    assert_int_equal(router_find(&cfg, "m2m/audio/upload")->flags, ROUTE_LARGE);
+    assert_int_equal(router_find(&cfg, "m2m/audio/play")->flags, 0);
     /* Home Assistant's buttons need the modem, like what they stand for. */
     assert_int_equal(router_find(&cfg, "m2m/ha/sms/send")->flags, ROUTE_HOME_ONLY);
     assert_int_equal(router_find(&cfg, "m2m/ha/call/dial")->flags, ROUTE_HOME_ONLY);
@@ -108,7 +112,7 @@ static void test_flags(void **state)
         assert_non_null(r->handle);
         assert_int_equal(r->resume != NULL, strcmp(r->suffix, "sms/send") == 0);
     }
-    assert_int_equal(n, 16);
+    assert_int_equal(n, 21);
 }
 
 /* Each row parses with its json_parse_* function: the error codes are the
@@ -150,6 +154,18 @@ static void test_parse(void **state)
         { "m2m/network/select", "{\"mccmnc\":\"26201\"}", NULL },
         { "m2m/network/select", "{\"mccmnc\":\"26201\\\",0\"}", "invalid_request" },
         { "m2m/stats/get", "{\"all\":true}", "invalid_request" },
+        { "m2m/call/dial", "{\"to\":\"+49\",\"play\":\"c:/a.amr\",\"repeat\":2}", NULL },
+        { "m2m/call/dial", "{\"to\":\"+49\",\"play\":\"c:/a\\\";b\"}", "invalid_request" },
+        { "m2m/call/dial", "{\"to\":\"+49;\",\"play\":\"c:/a.amr\"}", "invalid_number" },
+        { "m2m/audio/play", "{\"file\":\"c:/a.amr\",\"to_call\":true}", NULL },
+        { "m2m/audio/play", "{\"file\":\"c:/a.amr\",\"repeat\":0}", "invalid_request" },
+        { "m2m/audio/stop", "{}", NULL },
+        { "m2m/audio/stop", "{\"file\":\"c:/a.amr\"}", "invalid_request" },
+        { "m2m/audio/record", "{\"file\":\"c:/r.wav\",\"seconds\":3}", NULL },
+        { "m2m/audio/record", "{\"file\":\"c:/r.wav\"}", "invalid_request" },
+        { "m2m/audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"AAEC\"}", NULL },
+        { "m2m/audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"AAE\"}", "invalid_request" },
+        { "m2m/audio/list", "{}", NULL },
     };
     struct config cfg = cfg_with(false);
 
@@ -172,6 +188,8 @@ static void test_parse(void **state)
         } else {
             assert_int_equal(ret, 0);
         }
+        if (ret == 0 && strcmp(r->suffix, "audio/upload") == 0)
+            free(req.upload.data);   /* what the handler would take */
         cJSON_Delete(req.root);
     }
 }

@@ -1,0 +1,393 @@
+/* Integration: audio through mosquitto, the bridge and the simulator: the
+ * voice alarm of B/call/dial with "play" (AT+CCMXPLAY into the call,
+ * "playing" in B/call/state, the hang-up after it), B/audio/play, stop,
+ * record, upload (raw bytes after the AT+CFTRANRX prompt, byte-exact in
+ * the simulator's file) and list, and B/audio/state. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mqtt/json.h"
+
+#define TO "+4917012345678"
+/* A few bytes of an AMR file: the simulator only needs the file to exist. */
+#define AMR_HEX "2321414D520A3C"
+
+static const struct h_env_opts default_opts = { 0 };
+
+/* ---- helpers ---- */
+
+static void command(struct h_env *e, const char *suffix, const char *payload)
+{
+    char t[160];
+    snprintf(t, sizeof t, "%s/%s", e->base, suffix);
+    h_mqtt_publish(&e->mqtt, t, payload, 1, false);
+}
+
+#define result(e, suffix) result_at(__FILE__, __LINE__, (e), (suffix))
+static cJSON *result_at(const char *file, int line, struct h_env *e, const char *suffix)
+{
+    char t[160];
+    snprintf(t, sizeof t, "%s/%s/result", e->base, suffix);
+    return h_mqtt_wait_json_at(file, line, &e->mqtt, t, H_TIMEOUT_MS * 2);
+}
+
+#define expect_ok(e, suffix) expect_ok_at(__FILE__, __LINE__, (e), (suffix))
+static void expect_ok_at(const char *file, int line, struct h_env *e, const char *suffix)
+{
+    cJSON *r = result_at(file, line, e, suffix);
+    h_json_bool_eq_at(file, line, r, "ok", true);
+    cJSON_Delete(r);
+}
+
+/* The error's code, and its message must name the field (NULL: any). */
+#define expect_error(e, suffix, code, field) \
+    expect_error_at(__FILE__, __LINE__, (e), (suffix), (code), (field))
+static void expect_error_at(const char *file, int line, struct h_env *e, const char *suffix,
+                            const char *code, const char *field)
+{
+    cJSON *r = result_at(file, line, e, suffix);
+    h_json_bool_eq_at(file, line, r, "ok", false);
+    const cJSON *err = h_json_get_at(file, line, r, "error", cJSON_Object);
+    h_json_str_eq_at(file, line, err, "code", code);
+    const char *msg = h_json_str_at(file, line, err, "message");
+    if (field && !strstr(msg, field))
+        h_fail_at(file, line, "error message '%s' does not name %s", msg, field);
+    cJSON_Delete(r);
+}
+
+/* Takes B/<suffix> messages until one has string key == value and the
+ * boolean "playing" (call/state; -1: any) as wanted. */
+#define wait_where(e, suffix, key, value, playing) \
+    wait_where_at(__FILE__, __LINE__, (e), (suffix), (key), (value), (playing))
+static cJSON *wait_where_at(const char *file, int line, struct h_env *e, const char *suffix,
+                            const char *key, const char *value, int playing)
+{
+    char t[160];
+    snprintf(t, sizeof t, "%s/%s", e->base, suffix);
+    for (;;) {
+        cJSON *s = h_mqtt_wait_json_where_at(file, line, &e->mqtt, t, key, value,
+                                             H_TIMEOUT_MS * 2);
+        if (playing < 0 || h_json_bool_at(file, line, s, "playing") == (playing == 1))
+            return s;
+        cJSON_Delete(s);
+    }
+}
+
+/* The next B/audio/state with this state; file NULL: must be null. */
+#define expect_audio(e, st, file) expect_audio_at(__FILE__, __LINE__, (e), (st), (file))
+static void expect_audio_at(const char *file_, int line, struct h_env *e, const char *st,
+                            const char *file)
+{
+    cJSON *s = wait_where_at(file_, line, e, "audio/state", "state", st, -1);
+    if (file)
+        h_json_str_eq_at(file_, line, s, "file", file);
+    else if (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(s, "file")))
+        h_fail_at(file_, line, "audio/state \"file\" should be null");
+    cJSON_Delete(s);
+}
+
+/* Bridge, broker and simulator up, c:/alarm.amr on the module, and a
+ * repetition of a playback play_ms long. */
+static void up_with_alarm(struct h_env *e, int play_ms)
+{
+    char cmd[64];
+    h_env_up(e, &default_opts);
+    h_sim_cmd_ok(&e->sim, "file-put c:/alarm.amr " AMR_HEX, NULL, 0);
+    snprintf(cmd, sizeof cmd, "play-ms %d", play_ms);
+    h_sim_cmd_ok(&e->sim, cmd, NULL, 0);
+}
+
+/* Something that reaches the modem, answered: every command line written
+ * before it has reached the simulator by then. */
+static void line_in_step(struct h_env *e)
+{
+    command(e, "audio/list", "{}");
+    expect_ok(e, "audio/list");
+    h_sim_wait_line(&e->sim, "rx AT+FSLS=2", NULL, 0, H_TIMEOUT_MS);
+}
+
+/* ---- the voice alarm ---- */
+
+static void test_alarm_plays_then_hangs_up(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 300);
+    command(e, "call/dial", "{\"id\":7,\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    /* <repeat> counts the repetitions after the first. */
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,2", NULL, 0, H_TIMEOUT_MS);
+    h_sim_wait_line(&e->sim, "play c:/alarm.amr path 1 times 3", NULL, 0, H_TIMEOUT_MS);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    expect_audio(e, "playing", "c:/alarm.amr");
+    h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    expect_audio(e, "idle", NULL);
+    h_sim_wait_line(&e->sim, "rx AT+CHUP", NULL, 0, H_TIMEOUT_MS);
+    cJSON *s = wait_where(e, "call/state", "state", "idle", 0);
+    h_json_str_eq(s, "ended_reason", "hangup");
+    cJSON_Delete(s);
+    H_PASS(e);
+}
+
+static void test_alarm_hangup_false_keeps_the_call(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 200);
+    command(e, "call/dial",
+            "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"hangup\":false}");
+    expect_ok(e, "call/dial");
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,0", NULL, 0, H_TIMEOUT_MS);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    expect_audio(e, "idle", NULL);
+    /* Still up: DTMF goes out, and no AT+CHUP went before it. */
+    command(e, "call/dtmf", "{\"digits\":\"1\"}");
+    expect_ok(e, "call/dtmf");
+    if (h_sim_saw(&e->sim, "rx AT+CHUP"))
+        h_fail("the bridge hung up although \"hangup\":false");
+    command(e, "call/hangup", "{}");
+    expect_ok(e, "call/hangup");
+    cJSON_Delete(wait_where(e, "call/state", "state", "idle", 0));
+    H_PASS(e);
+}
+
+static void test_alarm_far_end_hangs_up_mid_play(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 5000);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    expect_audio(e, "playing", "c:/alarm.amr");
+    h_sim_cmd_ok(&e->sim, "remote-hangup", NULL, 0);
+    cJSON *s = wait_where(e, "call/state", "state", "idle", 0);
+    h_json_str_eq(s, "ended_reason", "hangup");
+    cJSON_Delete(s);
+    expect_audio(e, "idle", NULL);
+    char reply[64];
+    h_sim_cmd_ok(&e->sim, "audio", reply, sizeof reply);
+    assert_string_equal(reply, "idle -");
+    H_PASS(e);
+}
+
+static void test_alarm_invalid_writes_nothing(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/../x.amr\"}");
+    expect_error(e, "call/dial", "invalid_request", "'play'");
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/a.amr\",\"repeat\":11}");
+    expect_error(e, "call/dial", "invalid_request", "'repeat'");
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"d:/a.amr\"}");
+    expect_error(e, "call/dial", "invalid_request", "'play'");
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"repeat\":2}");
+    expect_error(e, "call/dial", "invalid_request", "'play'");
+    line_in_step(e);
+    if (h_sim_saw(&e->sim, "rx ATD"))
+        h_fail("a refused dial reached the modem");
+    H_PASS(e);
+}
+
+/* ---- B/audio/... ---- */
+
+static void test_play_stop_busy_no_call(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    h_sim_cmd_ok(&e->sim, "file-put c:/x.mp3 " AMR_HEX, NULL, 0);
+    h_sim_cmd_ok(&e->sim, "play-ms 10000", NULL, 0);
+    expect_audio(e, "idle", NULL);   /* retained, at the start */
+    command(e, "audio/play", "{\"file\":\"c:/x.mp3\",\"repeat\":2}");
+    expect_ok(e, "audio/play");
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/x.mp3\",0,1", NULL, 0, H_TIMEOUT_MS);
+    expect_audio(e, "playing", "c:/x.mp3");
+    char t[160];
+    snprintf(t, sizeof t, "%s/audio/state", e->base);
+    cJSON *late = h_retained_json(e, t);
+    h_json_str_eq(late, "state", "playing");
+    cJSON_Delete(late);
+    command(e, "audio/play", "{\"file\":\"c:/x.mp3\"}");
+    expect_error(e, "audio/play", "busy", NULL);
+    command(e, "audio/record", "{\"file\":\"c:/r.wav\",\"seconds\":5}");
+    expect_error(e, "audio/record", "busy", NULL);
+    command(e, "audio/stop", "{}");
+    expect_ok(e, "audio/stop");
+    h_sim_wait_line(&e->sim, "rx AT+CCMXSTOP", NULL, 0, H_TIMEOUT_MS);
+    expect_audio(e, "idle", NULL);
+    command(e, "audio/play", "{\"file\":\"c:/x.mp3\",\"to_call\":true}");
+    expect_error(e, "audio/play", "no_call", NULL);
+    command(e, "audio/play", "{\"file\":\"c:/missing.amr\"}");
+    expect_error(e, "audio/play", "modem_error", NULL);
+    command(e, "audio/play", "{\"file\":\"c:/x.mp3;AT\"}");
+    expect_error(e, "audio/play", "invalid_request", "'file'");
+    H_PASS(e);
+}
+
+/* B/audio/play into a call that is up: B/call/state says so too. */
+static void test_play_into_call(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 10000);
+    command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\",\"to_call\":true}");
+    expect_ok(e, "audio/play");
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,0", NULL, 0, H_TIMEOUT_MS);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    command(e, "audio/stop", "{}");
+    expect_ok(e, "audio/stop");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    expect_audio(e, "idle", NULL);
+    /* Not an alarm: the call stays up. */
+    command(e, "call/hangup", "{}");
+    expect_ok(e, "call/hangup");
+    if (h_sim_saw(&e->sim, "rx AT+CHUP") != 1)
+        h_fail("the bridge hung up after a B/audio/play");
+    H_PASS(e);
+}
+
+static void test_play_wav_ends_by_itself(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    h_sim_cmd_ok(&e->sim, "file-put C:/Tone.WAV 52494646", NULL, 0);
+    h_sim_cmd_ok(&e->sim, "play-ms 200", NULL, 0);
+    command(e, "audio/play", "{\"file\":\"C:/Tone.WAV\"}");
+    expect_ok(e, "audio/play");
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAYWAV=\"C:/Tone.WAV\",0,0", NULL, 0, H_TIMEOUT_MS);
+    expect_audio(e, "playing", "C:/Tone.WAV");
+    expect_audio(e, "idle", NULL);
+    H_PASS(e);
+}
+
+static void test_record_stops_itself(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":1}");
+    expect_ok(e, "audio/record");
+    h_sim_wait_line(&e->sim, "rx AT+CREC=1,\"c:/rec.wav\"", NULL, 0, H_TIMEOUT_MS);
+    expect_audio(e, "recording", "c:/rec.wav");
+    h_sim_wait_line(&e->sim, "rx AT+CREC=0", NULL, 0, H_TIMEOUT_MS);
+    expect_audio(e, "idle", NULL);
+    command(e, "audio/record", "{\"file\":\"c:/rec.amr\",\"seconds\":1}");
+    expect_error(e, "audio/record", "invalid_request", "'file'");
+    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":601}");
+    expect_error(e, "audio/record", "invalid_request", "'seconds'");
+    H_PASS(e);
+}
+
+/* 100000 bytes: ten chunks (and a payload beyond the 64 KiB of other
+ * commands), with every byte the serial line could take for
+ * something else (CR, LF, NUL, '>', Ctrl-Z, ESC). */
+static void blob(uint8_t *b, size_t n)
+{
+    static const uint8_t tricky[] = { '\r', '\n', 0, '>', 0x1A, 0x1B, '\r', '\n', 'O', 'K',
+                                      '\r', '\n' };
+    for (size_t i = 0; i < n; i++)
+        b[i] = i < sizeof tricky ? tricky[i] : (uint8_t)(i * 7 + 3);
+}
+
+static void test_upload_byte_exact_and_list(void **state)
+{
+    struct h_env *e = *state;
+    enum { N = 100000 };
+    static uint8_t data[N];
+    h_env_up(e, &default_opts);
+    blob(data, N);
+    char *b64 = json_base64_encode(data, N);
+    char *payload = malloc(strlen(b64) + 64);
+    assert_non_null(payload);
+    sprintf(payload, "{\"file\":\"c:/blob.amr\",\"data\":\"%s\"}", b64);
+    command(e, "audio/upload", payload);
+    free(payload);
+    free(b64);
+    expect_ok(e, "audio/upload");
+    h_sim_wait_line(&e->sim, "rx AT+FSDEL=\"c:/blob.amr\"", NULL, 0, H_TIMEOUT_MS);
+    h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",10240", NULL, 0, H_TIMEOUT_MS);
+    h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",10240,0,10240", NULL, 0,
+                    H_TIMEOUT_MS);
+    h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",7840,0,92160", NULL, 0,
+                    H_TIMEOUT_MS);
+
+    static char reply[2 * N + 64], want[2 * N + 1];
+    /* h_sim_cmd: h_sim_cmd_ok keeps only the first KiB of the reply. */
+    assert_int_equal(h_sim_cmd(&e->sim, "file c:/blob.amr", reply, sizeof reply), 0);
+    for (size_t i = 0; i < N; i++)
+        sprintf(want + 2 * i, "%02X", data[i]);
+    if (strncmp(reply, "100000 ", 7) != 0 || strcmp(reply + 7, want) != 0)
+        h_fail("the simulator's file differs from the upload (%.40s...)", reply);
+
+    /* Again: the old file is deleted first, so it is replaced. */
+    command(e, "audio/upload", "{\"file\":\"c:/blob.amr\",\"data\":\"AAEC\"}");
+    expect_ok(e, "audio/upload");
+    h_sim_cmd_ok(&e->sim, "file c:/blob.amr", reply, sizeof reply);
+    assert_string_equal(reply, "3 000102");
+
+    command(e, "audio/list", "{\"id\":\"l\"}");
+    cJSON *r = result(e, "audio/list");
+    h_json_bool_eq(r, "ok", true);
+    const cJSON *files = h_json_arr(r, "files");
+    assert_int_equal(cJSON_GetArraySize(files), 1);
+    h_json_str_eq(cJSON_GetArrayItem(files, 0), "name", "c:/blob.amr");
+    h_json_int_eq(cJSON_GetArrayItem(files, 0), "size", 3);
+    cJSON_Delete(r);
+    H_PASS(e);
+}
+
+static void test_upload_invalid_writes_nothing(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    command(e, "audio/upload", "{\"file\":\"c:/a b.amr\",\"data\":\"AAEC\"}");
+    expect_error(e, "audio/upload", "invalid_request", "'file'");
+    command(e, "audio/upload", "{\"file\":\"c:/..\",\"data\":\"AAEC\"}");
+    expect_error(e, "audio/upload", "invalid_request", "'file'");
+    command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"AA=C\"}");
+    expect_error(e, "audio/upload", "invalid_request", "'data'");
+    command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"\"}");
+    expect_error(e, "audio/upload", "invalid_request", "'data'");
+    /* 513 KiB decoded: too long, and so is a payload beyond 700 KiB. */
+    enum { BIG = 513 * 1024 };
+    uint8_t *big = calloc(1, BIG);
+    assert_non_null(big);
+    char *b64 = json_base64_encode(big, BIG);
+    char *payload = h_strdupf("{\"file\":\"c:/a.amr\",\"data\":\"%s\"}", b64);
+    command(e, "audio/upload", payload);
+    expect_error(e, "audio/upload", "too_long", "'data'");
+    free(payload);
+    payload = h_strdupf("{\"file\":\"c:/a.amr\",\"data\":\"%s%s\"}", b64, b64);
+    command(e, "audio/upload", payload);
+    expect_error(e, "audio/upload", "too_long", NULL);
+    free(payload);
+    free(b64);
+    free(big);
+    line_in_step(e);
+    if (h_sim_saw(&e->sim, "rx AT+FSDEL") || h_sim_saw(&e->sim, "rx AT+CFTRANRX"))
+        h_fail("a refused upload reached the modem");
+    H_PASS(e);
+}
+
+int main(void)
+{
+    h_init_filter();
+#define T(f) cmocka_unit_test_setup_teardown(f, h_env_setup, h_env_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_alarm_plays_then_hangs_up),
+        T(test_alarm_hangup_false_keeps_the_call),
+        T(test_alarm_far_end_hangs_up_mid_play),
+        T(test_alarm_invalid_writes_nothing),
+        T(test_play_stop_busy_no_call),
+        T(test_play_into_call),
+        T(test_play_wav_ends_by_itself),
+        T(test_record_stops_itself),
+        T(test_upload_byte_exact_and_list),
+        T(test_upload_invalid_writes_nothing),
+    };
+    return cmocka_run_group_tests_name("integration_audio", tests, NULL, NULL);
+}
