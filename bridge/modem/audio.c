@@ -62,8 +62,11 @@ bool audio_file_valid(const char *file)
         return false;
     file += 3;
     n = strlen(file);
+    /* The dot inside: the module tells the format by the extension, and
+     * AT+FSLS lists names as bare lines, where "RING" or "OK" would read
+     * as the module's own. */
     return n >= 1 && n <= AUDIO_NAME_MAX && strspn(file, set) == n && file[0] != '.' &&
-           file[n - 1] != '.';
+           file[n - 1] != '.' && strchr(file, '.');
 }
 
 bool audio_file_is_wav(const char *file)

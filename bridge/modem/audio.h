@@ -96,7 +96,8 @@ void audio_list(struct audio *a, audio_list_cb cb, void *ctx);
 /* ---- pure ---- */
 
 /* "c:/" (any case) and 1-AUDIO_NAME_MAX of A-Z a-z 0-9 _ - ., neither
- * starting nor ending with '.' (the module's rule; ".." is no name).
+ * starting nor ending with '.' (the module's rule; ".." is no name), with
+ * a '.' inside (an extension: "alarm.amr").
  * Nothing in it can close the quote of AT+CCMXPLAY="...". */
 bool audio_file_valid(const char *file);
 /* Ends in ".wav" (any case): AT+CCMXPLAYWAV instead of AT+CCMXPLAY. */

@@ -33,7 +33,8 @@ struct audio {
 
 /* The refusal of a name audio_file_valid does not accept. */
 #define AUDIO_FILE_RULE \
-    "'file' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . (not starting or ending with .)"
+    "'file' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . with an extension " \
+    "(not starting or ending with .)"
 
 /* audio.c */
 void audio_reject(audio_done_cb cb, void *ctx, const char *code, const char *msg);

@@ -273,8 +273,8 @@ static int get_audio_file(const cJSON *root, const char *name, bool required, co
         return -EINVAL;
     if (*out && !audio_file_valid(*out)) {
         m2m_error_set(err, "invalid_request",
-                      "'%s' must be c:/ and 1-%d of A-Z a-z 0-9 _ - . (not starting or ending "
-                      "with .), e.g. \"c:/alarm.amr\"",
+                      "'%s' must be c:/ and 1-%d of A-Z a-z 0-9 _ - . with an extension (not "
+                      "starting or ending with .), e.g. \"c:/alarm.amr\"",
                       name, AUDIO_NAME_MAX);
         *out = NULL;
         return -EINVAL;

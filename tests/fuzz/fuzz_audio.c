@@ -9,8 +9,9 @@
  *   1  one +FSATTRI line: 0 with a size >= 0 that is the line's number, or
  *      -EINVAL with *size untouched;
  *   2  a file name: audio_file_valid accepts only "c:/" (any case) and
- *      1-64 of A-Z a-z 0-9 _ - . not starting or ending with '.', so
- *      nothing in it can close a quote or end an AT command;
+ *      1-64 of A-Z a-z 0-9 _ - . not starting or ending with '.' and
+ *      with a '.' inside, so nothing in it can close a quote or end an
+ *      AT command, nor read as a line of the module's own;
  *   3  an AT+FSLS answer, one line per LF: at most max entries, each
  *      "c:/" and a line that is no header, NUL-terminated in its buffer,
  *      size -1. */
@@ -76,6 +77,7 @@ static void name(const char *file)
     check(strncasecmp(file, "c:/", 3) == 0, "name: not on c:/");
     check(strspn(file + 3, set) == n - 3, "name: a character outside the set");
     check(file[3] != '.' && file[n - 1] != '.', "name: a dot at an end");
+    check(strchr(file + 3, '.') != NULL, "name: no extension");
 }
 
 static void fsls(char *text)

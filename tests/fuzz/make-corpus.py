@@ -205,7 +205,8 @@ def audio():
     attrs = [b"+FSATTRI: 8604, 2008/04/28 10:24:46", b"+FSATTRI: 3800", b"+FSATTRI: -1",
              b"+FSATTRI: 99999999999", b"+FSATTRI:"]
     names = [b"c:/alarm.amr", b"C:/Tone.WAV", b"c:/..", b"c:/.x", b"c:/x.", b"d:/x.amr",
-             b"c:/a\",1,0\r\nATH", b"c:/" + b"a" * 64, b"c:/" + b"a" * 65]
+             b"c:/a\",1,0\r\nATH", b"c:/" + b"a" * 60 + b".amr", b"c:/" + b"a" * 61 + b".amr",
+             b"c:/RING"]
     listings = [b"+FSLS: FILES:\nalarm.amr\nTone.WAV\n", b"+FSLS: SUBDIRECTORIES:\n\n+FSLS: FILES:\nx",
                 b"a name.mp3\n" + b"b" * 200]
     for line in urcs:

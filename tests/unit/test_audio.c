@@ -34,8 +34,16 @@ static void test_file_valid(void **state)
     static const struct { const char *file; bool ok; } cases[] = {
         { "c:/alarm.amr", true },
         { "C:/Alarm_1-b.WAV", true },
-        { "c:/x", true },
-        { "c:/1234567890123456789012345678901234567890123456789012345678901234", true },
+        { "c:/x.y", true },
+        { "c:/a.b.amr", true },
+        { "c:/123456789012345678901234567890123456789012345678901234567890.amr", true },
+        { "c:/1234567890123456789012345678901234567890123456789012345678901.amr", false },
+        /* No extension: no format, and AT+FSLS would list it as a line
+         * that reads as the module's own. */
+        { "c:/x", false },
+        { "c:/RING", false },
+        { "c:/OK", false },
+        { "c:/1234567890123456789012345678901234567890123456789012345678901234", false },
         { "c:/12345678901234567890123456789012345678901234567890123456789012345", false },
         { "c:/", false },
         { "c:", false },
@@ -387,7 +395,7 @@ static void step(struct audio *a, const char *s)
     }
 }
 
-#define BIG "c:/1234567890123456789012345678901234567890123456789012345678901234"
+#define BIG "c:/123456789012345678901234567890123456789012345678901234567890.amr"
 
 static const struct script scripts[] = {
     { "play on the speaker until the module says it stopped",

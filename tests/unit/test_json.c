@@ -217,9 +217,9 @@ static const char QOS_MSG[] = "'qos' must be 0, 1 or 2";
 static const char ID_MSG[] = "'id' must be a string or a number";
 static const char BIN[] = "invalid_request";
 #define FILE_MSG(field)                                                                   \
-    "'" field "' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . (not starting or ending with .), " \
-    "e.g. \"c:/alarm.amr\""
-#define NAME64 "1234567890123456789012345678901234567890123456789012345678901234"
+    "'" field "' must be c:/ and 1-64 of A-Z a-z 0-9 _ - . with an extension (not starting " \
+    "or ending with .), e.g. \"c:/alarm.amr\""
+#define NAME64 "123456789012345678901234567890123456789012345678901234567890.amr"
 
 static const struct cmd_case cmd_cases[] = {
     /* json_parse_command: the envelope */
@@ -390,11 +390,12 @@ static const struct cmd_case cmd_cases[] = {
     {P_ALARM, "{\"play\":\"c:/a b\"}", BIN, FILE_MSG("play")},
     {P_ALARM, "{\"play\":\"c:/a;b\"}", BIN, FILE_MSG("play")},
     {P_ALARM, "{\"play\":1}", BIN, "'play' must be a string"},
-    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":0}", BIN, "'repeat' must be an integer 1-10"},
-    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":11}", BIN, "'repeat' must be an integer 1-10"},
-    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":1.5}", BIN, "'repeat' must be an integer 1-10"},
-    {P_ALARM, "{\"play\":\"c:/a\",\"repeat\":\"2\"}", BIN, "'repeat' must be an integer 1-10"},
-    {P_ALARM, "{\"play\":\"c:/a\",\"hangup\":1}", BIN, "'hangup' must be true or false"},
+    {P_ALARM, "{\"play\":\"c:/RING\"}", BIN, FILE_MSG("play")},
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":0}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":11}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":1.5}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":\"2\"}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"hangup\":1}", BIN, "'hangup' must be true or false"},
     {P_ALARM, "{\"repeat\":2}", BIN, "'repeat' and 'hangup' need 'play'"},
     {P_ALARM, "{\"hangup\":false}", BIN, "'repeat' and 'hangup' need 'play'"},
 
