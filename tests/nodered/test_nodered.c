@@ -29,6 +29,7 @@
 
 #define FLOW_PATH M2M_SOURCE_DIR "/config/node-red-flow.json"
 #define INJECT_ID "m2m.inject.sms"
+#define ALARM_ID "m2m.inject.alarm"
 #define START_TIMEOUT_MS 60000     /* node-red start and broker connection */
 
 extern char **environ;
@@ -98,12 +99,13 @@ static const char *type_of(const cJSON *n)
 /* ---- the example itself (no Node-RED needed) ---- */
 
 /* Only core nodes, so the flow imports into any Node-RED; it sends
- * sms/send from an inject node and shows received SMS, delivery reports
- * and calls. */
+ * sms/send and an alarm call/dial from inject nodes, hangs up on a key
+ * press, and shows received SMS, delivery reports and calls. */
 static void test_example_flow(void **state)
 {
     static const char *const core[] = { "tab", "mqtt-broker", "mqtt in", "mqtt out",
-                                        "json", "inject", "debug", NULL };
+                                        "json", "inject", "debug", "switch", "change",
+                                        NULL };
     bool send = false, received = false, report = false, ring = false, broker = false;
     cJSON *flow = load_flow(), *n;
     (void)state;
@@ -136,6 +138,14 @@ static void test_example_flow(void **state)
         h_fail("the inject node's payload is not JSON");
     h_json_str(cmd, "to");
     h_json_str(cmd, "text");
+    cJSON_Delete(cmd);
+    /* The alarm's: a dial that plays the example tone. */
+    inject = node_by_id(flow, ALARM_ID);
+    cmd = cJSON_Parse(h_json_str(inject, "payload"));
+    if (!cmd)
+        h_fail("the alarm inject node's payload is not JSON");
+    h_json_str(cmd, "to");
+    h_json_str_eq(cmd, "play", "c:/alarm-tone.wav");
     cJSON_Delete(cmd);
     cJSON_Delete(flow);
 }
@@ -410,6 +420,26 @@ static void test_flow_end_to_end(void **state)
     h_json_str_eq(r, "from", "+4917099999999");
     cJSON_Delete(r);
     free(echo);
+
+    /* The alarm call: the tone plays into the answered call (long enough
+     * that only the key press can end it here), and a 1 from the person
+     * called makes the flow hang up. */
+    h_sim_cmd_ok(&e->sim, "file-put c:/alarm-tone.wav 52494646", NULL, 0);
+    h_sim_cmd_ok(&e->sim, "play-ms 60000", NULL, 0);
+    code = http_inject(ui_port, ALARM_ID);
+    if (code != 200) {
+        dump_log();
+        h_fail("POST /inject/%s answered %d", ALARM_ID, code);
+    }
+    h_sim_wait_line(&e->sim, "rx AT+CCMXPLAYWAV=\"c:/alarm-tone.wav\",1,2", NULL, 0,
+                    H_TIMEOUT_MS);
+    if (h_sim_saw(&e->sim, "rx AT+CHUP"))
+        h_fail("the call was hung up before any key was pressed");
+    h_sim_cmd_ok(&e->sim, "dtmf 1", NULL, 0);
+    h_sim_wait_line(&e->sim, "rx AT+CHUP", NULL, 0, H_TIMEOUT_MS);
+    char *call_state = h_strdupf("%s/call/state", e->base);
+    cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, call_state, "state", "idle", H_TIMEOUT_MS));
+    free(call_state);
 
     red_stop();
     H_PASS(e);
