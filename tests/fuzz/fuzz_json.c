@@ -247,8 +247,16 @@ static void at_error(const uint8_t *data, size_t size)
     if (m2m_error_from_at(&err, &rsp, data[0] & 0x40 ? text : NULL)) {
         check(rsp.final != AT_FINAL_OK, "an error for OK");
         check_err(-EINVAL, &err);
-        check(err.cme == (rsp.final == AT_FINAL_CME ? rsp.code : -1), "cme");
-        check(err.cms == (rsp.final == AT_FINAL_CMS ? rsp.code : -1), "cms");
+        /* The module's number; without one, a known text's (27.007 0-100,
+         * 27.005 300-500) or none. */
+        if (rsp.final == AT_FINAL_CME && rsp.code < 0 && rsp.text)
+            check(err.cme >= -1 && err.cme <= 100, "cme of a text");
+        else
+            check(err.cme == (rsp.final == AT_FINAL_CME ? rsp.code : -1), "cme");
+        if (rsp.final == AT_FINAL_CMS && rsp.code < 0 && rsp.text)
+            check(err.cms == -1 || (err.cms >= 300 && err.cms <= 500), "cms of a text");
+        else
+            check(err.cms == (rsp.final == AT_FINAL_CMS ? rsp.code : -1), "cms");
         check_result(NULL, &err);
     } else {
         check(rsp.final == AT_FINAL_OK, "no error for a failure");
