@@ -2,7 +2,9 @@
  * then sleeps after 5 s without input and loses the byte that wakes it.
  * Before a command after 5 s of silence the bridge sends a lone AT (the
  * simulator sees "T" and answers nothing), then the command: no timeout,
- * no resync. Incoming SMS and calls still arrive while the module sleeps.
+ * no resync. A module that answers the lone AT late (wake-late-ms) gets
+ * its dial's own ERROR reported, not the wake's OK. Incoming SMS and calls
+ * still arrive while the module sleeps.
  * "dtr" on a pty (no DTR line): said once, the module stays awake.
  * "off" writes AT+CSCLK=0: the module keeps AT+CSCLK across a bridge
  * restart, and must not go on sleeping after an earlier "rx". */
@@ -132,6 +134,54 @@ static void test_rx_incoming_while_asleep(void **state)
     H_PASS(e);
 }
 
+/* B/call/dial {"to":TO} (ATD: a plain command, a lone OK or an error):
+ * its result. */
+static cJSON *dial(struct h_env *e)
+{
+    char t[160], r[160];
+
+    snprintf(t, sizeof t, "%s/call/dial", e->base);
+    snprintf(r, sizeof r, "%s/call/dial/result", e->base);
+    h_mqtt_publish(&e->mqtt, t, "{\"to\":\"" TO "\"}", 1, false);
+    return h_mqtt_wait_json(&e->mqtt, r, H_TIMEOUT_MS);
+}
+
+/* A module that got the whole lone AT and answers it only after the
+ * command went (the simulator's wake-late-ms): that late OK is not the
+ * dial's, whose own ERROR follows; and a dial that goes through is still
+ * ok. */
+static void test_rx_late_wake_answer_is_not_the_commands(void **state)
+{
+    struct h_env *e = *state;
+    char l[256];
+
+    h_env_up(e, &rx_opts);
+    h_sim_cmd_ok(&e->sim, "wake-late-ms 300", NULL, 0);
+    h_sim_cmd_ok(&e->sim, "dial-outcome error", NULL, 0);
+    wait_asleep(e);
+    size_t mark = h_sim_mark(&e->sim);
+    cJSON *r = dial(e);
+    h_json_bool_eq(r, "ok", false);
+    h_json_str_eq(h_json_get_at(__FILE__, __LINE__, r, "error", cJSON_Object), "code",
+                  "modem_error");
+    cJSON_Delete(r);
+    size_t kept = h_sim_wait_line(&e->sim, "wake-kept ", l, sizeof l, H_TIMEOUT_MS);
+    assert_string_equal(l, "wake-kept 41");
+    size_t late = h_sim_wait_line(&e->sim, "wake-answered", NULL, 0, H_TIMEOUT_MS);
+    size_t atd = h_sim_wait_line(&e->sim, "rx ATD", NULL, 0, H_TIMEOUT_MS);
+    if (!(mark <= kept && kept < late && late < atd))
+        h_fail("expected the kept wake byte, the late OK, then ATD: lines %zu, %zu, %zu", kept,
+               late, atd);
+
+    wait_asleep(e);
+    r = dial(e);
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    assert_int_equal(h_sim_saw_since(&e->sim, mark, "wake-answered"), 2);
+    assert_no_hang(e);
+    H_PASS(e);
+}
+
 /* A pty has no DTR: the user is told once, the module is kept awake
  * (AT+CSCLK=0, as with "off") and commands go at once. */
 static void test_dtr_on_pty_stays_awake(void **state)
@@ -214,6 +264,7 @@ int main(void)
         T(test_rx_sms_after_idle),
         T(test_rx_no_wake_within_5s),
         T(test_rx_incoming_while_asleep),
+        T(test_rx_late_wake_answer_is_not_the_commands),
         T(test_dtr_on_pty_stays_awake),
         T(test_off_after_rx_keeps_awake),
         T(test_off_without_csclk),
