@@ -125,7 +125,7 @@ void chat_update_schedule(struct at_chat *chat)
     int64_t want = -1;
 
     if (chat->cur)
-        want = chat->deadline;
+        want = chat->ok_held_until > 0 ? chat->ok_held_until : chat->deadline;
     else if (chat->sync == SYNC_DRAIN || chat->sync == SYNC_ECHO_ON)
         want = chat->quiet_at < chat->drain_end ? chat->quiet_at : chat->drain_end;
     else if (chat->sync == SYNC_MARK || chat->sync == SYNC_ECHO_OFF)
@@ -149,6 +149,7 @@ static void reset_cur_state(struct at_chat *chat)
     chat->data_written = false;
     chat->truncated = false;
     chat->info_seen = false;
+    chat->ok_held_until = 0;
 }
 
 static void finish(struct at_chat *chat, struct at_cmd *cmd, const struct at_response *rsp)
@@ -442,6 +443,8 @@ void at_chat_tick(struct at_chat *chat)
     /* The owner's timer fired: announce the deadline again even if it did
      * not change (a failed write completes "now", again and again). */
     chat->scheduled = INT64_MIN;
+    if (chat_wake_held_done(chat, now))
+        return;
     if (chat->cur && now >= chat->deadline) {
         if (chat->failed) {
             chat_complete_cur(chat, AT_FINAL_CANCELLED, -1, NULL, chat->failed);

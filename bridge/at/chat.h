@@ -70,11 +70,22 @@
  * AT_CHAT_WAKE_WAIT_MS for its answer, then writes the command whether or
  * not one came. A module that got the whole AT answers it at once; one
  * that lost its 'A' saw no command and never does. The wake is no
- * command: no timeout, no resync. An answer that still comes late (within
- * AT_CHAT_WAKE_LATE_MS of the AT) is told from the next command's by what
- * that command can take: with nothing in flight any final result is the
- * wake's (no resync); in flight, an OK the command cannot have earned yet
- * (before its prompt, or before the info line it expects) is the wake's.
+ * command: no timeout, no resync. An answer may still come late (within
+ * AT_CHAT_WAKE_LATE_MS of the AT), after the command went. The module
+ * answers in order, so only the first final result from then on can be
+ * the wake's, and it is an OK; it is told from the command's by what the
+ * command can take:
+ *   - an OK the command cannot have earned yet (before its prompt, or
+ *     before the info line it expects) is the wake's;
+ *   - an OK where the command's whole answer may be a lone OK (ATD,
+ *     AT+CHUP, AT+CMGD: no data, no result after OK, no line of its answer
+ *     seen yet) is held: a final that follows within AT_CHAT_QUIET_MS is
+ *     the command's (the OK held was the wake's: a command that failed is
+ *     reported so), else the OK was the command's own. Only such a command
+ *     after an unanswered wake waits those 200 ms;
+ *   - any other final is the command's.
+ * After that first final, or with nothing in flight, a final result is
+ * out of step as ever (resync).
  * With AT_SLEEP_DTR the module sleeps while DTR is off: the chat turns it
  * on (tr.set_dtr) before it writes, waits AT_CHAT_WAKE_WAIT_MS before a
  * command, and turns it off once nothing was in flight for

@@ -83,6 +83,7 @@ struct at_chat {
     bool data_written;
     bool truncated;
     bool info_seen;    /* a line with the command's info_prefix arrived */
+    int64_t ok_held_until; /* 0, or an OK that may be the wake's is held (chat_wake.c) */
 
     /* Info lines of the command in flight: an arena and pointers into it. */
     char *arena;
@@ -167,6 +168,7 @@ void chat_out_of_step(struct at_chat *chat, const char *why);
 int chat_write(struct at_chat *chat, const uint8_t *buf, size_t len);
 bool chat_wake_ready(struct at_chat *chat);
 bool chat_wake_line(struct at_chat *chat, const char *s, size_t len);
+bool chat_wake_held_done(struct at_chat *chat, int64_t now);
 void chat_wake_tick(struct at_chat *chat, int64_t now);
 int64_t chat_wake_deadline(const struct at_chat *chat);
 void chat_wake_reset(struct at_chat *chat);

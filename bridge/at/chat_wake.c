@@ -2,7 +2,8 @@
  * chat_int.h for the other files): every write passes here to note the
  * time (and, with DTR, to wake the module first); the next command waits
  * for a wake (a lone AT, or DTR on) when the module may be asleep; a late
- * answer to that AT is recognised; DTR goes off when the chat is idle. */
+ * answer to that AT is recognised (a plain command's OK is held until it
+ * is told from the wake's); DTR goes off when the chat is idle. */
 #include "at/chat_int.h"
 
 #include "core/log.h"
@@ -88,9 +89,62 @@ static bool too_early_for_ok(const struct at_chat *chat)
            (cmd->expect_info && !chat->info_seen && !cmd->after_ok_prefix);
 }
 
-/* A line while no resync runs: true when it was the wake AT's answer. */
+/* A command whose whole answer may be a lone OK, with nothing of it seen
+ * yet (ATD, AT+CHUP, AT+CMGD): the wake's late OK looks just like it. */
+static bool plain_so_far(const struct at_chat *chat)
+{
+    const struct at_cmd *cmd = chat->cur;
+
+    return !cmd->data && !cmd->after_ok_prefix && chat->n_lines == 0;
+}
+
+/* While an OK is held: the next final (the command's own: the module
+ * answers in order) shows that the OK held was the wake's. */
+static void held_line(struct at_chat *chat, const char *s, size_t len)
+{
+    const char *text;
+    int code;
+
+    if (chat_parse_final(chat, s, len, &code, &text) < 0)
+        return;
+    log_debug("AT wake: another final: the OK held was the wake's");
+    chat->ok_held_until = 0;
+}
+
+/* The late window: the wake got no answer in time and the command went.
+ * The module answers in order, so only the first final from here on may
+ * be the wake's; the window closes with it. */
+static bool late_window_line(struct at_chat *chat, const char *s, size_t len)
+{
+    int64_t until;
+
+    chat->wake_owed_until = 0;
+    if (!chat->cur || !(len == 2 && memcmp(s, "OK", 2) == 0))
+        return false;
+    if (too_early_for_ok(chat)) {
+        log_debug("AT wake: its answer came late");
+        return true;
+    }
+    if (!plain_so_far(chat))
+        return false;
+    /* The command's OK, or the wake's with the command's answer to
+     * follow: held until another final tells, or the line stays quiet
+     * (the command's timeout ends the wait too). */
+    until = now_ms(chat) + AT_CHAT_QUIET_MS;
+    chat->ok_held_until = until < chat->deadline ? until : chat->deadline;
+    log_debug("AT wake: an OK that may be the wake's, held %d ms", AT_CHAT_QUIET_MS);
+    chat_update_schedule(chat);
+    return true;
+}
+
+/* A line while no resync runs: true when it was the wake AT's answer (or
+ * is held as such). */
 bool chat_wake_line(struct at_chat *chat, const char *s, size_t len)
 {
+    if (chat->cur && chat->ok_held_until > 0) {
+        held_line(chat, s, len);
+        return false;
+    }
     if (!chat->waking && now_ms(chat) >= chat->wake_owed_until)
         return false;
     if (!chat_is_step_final(chat, s, len))
@@ -101,10 +155,16 @@ bool chat_wake_line(struct at_chat *chat, const char *s, size_t len)
         chat_pump(chat);
         return true;
     }
-    if (chat->cur && !(len == 2 && memcmp(s, "OK", 2) == 0 && too_early_for_ok(chat)))
+    return late_window_line(chat, s, len);
+}
+
+/* An OK held until now with no final after it: the command's own. */
+bool chat_wake_held_done(struct at_chat *chat, int64_t now)
+{
+    if (!chat->cur || chat->ok_held_until == 0 || now < chat->ok_held_until)
         return false;
-    log_debug("AT wake: its answer came late");
-    chat->wake_owed_until = 0;
+    log_debug("AT wake: no other final: the OK held was the command's");
+    chat_complete_cur(chat, AT_FINAL_OK, -1, NULL, 0);
     return true;
 }
 

@@ -292,13 +292,17 @@ static bool build_apn(void *ctx, struct at_script_cmd *out)
 
 /* modem.sleep: 2 sleeps when the UART is idle, 1 while DTR is off. The
  * module forgets it at every restart, when this runs again. */
+/* Written in every mode: the module keeps AT+CSCLK until it restarts, so
+ * "off" (and "dtr" fallen back to it on a port without DTR) must undo
+ * the "rx" of an earlier run, or every command after 5 s of silence would
+ * lose its first byte. A module without AT+CSCLK answers ERROR: the step
+ * is optional. */
 static bool build_sleep(void *ctx, struct at_script_cmd *out)
 {
     struct modem *m = ctx;
 
-    if (m->sleep == AT_SLEEP_OFF)
-        return false;
-    snprintf(out->buf, out->size, "AT+CSCLK=%d", m->sleep == AT_SLEEP_RX ? 2 : 1);
+    snprintf(out->buf, out->size, "AT+CSCLK=%d",
+             m->sleep == AT_SLEEP_RX ? 2 : m->sleep == AT_SLEEP_DTR ? 1 : 0);
     return true;
 }
 

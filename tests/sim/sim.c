@@ -366,6 +366,7 @@ static const struct sim_ctl *const ctl_tables[] = {
     sim_ussd_ctls,
     sim_network_ctls,
     sim_cmqtt_ctls,
+    sim_power_ctls,
 };
 
 #define N_CTL_TABLES (sizeof(ctl_tables) / sizeof(ctl_tables[0]))

@@ -310,6 +310,8 @@ struct sim {
     bool radio_off;              /* AT+CFUN=0: not registered, no signal */
     int csclk;                   /* AT+CSCLK: 0 awake, 1 DTR (none on a pty), 2 UART idle */
     bool asleep;                 /* AT+CSCLK=2 and idle: the next byte is lost */
+    int wake_late_ms;            /* `wake-late-ms`: 0, or the byte that wakes it is kept */
+    bool wake_late;              /* woken so: a lone AT now is answered late */
     /* `urc-in`: a URC written inside the answer of the next command that
      * starts with the prefix (after its echo, before its first line);
      * "" when none is armed */
@@ -458,6 +460,10 @@ void sim_modem_reg_urcs(struct sim *s);
 /* A byte from the host: true when it only woke the module (AT+CSCLK=2,
  * asleep) and is lost. Restarts the idle clock. */
 bool sim_power_byte_lost(struct sim *s, uint8_t c);
+/* A command line: true when it is the lone AT that woke the module with
+ * `wake-late-ms` set (its OK then comes that much later). */
+bool sim_power_wake_line(struct sim *s, const char *line);
+extern const struct sim_ctl sim_power_ctls[];
 
 /* ---- sim_util.c ---- */
 

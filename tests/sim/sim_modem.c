@@ -275,6 +275,8 @@ static void execute(struct sim *s, char *line)
         sim_log(s, "ignored: not an AT command");
         return;
     }
+    if (sim_power_wake_line(s, line))
+        return;
     for (size_t i = 0; i < s->opt.n_reject; i++) {
         if (sim_prefix_ci(line, s->opt.reject[i])) {
             sim_log(s, "rejected (--reject %s)", s->opt.reject[i]);
@@ -537,6 +539,7 @@ static void forget_session(struct sim *s)
     s->radio_off = false;        /* a module boots with AT+CFUN=1 */
     s->csclk = 0;                /* and awake */
     s->asleep = false;
+    s->wake_late = false;
 }
 
 void sim_modem_boot(struct sim *s)

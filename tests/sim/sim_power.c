@@ -11,9 +11,13 @@
  * sleeps): the byte that wakes it is lost, so a lone "AT" answers nothing
  * (the module sees "T"). AT+CSCLK=1 sleeps while DTR is off: a pty has no
  * DTR, so the value is only kept. The module forgets both at boot.
+ * `wake-late-ms <ms>` makes a slow waker of it: the byte that wakes it is
+ * kept, and a lone AT that woke it is answered ms later (what follows
+ * waits, as behind any deferred result).
  * Events: `cfun <n>`, `reset`, `csclk <n>`, `sleep` (fell asleep),
- * `wake <hex>` (the lost byte). */
+ * `wake <hex>` (the lost byte), `wake-kept <hex>`, `wake-answered`. */
 #include <string.h>
+#include <strings.h>
 
 #include "sim.h"
 
@@ -101,8 +105,32 @@ bool sim_power_byte_lost(struct sim *s, uint8_t c)
     if (!s->asleep)
         return false;
     s->asleep = false;
+    if (s->wake_late_ms > 0) {
+        s->wake_late = true;
+        sim_log(s, "woken by 0x%02X, which is kept (wake-late-ms)", c);
+        sim_event(s, "wake-kept %02X", c);
+        return false;
+    }
     sim_log(s, "woken by 0x%02X, which is lost", c);
     sim_event(s, "wake %02X", c);
+    return true;
+}
+
+static void wake_answered(struct sim *s)
+{
+    sim_event(s, "wake-answered");
+    sim_final(s, SIM_RES_OK);
+}
+
+bool sim_power_wake_line(struct sim *s, const char *line)
+{
+    if (!s->wake_late)
+        return false;
+    s->wake_late = false;
+    if (strcasecmp(line, "AT") != 0)
+        return false;
+    sim_log(s, "answering the AT that woke the module in %d ms", s->wake_late_ms);
+    sim_defer(s, s->wake_late_ms, wake_answered);
     return true;
 }
 
@@ -126,4 +154,22 @@ const struct sim_cmd sim_power_cmds[] = {
     {"+CRESET", false, 0, cmd_creset},
     {"+CSCLK", false, 0, cmd_csclk},
     {NULL, false, 0, NULL},
+};
+
+/* wake-late-ms <ms>: how late a lone AT that woke the module is answered;
+ * 0 (the default): the byte that wakes it is lost. Kept across boots. */
+static void ctl_wake_late_ms(struct sim *s, char *args)
+{
+    long v;
+
+    if (!sim_parse_long(args, 0, 60000, &v)) {
+        sim_ctl_error(s, "usage: wake-late-ms <0-60000>");
+        return;
+    }
+    s->wake_late_ms = (int)v;
+}
+
+const struct sim_ctl sim_power_ctls[] = {
+    {"wake-late-ms", ctl_wake_late_ms},
+    {NULL, NULL},
 };

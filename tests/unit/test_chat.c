@@ -1179,13 +1179,19 @@ static const struct chat_case cases[] = {
         .sleep = AT_SLEEP_RX,
         .sched = true,
         .cmds = {{"AT+CMGD=1"}},
-        .steps = {SEND(0), TICK(99), MARK, TICK(1), MARK, FEED("\r\nOK\r\n"), IDLE},
+        .steps = {SEND(0), TICK(99), MARK, TICK(1), MARK, FEED("\r\nOK\r\n"), MARK, TICK(199),
+                  MARK, TICK(1), IDLE},
         .want = "W:AT\\x0d\n"
                 "sched 100100\n"
                 "sched 100100\n"
                 "--\n"
                 "W:AT+CMGD=1\\x0d\n"
                 "sched 105100\n"
+                "--\n"
+                /* The wake's OK or its own: held until the line is quiet. */
+                "sched 100300\n"
+                "--\n"
+                "sched 100300\n"
                 "--\n"
                 "done#0 OK -1\n"
                 "sched -1\n"
@@ -1237,15 +1243,55 @@ static const struct chat_case cases[] = {
                 "done#0 OK -1 <+CMGS: 5>\n",
     },
     {
-        .name = "sleep rx: a late wake answer with nothing in flight: no resync",
+        /* The module answers in order: the first OK was the wake's. */
+        .name = "sleep rx: two OKs in the late window: the second is the plain command's",
         .sleep = AT_SLEEP_RX,
         .cmds = {{"AT+CMGD=1"}},
         .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), MARK, FEED("\r\nOK\r\n"), IDLE},
         .want = "W:AT\\x0d\n"
                 "W:AT+CMGD=1\\x0d\n"
+                "--\n"
                 "done#0 OK -1\n"
+                "idle=1\n",
+    },
+    {
+        /* Without the hold: done OK on the wake's OK, the ERROR swallowed. */
+        .name = "sleep rx: a late wake OK, then the plain command's ERROR: it failed",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"ATD+4917012345678;"}},
+        .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), MARK, TICK(50),
+                  FEED("\r\nERROR\r\n"), MARK, TICK(1000), IDLE},
+        .want = "W:AT\\x0d\n"
+                "W:ATD+4917012345678;\\x0d\n"
+                "--\n"
+                "done#0 ERROR -1\n"
                 "--\n"
                 "idle=1\n",
+    },
+    {
+        .name = "sleep rx: a late wake OK, then a plain command's info and OK",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CGMI"}},
+        .steps = {SEND(0), TICK(100), FEED("\r\nOK\r\n"), MARK,
+                  FEED("\r\nSIMCOM INCORPORATED\r\n\r\nOK\r\n"), IDLE},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CGMI\\x0d\n"
+                "--\n"
+                "done#0 OK -1 <SIMCOM INCORPORATED>\n"
+                "idle=1\n",
+    },
+    {
+        /* Once a final was the command's, no later one can be the wake's. */
+        .name = "sleep rx: a final after the plain command's ERROR in the window resyncs",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"AT+CMGD=1"}},
+        .steps = {SEND(0), TICK(100), FEED("\r\n+CMS ERROR: 321\r\n"), MARK,
+                  FEED("\r\nOK\r\n")},
+        .want = "W:AT\\x0d\n"
+                "W:AT+CMGD=1\\x0d\n"
+                "done#0 +CMS ERROR 321\n"
+                "--\n"
+                "W:\\x1b\n",
     },
     {
         /* 1 s after the AT the module has long answered or never will. */
