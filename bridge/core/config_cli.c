@@ -165,6 +165,10 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
         cli->action = CONFIG_HEALTH;
     if (cli->n_sets && !cli->device_server)
         return config_fail_to(err, err_size, "--set: only with --device-server");
+    if (cli->device_server && health)
+        return config_fail_to(err, err_size,
+                              "--device-server and --health: one at a time (--health checks "
+                              "a running bridge, --device-server runs instead of it)");
     return 0;
 }
 
@@ -213,9 +217,11 @@ void config_print_usage(FILE *out, const char *argv0)
             "                         PORT (+++), print its settings, check them against\n"
             "                         the modem's, leave with AT+ENTM; exit 0 ok, 1 the\n"
             "                         device failed or refused, 2 usage\n"
-            "      --set KEY=VALUE    with --device-server, change a setting first checked\n"
-            "                         here: uart=115200,8,1,NONE,NFC  sock=TCPS,0.0.0.0,8899\n"
-            "                         regen=off (repeatable)\n",
+            "      --set KEY=VALUE    with --device-server: change a setting (repeatable;\n"
+            "                         each checked before anything is sent; the warnings\n"
+            "                         are about the settings after the change):\n"
+            "                         uart=115200,8,1,NONE,NFC  sock=TCPS,0.0.0.0,8899\n"
+            "                         regen=off\n",
             prog);
 }
 
