@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "at/port.h"
 #include "core/config.h"
+#include "core/loop.h"
 
 /* The console's window: "+++" to "+ok". */
 #define WINDOW_MS 3000
@@ -159,18 +159,10 @@ struct console {
     char values[N_QUERIES][DEVSRV_VALUE_MAX];
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for the port until deadline: 1 ready, 0 timed out. */
 static int wait_port(struct console *c, short events, int64_t deadline)
 {
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - loop_now_ms();
     struct pollfd p = { .fd = at_port_fd(c->port), .events = events };
 
     if (left <= 0)
@@ -181,7 +173,7 @@ static int wait_port(struct console *c, short events, int64_t deadline)
 
 static int send_text(struct console *c, const char *s)
 {
-    int64_t deadline = now_ms() + ANSWER_MS;
+    int64_t deadline = loop_now_ms() + ANSWER_MS;
     int r = at_port_write(c->port, (const uint8_t *)s, strlen(s));
 
     while (r == 0 && at_port_pending(c->port) > 0) {
@@ -257,7 +249,7 @@ static int next_line(struct console *c, char *line, size_t size, int64_t deadlin
 static int command(struct console *c, const char *cmd, char *value, size_t size)
 {
     char line[256];
-    int64_t deadline = now_ms() + ANSWER_MS;
+    int64_t deadline = loop_now_ms() + ANSWER_MS;
     int r = send_text(c, cmd);
 
     while (r == 0 && (r = next_line(c, line, sizeof(line), deadline)) == 0) {
@@ -300,7 +292,7 @@ static void drain(struct console *c)
 /* "+++", "a", "+ok": the console's handshake within its window. */
 static int enter_console(struct console *c, int baud, const char *port)
 {
-    int64_t deadline = now_ms() + WINDOW_MS;
+    int64_t deadline = loop_now_ms() + WINDOW_MS;
     int r;
 
     drain(c);
