@@ -159,16 +159,16 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
 
     cli->action = help ? CONFIG_HELP : version ? CONFIG_VERSION : list ? CONFIG_LIST_PORTS
                                                                       : CONFIG_RUN;
+    if (cli->action == CONFIG_RUN && cli->device_server && health)
+        return config_fail_to(err, err_size,
+                              "--device-server and --health: one at a time (--health checks "
+                              "a running bridge, --device-server runs instead of it)");
     if (cli->action == CONFIG_RUN && cli->device_server)
         cli->action = CONFIG_DEVICE_SERVER;
     if (cli->action == CONFIG_RUN && health)
         cli->action = CONFIG_HEALTH;
     if (cli->n_sets && !cli->device_server)
         return config_fail_to(err, err_size, "--set: only with --device-server");
-    if (cli->device_server && health)
-        return config_fail_to(err, err_size,
-                              "--device-server and --health: one at a time (--health checks "
-                              "a running bridge, --device-server runs instead of it)");
     return 0;
 }
 
