@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "at/port.h"
 #include "core/config.h"
+#include "core/loop.h"
 
 /* The console's window: "+++" to "+ok". */
 #define WINDOW_MS 3000
@@ -146,25 +146,23 @@ int devsrv_parse_set(const char *arg, struct devsrv_set *out, char *why, size_t 
 
 /* ---- the line ------------------------------------------------------------- */
 
+static const char *const queries[] = { "UART", "SOCK", "SOCKLK", "REGEN", "WANN", "MAC" };
+#define N_QUERIES (sizeof(queries) / sizeof(queries[0]))
+
 struct console {
     struct at_port *port;
     FILE *out, *err;
     char in[512];           /* received, not yet taken */
     size_t n;
+    /* The settings as read (queries' order), then as the --set options
+     * left them; "" when unknown. */
+    char values[N_QUERIES][DEVSRV_VALUE_MAX];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits for the port until deadline: 1 ready, 0 timed out. */
 static int wait_port(struct console *c, short events, int64_t deadline)
 {
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - loop_now_ms();
     struct pollfd p = { .fd = at_port_fd(c->port), .events = events };
 
     if (left <= 0)
@@ -175,7 +173,7 @@ static int wait_port(struct console *c, short events, int64_t deadline)
 
 static int send_text(struct console *c, const char *s)
 {
-    int64_t deadline = now_ms() + ANSWER_MS;
+    int64_t deadline = loop_now_ms() + ANSWER_MS;
     int r = at_port_write(c->port, (const uint8_t *)s, strlen(s));
 
     while (r == 0 && at_port_pending(c->port) > 0) {
@@ -251,7 +249,7 @@ static int next_line(struct console *c, char *line, size_t size, int64_t deadlin
 static int command(struct console *c, const char *cmd, char *value, size_t size)
 {
     char line[256];
-    int64_t deadline = now_ms() + ANSWER_MS;
+    int64_t deadline = loop_now_ms() + ANSWER_MS;
     int r = send_text(c, cmd);
 
     while (r == 0 && (r = next_line(c, line, sizeof(line), deadline)) == 0) {
@@ -270,9 +268,6 @@ static int command(struct console *c, const char *cmd, char *value, size_t size)
 }
 
 /* ---- the run -------------------------------------------------------------- */
-
-static const char *const queries[] = { "UART", "SOCK", "SOCKLK", "REGEN", "WANN", "MAC" };
-#define N_QUERIES (sizeof(queries) / sizeof(queries[0]))
 
 static void report_failure(struct console *c, const char *what, int r)
 {
@@ -297,7 +292,7 @@ static void drain(struct console *c)
 /* "+++", "a", "+ok": the console's handshake within its window. */
 static int enter_console(struct console *c, int baud, const char *port)
 {
-    int64_t deadline = now_ms() + WINDOW_MS;
+    int64_t deadline = loop_now_ms() + WINDOW_MS;
     int r;
 
     drain(c);
@@ -330,44 +325,52 @@ static void check_uart(struct console *c, const char *uart, int baud)
                 uart, baud, want);
 }
 
-static void check_settings(struct console *c, char values[][DEVSRV_VALUE_MAX], int baud)
+/* Warnings about the settings as they are now, after the --set options. */
+static void check_settings(struct console *c, int baud)
 {
-    if (values[0][0])
-        check_uart(c, values[0], baud);
-    if (values[3][0] && strcasecmp(values[3], "OFF") != 0)
+    if (c->values[0][0])
+        check_uart(c, c->values[0], baud);
+    if (c->values[3][0] && strcasecmp(c->values[3], "OFF") != 0)
         fprintf(c->out,
                 "warning: registry packets are on (%s): --set regen=off (or name the packet "
                 "in modem.device_server.registry)\n",
-                values[3]);
-    if (values[1][0] && strncasecmp(values[1], "TCPS,", 5) != 0)
+                c->values[3]);
+    if (c->values[1][0] && strncasecmp(c->values[1], "TCPS,", 5) != 0)
         fprintf(c->out,
                 "warning: the device server is not a TCP server (%s); the bridge connects to "
                 "it: --set sock=TCPS,0.0.0.0,PORT\n",
-                values[1]);
+                c->values[1]);
 }
 
-/* The queries, printed; the number that failed. */
+/* The queries, printed, into c->values; the number that failed. */
 static int show_settings(struct console *c, const char *port, int baud)
 {
-    char values[N_QUERIES][DEVSRV_VALUE_MAX], cmd[32];
+    char cmd[32];
     int failed = 0;
 
     fprintf(c->out, "device server on %s (console at %d baud):\n", port, baud);
     for (size_t i = 0; i < N_QUERIES; i++) {
         snprintf(cmd, sizeof(cmd), "AT+%s\r", queries[i]);
-        int r = command(c, cmd, values[i], sizeof(values[i]));
+        int r = command(c, cmd, c->values[i], sizeof(c->values[i]));
         if (r == 0) {
-            fprintf(c->out, "  %-7s %s\n", queries[i], values[i]);
+            fprintf(c->out, "  %-7s %s\n", queries[i], c->values[i]);
             continue;
         }
-        values[i][0] = '\0';
+        c->values[i][0] = '\0';
         report_failure(c, queries[i], r);
         failed++;
         if (r < 0)
             return failed;      /* the line is gone or silent */
     }
-    check_settings(c, values, baud);
     return failed;
+}
+
+/* A set the device server accepted: its value is the setting now. */
+static void note_set(struct console *c, const struct devsrv_set *set)
+{
+    for (size_t i = 0; i < N_QUERIES; i++)
+        if (strcmp(queries[i], set->cmd) == 0)
+            snprintf(c->values[i], sizeof(c->values[i]), "%s", set->value);
 }
 
 static int apply_sets(struct console *c, const struct devsrv_set *sets, size_t n)
@@ -379,10 +382,12 @@ static int apply_sets(struct console *c, const struct devsrv_set *sets, size_t n
         snprintf(cmd, sizeof(cmd), "AT+%s=%s\r", sets[i].cmd, sets[i].value);
         snprintf(what, sizeof(what), "set %s=%s", sets[i].cmd, sets[i].value);
         int r = command(c, cmd, ignored, sizeof(ignored));
-        if (r == 0)
+        if (r == 0) {
             fprintf(c->out, "%s: ok\n", what);
-        else
+            note_set(c, &sets[i]);
+        } else {
             report_failure(c, what, r);
+        }
         failed += r != 0;
     }
     return failed;
@@ -418,6 +423,17 @@ static int check_args(const char *port, const char *const *args, size_t n,
     return 0;
 }
 
+/* What to do about a port that did not open: the port's own advice, but
+ * a missing one is the device server's serial side, not the modem. */
+static const char *open_advice(int r, const char *port, char *buf, size_t size)
+{
+    if (r != -ENOENT)
+        return at_port_open_advice(r, port, buf, size);
+    snprintf(buf, size, ": is the device server's serial side (its USB-serial adapter) "
+                        "plugged in? `modem2mqtt --list-ports` shows the serial ports");
+    return buf;
+}
+
 int devsrv_run(const char *port, int baud, const char *const *args, size_t n_sets, FILE *out,
                FILE *err)
 {
@@ -431,7 +447,7 @@ int devsrv_run(const char *port, int baud, const char *const *args, size_t n_set
     if (r < 0) {
         char advice[512];
         fprintf(err, "modem2mqtt: cannot open %s: %s%s\n", port, strerror(-r),
-                at_port_open_advice(r, port, advice, sizeof(advice)));
+                open_advice(r, port, advice, sizeof(advice)));
         return r == -EINVAL ? 2 : 1;
     }
     if (enter_console(&c, baud, port) < 0) {
@@ -440,6 +456,7 @@ int devsrv_run(const char *port, int baud, const char *const *args, size_t n_set
     }
     failed = show_settings(&c, port, baud);
     failed += apply_sets(&c, sets, n_sets);
+    check_settings(&c, baud);
     failed += leave_console(&c);
     fflush(out);
     at_port_close(c.port);

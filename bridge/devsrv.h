@@ -27,9 +27,10 @@ const char *devsrv_err_meaning(int code);
 
 /* The whole run: opens port (a serial device or a pty) at baud, enters the
  * console ("+++", "a", "+ok" within 3 s), queries and prints the settings
- * to out, checks them against baud 8N1 without flow control and registry
- * packets off (warnings with the --set to use), applies sets in order, and
- * leaves with AT+ENTM (also after a refused set or a query that failed).
+ * to out, applies sets in order, checks the settings as they now are
+ * against baud 8N1 without flow control, registry packets off and TCP
+ * server mode (warnings with the --set to use), and leaves with AT+ENTM
+ * (also after a refused set or a query that failed).
  * Errors go to err. Returns the exit code: 0 ok, 1 the device failed or
  * refused something, 2 usage (a bad --set, a port that is no serial
  * device), with nothing written then. */

@@ -31,12 +31,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libserialport.h>
 
 #include "core/log.h"
+#include "core/loop.h"
 
 /* errno values that mean "the other end is gone" (header: -EPIPE). */
 static bool errno_is_gone(int e)
@@ -157,14 +157,6 @@ bool at_port_opening(const struct at_port *port)
     return port && port->phase != PORT_OPEN;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int at_port_strip_packet(struct at_port *port, const uint8_t *pkt, size_t len)
 {
     if (!port || !pkt)
@@ -172,13 +164,14 @@ int at_port_strip_packet(struct at_port *port, const uint8_t *pkt, size_t len)
     return at_strip_add(&port->strip, pkt, len);
 }
 
+/* On the loop's clock: the owner times its read with a loop timer. */
 int64_t at_port_held_ms(const struct at_port *port)
 {
     int64_t due = port ? at_strip_due(&port->strip) : -1, now;
 
     if (due < 0)
         return -1;
-    now = mono_ms();
+    now = loop_now_ms();
     return due > now ? due - now : 0;
 }
 
@@ -215,8 +208,8 @@ static ssize_t read_stripped(struct at_port *port, uint8_t *buf, size_t len)
         if (n < 0)
             return n;
         if (n == 0)
-            return (ssize_t)at_strip_release(&port->strip, buf, mono_ms());
-        size_t out = at_strip_feed(&port->strip, raw, (size_t)n, buf, mono_ms());
+            return (ssize_t)at_strip_release(&port->strip, buf, loop_now_ms());
+        size_t out = at_strip_feed(&port->strip, raw, (size_t)n, buf, loop_now_ms());
         if (out > 0)
             return (ssize_t)out;
     }

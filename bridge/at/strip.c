@@ -75,11 +75,14 @@ size_t at_strip_release(struct at_strip *s, uint8_t *out, int64_t now_ms)
     return n;
 }
 
+/* Held bytes are matched with the new ones even when they are already
+ * due: the read that brings the rest of a packet may come after the hold
+ * ran out (a busy loop), and it decides them as well as a timely one. Only
+ * the timer (at_strip_release) lets them out undecided. */
 size_t at_strip_feed(struct at_strip *s, const uint8_t *in, size_t len, uint8_t *out,
                      int64_t now_ms)
 {
-    /* Held bytes that waited too long go first, as they are. */
-    size_t o = at_strip_release(s, out, now_ms), i = 0, plen;
+    size_t o = 0, i = 0, plen;
     uint8_t held[AT_STRIP_MAX];
     size_t old = s->n_held;
 

@@ -15,7 +15,9 @@
  * held back until the next bytes decide. So that a modem line that merely
  * ends like the start of a packet is never delayed for long, held bytes
  * are due AT_STRIP_HOLD_MS after they arrived (at_strip_due) and are then
- * released as they are (at_strip_release).
+ * released as they are (at_strip_release, the caller's timer). Until that
+ * runs, bytes that come late still decide them: the output does not depend
+ * on how late a read came, only on whether the timer ran before it.
  *
  * The limit: a packet's bytes that the modem itself sends are removed too
  * (the stream has no way of telling them apart). Raw data inside the
@@ -63,8 +65,9 @@ void at_strip_init(struct at_strip *s);
  * AT_STRIP_MAX), -ENOSPC (AT_STRIP_PACKETS already). */
 int at_strip_add(struct at_strip *s, const uint8_t *pkt, size_t len);
 /* Filters len new bytes that arrived at now_ms into out, which must hold
- * len + AT_STRIP_MAX bytes (held bytes may be released ahead of them).
- * Returns the bytes written to out. */
+ * len + AT_STRIP_MAX bytes (held bytes the new ones decide go out ahead
+ * of them; held bytes still undecided stay held, due or not). Returns the
+ * bytes written to out. */
 size_t at_strip_feed(struct at_strip *s, const uint8_t *in, size_t len, uint8_t *out,
                      int64_t now_ms);
 /* When the held bytes are due (milliseconds, the clock of now_ms), or -1

@@ -159,6 +159,10 @@ int config_parse_cli(int argc, char **argv, struct config_cli *cli, char *err, s
 
     cli->action = help ? CONFIG_HELP : version ? CONFIG_VERSION : list ? CONFIG_LIST_PORTS
                                                                       : CONFIG_RUN;
+    if (cli->action == CONFIG_RUN && cli->device_server && health)
+        return config_fail_to(err, err_size,
+                              "--device-server and --health: one at a time (--health checks "
+                              "a running bridge, --device-server runs instead of it)");
     if (cli->action == CONFIG_RUN && cli->device_server)
         cli->action = CONFIG_DEVICE_SERVER;
     if (cli->action == CONFIG_RUN && health)
@@ -213,9 +217,11 @@ void config_print_usage(FILE *out, const char *argv0)
             "                         PORT (+++), print its settings, check them against\n"
             "                         the modem's, leave with AT+ENTM; exit 0 ok, 1 the\n"
             "                         device failed or refused, 2 usage\n"
-            "      --set KEY=VALUE    with --device-server, change a setting first checked\n"
-            "                         here: uart=115200,8,1,NONE,NFC  sock=TCPS,0.0.0.0,8899\n"
-            "                         regen=off (repeatable)\n",
+            "      --set KEY=VALUE    with --device-server: change a setting (repeatable;\n"
+            "                         each checked before anything is sent; the warnings\n"
+            "                         are about the settings after the change):\n"
+            "                         uart=115200,8,1,NONE,NFC  sock=TCPS,0.0.0.0,8899\n"
+            "                         regen=off\n",
             prog);
 }
 

@@ -323,14 +323,9 @@ int pdu_decode(const char *hex, size_t hex_len, size_t expect_tpdu_len, struct p
     if (!out)
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    if (!hex || hex_len == 0 || hex_len % 2 || hex_len / 2 > sizeof b)
+    if (!hex || hex_len == 0 || hex_len % 2 || hex_len / 2 > sizeof b ||
+        hex_decode(hex, hex_len / 2, b) < 0)
         return -EINVAL;
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        int h = hex_digit(hex[2 * i]), l = hex_digit(hex[2 * i + 1]);
-        if (h < 0 || l < 0)
-            return -EINVAL;
-        b[i] = (uint8_t)(h << 4 | l);
-    }
 
     if (smsc_decode(&r, out->smsc) < 0)
         goto err;

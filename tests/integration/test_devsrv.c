@@ -9,9 +9,10 @@
  *  - a registry packet alone, not named, is discarded by the resync at
  *    open;
  *  - modem2mqtt --device-server against the simulated console: the
- *    settings printed, the warnings, a refused --set with the meaning of
- *    its +ERR, AT+ENTM last; a console that does not answer +++ is an
- *    error within about 3 s. */
+ *    settings printed, the warnings (about the settings as the --set
+ *    options left them), a refused --set with the meaning of its +ERR,
+ *    AT+ENTM last; a console that does not answer +++ is an error within
+ *    about 3 s; with --health it is a usage error. */
 #include "harness.h"
 
 #include <errno.h>
@@ -398,10 +399,13 @@ static void test_console(void **state)
     expect_text("stdout", r.out, "  UART    9600,8,1,NONE,NFC\n");
     expect_text("stdout", r.out, "  MAC     " MAC_HEX "\n");
     expect_text("stdout", r.out, "  WANN    STATIC,192.168.0.7,255.255.255.0,192.168.0.1\n");
-    expect_text("stdout", r.out, "--set uart=115200,8,1,NONE,NFC");
-    expect_text("stdout", r.out, "registry packets are on (MAC): --set regen=off");
-    expect_text("stdout", r.out, "set UART=115200,8,1,NONE,NFC: ok\n");
-    expect_text("stdout", r.out, "set REGEN=OFF: +ERR=4 (invalid parameter)\n");
+    /* The warnings are about the settings after the --set options: the
+     * UART was set, the registry packets are still on. */
+    if (strstr(r.out, "warning: the UART"))
+        h_fail("a warning about the UART that --set just changed");
+    expect_text("stdout", r.out, "set UART=115200,8,1,NONE,NFC: ok\n"
+                                 "set REGEN=OFF: +ERR=4 (invalid parameter)\n"
+                                 "warning: registry packets are on (MAC): --set regen=off");
     expect_text("stdout", r.out, "back in data mode (AT+ENTM)\n");
     /* On the line: the handshake, the queries, the sets, AT+ENTM last. */
     static const char *const want[] = {
@@ -413,6 +417,26 @@ static void test_console(void **state)
         devsrv_line(&d, "", line, sizeof line);
         assert_string_equal(line, want[i]);
     }
+    devsrv_stop(&d);
+    H_PASS(e);
+}
+
+/* Without a --set, a UART that does not match the modem is a warning
+ * with the --set that fixes it; status 0 all the same. */
+static void test_console_uart_warning(void **state)
+{
+    struct h_env *e = *state;
+    struct devsrv d;
+    struct run r;
+    char pty[300];
+
+    start_console(e, &d, (const char *const[]){ "console", "--uart", "9600,8,1,NONE,NFC", NULL },
+                  pty, sizeof pty);
+    run_console(e, pty, (const char *const[]){ NULL }, &r);
+    assert_int_equal(WEXITSTATUS(r.status), 0);
+    expect_text("stdout", r.out,
+                "warning: the UART is 9600,8,1,NONE,NFC; the modem runs at 115200 baud, 8N1, "
+                "no flow control: --set uart=115200,8,1,NONE,NFC\n");
     devsrv_stop(&d);
     H_PASS(e);
 }
@@ -465,7 +489,8 @@ static void test_console_minus_errors(void **state)
     H_PASS(e);
 }
 
-/* A --set that could add a command never reaches the line: usage, 2. */
+/* A --set that could add a command never reaches the line, nor does
+ * anything with a tcp:// port or with --health: usage, 2. */
 static void test_console_bad_set(void **state)
 {
     struct h_env *e = *state;
@@ -484,6 +509,9 @@ static void test_console_bad_set(void **state)
     run_console(e, "tcp://127.0.0.1:8899", (const char *const[]){ NULL }, &r);
     assert_int_equal(WEXITSTATUS(r.status), 2);
     expect_text("stderr", r.err, "--device-server: expected the serial device");
+    run_console(e, pty, (const char *const[]){ "--health", NULL }, &r);
+    assert_int_equal(WEXITSTATUS(r.status), 2);
+    expect_text("stderr", r.err, "--device-server and --health: one at a time");
     /* The console saw nothing: its next line is the reply to this. */
     if (write(d.in, "ping\n", 5) != 5)
         h_fail("console: ping");
@@ -521,6 +549,7 @@ int main(void)
         T(test_registry_dropped_at_open),
         T(test_prompt_like_heartbeat),
         T(test_console),
+        T(test_console_uart_warning),
         T(test_console_echo_all_well),
         T(test_console_minus_errors),
         T(test_console_bad_set),

@@ -1030,8 +1030,12 @@ static const struct cli_case cli_cases[] = {
     {{"--health=1"}, "option '--health' does not take an argument", NULL},
     {{"--device-server", "/dev/ttyUSB0", "--set", "uart=1", "-b", "9600"}, NULL,
      "action=5 c=- p=- b=9600 H=- t=- l=-"},
-    {{"--health", "--device-server", "/dev/ttyUSB0"}, NULL, "action=5 c=- p=- b=0 H=- t=- l=-"},
+    {{"--health", "--device-server", "/dev/ttyUSB0"},
+     "--device-server and --health: one at a time (--health checks a running bridge, "
+     "--device-server runs instead of it)", NULL},
     {{"--device-server", "/dev/ttyUSB0", "--list-ports"}, NULL, "action=3 c=- p=- b=0 H=- t=- l=-"},
+    {{"--health", "--device-server", "/dev/ttyUSB0", "-h"}, NULL,
+     "action=1 c=- p=- b=0 H=- t=- l=-"},                        /* help wins */
     {{"--set", "regen=off"}, "--set: only with --device-server", NULL},
     {{"--device-server"}, "option '--device-server' requires an argument", NULL},
     {{"--device-server", "d", "--set", "a", "--set", "b", "--set", "c", "--set", "d", "--set", "e",

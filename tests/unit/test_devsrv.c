@@ -1,15 +1,20 @@
 /* devsrv: the --set values of modem2mqtt --device-server, checked before
- * anything reaches the device server's console, and the meanings of its
- * +ERR codes. (The console itself runs against the simulated one in
- * tests/integration/test_devsrv.c.) */
+ * anything reaches the device server's console, the meanings of its +ERR
+ * codes, the options it does not combine with and its error for a port
+ * that is not there. (The console itself runs against the simulated one
+ * in tests/integration/test_devsrv.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "devsrv.h"
 
 static const struct {
@@ -86,11 +91,59 @@ static void test_err_meanings(void **state)
     assert_string_equal(devsrv_err_meaning(6), "unknown error");
 }
 
+/* --health checks a running bridge, --device-server runs instead of one:
+ * asking for both is a mistake, whichever comes first. */
+static void test_refuses_health(void **state)
+{
+    static const char *const lines[][4] = {
+        { "modem2mqtt", "--device-server", "/dev/ttyUSB0", "--health" },
+        { "modem2mqtt", "--health", "--device-server", "/dev/ttyUSB0" },
+    };
+    struct config_cli cli;
+    char err[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        int rc = config_parse_cli(4, (char **)lines[i], &cli, err, sizeof err);
+
+        assert_int_equal(rc, -EINVAL);
+        assert_string_equal(err, "--device-server and --health: one at a time (--health "
+                                 "checks a running bridge, --device-server runs instead "
+                                 "of it)");
+    }
+}
+
+/* A serial port that is not there: the device server's cable, not the
+ * modem, and nothing run. */
+static void test_missing_port(void **state)
+{
+    char *out_text = NULL, *err_text = NULL;
+    size_t out_len = 0, err_len = 0;
+    FILE *out = open_memstream(&out_text, &out_len), *err = open_memstream(&err_text, &err_len);
+
+    (void)state;
+    assert_non_null(out);
+    assert_non_null(err);
+    assert_int_equal(devsrv_run("/dev/m2m-no-such-port", 115200, NULL, 0, out, err), 1);
+    fclose(out);
+    fclose(err);
+    assert_string_equal(out_text, "");
+    assert_string_equal(err_text,
+                        "modem2mqtt: cannot open /dev/m2m-no-such-port: No such file or "
+                        "directory: is the device server's serial side (its USB-serial "
+                        "adapter) plugged in? `modem2mqtt --list-ports` shows the serial "
+                        "ports\n");
+    free(out_text);
+    free(err_text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_set),
         cmocka_unit_test(test_err_meanings),
+        cmocka_unit_test(test_refuses_health),
+        cmocka_unit_test(test_missing_port),
     };
     return cmocka_run_group_tests_name("unit_devsrv", tests, NULL, NULL);
 }

@@ -64,10 +64,12 @@ static void setup_strip(struct at_strip *s, const struct strip_case *c)
     }
 }
 
-/* Feeds in at the cut points (ascending, ncut of them), all at time 0,
- * then releases what is held at the end; the output into out. */
-static size_t run(const struct strip_case *c, const size_t *cuts, size_t ncut, uint8_t *out,
-                  uint64_t *removed)
+/* Feeds in at the cut points (ascending, ncut of them), each piece gap
+ * milliseconds after the one before (no timer ran in between: the loop
+ * was busy), then releases what is held at the end; the output into
+ * out. */
+static size_t run(const struct strip_case *c, const size_t *cuts, size_t ncut, int64_t gap,
+                  uint8_t *out, uint64_t *removed)
 {
     struct at_strip s;
     size_t len = c->in_len ? c->in_len : strlen(c->in), from = 0, o = 0;
@@ -76,25 +78,33 @@ static size_t run(const struct strip_case *c, const size_t *cuts, size_t ncut, u
     for (size_t k = 0; k <= ncut; k++) {
         size_t to = k < ncut ? cuts[k] : len;
 
-        o += at_strip_feed(&s, (const uint8_t *)c->in + from, to - from, out + o, 0);
+        o += at_strip_feed(&s, (const uint8_t *)c->in + from, to - from, out + o,
+                           (int64_t)k * gap);
         from = to;
     }
-    o += at_strip_release(&s, out + o, AT_STRIP_HOLD_MS);
+    o += at_strip_release(&s, out + o, (int64_t)(ncut + 1) * gap + AT_STRIP_HOLD_MS);
     *removed = s.removed;
     return o;
 }
 
+/* The same output whether the pieces came at once or each one after the
+ * hold time: bytes that were held too long are still matched with the
+ * bytes that came after them, if those are in hand before the timer. */
 static void check(const struct strip_case *c, const size_t *cuts, size_t ncut)
 {
-    uint8_t out[256];
-    uint64_t removed;
+    static const int64_t gaps[] = { 0, AT_STRIP_HOLD_MS, 5 * AT_STRIP_HOLD_MS };
     size_t want = c->out_len ? c->out_len : strlen(c->out);
-    size_t n = run(c, cuts, ncut, out, &removed);
 
-    if (n != want || memcmp(out, c->out, want) != 0 || removed != c->removed)
-        fail_msg("%s: cut at %zu/%zu (%zu cuts): %zu bytes out, %llu removed", c->name,
-                 ncut ? cuts[0] : 0, ncut > 1 ? cuts[1] : 0, ncut, n,
-                 (unsigned long long)removed);
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        uint8_t out[256];
+        uint64_t removed;
+        size_t n = run(c, cuts, ncut, gaps[g], out, &removed);
+
+        if (n != want || memcmp(out, c->out, want) != 0 || removed != c->removed)
+            fail_msg("%s: cut at %zu/%zu (%zu cuts, %lld ms apart): %zu bytes out, "
+                     "%llu removed", c->name, ncut ? cuts[0] : 0, ncut > 1 ? cuts[1] : 0,
+                     ncut, (long long)gaps[g], n, (unsigned long long)removed);
+    }
 }
 
 static void test_splits(void **state)
@@ -140,7 +150,8 @@ static void test_hold_is_bounded(void **state)
     assert_int_equal(at_strip_due(&s), -1);
     /* The rest of a packet after the hold ran out is no packet any more. */
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"usr.cn", 6, out, 2000), 6);
-    /* Late bytes: what waited too long goes first, then the new ones. */
+    /* Late bytes that are no packet's rest: the held ones go out as they
+     * are, ahead of them. */
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"www", 3, out, 3000), 0);
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"\r\n", 2, out, 3000 + AT_STRIP_HOLD_MS),
                      5);
@@ -150,6 +161,30 @@ static void test_hold_is_bounded(void **state)
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"w.usr.cn2", 9, out, 4100), 1);
     assert_int_equal(out[0], '2');
     assert_int_equal(s.removed, 1);
+}
+
+/* The loop was busy past the hold time: the read that brings a packet's
+ * rest still comes before the timer, and completes the packet. */
+static void test_late_rest_completes_packet(void **state)
+{
+    struct at_strip s;
+    uint8_t out[128];
+
+    (void)state;
+    at_strip_init(&s);
+    assert_int_equal(at_strip_add(&s, (const uint8_t *)HB, strlen(HB)), 0);
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)"\r\nOK\r\nwww.u", 11, out, 1000), 6);
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)"sr.cn\r\nOK\r\n", 11, out, 1250), 6);
+    assert_memory_equal(out, "\r\nOK\r\n", 6);
+    assert_int_equal(s.removed, 1);
+    assert_int_equal(at_strip_due(&s), -1);
+    /* Late and still undecided: held, due from the first byte, so the
+     * timer lets everything out at once. */
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)"www", 3, out, 2000), 0);
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)".us", 3, out, 2300), 0);
+    assert_int_equal(at_strip_due(&s), 2000 + AT_STRIP_HOLD_MS);
+    assert_int_equal(at_strip_release(&s, out, 2300), 6);
+    assert_memory_equal(out, "www.us", 6);
 }
 
 static void test_parse(void **state)
@@ -208,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_splits),
         cmocka_unit_test(test_hold_is_bounded),
+        cmocka_unit_test(test_late_rest_completes_packet),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_add_limits),
     };
