@@ -98,13 +98,11 @@ static void submit(struct call *c, enum req_kind kind, const char *cmd, int time
         snprintf(r->number, sizeof(r->number), "%s", number);
     rc = modem_send(c->modem, cmd, &o, req_done, r);
     if (rc < 0) {
+        struct m2m_error err;
+
         free(r);
-        if (rc == -EAGAIN)
-            reject(cb, ctx, "unavailable", "the modem is not ready");
-        else if (rc == -EINVAL)
-            reject(cb, ctx, "invalid_request", "not a valid command");
-        else
-            reject(cb, ctx, "busy", "the modem's command queue is full");
+        m2m_error_from_send(&err, rc);
+        cb(ctx, &err);
         return;
     }
     c->busy_reqs++;
