@@ -24,6 +24,16 @@ struct dial {
     struct alarm_spec alarm;
 };
 
+/* The ATD reached the modem: from here a call may begin, and a crash must
+ * not dial twice. A dial still queued runs after a restart. */
+static void dial_written(void *ctx)
+{
+    struct dial *d = ctx;
+
+    if (d->cmd->seq)
+        journal_started(d->cmd->inst->journal, d->cmd->seq, 1);
+}
+
 static void dial_done(void *ctx, const struct m2m_error *err)
 {
     struct dial *d = ctx;
@@ -50,10 +60,7 @@ void cmd_call_dial(struct instance *inst, struct command *cmd, struct route_req 
         d->alarm.repeat = a->repeat;
         d->alarm.hangup = a->hangup;
     }
-    /* From here a call may begin: a crash must not dial twice. */
-    if (cmd->seq)
-        journal_started(inst->journal, cmd->seq, 1);
-    call_dial(inst->call, req->dial.to, dial_done, d);
+    call_dial(inst->call, req->dial.to, dial_written, dial_done, d);
 }
 
 void cmd_call_answer(struct instance *inst, struct command *cmd, struct route_req *req)
