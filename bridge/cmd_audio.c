@@ -2,7 +2,8 @@
  * event (B/audio/state) and "playing" in B/call/state, and the voice alarm
  * of B/call/dial with "play": once that call is active its file plays into
  * the call, and when the playback is over the bridge hangs up (unless
- * "hangup":false). A call that ends first stops the playback. */
+ * "hangup":false). A call that ends first ends the playback (the module
+ * does that). */
 #include <errno.h>
 #include <stdio.h>
 
@@ -17,13 +18,17 @@ static void audio_cmd_done(void *ctx, const struct m2m_error *err)
     command_finish(ctx, NULL, err);
 }
 
-/* A playback or recording may begin from here: a restart answers the
- * command "unavailable" rather than starting it a second time. An upload
- * or a listing runs again (the same file, written again). */
-static void mark_started(struct instance *inst, const struct command *cmd)
+/* The play or record command reached the modem: from here a playback or
+ * recording may begin, and a restart answers the command "unavailable"
+ * rather than starting it a second time. One still queued runs after a
+ * restart. An upload or a listing runs again (the same file, written
+ * again). */
+static void mark_started(void *ctx)
 {
+    struct command *cmd = ctx;
+
     if (cmd->seq)
-        journal_started(inst->journal, cmd->seq, 1);
+        journal_started(cmd->inst->journal, cmd->seq, 1);
 }
 
 static bool call_active(const struct instance *inst)
@@ -41,8 +46,7 @@ void cmd_audio_play(struct instance *inst, struct command *cmd, struct route_req
         command_fail(cmd, "no_call", "'to_call' needs an active call");
         return;
     }
-    mark_started(inst, cmd);
-    audio_play(inst->audio, p->file, p->repeat, p->to_call, audio_cmd_done, cmd);
+    audio_play(inst->audio, p->file, p->repeat, p->to_call, mark_started, audio_cmd_done, cmd);
 }
 
 void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req *req)
@@ -53,9 +57,8 @@ void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req
 
 void cmd_audio_record(struct instance *inst, struct command *cmd, struct route_req *req)
 {
-    mark_started(inst, cmd);
     audio_record(inst->audio, req->record.file, req->record.seconds, call_active(inst),
-                 audio_cmd_done, cmd);
+                 mark_started, audio_cmd_done, cmd);
 }
 
 void cmd_audio_upload(struct instance *inst, struct command *cmd, struct route_req *req)
@@ -98,21 +101,13 @@ void cmd_audio_list(struct instance *inst, struct command *cmd, struct route_req
 
 /* --- the voice alarm ---------------------------------------------------------------- */
 
-void cmd_audio_alarm_arm(struct instance *inst, const struct json_audio_play *alarm)
-{
-    inst->alarm.armed = true;
-    inst->alarm.playing = false;
-    inst->alarm.hangup = alarm->hangup;
-    inst->alarm.repeat = alarm->repeat;
-    snprintf(inst->alarm.file, sizeof(inst->alarm.file), "%s", alarm->file);
-}
-
-void cmd_audio_alarm_disarm(struct instance *inst)
-{
-    inst->alarm.armed = false;
-    inst->alarm.started = false;
-    inst->alarm.playing = false;
-}
+/* Its phases, all changed here:
+ *   none --dial answered OK--> armed --call active--> starting
+ *   starting --AT+CCMXPLAY OK, playing--> playing --audio idle--> none (hang up)
+ *   starting --refused, or over before its OK--> none (hang up)
+ *   any --call ended--> none
+ * The module ends a playback into a call that ends by itself: no stop is
+ * written then (the call's trailing NO CARRIER would answer it). */
 
 static void alarm_hung_up(void *ctx, const struct m2m_error *err)
 {
@@ -121,22 +116,12 @@ static void alarm_hung_up(void *ctx, const struct m2m_error *err)
         log_warn("alarm: hanging up after the playback failed: %s", err->message);
 }
 
-static void alarm_stopped(void *ctx, const struct m2m_error *err)
-{
-    (void)ctx;
-    if (err)
-        log_warn("alarm: stopping the playback after the call ended failed: %s",
-                 err->message);
-}
-
 /* The alarm is over (played, or it could not play): the call ends unless
  * it was asked to stay. */
 static void alarm_over(struct instance *inst)
 {
-    bool hangup = inst->alarm.hangup;
-
-    cmd_audio_alarm_disarm(inst);
-    if (hangup && call_active(inst)) {
+    inst->alarm.phase = ALARM_NONE;
+    if (inst->alarm.spec.hangup && call_active(inst)) {
         log_info("alarm: played; hanging up");
         call_hangup(inst->call, alarm_hung_up, inst);
     }
@@ -146,41 +131,50 @@ static void alarm_started(void *ctx, const struct m2m_error *err)
 {
     struct instance *inst = ctx;
 
-    if (!inst->alarm.armed) {
-        /* The call ended while AT+CCMXPLAY was under way: nobody listens. */
-        if (!err)
-            audio_stop(inst->audio, alarm_stopped, inst);
-        return;
-    }
+    if (inst->alarm.phase != ALARM_STARTING)
+        return;   /* the call ended meanwhile, and with it the playback */
     if (err) {
-        char msg[sizeof(inst->alarm.file) + sizeof(err->message) + 32];
-        snprintf(msg, sizeof(msg), "the alarm %s could not play: %s", inst->alarm.file,
+        char msg[sizeof(inst->alarm.spec.file) + sizeof(err->message) + 32];
+        snprintf(msg, sizeof(msg), "the alarm %s could not play: %s", inst->alarm.spec.file,
                  err->message);
         log_warn("alarm: %s", msg);
         events_error(inst, err->code, msg);
         alarm_over(inst);
-        return;
+    } else if (audio_get_state(inst->audio)->state == AUDIO_PLAYING) {
+        inst->alarm.phase = ALARM_PLAYING;
+    } else {
+        alarm_over(inst);   /* so short it was over before its OK */
     }
-    inst->alarm.playing = true;
+}
+
+static void alarm_start(struct instance *inst)
+{
+    const struct alarm_spec *sp = &inst->alarm.spec;
+
+    log_info("alarm: playing %s %d time(s) into the call", sp->file, sp->repeat);
+    inst->alarm.phase = ALARM_STARTING;
+    audio_play(inst->audio, sp->file, sp->repeat, true, NULL, alarm_started, inst);
+}
+
+void cmd_audio_alarm_arm(struct instance *inst, const struct alarm_spec *spec)
+{
+    const struct call_state *st = call_get_state(inst->call);
+
+    /* The dialled call may have failed before its ATD was answered. */
+    if (!st || st->state == CALL_IDLE)
+        return;
+    inst->alarm.spec = *spec;
+    inst->alarm.phase = ALARM_ARMED;
+    if (st->state == CALL_ACTIVE)
+        alarm_start(inst);
 }
 
 void cmd_audio_call_state(struct instance *inst, const struct call_state *st)
 {
-    if (!inst->alarm.armed)
-        return;
-    if (st->state == CALL_ACTIVE && !inst->alarm.started) {
-        log_info("alarm: playing %s %d time(s) into the call", inst->alarm.file,
-                 inst->alarm.repeat);
-        inst->alarm.started = true;
-        audio_play(inst->audio, inst->alarm.file, inst->alarm.repeat, true, alarm_started, inst);
-    } else if (st->state == CALL_IDLE) {
-        /* The far end hung up (or the call failed): the module's playback
-         * into a call that is gone is stopped, if it still runs. */
-        bool playing = inst->alarm.playing;
-        cmd_audio_alarm_disarm(inst);
-        if (playing && audio_get_state(inst->audio)->state == AUDIO_PLAYING)
-            audio_stop(inst->audio, alarm_stopped, inst);
-    }
+    if (st->state == CALL_ACTIVE && inst->alarm.phase == ALARM_ARMED)
+        alarm_start(inst);
+    else if (st->state == CALL_IDLE)
+        inst->alarm.phase = ALARM_NONE;
 }
 
 static void on_audio_state(void *ctx, const struct audio_state *st)
@@ -192,7 +186,7 @@ static void on_audio_state(void *ctx, const struct audio_state *st)
     /* B/call/state "playing": whatever plays into the call, an alarm or
      * B/audio/play with "to_call". */
     call_set_playing(inst->call, st->state == AUDIO_PLAYING && st->to_call);
-    if (st->state == AUDIO_IDLE && inst->alarm.playing)
+    if (st->state == AUDIO_IDLE && inst->alarm.phase == ALARM_PLAYING)
         alarm_over(inst);
 }
 

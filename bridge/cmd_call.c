@@ -1,6 +1,8 @@
 /* Voice calls: B/call/dial, answer, hangup, dtmf, and the call service's
  * events (B/call/state, B/call/ring, B/call/dtmf/received). */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "core/config.h"
 #include "core/journal.h"
@@ -13,24 +15,52 @@ static void call_cmd_done(void *ctx, const struct m2m_error *err)
     command_finish(ctx, NULL, err);
 }
 
-/* A refused dial leaves no alarm behind for the next call. */
+/* A dial and, with "play", its alarm: armed only once the modem took
+ * this dial, so a refused one (a call is already up) leaves the alarm of
+ * the call that is up alone. */
+struct dial {
+    struct command *cmd;
+    bool with_alarm;
+    struct alarm_spec alarm;
+};
+
+/* The ATD reached the modem: from here a call may begin, and a crash must
+ * not dial twice. A dial still queued runs after a restart. */
+static void dial_written(void *ctx)
+{
+    struct dial *d = ctx;
+
+    if (d->cmd->seq)
+        journal_started(d->cmd->inst->journal, d->cmd->seq, 1);
+}
+
 static void dial_done(void *ctx, const struct m2m_error *err)
 {
-    struct command *cmd = ctx;
+    struct dial *d = ctx;
 
-    if (err)
-        cmd_audio_alarm_disarm(cmd->inst);
-    command_finish(cmd, NULL, err);
+    if (!err && d->with_alarm)
+        cmd_audio_alarm_arm(d->cmd->inst, &d->alarm);
+    command_finish(d->cmd, NULL, err);
+    free(d);
 }
 
 void cmd_call_dial(struct instance *inst, struct command *cmd, struct route_req *req)
 {
-    /* From here a call may begin: a crash must not dial twice. */
-    if (cmd->seq)
-        journal_started(inst->journal, cmd->seq, 1);
-    if (req->dial.alarm.file)
-        cmd_audio_alarm_arm(inst, &req->dial.alarm);
-    call_dial(inst->call, req->dial.to, dial_done, cmd);
+    const struct json_audio_play *a = &req->dial.alarm;
+    struct dial *d = calloc(1, sizeof(*d));
+
+    if (!d) {
+        command_fail(cmd, "unavailable", "out of memory");
+        return;
+    }
+    d->cmd = cmd;
+    if (a->file) {
+        d->with_alarm = true;
+        snprintf(d->alarm.file, sizeof(d->alarm.file), "%s", a->file);
+        d->alarm.repeat = a->repeat;
+        d->alarm.hangup = a->hangup;
+    }
+    call_dial(inst->call, req->dial.to, dial_written, dial_done, d);
 }
 
 void cmd_call_answer(struct instance *inst, struct command *cmd, struct route_req *req)

@@ -36,6 +36,7 @@
 
 #include "core/stats.h"
 #include "instance.h"
+#include "modem/audio.h"
 #include "modem/modem.h"
 #include "mqtt/json.h"
 #include "mqtt/link.h"
@@ -69,6 +70,13 @@ struct held {
 };
 
 /* A command being run: created by dispatch, freed by command_finish. */
+/* A voice alarm: what a B/call/dial with "play" plays into its call. */
+struct alarm_spec {
+    char file[AUDIO_FILE_MAX];
+    int repeat;
+    bool hangup;                  /* hang up when it has played */
+};
+
 struct command {
     struct instance *inst;        /* borrowed */
     bool pool;                    /* came from the pool: the result names the modem */
@@ -146,14 +154,11 @@ struct instance {
     /* cmd_call.c */
     bool in_call;
 
-    /* cmd_audio.c: the voice alarm of the last B/call/dial with "play" */
+    /* cmd_audio.c: the voice alarm of the dialled call (its phases are
+     * explained there) */
     struct {
-        bool armed;               /* plays once the call is active */
-        bool started;             /* its AT+CCMXPLAY is written */
-        bool playing;             /* and was answered OK: the playback runs */
-        bool hangup;
-        int repeat;
-        char file[72];            /* AUDIO_FILE_MAX */
+        enum { ALARM_NONE, ALARM_ARMED, ALARM_STARTING, ALARM_PLAYING } phase;
+        struct alarm_spec spec;
     } alarm;
 
     /* cmd_ha.c */
@@ -265,9 +270,9 @@ void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req
 void cmd_audio_record(struct instance *inst, struct command *cmd, struct route_req *req);
 void cmd_audio_upload(struct instance *inst, struct command *cmd, struct route_req *req);
 void cmd_audio_list(struct instance *inst, struct command *cmd, struct route_req *req);
-/* B/call/dial with "play": the alarm plays once the call is active. */
-void cmd_audio_alarm_arm(struct instance *inst, const struct json_audio_play *alarm);
-void cmd_audio_alarm_disarm(struct instance *inst);
+/* The dial of a B/call/dial with "play" was answered OK: its alarm plays
+ * once the call is active (at once if it is). */
+void cmd_audio_alarm_arm(struct instance *inst, const struct alarm_spec *spec);
 /* Every call state: starts the alarm, or cleans up after the call. */
 void cmd_audio_call_state(struct instance *inst, const struct call_state *st);
 

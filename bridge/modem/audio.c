@@ -10,7 +10,11 @@
  *   the repetitions after the first. WAV files go through
  *   AT+CCMXPLAYWAV / AT+CCMXSTOPWAV with "+WAVSTATE: wav play [stop]".
  * - AT+CREC=<path>,"<file>" answers "+CREC: 1" and OK; AT+CREC=0 answers
- *   "+CREC: 0", OK, then "+RECSTATE: crec stop".
+ *   "+CREC: 0", OK, then "+RECSTATE: crec stop" (ERROR when nothing
+ *   records). A recording runs on after the host is gone, until the
+ *   flash is full.
+ * - A call that ends ends a playback into it ("+AUDIOSTATE: audio play
+ *   stop"), by itself.
  * - An unknown file is refused (ERROR or +CME ERROR) before any URC. */
 #include "modem/audio_int.h"
 
@@ -29,7 +33,9 @@
 #define REC_PATH_MIC 1
 #define REC_PATH_CALL 3           /* both sides of the call */
 
-enum req_kind { REQ_PLAY, REQ_STOP, REQ_RECORD, REQ_REC_END };
+/* REQ_REC_CLEAR: the AT+CREC=0 at modem ready, for a recording that a
+ * bridge before this one started (ERROR when there is none). */
+enum req_kind { REQ_PLAY, REQ_STOP, REQ_RECORD, REQ_REC_END, REQ_REC_CLEAR };
 
 struct req {
     struct audio *a;
@@ -38,6 +44,7 @@ struct req {
     bool to_call;
     int seconds;
     audio_done_cb cb;             /* NULL: nobody waits (the recording's end) */
+    audio_written_cb written;     /* may be NULL; with ctx */
     void *ctx;
 };
 
@@ -142,18 +149,23 @@ static void urc_state(void *ctx, const char *const *lines, size_t n)
     switch (u) {
     case AUDIO_URC_PLAY:
         /* Ours was announced at its OK; a playback someone else started
-         * (raw AT) is playing all the same. */
-        if (a->st.state == AUDIO_IDLE && !a->starting)
+         * (raw AT) is playing all the same, and stops with the command of
+         * its kind. */
+        if (a->st.state == AUDIO_IDLE && a->starting == AUDIO_IDLE) {
+            a->wav = strncmp(lines[0], "+WAVSTATE:", 10) == 0;
             set_state(a, AUDIO_PLAYING, "", false);
+        }
         break;
     case AUDIO_URC_PLAY_STOP:
-        if (a->starting)
+        if (a->starting == AUDIO_PLAYING)
             a->stopped_early = true;
         else if (a->st.state == AUDIO_PLAYING)
             set_state(a, AUDIO_IDLE, NULL, false);
         break;
     case AUDIO_URC_REC_STOP:
-        if (a->starting)
+        if (a->cleared)
+            a->cleared = false;     /* the end of the recording before ours */
+        else if (a->starting == AUDIO_RECORDING)
             a->stopped_early = true;
         else if (a->st.state == AUDIO_RECORDING)
             set_state(a, AUDIO_IDLE, NULL, false);
@@ -184,16 +196,10 @@ int audio_send(struct audio *a, const char *cmd, const struct at_cmd_opts *o, at
 {
     int rc = modem_send(a->modem, cmd, o, fn, req);
 
-    if (rc == 0) {
+    if (rc == 0)
         a->busy_reqs++;
-        return 0;
-    }
-    if (rc == -EAGAIN)
-        m2m_error_set(err, "unavailable", "the modem is not ready");
-    else if (rc == -EINVAL)
-        m2m_error_set(err, "invalid_request", "not a valid command");
     else
-        m2m_error_set(err, "busy", "the modem's command queue is full");
+        m2m_error_from_send(err, rc);
     return rc;
 }
 
@@ -224,7 +230,7 @@ static void req_effect(struct req *r, bool ok)
     bool early = a->stopped_early;
 
     if (r->kind == REQ_PLAY || r->kind == REQ_RECORD) {
-        a->starting = false;
+        a->starting = AUDIO_IDLE;
         a->stopped_early = false;
     }
     if (!ok || a->freed)
@@ -246,6 +252,10 @@ static void req_effect(struct req *r, bool ok)
         /* The stop URC may not come (nothing was playing any more). */
         set_state(a, AUDIO_IDLE, NULL, false);
         break;
+    case REQ_REC_CLEAR:
+        log_info("audio: stopped a recording that ran before the modem was ready");
+        a->cleared = true;
+        break;
     default:
         break;
     }
@@ -261,7 +271,7 @@ static void req_done(void *ctx, const struct at_response *rsp)
     req_effect(r, ok);
     if (!ok) {
         m2m_error_from_at(&err, rsp, NULL);
-        if (!r->cb)
+        if (r->kind == REQ_REC_END)
             log_warn("audio: stopping the recording failed: %s", err.message);
     }
     if (r->cb)
@@ -270,9 +280,20 @@ static void req_done(void *ctx, const struct at_response *rsp)
     audio_req_done(a);
 }
 
+/* A play or record's command is handed to the modem: from here it may
+ * start. */
+static void req_written(void *ctx)
+{
+    struct req *r = ctx;
+
+    if (r->written)
+        r->written(r->ctx);
+}
+
 static void submit(struct audio *a, struct req *proto, const char *cmd, audio_done_cb cb,
                    void *ctx)
 {
+    const struct at_cmd_opts o = { .written = req_written };
     struct req *r = malloc(sizeof(*r));
     struct m2m_error err;
 
@@ -285,14 +306,14 @@ static void submit(struct audio *a, struct req *proto, const char *cmd, audio_do
     r->a = a;
     r->cb = cb;
     r->ctx = ctx;
-    if (audio_send(a, cmd, NULL, req_done, r, &err) < 0) {
+    if (audio_send(a, cmd, &o, req_done, r, &err) < 0) {
         free(r);
         if (cb)
             cb(ctx, &err);
         return;
     }
     if (r->kind == REQ_PLAY || r->kind == REQ_RECORD)
-        a->starting = true;
+        a->starting = r->kind == REQ_PLAY ? AUDIO_PLAYING : AUDIO_RECORDING;
 }
 
 static bool check_free(struct audio *a, audio_done_cb cb, void *ctx)
@@ -301,7 +322,7 @@ static bool check_free(struct audio *a, audio_done_cb cb, void *ctx)
         audio_reject(cb, ctx, "unavailable", "the modem is not ready");
         return false;
     }
-    if (a->starting || a->st.state != AUDIO_IDLE) {
+    if (a->starting != AUDIO_IDLE || a->st.state != AUDIO_IDLE) {
         audio_reject(cb, ctx, "busy", a->st.state == AUDIO_RECORDING
                                           ? "a recording is running"
                                           : "a playback is running");
@@ -310,10 +331,10 @@ static bool check_free(struct audio *a, audio_done_cb cb, void *ctx)
     return true;
 }
 
-void audio_play(struct audio *a, const char *file, int repeat, bool to_call, audio_done_cb cb,
-                void *ctx)
+void audio_play(struct audio *a, const char *file, int repeat, bool to_call,
+                audio_written_cb written, audio_done_cb cb, void *ctx)
 {
-    struct req proto = { .kind = REQ_PLAY, .to_call = to_call };
+    struct req proto = { .kind = REQ_PLAY, .to_call = to_call, .written = written };
     char cmd[AUDIO_FILE_MAX + 40];
 
     /* The name goes inside quotes: its set cannot close them. */
@@ -348,7 +369,7 @@ void audio_stop(struct audio *a, audio_done_cb cb, void *ctx)
         audio_reject(cb, ctx, "unavailable", "the modem is not ready");
         return;
     }
-    if (a->starting) {
+    if (a->starting != AUDIO_IDLE) {
         audio_reject(cb, ctx, "busy", "a playback or recording is starting; stop it once it runs");
         return;
     }
@@ -367,9 +388,9 @@ void audio_stop(struct audio *a, audio_done_cb cb, void *ctx)
 }
 
 void audio_record(struct audio *a, const char *file, int seconds, bool in_call,
-                  audio_done_cb cb, void *ctx)
+                  audio_written_cb written, audio_done_cb cb, void *ctx)
 {
-    struct req proto = { .kind = REQ_RECORD, .seconds = seconds };
+    struct req proto = { .kind = REQ_RECORD, .seconds = seconds, .written = written };
     char cmd[AUDIO_FILE_MAX + 24];
 
     if (!audio_file_valid(file) || !audio_file_is_wav(file)) {
@@ -397,15 +418,22 @@ const struct audio_state *audio_get_state(const struct audio *a)
 
 void audio_modem_ready(struct audio *a, bool ready)
 {
+    struct req clear = { .kind = REQ_REC_CLEAR };
+
     a->ready = ready;
     /* Both ways nothing plays any more that we know of: a (re)started
      * module is silent, and one that went away plays to nobody. */
-    a->starting = false;
+    a->starting = AUDIO_IDLE;
     a->stopped_early = false;
+    a->cleared = false;
     if (a->st.state != AUDIO_IDLE)
         set_state(a, AUDIO_IDLE, NULL, false);
     else if (ready)
         announce(a);
+    /* But a module the bridge was not restarted with records on, with no
+     * end (its timer was the bridge before this one's). */
+    if (ready)
+        submit(a, &clear, "AT+CREC=0", NULL, NULL);
 }
 
 struct audio *audio_new(struct loop *loop, struct modem *modem, const struct audio_cbs *cbs,

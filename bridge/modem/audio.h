@@ -62,6 +62,9 @@ struct audio_entry {
 /* err NULL: done. Rejections (invalid_request, busy, unavailable) come
  * before the function returns, with nothing written to the modem. */
 typedef void (*audio_done_cb)(void *ctx, const struct m2m_error *err);
+/* A play or record's command is handed to the modem: from here it may
+ * take effect (a crash-safe caller records that). */
+typedef void (*audio_written_cb)(void *ctx);
 typedef void (*audio_list_cb)(void *ctx, const struct m2m_error *err,
                               const struct audio_entry *files, size_t n);
 
@@ -69,23 +72,25 @@ struct audio *audio_new(struct loop *loop, struct modem *modem, const struct aud
                         void *ctx);
 void audio_free(struct audio *a);
 
-/* Ready: idle is announced. Not ready: the module may have rebooted, its
- * playback or recording is over; a recording's stop timer is dropped. */
+/* Ready: idle is announced, and AT+CREC=0 ends a recording the module may
+ * still run for a bridge before this one. Not ready: the module may have
+ * rebooted, its playback or recording is over; a recording's stop timer
+ * is dropped. */
 void audio_modem_ready(struct audio *a, bool ready);
 
 const struct audio_state *audio_get_state(const struct audio *a);
 
 /* file: audio_file_valid; repeat 1-AUDIO_REPEAT_MAX (the module's
  * <repeat> is the number of repetitions after the first: repeat - 1). */
-void audio_play(struct audio *a, const char *file, int repeat, bool to_call, audio_done_cb cb,
-                void *ctx);
+void audio_play(struct audio *a, const char *file, int repeat, bool to_call,
+                audio_written_cb written, audio_done_cb cb, void *ctx);
 /* Stops a playback or a recording; nothing running: done at once. */
 void audio_stop(struct audio *a, audio_done_cb cb, void *ctx);
 /* file: audio_file_valid and ".wav" (AT+CREC writes WAV); seconds
  * 1-AUDIO_RECORD_MAX_S, then AT+CREC=0. in_call: both sides of the call
  * (record path 3), else the microphone (1). */
 void audio_record(struct audio *a, const char *file, int seconds, bool in_call,
-                  audio_done_cb cb, void *ctx);
+                  audio_written_cb written, audio_done_cb cb, void *ctx);
 /* Writes len bytes (1-AUDIO_UPLOAD_MAX) to file, replacing it. Takes data
  * (malloc'd), also on rejection. */
 void audio_upload(struct audio *a, const char *file, uint8_t *data, size_t len,

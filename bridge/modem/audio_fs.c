@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "at/result.h"
 #include "core/log.h"
@@ -165,6 +166,15 @@ void audio_upload(struct audio *a, const char *file, uint8_t *data, size_t len,
         free(data);
         audio_reject(cb, ctx, len ? "too_long" : "invalid_request",
                      "'data' must decode to 1-524288 bytes");
+        return;
+    }
+    /* The module would refuse to delete it with a bare ERROR, which also
+     * means "no such file": say why here, before anything is written. */
+    if (a->st.state != AUDIO_IDLE && strcasecmp(a->st.file, file) == 0) {
+        free(data);
+        audio_reject(cb, ctx, "busy", a->st.state == AUDIO_PLAYING
+                                          ? "'file' plays; stop it first"
+                                          : "'file' is being recorded; stop it first");
         return;
     }
     if (!(r = fs_begin(a, cb, NULL, ctx))) {

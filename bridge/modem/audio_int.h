@@ -21,8 +21,12 @@ struct audio {
     void *ctx;
     bool ready;
     struct audio_state st;
-    bool starting;                /* a play or record command in flight */
+    /* A play (AUDIO_PLAYING) or record (AUDIO_RECORDING) command in
+     * flight, or AUDIO_IDLE. */
+    enum audio_st starting;
     bool stopped_early;           /* its stop URC came before its OK */
+    bool cleared;                 /* the AT+CREC=0 at ready stopped a recording:
+                                     its "+RECSTATE: crec stop" is due */
     bool wav;                     /* the playback runs through AT+CCMXPLAYWAV */
     uint64_t rec_timer;           /* the recording's end */
     bool fs_busy;                 /* an upload or a listing runs */

@@ -81,11 +81,16 @@ const struct call_state *call_get_state(const struct call *c);
  * unavailable) are reported before the function returns, with nothing
  * written to the modem. */
 typedef void (*call_done_cb)(void *ctx, const struct m2m_error *err);
+/* The dial is handed to the modem: from here a call may begin (a
+ * crash-safe caller records that). */
+typedef void (*call_written_cb)(void *ctx);
 
 /* to: validated here (call_number_valid, then calls.allow_to, where a
  * service code, a to with '*' or '#', needs its own exact entry). The
- * result comes when the module accepted the dial (OK) or refused it. */
-void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx);
+ * result comes when the module accepted the dial (OK) or refused it.
+ * written (may be NULL) is called with ctx when the ATD is written. */
+void call_dial(struct call *c, const char *to, call_written_cb written, call_done_cb cb,
+               void *ctx);
 void call_answer(struct call *c, call_done_cb cb, void *ctx);
 void call_hangup(struct call *c, call_done_cb cb, void *ctx);
 /* An audio file plays into the call (true) or stopped (false): the call's

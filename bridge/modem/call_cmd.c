@@ -22,6 +22,7 @@ struct req {
     struct call *c;
     enum req_kind kind;
     char number[CALL_NUMBER_MAX];
+    call_written_cb written;      /* may be NULL; with ctx */
     call_done_cb cb;
     void *ctx;
 };
@@ -82,10 +83,18 @@ out:
     call_maybe_free(c);
 }
 
-static void submit(struct call *c, enum req_kind kind, const char *cmd, int timeout_ms,
-                   const char *number, call_done_cb cb, void *ctx)
+static void req_written(void *ctx)
 {
-    const struct at_cmd_opts o = { .timeout_ms = timeout_ms };
+    struct req *r = ctx;
+
+    if (r->written)
+        r->written(r->ctx);
+}
+
+static void submit(struct call *c, enum req_kind kind, const char *cmd, int timeout_ms,
+                   const char *number, call_written_cb written, call_done_cb cb, void *ctx)
+{
+    const struct at_cmd_opts o = { .timeout_ms = timeout_ms, .written = req_written };
     struct req *r = calloc(1, sizeof(*r));
     int rc;
 
@@ -93,18 +102,16 @@ static void submit(struct call *c, enum req_kind kind, const char *cmd, int time
         reject(cb, ctx, "unavailable", "out of memory");
         return;
     }
-    *r = (struct req){ .c = c, .kind = kind, .cb = cb, .ctx = ctx };
+    *r = (struct req){ .c = c, .kind = kind, .written = written, .cb = cb, .ctx = ctx };
     if (number)
         snprintf(r->number, sizeof(r->number), "%s", number);
     rc = modem_send(c->modem, cmd, &o, req_done, r);
     if (rc < 0) {
+        struct m2m_error err;
+
         free(r);
-        if (rc == -EAGAIN)
-            reject(cb, ctx, "unavailable", "the modem is not ready");
-        else if (rc == -EINVAL)
-            reject(cb, ctx, "invalid_request", "not a valid command");
-        else
-            reject(cb, ctx, "busy", "the modem's command queue is full");
+        m2m_error_from_send(&err, rc);
+        cb(ctx, &err);
         return;
     }
     c->busy_reqs++;
@@ -120,7 +127,8 @@ static bool check_ready(struct call *c, call_done_cb cb, void *ctx)
     return false;
 }
 
-void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx)
+void call_dial(struct call *c, const char *to, call_written_cb written, call_done_cb cb,
+               void *ctx)
 {
     char cmd[CALL_NUMBER_MAX + 8];
 
@@ -155,7 +163,7 @@ void call_dial(struct call *c, const char *to, call_done_cb cb, void *ctx)
         return;
     }
     snprintf(cmd, sizeof(cmd), "ATD%s;", to);
-    submit(c, REQ_DIAL, cmd, DIAL_TIMEOUT_MS, to, cb, ctx);
+    submit(c, REQ_DIAL, cmd, DIAL_TIMEOUT_MS, to, written, cb, ctx);
 }
 
 void call_answer(struct call *c, call_done_cb cb, void *ctx)
@@ -166,7 +174,7 @@ void call_answer(struct call *c, call_done_cb cb, void *ctx)
         reject(cb, ctx, "no_call", "no call is ringing");
         return;
     }
-    submit(c, REQ_ANSWER, "ATA", 0, NULL, cb, ctx);
+    submit(c, REQ_ANSWER, "ATA", 0, NULL, NULL, cb, ctx);
 }
 
 void call_hangup(struct call *c, call_done_cb cb, void *ctx)
@@ -177,7 +185,7 @@ void call_hangup(struct call *c, call_done_cb cb, void *ctx)
         reject(cb, ctx, "no_call", "there is no call");
         return;
     }
-    submit(c, REQ_HANGUP, "AT+CHUP", 0, NULL, cb, ctx);
+    submit(c, REQ_HANGUP, "AT+CHUP", 0, NULL, NULL, cb, ctx);
 }
 
 void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx)
@@ -197,5 +205,5 @@ void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx)
         return;
     }
     snprintf(cmd, sizeof(cmd), "AT+VTS=\"%s\"", digits);
-    submit(c, REQ_DTMF, cmd, VTS_TIMEOUT_MS, NULL, cb, ctx);
+    submit(c, REQ_DTMF, cmd, VTS_TIMEOUT_MS, NULL, NULL, cb, ctx);
 }

@@ -1,5 +1,6 @@
 #include "modem/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,4 +155,14 @@ bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, con
         break;
     }
     return true;
+}
+
+void m2m_error_from_send(struct m2m_error *err, int rc)
+{
+    if (rc == -EAGAIN)
+        m2m_error_set(err, "unavailable", "the modem is not ready");
+    else if (rc == -EINVAL)
+        m2m_error_set(err, "invalid_request", "not a valid command");
+    else
+        m2m_error_set(err, "busy", "the modem's command queue is full");
 }

@@ -53,4 +53,10 @@ const char *m2m_error_code_from_at(const struct at_response *rsp);
  *   others       "the modem answered <final> to <what>" */
 bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, const char *what);
 
+/* The error of a command modem_send refused with rc < 0 (nothing was
+ * written): -EAGAIN "unavailable" (the modem is not ready), -EINVAL
+ * "invalid_request" (not a command the chat can send), else "busy" (its
+ * queue is full). */
+void m2m_error_from_send(struct m2m_error *err, int rc);
+
 #endif

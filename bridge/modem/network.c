@@ -143,16 +143,6 @@ static void scan_done(void *ctx, const struct at_response *rsp)
     req.cb(req.ctx, NULL, &err);
 }
 
-/* The error of a command modem_send refused (nothing written). */
-static void refused(struct m2m_error *err, int r, struct modem *m)
-{
-    if (r == -EAGAIN)
-        m2m_error_set(err, "unavailable", "the modem is not ready (%s)",
-                      modem_state_name(modem_state(m)));
-    else
-        m2m_error_set(err, "busy", "the modem's command queue is full");
-}
-
 void network_scan(struct modem *m, network_scan_cb cb, void *ctx)
 {
     const struct at_cmd_opts o = { .timeout_ms = NETWORK_TIMEOUT_MS, .info_prefix = "+COPS:",
@@ -170,7 +160,7 @@ void network_scan(struct modem *m, network_scan_cb cb, void *ctx)
     r = modem_send(m, "AT+COPS=?", &o, scan_done, req);
     if (r < 0) {
         free(req);
-        refused(&err, r, m);
+        m2m_error_from_send(&err, r);
         cb(ctx, NULL, &err);
     }
 }
@@ -221,7 +211,7 @@ void network_select(struct modem *m, const char *mccmnc, network_select_cb cb, v
     r = modem_send(m, cmd, &o, select_done, req);
     if (r < 0) {
         free(req);
-        refused(&err, r, m);
+        m2m_error_from_send(&err, r);
         cb(ctx, &err);
     }
 }

@@ -264,10 +264,11 @@ static void send_cusd(struct ussd *u, struct ussd_tag *tag)
     snprintf(cmd + o, sizeof(cmd) - o, "\",15");
     r = modem_send(u->modem, cmd, NULL, cusd_done, tag);
     if (r < 0) {
+        struct m2m_error err;
+
         free(tag);
-        finish_error(u, r == -EAGAIN ? "unavailable" : "busy",
-                     r == -EAGAIN ? "the modem went away before the USSD code was sent"
-                                  : "the modem's command queue is full");
+        m2m_error_from_send(&err, r);
+        finish_error(u, err.code, err.message);
     }
 }
 
@@ -374,11 +375,7 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
     r = modem_send(u->modem, "AT+CSCS=\"UCS2\"", NULL, ucs2_done, tag);
     if (r < 0) {
         free(tag);
-        if (r == -EAGAIN)
-            m2m_error_set(&err, "unavailable", "the modem is not ready (%s)",
-                          modem_state_name(modem_state(u->modem)));
-        else
-            m2m_error_set(&err, "busy", "the modem's command queue is full");
+        m2m_error_from_send(&err, r);
         cb(ctx, NULL, &err);
         return;
     }

@@ -108,6 +108,16 @@ static void line_in_step(struct h_env *e)
     h_sim_wait_line(&e->sim, "rx AT+FSLS=2", NULL, 0, H_TIMEOUT_MS);
 }
 
+/* The bridge hung up after the alarm: AT+CHUP, and the call idle. */
+#define expect_hung_up(e) expect_hung_up_at(__FILE__, __LINE__, (e))
+static void expect_hung_up_at(const char *file, int line, struct h_env *e)
+{
+    h_sim_wait_line_at(file, line, &e->sim, "rx AT+CHUP", NULL, 0, H_TIMEOUT_MS);
+    cJSON *s = wait_where_at(file, line, e, "call/state", "state", "idle", 0);
+    h_json_str_eq_at(file, line, s, "ended_reason", "hangup");
+    cJSON_Delete(s);
+}
+
 /* ---- the voice alarm ---- */
 
 static void test_alarm_plays_then_hangs_up(void **state)
@@ -125,10 +135,7 @@ static void test_alarm_plays_then_hangs_up(void **state)
     h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
     expect_audio(e, "idle", NULL);
-    h_sim_wait_line(&e->sim, "rx AT+CHUP", NULL, 0, H_TIMEOUT_MS);
-    cJSON *s = wait_where(e, "call/state", "state", "idle", 0);
-    h_json_str_eq(s, "ended_reason", "hangup");
-    cJSON_Delete(s);
+    expect_hung_up(e);
     H_PASS(e);
 }
 
@@ -163,6 +170,7 @@ static void test_alarm_far_end_hangs_up_mid_play(void **state)
     expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
     expect_audio(e, "playing", "c:/alarm.amr");
+    int resyncs = h_bridge_log_count(&e->bridge, "resynchronising");
     h_sim_cmd_ok(&e->sim, "remote-hangup", NULL, 0);
     cJSON *s = wait_where(e, "call/state", "state", "idle", 0);
     h_json_str_eq(s, "ended_reason", "hangup");
@@ -171,6 +179,61 @@ static void test_alarm_far_end_hangs_up_mid_play(void **state)
     char reply[64];
     h_sim_cmd_ok(&e->sim, "audio", reply, sizeof reply);
     assert_string_equal(reply, "idle -");
+    /* The module ends a playback into a call that ends: no stop command,
+     * which the call's trailing NO CARRIER would have answered. */
+    line_in_step(e);
+    if (h_bridge_log_count(&e->bridge, "resynchronising") != resyncs ||
+        h_bridge_log_count(&e->bridge, "stopping the playback"))
+        h_fail("the line resynchronised after the far end hung up");
+    if (h_sim_saw(&e->sim, "rx AT+CCMXSTOP"))
+        h_fail("a stop went to the modem after the call ended");
+    H_PASS(e);
+}
+
+/* A second dial while the alarm call is being dialled, and a third while
+ * it plays, are refused as busy; the alarm still plays, and ends the
+ * call. */
+static void test_alarm_survives_a_second_dial(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 1000);
+    h_sim_cmd_ok(&e->sim, "hang 0 late", NULL, 0);
+    command(e, "call/dial",
+            "{\"id\":1,\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":2}");
+    command(e, "call/dial", "{\"id\":2,\"to\":\"" TO "\",\"play\":\"c:/other.amr\"}");
+    cJSON *r = result(e, "call/dial");
+    h_json_int_eq(r, "id", 2);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "busy");
+    cJSON_Delete(r);
+    h_sim_cmd_ok(&e->sim, "unhang", NULL, 0);
+    r = result(e, "call/dial");
+    h_json_int_eq(r, "id", 1);
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    command(e, "call/dial", "{\"id\":3,\"to\":\"" TO "\"}");
+    r = result(e, "call/dial");
+    h_json_int_eq(r, "id", 3);
+    h_json_str_eq(h_json_obj(r, "error"), "code", "busy");
+    cJSON_Delete(r);
+    h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
+    expect_hung_up(e);
+    assert_int_equal(h_sim_saw(&e->sim, "rx ATD"), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CCMXPLAY"), 1);
+    H_PASS(e);
+}
+
+/* A file so short that the module reports its end before the OK of
+ * AT+CCMXPLAY: the alarm is over all the same, and the call ends. */
+static void test_alarm_over_before_its_ok(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 0);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
+    h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
+    expect_hung_up(e);
     H_PASS(e);
 }
 
@@ -265,6 +328,27 @@ static void test_play_wav_ends_by_itself(void **state)
     H_PASS(e);
 }
 
+/* A recording the bridge started and then was restarted over (its stop
+ * timer gone): the restarted bridge stops it, and a new one can start. */
+static void test_record_stopped_after_restart(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    command(e, "audio/record", "{\"file\":\"c:/long.wav\",\"seconds\":600}");
+    expect_ok(e, "audio/record");
+    expect_audio(e, "recording", "c:/long.wav");
+    h_bridge_stop(&e->bridge);
+    h_env_start_bridge(e);
+    h_sim_wait_line(&e->sim, "record-stop c:/long.wav", NULL, 0, H_TIMEOUT_MS);
+    char reply[64];
+    h_sim_cmd_ok(&e->sim, "audio", reply, sizeof reply);
+    assert_string_equal(reply, "idle -");
+    command(e, "audio/record", "{\"file\":\"c:/next.wav\",\"seconds\":1}");
+    expect_ok(e, "audio/record");
+    h_sim_wait_line(&e->sim, "record c:/next.wav", NULL, 0, H_TIMEOUT_MS);
+    H_PASS(e);
+}
+
 static void test_record_stops_itself(void **state)
 {
     struct h_env *e = *state;
@@ -340,6 +424,23 @@ static void test_upload_byte_exact_and_list(void **state)
     H_PASS(e);
 }
 
+/* The file that plays cannot be replaced: refused before AT+FSDEL, with
+ * the reason. */
+static void test_upload_of_the_playing_file_refused(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 10000);
+    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
+    expect_ok(e, "audio/play");
+    expect_audio(e, "playing", "c:/alarm.amr");
+    command(e, "audio/upload", "{\"file\":\"C:/ALARM.amr\",\"data\":\"AAEC\"}");
+    expect_error(e, "audio/upload", "busy", "plays");
+    line_in_step(e);
+    if (h_sim_saw(&e->sim, "rx AT+FSDEL"))
+        h_fail("the upload of the playing file reached the modem");
+    H_PASS(e);
+}
+
 static void test_upload_invalid_writes_nothing(void **state)
 {
     struct h_env *e = *state;
@@ -381,12 +482,16 @@ int main(void)
         T(test_alarm_plays_then_hangs_up),
         T(test_alarm_hangup_false_keeps_the_call),
         T(test_alarm_far_end_hangs_up_mid_play),
+        T(test_alarm_survives_a_second_dial),
+        T(test_alarm_over_before_its_ok),
         T(test_alarm_invalid_writes_nothing),
         T(test_play_stop_busy_no_call),
         T(test_play_into_call),
         T(test_play_wav_ends_by_itself),
+        T(test_record_stopped_after_restart),
         T(test_record_stops_itself),
         T(test_upload_byte_exact_and_list),
+        T(test_upload_of_the_playing_file_refused),
         T(test_upload_invalid_writes_nothing),
     };
     return cmocka_run_group_tests_name("integration_audio", tests, NULL, NULL);

@@ -369,6 +369,59 @@ static void test_kill_between_recipients(void **state)
     H_PASS(e);
 }
 
+/* A command queued behind a slow network scan has not reached the modem
+ * when the bridge is killed: after the restart it runs (the scan, which
+ * had, is answered unavailable). An invalid request on the same topic
+ * after it, answered at once, says the bridge has taken (and journaled)
+ * the command. */
+static void kill_with_queued(struct h_env *e, const char *suffix, const char *payload,
+                             const char *invalid)
+{
+    char t[160];
+
+    h_sim_cmd_ok(&e->sim, "scan-ms 3000", NULL, 0);
+    snprintf(t, sizeof t, "%s/network/scan", e->base);
+    h_mqtt_publish(&e->mqtt, t, "{\"id\":\"s\"}", 1, false);
+    h_sim_wait_line(&e->sim, "rx AT+COPS=?", NULL, 0, H_TIMEOUT_MS);
+    snprintf(t, sizeof t, "%s/%s", e->base, suffix);
+    h_mqtt_publish(&e->mqtt, t, payload, 1, false);
+    h_mqtt_publish(&e->mqtt, t, invalid, 1, false);
+    snprintf(t, sizeof t, "%s/%s/result", e->base, suffix);
+    cJSON *r = h_mqtt_wait_json(&e->mqtt, t, H_TIMEOUT_MS);
+    h_json_str_eq(r, "id", "bad");
+    cJSON_Delete(r);
+    h_bridge_kill(&e->bridge);
+
+    h_env_start_bridge(e);
+    r = h_mqtt_wait_json(&e->mqtt, t, H_TIMEOUT_MS * 2);
+    h_json_str_eq(r, "id", "q");
+    h_json_bool_eq(r, "ok", true);
+    cJSON_Delete(r);
+}
+
+static void test_kill_with_a_play_queued(void **state)
+{
+    struct h_env *e = *state;
+
+    h_env_up(e, &(struct h_env_opts){ 0 });
+    h_sim_cmd_ok(&e->sim, "file-put c:/x.amr 2321414D520A", NULL, 0);
+    kill_with_queued(e, "audio/play", "{\"id\":\"q\",\"file\":\"c:/x.amr\"}",
+                     "{\"id\":\"bad\",\"file\":\"x\"}");
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CCMXPLAY=\"c:/x.amr\""), 1);
+    H_PASS(e);
+}
+
+static void test_kill_with_a_dial_queued(void **state)
+{
+    struct h_env *e = *state;
+
+    h_env_up(e, &(struct h_env_opts){ 0 });
+    kill_with_queued(e, "call/dial", "{\"id\":\"q\",\"to\":\"" TO "\"}",
+                     "{\"id\":\"bad\",\"to\":\"x\"}");
+    assert_int_equal(h_sim_saw(&e->sim, "rx ATD"), 1);
+    H_PASS(e);
+}
+
 int main(void)
 {
     h_init_filter();
@@ -376,6 +429,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_kill_at_random_moments),
         T(test_kill_between_recipients),
+        T(test_kill_with_a_play_queued),
+        T(test_kill_with_a_dial_queued),
     };
     return cmocka_run_group_tests_name("integration_crash", tests, NULL, NULL);
 }

@@ -231,6 +231,7 @@ struct sim_audio {
     bool to_call;                /* playing into the call */
     int repeat;                  /* repetitions after the first */
     int play_ms;                 /* one repetition (`play-ms`, default 3000) */
+    bool play_ms_set;            /* by `play-ms` (0 too) */
     int64_t rec_since;
     char rx_name[SIM_FS_NAME_MAX]; /* AT+CFTRANRX waiting for its bytes */
     size_t rx_offset;

@@ -13,6 +13,7 @@
  * play" and, after (repeat+1) x play_ms (`play-ms`), "+AUDIOSTATE: audio
  * play stop". AT+CCMXPLAYWAV/AT+CCMXSTOPWAV do the same for WAV files with
  * "+WAVSTATE: wav play [stop]". A call that ends stops a playback into it.
+ * With play_ms 0 a playback is over before its OK: both URCs come first.
  * An unknown file, or a play while one runs: ERROR.
  *
  * Recording: AT+CREC=<path>,"<file>" ("+CREC: 1", OK; path 2/3 need an
@@ -152,6 +153,11 @@ static struct sim_result play(struct sim *s, const struct sim_at *at, bool wav)
     a->repeat = (int)repeat;
     set_state(s, SIM_AUDIO_PLAYING, find_file(s, p.v[0])->name);
     sim_event(s, "play %s path %ld times %ld", a->file, path, repeat + 1);
+    if (a->play_ms == 0) {
+        sim_urc(s, a->wav ? "+WAVSTATE: wav play" : "+AUDIOSTATE: audio play");
+        play_over(s);
+        return SIM_RES_OK;
+    }
     sim_timer_set(s, SIM_TIMER_AUDIO, 0, play_begin);
     return SIM_RES_OK;
 }
@@ -391,11 +397,12 @@ static void ctl_play_ms(struct sim *s, char *args)
 {
     long v;
 
-    if (!sim_parse_long(args, 1, 3600 * 1000, &v)) {
-        sim_ctl_error(s, "usage: play-ms <ms>");
+    if (!sim_parse_long(args, 0, 3600 * 1000, &v)) {
+        sim_ctl_error(s, "usage: play-ms <ms> (0: over before the OK)");
         return;
     }
     s->audio.play_ms = (int)v;
+    s->audio.play_ms_set = true;
     sim_ctl_done(s);
 }
 
@@ -477,7 +484,7 @@ void sim_audio_reset(struct sim *s)
     /* The flash keeps its files; what played or recorded is over. */
     a->state = SIM_AUDIO_IDLE;
     a->file[0] = '\0';
-    if (a->play_ms <= 0)
+    if (!a->play_ms_set)
         a->play_ms = DEFAULT_PLAY_MS;
 }
 

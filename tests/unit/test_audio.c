@@ -199,6 +199,7 @@ static struct {
     void *timer_ctx;
     char out[MAX_OUT][128];       /* states and results, in order */
     size_t n_out;
+    size_t n_written;             /* play/record written hooks called */
 } F;
 
 struct at_chat *modem_chat(struct modem *m)
@@ -222,6 +223,8 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     c->data_len = opts ? opts->data_len : 0;
     c->cb = cb;
     c->ctx = ctx;
+    if (opts && opts->written)   /* the chat writes it at once */
+        opts->written(ctx);
     return 0;
 }
 
@@ -281,6 +284,12 @@ static void on_state(void *ctx, const struct audio_state *st)
 
     snprintf(s, sizeof(s), "%s %s", audio_st_name(st->state), st->file[0] ? st->file : "-");
     out("state", s, "");
+}
+
+static void on_written(void *ctx)
+{
+    assert_ptr_equal(ctx, &F);
+    F.n_written++;
 }
 
 static void on_done(void *ctx, const struct m2m_error *err)
@@ -350,14 +359,14 @@ static void step(struct audio *a, const char *s)
     switch (s[0]) {
     case 'P':
         assert_int_equal(sscanf(s + 2, "%95s %d %d", file, &x, &y), 3);
-        audio_play(a, file, x, y, on_done, &F);
+        audio_play(a, file, x, y, on_written, on_done, &F);
         break;
     case 'S':
         audio_stop(a, on_done, &F);
         break;
     case 'R':
         assert_int_equal(sscanf(s + 2, "%95s %d %d", file, &x, &y), 3);
-        audio_record(a, file, x, y, on_done, &F);
+        audio_record(a, file, x, y, on_written, on_done, &F);
         break;
     case 'W': {
         assert_int_equal(sscanf(s + 2, "%95s %d", file, &x), 2);
@@ -451,9 +460,17 @@ static const struct script scripts[] = {
       { "result invalid_request", "result invalid_request", "result invalid_request" } },
     { "the modem goes away while playing: idle, and busy no more",
       { "P c:/a.amr 1 0", "C OK", "D", "P c:/a.amr 1 0", "Y", "P c:/a.amr 1 0" },
-      { "AT+CCMXPLAY=\"c:/a.amr\",0,0", "AT+CCMXPLAY=\"c:/a.amr\",0,0" },
+      { "AT+CCMXPLAY=\"c:/a.amr\",0,0", "AT+CREC=0", "AT+CCMXPLAY=\"c:/a.amr\",0,0" },
       { "state playing c:/a.amr", "result ok", "state idle -", "result unavailable",
         "state idle -" } },
+    { "at ready a recording from before is stopped; its stop URC is not the next one's",
+      { "D", "Y", "R c:/r.wav 5 0", "C OK +CREC: 0", "U +RECSTATE: crec stop", "C OK +CREC: 1" },
+      { "AT+CREC=0", "AT+CREC=1,\"c:/r.wav\"" },
+      { "state idle -", "state recording c:/r.wav", "result ok" } },
+    { "someone else's WAV playback stops with the WAV stop",
+      { "U +WAVSTATE: wav play", "S", "C OK", "U +WAVSTATE: wav play stop" },
+      { "AT+CCMXSTOPWAV" },
+      { "state playing -", "state idle -", "result ok" } },
     { "upload: delete, then chunks of at most 10240 bytes at their offsets",
       { "W c:/big.amr 25000", "C ERROR", "C OK", "C OK", "C OK" },
       { "AT+FSDEL=\"c:/big.amr\"", "AT+CFTRANRX=\"c:/big.amr\",10240",
@@ -473,6 +490,20 @@ static const struct script scripts[] = {
         "result invalid_request" } },
 };
 
+/* The modem is ready: idle is announced, and AT+CREC=0 stops a recording
+ * from before; there was none (ERROR). Then a clean record. */
+static void ready(struct audio *a)
+{
+    audio_modem_ready(a, true);
+    assert_int_equal(F.n_out, 1);
+    assert_string_equal(F.out[0], "state idle -");
+    assert_int_equal(F.n_cmds, 1);
+    assert_string_equal(F.cmds[0].cmd, "AT+CREC=0");
+    complete(AT_FINAL_ERROR, NULL, 0);
+    assert_int_equal(F.n_out, 1);
+    F.n_out = F.n_cmds = F.n_completed = 0;
+}
+
 static void run_list_script(void)
 {
     /* The listing needs more than one info line per answer: by hand. */
@@ -485,8 +516,7 @@ static void run_list_script(void)
     memset(&F, 0, sizeof(F));
     F.ready = true;
     a = audio_new(FAKE_LOOP, FAKE_MODEM, &cbs, &F);
-    audio_modem_ready(a, true);
-    F.n_out = 0;
+    ready(a);
     audio_list(a, on_list, &F);
     audio_list(a, on_list, &F);
     complete(AT_FINAL_OK, NULL, 0);
@@ -517,9 +547,7 @@ static void test_scripts(void **state)
         F.ready = true;
         a = audio_new(FAKE_LOOP, FAKE_MODEM, &cbs, &F);
         assert_non_null(a);
-        audio_modem_ready(a, true);
-        assert_int_equal(F.n_out, 1);   /* idle, announced at ready */
-        F.n_out = 0;
+        ready(a);
         for (size_t k = 0; sc->steps[k]; k++)
             step(a, sc->steps[k]);
         for (n = 0; sc->cmds[n]; n++)
@@ -535,6 +563,14 @@ static void test_scripts(void **state)
                          n < F.n_out ? F.out[n] : "(none)", sc->outs[n]);
         if (n != F.n_out)
             fail_msg("%s: %zu outputs, want %zu (extra: '%s')", sc->name, F.n_out, n, F.out[n]);
+        /* Every play or record written said so, nothing else did. */
+        size_t starts = 0;
+        for (size_t k = 0; k < F.n_cmds; k++)
+            starts += strncmp(F.cmds[k].cmd, "AT+CCMXPLAY", 11) == 0 ||
+                      (strncmp(F.cmds[k].cmd, "AT+CREC=", 8) == 0 && F.cmds[k].cmd[8] != '0');
+        if (F.n_written != starts)
+            fail_msg("%s: %zu written hooks for %zu plays and records", sc->name, F.n_written,
+                     starts);
         /* Each chunk carries exactly its announced count. */
         for (size_t k = 0; k < F.n_cmds; k++) {
             const char *c = strstr(F.cmds[k].cmd, "AT+CFTRANRX=");

@@ -79,6 +79,7 @@ static struct {
     size_t n_keys;
     char message[200];            /* the last error's message */
     struct call *call;
+    size_t n_written;          /* dials handed to the chat (call_dial's hook) */
 } F;
 
 /* --- link seams ---------------------------------------------------------------- */
@@ -94,7 +95,6 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
 {
     struct cmd_rec *c;
 
-    (void)opts;
     assert_ptr_equal(m, FAKE_MODEM);
     if (!F.ready)
         return -EAGAIN;
@@ -105,6 +105,8 @@ int modem_send(struct modem *m, const char *cmd, const struct at_cmd_opts *opts,
     snprintf(c->cmd, sizeof(c->cmd), "%s", cmd);
     c->cb = cb;
     c->ctx = ctx;
+    if (opts && opts->written)   /* the chat writes it at once */
+        opts->written(ctx);
     return 0;
 }
 
@@ -226,6 +228,12 @@ static void on_dtmf(void *ctx, char key)
     F.keys[F.n_keys++][1] = '\0';
 }
 
+static void on_written(void *ctx)
+{
+    assert_ptr_equal(ctx, &F);
+    F.n_written++;
+}
+
 static void on_done(void *ctx, const struct m2m_error *err)
 {
     assert_ptr_equal(ctx, &F);
@@ -344,7 +352,7 @@ static void run(const struct script *s)
         case 'R': F.ready = true; call_modem_ready(F.call, true); break;
         case 'N': F.ready = false; call_modem_ready(F.call, false); break;
         case '8': F.ucs2 = true; break;
-        case 'D': call_dial(F.call, arg, on_done, &F); break;
+        case 'D': call_dial(F.call, arg, NULL, on_done, &F); break;
         case 'A': call_answer(F.call, on_done, &F); break;
         case 'H': call_hangup(F.call, on_done, &F); break;
         case 'M': call_dtmf(F.call, arg, on_done, &F); break;
@@ -556,15 +564,16 @@ static void test_allow_to(void **state)
     F.call = call_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, &F);
     F.ready = true;
     call_modem_ready(F.call, true);
-    call_dial(F.call, "+331234567", on_done, &F);
-    call_dial(F.call, "110", on_done, &F);
-    call_dial(F.call, "112", on_done, &F);
+    call_dial(F.call, "+331234567", on_written, on_done, &F);
+    call_dial(F.call, "110", on_written, on_done, &F);
+    call_dial(F.call, "112", on_written, on_done, &F);
     assert_string_equal(F.results[0], "not_allowed");
     assert_string_equal(F.results[1], "not_allowed");
     if (F.n_results != 2)
         fail_msg("third result: %s", F.results[2]);
     assert_int_equal(F.n_cmds, 3);   /* AT+CLCC=1, AT+CLCC, and the dial */
     assert_string_equal(F.cmds[2].cmd, "ATD112;");
+    assert_int_equal(F.n_written, 1);   /* the refused ones never were */
     /* The next test's setup forgets F: end what is in flight, or the call
      * (kept alive by it) leaks. */
     while (F.n_completed < F.n_cmds)
@@ -604,7 +613,7 @@ static void test_service_codes(void **state)
         F.call = call_new(FAKE_LOOP, FAKE_MODEM, &o, &cb, &F);
         F.ready = true;
         call_modem_ready(F.call, true);
-        call_dial(F.call, cases[i].to, on_done, &F);
+        call_dial(F.call, cases[i].to, NULL, on_done, &F);
         if (cases[i].result) {
             if (F.n_results != 1 || strcmp(F.results[0], cases[i].result) != 0)
                 fail_msg("case %zu (%s): %s", i, cases[i].to, F.n_results ? F.results[0] : "-");

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -155,6 +156,30 @@ static void test_append(void **state)
     assert_int_equal(err.message[198], '?');
 }
 
+/* modem_send's refusals: nothing was written, and the code says why. */
+static void test_from_send(void **state)
+{
+    static const struct {
+        int rc;
+        const char *code, *message;
+    } cases[] = {
+        { -EAGAIN, "unavailable", "the modem is not ready" },
+        { -EINVAL, "invalid_request", "not a valid command" },
+        { -ENOBUFS, "busy", "the modem's command queue is full" },
+        { -EMSGSIZE, "busy", "the modem's command queue is full" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct m2m_error err = { .cme = 5, .cms = 5 };
+        m2m_error_from_send(&err, cases[i].rc);
+        assert_string_equal(err.code, cases[i].code);
+        assert_string_equal(err.message, cases[i].message);
+        assert_int_equal(err.cme, -1);
+        assert_int_equal(err.cms, -1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_from_at_ok),
         cmocka_unit_test(test_set_repairs),
         cmocka_unit_test(test_append),
+        cmocka_unit_test(test_from_send),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
