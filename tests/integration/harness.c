@@ -976,6 +976,21 @@ int h_bridge_log_count(const struct h_bridge *br, const char *text)
     return n;
 }
 
+int h_bridge_log_line(const struct h_bridge *br, const char *text)
+{
+    FILE *f = fopen(br->log_path, "r");
+    char line[1024];
+    int n = 0, found = 0;
+    while (!found && f && fgets(line, sizeof line, f)) {
+        n++;
+        if (strstr(line, text))
+            found = n;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
 void h_bridge_wait_log_at(const char *file, int line, const struct h_bridge *br,
                           const char *text, int count, int timeout_ms)
 {

@@ -175,6 +175,9 @@ bool h_bridge_running(struct h_bridge *br);
 void h_bridge_dump_log(const struct h_bridge *br, size_t n);
 /* Lines of the bridge log (so far) that contain text. */
 int h_bridge_log_count(const struct h_bridge *br, const char *text);
+/* The number (from 1) of the first line of the bridge log that contains
+ * text; 0 when none does (yet): for what the bridge did in which order. */
+int h_bridge_log_line(const struct h_bridge *br, const char *text);
 /* Waits until at least count lines of the bridge log contain text; fails
  * the test after timeout_ms. */
 #define h_bridge_wait_log(br, text, count, timeout_ms) \
