@@ -259,7 +259,13 @@ static int command(struct console *c, const char *cmd, char *value, size_t size)
             return code > 0 && code < ERR_UNREADABLE ? code : ERR_UNREADABLE;
         }
         if (strncasecmp(line, "+OK", 3) == 0 && (line[3] == '\0' || line[3] == '=')) {
-            snprintf(value, size, "%s", line[3] ? line + 4 : "");
+            const char *v = line[3] ? line + 4 : "";
+            size_t n = strlen(v);
+
+            /* No setting of the dialect is this long: not its answer. */
+            if (n >= size)
+                return -EMSGSIZE;
+            memcpy(value, v, n + 1);
             return 0;
         }
         /* an echo of the command, or noise */

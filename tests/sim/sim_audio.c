@@ -60,8 +60,10 @@ static struct sim_file *new_file(struct sim *s, const char *name)
         struct sim_file *f = &s->audio.files[i];
         if (!f->used) {
             *f = (struct sim_file){ .used = true };
-            snprintf(f->name, sizeof(f->name), "%s", name);
-            return f;
+            /* on_c() kept the name short enough */
+            if (snprintf(f->name, sizeof(f->name), "%s", name) >= (int)sizeof(f->name))
+                *f = (struct sim_file){ 0 };
+            return f->used ? f : NULL;
         }
     }
     return NULL;

@@ -57,7 +57,7 @@ static void setup_strip(struct at_strip *s, const struct strip_case *c)
     at_strip_init(s);
     for (size_t k = 0; k < AT_STRIP_PACKETS && c->pkt[k]; k++) {
         uint8_t p[AT_STRIP_MAX];
-        size_t n;
+        size_t n = 0;
 
         assert_int_equal(hex_or_text(c->pkt[k], p, AT_STRIP_MAX, &n), 0);
         assert_int_equal(at_strip_add(s, p, n), 0);
