@@ -255,12 +255,13 @@ static int get_int(const cJSON *root, const char *name, int min, int max, int *o
     const cJSON *it = field(root, name);
     if (!it)
         return 0;
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble ||
-        it->valueint < min || it->valueint > max) {
+    /* The range first: a double beyond int's is no int to cast to. */
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= min && it->valuedouble <= max) ||
+        it->valuedouble != (double)(int)it->valuedouble) {
         m2m_error_set(err, "invalid_request", "'%s' must be an integer %d-%d", name, min, max);
         return -EINVAL;
     }
-    *out = it->valueint;
+    *out = (int)it->valuedouble;
     return 0;
 }
 

@@ -393,6 +393,9 @@ static const struct cmd_case cmd_cases[] = {
     {P_ALARM, "{\"play\":\"c:/RING\"}", BIN, FILE_MSG("play")},
     {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":0}", BIN, "'repeat' must be an integer 1-10"},
     {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":11}", BIN, "'repeat' must be an integer 1-10"},
+    /* Beyond int: refused before any cast (a cast would be undefined). */
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":3e91}", BIN, "'repeat' must be an integer 1-10"},
+    {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":-3e91}", BIN, "'repeat' must be an integer 1-10"},
     {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":1.5}", BIN, "'repeat' must be an integer 1-10"},
     {P_ALARM, "{\"play\":\"c:/a.amr\",\"repeat\":\"2\"}", BIN, "'repeat' must be an integer 1-10"},
     {P_ALARM, "{\"play\":\"c:/a.amr\",\"hangup\":1}", BIN, "'hangup' must be true or false"},
