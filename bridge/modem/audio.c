@@ -233,6 +233,10 @@ static void req_effect(struct req *r, bool ok)
         a->starting = AUDIO_IDLE;
         a->stopped_early = false;
     }
+    /* The stop URC of the recording before ours came ahead of the
+     * clearing OK, or not at all: the next stop is this one's. */
+    if (r->kind == REQ_RECORD)
+        a->cleared = false;
     if (!ok || a->freed)
         return;
     switch (r->kind) {
@@ -261,12 +265,25 @@ static void req_effect(struct req *r, bool ok)
     }
 }
 
+/* AT+CREC=0 answers ERROR when nothing records: the recording it was to
+ * end is over already (the flash ran full, the module restarted). */
+static bool rec_was_over(const struct req *r, const struct at_response *rsp)
+{
+    bool rec_stop = r->kind == REQ_REC_END ||
+                    (r->kind == REQ_STOP && r->a->st.state == AUDIO_RECORDING);
+
+    if (!rec_stop || rsp->final != AT_FINAL_ERROR)
+        return false;
+    log_info("audio: nothing was recording any more (AT+CREC=0 answered ERROR)");
+    return true;
+}
+
 static void req_done(void *ctx, const struct at_response *rsp)
 {
     struct req *r = ctx;
     struct audio *a = r->a;
     struct m2m_error err;
-    bool ok = rsp->final == AT_FINAL_OK;
+    bool ok = rsp->final == AT_FINAL_OK || rec_was_over(r, rsp);
 
     req_effect(r, ok);
     if (!ok) {
