@@ -1,6 +1,4 @@
 /* The modem itself: B/ussd/send, B/modem/power and raw AT (B/at/send). */
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "at/chat.h"
@@ -79,14 +77,11 @@ void cmd_modem_power(struct instance *inst, struct command *cmd, struct route_re
         journal_started(inst->journal, cmd->seq, 1);
     r = modem_power(inst->modem, pc->mode, power_done, pc);
     if (r < 0) {
+        struct m2m_error err;
+
         free(pc);
-        if (r == -EAGAIN) {
-            char msg[96];
-            snprintf(msg, sizeof(msg), "the modem is not ready (%s)", instance_state(inst));
-            command_fail(cmd, "unavailable", msg);
-        } else {
-            command_fail(cmd, "busy", "the modem's command queue is full");
-        }
+        m2m_error_from_send_state(&err, r, instance_state(inst));
+        command_finish(cmd, NULL, &err);
     }
 }
 
@@ -125,11 +120,10 @@ static void at_sent(void *ctx, const struct at_response *rsp)
 void cmd_at_send(struct instance *inst, struct command *cmd, struct route_req *req)
 {
     int r = modem_send(inst->modem, req->text, NULL, at_sent, cmd);
+    struct m2m_error err;
 
-    if (r == -EAGAIN)
-        command_fail(cmd, "unavailable", "the modem is not ready");
-    else if (r == -EINVAL)
-        command_fail(cmd, "invalid_request", "the modem refused the command line");
-    else if (r < 0)
-        command_fail(cmd, "busy", "the modem's command queue is full");
+    if (r < 0) {
+        m2m_error_from_send_state(&err, r, instance_state(inst));
+        command_finish(cmd, NULL, &err);
+    }
 }

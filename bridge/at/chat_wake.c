@@ -121,7 +121,9 @@ static bool late_window_line(struct at_chat *chat, const char *s, size_t len)
     chat->wake_owed_until = 0;
     if (!chat->cur || !(len == 2 && memcmp(s, "OK", 2) == 0))
         return false;
-    if (too_early_for_ok(chat)) {
+    /* A command whose write failed never reached the module: the OK
+     * cannot be its own (the tick completes it CANCELLED). */
+    if (chat->failed || too_early_for_ok(chat)) {
         log_debug("AT wake: its answer came late");
         return true;
     }

@@ -72,7 +72,8 @@ ssize_t at_port_read(struct at_port *port, uint8_t *buf, size_t len);
  * its heartbeat; at most AT_STRIP_MAX bytes, two of them): every exact
  * occurrence is taken out of what at_port_read returns, also one split
  * across reads (at/strip.h; bytes that might start a packet are held back
- * for at most AT_STRIP_HOLD_MS). 0, -EINVAL (empty, too long), -ENOSPC. */
+ * for at most AT_STRIP_HOLD_MS after the last of them). 0, -EINVAL
+ * (empty, too long), -ENOSPC. */
 int at_port_strip_packet(struct at_port *port, const uint8_t *pkt, size_t len);
 /* Milliseconds until held-back bytes are due, or -1 when none are held:
  * the owner reads again then (at_port_read returns them). */

@@ -78,7 +78,7 @@ size_t at_strip_release(struct at_strip *s, uint8_t *out, int64_t now_ms)
 /* Held bytes are matched with the new ones even when they are already
  * due: the read that brings the rest of a packet may come after the hold
  * ran out (a busy loop), and it decides them as well as a timely one. Only
- * the timer (at_strip_release) lets them out undecided. */
+ * at_strip_release lets them out undecided. */
 size_t at_strip_feed(struct at_strip *s, const uint8_t *in, size_t len, uint8_t *out,
                      int64_t now_ms)
 {
@@ -99,11 +99,14 @@ size_t at_strip_feed(struct at_strip *s, const uint8_t *in, size_t len, uint8_t 
         }
         out[o++] = byte_at(&v, i++);
     }
-    /* The undecided tail: shorter than the longest packet. */
+    /* The undecided tail: shorter than the longest packet. It ends with
+     * the bytes just read, so it is due a hold after them: a packet's rest
+     * that came late in pieces still has its time to complete (and a
+     * tail cannot grow past AT_STRIP_MAX, so neither can the delay). */
     s->n_held = v.n - i;
     for (size_t k = 0; k < s->n_held; k++)
         s->held[k] = byte_at(&v, i + k);
-    if (s->n_held && i >= old)
+    if (s->n_held && len > 0)
         s->held_since = now_ms;
     return o;
 }

@@ -14,10 +14,11 @@
  * the bytes at the end of a read that could be the start of a packet are
  * held back until the next bytes decide. So that a modem line that merely
  * ends like the start of a packet is never delayed for long, held bytes
- * are due AT_STRIP_HOLD_MS after they arrived (at_strip_due) and are then
- * released as they are (at_strip_release, the caller's timer). Until that
- * runs, bytes that come late still decide them: the output does not depend
- * on how late a read came, only on whether the timer ran before it.
+ * are due AT_STRIP_HOLD_MS after the last of them arrived (at_strip_due)
+ * and are then released as they are (at_strip_release: the caller's timer,
+ * and every read that finds nothing more to read). Until then, bytes that
+ * come late still decide them: the output does not depend on how late a
+ * read came, only on whether a release ran before it.
  *
  * The limit: a packet's bytes that the modem itself sends are removed too
  * (the stream has no way of telling them apart). Raw data inside the
@@ -55,7 +56,7 @@ struct at_strip {
     /* The stream's last bytes, a proper prefix of a packet: undecided. */
     uint8_t held[AT_STRIP_MAX];
     size_t n_held;
-    int64_t held_since;     /* when the oldest held byte arrived */
+    int64_t held_since;     /* when the newest held byte arrived */
     uint64_t removed;       /* packets taken out so far */
 };
 

@@ -129,11 +129,18 @@ static void set_state(struct audio *a, enum audio_st st, const char *file, bool 
     a->st.state = st;
     snprintf(a->st.file, sizeof(a->st.file), "%s", file ? file : "");
     a->st.to_call = st == AUDIO_PLAYING && to_call;
-    if (st != AUDIO_RECORDING && a->rec_timer) {
-        loop_cancel_timer(a->loop, a->rec_timer);
-        a->rec_timer = 0;
-    }
     announce(a);
+}
+
+/* Our recording is over: its end is due no more. (Not at not-ready: the
+ * module may record on, audio_modem_ready.) */
+static void rec_over(struct audio *a)
+{
+    if (a->rec_timer)
+        loop_cancel_timer(a->loop, a->rec_timer);
+    a->rec_timer = 0;
+    if (a->st.state == AUDIO_RECORDING)
+        set_state(a, AUDIO_IDLE, NULL, false);
 }
 
 static void urc_state(void *ctx, const char *const *lines, size_t n)
@@ -168,7 +175,7 @@ static void urc_state(void *ctx, const char *const *lines, size_t n)
         else if (a->starting == AUDIO_RECORDING)
             a->stopped_early = true;
         else if (a->st.state == AUDIO_RECORDING)
-            set_state(a, AUDIO_IDLE, NULL, false);
+            rec_over(a);
         break;
     default:
         break;
@@ -218,7 +225,7 @@ static int64_t rec_timer_fired(void *ctx)
     struct audio *a = ctx;
 
     a->rec_timer = 0;
-    log_info("audio: recording of %s is over", a->st.file);
+    log_info("audio: the recording's seconds are over");
     stop_recording(a);
     return 0;
 }
@@ -233,6 +240,10 @@ static void req_effect(struct req *r, bool ok)
         a->starting = AUDIO_IDLE;
         a->stopped_early = false;
     }
+    /* The stop URC of the recording before ours came ahead of the
+     * clearing OK, or not at all: the next stop is this one's. */
+    if (r->kind == REQ_RECORD)
+        a->cleared = false;
     if (!ok || a->freed)
         return;
     switch (r->kind) {
@@ -245,12 +256,21 @@ static void req_effect(struct req *r, bool ok)
         if (early)
             break;
         set_state(a, AUDIO_RECORDING, r->file, false);
+        /* One from before a reconnect: the module took a new one, so
+         * that one is over. */
+        if (a->rec_timer)
+            loop_cancel_timer(a->loop, a->rec_timer);
         loop_add_timer(a->loop, (int64_t)r->seconds * 1000, rec_timer_fired, a, &a->rec_timer);
         break;
     case REQ_STOP:
-    case REQ_REC_END:
         /* The stop URC may not come (nothing was playing any more). */
+        if (a->st.state == AUDIO_RECORDING)
+            rec_over(a);
         set_state(a, AUDIO_IDLE, NULL, false);
+        break;
+    case REQ_REC_END:
+        /* After a reconnect a playback may run meanwhile. */
+        rec_over(a);
         break;
     case REQ_REC_CLEAR:
         log_info("audio: stopped a recording that ran before the modem was ready");
@@ -261,12 +281,25 @@ static void req_effect(struct req *r, bool ok)
     }
 }
 
+/* AT+CREC=0 answers ERROR when nothing records: the recording it was to
+ * end is over already (the flash ran full, the module restarted). */
+static bool rec_was_over(const struct req *r, const struct at_response *rsp)
+{
+    bool rec_stop = r->kind == REQ_REC_END ||
+                    (r->kind == REQ_STOP && r->a->st.state == AUDIO_RECORDING);
+
+    if (!rec_stop || rsp->final != AT_FINAL_ERROR)
+        return false;
+    log_info("audio: nothing was recording any more (AT+CREC=0 answered ERROR)");
+    return true;
+}
+
 static void req_done(void *ctx, const struct at_response *rsp)
 {
     struct req *r = ctx;
     struct audio *a = r->a;
     struct m2m_error err;
-    bool ok = rsp->final == AT_FINAL_OK;
+    bool ok = rsp->final == AT_FINAL_OK || rec_was_over(r, rsp);
 
     req_effect(r, ok);
     if (!ok) {
@@ -430,9 +463,13 @@ void audio_modem_ready(struct audio *a, bool ready)
         set_state(a, AUDIO_IDLE, NULL, false);
     else if (ready)
         announce(a);
-    /* But a module the bridge was not restarted with records on, with no
-     * end (its timer was the bridge before this one's). */
-    if (ready)
+    /* But a recording of ours keeps its end (rec_timer): the module may
+     * record on (the port only reopened), and AT+CREC=0 ends it when its
+     * seconds are over (ERROR if the module restarted meanwhile). Without
+     * one, the module may record with no end: a recording the bridge
+     * before this process started, or one whose end came while the modem
+     * was away. */
+    if (ready && !a->rec_timer)
         submit(a, &clear, "AT+CREC=0", NULL, NULL);
 }
 

@@ -159,10 +159,21 @@ bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, con
 
 void m2m_error_from_send(struct m2m_error *err, int rc)
 {
-    if (rc == -EAGAIN)
+    m2m_error_from_send_state(err, rc, NULL);
+}
+
+void m2m_error_from_send_state(struct m2m_error *err, int rc, const char *state)
+{
+    if (rc == -EAGAIN && state)
+        m2m_error_set(err, "unavailable", "the modem is not ready (%s)", state);
+    else if (rc == -EAGAIN)
         m2m_error_set(err, "unavailable", "the modem is not ready");
     else if (rc == -EINVAL)
         m2m_error_set(err, "invalid_request", "not a valid command");
+    else if (rc == -EMSGSIZE)
+        m2m_error_set(err, "invalid_request", "the command is too long for the modem");
+    else if (rc == -ENOMEM)
+        m2m_error_set(err, "unavailable", "out of memory");
     else
         m2m_error_set(err, "busy", "the modem's command queue is full");
 }

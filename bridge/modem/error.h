@@ -54,9 +54,13 @@ const char *m2m_error_code_from_at(const struct at_response *rsp);
 bool m2m_error_from_at(struct m2m_error *err, const struct at_response *rsp, const char *what);
 
 /* The error of a command modem_send refused with rc < 0 (nothing was
- * written): -EAGAIN "unavailable" (the modem is not ready), -EINVAL
- * "invalid_request" (not a command the chat can send), else "busy" (its
- * queue is full). */
+ * written): -EAGAIN "unavailable" (the modem is not ready), -EINVAL and
+ * -EMSGSIZE "invalid_request" (not a command the chat can send, or too
+ * long), -ENOMEM "unavailable" (out of memory), else "busy" (its queue is
+ * full). */
 void m2m_error_from_send(struct m2m_error *err, int rc);
+/* The same, with the modem's state named in a "not ready" ("the modem is
+ * not ready (low_power)"); state NULL: as m2m_error_from_send. */
+void m2m_error_from_send_state(struct m2m_error *err, int rc, const char *state);
 
 #endif

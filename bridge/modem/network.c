@@ -160,7 +160,7 @@ void network_scan(struct modem *m, network_scan_cb cb, void *ctx)
     r = modem_send(m, "AT+COPS=?", &o, scan_done, req);
     if (r < 0) {
         free(req);
-        m2m_error_from_send(&err, r);
+        m2m_error_from_send_state(&err, r, modem_state_name(modem_state(m)));
         cb(ctx, NULL, &err);
     }
 }
@@ -211,7 +211,7 @@ void network_select(struct modem *m, const char *mccmnc, network_select_cb cb, v
     r = modem_send(m, cmd, &o, select_done, req);
     if (r < 0) {
         free(req);
-        m2m_error_from_send(&err, r);
+        m2m_error_from_send_state(&err, r, modem_state_name(modem_state(m)));
         cb(ctx, &err);
     }
 }

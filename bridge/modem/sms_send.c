@@ -4,7 +4,6 @@
  * failed part stopping the rest. Receiving is sms.c's and sms_read.c's. */
 #include "modem/sms_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +81,7 @@ static void fail_send(struct send_job *job, int r)
 {
     struct m2m_error err = { .cme = -1, .cms = -1 };
 
-    m2m_error_set(&err, r == -EAGAIN ? "unavailable" : "busy",
-                  r == -EAGAIN ? "the modem is not ready" : "the modem's queue is full");
+    m2m_error_from_send(&err, r);
     job_finish(job, &err);
 }
 

@@ -267,7 +267,7 @@ static void send_cusd(struct ussd *u, struct ussd_tag *tag)
         struct m2m_error err;
 
         free(tag);
-        m2m_error_from_send(&err, r);
+        m2m_error_from_send_state(&err, r, modem_state_name(modem_state(u->modem)));
         finish_error(u, err.code, err.message);
     }
 }
@@ -375,7 +375,7 @@ void ussd_send(struct ussd *u, const char *code, ussd_cb cb, void *ctx)
     r = modem_send(u->modem, "AT+CSCS=\"UCS2\"", NULL, ucs2_done, tag);
     if (r < 0) {
         free(tag);
-        m2m_error_from_send(&err, r);
+        m2m_error_from_send_state(&err, r, modem_state_name(modem_state(u->modem)));
         cb(ctx, NULL, &err);
         return;
     }

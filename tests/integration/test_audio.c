@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "mqtt/json.h"
 
@@ -349,6 +350,36 @@ static void test_record_stopped_after_restart(void **state)
     H_PASS(e);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The modem away and back (modem/power min, then full) in the middle of
+ * a recording: the bridge ends it after its seconds, not at the ready. */
+static void test_record_outlives_power_min(void **state)
+{
+    struct h_env *e = *state;
+    h_env_up(e, &default_opts);
+    command(e, "audio/record", "{\"file\":\"c:/keep.wav\",\"seconds\":5}");
+    expect_ok(e, "audio/record");
+    int64_t started = mono_ms();
+    expect_audio(e, "recording", "c:/keep.wav");
+    command(e, "modem/power", "{\"mode\":\"min\"}");
+    expect_ok(e, "modem/power");
+    command(e, "modem/power", "{\"mode\":\"full\"}");
+    expect_ok(e, "modem/power");
+    h_sim_wait_line(&e->sim, "record-stop c:/keep.wav", NULL, 0, H_TIMEOUT_MS);
+    int64_t after = mono_ms() - started;
+    if (after < 4500)
+        fail_msg("the recording stopped %lld ms after it started, not after its 5 s",
+                 (long long)after);
+    H_PASS(e);
+}
+
 static void test_record_stops_itself(void **state)
 {
     struct h_env *e = *state;
@@ -489,6 +520,7 @@ int main(void)
         T(test_play_into_call),
         T(test_play_wav_ends_by_itself),
         T(test_record_stopped_after_restart),
+        T(test_record_outlives_power_min),
         T(test_record_stops_itself),
         T(test_upload_byte_exact_and_list),
         T(test_upload_of_the_playing_file_refused),

@@ -1269,6 +1269,19 @@ static const struct chat_case cases[] = {
                 "idle=1\n",
     },
     {
+        /* The command never reached the module: no OK can be its own. */
+        .name = "sleep rx: the command's write fails; the wake's late OK does not complete it",
+        .sleep = AT_SLEEP_RX,
+        .cmds = {{"ATD+4917012345678;"}},
+        .steps = {SEND(0), WFAIL, TICK(100), MARK, FEED("\r\nOK\r\n"), MARK, TICK(0), IDLE},
+        .want = "W:AT\\x0d\n"
+                "Wfail:ATD+4917012345678;\\x0d\n"
+                "--\n"
+                "--\n"
+                "done#0 CANCELLED -1 err=-5\n"
+                "idle=1\n",
+    },
+    {
         .name = "sleep rx: a late wake OK, then a plain command's info and OK",
         .sleep = AT_SLEEP_RX,
         .cmds = {{"AT+CGMI"}},

@@ -166,7 +166,8 @@ static void test_from_send(void **state)
         { -EAGAIN, "unavailable", "the modem is not ready" },
         { -EINVAL, "invalid_request", "not a valid command" },
         { -ENOBUFS, "busy", "the modem's command queue is full" },
-        { -EMSGSIZE, "busy", "the modem's command queue is full" },
+        { -EMSGSIZE, "invalid_request", "the command is too long for the modem" },
+        { -ENOMEM, "unavailable", "out of memory" },
     };
 
     (void)state;
@@ -180,6 +181,23 @@ static void test_from_send(void **state)
     }
 }
 
+/* With the modem's state: a "not ready" says which state it is in; the
+ * other refusals do not depend on it. */
+static void test_from_send_state(void **state)
+{
+    struct m2m_error err;
+
+    (void)state;
+    m2m_error_from_send_state(&err, -EAGAIN, "low_power");
+    assert_string_equal(err.code, "unavailable");
+    assert_string_equal(err.message, "the modem is not ready (low_power)");
+    m2m_error_from_send_state(&err, -ENOBUFS, "ready");
+    assert_string_equal(err.code, "busy");
+    assert_string_equal(err.message, "the modem's command queue is full");
+    m2m_error_from_send_state(&err, -EAGAIN, NULL);
+    assert_string_equal(err.message, "the modem is not ready");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_set_repairs),
         cmocka_unit_test(test_append),
         cmocka_unit_test(test_from_send),
+        cmocka_unit_test(test_from_send_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

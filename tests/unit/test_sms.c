@@ -1752,7 +1752,9 @@ static void test_send_rejected(void **state)
         { "modem refuses", FROM, "hi", allow_49, 1, 5, MODEM_READY, false, -EAGAIN,
           "unavailable", "the modem is not ready" },
         { "queue full", FROM, "hi", allow_49, 1, 5, MODEM_READY, false, -ENOBUFS, "busy",
-          "the modem's queue is full" },
+          "the modem's command queue is full" },
+        { "out of memory", FROM, "hi", allow_49, 1, 5, MODEM_READY, false, -ENOMEM,
+          "unavailable", "out of memory" },
         { "national number, \"*\" only", "01701234567", "hi", allow_all, 1, 5, MODEM_READY,
           false, 0, "not_allowed",
           "to \"01701234567\": national numbers and short codes must be listed in "

@@ -128,7 +128,7 @@ static void test_splits(void **state)
 }
 
 /* Bytes that might start a heartbeat wait AT_STRIP_HOLD_MS at most,
- * counted from the first of them, and go out as they are. */
+ * counted from the last of them, and go out as they are. */
 static void test_hold_is_bounded(void **state)
 {
     struct at_strip s;
@@ -141,11 +141,11 @@ static void test_hold_is_bounded(void **state)
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"OK\r\nww", 6, out, 1000), 4);
     assert_memory_equal(out, "OK\r\n", 4);
     assert_int_equal(at_strip_due(&s), 1000 + AT_STRIP_HOLD_MS);
-    /* More of the same start: still held, still due from the first byte. */
+    /* More of the same start: still held, now due from the last byte. */
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"w.", 2, out, 1150), 0);
-    assert_int_equal(at_strip_due(&s), 1000 + AT_STRIP_HOLD_MS);
-    assert_int_equal(at_strip_release(&s, out, 1000 + AT_STRIP_HOLD_MS - 1), 0);
-    assert_int_equal(at_strip_release(&s, out, 1000 + AT_STRIP_HOLD_MS), 4);
+    assert_int_equal(at_strip_due(&s), 1150 + AT_STRIP_HOLD_MS);
+    assert_int_equal(at_strip_release(&s, out, 1150 + AT_STRIP_HOLD_MS - 1), 0);
+    assert_int_equal(at_strip_release(&s, out, 1150 + AT_STRIP_HOLD_MS), 4);
     assert_memory_equal(out, "www.", 4);
     assert_int_equal(at_strip_due(&s), -1);
     /* The rest of a packet after the hold ran out is no packet any more. */
@@ -178,13 +178,35 @@ static void test_late_rest_completes_packet(void **state)
     assert_memory_equal(out, "\r\nOK\r\n", 6);
     assert_int_equal(s.removed, 1);
     assert_int_equal(at_strip_due(&s), -1);
-    /* Late and still undecided: held, due from the first byte, so the
+    /* Late and still undecided: held, due from the last byte, then the
      * timer lets everything out at once. */
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)"www", 3, out, 2000), 0);
     assert_int_equal(at_strip_feed(&s, (const uint8_t *)".us", 3, out, 2300), 0);
-    assert_int_equal(at_strip_due(&s), 2000 + AT_STRIP_HOLD_MS);
-    assert_int_equal(at_strip_release(&s, out, 2300), 6);
+    assert_int_equal(at_strip_due(&s), 2300 + AT_STRIP_HOLD_MS);
+    assert_int_equal(at_strip_release(&s, out, 2300 + AT_STRIP_HOLD_MS - 1), 0);
+    assert_int_equal(at_strip_release(&s, out, 2300 + AT_STRIP_HOLD_MS), 6);
     assert_memory_equal(out, "www.us", 6);
+}
+
+/* The rest of a packet in two late pieces: the port reads the first
+ * (still undecided), finds the fd empty and lets out what is due; that
+ * must not be the packet's start, since the last bytes just came. */
+static void test_late_rest_in_two_pieces(void **state)
+{
+    struct at_strip s;
+    uint8_t out[128];
+
+    (void)state;
+    at_strip_init(&s);
+    assert_int_equal(at_strip_add(&s, (const uint8_t *)HB, strlen(HB)), 0);
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)"\r\nOK\r\nwww.u", 11, out, 1000), 6);
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)"sr.", 3, out, 1250), 0);
+    assert_int_equal(at_strip_due(&s), 1250 + AT_STRIP_HOLD_MS);
+    assert_int_equal(at_strip_release(&s, out, 1250), 0);
+    assert_int_equal(at_strip_feed(&s, (const uint8_t *)"cn\r\nOK\r\n", 8, out, 1260), 6);
+    assert_memory_equal(out, "\r\nOK\r\n", 6);
+    assert_int_equal(s.removed, 1);
+    assert_int_equal(at_strip_due(&s), -1);
 }
 
 static void test_parse(void **state)
@@ -244,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_splits),
         cmocka_unit_test(test_hold_is_bounded),
         cmocka_unit_test(test_late_rest_completes_packet),
+        cmocka_unit_test(test_late_rest_in_two_pieces),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_add_limits),
     };
