@@ -40,9 +40,22 @@ static bool call_active(const struct instance *inst)
     return st && st->state == CALL_ACTIVE;
 }
 
+/* The alarm call is being dialled: its file is to play once the call is
+ * answered, and anything else started now would keep it from playing. */
+static bool alarm_due(struct instance *inst, struct command *cmd)
+{
+    if (inst->alarm.phase != ALARM_ARMED)
+        return false;
+    command_fail(cmd, "busy", "an alarm call is being dialled; its file plays when it is answered");
+    return true;
+}
+
 void cmd_audio_play(struct instance *inst, struct command *cmd, struct route_req *req)
 {
     const struct json_audio_play *p = &req->play;
+
+    if (alarm_due(inst, cmd))
+        return;
 
     if (p->to_call && !call_active(inst)) {
         command_fail(cmd, "no_call", "'to_call' needs an active call");
@@ -59,6 +72,8 @@ void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req
 
 void cmd_audio_record(struct instance *inst, struct command *cmd, struct route_req *req)
 {
+    if (alarm_due(inst, cmd))
+        return;
     audio_record(inst->audio, req->record.file, req->record.seconds, call_active(inst),
                  mark_started, audio_cmd_done, cmd);
 }

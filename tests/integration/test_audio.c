@@ -294,6 +294,29 @@ static void test_alarm_link_lost_hangs_up_when_back(void **state)
     H_PASS(e);
 }
 
+/* A speaker playback asked for while the alarm call is being dialled is
+ * refused: the alarm's file plays once the call is answered, then the
+ * bridge hangs up (not at the answer). */
+static void test_play_refused_while_the_alarm_dials(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 300);
+    h_sim_cmd_ok(&e->sim, "answer-ms 2000", NULL, 0);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    expect_ok(e, "call/dial");
+    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
+    expect_error(e, "audio/play", "busy", "alarm");
+    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":5}");
+    expect_error(e, "audio/record", "busy", "alarm");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
+    expect_hung_up(e);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CCMXPLAY"), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CREC=1"), 0);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CREC=3"), 0);
+    H_PASS(e);
+}
+
 /* The far end hangs up just as the playback ends (the module reports the
  * playback's end first): the bridge waits a moment before its hang-up,
  * sees the call end, and writes no AT+CHUP for the trailing NO CARRIER to
@@ -567,6 +590,7 @@ int main(void)
         T(test_alarm_over_before_its_ok),
         T(test_alarm_hangup_spares_the_next_call),
         T(test_alarm_link_lost_hangs_up_when_back),
+        T(test_play_refused_while_the_alarm_dials),
         T(test_alarm_far_end_hangs_up_as_it_ends),
         T(test_alarm_invalid_writes_nothing),
         T(test_play_stop_busy_no_call),
