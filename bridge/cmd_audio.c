@@ -6,9 +6,11 @@
  * does that). */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/journal.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "instance_int.h"
 #include "modem/audio.h"
 #include "modem/call.h"
@@ -38,9 +40,22 @@ static bool call_active(const struct instance *inst)
     return st && st->state == CALL_ACTIVE;
 }
 
+/* The alarm call is being dialled: its file is to play once the call is
+ * answered, and anything else started now would keep it from playing. */
+static bool alarm_due(struct instance *inst, struct command *cmd)
+{
+    if (inst->alarm.phase != ALARM_ARMED)
+        return false;
+    command_fail(cmd, "busy", "an alarm call is being dialled; its file plays when it is answered");
+    return true;
+}
+
 void cmd_audio_play(struct instance *inst, struct command *cmd, struct route_req *req)
 {
     const struct json_audio_play *p = &req->play;
+
+    if (alarm_due(inst, cmd))
+        return;
 
     if (p->to_call && !call_active(inst)) {
         command_fail(cmd, "no_call", "'to_call' needs an active call");
@@ -57,6 +72,8 @@ void cmd_audio_stop(struct instance *inst, struct command *cmd, struct route_req
 
 void cmd_audio_record(struct instance *inst, struct command *cmd, struct route_req *req)
 {
+    if (alarm_due(inst, cmd))
+        return;
     audio_record(inst->audio, req->record.file, req->record.seconds, call_active(inst),
                  mark_started, audio_cmd_done, cmd);
 }
@@ -103,28 +120,80 @@ void cmd_audio_list(struct instance *inst, struct command *cmd, struct route_req
 
 /* Its phases, all changed here:
  *   none --dial answered OK--> armed --call active--> starting
- *   starting --AT+CCMXPLAY OK, playing--> playing --audio idle--> none (hang up)
- *   starting --refused, or over before its OK--> none (hang up)
+ *   starting --AT+CCMXPLAY OK, playing--> playing --audio idle--> ending
+ *   starting --refused, or over before its OK--> ending
+ *   ending --ALARM_HANGUP_DELAY_MS--> AT+CHUP of its own call --> none
  *   any --call ended--> none
  * The module ends a playback into a call that ends by itself: no stop is
- * written then (the call's trailing NO CARRIER would answer it). */
+ * written then (the call's trailing NO CARRIER would answer it). Ending
+ * outlives a lost modem link: the call may still be up when the modem is
+ * back, and is hung up then (what the module played meanwhile is not
+ * known). */
+
+/* The module may report the playback's end just before the call's own end
+ * (the far end hung up as it ended): an AT+CHUP then would meet the call's
+ * trailing NO CARRIER. A moment's wait lets that end arrive first. */
+#define ALARM_HANGUP_DELAY_MS 1000
+
+static bool modem_ready(const struct instance *inst)
+{
+    return modem_state(inst->modem) == MODEM_READY;
+}
 
 static void alarm_hung_up(void *ctx, const struct m2m_error *err)
 {
-    (void)ctx;
+    struct instance *inst = ctx;
+
+    if (inst->alarm.phase != ALARM_ENDING)
+        return;   /* the call ended (and a new alarm may be armed) */
+    if (err && strcmp(err->code, "unavailable") == 0) {
+        log_warn("alarm: the hang-up waits for the modem: %s", err->message);
+        return;   /* cmd_audio_modem_ready tries again */
+    }
     if (err)
-        log_warn("alarm: hanging up after the playback failed: %s", err->message);
+        log_warn("alarm: the hang-up after the playback failed: %s", err->message);
+    inst->alarm.phase = ALARM_NONE;
 }
 
-/* The alarm is over (played, or it could not play): the call ends unless
- * it was asked to stay. */
+/* Only the alarm's own call: checked again when AT+CHUP is written. */
+static void alarm_hang_up(struct instance *inst)
+{
+    log_info("alarm: played; hanging up");
+    call_hangup_seq(inst->call, inst->alarm.call_seq, alarm_hung_up, inst);
+}
+
+static int64_t alarm_delay_over(void *ctx)
+{
+    struct instance *inst = ctx;
+
+    inst->alarm.end_timer = 0;
+    alarm_hang_up(inst);
+    return 0;
+}
+
+static void alarm_stop_timer(struct instance *inst)
+{
+    if (inst->alarm.end_timer)
+        loop_cancel_timer(inst->loop, inst->alarm.end_timer);
+    inst->alarm.end_timer = 0;
+}
+
+/* The playback is over (played, or it could not play): the call ends
+ * unless it was asked to stay, a moment later or, with the modem away,
+ * once it is back. */
 static void alarm_over(struct instance *inst)
 {
-    inst->alarm.phase = ALARM_NONE;
-    if (inst->alarm.spec.hangup && call_active(inst)) {
-        log_info("alarm: played; hanging up");
-        call_hangup(inst->call, alarm_hung_up, inst);
+    if (!inst->alarm.spec.hangup) {
+        inst->alarm.phase = ALARM_NONE;
+        return;
     }
+    inst->alarm.phase = ALARM_ENDING;
+    if (!modem_ready(inst))
+        log_warn("alarm: the modem went away during the playback; its call is hung up "
+                 "once the modem is back");
+    else if (loop_add_timer(inst->loop, ALARM_HANGUP_DELAY_MS, alarm_delay_over, inst,
+                            &inst->alarm.end_timer) < 0)
+        alarm_hang_up(inst);
 }
 
 static void alarm_started(void *ctx, const struct m2m_error *err)
@@ -165,6 +234,7 @@ void cmd_audio_alarm_arm(struct instance *inst, const struct alarm_spec *spec)
         return;
     inst->alarm.spec = *spec;
     inst->alarm.phase = ALARM_ARMED;
+    inst->alarm.call_seq = st->seq;
     if (st->state == CALL_ACTIVE)
         alarm_start(inst);
 }
@@ -173,8 +243,24 @@ void cmd_audio_call_state(struct instance *inst, const struct call_state *st)
 {
     if (st->state == CALL_ACTIVE && inst->alarm.phase == ALARM_ARMED)
         alarm_start(inst);
-    else if (st->state == CALL_IDLE)
+    else if (st->state == CALL_IDLE) {
+        alarm_stop_timer(inst);
         inst->alarm.phase = ALARM_NONE;
+    }
+}
+
+void cmd_audio_modem_ready(struct instance *inst, bool ready)
+{
+    /* The hang-up waits for the modem; then the AT+CLCC of the ready (it
+     * goes first) tells whether the alarm's call is still up. */
+    alarm_stop_timer(inst);
+    if (ready && inst->alarm.phase == ALARM_ENDING)
+        alarm_hang_up(inst);
+}
+
+void cmd_audio_close(struct instance *inst)
+{
+    alarm_stop_timer(inst);
 }
 
 static void on_audio_state(void *ctx, const struct audio_state *st)

@@ -65,6 +65,7 @@ static void on_modem_state(void *ctx, enum modem_state st)
     cmqtt_modem_ready(inst->cmqtt, ready);
     call_modem_ready(inst->call, ready);
     audio_modem_ready(inst->audio, ready);
+    cmd_audio_modem_ready(inst, ready);
     ussd_modem_ready(inst->ussd, ready);
     events_status(inst);
     instance_health_update(inst);
@@ -258,6 +259,7 @@ static void instance_close(struct instance *inst)
     ussd_free(inst->ussd);
     cmd_remote_close(inst);
     call_free(inst->call);
+    cmd_audio_close(inst);
     audio_free(inst->audio);
     mqtt_link_free(inst->link);
     hass_free(inst->hass);

@@ -157,8 +157,10 @@ struct instance {
     /* cmd_audio.c: the voice alarm of the dialled call (its phases are
      * explained there) */
     struct {
-        enum { ALARM_NONE, ALARM_ARMED, ALARM_STARTING, ALARM_PLAYING } phase;
+        enum { ALARM_NONE, ALARM_ARMED, ALARM_STARTING, ALARM_PLAYING, ALARM_ENDING } phase;
         struct alarm_spec spec;
+        unsigned call_seq;        /* its call (call_state.seq): the only one it hangs up */
+        uint64_t end_timer;       /* ending: the hang-up a moment after the playback */
     } alarm;
 
     /* cmd_ha.c */
@@ -275,6 +277,9 @@ void cmd_audio_list(struct instance *inst, struct command *cmd, struct route_req
 void cmd_audio_alarm_arm(struct instance *inst, const struct alarm_spec *spec);
 /* Every call state: starts the alarm, or cleans up after the call. */
 void cmd_audio_call_state(struct instance *inst, const struct call_state *st);
+/* The modem's state changed: an alarm's pending hang-up waits for ready. */
+void cmd_audio_modem_ready(struct instance *inst, bool ready);
+void cmd_audio_close(struct instance *inst);   /* before inst->audio goes */
 
 /* cmd_modem.c */
 /* Why no command but modem/power can run now, or NULL. */

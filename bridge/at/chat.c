@@ -227,6 +227,16 @@ static void start(struct at_chat *chat, struct at_cmd *cmd)
     /* Only a command with data to write waits for a prompt: any other '>'
      * at line start (a USSD menu) is text. */
     at_lexer_expect_prompt(chat->lx, cmd->data != NULL);
+    if (cmd->still_wanted && !cmd->still_wanted(cmd->ctx)) {
+        char name[64];
+
+        /* Completed from the tick like a failed write: never inside
+         * at_chat_send(). */
+        log_info("AT %s: dropped, no longer wanted", chat_cmd_log(cmd, name, sizeof(name)));
+        chat->failed = -ECANCELED;
+        chat->deadline = now;
+        return;
+    }
     chat_log_traffic("AT>", cmd->cmd, cmd->cmd_len);
     if (cmd->written)
         cmd->written(cmd->ctx);
@@ -395,6 +405,7 @@ int at_chat_send(struct at_chat *chat, const char *cmd, const struct at_cmd_opts
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : chat->default_timeout_ms;
     c->expect_info = opts->expect_info && info;
     c->written = opts->written;
+    c->still_wanted = opts->still_wanted;
     c->cmd_len = len;
     p = c->storage;
     memcpy(p, cmd, len);

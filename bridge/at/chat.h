@@ -186,6 +186,13 @@ struct at_cmd_opts {
      * right after this from one after the write). A crash-safe owner
      * records that durably here. May be NULL. Must not send or cancel. */
     void (*written)(void *ctx);
+    /* Asked (with the done callback's ctx) when the command's turn comes,
+     * before anything of it is written: false drops it, and it completes
+     * AT_FINAL_CANCELLED with rsp.error -ECANCELED (from the next tick, as
+     * a failed write), nothing written. For a command that is right only
+     * while what it was queued for still holds (AT+CHUP for one call, not
+     * the next). May be NULL. Must not send or cancel. */
+    bool (*still_wanted)(void *ctx);
 };
 
 struct at_transport {

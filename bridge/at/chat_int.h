@@ -37,6 +37,7 @@ struct at_cmd {
     size_t data_len;
     bool expect_info;
     void (*written)(void *ctx);
+    bool (*still_wanted)(void *ctx);
     char storage[]; /* cmd "\r" NUL, prefixes, data */
 };
 

@@ -195,6 +195,7 @@ void call_fire(struct call *c, enum call_ev ev, enum call_dir dir, const char *n
         c->st.number[0] = '\0';
         c->st.ended = CALL_END_NONE;
         c->st.duration = -1;
+        c->st.seq++;
         c->active_ms = t->to == CALL_ACTIVE ? loop_now_ms() : -1;
     }
     if (dir != CALL_DIR_NONE)

@@ -45,6 +45,7 @@ struct call_state {
     enum call_end ended;          /* idle after a call: how it ended */
     int duration;                 /* idle after a call: seconds active; else -1 */
     bool playing;                 /* an audio file plays into the call (call_set_playing) */
+    unsigned seq;                 /* which call: one more for every call that begins */
 };
 
 struct call_opts {
@@ -93,6 +94,11 @@ void call_dial(struct call *c, const char *to, call_written_cb written, call_don
                void *ctx);
 void call_answer(struct call *c, call_done_cb cb, void *ctx);
 void call_hangup(struct call *c, call_done_cb cb, void *ctx);
+/* Hangs up the call numbered seq (call_state.seq) only: checked again just
+ * before AT+CHUP is written (it may wait behind a long command while that
+ * call ends and another rings), and dropped unwritten ("no_call") when
+ * that call is no longer up. */
+void call_hangup_seq(struct call *c, unsigned seq, call_done_cb cb, void *ctx);
 /* An audio file plays into the call (true) or stopped (false): the call's
  * state says so (cbs.state) while the call is up; its end clears it. */
 void call_set_playing(struct call *c, bool playing);

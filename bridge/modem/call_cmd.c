@@ -25,6 +25,9 @@ struct req {
     call_written_cb written;      /* may be NULL; with ctx */
     call_done_cb cb;
     void *ctx;
+    bool for_seq;                 /* a hangup of call number seq only */
+    unsigned seq;
+    bool dropped;                 /* for_seq: that call had ended, nothing written */
 };
 
 /* --- commands ---------------------------------------------------------------- */
@@ -70,7 +73,10 @@ static void req_done(void *ctx, const struct at_response *rsp)
         }
         /* fall through */
     default:
-        m2m_error_from_at(&err, rsp, NULL);
+        if (r->dropped)
+            m2m_error_set(&err, "no_call", "the call had ended before the hang-up was written");
+        else
+            m2m_error_from_at(&err, rsp, NULL);
         break;
     }
     /* ATD refused: no call began. Another command's NO CARRIER/BUSY may be
@@ -91,10 +97,23 @@ static void req_written(void *ctx)
         r->written(r->ctx);
 }
 
-static void submit(struct call *c, enum req_kind kind, const char *cmd, int timeout_ms,
-                   const char *number, call_written_cb written, call_done_cb cb, void *ctx)
+/* A hangup for one call: is that call still the one that is up? */
+static bool req_still_wanted(void *ctx)
 {
-    const struct at_cmd_opts o = { .timeout_ms = timeout_ms, .written = req_written };
+    struct req *r = ctx;
+    const struct call_state *st = &r->c->st;
+
+    r->dropped = r->for_seq && (r->c->freed || st->state == CALL_IDLE || st->seq != r->seq);
+    return !r->dropped;
+}
+
+/* seq: NULL, or the only call a hangup may end. */
+static void submit(struct call *c, enum req_kind kind, const char *cmd, int timeout_ms,
+                   const char *number, const unsigned *seq, call_written_cb written,
+                   call_done_cb cb, void *ctx)
+{
+    const struct at_cmd_opts o = { .timeout_ms = timeout_ms, .written = req_written,
+                                   .still_wanted = req_still_wanted };
     struct req *r = calloc(1, sizeof(*r));
     int rc;
 
@@ -102,7 +121,8 @@ static void submit(struct call *c, enum req_kind kind, const char *cmd, int time
         reject(cb, ctx, "unavailable", "out of memory");
         return;
     }
-    *r = (struct req){ .c = c, .kind = kind, .written = written, .cb = cb, .ctx = ctx };
+    *r = (struct req){ .c = c, .kind = kind, .written = written, .cb = cb, .ctx = ctx,
+                       .for_seq = seq != NULL, .seq = seq ? *seq : 0 };
     if (number)
         snprintf(r->number, sizeof(r->number), "%s", number);
     rc = modem_send(c->modem, cmd, &o, req_done, r);
@@ -163,7 +183,7 @@ void call_dial(struct call *c, const char *to, call_written_cb written, call_don
         return;
     }
     snprintf(cmd, sizeof(cmd), "ATD%s;", to);
-    submit(c, REQ_DIAL, cmd, DIAL_TIMEOUT_MS, to, written, cb, ctx);
+    submit(c, REQ_DIAL, cmd, DIAL_TIMEOUT_MS, to, NULL, written, cb, ctx);
 }
 
 void call_answer(struct call *c, call_done_cb cb, void *ctx)
@@ -174,7 +194,7 @@ void call_answer(struct call *c, call_done_cb cb, void *ctx)
         reject(cb, ctx, "no_call", "no call is ringing");
         return;
     }
-    submit(c, REQ_ANSWER, "ATA", 0, NULL, NULL, cb, ctx);
+    submit(c, REQ_ANSWER, "ATA", 0, NULL, NULL, NULL, cb, ctx);
 }
 
 void call_hangup(struct call *c, call_done_cb cb, void *ctx)
@@ -185,7 +205,18 @@ void call_hangup(struct call *c, call_done_cb cb, void *ctx)
         reject(cb, ctx, "no_call", "there is no call");
         return;
     }
-    submit(c, REQ_HANGUP, "AT+CHUP", 0, NULL, NULL, cb, ctx);
+    submit(c, REQ_HANGUP, "AT+CHUP", 0, NULL, NULL, NULL, cb, ctx);
+}
+
+void call_hangup_seq(struct call *c, unsigned seq, call_done_cb cb, void *ctx)
+{
+    if (!check_ready(c, cb, ctx))
+        return;
+    if (c->st.state == CALL_IDLE || c->st.seq != seq) {
+        reject(cb, ctx, "no_call", "the call has ended");
+        return;
+    }
+    submit(c, REQ_HANGUP, "AT+CHUP", 0, NULL, &seq, NULL, cb, ctx);
 }
 
 void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx)
@@ -205,5 +236,5 @@ void call_dtmf(struct call *c, const char *digits, call_done_cb cb, void *ctx)
         return;
     }
     snprintf(cmd, sizeof(cmd), "AT+VTS=\"%s\"", digits);
-    submit(c, REQ_DTMF, cmd, VTS_TIMEOUT_MS, NULL, NULL, cb, ctx);
+    submit(c, REQ_DTMF, cmd, VTS_TIMEOUT_MS, NULL, NULL, NULL, cb, ctx);
 }

@@ -145,19 +145,28 @@ static void clcc_done(void *ctx, const struct at_response *rsp)
         if (c->st.state == CALL_RINGING)
             call_fire(c, EV_MISSED, CALL_DIR_NONE, NULL);
     } else {
+        struct clcc_entry pick = {0};
+        bool only_incoming = true;
+
         for (size_t i = 0; i < rsp->n_lines; i++) {
             struct clcc_entry e;
             if (strncmp(rsp->lines[i], "+CLCC:", 6) != 0 ||
                 parse_clcc(rsp->lines[i], modem_charset_ucs2(c->modem), &e) < 0 || e.mode != 0)
                 continue;     /* data and fax calls are not ours */
+            if (!any)
+                pick = e;     /* one voice call at a time: the first */
             any = true;
-            if (first && c->st.state == CALL_IDLE)
-                log_info("call: a call is up at start (+CLCC stat %d)", e.stat);
-            clcc_handle(c, &e);
-            break;            /* one voice call at a time */
+            only_incoming = only_incoming && (e.stat == 4 || e.stat == 5);
         }
-        if (!any)
+        /* Nothing but a call ringing in: the one we knew as up ended while
+         * nobody listened (a lost link), and the list shows the next. */
+        if (!any || (only_incoming && c->st.state != CALL_IDLE && c->st.state != CALL_RINGING))
             call_fire(c, EV_GONE, CALL_DIR_NONE, NULL);
+        if (any) {
+            if (first && c->st.state == CALL_IDLE)
+                log_info("call: a call is up at start (+CLCC stat %d)", pick.stat);
+            clcc_handle(c, &pick);
+        }
     }
     /* The first state after a (re)start, also when it did not change
      * (idle; or ringing that began while this AT+CLCC was in flight). */

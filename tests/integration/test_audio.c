@@ -238,6 +238,110 @@ static void test_alarm_over_before_its_ok(void **state)
     H_PASS(e);
 }
 
+/* The alarm's AT+CHUP waits behind a network scan; meanwhile the far end
+ * hangs up and a new call rings in: the hang-up was for the alarm's call
+ * only, and is dropped unwritten. The new call still rings. */
+static void test_alarm_hangup_spares_the_next_call(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 300);
+    h_sim_cmd_ok(&e->sim, "scan-ms 4000", NULL, 0);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    command(e, "network/scan", "{}");
+    h_sim_wait_line(&e->sim, "rx AT+COPS=?", NULL, 0, H_TIMEOUT_MS);
+    h_bridge_wait_log(&e->bridge, "alarm: played; hanging up", 1, H_TIMEOUT_MS);
+    h_sim_cmd_ok(&e->sim, "remote-hangup", NULL, 0);
+    cJSON_Delete(wait_where(e, "call/state", "state", "idle", 0));
+    h_sim_cmd_ok(&e->sim, "ring +4917099999", NULL, 0);
+    cJSON_Delete(wait_where(e, "call/state", "state", "ringing", -1));
+    /* The far end's NO CARRIER may have ended the scan: any result. */
+    cJSON_Delete(result(e, "network/scan"));
+    h_sim_wait_line(&e->sim, "scan done", NULL, 0, h_ms(10000));
+    line_in_step(e);
+    char reply[128];
+    h_sim_cmd_ok(&e->sim, "call", reply, sizeof reply);
+    assert_string_equal(reply, "incoming in +4917099999");
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CHUP"), 0);
+    assert_int_equal(h_bridge_log_count(&e->bridge, "AT+CHUP: dropped, no longer wanted"), 1);
+    H_PASS(e);
+}
+
+/* The modem link is lost while the alarm plays; the module keeps the call.
+ * Once the modem is back the call is hung up. */
+static void test_alarm_link_lost_hangs_up_when_back(void **state)
+{
+    struct h_env *e = *state;
+    const struct h_env_opts o = {
+        .config = "\"modem\":{\"status_interval\":5,\"command_timeout_ms\":1000}",
+    };
+    h_env_up(e, &o);
+    h_sim_cmd_ok(&e->sim, "file-put c:/alarm.amr " AMR_HEX, NULL, 0);
+    h_sim_cmd_ok(&e->sim, "play-ms 5000", NULL, 0);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    h_sim_cmd_ok(&e->sim, "hang 0", NULL, 0);
+    cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
+                                        h_ms(60000)));
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CHUP"), 0);
+    h_sim_cmd_ok(&e->sim, "unhang", NULL, 0);
+    cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "ready", h_ms(90000)));
+    expect_hung_up(e);
+    char reply[128];
+    h_sim_cmd_ok(&e->sim, "call", reply, sizeof reply);
+    assert_string_equal(reply, "idle - -");
+    H_PASS(e);
+}
+
+/* A speaker playback asked for while the alarm call is being dialled is
+ * refused: the alarm's file plays once the call is answered, then the
+ * bridge hangs up (not at the answer). */
+static void test_play_refused_while_the_alarm_dials(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 300);
+    h_sim_cmd_ok(&e->sim, "answer-ms 2000", NULL, 0);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    expect_ok(e, "call/dial");
+    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
+    expect_error(e, "audio/play", "busy", "alarm");
+    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":5}");
+    expect_error(e, "audio/record", "busy", "alarm");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
+    expect_hung_up(e);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CCMXPLAY"), 1);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CREC=1"), 0);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CREC=3"), 0);
+    H_PASS(e);
+}
+
+/* The far end hangs up just as the playback ends (the module reports the
+ * playback's end first): the bridge waits a moment before its hang-up,
+ * sees the call end, and writes no AT+CHUP for the trailing NO CARRIER to
+ * answer. */
+static void test_alarm_far_end_hangs_up_as_it_ends(void **state)
+{
+    struct h_env *e = *state;
+    up_with_alarm(e, 300);
+    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    expect_ok(e, "call/dial");
+    cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
+    int resyncs = h_bridge_log_count(&e->bridge, "resynchronising");
+    expect_audio(e, "playing", "c:/alarm.amr");
+    expect_audio(e, "idle", NULL);   /* the bridge has seen the playback's end */
+    h_sim_cmd_ok(&e->sim, "remote-hangup", NULL, 0);
+    cJSON *s = wait_where(e, "call/state", "state", "idle", 0);
+    h_json_str_eq(s, "ended_reason", "hangup");
+    cJSON_Delete(s);
+    line_in_step(e);
+    assert_int_equal(h_sim_saw(&e->sim, "rx AT+CHUP"), 0);
+    assert_int_equal(h_bridge_log_count(&e->bridge, "resynchronising"), resyncs);
+    H_PASS(e);
+}
+
 static void test_alarm_invalid_writes_nothing(void **state)
 {
     struct h_env *e = *state;
@@ -515,6 +619,10 @@ int main(void)
         T(test_alarm_far_end_hangs_up_mid_play),
         T(test_alarm_survives_a_second_dial),
         T(test_alarm_over_before_its_ok),
+        T(test_alarm_hangup_spares_the_next_call),
+        T(test_alarm_link_lost_hangs_up_when_back),
+        T(test_play_refused_while_the_alarm_dials),
+        T(test_alarm_far_end_hangs_up_as_it_ends),
         T(test_alarm_invalid_writes_nothing),
         T(test_play_stop_busy_no_call),
         T(test_play_into_call),

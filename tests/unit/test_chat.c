@@ -19,6 +19,7 @@
  *   idle=<0|1>                 an IDLE step
  *   synced=<0|1>               the transport's synced() (a resync ended)
  *   written#<i>                opts.written of command i (just before its W:)
+ *   wanted#<i> <0|1>           opts.still_wanted of command i and its answer
  *   dtr=<0|1>                  (cases with .sleep AT_SLEEP_DTR) tr.set_dtr
  * Bytes outside 0x20..0x7e (and '\') appear as \xNN. */
 #include <setjmp.h>
@@ -51,6 +52,7 @@ struct cmd_spec {
     int then; /* 1 + index of a spec the done callback sends; 0: none */
     bool expect_info;
     bool written; /* trace "written#<i>" from opts.written */
+    int wanted;   /* 0: no opts.still_wanted; 1: it answers true; 2: false */
 };
 
 enum step_kind { S_END = 0, S_SEND, S_FEED, S_TICK, S_CANCEL, S_MARK, S_WFAIL, S_IDLE, S_RESYNC };
@@ -210,6 +212,15 @@ static void on_written(void *ctx)
     putf(cc->h, "written#%d\n", cc->idx);
 }
 
+static bool on_still_wanted(void *ctx)
+{
+    struct cmd_ctx *cc = ctx;
+    bool wanted = cc->h->c->cmds[cc->idx].wanted == 1;
+
+    putf(cc->h, "wanted#%d %d\n", cc->idx, wanted);
+    return wanted;
+}
+
 static void send_spec(struct harness *h, int idx)
 {
     const struct cmd_spec *s = &h->c->cmds[idx];
@@ -221,6 +232,7 @@ static void send_spec(struct harness *h, int idx)
         .data_len = s->data_len,
         .expect_info = s->expect_info,
         .written = s->written ? on_written : NULL,
+        .still_wanted = s->wanted ? on_still_wanted : NULL,
     };
     int rc = at_chat_send(h->chat, s->cmd, &o, done_cb, &h->ctx[idx]);
 
@@ -923,6 +935,25 @@ static const struct chat_case cases[] = {
                 "W:" SUBMIT_PDU "\\x1a\n"
                 "--\n"
                 "done#1 OK -1 <+CMGS: 1>\n",
+    },
+    {
+        /* The alarm's AT+CHUP queued behind a long command, for a call that
+         * ended meanwhile: asked when its turn comes, it is dropped with
+         * nothing written, and the next command goes. */
+        .name = "still_wanted: asked at the command's turn; false drops it unwritten",
+        .cmds = {{"AT+COPS=?"}, {"AT+CHUP", .wanted = 2}, {"AT+CLCC", .wanted = 1}},
+        .steps = {SEND(0), SEND(1), SEND(2), MARK, FEED("\r\nOK\r\n"), MARK, TICK(0), MARK,
+                  FEED("\r\nOK\r\n")},
+        .want = "W:AT+COPS=?\\x0d\n"
+                "--\n"
+                "done#0 OK -1\n"
+                "wanted#1 0\n"
+                "--\n"
+                "done#1 CANCELLED -1 err=-125\n"
+                "wanted#2 1\n"
+                "W:AT+CLCC\\x0d\n"
+                "--\n"
+                "done#2 OK -1\n",
     },
     {
         /* Found by fuzz_chat: the resync's ESC fails at once, the owner
