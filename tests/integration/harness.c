@@ -1870,3 +1870,46 @@ void h_wait_health_at(const char *file, int line, struct h_env *e, int want_code
     h_fail_at(file, line, "--health: exit %d '%s', want exit %d '%s'", code, out, want_code,
               want_text);
 }
+
+void h_command(struct h_env *e, const char *suffix, const char *payload)
+{
+    char t[160];
+    snprintf(t, sizeof t, "%s/%s", e->base, suffix);
+    h_mqtt_publish(&e->mqtt, t, payload, 1, false);
+}
+
+/* Generous: some commands wait behind slow ones (a network scan). */
+#define RESULT_TIMEOUT_MS 30000
+
+cJSON *h_result_at(const char *file, int line, struct h_env *e, const char *suffix)
+{
+    char t[160];
+    snprintf(t, sizeof t, "%s/%s/result", e->base, suffix);
+    cJSON *r = h_mqtt_wait_json_at(file, line, &e->mqtt, t, RESULT_TIMEOUT_MS);
+    if (e->mqtt.last_retained || e->mqtt.last_qos != 1)
+        h_fail_at(file, line, "result retained=%d qos=%d", e->mqtt.last_retained,
+                  e->mqtt.last_qos);
+    return r;
+}
+
+void h_expect_ok_at(const char *file, int line, struct h_env *e, const char *suffix)
+{
+    cJSON *r = h_result_at(file, line, e, suffix);
+    h_json_bool_eq_at(file, line, r, "ok", true);
+    cJSON_Delete(r);
+}
+
+void h_expect_error_at(const char *file, int line, struct h_env *e, const char *suffix,
+                       const char *code, const char *want)
+{
+    cJSON *r = h_result_at(file, line, e, suffix);
+    h_json_bool_eq_at(file, line, r, "ok", false);
+    const cJSON *err = h_json_get_at(file, line, r, "error", cJSON_Object);
+    h_json_str_eq_at(file, line, err, "code", code);
+    const char *msg = h_json_str_at(file, line, err, "message");
+    if (!*msg)
+        h_fail_at(file, line, "error.message is empty");
+    if (want && !strstr(msg, want))
+        h_fail_at(file, line, "message \"%s\" does not say \"%s\"", msg, want);
+    cJSON_Delete(r);
+}

@@ -384,6 +384,22 @@ int h_run_health(struct h_env *e, char *out, size_t size);
 void h_wait_health_at(const char *file, int line, struct h_env *e, int want_code,
                       const char *want_text);
 
+/* Commands and their results under the bridge's base topic (e->base):
+ * h_command publishes payload on B/<suffix> (QoS 1, not retained);
+ * h_result takes the next message on B/<suffix>/result, which must be
+ * QoS 1 and not retained (the caller deletes it); h_expect_ok takes one
+ * that is ok; h_expect_error one that failed with code, its message
+ * holding want (NULL: any message, but not an empty one). */
+void h_command(struct h_env *e, const char *suffix, const char *payload);
+#define h_result(e, suffix) h_result_at(__FILE__, __LINE__, (e), (suffix))
+cJSON *h_result_at(const char *file, int line, struct h_env *e, const char *suffix);
+#define h_expect_ok(e, suffix) h_expect_ok_at(__FILE__, __LINE__, (e), (suffix))
+void h_expect_ok_at(const char *file, int line, struct h_env *e, const char *suffix);
+#define h_expect_error(e, suffix, code, want) \
+    h_expect_error_at(__FILE__, __LINE__, (e), (suffix), (code), (want))
+void h_expect_error_at(const char *file, int line, struct h_env *e, const char *suffix,
+                       const char *code, const char *want);
+
 /* Marks the test as passed: put it as the test's last statement. */
 #define H_PASS(e) ((e)->passed = true)
 

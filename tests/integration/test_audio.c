@@ -19,45 +19,6 @@ static const struct h_env_opts default_opts = { 0 };
 
 /* ---- helpers ---- */
 
-static void command(struct h_env *e, const char *suffix, const char *payload)
-{
-    char t[160];
-    snprintf(t, sizeof t, "%s/%s", e->base, suffix);
-    h_mqtt_publish(&e->mqtt, t, payload, 1, false);
-}
-
-#define result(e, suffix) result_at(__FILE__, __LINE__, (e), (suffix))
-static cJSON *result_at(const char *file, int line, struct h_env *e, const char *suffix)
-{
-    char t[160];
-    snprintf(t, sizeof t, "%s/%s/result", e->base, suffix);
-    return h_mqtt_wait_json_at(file, line, &e->mqtt, t, H_TIMEOUT_MS * 2);
-}
-
-#define expect_ok(e, suffix) expect_ok_at(__FILE__, __LINE__, (e), (suffix))
-static void expect_ok_at(const char *file, int line, struct h_env *e, const char *suffix)
-{
-    cJSON *r = result_at(file, line, e, suffix);
-    h_json_bool_eq_at(file, line, r, "ok", true);
-    cJSON_Delete(r);
-}
-
-/* The error's code, and its message must name the field (NULL: any). */
-#define expect_error(e, suffix, code, field) \
-    expect_error_at(__FILE__, __LINE__, (e), (suffix), (code), (field))
-static void expect_error_at(const char *file, int line, struct h_env *e, const char *suffix,
-                            const char *code, const char *field)
-{
-    cJSON *r = result_at(file, line, e, suffix);
-    h_json_bool_eq_at(file, line, r, "ok", false);
-    const cJSON *err = h_json_get_at(file, line, r, "error", cJSON_Object);
-    h_json_str_eq_at(file, line, err, "code", code);
-    const char *msg = h_json_str_at(file, line, err, "message");
-    if (field && !strstr(msg, field))
-        h_fail_at(file, line, "error message '%s' does not name %s", msg, field);
-    cJSON_Delete(r);
-}
-
 /* Takes B/<suffix> messages until one has string key == value and the
  * boolean "playing" (call/state; -1: any) as wanted. */
 #define wait_where(e, suffix, key, value, playing) \
@@ -104,8 +65,8 @@ static void up_with_alarm(struct h_env *e, int play_ms)
  * before it has reached the simulator by then. */
 static void line_in_step(struct h_env *e)
 {
-    command(e, "audio/list", "{}");
-    expect_ok(e, "audio/list");
+    h_command(e, "audio/list", "{}");
+    h_expect_ok(e, "audio/list");
     h_sim_wait_line(&e->sim, "rx AT+FSLS=2", NULL, 0, H_TIMEOUT_MS);
 }
 
@@ -125,8 +86,8 @@ static void test_alarm_plays_then_hangs_up(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 300);
-    command(e, "call/dial", "{\"id\":7,\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"id\":7,\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
     /* <repeat> counts the repetitions after the first. */
     h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,2", NULL, 0, H_TIMEOUT_MS);
@@ -144,21 +105,21 @@ static void test_alarm_hangup_false_keeps_the_call(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 200);
-    command(e, "call/dial",
+    h_command(e, "call/dial",
             "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"hangup\":false}");
-    expect_ok(e, "call/dial");
+    h_expect_ok(e, "call/dial");
     h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,0", NULL, 0, H_TIMEOUT_MS);
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
     h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
     expect_audio(e, "idle", NULL);
     /* Still up: DTMF goes out, and no AT+CHUP went before it. */
-    command(e, "call/dtmf", "{\"digits\":\"1\"}");
-    expect_ok(e, "call/dtmf");
+    h_command(e, "call/dtmf", "{\"digits\":\"1\"}");
+    h_expect_ok(e, "call/dtmf");
     if (h_sim_saw(&e->sim, "rx AT+CHUP"))
         h_fail("the bridge hung up although \"hangup\":false");
-    command(e, "call/hangup", "{}");
-    expect_ok(e, "call/hangup");
+    h_command(e, "call/hangup", "{}");
+    h_expect_ok(e, "call/hangup");
     cJSON_Delete(wait_where(e, "call/state", "state", "idle", 0));
     H_PASS(e);
 }
@@ -167,8 +128,8 @@ static void test_alarm_far_end_hangs_up_mid_play(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 5000);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
     expect_audio(e, "playing", "c:/alarm.amr");
     int resyncs = h_bridge_log_count(&e->bridge, "resynchronising");
@@ -199,21 +160,21 @@ static void test_alarm_survives_a_second_dial(void **state)
     struct h_env *e = *state;
     up_with_alarm(e, 1000);
     h_sim_cmd_ok(&e->sim, "hang 0 late", NULL, 0);
-    command(e, "call/dial",
+    h_command(e, "call/dial",
             "{\"id\":1,\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":2}");
-    command(e, "call/dial", "{\"id\":2,\"to\":\"" TO "\",\"play\":\"c:/other.amr\"}");
-    cJSON *r = result(e, "call/dial");
+    h_command(e, "call/dial", "{\"id\":2,\"to\":\"" TO "\",\"play\":\"c:/other.amr\"}");
+    cJSON *r = h_result(e, "call/dial");
     h_json_int_eq(r, "id", 2);
     h_json_str_eq(h_json_obj(r, "error"), "code", "busy");
     cJSON_Delete(r);
     h_sim_cmd_ok(&e->sim, "unhang", NULL, 0);
-    r = result(e, "call/dial");
+    r = h_result(e, "call/dial");
     h_json_int_eq(r, "id", 1);
     h_json_bool_eq(r, "ok", true);
     cJSON_Delete(r);
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
-    command(e, "call/dial", "{\"id\":3,\"to\":\"" TO "\"}");
-    r = result(e, "call/dial");
+    h_command(e, "call/dial", "{\"id\":3,\"to\":\"" TO "\"}");
+    r = h_result(e, "call/dial");
     h_json_int_eq(r, "id", 3);
     h_json_str_eq(h_json_obj(r, "error"), "code", "busy");
     cJSON_Delete(r);
@@ -230,8 +191,8 @@ static void test_alarm_over_before_its_ok(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 0);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
     h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
     expect_hung_up(e);
@@ -246,10 +207,10 @@ static void test_alarm_hangup_spares_the_next_call(void **state)
     struct h_env *e = *state;
     up_with_alarm(e, 300);
     h_sim_cmd_ok(&e->sim, "scan-ms 4000", NULL, 0);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":3}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
-    command(e, "network/scan", "{}");
+    h_command(e, "network/scan", "{}");
     h_sim_wait_line(&e->sim, "rx AT+COPS=?", NULL, 0, H_TIMEOUT_MS);
     h_bridge_wait_log(&e->bridge, "alarm: played; hanging up", 1, H_TIMEOUT_MS);
     h_sim_cmd_ok(&e->sim, "remote-hangup", NULL, 0);
@@ -257,7 +218,7 @@ static void test_alarm_hangup_spares_the_next_call(void **state)
     h_sim_cmd_ok(&e->sim, "ring +4917099999", NULL, 0);
     cJSON_Delete(wait_where(e, "call/state", "state", "ringing", -1));
     /* The far end's NO CARRIER may have ended the scan: any result. */
-    cJSON_Delete(result(e, "network/scan"));
+    cJSON_Delete(h_result(e, "network/scan"));
     h_sim_wait_line(&e->sim, "scan done", NULL, 0, h_ms(10000));
     line_in_step(e);
     char reply[128];
@@ -279,8 +240,8 @@ static void test_alarm_link_lost_hangs_up_when_back(void **state)
     h_env_up(e, &o);
     h_sim_cmd_ok(&e->sim, "file-put c:/alarm.amr " AMR_HEX, NULL, 0);
     h_sim_cmd_ok(&e->sim, "play-ms 5000", NULL, 0);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\",\"repeat\":10}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
     h_sim_cmd_ok(&e->sim, "hang 0", NULL, 0);
     cJSON_Delete(h_mqtt_wait_json_where(&e->mqtt, e->t_status, "state", "unavailable",
@@ -303,12 +264,12 @@ static void test_play_refused_while_the_alarm_dials(void **state)
     struct h_env *e = *state;
     up_with_alarm(e, 300);
     h_sim_cmd_ok(&e->sim, "answer-ms 2000", NULL, 0);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
-    expect_ok(e, "call/dial");
-    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
-    expect_error(e, "audio/play", "busy", "alarm");
-    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":5}");
-    expect_error(e, "audio/record", "busy", "alarm");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    h_expect_ok(e, "call/dial");
+    h_command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
+    h_expect_error(e, "audio/play", "busy", "alarm");
+    h_command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":5}");
+    h_expect_error(e, "audio/record", "busy", "alarm");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
     h_sim_wait_line(&e->sim, "play-stop c:/alarm.amr", NULL, 0, H_TIMEOUT_MS);
     expect_hung_up(e);
@@ -326,8 +287,8 @@ static void test_alarm_far_end_hangs_up_as_it_ends(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 300);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/alarm.amr\"}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
     int resyncs = h_bridge_log_count(&e->bridge, "resynchronising");
     expect_audio(e, "playing", "c:/alarm.amr");
@@ -346,14 +307,14 @@ static void test_alarm_invalid_writes_nothing(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/../x.amr\"}");
-    expect_error(e, "call/dial", "invalid_request", "'play'");
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/a.amr\",\"repeat\":11}");
-    expect_error(e, "call/dial", "invalid_request", "'repeat'");
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"d:/a.amr\"}");
-    expect_error(e, "call/dial", "invalid_request", "'play'");
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"repeat\":2}");
-    expect_error(e, "call/dial", "invalid_request", "'play'");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/../x.amr\"}");
+    h_expect_error(e, "call/dial", "invalid_request", "'play'");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"c:/a.amr\",\"repeat\":11}");
+    h_expect_error(e, "call/dial", "invalid_request", "'repeat'");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"play\":\"d:/a.amr\"}");
+    h_expect_error(e, "call/dial", "invalid_request", "'play'");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"repeat\":2}");
+    h_expect_error(e, "call/dial", "invalid_request", "'play'");
     line_in_step(e);
     if (h_sim_saw(&e->sim, "rx ATD"))
         h_fail("a refused dial reached the modem");
@@ -369,8 +330,8 @@ static void test_play_stop_busy_no_call(void **state)
     h_sim_cmd_ok(&e->sim, "file-put c:/x.mp3 " AMR_HEX, NULL, 0);
     h_sim_cmd_ok(&e->sim, "play-ms 10000", NULL, 0);
     expect_audio(e, "idle", NULL);   /* retained, at the start */
-    command(e, "audio/play", "{\"file\":\"c:/x.mp3\",\"repeat\":2}");
-    expect_ok(e, "audio/play");
+    h_command(e, "audio/play", "{\"file\":\"c:/x.mp3\",\"repeat\":2}");
+    h_expect_ok(e, "audio/play");
     h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/x.mp3\",0,1", NULL, 0, H_TIMEOUT_MS);
     expect_audio(e, "playing", "c:/x.mp3");
     char t[160];
@@ -378,20 +339,20 @@ static void test_play_stop_busy_no_call(void **state)
     cJSON *late = h_retained_json(e, t);
     h_json_str_eq(late, "state", "playing");
     cJSON_Delete(late);
-    command(e, "audio/play", "{\"file\":\"c:/x.mp3\"}");
-    expect_error(e, "audio/play", "busy", NULL);
-    command(e, "audio/record", "{\"file\":\"c:/r.wav\",\"seconds\":5}");
-    expect_error(e, "audio/record", "busy", NULL);
-    command(e, "audio/stop", "{}");
-    expect_ok(e, "audio/stop");
+    h_command(e, "audio/play", "{\"file\":\"c:/x.mp3\"}");
+    h_expect_error(e, "audio/play", "busy", NULL);
+    h_command(e, "audio/record", "{\"file\":\"c:/r.wav\",\"seconds\":5}");
+    h_expect_error(e, "audio/record", "busy", NULL);
+    h_command(e, "audio/stop", "{}");
+    h_expect_ok(e, "audio/stop");
     h_sim_wait_line(&e->sim, "rx AT+CCMXSTOP", NULL, 0, H_TIMEOUT_MS);
     expect_audio(e, "idle", NULL);
-    command(e, "audio/play", "{\"file\":\"c:/x.mp3\",\"to_call\":true}");
-    expect_error(e, "audio/play", "no_call", NULL);
-    command(e, "audio/play", "{\"file\":\"c:/missing.amr\"}");
-    expect_error(e, "audio/play", "modem_error", NULL);
-    command(e, "audio/play", "{\"file\":\"c:/x.mp3;AT\"}");
-    expect_error(e, "audio/play", "invalid_request", "'file'");
+    h_command(e, "audio/play", "{\"file\":\"c:/x.mp3\",\"to_call\":true}");
+    h_expect_error(e, "audio/play", "no_call", NULL);
+    h_command(e, "audio/play", "{\"file\":\"c:/missing.amr\"}");
+    h_expect_error(e, "audio/play", "modem_error", NULL);
+    h_command(e, "audio/play", "{\"file\":\"c:/x.mp3;AT\"}");
+    h_expect_error(e, "audio/play", "invalid_request", "'file'");
     H_PASS(e);
 }
 
@@ -400,20 +361,20 @@ static void test_play_into_call(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 10000);
-    command(e, "call/dial", "{\"to\":\"" TO "\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
-    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\",\"to_call\":true}");
-    expect_ok(e, "audio/play");
+    h_command(e, "audio/play", "{\"file\":\"c:/alarm.amr\",\"to_call\":true}");
+    h_expect_ok(e, "audio/play");
     h_sim_wait_line(&e->sim, "rx AT+CCMXPLAY=\"c:/alarm.amr\",1,0", NULL, 0, H_TIMEOUT_MS);
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 1));
-    command(e, "audio/stop", "{}");
-    expect_ok(e, "audio/stop");
+    h_command(e, "audio/stop", "{}");
+    h_expect_ok(e, "audio/stop");
     cJSON_Delete(wait_where(e, "call/state", "state", "active", 0));
     expect_audio(e, "idle", NULL);
     /* Not an alarm: the call stays up. */
-    command(e, "call/hangup", "{}");
-    expect_ok(e, "call/hangup");
+    h_command(e, "call/hangup", "{}");
+    h_expect_ok(e, "call/hangup");
     if (h_sim_saw(&e->sim, "rx AT+CHUP") != 1)
         h_fail("the bridge hung up after a B/audio/play");
     H_PASS(e);
@@ -425,8 +386,8 @@ static void test_play_wav_ends_by_itself(void **state)
     h_env_up(e, &default_opts);
     h_sim_cmd_ok(&e->sim, "file-put C:/Tone.WAV 52494646", NULL, 0);
     h_sim_cmd_ok(&e->sim, "play-ms 200", NULL, 0);
-    command(e, "audio/play", "{\"file\":\"C:/Tone.WAV\"}");
-    expect_ok(e, "audio/play");
+    h_command(e, "audio/play", "{\"file\":\"C:/Tone.WAV\"}");
+    h_expect_ok(e, "audio/play");
     h_sim_wait_line(&e->sim, "rx AT+CCMXPLAYWAV=\"C:/Tone.WAV\",0,0", NULL, 0, H_TIMEOUT_MS);
     expect_audio(e, "playing", "C:/Tone.WAV");
     expect_audio(e, "idle", NULL);
@@ -439,8 +400,8 @@ static void test_record_stopped_after_restart(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    command(e, "audio/record", "{\"file\":\"c:/long.wav\",\"seconds\":600}");
-    expect_ok(e, "audio/record");
+    h_command(e, "audio/record", "{\"file\":\"c:/long.wav\",\"seconds\":600}");
+    h_expect_ok(e, "audio/record");
     expect_audio(e, "recording", "c:/long.wav");
     h_bridge_stop(&e->bridge);
     h_env_start_bridge(e);
@@ -448,8 +409,8 @@ static void test_record_stopped_after_restart(void **state)
     char reply[64];
     h_sim_cmd_ok(&e->sim, "audio", reply, sizeof reply);
     assert_string_equal(reply, "idle -");
-    command(e, "audio/record", "{\"file\":\"c:/next.wav\",\"seconds\":1}");
-    expect_ok(e, "audio/record");
+    h_command(e, "audio/record", "{\"file\":\"c:/next.wav\",\"seconds\":1}");
+    h_expect_ok(e, "audio/record");
     h_sim_wait_line(&e->sim, "record c:/next.wav", NULL, 0, H_TIMEOUT_MS);
     H_PASS(e);
 }
@@ -468,14 +429,14 @@ static void test_record_outlives_power_min(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    command(e, "audio/record", "{\"file\":\"c:/keep.wav\",\"seconds\":5}");
-    expect_ok(e, "audio/record");
+    h_command(e, "audio/record", "{\"file\":\"c:/keep.wav\",\"seconds\":5}");
+    h_expect_ok(e, "audio/record");
     int64_t started = mono_ms();
     expect_audio(e, "recording", "c:/keep.wav");
-    command(e, "modem/power", "{\"mode\":\"min\"}");
-    expect_ok(e, "modem/power");
-    command(e, "modem/power", "{\"mode\":\"full\"}");
-    expect_ok(e, "modem/power");
+    h_command(e, "modem/power", "{\"mode\":\"min\"}");
+    h_expect_ok(e, "modem/power");
+    h_command(e, "modem/power", "{\"mode\":\"full\"}");
+    h_expect_ok(e, "modem/power");
     h_sim_wait_line(&e->sim, "record-stop c:/keep.wav", NULL, 0, H_TIMEOUT_MS);
     int64_t after = mono_ms() - started;
     if (after < 4500)
@@ -488,16 +449,16 @@ static void test_record_stops_itself(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":1}");
-    expect_ok(e, "audio/record");
+    h_command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":1}");
+    h_expect_ok(e, "audio/record");
     h_sim_wait_line(&e->sim, "rx AT+CREC=1,\"c:/rec.wav\"", NULL, 0, H_TIMEOUT_MS);
     expect_audio(e, "recording", "c:/rec.wav");
     h_sim_wait_line(&e->sim, "rx AT+CREC=0", NULL, 0, H_TIMEOUT_MS);
     expect_audio(e, "idle", NULL);
-    command(e, "audio/record", "{\"file\":\"c:/rec.amr\",\"seconds\":1}");
-    expect_error(e, "audio/record", "invalid_request", "'file'");
-    command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":601}");
-    expect_error(e, "audio/record", "invalid_request", "'seconds'");
+    h_command(e, "audio/record", "{\"file\":\"c:/rec.amr\",\"seconds\":1}");
+    h_expect_error(e, "audio/record", "invalid_request", "'file'");
+    h_command(e, "audio/record", "{\"file\":\"c:/rec.wav\",\"seconds\":601}");
+    h_expect_error(e, "audio/record", "invalid_request", "'seconds'");
     H_PASS(e);
 }
 
@@ -523,10 +484,10 @@ static void test_upload_byte_exact_and_list(void **state)
     char *payload = malloc(strlen(b64) + 64);
     assert_non_null(payload);
     sprintf(payload, "{\"file\":\"c:/blob.amr\",\"data\":\"%s\"}", b64);
-    command(e, "audio/upload", payload);
+    h_command(e, "audio/upload", payload);
     free(payload);
     free(b64);
-    expect_ok(e, "audio/upload");
+    h_expect_ok(e, "audio/upload");
     h_sim_wait_line(&e->sim, "rx AT+FSDEL=\"c:/blob.amr\"", NULL, 0, H_TIMEOUT_MS);
     h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",10240", NULL, 0, H_TIMEOUT_MS);
     h_sim_wait_line(&e->sim, "rx AT+CFTRANRX=\"c:/blob.amr\",10240,0,10240", NULL, 0,
@@ -543,13 +504,13 @@ static void test_upload_byte_exact_and_list(void **state)
         h_fail("the simulator's file differs from the upload (%.40s...)", reply);
 
     /* Again: the old file is deleted first, so it is replaced. */
-    command(e, "audio/upload", "{\"file\":\"c:/blob.amr\",\"data\":\"AAEC\"}");
-    expect_ok(e, "audio/upload");
+    h_command(e, "audio/upload", "{\"file\":\"c:/blob.amr\",\"data\":\"AAEC\"}");
+    h_expect_ok(e, "audio/upload");
     h_sim_cmd_ok(&e->sim, "file c:/blob.amr", reply, sizeof reply);
     assert_string_equal(reply, "3 000102");
 
-    command(e, "audio/list", "{\"id\":\"l\"}");
-    cJSON *r = result(e, "audio/list");
+    h_command(e, "audio/list", "{\"id\":\"l\"}");
+    cJSON *r = h_result(e, "audio/list");
     h_json_bool_eq(r, "ok", true);
     const cJSON *files = h_json_arr(r, "files");
     assert_int_equal(cJSON_GetArraySize(files), 1);
@@ -565,11 +526,11 @@ static void test_upload_of_the_playing_file_refused(void **state)
 {
     struct h_env *e = *state;
     up_with_alarm(e, 10000);
-    command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
-    expect_ok(e, "audio/play");
+    h_command(e, "audio/play", "{\"file\":\"c:/alarm.amr\"}");
+    h_expect_ok(e, "audio/play");
     expect_audio(e, "playing", "c:/alarm.amr");
-    command(e, "audio/upload", "{\"file\":\"C:/ALARM.amr\",\"data\":\"AAEC\"}");
-    expect_error(e, "audio/upload", "busy", "plays");
+    h_command(e, "audio/upload", "{\"file\":\"C:/ALARM.amr\",\"data\":\"AAEC\"}");
+    h_expect_error(e, "audio/upload", "busy", "plays");
     line_in_step(e);
     if (h_sim_saw(&e->sim, "rx AT+FSDEL"))
         h_fail("the upload of the playing file reached the modem");
@@ -580,26 +541,26 @@ static void test_upload_invalid_writes_nothing(void **state)
 {
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
-    command(e, "audio/upload", "{\"file\":\"c:/a b.amr\",\"data\":\"AAEC\"}");
-    expect_error(e, "audio/upload", "invalid_request", "'file'");
-    command(e, "audio/upload", "{\"file\":\"c:/..\",\"data\":\"AAEC\"}");
-    expect_error(e, "audio/upload", "invalid_request", "'file'");
-    command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"AA=C\"}");
-    expect_error(e, "audio/upload", "invalid_request", "'data'");
-    command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"\"}");
-    expect_error(e, "audio/upload", "invalid_request", "'data'");
+    h_command(e, "audio/upload", "{\"file\":\"c:/a b.amr\",\"data\":\"AAEC\"}");
+    h_expect_error(e, "audio/upload", "invalid_request", "'file'");
+    h_command(e, "audio/upload", "{\"file\":\"c:/..\",\"data\":\"AAEC\"}");
+    h_expect_error(e, "audio/upload", "invalid_request", "'file'");
+    h_command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"AA=C\"}");
+    h_expect_error(e, "audio/upload", "invalid_request", "'data'");
+    h_command(e, "audio/upload", "{\"file\":\"c:/a.amr\",\"data\":\"\"}");
+    h_expect_error(e, "audio/upload", "invalid_request", "'data'");
     /* 513 KiB decoded: too long, and so is a payload beyond 700 KiB. */
     enum { BIG = 513 * 1024 };
     uint8_t *big = calloc(1, BIG);
     assert_non_null(big);
     char *b64 = json_base64_encode(big, BIG);
     char *payload = h_strdupf("{\"file\":\"c:/a.amr\",\"data\":\"%s\"}", b64);
-    command(e, "audio/upload", payload);
-    expect_error(e, "audio/upload", "too_long", "'data'");
+    h_command(e, "audio/upload", payload);
+    h_expect_error(e, "audio/upload", "too_long", "'data'");
     free(payload);
     payload = h_strdupf("{\"file\":\"c:/a.amr\",\"data\":\"%s%s\"}", b64, b64);
-    command(e, "audio/upload", payload);
-    expect_error(e, "audio/upload", "too_long", NULL);
+    h_command(e, "audio/upload", payload);
+    h_expect_error(e, "audio/upload", "too_long", NULL);
     free(payload);
     free(b64);
     free(big);

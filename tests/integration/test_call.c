@@ -20,47 +20,6 @@ static void topic_of(const struct h_env *e, const char *suffix, char *out, size_
     snprintf(out, size, "%s/%s", e->base, suffix);
 }
 
-static void command(struct h_env *e, const char *suffix, const char *payload)
-{
-    char t[160];
-    topic_of(e, suffix, t, sizeof t);
-    h_mqtt_publish(&e->mqtt, t, payload, 1, false);
-}
-
-/* The next result on B/<suffix>/result: QoS 1, not retained. */
-#define result(e, suffix) result_at(__FILE__, __LINE__, (e), (suffix))
-static cJSON *result_at(const char *file, int line, struct h_env *e, const char *suffix)
-{
-    char t[160];
-    snprintf(t, sizeof t, "%s/%s/result", e->base, suffix);
-    cJSON *r = h_mqtt_wait_json_at(file, line, &e->mqtt, t, H_TIMEOUT_MS);
-    if (e->mqtt.last_retained || e->mqtt.last_qos != 1)
-        h_fail_at(file, line, "result retained=%d qos=%d", e->mqtt.last_retained,
-                  e->mqtt.last_qos);
-    return r;
-}
-
-#define expect_ok(e, suffix) expect_ok_at(__FILE__, __LINE__, (e), (suffix))
-static void expect_ok_at(const char *file, int line, struct h_env *e, const char *suffix)
-{
-    cJSON *r = result_at(file, line, e, suffix);
-    h_json_bool_eq_at(file, line, r, "ok", true);
-    cJSON_Delete(r);
-}
-
-#define expect_error(e, suffix, code) expect_error_at(__FILE__, __LINE__, (e), (suffix), (code))
-static void expect_error_at(const char *file, int line, struct h_env *e, const char *suffix,
-                            const char *code)
-{
-    cJSON *r = result_at(file, line, e, suffix);
-    h_json_bool_eq_at(file, line, r, "ok", false);
-    const cJSON *err = h_json_get_at(file, line, r, "error", cJSON_Object);
-    h_json_str_eq_at(file, line, err, "code", code);
-    if (!*h_json_str_at(file, line, err, "message"))
-        h_fail_at(file, line, "error.message is empty");
-    cJSON_Delete(r);
-}
-
 static bool iso8601_offset(const char *s)
 {
     regex_t re;
@@ -108,8 +67,8 @@ static cJSON *wait_state_at(const char *file, int line, struct h_env *e, const c
 /* Dials TO, the far end answers: the call is active. */
 static void call_up(struct h_env *e)
 {
-    command(e, "call/dial", "{\"id\":1,\"to\":\"" TO "\"}");
-    cJSON *r = result(e, "call/dial");
+    h_command(e, "call/dial", "{\"id\":1,\"to\":\"" TO "\"}");
+    cJSON *r = h_result(e, "call/dial");
     h_json_bool_eq(r, "ok", true);
     h_json_int_eq(r, "id", 1);
     cJSON_Delete(r);
@@ -125,21 +84,21 @@ static void test_dial_answered_dtmf_local_hangup(void **state)
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
     h_sim_cmd_ok(&e->sim, "answer-ms 400", NULL, 0);
-    command(e, "call/dial", "{\"id\":1,\"to\":\"" TO "\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"id\":1,\"to\":\"" TO "\"}");
+    h_expect_ok(e, "call/dial");
     h_sim_wait_line(&e->sim, "rx ATD" TO ";", NULL, 0, H_TIMEOUT_MS);
     cJSON_Delete(wait_state(e, "dialing", "out", TO, NULL));
     /* alerting comes from the +CLCC URC (AT+CLCC=1 at ready) */
     cJSON_Delete(wait_state(e, "alerting", "out", TO, NULL));
     cJSON_Delete(wait_state(e, "active", "out", TO, NULL));
 
-    command(e, "call/dtmf", "{\"digits\":\"12#A\"}");
-    expect_ok(e, "call/dtmf");
+    h_command(e, "call/dtmf", "{\"digits\":\"12#A\"}");
+    h_expect_ok(e, "call/dtmf");
     h_sim_wait_line(&e->sim, "rx AT+VTS=\"12#A\"", NULL, 0, H_TIMEOUT_MS);
     h_sim_wait_line(&e->sim, "dtmf 12#A", NULL, 0, H_TIMEOUT_MS);
 
-    command(e, "call/hangup", "{}");
-    expect_ok(e, "call/hangup");
+    h_command(e, "call/hangup", "{}");
+    h_expect_ok(e, "call/hangup");
     h_sim_wait_line(&e->sim, "rx AT+CHUP", NULL, 0, H_TIMEOUT_MS);
     cJSON *s = wait_state(e, "idle", "out", TO, "hangup");
     assert_true(h_json_int(s, "duration") >= 0);
@@ -154,8 +113,8 @@ static void dial_ending(struct h_env *e, const char *outcome, const char *ended)
     h_env_up(e, &default_opts);
     snprintf(cmd, sizeof cmd, "dial-outcome %s", outcome);
     h_sim_cmd_ok(&e->sim, cmd, NULL, 0);
-    command(e, "call/dial", "{\"to\":\"" TO "\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    h_expect_ok(e, "call/dial");
     cJSON_Delete(wait_state(e, "dialing", "out", TO, NULL));
     cJSON *s = wait_state(e, "idle", "out", TO, ended);
     h_json_int_eq(s, "duration", 0);
@@ -189,12 +148,12 @@ static void test_dial_refused(void **state)
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
     h_sim_cmd_ok(&e->sim, "dial-outcome error", NULL, 0);
-    command(e, "call/dial", "{\"to\":\"" TO "\"}");
-    expect_error(e, "call/dial", "modem_error");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    h_expect_error(e, "call/dial", "modem_error", NULL);
     assert_int_equal(h_sim_saw(&e->sim, "rx ATD"), 1);
     /* Nothing began: a dial right after goes through. */
-    command(e, "call/dial", "{\"to\":\"" TO "\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    h_expect_ok(e, "call/dial");
     H_PASS(e);
 }
 
@@ -208,8 +167,8 @@ static void test_remote_hangup(void **state)
     assert_true(h_json_int(s, "duration") >= 0);
     cJSON_Delete(s);
     /* NO CARRIER after VOICE CALL: END did not publish a second ending. */
-    command(e, "call/hangup", "{}");
-    expect_error(e, "call/hangup", "no_call");
+    h_command(e, "call/hangup", "{}");
+    h_expect_error(e, "call/hangup", "no_call", NULL);
     char t[160];
     topic_of(e, "call/state", t, sizeof t);
     assert_int_equal(h_mqtt_pending(&e->mqtt, t), 0);
@@ -288,14 +247,14 @@ static void test_incoming_answered_one_ring_event(void **state)
     /* Four RINGs (with +CLIP each) so far: still one ring event. */
     for (int i = 0; i < 4; i++)
         h_sim_wait_line(&e->sim, "ringing " FROM, NULL, 0, H_TIMEOUT_MS);
-    command(e, "call/answer", "{\"id\":\"a\"}");
-    expect_ok(e, "call/answer");
+    h_command(e, "call/answer", "{\"id\":\"a\"}");
+    h_expect_ok(e, "call/answer");
     h_sim_wait_line(&e->sim, "rx ATA", NULL, 0, H_TIMEOUT_MS);
     cJSON_Delete(wait_state(e, "active", "in", FROM, NULL));
     assert_int_equal(h_mqtt_pending(&e->mqtt, t_ring), 0);
 
-    command(e, "call/hangup", "{}");
-    expect_ok(e, "call/hangup");
+    h_command(e, "call/hangup", "{}");
+    h_expect_ok(e, "call/hangup");
     cJSON_Delete(wait_state(e, "idle", "in", FROM, "hangup"));
     H_PASS(e);
 }
@@ -326,8 +285,8 @@ static void test_caller_gave_up(void **state)
     cJSON *s = wait_state(e, "idle", "in", FROM, "no_answer");
     h_json_int_eq(s, "duration", 0);
     cJSON_Delete(s);
-    command(e, "call/answer", "{}");
-    expect_error(e, "call/answer", "no_call");
+    h_command(e, "call/answer", "{}");
+    h_expect_error(e, "call/answer", "no_call", NULL);
     assert_int_equal(h_sim_saw(&e->sim, "rx ATA"), 0);
     H_PASS(e);
 }
@@ -356,12 +315,12 @@ static void test_no_call(void **state)
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
     cJSON_Delete(wait_state(e, "idle", NULL, NULL, NULL));
-    command(e, "call/answer", "{}");
-    expect_error(e, "call/answer", "no_call");
-    command(e, "call/hangup", "{}");
-    expect_error(e, "call/hangup", "no_call");
-    command(e, "call/dtmf", "{\"digits\":\"1\"}");
-    expect_error(e, "call/dtmf", "no_call");
+    h_command(e, "call/answer", "{}");
+    h_expect_error(e, "call/answer", "no_call", NULL);
+    h_command(e, "call/hangup", "{}");
+    h_expect_error(e, "call/hangup", "no_call", NULL);
+    h_command(e, "call/dtmf", "{\"digits\":\"1\"}");
+    h_expect_error(e, "call/dtmf", "no_call", NULL);
     assert_int_equal(h_sim_saw(&e->sim, "rx ATA"), 0);
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+CHUP"), 0);
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+VTS"), 0);
@@ -373,18 +332,18 @@ static void test_dtmf_invalid(void **state)
     struct h_env *e = *state;
     h_env_up(e, &default_opts);
     call_up(e);
-    command(e, "call/dtmf", "{\"digits\":\"12x\"}");
-    expect_error(e, "call/dtmf", "invalid_request");
-    command(e, "call/dtmf", "{\"digits\":\"1\\\"\"}");
-    expect_error(e, "call/dtmf", "invalid_request");
-    command(e, "call/dtmf", "{\"digits\":\"123456789012345678901234567890123\"}");
-    expect_error(e, "call/dtmf", "invalid_request");
-    command(e, "call/dtmf", "{}");
-    expect_error(e, "call/dtmf", "invalid_request");
+    h_command(e, "call/dtmf", "{\"digits\":\"12x\"}");
+    h_expect_error(e, "call/dtmf", "invalid_request", NULL);
+    h_command(e, "call/dtmf", "{\"digits\":\"1\\\"\"}");
+    h_expect_error(e, "call/dtmf", "invalid_request", NULL);
+    h_command(e, "call/dtmf", "{\"digits\":\"123456789012345678901234567890123\"}");
+    h_expect_error(e, "call/dtmf", "invalid_request", NULL);
+    h_command(e, "call/dtmf", "{}");
+    h_expect_error(e, "call/dtmf", "invalid_request", NULL);
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+VTS"), 0);
     /* A valid one still goes through after them. */
-    command(e, "call/dtmf", "{\"digits\":\"*0#\"}");
-    expect_ok(e, "call/dtmf");
+    h_command(e, "call/dtmf", "{\"digits\":\"*0#\"}");
+    h_expect_ok(e, "call/dtmf");
     assert_int_equal(h_sim_saw(&e->sim, "rx AT+VTS"), 1);
     H_PASS(e);
 }
@@ -398,15 +357,15 @@ static void test_dial_invalid_number(void **state)
     };
     h_env_up(e, &default_opts);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        command(e, "call/dial", bad[i]);
-        expect_error(e, "call/dial", "invalid_number");
+        h_command(e, "call/dial", bad[i]);
+        h_expect_error(e, "call/dial", "invalid_number", NULL);
     }
-    command(e, "call/dial", "{\"to\":4917}");
-    expect_error(e, "call/dial", "invalid_request");
-    command(e, "call/dial", "{\"to\":\"" TO "\",\"x\":1}");
-    expect_error(e, "call/dial", "invalid_request");
-    command(e, "call/dial", "{}");
-    expect_error(e, "call/dial", "invalid_request");
+    h_command(e, "call/dial", "{\"to\":4917}");
+    h_expect_error(e, "call/dial", "invalid_request", NULL);
+    h_command(e, "call/dial", "{\"to\":\"" TO "\",\"x\":1}");
+    h_expect_error(e, "call/dial", "invalid_request", NULL);
+    h_command(e, "call/dial", "{}");
+    h_expect_error(e, "call/dial", "invalid_request", NULL);
     assert_int_equal(h_sim_saw(&e->sim, "rx ATD"), 0);
     H_PASS(e);
 }
@@ -416,11 +375,11 @@ static void test_dial_not_allowed(void **state)
     struct h_env *e = *state;
     const struct h_env_opts o = { .config = "\"calls\":{\"allow_to\":[\"+33*\"]}" };
     h_env_up(e, &o);
-    command(e, "call/dial", "{\"to\":\"" TO "\"}");
-    expect_error(e, "call/dial", "not_allowed");
+    h_command(e, "call/dial", "{\"to\":\"" TO "\"}");
+    h_expect_error(e, "call/dial", "not_allowed", NULL);
     assert_int_equal(h_sim_saw(&e->sim, "rx ATD"), 0);
-    command(e, "call/dial", "{\"to\":\"+33123456789\"}");
-    expect_ok(e, "call/dial");
+    h_command(e, "call/dial", "{\"to\":\"+33123456789\"}");
+    h_expect_ok(e, "call/dial");
     H_PASS(e);
 }
 
@@ -456,8 +415,8 @@ static void test_restart_mid_call(void **state)
     cJSON_Delete(s);
     h_mqtt_disconnect(&late);
     /* And the recovered call can be ended. */
-    command(e, "call/hangup", "{}");
-    expect_ok(e, "call/hangup");
+    h_command(e, "call/hangup", "{}");
+    h_expect_ok(e, "call/hangup");
     cJSON_Delete(wait_state(e, "idle", "out", TO, "hangup"));
     H_PASS(e);
 }

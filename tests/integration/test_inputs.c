@@ -54,47 +54,6 @@ static int it_teardown(void **state)
 
 /* ---- helpers ---- */
 
-static void command(struct h_env *e, const char *suffix, const char *payload)
-{
-    char t[160];
-    snprintf(t, sizeof t, "%s/%s", e->base, suffix);
-    h_mqtt_publish(&e->mqtt, t, payload, 1, false);
-}
-
-/* The next result on B/<suffix>/result; the caller deletes it. */
-#define result(e, suffix) result_at(__FILE__, __LINE__, (e), (suffix))
-static cJSON *result_at(const char *file, int line, struct h_env *e, const char *suffix)
-{
-    char t[160];
-    snprintf(t, sizeof t, "%s/%s/result", e->base, suffix);
-    return h_mqtt_wait_json_at(file, line, &e->mqtt, t, 30000);
-}
-
-/* The next result is an error with this code whose message holds want
- * (NULL: any). */
-#define expect_error(e, suffix, code, want) \
-    expect_error_at(__FILE__, __LINE__, (e), (suffix), (code), (want))
-static void expect_error_at(const char *file, int line, struct h_env *e, const char *suffix,
-                            const char *code, const char *want)
-{
-    cJSON *r = result_at(file, line, e, suffix);
-    h_json_bool_eq_at(file, line, r, "ok", false);
-    const cJSON *err = h_json_get_at(file, line, r, "error", cJSON_Object);
-    h_json_str_eq_at(file, line, err, "code", code);
-    const char *msg = h_json_str_at(file, line, err, "message");
-    if (want && !strstr(msg, want))
-        h_fail_at(file, line, "message \"%s\" does not say \"%s\"", msg, want);
-    cJSON_Delete(r);
-}
-
-#define expect_ok(e, suffix) expect_ok_at(__FILE__, __LINE__, (e), (suffix))
-static void expect_ok_at(const char *file, int line, struct h_env *e, const char *suffix)
-{
-    cJSON *r = result_at(file, line, e, suffix);
-    h_json_bool_eq_at(file, line, r, "ok", true);
-    cJSON_Delete(r);
-}
-
 /* Simulator lines at index >= from that contain needle. */
 static size_t saw_containing(struct h_sim *s, size_t from, const char *needle)
 {
@@ -143,12 +102,12 @@ static void test_at_send_refused(void **state)
     h_env_up(&t->e, &o);
     size_t mark = h_sim_mark(&t->e.sim);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        command(&t->e, "at/send", bad[i].payload);
-        expect_error(&t->e, "at/send", "invalid_request", bad[i].why);
+        h_command(&t->e, "at/send", bad[i].payload);
+        h_expect_error(&t->e, "at/send", "invalid_request", bad[i].why);
     }
     /* The barrier: an accepted command's line arrives. */
-    command(&t->e, "at/send", "{\"command\":\"ATI\"}");
-    cJSON *r = result(&t->e, "at/send");
+    h_command(&t->e, "at/send", "{\"command\":\"ATI\"}");
+    cJSON *r = h_result(&t->e, "at/send");
     h_json_bool_eq(r, "ok", true);
     cJSON_Delete(r);
     wait_line(&t->e.sim, mark, "rx ATI");
@@ -172,15 +131,15 @@ static void test_dial_service_code_default(void **state)
 
     h_env_up(&t->e, &o);
     size_t mark = h_sim_mark(&t->e.sim);
-    command(&t->e, "call/dial", "{\"id\":1,\"to\":\"" FORWARD "\"}");
-    expect_error(&t->e, "call/dial", "not_allowed", FORWARD);
-    command(&t->e, "call/dial", "{\"to\":\"*31#\"}");
-    expect_error(&t->e, "call/dial", "not_allowed", "calls.allow_to");
-    command(&t->e, "call/dial", "{\"to\":\"+4917012345678#\"}");
-    expect_error(&t->e, "call/dial", "not_allowed", "service code");
+    h_command(&t->e, "call/dial", "{\"id\":1,\"to\":\"" FORWARD "\"}");
+    h_expect_error(&t->e, "call/dial", "not_allowed", FORWARD);
+    h_command(&t->e, "call/dial", "{\"to\":\"*31#\"}");
+    h_expect_error(&t->e, "call/dial", "not_allowed", "calls.allow_to");
+    h_command(&t->e, "call/dial", "{\"to\":\"+4917012345678#\"}");
+    h_expect_error(&t->e, "call/dial", "not_allowed", "service code");
     /* The barrier: a number is dialled. */
-    command(&t->e, "call/dial", "{\"to\":\"+4917012345678\"}");
-    expect_ok(&t->e, "call/dial");
+    h_command(&t->e, "call/dial", "{\"to\":\"+4917012345678\"}");
+    h_expect_ok(&t->e, "call/dial");
     wait_line(&t->e.sim, mark, "rx ATD+4917012345678;");
     assert_int_equal(h_sim_saw_since(&t->e.sim, mark, "rx ATD"), 1);
     H_PASS(&t->e);
@@ -194,10 +153,10 @@ static void test_dial_service_code_listed(void **state)
 
     h_env_up(&t->e, &o);
     size_t mark = h_sim_mark(&t->e.sim);
-    command(&t->e, "call/dial", "{\"to\":\"**21*0049170123456789#\"}");
-    expect_error(&t->e, "call/dial", "not_allowed", "**21*0049170123456789#");
-    command(&t->e, "call/dial", "{\"to\":\"" FORWARD "\"}");
-    expect_ok(&t->e, "call/dial");
+    h_command(&t->e, "call/dial", "{\"to\":\"**21*0049170123456789#\"}");
+    h_expect_error(&t->e, "call/dial", "not_allowed", "**21*0049170123456789#");
+    h_command(&t->e, "call/dial", "{\"to\":\"" FORWARD "\"}");
+    h_expect_ok(&t->e, "call/dial");
     wait_line(&t->e.sim, mark, "rx ATD" FORWARD ";");
     assert_int_equal(h_sim_saw_since(&t->e.sim, mark, "rx ATD"), 1);
     H_PASS(&t->e);
@@ -224,19 +183,19 @@ static void test_remote_topics(void **state)
     cJSON_Delete(h_mqtt_wait_json_where(&t->sc, t->e.t_status, "remote", "connected", 30000));
 
     size_t mark = h_sim_mark(&t->e.sim);
-    command(&t->e, "remote/subscribe", "{\"topic\":\"a/\\u0085\",\"qos\":1}");
-    expect_error(&t->e, "remote/subscribe", "invalid_request", "'topic' must not contain control");
-    command(&t->e, "remote/subscribe", "{\"topic\":\"a/\xc2\x85/#\"}");
-    expect_error(&t->e, "remote/subscribe", "invalid_request", "'topic'");
-    command(&t->e, "remote/unsubscribe", "{\"topic\":\"a/\\u0085\"}");
-    expect_error(&t->e, "remote/unsubscribe", "invalid_request", "'topic'");
-    command(&t->e, "remote/publish", "{\"topic\":\"a/\\u0085\",\"payload\":\"p\"}");
-    expect_error(&t->e, "remote/publish", "invalid_request", "'topic'");
-    command(&t->e, "remote/publish", "{\"topic\":\"a/\\uffff\",\"payload\":\"p\"}");
-    expect_error(&t->e, "remote/publish", "invalid_request", "noncharacters");
+    h_command(&t->e, "remote/subscribe", "{\"topic\":\"a/\\u0085\",\"qos\":1}");
+    h_expect_error(&t->e, "remote/subscribe", "invalid_request", "'topic' must not contain control");
+    h_command(&t->e, "remote/subscribe", "{\"topic\":\"a/\xc2\x85/#\"}");
+    h_expect_error(&t->e, "remote/subscribe", "invalid_request", "'topic'");
+    h_command(&t->e, "remote/unsubscribe", "{\"topic\":\"a/\\u0085\"}");
+    h_expect_error(&t->e, "remote/unsubscribe", "invalid_request", "'topic'");
+    h_command(&t->e, "remote/publish", "{\"topic\":\"a/\\u0085\",\"payload\":\"p\"}");
+    h_expect_error(&t->e, "remote/publish", "invalid_request", "'topic'");
+    h_command(&t->e, "remote/publish", "{\"topic\":\"a/\\uffff\",\"payload\":\"p\"}");
+    h_expect_error(&t->e, "remote/publish", "invalid_request", "noncharacters");
     /* The barrier: a valid subscription goes out, its topic as rx-data. */
-    command(&t->e, "remote/subscribe", "{\"topic\":\"ok/x\",\"qos\":1}");
-    expect_ok(&t->e, "remote/subscribe");
+    h_command(&t->e, "remote/subscribe", "{\"topic\":\"ok/x\",\"qos\":1}");
+    h_expect_ok(&t->e, "remote/subscribe");
     wait_line(&t->e.sim, mark, "rx-data 6F6B2F78");               /* "ok/x" */
     assert_int_equal(saw_containing(&t->e.sim, mark, "C285"), 0);   /* U+0085 in hex */
     assert_int_equal(saw_containing(&t->e.sim, mark, "EFBFBF"), 0); /* U+FFFF */
